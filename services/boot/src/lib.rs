@@ -1,0 +1,124 @@
+//! Process bootstrap shared by every openheim binary: the common flags
+//! (`--listen`, `--config`), configuration from file and environment, logging
+//! to stderr, binding the listener (and printing its address) and the
+//! shutdown signal.
+//!
+//! This is the only library that reads the process environment and the
+//! current directory; it hands the result to the services as plain values.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use openheim_config::{Config, LoadOptions};
+use tokio::net::TcpListener;
+
+/// Flags every service binary accepts.
+#[derive(Debug, Clone, clap::Parser)]
+pub struct ServiceArgs {
+    /// Address to listen on; port 0 picks a free port (printed on stdout as
+    /// `listening on ADDR`).
+    #[arg(long, default_value = "0.0.0.0:50051")]
+    pub listen: String,
+    /// Config file (same keys as `~/.openheim/config.toml`); env vars
+    /// `OPENHEIM_*` override it.
+    #[arg(long, env = "OPENHEIM_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The openheim home: `$OPENHEIM_HOME`, else `~/.openheim`.
+pub fn home_dir() -> anyhow::Result<PathBuf> {
+    if let Some(home) = std::env::var_os("OPENHEIM_HOME") {
+        return Ok(PathBuf::from(home));
+    }
+    let home = std::env::var_os("HOME").context("neither OPENHEIM_HOME nor HOME is set")?;
+    Ok(PathBuf::from(home).join(".openheim"))
+}
+
+/// Loads the configuration the way every binary does: `file` (or
+/// `<home>/config.toml` when `None`), the process environment and
+/// `overrides`; then fills in `work_dir` (current directory) and `data_dir`
+/// (the openheim home) when unset.
+pub fn load_config(
+    file: Option<&Path>,
+    overrides: Vec<(String, String)>,
+) -> anyhow::Result<Config> {
+    let home = home_dir()?;
+    let (file, file_required) = match file {
+        Some(path) => (path.to_path_buf(), true),
+        None => (home.join("config.toml"), false),
+    };
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let mut config = openheim_config::load(&LoadOptions {
+        file: Some(file),
+        file_required,
+        env,
+        overrides,
+    })?;
+    if config.work_dir.is_none() {
+        config.work_dir =
+            Some(std::env::current_dir().context("cannot read the current directory")?);
+    }
+    if config.data_dir.is_none() {
+        config.data_dir = Some(home);
+    }
+    Ok(config)
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`). Never stdout:
+/// `run` and `acp` own it.
+pub fn init_logging(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    // A second initialisation (tests) is harmless; ignore it.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Binds `address` and prints `listening on ADDR` on stdout, the line test
+/// harnesses and orchestration scripts wait for.
+pub async fn bind(address: &str) -> anyhow::Result<TcpListener> {
+    let addr: SocketAddr = address
+        .parse()
+        .with_context(|| format!("invalid --listen address {address:?}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    // The one line a service prints on stdout.
+    #[allow(clippy::print_stdout)]
+    {
+        println!("listening on {local}");
+    }
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    Ok(listener)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,16 @@
+//! openheim's configuration: the typed schema every service and the CLI share,
+//! its defaults, layering (built-in defaults < config file < `OPENHEIM_*`
+//! environment < CLI overrides) and validation that reports every problem at
+//! once with where it came from.
+//!
+//! Libraries never read the environment themselves: the binary calls
+//! [`load`] with the environment it wants considered and passes the resulting
+//! [`Config`] (or a section of it) to the services.
+
+mod load;
+mod schema;
+mod secret;
+
+pub use load::{ConfigError, ConfigProblem, LoadOptions, check_skill_name, is_loopback_url, load};
+pub use schema::*;
+pub use secret::Secret;

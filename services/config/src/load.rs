@@ -1,0 +1,608 @@
+//! Layering and validation: built-in defaults < config file < `OPENHEIM_*`
+//! environment < explicit overrides, checked all at once.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use config::{Environment, File, FileFormat, Source, Value};
+use serde::de::DeserializeOwned;
+
+use crate::schema::{Config, McpServerConfig, ProviderConfig, ProviderKind};
+use crate::Secret;
+
+/// Environment variables that steer the binaries themselves and are not config keys.
+const META_ENV_VARS: &[&str] = &["OPENHEIM_CONFIG", "OPENHEIM_HOME", "OPENHEIM_LOG"];
+
+/// Keys whose environment value is a comma-separated list.
+const LIST_KEYS: &[&str] = &[
+    "default_skills",
+    "server.auth_tokens",
+    "server.allowed_origins",
+];
+
+/// What to layer. The binary fills it; tests pass exactly what they want.
+#[derive(Debug, Default, Clone)]
+pub struct LoadOptions {
+    /// Config file to read, if any.
+    pub file: Option<PathBuf>,
+    /// Whether a missing `file` is an error (an explicit `--config PATH`).
+    pub file_required: bool,
+    /// The process environment to consider: `OPENHEIM_*` keys and the
+    /// variables providers name in `env_var`.
+    pub env: BTreeMap<String, String>,
+    /// Highest-priority values by dotted key (`server.port`), e.g. CLI flags.
+    pub overrides: Vec<(String, String)>,
+}
+
+/// One thing wrong with the configuration, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted key (`providers.openai.api_base`), empty for file-level problems.
+    pub key: String,
+    /// The file or "environment" the offending value came from, when known.
+    pub source: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.source, self.key.is_empty()) {
+            (Some(src), false) => write!(f, "{src}: `{}`: {}", self.key, self.message),
+            (Some(src), true) => write!(f, "{src}: {}", self.message),
+            (None, false) => write!(f, "`{}`: {}", self.key, self.message),
+            (None, true) => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Every problem found in the configuration.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "invalid configuration ({n} problem{}):",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Loads, layers and validates the configuration.
+pub fn load(options: &LoadOptions) -> Result<Config, ConfigError> {
+    let mut problems = Vec::new();
+    let table = match merged_table(options) {
+        Ok(table) => table,
+        Err(problem) => {
+            return Err(ConfigError {
+                problems: vec![problem],
+            });
+        }
+    };
+    let mut config = typed(table, &mut problems);
+    resolve_api_keys(&mut config, &options.env);
+    validate(&config, &mut problems);
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+fn merged_table(options: &LoadOptions) -> Result<BTreeMap<String, Value>, ConfigProblem> {
+    let mut builder = config::Config::builder();
+    if let Some(path) = &options.file {
+        if options.file_required && !path.exists() {
+            return Err(ConfigProblem {
+                key: String::new(),
+                source: Some(path.display().to_string()),
+                message: "config file not found".to_owned(),
+            });
+        }
+        builder = builder.add_source(file_source(path));
+    }
+    let env: config::Map<String, String> = options
+        .env
+        .iter()
+        .filter(|(k, _)| k.starts_with("OPENHEIM_") && !META_ENV_VARS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut environment = Environment::with_prefix("OPENHEIM")
+        .prefix_separator("_")
+        .separator("__")
+        .try_parsing(true)
+        .list_separator(",")
+        .source(Some(env));
+    for key in LIST_KEYS {
+        environment = environment.with_list_parse_key(key);
+    }
+    builder = builder.add_source(environment);
+    for (key, value) in &options.overrides {
+        builder = builder
+            .set_override(key.as_str(), value.as_str())
+            .map_err(|e| ConfigProblem {
+                key: key.clone(),
+                source: Some("command line".to_owned()),
+                message: e.to_string(),
+            })?;
+    }
+    let built = builder.build().map_err(|e| ConfigProblem {
+        key: String::new(),
+        source: options.file.as_ref().map(|p| p.display().to_string()),
+        message: e.to_string(),
+    })?;
+    built
+        .collect()
+        .map(|m| m.into_iter().collect())
+        .map_err(|e| ConfigProblem {
+            key: String::new(),
+            source: None,
+            message: e.to_string(),
+        })
+}
+
+fn file_source(path: &Path) -> File<config::FileSourceFile, FileFormat> {
+    File::from(path).format(FileFormat::Toml).required(false)
+}
+
+/// Deserialises key by key so one bad value does not hide the next one.
+fn typed(table: BTreeMap<String, Value>, problems: &mut Vec<ConfigProblem>) -> Config {
+    let mut config = Config::default();
+    for (key, value) in table {
+        let origin = value.origin().map(ToOwned::to_owned);
+        let mut field = |target: &mut dyn FnMut(Value) -> Result<(), config::ConfigError>| {
+            if let Err(e) = target(value.clone()) {
+                problems.push(ConfigProblem {
+                    key: key.clone(),
+                    source: origin.clone(),
+                    message: clean_message(&e),
+                });
+            }
+        };
+        match key.as_str() {
+            "default_provider" => field(&mut |v| set(&mut config.default_provider, v)),
+            "max_iterations" => field(&mut |v| set(&mut config.max_iterations, v)),
+            "default_skills" => field(&mut |v| set(&mut config.default_skills, v)),
+            "work_dir" => field(&mut |v| set(&mut config.work_dir, v)),
+            "allow_shell" => field(&mut |v| set(&mut config.allow_shell, v)),
+            "data_dir" => field(&mut |v| set(&mut config.data_dir, v)),
+            "tools" => field(&mut |v| set(&mut config.tools, v)),
+            "server" => field(&mut |v| set(&mut config.server, v)),
+            "services" => field(&mut |v| set(&mut config.services, v)),
+            "store" => field(&mut |v| set(&mut config.store, v)),
+            "telemetry" => field(&mut |v| set(&mut config.telemetry, v)),
+            "providers" => {
+                config.providers = named_tables::<ProviderConfig>("providers", value, problems)
+            }
+            "mcp_servers" => {
+                config.mcp_servers =
+                    named_tables::<McpServerConfig>("mcp_servers", value, problems)
+            }
+            _ => problems.push(ConfigProblem {
+                key: key.clone(),
+                source: origin,
+                message: "unknown key".to_owned(),
+            }),
+        }
+    }
+    config
+}
+
+fn set<T: DeserializeOwned>(slot: &mut T, value: Value) -> Result<(), config::ConfigError> {
+    *slot = value.try_deserialize()?;
+    Ok(())
+}
+
+/// `[providers.NAME]`-style sections, each checked on its own.
+fn named_tables<T: DeserializeOwned>(
+    section: &str,
+    value: Value,
+    problems: &mut Vec<ConfigProblem>,
+) -> BTreeMap<String, T> {
+    let origin = value.origin().map(ToOwned::to_owned);
+    let mut out = BTreeMap::new();
+    let table = match value.into_table() {
+        Ok(t) => t,
+        Err(e) => {
+            problems.push(ConfigProblem {
+                key: section.to_owned(),
+                source: origin,
+                message: clean_message(&e),
+            });
+            return out;
+        }
+    };
+    for (name, entry) in table {
+        let origin = entry.origin().map(ToOwned::to_owned);
+        match entry.try_deserialize::<T>() {
+            Ok(parsed) => {
+                out.insert(name, parsed);
+            }
+            Err(e) => problems.push(ConfigProblem {
+                key: format!("{section}.{name}"),
+                source: origin,
+                message: clean_message(&e),
+            }),
+        }
+    }
+    out
+}
+
+fn clean_message(e: &config::ConfigError) -> String {
+    e.to_string()
+}
+
+/// Fills `api_key` from the environment variable each provider names (or
+/// the conventional one of its kind) unless a key is configured directly.
+fn resolve_api_keys(config: &mut Config, env: &BTreeMap<String, String>) {
+    for (name, provider) in &mut config.providers {
+        if provider.env_var.is_none() {
+            provider.env_var = match provider.kind_for(name) {
+                ProviderKind::Openai => Some("OPENAI_API_KEY".to_owned()),
+                ProviderKind::Anthropic => Some("ANTHROPIC_API_KEY".to_owned()),
+                ProviderKind::Gemini => Some("GEMINI_API_KEY".to_owned()),
+                ProviderKind::OpenaiCompatible => None,
+            };
+        }
+        let has_key = provider.api_key.as_ref().is_some_and(|k| !k.is_empty());
+        if !has_key {
+            provider.api_key = provider
+                .env_var
+                .as_ref()
+                .and_then(|var| env.get(var))
+                .filter(|v| !v.is_empty())
+                .map(Secret::new);
+        }
+    }
+}
+
+fn validate(config: &Config, problems: &mut Vec<ConfigProblem>) {
+    let mut problem = |key: String, message: String| {
+        problems.push(ConfigProblem {
+            key,
+            source: None,
+            message,
+        })
+    };
+    if config.max_iterations == 0 {
+        problem("max_iterations".into(), "must be at least 1".into());
+    }
+    if let Some(default) = &config.default_provider
+        && !config.providers.contains_key(default)
+    {
+        problem(
+            "default_provider".into(),
+            format!(
+                "provider {default:?} is not configured (known: {})",
+                known(config.providers.keys())
+            ),
+        );
+    }
+    for (i, skill) in config.default_skills.iter().enumerate() {
+        if let Err(reason) = check_skill_name(skill) {
+            problem(format!("default_skills[{i}]"), reason);
+        }
+    }
+    for (name, provider) in &config.providers {
+        validate_provider(config, name, provider, &mut problem);
+    }
+    for (name, server) in &config.mcp_servers {
+        let key = format!("mcp_servers.{name}");
+        match (&server.command, &server.url) {
+            (Some(_), Some(_)) => problem(key, "set either `command` or `url`, not both".into()),
+            (None, None) => problem(key, "set `command` (stdio) or `url` (HTTP)".into()),
+            (None, Some(url)) => {
+                if let Err(reason) = check_http_url(url) {
+                    problem(format!("{key}.url"), reason);
+                }
+            }
+            (Some(_), None) => {}
+        }
+    }
+    let services = [
+        ("services.agent_loop", &config.services.agent_loop),
+        ("services.llm_proxy", &config.services.llm_proxy),
+        ("services.tool_executor", &config.services.tool_executor),
+        ("services.mcp_broker", &config.services.mcp_broker),
+    ];
+    for (key, address) in services {
+        if let Some(address) = address
+            && address.trim().is_empty()
+        {
+            problem(key.into(), "address is empty".into());
+        }
+    }
+    if let Some(url) = &config.store.url
+        && url != "files"
+        && !url.starts_with("redis://")
+        && !url.starts_with("rediss://")
+    {
+        problem(
+            "store.url".into(),
+            format!("expected \"files\" or a redis:// URL, got {url:?}"),
+        );
+    }
+    if config.tools.max_result_bytes < 1024 {
+        problem("tools.max_result_bytes".into(), "must be at least 1024".into());
+    }
+}
+
+fn validate_provider(
+    config: &Config,
+    name: &str,
+    provider: &ProviderConfig,
+    problem: &mut impl FnMut(String, String),
+) {
+    let key = format!("providers.{name}");
+    match provider.api_base_for(name) {
+        None => problem(
+            format!("{key}.api_base"),
+            "required for openai_compatible providers (e.g. http://localhost:11434/v1)".into(),
+        ),
+        Some(base) => match check_http_url(&base) {
+            Err(reason) => problem(format!("{key}.api_base"), reason),
+            Ok(()) => {
+                let has_key = provider.api_key.is_some();
+                if has_key && base.starts_with("http://") && !is_loopback_url(&base) {
+                    problem(
+                        format!("{key}.api_base"),
+                        "refusing to send an API key over plain http:// to a non-loopback host; use https://".into(),
+                    );
+                }
+            }
+        },
+    }
+    if provider.timeout_secs == 0 {
+        problem(format!("{key}.timeout_secs"), "must be at least 1".into());
+    }
+    if provider.retry_base_delay_ms > provider.retry_max_delay_ms {
+        problem(
+            format!("{key}.retry_base_delay_ms"),
+            "must not exceed retry_max_delay_ms".into(),
+        );
+    }
+    for (i, fallback) in provider.fallbacks.iter().enumerate() {
+        match fallback.split_once('/') {
+            Some((p, m)) if !m.is_empty() && config.providers.contains_key(p) => {}
+            Some((p, _)) if !config.providers.contains_key(p) => problem(
+                format!("{key}.fallbacks[{i}]"),
+                format!("provider {p:?} is not configured"),
+            ),
+            _ => problem(
+                format!("{key}.fallbacks[{i}]"),
+                format!("expected \"provider/model\", got {fallback:?}"),
+            ),
+        }
+    }
+}
+
+fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let list: Vec<&str> = names.map(String::as_str).collect();
+    if list.is_empty() {
+        "none".to_owned()
+    } else {
+        list.join(", ")
+    }
+}
+
+/// A skill name is a bare file stem: no separators, no `..`, not empty.
+pub fn check_skill_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("skill name is empty".into());
+    }
+    if name.contains(['/', '\\', '\0']) || name == "." || name.contains("..") {
+        return Err(format!(
+            "invalid skill name {name:?}: no path separators or `..`"
+        ));
+    }
+    Ok(())
+}
+
+fn check_http_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("expected an http:// or https:// URL, got {url:?}"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() {
+        return Err(format!("URL has no host: {url:?}"));
+    }
+    Ok(())
+}
+
+/// Whether an `http(s)://` URL points at this machine.
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit('@').next().unwrap_or_default();
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn write_config(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::Builder::new()
+            .suffix(".toml")
+            .tempfile()
+            .expect("temp file");
+        f.write_all(text.as_bytes()).expect("write");
+        f
+    }
+
+    fn options(file: &tempfile::NamedTempFile, env: &[(&str, &str)]) -> LoadOptions {
+        LoadOptions {
+            file: Some(file.path().to_path_buf()),
+            file_required: true,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            overrides: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let config = load(&LoadOptions::default()).expect("defaults are valid");
+        assert_eq!(config.max_iterations, 10);
+        assert!(config.allow_shell);
+        assert_eq!(config.server.host, "127.0.0.1");
+        assert_eq!(config.server.port, 1217);
+        assert_eq!(config.tools.max_result_bytes, 128 * 1024);
+    }
+
+    #[test]
+    fn layers_file_then_env_then_overrides() {
+        let file = write_config(
+            r#"
+default_provider = "ollama"
+max_iterations = 4
+default_skills = ["rules"]
+[providers.ollama]
+api_base = "http://localhost:11434/v1"
+default_model = "llama3"
+[server]
+port = 9000
+"#,
+        );
+        let mut opts = options(
+            &file,
+            &[
+                ("OPENHEIM_MAX_ITERATIONS", "7"),
+                ("OPENHEIM_DEFAULT_SKILLS", "a,b"),
+                ("OPENHEIM_PROVIDERS__OLLAMA__DEFAULT_MODEL", "mistral"),
+                ("OPENHEIM_HOME", "/ignored"),
+            ],
+        );
+        opts.overrides.push(("server.port".into(), "9100".into()));
+        let config = load(&opts).expect("valid");
+        assert_eq!(config.max_iterations, 7);
+        assert_eq!(config.default_skills, vec!["a", "b"]);
+        assert_eq!(
+            config.providers["ollama"].default_model.as_deref(),
+            Some("mistral")
+        );
+        assert_eq!(config.server.port, 9100);
+        assert_eq!(
+            config.providers["ollama"].kind_for("ollama"),
+            ProviderKind::OpenaiCompatible
+        );
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_key() {
+        let file = write_config(
+            r#"
+default_provider = "nope"
+max_iterations = "many"
+colour = "green"
+default_skills = ["../etc"]
+[providers.local]
+default_model = "x"
+[providers.remote]
+api_base = "http://example.com/v1"
+api_key = "sk-1"
+fallbacks = ["ghost/model", "bad"]
+[mcp_servers.both]
+command = "x"
+url = "http://localhost/mcp"
+"#,
+        );
+        let err = load(&options(&file, &[])).expect_err("invalid");
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        for expected in [
+            "max_iterations",
+            "colour",
+            "default_provider",
+            "default_skills[0]",
+            "providers.local.api_base",
+            "providers.remote.api_base",
+            "providers.remote.fallbacks[0]",
+            "providers.remote.fallbacks[1]",
+            "mcp_servers.both",
+        ] {
+            assert!(keys.contains(&expected), "missing {expected} in {err}");
+        }
+        let text = err.to_string();
+        assert!(text.contains(&file.path().display().to_string()), "{text}");
+        assert!(!text.contains("sk-1"), "a key leaked into: {text}");
+    }
+
+    #[test]
+    fn api_key_comes_from_the_named_env_var() {
+        let file = write_config(
+            r#"
+[providers.openai]
+default_model = "gpt-4o"
+[providers.mine]
+api_base = "https://llm.example.com/v1"
+env_var = "MY_KEY"
+"#,
+        );
+        let config = load(&options(
+            &file,
+            &[("OPENAI_API_KEY", "sk-a"), ("MY_KEY", "sk-b")],
+        ))
+        .expect("valid");
+        assert_eq!(
+            config.providers["openai"]
+                .api_key
+                .as_ref()
+                .map(Secret::expose),
+            Some("sk-a")
+        );
+        assert_eq!(
+            config.providers["mine"].api_key.as_ref().map(Secret::expose),
+            Some("sk-b")
+        );
+        assert_eq!(
+            config.providers["openai"].api_base_for("openai").as_deref(),
+            Some("https://api.openai.com/v1")
+        );
+    }
+
+    #[test]
+    fn a_missing_explicit_file_is_an_error() {
+        let opts = LoadOptions {
+            file: Some(PathBuf::from("/definitely/not/here.toml")),
+            file_required: true,
+            ..LoadOptions::default()
+        };
+        let err = load(&opts).expect_err("missing file");
+        assert!(err.to_string().contains("config file not found"));
+    }
+
+    #[test]
+    fn loopback_detection() {
+        assert!(is_loopback_url("http://localhost:11434/v1"));
+        assert!(is_loopback_url("http://127.0.0.1:8080"));
+        assert!(is_loopback_url("http://[::1]:8080/v1"));
+        assert!(!is_loopback_url("http://localhost.evil.com/v1"));
+        assert!(!is_loopback_url("http://10.0.0.1/v1"));
+        assert!(!is_loopback_url("http://user@example.com/v1"));
+    }
+}

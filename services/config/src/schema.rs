@@ -1,0 +1,253 @@
+//! The configuration schema: every key, its type and its default.
+//!
+//! Field names are the keys of `config.toml` and, upper-cased with `__`
+//! between levels, of the `OPENHEIM_*` environment variables
+//! (`OPENHEIM_PROVIDERS__OPENAI__API_BASE`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::Secret;
+
+pub const DEFAULT_MAX_ITERATIONS: u32 = 10;
+pub const DEFAULT_SERVER_PORT: u16 = 1217;
+pub const DEFAULT_SHELL_TIMEOUT_SECS: u64 = 120;
+/// Every tool result is capped to this many bytes before the model sees it.
+pub const DEFAULT_MAX_TOOL_RESULT_BYTES: usize = 128 * 1024;
+pub const DEFAULT_PROVIDER_TIMEOUT_SECS: u64 = 300;
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+pub const DEFAULT_RETRY_BASE_DELAY_MS: u64 = 500;
+pub const DEFAULT_RETRY_MAX_DELAY_MS: u64 = 30_000;
+pub const DEFAULT_MCP_CALL_TIMEOUT_SECS: u64 = 60;
+
+/// The whole configuration, after layering and validation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub default_provider: Option<String>,
+    pub max_iterations: u32,
+    pub default_skills: Vec<String>,
+    /// Workspace root; the binary fills in the current directory when unset.
+    pub work_dir: Option<PathBuf>,
+    pub allow_shell: bool,
+    /// Where `system.md`, `skills/` and `history/` live; the binary fills in
+    /// `~/.openheim` when unset.
+    pub data_dir: Option<PathBuf>,
+    pub tools: ToolsConfig,
+    pub providers: BTreeMap<String, ProviderConfig>,
+    pub mcp_servers: BTreeMap<String, McpServerConfig>,
+    pub server: ServerConfig,
+    pub services: ServicesConfig,
+    pub store: StoreConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            default_provider: None,
+            max_iterations: DEFAULT_MAX_ITERATIONS,
+            default_skills: Vec::new(),
+            work_dir: None,
+            allow_shell: true,
+            data_dir: None,
+            tools: ToolsConfig::default(),
+            providers: BTreeMap::new(),
+            mcp_servers: BTreeMap::new(),
+            server: ServerConfig::default(),
+            services: ServicesConfig::default(),
+            store: StoreConfig::default(),
+            telemetry: TelemetryConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolsConfig {
+    pub shell_timeout_secs: u64,
+    pub max_result_bytes: usize,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        Self {
+            shell_timeout_secs: DEFAULT_SHELL_TIMEOUT_SECS,
+            max_result_bytes: DEFAULT_MAX_TOOL_RESULT_BYTES,
+        }
+    }
+}
+
+/// The wire protocol of a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    Openai,
+    OpenaiCompatible,
+    Anthropic,
+    Gemini,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Openai => "openai",
+            Self::OpenaiCompatible => "openai_compatible",
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
+        }
+    }
+
+    /// The kind a provider has when its config does not say: inferred from
+    /// its name, falling back to a generic OpenAI-compatible endpoint.
+    pub fn infer(provider_name: &str) -> Self {
+        let name = provider_name.to_ascii_lowercase();
+        if name.contains("anthropic") || name.contains("claude") {
+            Self::Anthropic
+        } else if name.contains("gemini") || name.contains("google") {
+            Self::Gemini
+        } else if name == "openai" {
+            Self::Openai
+        } else {
+            Self::OpenaiCompatible
+        }
+    }
+
+    /// Public API base of the kind, when it has one.
+    pub fn default_api_base(self) -> Option<&'static str> {
+        match self {
+            Self::Openai => Some("https://api.openai.com/v1"),
+            Self::Anthropic => Some("https://api.anthropic.com/v1"),
+            Self::Gemini => Some("https://generativelanguage.googleapis.com/v1beta"),
+            Self::OpenaiCompatible => None,
+        }
+    }
+}
+
+/// Which OpenAI API a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireApi {
+    #[default]
+    Chat,
+    Responses,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderConfig {
+    /// Inferred from the provider's name when unset (see [`ProviderKind::infer`]).
+    pub kind: Option<ProviderKind>,
+    pub api_base: Option<String>,
+    pub default_model: Option<String>,
+    pub models: Vec<String>,
+    /// Name of the environment variable that holds the API key.
+    pub env_var: Option<String>,
+    /// The API key itself; after loading, also holds the value read from `env_var`.
+    pub api_key: Option<Secret>,
+    pub timeout_secs: u64,
+    pub max_tokens: Option<u32>,
+    pub context_window: Option<u64>,
+    pub max_retries: u32,
+    pub retry_base_delay_ms: u64,
+    pub retry_max_delay_ms: u64,
+    /// `provider/model` entries tried in order once retries are exhausted.
+    pub fallbacks: Vec<String>,
+    pub wire_api: WireApi,
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        Self {
+            kind: None,
+            api_base: None,
+            default_model: None,
+            models: Vec::new(),
+            env_var: None,
+            api_key: None,
+            timeout_secs: DEFAULT_PROVIDER_TIMEOUT_SECS,
+            max_tokens: None,
+            context_window: None,
+            max_retries: DEFAULT_MAX_RETRIES,
+            retry_base_delay_ms: DEFAULT_RETRY_BASE_DELAY_MS,
+            retry_max_delay_ms: DEFAULT_RETRY_MAX_DELAY_MS,
+            fallbacks: Vec::new(),
+            wire_api: WireApi::Chat,
+        }
+    }
+}
+
+impl ProviderConfig {
+    /// The provider's kind: explicit, or inferred from `name`.
+    pub fn kind_for(&self, name: &str) -> ProviderKind {
+        self.kind.unwrap_or_else(|| ProviderKind::infer(name))
+    }
+
+    /// The API base: explicit, or the kind's public default.
+    pub fn api_base_for(&self, name: &str) -> Option<String> {
+        self.api_base.clone().or_else(|| {
+            self.kind_for(name)
+                .default_api_base()
+                .map(ToOwned::to_owned)
+        })
+    }
+}
+
+/// An MCP server: either a child process (`command`) or Streamable HTTP (`url`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpServerConfig {
+    pub command: Option<String>,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<PathBuf>,
+    pub url: Option<String>,
+    pub headers: BTreeMap<String, Secret>,
+    pub call_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub auth_tokens: Vec<Secret>,
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port: DEFAULT_SERVER_PORT,
+            auth_tokens: Vec::new(),
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+/// Addresses of remote services; an absent entry means "run it in-process".
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServicesConfig {
+    pub agent_loop: Option<String>,
+    pub llm_proxy: Option<String>,
+    pub tool_executor: Option<String>,
+    pub mcp_broker: Option<String>,
+}
+
+/// Session store: files under `<data_dir>/history` unless `url` is `redis://…`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    pub otlp_endpoint: Option<String>,
+    pub service_name: Option<String>,
+}
