@@ -35,4 +35,4 @@ pub mod agent_loop {
     }
 }
 
-pub use transport::{GrpcChannel, TransportError};
+pub use transport::{ChannelError, GrpcChannel, TransportError};

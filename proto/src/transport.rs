@@ -22,7 +22,28 @@ use tower::util::BoxCloneSyncService;
 type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// Transport under every generated client.
-pub type GrpcChannel = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, BoxError>;
+pub type GrpcChannel = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, ChannelError>;
+
+/// A transport failure below gRPC (connection refused, reset, ...).
+///
+/// A concrete type rather than a bare `Box<dyn Error>`: the generated
+/// clients' futures stay provably `Send` (rustc cannot prove it through the
+/// higher-ranked `Into<Box<dyn Error>>` bound of a boxed error). tonic walks
+/// [`std::error::Error::source`] to classify the cause.
+#[derive(Debug)]
+pub struct ChannelError(BoxError);
+
+impl std::fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl StdError for ChannelError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
 
 /// Largest message any openheim client or server accepts. Loaded session
 /// histories are the biggest messages on the wire.
@@ -44,11 +65,8 @@ pub enum TransportError {
 /// cancellation propagates exactly as an HTTP/2 stream reset would.
 pub fn in_process<S>(server: S) -> GrpcChannel
 where
-    S: tower::Service<
-            http::Request<Body>,
-            Response = http::Response<Body>,
-            Error = Infallible,
-        > + Clone
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
         + Send
         + Sync
         + 'static,
@@ -78,6 +96,6 @@ pub fn remote(address: &str) -> Result<GrpcChannel, TransportError> {
         .keep_alive_while_idle(true)
         .connect_lazy();
     Ok(BoxCloneSyncService::new(
-        channel.map_err(|e| -> BoxError { Box::new(e) }),
+        channel.map_err(|e| ChannelError(Box::new(e))),
     ))
 }

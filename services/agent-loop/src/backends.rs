@@ -1,0 +1,171 @@
+//! Client-side adapter: the generated gRPC clients of llm-proxy,
+//! tool-executor and mcp-broker, and the conversion of their transport errors
+//! into [`AgentError`]. The loop never sees a `tonic::Status`.
+
+use futures::{Stream, StreamExt};
+use openheim_proto::GrpcChannel;
+use openheim_proto::common::v1::{ToolCall, ToolDefinition};
+use openheim_proto::llm_proxy::v1::{
+    CompleteRequest, CompletionEvent, llm_proxy_client::LlmProxyClient,
+};
+use openheim_proto::mcp_broker::v1::{
+    AttachSessionServersRequest, CallToolRequest, ServerSpec, mcp_broker_client::McpBrokerClient,
+};
+use openheim_proto::tool_executor::v1::{
+    ExecuteRequest, ExecuteResponse, ListToolsRequest, Workspace,
+    tool_executor_client::ToolExecutorClient,
+};
+use openheim_proto::transport::MAX_MESSAGE_BYTES;
+
+use crate::error::AgentError;
+
+/// The services a turn talks to. Cheap to clone (one per concurrent call).
+#[derive(Clone)]
+pub struct Backends {
+    llm: LlmProxyClient<GrpcChannel>,
+    tools: ToolExecutorClient<GrpcChannel>,
+    mcp: McpBrokerClient<GrpcChannel>,
+}
+
+/// Where a tool runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolRoute {
+    Executor,
+    Mcp,
+}
+
+impl Backends {
+    pub fn new(llm: GrpcChannel, tools: GrpcChannel, mcp: GrpcChannel) -> Self {
+        Self {
+            llm: LlmProxyClient::new(llm)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            tools: ToolExecutorClient::new(tools)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            mcp: McpBrokerClient::new(mcp)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        }
+    }
+
+    /// Starts a completion; the stream yields events until a terminal one.
+    pub async fn complete(
+        &self,
+        request: CompleteRequest,
+    ) -> Result<impl Stream<Item = Result<CompletionEvent, AgentError>> + use<>, AgentError> {
+        let stream = self
+            .llm
+            .clone()
+            .complete(request)
+            .await
+            .map_err(|s| backend("llm-proxy", &s))?
+            .into_inner();
+        Ok(stream.map(|item| item.map_err(|s| backend("llm-proxy", &s))))
+    }
+
+    /// Tool definitions of tool-executor and mcp-broker, with their routes.
+    /// A failing mcp-broker costs its tools, not the turn.
+    pub async fn list_tools(
+        &self,
+        workspace: &Workspace,
+        session_id: &str,
+    ) -> Result<Vec<(ToolDefinition, ToolRoute)>, AgentError> {
+        let builtin = self
+            .tools
+            .clone()
+            .list_tools(ListToolsRequest {
+                workspace: Some(workspace.clone()),
+                read_only: false,
+            })
+            .await
+            .map_err(|s| backend("tool-executor", &s))?
+            .into_inner()
+            .tools;
+        let mut tools: Vec<_> = builtin
+            .into_iter()
+            .map(|t| (t, ToolRoute::Executor))
+            .collect();
+        let request = openheim_proto::mcp_broker::v1::ListToolsRequest {
+            session_id: session_id.to_owned(),
+        };
+        match self.mcp.clone().list_tools(request).await {
+            Ok(resp) => tools.extend(
+                resp.into_inner()
+                    .tools
+                    .into_iter()
+                    .map(|t| (t, ToolRoute::Mcp)),
+            ),
+            Err(status) => {
+                tracing::warn!(error = %status.message(), "mcp-broker unavailable; its tools are left out of this turn");
+            }
+        }
+        Ok(tools)
+    }
+
+    pub async fn execute(
+        &self,
+        workspace: &Workspace,
+        call: &ToolCall,
+    ) -> Result<ExecuteResponse, AgentError> {
+        let request = ExecuteRequest {
+            workspace: Some(workspace.clone()),
+            call: Some(call.clone()),
+            timeout_secs: 0,
+        };
+        Ok(self
+            .tools
+            .clone()
+            .execute(request)
+            .await
+            .map_err(|s| backend("tool-executor", &s))?
+            .into_inner())
+    }
+
+    /// Runs an MCP tool; returns (output, is_error).
+    pub async fn call_mcp(
+        &self,
+        session_id: &str,
+        call: &ToolCall,
+    ) -> Result<(String, bool), AgentError> {
+        let request = CallToolRequest {
+            session_id: session_id.to_owned(),
+            call: Some(call.clone()),
+            timeout_ms: 0,
+        };
+        let resp = self
+            .mcp
+            .clone()
+            .call_tool(request)
+            .await
+            .map_err(|s| backend("mcp-broker", &s))?
+            .into_inner();
+        Ok((resp.output, resp.is_error))
+    }
+
+    pub async fn attach_mcp_servers(
+        &self,
+        session_id: &str,
+        servers: Vec<ServerSpec>,
+    ) -> Result<(), AgentError> {
+        if servers.is_empty() {
+            return Ok(());
+        }
+        self.mcp
+            .clone()
+            .attach_session_servers(AttachSessionServersRequest {
+                session_id: session_id.to_owned(),
+                servers,
+            })
+            .await
+            .map_err(|s| backend("mcp-broker", &s))?;
+        Ok(())
+    }
+}
+
+fn backend(service: &'static str, status: &tonic::Status) -> AgentError {
+    AgentError::Backend {
+        service,
+        message: status.message().to_owned(),
+    }
+}

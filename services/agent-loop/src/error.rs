@@ -1,0 +1,43 @@
+//! The agent-loop's error type and how each variant reaches a caller.
+
+use openheim_proto::agent_loop::v1::TurnErrorKind;
+
+use crate::prompt::PromptError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
+    #[error("{service} is unavailable: {message}")]
+    Backend {
+        service: &'static str,
+        message: String,
+    },
+    #[error("session {0} is busy: another turn is running")]
+    Busy(String),
+    #[error("invalid request: {0}")]
+    InvalidInput(String),
+    #[error("the model provider failed: {message}")]
+    Llm { kind: i32, message: String },
+    #[error("llm-proxy ended the stream without a final event")]
+    TruncatedStream,
+}
+
+impl AgentError {
+    /// How a turn reports this error to its caller.
+    pub fn turn_error_kind(&self) -> TurnErrorKind {
+        match self {
+            Self::Store(StoreError::NotFound(_)) => TurnErrorKind::SessionNotFound,
+            Self::Store(StoreError::InvalidId(_)) => TurnErrorKind::InvalidInput,
+            Self::Store(_) => TurnErrorKind::Store,
+            Self::Prompt(_) => TurnErrorKind::InvalidInput,
+            Self::Backend { .. } | Self::TruncatedStream => TurnErrorKind::BackendUnavailable,
+            Self::Busy(_) => TurnErrorKind::SessionBusy,
+            Self::InvalidInput(_) => TurnErrorKind::InvalidInput,
+            Self::Llm { .. } => TurnErrorKind::Llm,
+        }
+    }
+}

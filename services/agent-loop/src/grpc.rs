@@ -1,0 +1,192 @@
+//! Server-side adapter: the `openheim.agent_loop.v1.AgentLoop` gRPC service
+//! over [`AgentService`]. The only module that names tonic's server types.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use openheim_proto::agent_loop::v1::{
+    CreateSessionRequest, ListSessionsRequest, ListSessionsResponse, LoadSessionRequest,
+    LoadSessionResponse, SessionInfo, SetSessionModelRequest, TurnError, TurnEvent, TurnInput,
+    agent_loop_server::AgentLoop, turn_event::Event, turn_input::Input,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::error::AgentError;
+use crate::permission::PendingQuestions;
+use crate::service::AgentService;
+use crate::store::StoreError;
+
+/// Events buffered per turn before the turn waits for its caller.
+const TURN_EVENT_BUFFER: usize = 256;
+
+#[derive(Clone)]
+pub struct AgentLoopGrpc {
+    service: Arc<AgentService>,
+}
+
+impl AgentLoopGrpc {
+    pub fn new(service: Arc<AgentService>) -> Self {
+        Self { service }
+    }
+}
+
+fn status(error: AgentError) -> Status {
+    let message = error.to_string();
+    match error {
+        AgentError::Store(StoreError::NotFound(_)) => Status::not_found(message),
+        AgentError::Store(StoreError::InvalidId(_) | StoreError::InvalidCursor(_))
+        | AgentError::InvalidInput(_)
+        | AgentError::Prompt(_) => Status::invalid_argument(message),
+        AgentError::Store(StoreError::Corrupt { .. } | StoreError::Io(_)) => {
+            Status::internal(message)
+        }
+        AgentError::Busy(_) => Status::failed_precondition(message),
+        AgentError::Backend { .. } | AgentError::TruncatedStream => Status::unavailable(message),
+        AgentError::Llm { .. } => Status::internal(message),
+    }
+}
+
+type TurnStream = Pin<Box<dyn Stream<Item = Result<TurnEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AgentLoop for AgentLoopGrpc {
+    async fn create_session(
+        &self,
+        request: Request<CreateSessionRequest>,
+    ) -> Result<Response<SessionInfo>, Status> {
+        let info = self
+            .service
+            .create_session(request.into_inner())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(info))
+    }
+
+    async fn load_session(
+        &self,
+        request: Request<LoadSessionRequest>,
+    ) -> Result<Response<LoadSessionResponse>, Status> {
+        let request = request.into_inner();
+        let response = self
+            .service
+            .load_session(&request.session_id, request.mcp_servers)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(response))
+    }
+
+    async fn list_sessions(
+        &self,
+        request: Request<ListSessionsRequest>,
+    ) -> Result<Response<ListSessionsResponse>, Status> {
+        let response = self
+            .service
+            .list_sessions(request.into_inner())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(response))
+    }
+
+    async fn set_session_model(
+        &self,
+        request: Request<SetSessionModelRequest>,
+    ) -> Result<Response<SessionInfo>, Status> {
+        let request = request.into_inner();
+        let info = self
+            .service
+            .set_model(&request.session_id, request.model)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(info))
+    }
+
+    type TurnStream = TurnStream;
+
+    async fn turn(
+        &self,
+        request: Request<Streaming<TurnInput>>,
+    ) -> Result<Response<Self::TurnStream>, Status> {
+        let mut inputs = request.into_inner();
+        let start = match inputs.message().await? {
+            Some(TurnInput {
+                input: Some(Input::Start(start)),
+            }) => start,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first turn input must be `start`",
+                ));
+            }
+        };
+        let (tx, rx) = mpsc::channel(TURN_EVENT_BUFFER);
+        let cancel = CancellationToken::new();
+        let questions = Arc::new(PendingQuestions::default());
+        let reader = tokio::spawn(read_inputs(inputs, Arc::clone(&questions), cancel.clone()));
+        let service = Arc::clone(&self.service);
+        let turn_cancel = cancel.clone();
+        tokio::spawn(async move {
+            let result = service
+                .run_turn(start, tx.clone(), Arc::clone(&questions), turn_cancel)
+                .await;
+            reader.abort();
+            questions.clear();
+            let last = match result {
+                Ok(ended) => Event::Ended(ended),
+                Err(error) => Event::Error(turn_error(&error)),
+            };
+            let _ = tx.send(TurnEvent { event: Some(last) }).await;
+        });
+        // Dropping the response stream (the caller went away) cancels the turn.
+        let guard = cancel.drop_guard();
+        let stream = ReceiverStream::new(rx).map(move |event| {
+            let _keep_until_dropped = &guard;
+            Ok(event)
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+fn turn_error(error: &AgentError) -> TurnError {
+    let llm_error_kind = match error {
+        AgentError::Llm { kind, .. } => *kind,
+        _ => 0,
+    };
+    TurnError {
+        kind: error.turn_error_kind() as i32,
+        message: error.to_string(),
+        llm_error_kind,
+    }
+}
+
+/// Routes inputs after `start`: permission answers and cancellation. The
+/// input stream closing (or failing) cancels the turn.
+async fn read_inputs(
+    mut inputs: Streaming<TurnInput>,
+    questions: Arc<PendingQuestions>,
+    cancel: CancellationToken,
+) {
+    loop {
+        match inputs.message().await {
+            Ok(Some(TurnInput { input: Some(input) })) => match input {
+                Input::Permission(answer) => {
+                    if !questions.answer(&answer.request_id, answer.decision()) {
+                        tracing::debug!(request_id = %answer.request_id, "answer to no open question");
+                    }
+                }
+                Input::Cancel(_) => {
+                    cancel.cancel();
+                    return;
+                }
+                Input::Start(_) => tracing::warn!("ignoring a second `start` in one turn"),
+            },
+            Ok(Some(TurnInput { input: None })) => {}
+            Ok(None) | Err(_) => {
+                cancel.cancel();
+                return;
+            }
+        }
+    }
+}

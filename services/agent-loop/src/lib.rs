@@ -1,0 +1,118 @@
+//! agent-loop service: owns sessions and turns. It runs the agent loop
+//! (LLM call → tool calls → results, repeated), gates tool calls on
+//! permission, assembles the system prompt and persists every message.
+//!
+//! It reaches llm-proxy, tool-executor and mcp-broker only through their
+//! generated gRPC clients ([`Backends`]), in-process or remote alike.
+
+mod backends;
+mod error;
+mod grpc;
+mod permission;
+pub mod prompt;
+mod service;
+pub mod store;
+mod truncate;
+mod turn;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use openheim_proto::GrpcChannel;
+use openheim_proto::agent_loop::v1::agent_loop_server::AgentLoopServer;
+use openheim_proto::transport::{MAX_MESSAGE_BYTES, in_process as channel_in_process};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use backends::Backends;
+pub use error::AgentError;
+pub use turn::{CANCELLED_RESULT, REJECTED_RESULT};
+
+/// What the agent loop needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct AgentLoopConfig {
+    pub max_iterations: u32,
+    pub default_skills: Vec<String>,
+    /// Holds `system.md`, `skills/` and (file store) `history/`.
+    pub data_dir: PathBuf,
+    /// Workspace of sessions created without one.
+    pub default_work_dir: PathBuf,
+    pub allow_shell: bool,
+    pub max_result_bytes: usize,
+    pub read_only_needs_approval: bool,
+    /// `None` or `"files"`: files under `<data_dir>/history`.
+    pub store_url: Option<String>,
+}
+
+impl AgentLoopConfig {
+    /// Takes the agent-loop's keys from a loaded configuration. `work_dir`
+    /// and `data_dir` must have been filled in by the binary.
+    pub fn from_config(config: &openheim_config::Config) -> Result<Self, StartError> {
+        let missing = |key: &'static str| StartError::Config(format!("`{key}` is not set"));
+        Ok(Self {
+            max_iterations: config.max_iterations,
+            default_skills: config.default_skills.clone(),
+            data_dir: config.data_dir.clone().ok_or_else(|| missing("data_dir"))?,
+            default_work_dir: config.work_dir.clone().ok_or_else(|| missing("work_dir"))?,
+            allow_shell: config.allow_shell,
+            max_result_bytes: config.tools.max_result_bytes,
+            read_only_needs_approval: false,
+            store_url: config.store.url.clone(),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("agent-loop configuration: {0}")]
+    Config(String),
+    #[error("cannot open the session store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("gRPC server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// Opens the configured session store.
+pub fn open_store(config: &AgentLoopConfig) -> Result<Arc<dyn store::SessionStore>, StartError> {
+    match config.store_url.as_deref() {
+        None | Some("files") => Ok(Arc::new(store::FileStore::new(
+            config.data_dir.join("history"),
+        )?)),
+        Some(other) => Err(StartError::Config(format!(
+            "session store {other:?} is not supported by this build (use \"files\")"
+        ))),
+    }
+}
+
+/// The gRPC service, ready for a tonic server or [`in_process`].
+pub fn grpc_server(
+    config: AgentLoopConfig,
+    backends: Backends,
+) -> Result<AgentLoopServer<grpc::AgentLoopGrpc>, StartError> {
+    let store = open_store(&config)?;
+    let service = Arc::new(service::AgentService::new(config, store, backends));
+    Ok(AgentLoopServer::new(grpc::AgentLoopGrpc::new(service))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+/// A channel to an agent loop running in this process.
+pub fn in_process(config: AgentLoopConfig, backends: Backends) -> Result<GrpcChannel, StartError> {
+    Ok(channel_in_process(grpc_server(config, backends)?))
+}
+
+/// Serves the agent loop on `listener` until `shutdown` resolves.
+pub async fn serve(
+    config: AgentLoopConfig,
+    backends: Backends,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let server = grpc_server(config, backends)?;
+    tonic::transport::Server::builder()
+        .add_service(server)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}

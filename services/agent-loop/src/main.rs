@@ -1,0 +1,36 @@
+//! `openheim-agent-loop`: the agent-loop service as its own process. Its
+//! peers are the remote services named in `[services]`.
+
+use anyhow::Context;
+use clap::Parser;
+use openheim_agent_loop::{AgentLoopConfig, Backends};
+use openheim_boot::ServiceArgs;
+use openheim_proto::transport::remote;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = ServiceArgs::parse();
+    openheim_boot::init_logging("info");
+    let config = openheim_boot::load_config(args.config.as_deref(), Vec::new())?;
+    let address = |name: &str, value: &Option<String>| {
+        value
+            .clone()
+            .with_context(|| format!("`services.{name}` must name the {name} address"))
+    };
+    let services = &config.services;
+    let backends = Backends::new(
+        remote(&address("llm_proxy", &services.llm_proxy)?)?,
+        remote(&address("tool_executor", &services.tool_executor)?)?,
+        remote(&address("mcp_broker", &services.mcp_broker)?)?,
+    );
+    let listener = openheim_boot::bind(&args.listen).await?;
+    let agent_config = AgentLoopConfig::from_config(&config)?;
+    openheim_agent_loop::serve(
+        agent_config,
+        backends,
+        listener,
+        openheim_boot::shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! Session operations and turn start-up, independent of the transport.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openheim_proto::agent_loop::v1::{
+    ApprovalMode, CreateSessionRequest, ListSessionsRequest, ListSessionsResponse,
+    LoadSessionResponse, SessionInfo, StartTurn, TurnEnded, TurnEvent, TurnStarted,
+    turn_event::Event,
+};
+use openheim_proto::mcp_broker::v1::ServerSpec;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::AgentLoopConfig;
+use crate::backends::Backends;
+use crate::error::AgentError;
+use crate::permission::{PendingQuestions, Remembered};
+use crate::prompt::{self, PromptSources};
+use crate::store::{
+    Approval, Record, SessionMeta, SessionStore, SessionSummary, StoredMessage, check_session_id,
+    now_ms,
+};
+use crate::turn::{Turn, TurnSettings};
+
+/// How long a crashed turn can hold its session before another may start.
+const LEASE_TTL: Duration = Duration::from_secs(15 * 60);
+const DEFAULT_PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 500;
+
+pub struct AgentService {
+    config: AgentLoopConfig,
+    sources: PromptSources,
+    store: Arc<dyn SessionStore>,
+    backends: Backends,
+    /// "Always" answers per session, for the lifetime of this process.
+    remembered: Mutex<HashMap<String, Arc<Remembered>>>,
+}
+
+impl AgentService {
+    pub fn new(config: AgentLoopConfig, store: Arc<dyn SessionStore>, backends: Backends) -> Self {
+        Self {
+            sources: PromptSources::in_data_dir(&config.data_dir),
+            config,
+            store,
+            backends,
+            remembered: Mutex::default(),
+        }
+    }
+
+    pub async fn create_session(
+        &self,
+        request: CreateSessionRequest,
+    ) -> Result<SessionInfo, AgentError> {
+        let approval_mode = request.approval_mode();
+        let work_dir = if request.work_dir.is_empty() {
+            self.config.default_work_dir.clone()
+        } else {
+            Path::new(&request.work_dir).to_path_buf()
+        };
+        if !work_dir.is_absolute() || !work_dir.is_dir() {
+            return Err(AgentError::InvalidInput(format!(
+                "work_dir {} is not an existing absolute directory",
+                work_dir.display()
+            )));
+        }
+        let skills = prompt::merge_skills(&self.config.default_skills, &request.skills);
+        prompt::check_skills(&self.sources, &skills).await?;
+        // Fail now, not on the first prompt, when the identity is missing.
+        prompt::assemble(&self.sources, &[], "").await?;
+        let meta = SessionMeta {
+            id: uuid::Uuid::new_v4().to_string(),
+            created_at_ms: now_ms(),
+            work_dir: work_dir.display().to_string(),
+            model: request.model,
+            skills,
+            approval: approval_from_wire(approval_mode),
+        };
+        self.store.create(&meta).await?;
+        self.backends
+            .attach_mcp_servers(&meta.id, request.mcp_servers)
+            .await?;
+        let summary = SessionSummary {
+            title: String::new(),
+            updated_at_ms: meta.created_at_ms,
+            message_count: 0,
+            meta,
+        };
+        Ok(session_info(&summary))
+    }
+
+    pub async fn load_session(
+        &self,
+        session_id: &str,
+        mcp_servers: Vec<ServerSpec>,
+    ) -> Result<LoadSessionResponse, AgentError> {
+        let stored = self.store.load(session_id).await?;
+        self.backends
+            .attach_mcp_servers(session_id, mcp_servers)
+            .await?;
+        Ok(LoadSessionResponse {
+            session: Some(session_info(&stored.summary)),
+            messages: stored.messages.iter().map(StoredMessage::to_wire).collect(),
+        })
+    }
+
+    pub async fn list_sessions(
+        &self,
+        request: ListSessionsRequest,
+    ) -> Result<ListSessionsResponse, AgentError> {
+        let limit = match request.page_size as usize {
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
+        };
+        let cursor = Some(request.cursor.as_str()).filter(|c| !c.is_empty());
+        let page = self.store.list(limit, cursor).await?;
+        Ok(ListSessionsResponse {
+            sessions: page.sessions.iter().map(session_info).collect(),
+            next_cursor: page.next_cursor.unwrap_or_default(),
+        })
+    }
+
+    pub async fn set_model(
+        &self,
+        session_id: &str,
+        model: String,
+    ) -> Result<SessionInfo, AgentError> {
+        check_session_id(session_id)?;
+        let record = Record::Model {
+            at_ms: now_ms(),
+            model,
+        };
+        self.store.append(session_id, &record).await?;
+        Ok(session_info(&self.store.load(session_id).await?.summary))
+    }
+
+    /// Runs one turn to its end. Events go to `events`; answers to
+    /// permission questions arrive through `questions`.
+    pub async fn run_turn(
+        &self,
+        start: StartTurn,
+        events: mpsc::Sender<TurnEvent>,
+        questions: Arc<PendingQuestions>,
+        cancel: CancellationToken,
+    ) -> Result<TurnEnded, AgentError> {
+        check_session_id(&start.session_id)?;
+        let prompt =
+            StoredMessage::user_from_wire(&start.prompt).map_err(AgentError::InvalidInput)?;
+        let _lease = self
+            .store
+            .try_lease(&start.session_id, LEASE_TTL)
+            .await?
+            .ok_or_else(|| AgentError::Busy(start.session_id.clone()))?;
+        let stored = self.store.load(&start.session_id).await?;
+        let meta = stored.summary.meta;
+        let system_prompt = prompt::assemble(&self.sources, &meta.skills, &meta.work_dir).await?;
+        let started = TurnStarted {
+            session_id: meta.id.clone(),
+            provider: String::new(),
+            model: meta.model.clone(),
+        };
+        let _ = events
+            .send(TurnEvent {
+                event: Some(Event::Started(started)),
+            })
+            .await;
+        let turn = Turn {
+            remembered: self.remembered_for(&meta.id),
+            meta,
+            history: stored.messages,
+            system_prompt,
+            settings: self.turn_settings(),
+            store: Arc::clone(&self.store),
+            backends: self.backends.clone(),
+            events,
+            questions,
+            cancel,
+        };
+        turn.run(prompt).await
+    }
+
+    fn turn_settings(&self) -> TurnSettings {
+        TurnSettings {
+            max_iterations: self.config.max_iterations,
+            allow_shell: self.config.allow_shell,
+            max_result_bytes: self.config.max_result_bytes,
+            read_only_needs_approval: self.config.read_only_needs_approval,
+        }
+    }
+
+    fn remembered_for(&self, session_id: &str) -> Arc<Remembered> {
+        match self.remembered.lock() {
+            Ok(mut map) => Arc::clone(map.entry(session_id.to_owned()).or_default()),
+            Err(_) => Arc::default(),
+        }
+    }
+}
+
+fn approval_from_wire(mode: ApprovalMode) -> Approval {
+    match mode {
+        ApprovalMode::Auto => Approval::Auto,
+        ApprovalMode::Deny => Approval::Deny,
+        ApprovalMode::Ask | ApprovalMode::Unspecified => Approval::Ask,
+    }
+}
+
+fn approval_to_wire(approval: Approval) -> ApprovalMode {
+    match approval {
+        Approval::Ask => ApprovalMode::Ask,
+        Approval::Auto => ApprovalMode::Auto,
+        Approval::Deny => ApprovalMode::Deny,
+    }
+}
+
+fn session_info(summary: &SessionSummary) -> SessionInfo {
+    let meta = &summary.meta;
+    SessionInfo {
+        id: meta.id.clone(),
+        title: summary.title.clone(),
+        work_dir: meta.work_dir.clone(),
+        model: meta.model.clone(),
+        skills: meta.skills.clone(),
+        created_at_ms: meta.created_at_ms,
+        updated_at_ms: summary.updated_at_ms,
+        message_count: summary.message_count,
+        approval_mode: approval_to_wire(meta.approval) as i32,
+    }
+}

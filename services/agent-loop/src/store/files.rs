@@ -1,0 +1,343 @@
+//! File backend: one JSON-lines log per session under `<data_dir>/history/`.
+//!
+//! Each record is written with a single `write` to a file opened in append
+//! mode, so a crash leaves at most a torn last line, which loading skips.
+//! Leases are held in this process only: the file backend serves one
+//! agent-loop process (the Redis backend coordinates replicas).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+
+use super::{
+    Lease, Record, SessionMeta, SessionPage, SessionStore, SessionSummary, StoreError,
+    StoredSession, check_session_id, title_of,
+};
+
+const EXTENSION: &str = "jsonl";
+
+pub struct FileStore {
+    dir: PathBuf,
+    leases: Arc<Mutex<HashSet<String>>>,
+}
+
+impl FileStore {
+    /// Uses (and creates) `dir` for session logs.
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self {
+            dir,
+            leases: Arc::default(),
+        })
+    }
+
+    fn path(&self, id: &str) -> Result<PathBuf, StoreError> {
+        check_session_id(id)?;
+        Ok(self.dir.join(format!("{id}.{EXTENSION}")))
+    }
+
+    async fn write_line(path: &Path, record: &Record, create: bool) -> Result<(), StoreError> {
+        let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        let mut options = tokio::fs::OpenOptions::new();
+        options.append(true);
+        if create {
+            options.create_new(true);
+        }
+        let mut file = options.open(path).await?;
+        file.write_all(&line).await?;
+        file.flush().await?;
+        Ok(())
+    }
+}
+
+/// Parses a session log. A torn final line (crash mid-write) is skipped;
+/// damage anywhere else is reported.
+fn parse_log(id: &str, text: &str) -> Result<(SessionMeta, Vec<Record>), StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        id: id.to_owned(),
+        reason,
+    };
+    let mut lines = text.split_inclusive('\n').peekable();
+    let first = lines.next().ok_or_else(|| corrupt("empty log".into()))?;
+    let meta = match serde_json::from_str::<Record>(first) {
+        Ok(Record::Session(meta)) => meta,
+        Ok(_) => return Err(corrupt("first record is not the session header".into())),
+        Err(e) => return Err(corrupt(format!("header: {e}"))),
+    };
+    let mut records = Vec::new();
+    let mut line_no = 1;
+    while let Some(line) = lines.next() {
+        line_no += 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Record>(line) {
+            Ok(record) => records.push(record),
+            Err(_) if lines.peek().is_none() && !line.ends_with('\n') => {
+                tracing::warn!(session = id, "skipping a torn last record");
+            }
+            Err(e) => return Err(corrupt(format!("line {line_no}: {e}"))),
+        }
+    }
+    Ok((meta, records))
+}
+
+fn summarise(meta: SessionMeta, records: Vec<Record>, updated_at_ms: i64) -> StoredSession {
+    let mut meta = meta;
+    let mut messages = Vec::new();
+    for record in records {
+        match record {
+            Record::Message { message, .. } => messages.push(message),
+            Record::Model { model, .. } => meta.model = model,
+            Record::Session(_) => {}
+        }
+    }
+    StoredSession {
+        summary: SessionSummary {
+            title: title_of(&messages),
+            updated_at_ms,
+            message_count: messages.len() as u64,
+            meta,
+        },
+        messages,
+    }
+}
+
+fn mtime_ms(metadata: &std::fs::Metadata) -> i64 {
+    metadata
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Cursor = `<updated_at_ms>:<id>` of the last session of the previous page.
+fn parse_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
+    let invalid = || StoreError::InvalidCursor(cursor.chars().take(80).collect());
+    let (ms, id) = cursor.split_once(':').ok_or_else(invalid)?;
+    let ms = ms.parse().map_err(|_| invalid())?;
+    check_session_id(id).map_err(|_| invalid())?;
+    Ok((ms, id.to_owned()))
+}
+
+#[async_trait::async_trait]
+impl SessionStore for FileStore {
+    async fn create(&self, meta: &SessionMeta) -> Result<(), StoreError> {
+        let path = self.path(&meta.id)?;
+        Self::write_line(&path, &Record::Session(meta.clone()), true).await
+    }
+
+    async fn append(&self, session_id: &str, record: &Record) -> Result<(), StoreError> {
+        let path = self.path(session_id)?;
+        if !tokio::fs::try_exists(&path).await? {
+            return Err(StoreError::NotFound(session_id.to_owned()));
+        }
+        Self::write_line(&path, record, false).await
+    }
+
+    async fn load(&self, session_id: &str) -> Result<StoredSession, StoreError> {
+        let path = self.path(session_id)?;
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound(session_id.to_owned()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let updated = mtime_ms(&tokio::fs::metadata(&path).await?);
+        let (meta, records) = parse_log(session_id, &text)?;
+        Ok(summarise(meta, records, updated))
+    }
+
+    async fn list(&self, limit: usize, cursor: Option<&str>) -> Result<SessionPage, StoreError> {
+        let after = cursor.map(parse_cursor).transpose()?;
+        let mut entries = Vec::new();
+        let mut dir = tokio::fs::read_dir(&self.dir).await?;
+        while let Some(entry) = dir.next_entry().await? {
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some(EXTENSION) {
+                continue;
+            }
+            let Some(id) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            if check_session_id(id).is_err() {
+                continue;
+            }
+            let updated = mtime_ms(&entry.metadata().await?);
+            entries.push((updated, id.to_owned()));
+        }
+        // Newest first; ties broken by id so pages are stable.
+        entries.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+        if let Some((ms, id)) = &after {
+            entries.retain(|(m, i)| (m, i) < (ms, id));
+        }
+        let limit = limit.max(1);
+        let more = entries.len() > limit;
+        entries.truncate(limit);
+        let mut sessions = Vec::with_capacity(entries.len());
+        for (_, id) in &entries {
+            match self.load(id).await {
+                Ok(s) => sessions.push(s.summary),
+                Err(e) => tracing::warn!(session = %id, error = %e, "skipping unreadable session"),
+            }
+        }
+        let next_cursor = match (more, entries.last()) {
+            (true, Some((ms, id))) => Some(format!("{ms}:{id}")),
+            _ => None,
+        };
+        Ok(SessionPage {
+            sessions,
+            next_cursor,
+        })
+    }
+
+    async fn try_lease(
+        &self,
+        session_id: &str,
+        _ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        check_session_id(session_id)?;
+        let mut held = self
+            .leases
+            .lock()
+            .map_err(|_| std::io::Error::other("lease table poisoned"))?;
+        if !held.insert(session_id.to_owned()) {
+            return Ok(None);
+        }
+        let leases = Arc::clone(&self.leases);
+        let id = session_id.to_owned();
+        Ok(Some(Lease::new(move || {
+            if let Ok(mut held) = leases.lock() {
+                held.remove(&id);
+            }
+        })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Approval, StoredBlock, StoredMessage};
+
+    fn meta(id: &str) -> SessionMeta {
+        SessionMeta {
+            id: id.into(),
+            created_at_ms: 1,
+            work_dir: "/w".into(),
+            model: String::new(),
+            skills: vec![],
+            approval: Approval::Ask,
+        }
+    }
+
+    fn user(text: &str) -> Record {
+        Record::Message {
+            at_ms: 2,
+            message: StoredMessage::User {
+                content: vec![StoredBlock::Text { text: text.into() }],
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn append_load_and_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path()).unwrap();
+        store.create(&meta("s1")).await.unwrap();
+        store.append("s1", &user("hello there")).await.unwrap();
+        store
+            .append(
+                "s1",
+                &Record::Model {
+                    at_ms: 3,
+                    model: "m2".into(),
+                },
+            )
+            .await
+            .unwrap();
+        // Simulate a crash in the middle of writing a record.
+        let path = dir.path().join("s1.jsonl");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"type\":\"message\",\"at_ms\":4,\"mess");
+        std::fs::write(&path, text).unwrap();
+        let loaded = store.load("s1").await.unwrap();
+        assert_eq!(loaded.messages.len(), 1);
+        assert_eq!(loaded.summary.title, "hello there");
+        assert_eq!(loaded.summary.meta.model, "m2");
+    }
+
+    #[tokio::test]
+    async fn corruption_in_the_middle_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path()).unwrap();
+        store.create(&meta("s1")).await.unwrap();
+        let path = dir.path().join("s1.jsonl");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("garbage\n");
+        std::fs::write(&path, text).unwrap();
+        store.append("s1", &user("x")).await.unwrap();
+        assert!(matches!(
+            store.load("s1").await,
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn ids_cannot_escape_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path()).unwrap();
+        for bad in ["../x", "a/b", "", ".."] {
+            assert!(matches!(
+                store.load(bad).await,
+                Err(StoreError::InvalidId(_))
+            ));
+        }
+        assert!(matches!(
+            store.load("missing").await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn list_pages_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path()).unwrap();
+        for (i, id) in ["a", "b", "c"].iter().enumerate() {
+            store.create(&meta(id)).await.unwrap();
+            let t = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1000 + i as u64);
+            let f = std::fs::File::options()
+                .append(true)
+                .open(dir.path().join(format!("{id}.jsonl")))
+                .unwrap();
+            f.set_modified(t).unwrap();
+        }
+        let page = store.list(2, None).await.unwrap();
+        let ids: Vec<_> = page.sessions.iter().map(|s| s.meta.id.as_str()).collect();
+        assert_eq!(ids, ["c", "b"]);
+        let next = store.list(2, page.next_cursor.as_deref()).await.unwrap();
+        let ids: Vec<_> = next.sessions.iter().map(|s| s.meta.id.as_str()).collect();
+        assert_eq!(ids, ["a"]);
+        assert!(next.next_cursor.is_none());
+        assert!(store.list(2, Some("garbage")).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn one_lease_per_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path()).unwrap();
+        let ttl = Duration::from_secs(60);
+        let lease = store.try_lease("s1", ttl).await.unwrap();
+        assert!(lease.is_some());
+        assert!(store.try_lease("s1", ttl).await.unwrap().is_none());
+        assert!(store.try_lease("s2", ttl).await.unwrap().is_some());
+        drop(lease);
+        assert!(store.try_lease("s1", ttl).await.unwrap().is_some());
+    }
+}

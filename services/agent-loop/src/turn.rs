@@ -1,0 +1,523 @@
+//! One turn of the agent loop: prompt → {LLM call → tool calls → results}
+//! until the model answers without tool calls, the iteration cap, a
+//! cancellation or an error.
+//!
+//! Invariants kept here:
+//! - every message is persisted as soon as it is complete, in order;
+//! - every tool call the model issued gets exactly one result, also when the
+//!   turn is cancelled (`Cancelled by user.`), so the history stays valid;
+//! - results go back in call order, whatever order the calls finish in;
+//! - output of an interrupted LLM attempt is never persisted.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use openheim_proto::agent_loop::v1::{
+    Notice, NoticeLevel, PermissionRequest, Retracted, ToolCallStarted, ToolCallStatus,
+    ToolCallUpdate, TurnEnded, TurnEvent, turn_event::Event,
+};
+use openheim_proto::common::v1::{FileDiff, StopReason, ToolCall, ToolDefinition, ToolKind, Usage};
+use openheim_proto::llm_proxy::v1::{CompleteRequest, completion_event};
+use openheim_proto::tool_executor::v1::Workspace;
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::backends::{Backends, ToolRoute};
+use crate::error::AgentError;
+use crate::permission::{PendingQuestions, Remembered, Verdict, approval_key, verdict};
+use crate::store::{Record, SessionMeta, SessionStore, StoredBlock, StoredMessage, now_ms};
+use crate::truncate::cap_text;
+
+pub const CANCELLED_RESULT: &str = "Cancelled by user.";
+pub const REJECTED_RESULT: &str = "The user rejected this tool call.";
+
+/// Settings a turn runs under.
+#[derive(Debug, Clone)]
+pub struct TurnSettings {
+    pub max_iterations: u32,
+    pub allow_shell: bool,
+    pub max_result_bytes: usize,
+    /// Whether read-only tools also wait for approval (default: they do not).
+    pub read_only_needs_approval: bool,
+}
+
+/// Everything one running turn needs.
+pub struct Turn {
+    pub meta: SessionMeta,
+    pub history: Vec<StoredMessage>,
+    pub system_prompt: String,
+    pub settings: TurnSettings,
+    pub remembered: Arc<Remembered>,
+    pub store: Arc<dyn SessionStore>,
+    pub backends: Backends,
+    pub events: mpsc::Sender<TurnEvent>,
+    pub questions: Arc<PendingQuestions>,
+    /// Cancelled by the caller (cancel input, closed stream) or when the
+    /// caller stops reading events.
+    pub cancel: CancellationToken,
+}
+
+/// The assistant's reply to one LLM call, as assembled from the stream.
+#[derive(Default)]
+struct Reply {
+    text: String,
+    thinking: String,
+    signature: String,
+    calls: Vec<ToolCall>,
+    stop: StopReason,
+    usage: Usage,
+    cancelled: bool,
+}
+
+impl Reply {
+    fn into_message(self) -> Option<StoredMessage> {
+        let mut content = Vec::new();
+        if !self.thinking.is_empty() || !self.signature.is_empty() {
+            content.push(StoredBlock::Thinking {
+                text: self.thinking,
+                signature: self.signature,
+            });
+        }
+        if !self.text.is_empty() {
+            content.push(StoredBlock::Text { text: self.text });
+        }
+        for call in self.calls {
+            content.push(StoredBlock::ToolCall {
+                id: call.id,
+                name: call.name,
+                arguments: call.arguments_json,
+            });
+        }
+        (!content.is_empty()).then_some(StoredMessage::Assistant { content })
+    }
+}
+
+impl Turn {
+    /// Runs the turn after its user message was accepted.
+    pub async fn run(mut self, prompt: StoredMessage) -> Result<TurnEnded, AgentError> {
+        let workspace = Workspace {
+            root: self.meta.work_dir.clone(),
+            allow_shell: self.settings.allow_shell,
+        };
+        let tools = self.backends.list_tools(&workspace, &self.meta.id).await?;
+        let definitions: Vec<ToolDefinition> = tools.iter().map(|(d, _)| d.clone()).collect();
+        self.persist(prompt).await?;
+        let mut total = Usage::default();
+        let mut llm_calls = 0;
+        for _ in 0..self.settings.max_iterations {
+            let mut reply = self.call_llm(&definitions).await?;
+            llm_calls += 1;
+            add_usage(&mut total, &reply.usage);
+            let calls = std::mem::take(&mut reply.calls);
+            let (cancelled, stop) = (reply.cancelled, reply.stop);
+            let has_calls = !calls.is_empty() && !cancelled;
+            reply.calls = if cancelled { Vec::new() } else { calls.clone() };
+            if let Some(message) = reply.into_message() {
+                self.persist(message).await?;
+            }
+            if cancelled {
+                return Ok(ended(StopReason::Cancelled, total, llm_calls));
+            }
+            if !has_calls {
+                let stop = match stop {
+                    StopReason::Unspecified | StopReason::ToolUse => StopReason::EndTurn,
+                    other => other,
+                };
+                return Ok(ended(stop, total, llm_calls));
+            }
+            let results = self.run_tools(&calls, &tools, &workspace).await;
+            for result in results {
+                self.persist(result).await?;
+            }
+            if self.cancel.is_cancelled() {
+                return Ok(ended(StopReason::Cancelled, total, llm_calls));
+            }
+        }
+        Ok(ended(StopReason::MaxTurnRequests, total, llm_calls))
+    }
+
+    async fn persist(&mut self, message: StoredMessage) -> Result<(), AgentError> {
+        let record = Record::Message {
+            at_ms: now_ms(),
+            message,
+        };
+        self.store.append(&self.meta.id, &record).await?;
+        if let Record::Message { message, .. } = record {
+            self.history.push(message);
+        }
+        Ok(())
+    }
+
+    /// Sends an event; a caller that stopped listening cancels the turn.
+    async fn emit(&self, event: Event) {
+        let event = TurnEvent { event: Some(event) };
+        if self.events.send(event).await.is_err() {
+            self.cancel.cancel();
+        }
+    }
+
+    async fn call_llm(&self, tools: &[ToolDefinition]) -> Result<Reply, AgentError> {
+        let request = CompleteRequest {
+            model: self.meta.model.clone(),
+            system_prompt: self.system_prompt.clone(),
+            messages: self.history.iter().map(StoredMessage::to_wire).collect(),
+            tools: tools.to_vec(),
+            max_tokens: None,
+            temperature: None,
+        };
+        let mut stream = self.backends.complete(request).await?;
+        let mut reply = Reply::default();
+        let mut partial: Vec<ToolCall> = Vec::new();
+        loop {
+            let item = tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => {
+                    reply.cancelled = true;
+                    return Ok(reply);
+                }
+                item = stream.next() => item,
+            };
+            let Some(event) = item.transpose()?.and_then(|e| e.event) else {
+                return Err(AgentError::TruncatedStream);
+            };
+            use completion_event::Event as E;
+            match event {
+                E::ModelSelected(m) if m.is_fallback => {
+                    let message = format!("falling back to {}/{}", m.provider, m.model);
+                    self.notice(NoticeLevel::Warning, message).await;
+                }
+                E::ModelSelected(_) => {}
+                E::TextDelta(text) => {
+                    reply.text.push_str(&text);
+                    self.emit(Event::TextDelta(text)).await;
+                }
+                E::ThinkingDelta(delta) => {
+                    reply.thinking.push_str(&delta.text);
+                    reply.signature.push_str(&delta.signature);
+                    if !delta.text.is_empty() {
+                        self.emit(Event::ThinkingDelta(delta.text)).await;
+                    }
+                }
+                E::ToolCallDelta(delta) => apply_tool_delta(&mut partial, delta),
+                E::Usage(usage) => {
+                    reply.usage = usage;
+                    self.emit(Event::Usage(usage)).await;
+                }
+                E::Interrupted(interrupted) => {
+                    let reason = interrupted.error.map(|e| e.message).unwrap_or_default();
+                    reply = Reply::default();
+                    partial.clear();
+                    self.emit(Event::Retracted(Retracted { reason })).await;
+                }
+                E::Retrying(retrying) => {
+                    let cause = retrying.error.map(|e| e.message).unwrap_or_default();
+                    let message = format!(
+                        "{cause}; retrying in {} ms (attempt {})",
+                        retrying.delay_ms, retrying.attempt
+                    );
+                    self.notice(NoticeLevel::Warning, message).await;
+                }
+                E::Finished(finished) => {
+                    reply.stop = finished.stop_reason();
+                    reply.calls = partial;
+                    return Ok(reply);
+                }
+                E::Error(error) => {
+                    return Err(AgentError::Llm {
+                        kind: error.kind,
+                        message: error.message,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn notice(&self, level: NoticeLevel, message: String) {
+        let notice = Notice {
+            level: level as i32,
+            message,
+        };
+        self.emit(Event::Notice(notice)).await;
+    }
+
+    /// Announces, gates and runs the calls of one reply; returns one result
+    /// message per call, in call order.
+    async fn run_tools(
+        &self,
+        calls: &[ToolCall],
+        tools: &[(ToolDefinition, ToolRoute)],
+        workspace: &Workspace,
+    ) -> Vec<StoredMessage> {
+        let found: Vec<Option<&(ToolDefinition, ToolRoute)>> = calls
+            .iter()
+            .map(|c| tools.iter().find(|(d, _)| d.name == c.name))
+            .collect();
+        for (call, tool) in calls.iter().zip(&found) {
+            let kind = tool.map_or(ToolKind::Other, |(d, _)| d.kind());
+            self.emit(Event::ToolCall(describe(call, kind))).await;
+        }
+        let mut verdicts = Vec::with_capacity(calls.len());
+        for (call, tool) in calls.iter().zip(&found) {
+            verdicts.push(match tool {
+                Some((def, _)) => self.gate(call, def).await,
+                None => Verdict::Reject,
+            });
+        }
+        // Mutating calls run one at a time, in call order; reads run freely.
+        let write_lock = Mutex::new(());
+        let runs = calls
+            .iter()
+            .zip(found)
+            .zip(verdicts)
+            .map(|((call, tool), v)| self.run_one(call, tool, v, workspace, &write_lock));
+        futures::future::join_all(runs).await
+    }
+
+    async fn gate(&self, call: &ToolCall, def: &ToolDefinition) -> Verdict {
+        let args = parse_args(&call.arguments_json);
+        let key = approval_key(&call.name, &args);
+        let v = verdict(
+            self.meta.approval,
+            def.read_only,
+            self.settings.read_only_needs_approval,
+            self.remembered.get(&key),
+        );
+        if v != Verdict::Ask || self.cancel.is_cancelled() {
+            return v;
+        }
+        let request_id = format!("perm-{}", call.id);
+        let answer = self.questions.ask(request_id.clone());
+        let started = describe(call, def.kind());
+        let request = PermissionRequest {
+            request_id,
+            tool_call_id: call.id.clone(),
+            tool_name: call.name.clone(),
+            title: started.title,
+            kind: def.kind,
+            raw_input_json: call.arguments_json.clone(),
+        };
+        self.emit(Event::PermissionRequest(request)).await;
+        let decision = tokio::select! {
+            () = self.cancel.cancelled() => None,
+            d = answer => d.ok(),
+        };
+        use openheim_proto::agent_loop::v1::Decision as D;
+        match decision {
+            Some(D::AllowOnce) => Verdict::Allow,
+            Some(D::AllowAlways) => {
+                self.remembered.remember(key, true);
+                Verdict::Allow
+            }
+            Some(D::RejectAlways) => {
+                self.remembered.remember(key, false);
+                Verdict::Reject
+            }
+            Some(D::RejectOnce | D::Unspecified) | None => Verdict::Reject,
+        }
+    }
+
+    async fn run_one(
+        &self,
+        call: &ToolCall,
+        tool: Option<&(ToolDefinition, ToolRoute)>,
+        verdict: Verdict,
+        workspace: &Workspace,
+        write_lock: &Mutex<()>,
+    ) -> StoredMessage {
+        let outcome = match (tool, verdict) {
+            _ if self.cancel.is_cancelled() => Outcome::error(CANCELLED_RESULT),
+            (None, _) => Outcome::error(format!("Unknown tool {:?}.", call.name)),
+            (Some(_), Verdict::Reject | Verdict::Ask) => Outcome::error(REJECTED_RESULT),
+            (Some((def, route)), Verdict::Allow) => {
+                self.update(call, ToolCallStatus::InProgress, None).await;
+                let _serialised = match def.read_only {
+                    true => None,
+                    false => Some(write_lock.lock().await),
+                };
+                tokio::select! {
+                    () = self.cancel.cancelled() => Outcome::error(CANCELLED_RESULT),
+                    outcome = self.execute(call, *route, workspace) => outcome,
+                }
+            }
+        };
+        let content = cap_text(&outcome.text, self.settings.max_result_bytes).into_owned();
+        let status = match outcome.is_error {
+            true => ToolCallStatus::Failed,
+            false => ToolCallStatus::Completed,
+        };
+        let mut done = outcome;
+        done.text.clone_from(&content);
+        self.update(call, status, Some(done)).await;
+        StoredMessage::Tool {
+            tool_call_id: call.id.clone(),
+            content,
+            is_error: status == ToolCallStatus::Failed,
+        }
+    }
+
+    async fn execute(&self, call: &ToolCall, route: ToolRoute, workspace: &Workspace) -> Outcome {
+        let result = match route {
+            ToolRoute::Executor => self
+                .backends
+                .execute(workspace, call)
+                .await
+                .map(|r| Outcome {
+                    text: r.output,
+                    is_error: r.is_error,
+                    raw_output_json: r.raw_output_json,
+                    diffs: r.diffs,
+                }),
+            ToolRoute::Mcp => {
+                self.backends
+                    .call_mcp(&self.meta.id, call)
+                    .await
+                    .map(|(text, is_error)| Outcome {
+                        text,
+                        is_error,
+                        ..Outcome::default()
+                    })
+            }
+        };
+        result.unwrap_or_else(|e| Outcome::error(format!("Tool call failed: {e}")))
+    }
+
+    async fn update(&self, call: &ToolCall, status: ToolCallStatus, outcome: Option<Outcome>) {
+        let outcome = outcome.unwrap_or_default();
+        let update = ToolCallUpdate {
+            id: call.id.clone(),
+            status: status as i32,
+            content: outcome.text,
+            raw_output_json: outcome.raw_output_json,
+            diffs: outcome.diffs,
+        };
+        self.emit(Event::ToolCallUpdate(update)).await;
+    }
+}
+
+#[derive(Default)]
+struct Outcome {
+    text: String,
+    is_error: bool,
+    raw_output_json: String,
+    diffs: Vec<FileDiff>,
+}
+
+impl Outcome {
+    fn error(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            is_error: true,
+            ..Self::default()
+        }
+    }
+}
+
+fn ended(stop: StopReason, usage: Usage, llm_calls: u32) -> TurnEnded {
+    TurnEnded {
+        stop_reason: stop as i32,
+        usage: Some(usage),
+        llm_calls,
+    }
+}
+
+fn add_usage(total: &mut Usage, usage: &Usage) {
+    total.input_tokens += usage.input_tokens;
+    total.output_tokens += usage.output_tokens;
+    total.cache_read_tokens += usage.cache_read_tokens;
+    total.cache_write_tokens += usage.cache_write_tokens;
+}
+
+/// Reassembles streamed tool calls: `index` picks the call, the first
+/// fragment of an index carries its id and name.
+fn apply_tool_delta(
+    calls: &mut Vec<ToolCall>,
+    delta: openheim_proto::llm_proxy::v1::ToolCallDelta,
+) {
+    let index = delta.index as usize;
+    // Indexes come from the provider; never let one allocate unbounded memory.
+    const MAX_CALLS_PER_REPLY: usize = 128;
+    if index >= MAX_CALLS_PER_REPLY {
+        tracing::warn!(index, "ignoring tool call with an absurd index");
+        return;
+    }
+    if calls.len() <= index {
+        calls.resize_with(index + 1, ToolCall::default);
+    }
+    let call = &mut calls[index];
+    if !delta.id.is_empty() {
+        call.id = delta.id;
+    }
+    if !delta.name.is_empty() {
+        call.name = delta.name;
+    }
+    call.arguments_json.push_str(&delta.arguments_fragment);
+}
+
+fn parse_args(json: &str) -> serde_json::Value {
+    serde_json::from_str(json).unwrap_or(serde_json::Value::Null)
+}
+
+/// What a client shows for a call: a title and the paths it touches.
+fn describe(call: &ToolCall, kind: ToolKind) -> ToolCallStarted {
+    let args = parse_args(&call.arguments_json);
+    let path = args.get("path").and_then(|p| p.as_str());
+    let title = match (
+        call.name.as_str(),
+        args.get("command").and_then(|c| c.as_str()),
+        path,
+    ) {
+        ("execute_command", Some(command), _) => command.to_owned(),
+        (name, _, Some(path)) => format!("{name} {path}"),
+        (name, _, None) => name.to_owned(),
+    };
+    ToolCallStarted {
+        id: call.id.clone(),
+        name: call.name.clone(),
+        title,
+        kind: kind as i32,
+        raw_input_json: call.arguments_json.clone(),
+        locations: path.map(|p| vec![p.to_owned()]).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openheim_proto::llm_proxy::v1::ToolCallDelta;
+
+    #[test]
+    fn tool_call_fragments_reassemble_by_index() {
+        let mut calls = Vec::new();
+        let delta = |index, id: &str, name: &str, args: &str| ToolCallDelta {
+            index,
+            id: id.into(),
+            name: name.into(),
+            arguments_fragment: args.into(),
+        };
+        apply_tool_delta(&mut calls, delta(0, "a", "read_file", "{\"pa"));
+        apply_tool_delta(&mut calls, delta(1, "b", "write_file", "{}"));
+        apply_tool_delta(&mut calls, delta(0, "", "", "th\":1}"));
+        apply_tool_delta(&mut calls, delta(100_000, "x", "y", "{}"));
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].arguments_json, "{\"path\":1}");
+        assert_eq!(calls[1].name, "write_file");
+    }
+
+    #[test]
+    fn titles_and_locations() {
+        let call = ToolCall {
+            id: "1".into(),
+            name: "write_file".into(),
+            arguments_json: r#"{"path":"src/a.rs","content":"x"}"#.into(),
+        };
+        let d = describe(&call, ToolKind::Edit);
+        assert_eq!(d.title, "write_file src/a.rs");
+        assert_eq!(d.locations, vec!["src/a.rs"]);
+        let call = ToolCall {
+            id: "2".into(),
+            name: "execute_command".into(),
+            arguments_json: "not json".into(),
+        };
+        assert_eq!(describe(&call, ToolKind::Execute).title, "execute_command");
+    }
+}

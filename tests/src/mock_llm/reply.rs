@@ -1,0 +1,524 @@
+//! Scripted replies of the mock LLM and their rendering into OpenAI streaming chunks.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// `created` stamped on every chunk. A constant keeps rendered streams byte-for-byte stable so
+/// tests can compare whole SSE bodies or snapshot them.
+pub const CREATED: u64 = 1_700_000_000;
+
+/// Byte length of each `function.arguments` fragment. Small on purpose: real providers split
+/// arguments mid-token, so clients must concatenate fragments before parsing.
+const ARGUMENT_FRAGMENT_BYTES: usize = 5;
+
+/// Byte length of each `delta.content` piece, for the same reason as the argument fragments.
+const CONTENT_PIECE_BYTES: usize = 8;
+
+/// Token counts reported in the usage chunk when a reply sets none.
+const DEFAULT_USAGE: Usage = Usage {
+    prompt_tokens: 10,
+    completion_tokens: 5,
+    cached_tokens: 0,
+};
+
+type DynamicFn = dyn Fn(&Value) -> Reply + Send + Sync;
+
+/// One tool call the mock asks the client to make.
+#[derive(Debug, Clone)]
+pub struct ToolCallSpec {
+    pub(crate) name: String,
+    /// Already-serialised arguments, so a test can also send deliberately broken JSON.
+    pub(crate) arguments: String,
+    pub(crate) id: Option<String>,
+}
+
+impl ToolCallSpec {
+    /// A call of `name` with `arguments` serialised as the JSON the model would produce.
+    pub fn new(name: impl Into<String>, arguments: Value) -> Self {
+        Self {
+            name: name.into(),
+            arguments: arguments.to_string(),
+            id: None,
+        }
+    }
+
+    /// A call whose arguments string is sent verbatim, e.g. truncated JSON to test a client's
+    /// handling of a model that emits garbage.
+    pub fn raw(name: impl Into<String>, arguments: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            arguments: arguments.into(),
+            id: None,
+        }
+    }
+
+    /// Uses a fixed call id instead of the mock's `call_N` counter.
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+}
+
+/// Token counts of the usage chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cached_tokens: u64,
+}
+
+/// What the mock answers to one request.
+pub(crate) enum ReplyBody {
+    Stream {
+        text: Option<String>,
+        tool_calls: Vec<ToolCallSpec>,
+        finish_reason: Option<String>,
+        usage: Option<Usage>,
+    },
+    HttpError {
+        status: u16,
+        body: Value,
+        retry_after: Option<String>,
+    },
+    Dynamic(Arc<DynamicFn>),
+}
+
+/// Timing and fault modifiers that apply to any reply kind.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ReplyOptions {
+    pub(crate) delay_ms: Option<u64>,
+    pub(crate) chunk_delay_ms: Option<u64>,
+    pub(crate) cut_after: Option<usize>,
+}
+
+impl ReplyOptions {
+    /// Options set on the reply a dynamic closure returned win; unset ones fall back to those
+    /// set on the `Reply::dynamic` wrapper, so both places can carry modifiers.
+    fn or(self, outer: ReplyOptions) -> ReplyOptions {
+        ReplyOptions {
+            delay_ms: self.delay_ms.or(outer.delay_ms),
+            chunk_delay_ms: self.chunk_delay_ms.or(outer.chunk_delay_ms),
+            cut_after: self.cut_after.or(outer.cut_after),
+        }
+    }
+}
+
+/// A scripted answer of the mock LLM; build one per expected request.
+pub struct Reply {
+    pub(crate) body: ReplyBody,
+    pub(crate) options: ReplyOptions,
+}
+
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("Reply");
+        match &self.body {
+            ReplyBody::Stream {
+                text,
+                tool_calls,
+                finish_reason,
+                usage,
+            } => s
+                .field("text", text)
+                .field("tool_calls", tool_calls)
+                .field("finish_reason", finish_reason)
+                .field("usage", usage),
+            ReplyBody::HttpError {
+                status,
+                body,
+                retry_after,
+            } => s
+                .field("status", status)
+                .field("body", body)
+                .field("retry_after", retry_after),
+            ReplyBody::Dynamic(_) => s.field("dynamic", &"<closure>"),
+        };
+        s.field("options", &self.options).finish()
+    }
+}
+
+impl Reply {
+    fn new(body: ReplyBody) -> Self {
+        Self {
+            body,
+            options: ReplyOptions::default(),
+        }
+    }
+
+    /// A streamed assistant text answer finishing with `stop`.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self::new(ReplyBody::Stream {
+            text: Some(text.into()),
+            tool_calls: Vec::new(),
+            finish_reason: None,
+            usage: None,
+        })
+    }
+
+    /// A streamed answer asking for one or more tool calls, finishing with `tool_calls`.
+    pub fn tool_calls(calls: Vec<ToolCallSpec>) -> Self {
+        Self::new(ReplyBody::Stream {
+            text: None,
+            tool_calls: calls,
+            finish_reason: None,
+            usage: None,
+        })
+    }
+
+    /// A reply computed from the request body when it arrives, e.g. to echo a tool result.
+    pub fn dynamic(f: impl Fn(&Value) -> Reply + Send + Sync + 'static) -> Self {
+        Self::new(ReplyBody::Dynamic(Arc::new(f)))
+    }
+
+    /// A non-streaming HTTP error with `body` as its JSON payload. Panics if `status` is not a
+    /// valid HTTP status code, since that is a mistake in the test's script.
+    pub fn http_error(status: u16, body: Value) -> Self {
+        assert!(
+            http::StatusCode::from_u16(status).is_ok(),
+            "invalid HTTP status {status} in a mock LLM reply"
+        );
+        Self::new(ReplyBody::HttpError {
+            status,
+            body,
+            retry_after: None,
+        })
+    }
+
+    /// Adds assistant text to a streamed reply (sent before any tool calls, as providers do).
+    pub fn with_text(mut self, new_text: impl Into<String>) -> Self {
+        if let ReplyBody::Stream { text, .. } = &mut self.body {
+            *text = Some(new_text.into());
+        }
+        self
+    }
+
+    /// Overrides the finish reason, e.g. `"length"` for a truncated answer.
+    pub fn with_finish_reason(mut self, reason: impl Into<String>) -> Self {
+        if let ReplyBody::Stream { finish_reason, .. } = &mut self.body {
+            *finish_reason = Some(reason.into());
+        }
+        self
+    }
+
+    /// Token counts for the usage chunk (sent only if the request asked for usage).
+    pub fn with_usage(mut self, prompt: u64, completion: u64, cached: u64) -> Self {
+        if let ReplyBody::Stream { usage, .. } = &mut self.body {
+            *usage = Some(Usage {
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+                cached_tokens: cached,
+            });
+        }
+        self
+    }
+
+    /// Adds a `Retry-After` header to an `http_error` reply.
+    pub fn retry_after(mut self, value: impl Into<String>) -> Self {
+        if let ReplyBody::HttpError { retry_after, .. } = &mut self.body {
+            *retry_after = Some(value.into());
+        }
+        self
+    }
+
+    /// Waits `ms` before sending the response head, to test client timeouts and cancellation.
+    pub fn with_delay_ms(mut self, ms: u64) -> Self {
+        self.options.delay_ms = Some(ms);
+        self
+    }
+
+    /// Waits `ms` between SSE events, to keep a stream open while a test acts on it.
+    pub fn chunk_delay_ms(mut self, ms: u64) -> Self {
+        self.options.chunk_delay_ms = Some(ms);
+        self
+    }
+
+    /// Aborts the connection after `n_chunks` SSE events, before the finish chunk and
+    /// `[DONE]`, like a provider or proxy dying mid-stream.
+    pub fn cut_after(mut self, n_chunks: usize) -> Self {
+        self.options.cut_after = Some(n_chunks);
+        self
+    }
+
+    /// Runs a dynamic reply's closure (repeatedly, if it returns another dynamic reply) so the
+    /// server only ever deals with concrete replies.
+    pub(crate) fn resolve(self, request: &Value) -> Reply {
+        let mut reply = self;
+        while let ReplyBody::Dynamic(f) = &reply.body {
+            let inner = f(request);
+            reply = Reply {
+                options: inner.options.or(reply.options),
+                body: inner.body,
+            };
+        }
+        reply
+    }
+}
+
+#[derive(Serialize)]
+struct Chunk<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: Vec<Choice>,
+    /// `None` omits the field; `Some(None)` sends `"usage":null`, which the real API puts on
+    /// every content chunk when usage was requested.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Option<UsageWire>>,
+}
+
+/// The usage object in the API's field order (structs, unlike `json!`, keep it).
+#[derive(Serialize, Clone, Copy)]
+struct UsageWire {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    prompt_tokens_details: PromptTokensDetails,
+}
+
+#[derive(Serialize, Clone, Copy)]
+struct PromptTokensDetails {
+    cached_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct Choice {
+    index: u32,
+    delta: Delta,
+    finish_reason: Option<String>,
+}
+
+#[derive(Serialize, Default)]
+struct Delta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+    /// `Some(Value::Null)` sends `"content":null`, as the API does on tool-call-only replies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Vec<ToolCallDelta>>,
+}
+
+#[derive(Serialize)]
+struct ToolCallDelta {
+    index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    function: FunctionDelta,
+}
+
+#[derive(Serialize)]
+struct FunctionDelta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    arguments: String,
+}
+
+impl Delta {
+    /// The first delta of a reply, announcing the assistant role.
+    fn opening(content: Value) -> Self {
+        Delta {
+            role: Some("assistant"),
+            content: Some(content),
+            tool_calls: None,
+        }
+    }
+
+    fn content(piece: &str) -> Self {
+        Delta {
+            content: Some(Value::String(piece.to_owned())),
+            ..Delta::default()
+        }
+    }
+
+    fn tool_call(call: ToolCallDelta) -> Self {
+        Delta {
+            tool_calls: Some(vec![call]),
+            ..Delta::default()
+        }
+    }
+}
+
+impl ToolCallDelta {
+    /// The first chunk of a call: id, type and name, with empty arguments.
+    fn header(index: usize, id: &str, name: &str) -> Self {
+        ToolCallDelta {
+            index,
+            id: Some(id.to_owned()),
+            kind: Some("function"),
+            function: FunctionDelta {
+                name: Some(name.to_owned()),
+                arguments: String::new(),
+            },
+        }
+    }
+
+    /// A later chunk of a call, carrying only the next piece of its arguments.
+    fn fragment(index: usize, arguments: &str) -> Self {
+        ToolCallDelta {
+            index,
+            id: None,
+            kind: None,
+            function: FunctionDelta {
+                name: None,
+                arguments: arguments.to_owned(),
+            },
+        }
+    }
+}
+
+/// Everything needed to render one streamed reply into SSE events.
+pub(crate) struct StreamPlan<'a> {
+    pub(crate) completion_id: &'a str,
+    pub(crate) model: &'a str,
+    pub(crate) include_usage: bool,
+    pub(crate) text: Option<&'a str>,
+    /// Tool calls with their ids already assigned.
+    pub(crate) tool_calls: Vec<(String, &'a ToolCallSpec)>,
+    pub(crate) finish_reason: Option<&'a str>,
+    pub(crate) usage: Option<Usage>,
+}
+
+impl StreamPlan<'_> {
+    /// Renders the full list of SSE events (each `data: …\n\n`), `[DONE]` included.
+    pub(crate) fn events(&self) -> Vec<String> {
+        let default_finish = if self.tool_calls.is_empty() {
+            "stop"
+        } else {
+            "tool_calls"
+        };
+        let finish = self.finish_reason.unwrap_or(default_finish).to_owned();
+        let per_chunk_usage = self.include_usage.then_some(None);
+        let mut events: Vec<String> = self
+            .deltas()
+            .into_iter()
+            .map(|delta| self.event(delta, None, per_chunk_usage))
+            .collect();
+        events.push(self.event(Delta::default(), Some(finish), per_chunk_usage));
+        if self.include_usage {
+            events.push(self.usage_event());
+        }
+        events.push("data: [DONE]\n\n".to_owned());
+        events
+    }
+
+    /// The deltas before the finish chunk: role, text pieces, then each call's header and its
+    /// argument fragments.
+    fn deltas(&self) -> Vec<Delta> {
+        let mut deltas = Vec::new();
+        if let Some(text) = self.text {
+            deltas.push(Delta::opening(Value::String(String::new())));
+            for piece in split_at_char_boundaries(text, CONTENT_PIECE_BYTES) {
+                deltas.push(Delta::content(piece));
+            }
+        }
+        for (index, (id, call)) in self.tool_calls.iter().enumerate() {
+            let header = ToolCallDelta::header(index, id, &call.name);
+            if deltas.is_empty() {
+                // The real API folds the role into the first tool-call chunk when there is no
+                // text, with `"content":null`.
+                let mut opening = Delta::opening(Value::Null);
+                opening.tool_calls = Some(vec![header]);
+                deltas.push(opening);
+            } else {
+                deltas.push(Delta::tool_call(header));
+            }
+            for fragment in split_at_char_boundaries(&call.arguments, ARGUMENT_FRAGMENT_BYTES) {
+                deltas.push(Delta::tool_call(ToolCallDelta::fragment(index, fragment)));
+            }
+        }
+        if deltas.is_empty() {
+            // An empty reply still announces the assistant role, as the API always does.
+            deltas.push(Delta::opening(Value::String(String::new())));
+        }
+        deltas
+    }
+
+    fn event(
+        &self,
+        delta: Delta,
+        finish_reason: Option<String>,
+        usage: Option<Option<UsageWire>>,
+    ) -> String {
+        self.render(Chunk {
+            id: self.completion_id,
+            object: "chat.completion.chunk",
+            created: CREATED,
+            model: self.model,
+            choices: vec![Choice {
+                index: 0,
+                delta,
+                finish_reason,
+            }],
+            usage,
+        })
+    }
+
+    fn usage_event(&self) -> String {
+        let usage = self.usage.unwrap_or(DEFAULT_USAGE);
+        self.render(Chunk {
+            id: self.completion_id,
+            object: "chat.completion.chunk",
+            created: CREATED,
+            model: self.model,
+            choices: Vec::new(),
+            usage: Some(Some(UsageWire {
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
+                total_tokens: usage.prompt_tokens + usage.completion_tokens,
+                prompt_tokens_details: PromptTokensDetails {
+                    cached_tokens: usage.cached_tokens,
+                },
+            })),
+        })
+    }
+
+    fn render(&self, chunk: Chunk<'_>) -> String {
+        // Serialising plain structs of strings and numbers cannot fail.
+        let json = serde_json::to_string(&chunk).expect("chunk serialises");
+        format!("data: {json}\n\n")
+    }
+}
+
+/// Splits `s` into pieces of at most `max` bytes (more if one char is wider) without breaking
+/// a UTF-8 character.
+pub(crate) fn split_at_char_boundaries(s: &str, max: usize) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    while start < s.len() {
+        let mut end = (start + max).min(s.len());
+        while !s.is_char_boundary(end) {
+            end += 1;
+        }
+        pieces.push(&s[start..end]);
+        start = end;
+    }
+    pieces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn split_keeps_multibyte_chars_whole() {
+        let pieces = split_at_char_boundaries("aé€😀bc", 2);
+        assert_eq!(pieces.concat(), "aé€😀bc");
+        assert!(pieces.len() > 3);
+    }
+
+    #[test]
+    fn dynamic_reply_inherits_outer_options() {
+        let reply = Reply::dynamic(|_| Reply::text("hi").chunk_delay_ms(3)).with_delay_ms(7);
+        let resolved = reply.resolve(&json!({}));
+        assert!(matches!(resolved.body, ReplyBody::Stream { .. }));
+        assert_eq!(resolved.options.delay_ms, Some(7));
+        assert_eq!(resolved.options.chunk_delay_ms, Some(3));
+    }
+}
