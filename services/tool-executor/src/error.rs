@@ -1,0 +1,112 @@
+//! Errors of the tool-executor: [`ToolError`] for everything a tool call or
+//! file operation can run into (each with a [`ToolErrorKind`] the caller can
+//! act on), and [`ToolExecutorError`] for running the service itself.
+
+use std::io;
+use std::path::PathBuf;
+
+use openheim_proto::tool_executor::v1::ToolErrorKind;
+
+/// Why a tool call or file operation failed. The message is written for the
+/// model (and the user): it names the tool, argument or path involved.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("unknown tool {name:?}")]
+    UnknownTool { name: String },
+
+    /// `reason` names the argument and what was expected.
+    #[error("invalid arguments for {tool}: {reason}")]
+    InvalidArguments { tool: String, reason: String },
+
+    #[error("{path:?} is outside the workspace: {reason}")]
+    OutsideWorkspace { path: String, reason: String },
+
+    #[error("the shell is disabled in this workspace (allow_shell = false)")]
+    ShellDisabled,
+
+    /// The command was killed with its whole process group. `output` is what
+    /// it printed before that; `raw_output` the structured result.
+    #[error("command timed out after {secs} s; it was killed with its child processes\n{output}")]
+    Timeout {
+        secs: u64,
+        output: String,
+        raw_output: serde_json::Value,
+    },
+
+    #[error("cannot {action} {path:?}: {source}")]
+    Io {
+        action: &'static str,
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+
+    /// Anything else; custom tools report their own failures with it.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl ToolError {
+    /// The wire classification of this error.
+    pub fn kind(&self) -> ToolErrorKind {
+        match self {
+            Self::UnknownTool { .. } => ToolErrorKind::UnknownTool,
+            Self::InvalidArguments { .. } => ToolErrorKind::InvalidArguments,
+            Self::OutsideWorkspace { .. } => ToolErrorKind::OutsideWorkspace,
+            Self::ShellDisabled => ToolErrorKind::ShellDisabled,
+            Self::Timeout { .. } => ToolErrorKind::Timeout,
+            Self::Io { .. } => ToolErrorKind::Io,
+            Self::Failed(_) => ToolErrorKind::Failed,
+        }
+    }
+
+    /// Structured output that survives the failure (a timed-out command's
+    /// exit information), for clients that render it.
+    pub fn raw_output(&self) -> Option<&serde_json::Value> {
+        match self {
+            Self::Timeout { raw_output, .. } => Some(raw_output),
+            Self::UnknownTool { .. }
+            | Self::InvalidArguments { .. }
+            | Self::OutsideWorkspace { .. }
+            | Self::ShellDisabled
+            | Self::Io { .. }
+            | Self::Failed(_) => None,
+        }
+    }
+
+    pub(crate) fn invalid_arguments(tool: &str, reason: impl Into<String>) -> Self {
+        Self::InvalidArguments {
+            tool: tool.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn outside(path: &str, reason: impl Into<String>) -> Self {
+        Self::OutsideWorkspace {
+            path: path.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn io(action: &'static str, path: impl Into<String>, source: io::Error) -> Self {
+        Self::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Why the service could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolExecutorError {
+    #[error("workspace root {path:?} is not a usable directory: {source}")]
+    InvalidRoot {
+        path: PathBuf,
+        #[source]
+        source: ToolError,
+    },
+
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}

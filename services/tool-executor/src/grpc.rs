@@ -1,0 +1,247 @@
+//! The gRPC adapter: implements the generated `ToolExecutor` service on top of
+//! the tool registry, the sandbox and the file operations. The only module
+//! that sees tonic's request, response and status types.
+//!
+//! Tool failures are answered as `ExecuteResponse { is_error: true, .. }` so
+//! the model can read them; a `Status` means the request itself was
+//! malformed. Dropping an `Execute` call (the client cancelled it) drops the
+//! handler future, which cancels the call's token and kills whatever process
+//! group the tool started.
+
+use std::sync::Arc;
+
+use openheim_proto::tool_executor::v1::tool_executor_server::ToolExecutor;
+use openheim_proto::tool_executor::v1::{
+    DeleteRequest, ExecuteRequest, ExecuteResponse, FileOpResponse, FsEvent, GetSandboxInfoRequest,
+    ListDirRequest, ListDirResponse, ListToolsRequest, ListToolsResponse, MakeDirRequest,
+    ReadFileRequest, ReadFileResponse, RenameRequest, SandboxInfo, WatchRequest, Workspace,
+    WriteFileRequest,
+};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::ToolExecutorConfig;
+use crate::error::ToolError;
+use crate::fileops;
+use crate::sandbox::WorkspaceRoot;
+use crate::tools::{ToolContext, ToolHandler, ToolRegistry, error_response};
+
+/// What `GetSandboxInfo` reports until OS confinement lands.
+const CONFINEMENT: &str = "none";
+const CONFINEMENT_DETAIL: &str = "OS-level confinement (Landlock) is not enabled yet; paths are checked lexically and against the real filesystem";
+
+/// The service behind [`crate::grpc_server`].
+pub struct ToolExecutorService {
+    config: ToolExecutorConfig,
+    registry: Arc<ToolRegistry>,
+}
+
+impl ToolExecutorService {
+    pub fn new(config: ToolExecutorConfig, custom_tools: Vec<Arc<dyn ToolHandler>>) -> Self {
+        Self {
+            config,
+            registry: Arc::new(ToolRegistry::new(custom_tools)),
+        }
+    }
+
+    /// The context of one `Execute` call.
+    fn context(
+        &self,
+        workspace: WorkspaceRoot,
+        cancel: CancellationToken,
+        timeout_secs: u32,
+    ) -> ToolContext {
+        let shell_timeout = match timeout_secs {
+            0 => self.config.shell_timeout,
+            secs => std::time::Duration::from_secs(u64::from(secs)),
+        };
+        ToolContext {
+            workspace,
+            cancel,
+            shell_timeout,
+            max_result_bytes: self.config.max_result_bytes,
+        }
+    }
+
+    /// Runs a file operation on the blocking pool, inside the request's
+    /// workspace.
+    async fn fs_op<T: Send + 'static>(
+        &self,
+        workspace: Option<Workspace>,
+        op: impl FnOnce(&WorkspaceRoot) -> Result<T, ToolError> + Send + 'static,
+    ) -> Result<Response<T>, Status> {
+        let workspace = workspace.ok_or_else(|| Status::invalid_argument("missing workspace"))?;
+        let allowed = self.config.allowed_root.clone();
+        let run = move || {
+            let root = WorkspaceRoot::open_within(&workspace.root, allowed.as_deref())?;
+            op(&root)
+        };
+        match tokio::task::spawn_blocking(run).await {
+            Ok(Ok(value)) => Ok(Response::new(value)),
+            Ok(Err(error)) => Err(status(&error)),
+            Err(join) => Err(Status::internal(format!("file operation failed: {join}"))),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl ToolExecutor for ToolExecutorService {
+    async fn list_tools(
+        &self,
+        request: Request<ListToolsRequest>,
+    ) -> Result<Response<ListToolsResponse>, Status> {
+        let request = request.into_inner();
+        let allow_shell = request.workspace.is_some_and(|w| w.allow_shell);
+        let tools = self.registry.definitions(allow_shell, request.read_only);
+        Ok(Response::new(ListToolsResponse { tools }))
+    }
+
+    async fn execute(
+        &self,
+        request: Request<ExecuteRequest>,
+    ) -> Result<Response<ExecuteResponse>, Status> {
+        let request = request.into_inner();
+        let workspace = request
+            .workspace
+            .ok_or_else(|| Status::invalid_argument("missing workspace"))?;
+        let call = request
+            .call
+            .ok_or_else(|| Status::invalid_argument("missing call"))?;
+        let root = match WorkspaceRoot::open_within(
+            &workspace.root,
+            self.config.allowed_root.as_deref(),
+        ) {
+            Ok(root) => root,
+            Err(error) => {
+                return Ok(Response::new(error_response(
+                    &error,
+                    self.config.max_result_bytes,
+                )));
+            }
+        };
+        let cancel = CancellationToken::new();
+        // Cancels the token when this future is dropped mid-call, e.g. when
+        // the client gave up on the RPC.
+        let _cancel_on_drop = cancel.clone().drop_guard();
+        let ctx = self.context(root, cancel, request.timeout_secs);
+        Ok(Response::new(
+            self.registry
+                .execute(&ctx, &call, workspace.allow_shell)
+                .await,
+        ))
+    }
+
+    async fn get_sandbox_info(
+        &self,
+        _request: Request<GetSandboxInfoRequest>,
+    ) -> Result<Response<SandboxInfo>, Status> {
+        let workspace_root = self
+            .config
+            .allowed_root
+            .as_ref()
+            .map(|root| root.display().to_string())
+            .unwrap_or_default();
+        Ok(Response::new(SandboxInfo {
+            workspace_root,
+            confinement: CONFINEMENT.to_owned(),
+            detail: CONFINEMENT_DETAIL.to_owned(),
+        }))
+    }
+
+    async fn list_dir(
+        &self,
+        request: Request<ListDirRequest>,
+    ) -> Result<Response<ListDirResponse>, Status> {
+        let r = request.into_inner();
+        self.fs_op(r.workspace, move |ws| {
+            fileops::list_dir(ws, &r.path, r.recursive, r.max_entries)
+        })
+        .await
+    }
+
+    async fn read_file(
+        &self,
+        request: Request<ReadFileRequest>,
+    ) -> Result<Response<ReadFileResponse>, Status> {
+        let r = request.into_inner();
+        self.fs_op(r.workspace, move |ws| {
+            fileops::read_file(ws, &r.path, r.max_bytes)
+        })
+        .await
+    }
+
+    async fn write_file(
+        &self,
+        request: Request<WriteFileRequest>,
+    ) -> Result<Response<FileOpResponse>, Status> {
+        let r = request.into_inner();
+        self.fs_op(r.workspace, move |ws| {
+            fileops::write_file(ws, &r.path, &r.content)
+        })
+        .await
+    }
+
+    async fn make_dir(
+        &self,
+        request: Request<MakeDirRequest>,
+    ) -> Result<Response<FileOpResponse>, Status> {
+        let r = request.into_inner();
+        self.fs_op(r.workspace, move |ws| fileops::make_dir(ws, &r.path))
+            .await
+    }
+
+    async fn delete(
+        &self,
+        request: Request<DeleteRequest>,
+    ) -> Result<Response<FileOpResponse>, Status> {
+        let r = request.into_inner();
+        self.fs_op(r.workspace, move |ws| {
+            fileops::delete(ws, &r.path, r.recursive)
+        })
+        .await
+    }
+
+    async fn rename(
+        &self,
+        request: Request<RenameRequest>,
+    ) -> Result<Response<FileOpResponse>, Status> {
+        let r = request.into_inner();
+        self.fs_op(r.workspace, move |ws| fileops::rename(ws, &r.from, &r.to))
+            .await
+    }
+
+    type WatchStream = tokio_stream::Empty<Result<FsEvent, Status>>;
+
+    async fn watch(
+        &self,
+        _request: Request<WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        Err(Status::unimplemented(
+            "watch arrives with the gateway fs channel",
+        ))
+    }
+}
+
+/// The status a failed file operation is answered with.
+fn status(error: &ToolError) -> Status {
+    let message = error.to_string();
+    match error {
+        ToolError::UnknownTool { .. } => Status::not_found(message),
+        ToolError::InvalidArguments { .. } => Status::invalid_argument(message),
+        ToolError::OutsideWorkspace { .. } | ToolError::ShellDisabled => {
+            Status::permission_denied(message)
+        }
+        ToolError::Timeout { .. } => Status::deadline_exceeded(message),
+        ToolError::Failed(_) => Status::failed_precondition(message),
+        ToolError::Io { source, .. } => match source.kind() {
+            std::io::ErrorKind::NotFound => Status::not_found(message),
+            std::io::ErrorKind::AlreadyExists => Status::already_exists(message),
+            std::io::ErrorKind::PermissionDenied => Status::permission_denied(message),
+            std::io::ErrorKind::NotADirectory
+            | std::io::ErrorKind::IsADirectory
+            | std::io::ErrorKind::DirectoryNotEmpty
+            | std::io::ErrorKind::InvalidInput => Status::failed_precondition(message),
+            _ => Status::internal(message),
+        },
+    }
+}

@@ -1,0 +1,106 @@
+//! tool-executor: runs the model's tool calls (shell, file tools, custom
+//! tools) and the gateway's file operations inside a sandboxed workspace,
+//! behind the `openheim.tool_executor.v1` gRPC service.
+//!
+//! The same service runs in the CLI process ([`in_process`]) and in its own
+//! container ([`serve`]). Every path is resolved by [`sandbox`]; every tool
+//! result is capped by [`truncate`]; shell commands run in their own process
+//! group, which is killed on timeout and when their call is cancelled.
+
+pub mod error;
+pub mod fileops;
+mod grpc;
+pub mod sandbox;
+pub mod tools;
+pub mod truncate;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openheim_config::Config;
+use openheim_proto::GrpcChannel;
+use openheim_proto::tool_executor::v1::tool_executor_server::ToolExecutorServer;
+use openheim_proto::transport::MAX_MESSAGE_BYTES;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use error::{ToolError, ToolExecutorError};
+pub use grpc::ToolExecutorService;
+pub use sandbox::{Access, WorkspaceRoot};
+pub use tools::{ToolContext, ToolHandler, ToolOutput, ToolRegistry, parse_args};
+
+/// Settings of a tool-executor.
+#[derive(Debug, Clone)]
+pub struct ToolExecutorConfig {
+    /// `None`: any existing absolute directory may be a session workspace
+    /// (the local CLI, where the editor picks the directory). `Some(root)`:
+    /// every request's workspace root must resolve inside `root` (containers,
+    /// where it is the mounted `/workspace`).
+    pub allowed_root: Option<PathBuf>,
+    /// Default limit of a shell command; a request may override it.
+    pub shell_timeout: Duration,
+    /// Every tool result is capped to this many bytes.
+    pub max_result_bytes: usize,
+}
+
+impl ToolExecutorConfig {
+    /// The executor's settings from the shared configuration.
+    pub fn from_config(config: &Config, allowed_root: Option<PathBuf>) -> Self {
+        Self {
+            allowed_root,
+            shell_timeout: Duration::from_secs(config.tools.shell_timeout_secs),
+            max_result_bytes: config.tools.max_result_bytes,
+        }
+    }
+}
+
+impl Default for ToolExecutorConfig {
+    fn default() -> Self {
+        Self::from_config(&Config::default(), None)
+    }
+}
+
+/// The generated gRPC server around the executor, with openheim's message
+/// size limits. `custom_tools` are offered next to the built-in ones.
+pub fn grpc_server(
+    config: ToolExecutorConfig,
+    custom_tools: Vec<Arc<dyn ToolHandler>>,
+) -> ToolExecutorServer<ToolExecutorService> {
+    ToolExecutorServer::new(ToolExecutorService::new(config, custom_tools))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// A channel to an executor running in this process (no socket).
+pub fn in_process(
+    config: ToolExecutorConfig,
+    custom_tools: Vec<Arc<dyn ToolHandler>>,
+) -> GrpcChannel {
+    openheim_proto::transport::in_process(grpc_server(config, custom_tools))
+}
+
+/// Serves the executor on `listener` until `shutdown` resolves. Fails at
+/// once when the configured workspace root is not a usable directory.
+pub async fn serve(
+    config: ToolExecutorConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ToolExecutorError> {
+    if let Some(root) = &config.allowed_root {
+        WorkspaceRoot::new(root).map_err(|source| ToolExecutorError::InvalidRoot {
+            path: root.clone(),
+            source,
+        })?;
+    }
+    tracing::info!(
+        workspace_root = ?config.allowed_root,
+        confinement = "none",
+        "tool-executor ready; paths are confined by checks, without OS-level confinement"
+    );
+    tonic::transport::Server::builder()
+        .add_service(grpc_server(config, Vec::new()))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! The tool-executor container binary: flags, configuration and logging,
+//! then [`openheim_tool_executor::serve`] until SIGTERM or Ctrl-C.
+
+use clap::Parser;
+use openheim_boot::ServiceArgs;
+use openheim_tool_executor::ToolExecutorConfig;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = ServiceArgs::parse();
+    openheim_boot::init_logging("info");
+    let config = openheim_boot::load_config(args.config.as_deref(), Vec::new())?;
+    // In a container every session workspace must lie inside the configured
+    // work_dir (the mounted volume), never elsewhere on the filesystem.
+    let executor = ToolExecutorConfig::from_config(&config, config.work_dir.clone());
+    let listener = openheim_boot::bind(&args.listen).await?;
+    openheim_tool_executor::serve(executor, listener, openheim_boot::shutdown_signal()).await?;
+    Ok(())
+}

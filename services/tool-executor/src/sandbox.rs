@@ -1,0 +1,480 @@
+//! The workspace boundary: every path a tool or file operation touches is
+//! resolved here, first lexically and then against the real filesystem, and
+//! refused when it would leave the workspace root.
+//!
+//! Resolution walks the path one component at a time from the canonical root
+//! and follows each symlink it meets, checking that the target stays inside.
+//! The path handed back is the real path the operation must use, so `..` or
+//! a symlink can never be reinterpreted by the OS after the check.
+//!
+//! Limits, on purpose and documented: the checks race with concurrent
+//! changes to the tree (a shell command could swap a directory for a symlink
+//! between the check and the use), and hard links cannot be traced to where
+//! their other names live. Writes to files with more than one hard link are
+//! therefore refused; the race is closed only by OS confinement (Landlock),
+//! which is not enabled yet.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::ToolError;
+
+/// What the caller is about to do with a resolved path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read through the path; symlinks are followed (and must stay inside).
+    Read,
+    /// Create or overwrite through the path; symlinks are followed, dangling
+    /// ones and multiply hard-linked files are refused.
+    Write,
+    /// Act on the directory entry itself (delete, rename): a final symlink is
+    /// not followed, since removing or moving a link never touches its target.
+    Entry,
+}
+
+/// A canonical, existing workspace directory that paths are confined to.
+#[derive(Debug, Clone)]
+pub struct WorkspaceRoot {
+    /// Canonical path: what every resolved path starts with.
+    real: PathBuf,
+    /// The root as it was given, lexically normalised, so absolute paths
+    /// written against a symlinked spelling of the root are recognised too.
+    given: PathBuf,
+}
+
+impl WorkspaceRoot {
+    /// Opens `root`, which must be an absolute path to an existing directory.
+    pub fn new(root: impl AsRef<Path>) -> Result<Self, ToolError> {
+        let root = root.as_ref();
+        let shown = root.display().to_string();
+        if !root.is_absolute() {
+            return Err(ToolError::outside(
+                &shown,
+                "the workspace root must be absolute",
+            ));
+        }
+        let real = fs::canonicalize(root).map_err(|e| ToolError::io("open", &shown, e))?;
+        if !real.is_dir() {
+            return Err(ToolError::Failed(format!(
+                "workspace root {shown:?} is not a directory"
+            )));
+        }
+        let given = normalise_absolute(root);
+        Ok(Self { real, given })
+    }
+
+    /// Opens the root of a session workspace as requested by a caller: it
+    /// must be absolute, an existing directory and, when `allowed` is set,
+    /// inside it. An empty `root` means `allowed` itself. Every failure is
+    /// reported as [`ToolError::OutsideWorkspace`].
+    pub fn open_within(root: &str, allowed: Option<&Path>) -> Result<Self, ToolError> {
+        let requested = match (root.is_empty(), allowed) {
+            (false, _) => Path::new(root),
+            (true, Some(allowed)) => allowed,
+            (true, None) => return Err(ToolError::outside(root, "no workspace root was given")),
+        };
+        let workspace = Self::new(requested).map_err(|e| match e {
+            ToolError::OutsideWorkspace { .. } => e,
+            other => ToolError::outside(root, format!("not a usable workspace: {other}")),
+        })?;
+        if let Some(allowed) = allowed {
+            let allowed_real = fs::canonicalize(allowed).map_err(|e| {
+                ToolError::Failed(format!(
+                    "the executor's workspace root {} is unavailable: {e}",
+                    allowed.display()
+                ))
+            })?;
+            if !workspace.real.starts_with(&allowed_real) {
+                return Err(ToolError::outside(
+                    root,
+                    format!(
+                        "session workspaces must lie inside {}",
+                        allowed_real.display()
+                    ),
+                ));
+            }
+        }
+        Ok(workspace)
+    }
+
+    /// The canonical root directory.
+    pub fn path(&self) -> &Path {
+        &self.real
+    }
+
+    /// Resolves `user_path` (relative to the root, or absolute inside it) to
+    /// the real path to use for `access`, or refuses it.
+    pub fn resolve(&self, user_path: &str, access: Access) -> Result<PathBuf, ToolError> {
+        if user_path.contains('\0') {
+            return Err(ToolError::outside(
+                user_path,
+                "paths containing NUL bytes are refused",
+            ));
+        }
+        let parts = self.lexical(user_path)?;
+        let real = self.walk(user_path, &parts, access)?;
+        if access == Access::Write {
+            refuse_hard_linked(user_path, &real)?;
+        }
+        Ok(real)
+    }
+
+    /// `real` (a path returned by [`resolve`](Self::resolve)) relative to the
+    /// root, '/'-separated; empty for the root itself.
+    pub fn relative(&self, real: &Path) -> String {
+        match real.strip_prefix(&self.real) {
+            Ok(rest) => rest
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/"),
+            Err(_) => real.display().to_string(),
+        }
+    }
+
+    /// The components of `user_path` below the root after removing `.` and
+    /// `..` lexically; `..` may never climb above the root.
+    fn lexical(&self, user_path: &str) -> Result<Vec<OsString>, ToolError> {
+        let path = Path::new(user_path);
+        if path.is_absolute() {
+            let normal = normalise_absolute(path);
+            for base in [&self.real, &self.given] {
+                if let Ok(rest) = normal.strip_prefix(base) {
+                    return Ok(rest.iter().map(ToOwned::to_owned).collect());
+                }
+            }
+            return Err(ToolError::outside(
+                user_path,
+                format!("absolute paths must lie inside {}", self.real.display()),
+            ));
+        }
+        let mut parts = Vec::new();
+        for component in path.components() {
+            match component {
+                Component::CurDir => {}
+                Component::ParentDir => {
+                    if parts.pop().is_none() {
+                        return Err(ToolError::outside(
+                            user_path,
+                            "`..` climbs above the workspace root",
+                        ));
+                    }
+                }
+                Component::Normal(name) => parts.push(name.to_owned()),
+                Component::RootDir | Component::Prefix(_) => {
+                    return Err(ToolError::outside(user_path, "unexpected root component"));
+                }
+            }
+        }
+        Ok(parts)
+    }
+
+    /// Walks `parts` from the canonical root, following symlinks and checking
+    /// each target, and returns the real path.
+    fn walk(
+        &self,
+        user_path: &str,
+        parts: &[OsString],
+        access: Access,
+    ) -> Result<PathBuf, ToolError> {
+        let mut current = self.real.clone();
+        for (index, part) in parts.iter().enumerate() {
+            let next = current.join(part);
+            let meta = match fs::symlink_metadata(&next) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    // Nothing exists from here on: plain names below a real
+                    // directory inside the root cannot leave it.
+                    return Ok(parts[index + 1..].iter().fold(next, |p, part| p.join(part)));
+                }
+                Err(e) => return Err(ToolError::io("inspect", user_path, e)),
+            };
+            let last = index + 1 == parts.len();
+            current = if meta.file_type().is_symlink() && !(last && access == Access::Entry) {
+                self.follow(user_path, &next)?
+            } else {
+                next
+            };
+        }
+        Ok(current)
+    }
+
+    /// The canonical target of the symlink `link`, if it stays inside.
+    fn follow(&self, user_path: &str, link: &Path) -> Result<PathBuf, ToolError> {
+        match fs::canonicalize(link) {
+            Ok(target) if target.starts_with(&self.real) => Ok(target),
+            Ok(target) => Err(ToolError::outside(
+                user_path,
+                format!(
+                    "it goes through a symlink to {}, which leaves the workspace",
+                    target.display()
+                ),
+            )),
+            // A dangling link could be made to point anywhere, and a write
+            // through it would create its target wherever that is.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ToolError::outside(
+                user_path,
+                "it goes through a dangling symlink, whose target cannot be checked",
+            )),
+            Err(e) => Err(ToolError::io("resolve", user_path, e)),
+        }
+    }
+}
+
+/// Writing to a file that has other hard links would change those other
+/// names too, and they may live outside the workspace.
+fn refuse_hard_linked(user_path: &str, real: &Path) -> Result<(), ToolError> {
+    match fs::symlink_metadata(real) {
+        Ok(meta) if meta.is_file() && meta.nlink() > 1 => Err(ToolError::outside(
+            user_path,
+            format!(
+                "the file has {} hard links and writing it could change a file outside the workspace",
+                meta.nlink()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `path` (absolute) with `.` and `..` removed lexically; `..` at `/` stays.
+fn normalise_absolute(path: &Path) -> PathBuf {
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(name) => parts.push(name),
+            Component::ParentDir => {
+                parts.pop();
+            }
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+        }
+    }
+    parts
+        .into_iter()
+        .fold(PathBuf::from("/"), |p, part| p.join(part))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use openheim_proto::tool_executor::v1::ToolErrorKind;
+
+    use super::*;
+
+    /// A workspace and a sibling directory standing for "outside".
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        ws: WorkspaceRoot,
+        outside: PathBuf,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ws");
+        let outside = dir.path().join("outside");
+        fs::create_dir(&root).unwrap();
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("secret.txt"), "secret").unwrap();
+        let ws = WorkspaceRoot::new(&root).unwrap();
+        let outside = fs::canonicalize(outside).unwrap();
+        Fixture {
+            _dir: dir,
+            ws,
+            outside,
+        }
+    }
+
+    fn refused(ws: &WorkspaceRoot, path: &str, access: Access) {
+        match ws.resolve(path, access) {
+            Err(e) => assert_eq!(e.kind(), ToolErrorKind::OutsideWorkspace, "{path}: {e}"),
+            Ok(p) => panic!("{path} resolved to {}", p.display()),
+        }
+    }
+
+    /// Writes through the sandbox the way the tools do, if it allows it.
+    fn try_write(ws: &WorkspaceRoot, path: &str) {
+        if let Ok(real) = ws.resolve(path, Access::Write) {
+            if let Some(parent) = real.parent() {
+                fs::create_dir_all(parent).unwrap();
+            }
+            fs::write(real, "x").unwrap();
+        }
+    }
+
+    fn outside_entries(f: &Fixture) -> Vec<String> {
+        let mut names: Vec<_> = fs::read_dir(&f.outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn relative_paths_resolve_under_the_root() {
+        let f = fixture();
+        let root = f.ws.path();
+        assert_eq!(
+            f.ws.resolve("a/b.txt", Access::Write).unwrap(),
+            root.join("a/b.txt")
+        );
+        assert_eq!(
+            f.ws.resolve("./a/../b", Access::Read).unwrap(),
+            root.join("b")
+        );
+        assert_eq!(f.ws.resolve("", Access::Read).unwrap(), root);
+        assert_eq!(f.ws.resolve(".", Access::Entry).unwrap(), root);
+    }
+
+    #[test]
+    fn parent_components_never_climb_above_the_root() {
+        let f = fixture();
+        refused(&f.ws, "../outside/secret.txt", Access::Read);
+        refused(&f.ws, "a/../../x", Access::Write);
+        refused(&f.ws, "..", Access::Entry);
+    }
+
+    #[test]
+    fn absolute_paths_must_lie_inside() {
+        let f = fixture();
+        let inside = f.ws.path().join("dir/file.txt");
+        let resolved =
+            f.ws.resolve(inside.to_str().unwrap(), Access::Write)
+                .unwrap();
+        assert_eq!(resolved, inside);
+        refused(
+            &f.ws,
+            f.outside.join("secret.txt").to_str().unwrap(),
+            Access::Read,
+        );
+        refused(&f.ws, "/etc/passwd", Access::Read);
+        let sneaky = format!("{}/../outside/x", f.ws.path().display());
+        refused(&f.ws, &sneaky, Access::Write);
+    }
+
+    #[test]
+    fn symlinks_leaving_the_workspace_are_refused() {
+        let f = fixture();
+        let root = f.ws.path();
+        symlink(f.outside.join("secret.txt"), root.join("to_file")).unwrap();
+        symlink(&f.outside, root.join("to_dir")).unwrap();
+        refused(&f.ws, "to_file", Access::Read);
+        refused(&f.ws, "to_file", Access::Write);
+        refused(&f.ws, "to_dir/new.txt", Access::Write);
+        refused(&f.ws, "to_dir/secret.txt", Access::Read);
+        refused(&f.ws, "to_dir", Access::Read);
+        try_write(&f.ws, "to_file");
+        try_write(&f.ws, "to_dir/new.txt");
+        assert_eq!(
+            fs::read_to_string(f.outside.join("secret.txt")).unwrap(),
+            "secret"
+        );
+        assert_eq!(outside_entries(&f), ["secret.txt"]);
+    }
+
+    #[test]
+    fn dangling_symlinks_are_refused() {
+        let f = fixture();
+        symlink(f.outside.join("planted.txt"), f.ws.path().join("dangling")).unwrap();
+        symlink("missing-inside", f.ws.path().join("dangling_in")).unwrap();
+        refused(&f.ws, "dangling", Access::Write);
+        refused(&f.ws, "dangling", Access::Read);
+        refused(&f.ws, "dangling_in", Access::Write);
+        try_write(&f.ws, "dangling");
+        assert_eq!(outside_entries(&f), ["secret.txt"]);
+    }
+
+    #[test]
+    fn symlinks_inside_the_workspace_are_followed() {
+        let f = fixture();
+        let root = f.ws.path();
+        fs::create_dir(root.join("real")).unwrap();
+        fs::write(root.join("real/f.txt"), "hi").unwrap();
+        symlink(root.join("real"), root.join("alias")).unwrap();
+        symlink("real/f.txt", root.join("f_link")).unwrap();
+        assert_eq!(
+            f.ws.resolve("alias/f.txt", Access::Read).unwrap(),
+            root.join("real/f.txt")
+        );
+        assert_eq!(
+            f.ws.resolve("f_link", Access::Write).unwrap(),
+            root.join("real/f.txt")
+        );
+        assert_eq!(
+            f.ws.resolve("alias/new/x", Access::Write).unwrap(),
+            root.join("real/new/x")
+        );
+    }
+
+    #[test]
+    fn entry_access_does_not_follow_the_final_link() {
+        let f = fixture();
+        symlink(&f.outside, f.ws.path().join("to_dir")).unwrap();
+        assert_eq!(
+            f.ws.resolve("to_dir", Access::Entry).unwrap(),
+            f.ws.path().join("to_dir")
+        );
+        refused(&f.ws, "to_dir/secret.txt", Access::Entry);
+    }
+
+    #[test]
+    fn nul_bytes_are_refused() {
+        let f = fixture();
+        refused(&f.ws, "a\0b", Access::Read);
+    }
+
+    #[test]
+    fn multiply_hard_linked_files_are_not_written() {
+        let f = fixture();
+        let linked = f.ws.path().join("linked");
+        fs::hard_link(f.outside.join("secret.txt"), &linked).unwrap();
+        refused(&f.ws, "linked", Access::Write);
+        assert!(f.ws.resolve("linked", Access::Read).is_ok());
+    }
+
+    #[test]
+    fn open_within_confines_session_roots() {
+        let f = fixture();
+        let allowed = f.ws.path();
+        fs::create_dir(allowed.join("project")).unwrap();
+        let project = allowed.join("project");
+        let ws = WorkspaceRoot::open_within(project.to_str().unwrap(), Some(allowed)).unwrap();
+        assert_eq!(ws.path(), project);
+        assert_eq!(
+            WorkspaceRoot::open_within("", Some(allowed))
+                .unwrap()
+                .path(),
+            allowed
+        );
+        for bad in [
+            f.outside.to_str().unwrap(),
+            "relative",
+            "",
+            "/does/not/exist",
+        ] {
+            let e = WorkspaceRoot::open_within(bad, Some(allowed)).err();
+            let e = if bad.is_empty() {
+                WorkspaceRoot::open_within(bad, None).err()
+            } else {
+                e
+            };
+            assert_eq!(
+                e.map(|e| e.kind()),
+                Some(ToolErrorKind::OutsideWorkspace),
+                "{bad}"
+            );
+        }
+        assert!(WorkspaceRoot::open_within(f.outside.to_str().unwrap(), None).is_ok());
+    }
+
+    #[test]
+    fn relative_is_slash_separated() {
+        let f = fixture();
+        let real = f.ws.resolve("a/b/c.txt", Access::Write).unwrap();
+        assert_eq!(f.ws.relative(&real), "a/b/c.txt");
+        assert_eq!(f.ws.relative(f.ws.path()), "");
+    }
+}

@@ -1,0 +1,305 @@
+//! `execute_command`: runs `/bin/sh -c COMMAND` in the workspace, in its own
+//! process group, with the provider keys scrubbed from its environment.
+//!
+//! The whole group is killed with SIGKILL on timeout, on cancellation, when
+//! the call's future is dropped (a drop guard), and also once the shell
+//! exits: processes it left running in the background would otherwise hold
+//! its output pipes open and outlive every timeout. A command that must
+//! outlive the call has to detach itself (`setsid`).
+
+use std::ffi::OsStr;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use openheim_proto::common::v1::{ToolDefinition, ToolKind};
+use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+
+use super::{ToolContext, ToolHandler, ToolOutput, builtin_definition, parse_args};
+use crate::error::ToolError;
+use crate::truncate::CappedBuffer;
+
+pub(crate) const NAME: &str = "execute_command";
+
+/// Upper bound for a per-call `timeout_secs` (unless the configured default
+/// is higher): a model must not park a command for hours.
+pub const MAX_SHELL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How long output is still collected after the shell exited or was killed,
+/// for descendants that escaped the process group and keep the pipes open.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// Environment variable name endings that mark credentials.
+const SECRET_SUFFIXES: [&str; 5] = [
+    "_API_KEY",
+    "_TOKEN",
+    "_SECRET",
+    "_SECRET_KEY",
+    "_ACCESS_KEY",
+];
+
+#[derive(Debug, Deserialize)]
+struct Args {
+    command: String,
+    #[serde(default)]
+    timeout_secs: Option<u64>,
+}
+
+/// The built-in shell tool.
+pub(crate) struct ExecuteCommand;
+
+#[async_trait::async_trait]
+impl ToolHandler for ExecuteCommand {
+    fn definition(&self) -> ToolDefinition {
+        builtin_definition(
+            NAME,
+            "Run a shell command in the workspace (sh -c). Returns exit code, stdout and stderr.",
+            serde_json::json!({
+                "type": "object",
+                "properties": {
+                    "command": {"type": "string"},
+                    "timeout_secs": {"type": "integer"}
+                },
+                "required": ["command"]
+            }),
+            ToolKind::Execute,
+            false,
+        )
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ToolContext,
+        args: serde_json::Value,
+    ) -> Result<ToolOutput, ToolError> {
+        let args: Args = parse_args(NAME, args)?;
+        let timeout = effective_timeout(ctx.shell_timeout, args.timeout_secs);
+        let run = run(&args.command, ctx, timeout).await?;
+        let raw_output = serde_json::json!({
+            "exit_code": run.status.and_then(|s| s.code()),
+            "stdout_truncated": run.stdout.truncated(),
+            "stderr_truncated": run.stderr.truncated(),
+            "timed_out": run.timed_out,
+        });
+        let sections = sections(run.stdout.into_text(), run.stderr.into_text());
+        if run.timed_out {
+            return Err(ToolError::Timeout {
+                secs: timeout.as_secs(),
+                output: sections,
+                raw_output,
+            });
+        }
+        let text = format!("{}\n{sections}", describe_status(run.status));
+        Ok(ToolOutput {
+            text,
+            raw_output,
+            diffs: Vec::new(),
+        })
+    }
+}
+
+/// The per-call override if given (capped), else the context's default.
+fn effective_timeout(default: Duration, requested_secs: Option<u64>) -> Duration {
+    match requested_secs {
+        None | Some(0) => default,
+        Some(secs) => Duration::from_secs(secs).min(default.max(MAX_SHELL_TIMEOUT)),
+    }
+}
+
+/// How a command ended.
+struct Run {
+    /// `None` when it timed out or its status could not be read.
+    status: Option<ExitStatus>,
+    timed_out: bool,
+    stdout: CappedBuffer,
+    stderr: CappedBuffer,
+}
+
+/// Runs `command` to completion, timeout or cancellation.
+async fn run(command: &str, ctx: &ToolContext, timeout: Duration) -> Result<Run, ToolError> {
+    let mut child = shell_command(command, ctx.workspace.path())
+        .spawn()
+        .map_err(|e| ToolError::io("start", "/bin/sh", e))?;
+    // Declared after `child`, so it is dropped (and kills) first when this
+    // future is dropped mid-way.
+    let mut group = GroupKiller::new(child.id());
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let mut out = CappedBuffer::new(ctx.max_result_bytes);
+    let mut err = CappedBuffer::new(ctx.max_result_bytes);
+    let ended = {
+        // Both pipes are read all along, so a chatty command never blocks
+        // on a full pipe while we wait for it.
+        let reading = async { tokio::join!(pump(stdout, &mut out), pump(stderr, &mut err)) };
+        tokio::pin!(reading);
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut read_all = false;
+        let ended = loop {
+            tokio::select! {
+                status = child.wait() => break Ended::Exited(status),
+                _ = &mut reading, if !read_all => read_all = true,
+                () = &mut deadline => break Ended::TimedOut,
+                () = ctx.cancel.cancelled() => break Ended::Cancelled,
+            }
+        };
+        group.kill();
+        if !read_all {
+            let _ = tokio::time::timeout(DRAIN_GRACE, &mut reading).await;
+        }
+        ended
+    };
+    let (status, timed_out) = match ended {
+        Ended::Exited(Ok(status)) => (Some(status), false),
+        Ended::Exited(Err(e)) => return Err(ToolError::io("wait for", "/bin/sh", e)),
+        Ended::TimedOut => (None, true),
+        Ended::Cancelled => return Err(ToolError::Failed("the command was cancelled".to_owned())),
+    };
+    Ok(Run {
+        status,
+        timed_out,
+        stdout: out,
+        stderr: err,
+    })
+}
+
+enum Ended {
+    Exited(std::io::Result<ExitStatus>),
+    TimedOut,
+    Cancelled,
+}
+
+fn shell_command(command: &str, dir: &Path) -> Command {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(command)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own group, so one signal reaches everything it starts.
+        .process_group(0)
+        .kill_on_drop(true);
+    // The child would inherit this process's environment; only the names are
+    // inspected, to leave the credentials out.
+    for (name, _) in std::env::vars_os() {
+        if is_secret_var(&name) {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+/// Whether an environment variable must not reach commands: openheim's own
+/// settings and anything named like a credential.
+fn is_secret_var(name: &OsStr) -> bool {
+    let upper = name.to_string_lossy().to_ascii_uppercase();
+    upper.starts_with("OPENHEIM_") || SECRET_SUFFIXES.iter().any(|s| upper.ends_with(s))
+}
+
+/// Reads `reader` to its end into `buf`; a read error ends the stream.
+async fn pump(reader: Option<impl AsyncRead + Unpin>, buf: &mut CappedBuffer) {
+    let Some(mut reader) = reader else { return };
+    let mut chunk = vec![0_u8; 16 * 1024];
+    while let Ok(n @ 1..) = reader.read(&mut chunk).await {
+        buf.push(&chunk[..n]);
+    }
+}
+
+/// Kills a process group once: explicitly, or when dropped.
+struct GroupKiller {
+    pgid: Option<Pid>,
+}
+
+impl GroupKiller {
+    fn new(pid: Option<u32>) -> Self {
+        let pgid = pid.and_then(|p| i32::try_from(p).ok()).map(Pid::from_raw);
+        Self { pgid }
+    }
+
+    fn kill(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            // ESRCH (the group is already gone) is the normal case after a
+            // clean exit.
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn describe_status(status: Option<ExitStatus>) -> String {
+    match status {
+        Some(s) => match (s.code(), s.signal()) {
+            (Some(code), _) => format!("exit code: {code}"),
+            (None, Some(signal)) => format!("killed by signal {signal}"),
+            (None, None) => "exit status unknown".to_owned(),
+        },
+        None => "exit status unknown".to_owned(),
+    }
+}
+
+fn sections(stdout: String, stderr: String) -> String {
+    match (stdout.is_empty(), stderr.is_empty()) {
+        (true, true) => "(no output)".to_owned(),
+        (false, true) => format!("stdout:\n{stdout}"),
+        (true, false) => format!("stderr:\n{stderr}"),
+        (false, false) => format!("stdout:\n{stdout}\nstderr:\n{stderr}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_and_openheim_settings_are_scrubbed() {
+        for name in [
+            "OPENAI_API_KEY",
+            "anthropic_api_key",
+            "GITHUB_TOKEN",
+            "OPENHEIM_CONFIG",
+            "AWS_SECRET_ACCESS_KEY",
+            "MY_SECRET",
+        ] {
+            assert!(is_secret_var(OsStr::new(name)), "{name}");
+        }
+        for name in ["PATH", "HOME", "TOKENIZER_PATH", "LANG"] {
+            assert!(!is_secret_var(OsStr::new(name)), "{name}");
+        }
+    }
+
+    #[test]
+    fn per_call_timeouts_are_capped() {
+        let default = Duration::from_secs(120);
+        assert_eq!(effective_timeout(default, None), default);
+        assert_eq!(effective_timeout(default, Some(0)), default);
+        assert_eq!(effective_timeout(default, Some(5)), Duration::from_secs(5));
+        assert_eq!(effective_timeout(default, Some(100_000)), MAX_SHELL_TIMEOUT);
+        let long = Duration::from_secs(3600);
+        assert_eq!(effective_timeout(long, Some(100_000)), long);
+    }
+
+    #[test]
+    fn output_names_the_exit_code_and_the_streams() {
+        let status = ExitStatus::from_raw(3 << 8);
+        assert_eq!(describe_status(Some(status)), "exit code: 3");
+        assert_eq!(
+            describe_status(Some(ExitStatus::from_raw(9))),
+            "killed by signal 9"
+        );
+        assert_eq!(
+            sections("a\n".into(), "b\n".into()),
+            "stdout:\na\n\nstderr:\nb\n"
+        );
+        assert_eq!(sections(String::new(), String::new()), "(no output)");
+    }
+}

@@ -1,0 +1,171 @@
+//! Shared fixtures: a workspace next to an "outside" directory, a client
+//! connected in process, and bounded waits for processes to disappear.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openheim_proto::GrpcChannel;
+use openheim_proto::common::v1::ToolCall;
+use openheim_proto::tool_executor::v1::tool_executor_client::ToolExecutorClient;
+use openheim_proto::tool_executor::v1::{
+    ExecuteRequest, ExecuteResponse, ToolErrorKind, Workspace,
+};
+use openheim_tool_executor::{ToolExecutorConfig, ToolHandler};
+
+pub type Client = ToolExecutorClient<GrpcChannel>;
+
+/// How long a test waits for something that should happen at once.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub struct Harness {
+    _dir: tempfile::TempDir,
+    /// The canonical workspace root.
+    pub root: PathBuf,
+    /// A sibling of the workspace holding `secret.txt`; must never change.
+    pub outside: PathBuf,
+    pub client: Client,
+}
+
+pub fn config() -> ToolExecutorConfig {
+    ToolExecutorConfig {
+        allowed_root: None,
+        shell_timeout: Duration::from_secs(30),
+        max_result_bytes: 64 * 1024,
+    }
+}
+
+pub fn harness() -> Harness {
+    harness_with(config(), Vec::new())
+}
+
+pub fn harness_with(config: ToolExecutorConfig, custom: Vec<Arc<dyn ToolHandler>>) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ws");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("secret.txt"), "secret").unwrap();
+    let root = std::fs::canonicalize(root).unwrap();
+    let outside = std::fs::canonicalize(outside).unwrap();
+    let client = ToolExecutorClient::new(openheim_tool_executor::in_process(config, custom));
+    Harness {
+        _dir: dir,
+        root,
+        outside,
+        client,
+    }
+}
+
+impl Harness {
+    pub fn workspace(&self, allow_shell: bool) -> Workspace {
+        Workspace {
+            root: self.root.display().to_string(),
+            allow_shell,
+        }
+    }
+
+    /// Calls `tool` with the shell allowed.
+    pub async fn call(&self, tool: &str, args: serde_json::Value) -> ExecuteResponse {
+        self.call_with(true, tool, args).await
+    }
+
+    pub async fn call_with(
+        &self,
+        allow_shell: bool,
+        tool: &str,
+        args: serde_json::Value,
+    ) -> ExecuteResponse {
+        let request = execute_request(self.workspace(allow_shell), tool, &args);
+        self.client
+            .clone()
+            .execute(request)
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// Names and contents of everything in the outside directory.
+    pub fn outside_snapshot(&self) -> Vec<(String, String)> {
+        let mut entries: Vec<_> = std::fs::read_dir(&self.outside)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let content = std::fs::read_to_string(e.path()).unwrap_or_default();
+                (e.file_name().to_string_lossy().into_owned(), content)
+            })
+            .collect();
+        entries.sort();
+        entries
+    }
+
+    pub fn assert_outside_untouched(&self) {
+        assert_eq!(
+            self.outside_snapshot(),
+            [("secret.txt".to_owned(), "secret".to_owned())]
+        );
+    }
+}
+
+pub fn execute_request(
+    workspace: Workspace,
+    tool: &str,
+    args: &serde_json::Value,
+) -> ExecuteRequest {
+    ExecuteRequest {
+        workspace: Some(workspace),
+        call: Some(ToolCall {
+            id: "call-1".to_owned(),
+            name: tool.to_owned(),
+            arguments_json: args.to_string(),
+        }),
+        timeout_secs: 0,
+    }
+}
+
+pub fn kind(response: &ExecuteResponse) -> ToolErrorKind {
+    ToolErrorKind::try_from(response.error_kind).unwrap()
+}
+
+pub fn raw(response: &ExecuteResponse) -> serde_json::Value {
+    serde_json::from_str(&response.raw_output_json).unwrap()
+}
+
+/// Whether `pid` no longer runs (gone, or a zombie nobody reaped yet).
+pub fn process_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => {
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
+            matches!(state, Some("Z" | "X") | None)
+        }
+    }
+}
+
+/// Polls `condition` until it holds or [`PATIENCE`] runs out.
+pub async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while tokio::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    condition()
+}
+
+/// The pid a command wrote to `path`, once it is there.
+pub async fn read_pid(path: &Path) -> i32 {
+    let mut pid = None;
+    let found = eventually(|| {
+        pid = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        pid.is_some()
+    })
+    .await;
+    assert!(found, "no pid in {}", path.display());
+    pid.unwrap()
+}
