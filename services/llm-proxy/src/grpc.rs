@@ -1,0 +1,73 @@
+//! The gRPC adapter: maps tonic requests to [`Proxy`] calls and back. The
+//! only module of this crate that names tonic types.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt, TryStreamExt};
+use openheim_proto::llm_proxy::v1::llm_proxy_server::{LlmProxy, LlmProxyServer};
+use openheim_proto::llm_proxy::v1::{
+    CompleteRequest, CompletionEvent, ListModelsRequest, ListModelsResponse,
+};
+use openheim_proto::transport::MAX_MESSAGE_BYTES;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Request, Response, Status};
+
+use crate::error::LlmProxyError;
+use crate::service::Proxy;
+
+/// [`Proxy`] as a tonic service.
+pub struct GrpcProxy {
+    proxy: Arc<Proxy>,
+}
+
+type CompletionStream = Pin<Box<dyn Stream<Item = Result<CompletionEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl LlmProxy for GrpcProxy {
+    type CompleteStream = CompletionStream;
+
+    async fn complete(
+        &self,
+        request: Request<CompleteRequest>,
+    ) -> Result<Response<Self::CompleteStream>, Status> {
+        // Every failure travels inside the stream as a typed `Error` event,
+        // so this call itself always succeeds.
+        let events = self.proxy.complete(request.into_inner());
+        let stream = ReceiverStream::new(events).map(Ok);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_models(
+        &self,
+        _request: Request<ListModelsRequest>,
+    ) -> Result<Response<ListModelsResponse>, Status> {
+        Ok(Response::new(self.proxy.list_models()))
+    }
+}
+
+pub(crate) fn server(proxy: Arc<Proxy>) -> LlmProxyServer<GrpcProxy> {
+    LlmProxyServer::new(GrpcProxy { proxy })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+pub(crate) async fn serve(
+    server: LlmProxyServer<GrpcProxy>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), LlmProxyError> {
+    // Streams are many small messages: do not let Nagle hold them back.
+    let incoming = TcpListenerStream::new(listener).inspect_ok(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
+    tonic::transport::Server::builder()
+        .add_service(server)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .map_err(|e| LlmProxyError::Serve(Box::new(e)))
+}

@@ -1,0 +1,95 @@
+//! llm-proxy: the only openheim service that talks to LLM providers and holds
+//! their API keys.
+//!
+//! It owns model resolution (`provider/model`, bare names, the default
+//! provider), the provider clients (OpenAI Chat Completions and compatible
+//! servers so far), normalisation of their streams into one event protocol,
+//! retries with backoff, fallbacks, and the typed errors callers act on.
+//!
+//! Code map:
+//! - [`service`]: the domain (`Complete`, `ListModels`), free of gRPC;
+//! - `grpc`: the tonic adapter, the only place that names tonic types;
+//! - [`provider`]: the [`provider::LlmProvider`] trait and its implementations;
+//! - [`resolve`], [`retry`], [`error`]: small policies tested alone.
+//!
+//! Invariants: API keys never appear in an error, a log line or a response;
+//! every completion stream ends with exactly one `Finished` or `Error`;
+//! dropping a completion stream aborts the upstream HTTP request.
+
+pub mod error;
+mod grpc;
+pub mod provider;
+pub mod resolve;
+pub mod retry;
+pub mod service;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openheim_config::{Config, ProviderConfig};
+use openheim_proto::GrpcChannel;
+use openheim_proto::llm_proxy::v1::llm_proxy_server::LlmProxyServer;
+use tokio::net::TcpListener;
+
+pub use error::{LlmError, LlmProxyError};
+pub use grpc::GrpcProxy;
+pub use service::Proxy;
+
+/// How long establishing a provider connection may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle provider connections are kept this long for reuse: a TLS handshake
+/// costs more than most of the proxy's own work.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The part of the openheim configuration this service needs.
+#[derive(Debug, Clone, Default)]
+pub struct LlmProxyConfig {
+    pub providers: BTreeMap<String, ProviderConfig>,
+    pub default_provider: Option<String>,
+}
+
+impl LlmProxyConfig {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            providers: config.providers.clone(),
+            default_provider: config.default_provider.clone(),
+        }
+    }
+}
+
+/// The generated gRPC server over the proxy, with openheim's message size
+/// limits. Providers and the HTTP client (one connection pool) are built once
+/// here and shared by every call.
+pub fn grpc_server(config: LlmProxyConfig) -> Result<LlmProxyServer<GrpcProxy>, LlmProxyError> {
+    let client = http_client()?;
+    let proxy = Arc::new(Proxy::new(config, &client));
+    Ok(grpc::server(proxy))
+}
+
+/// A channel to an in-process proxy: what the CLI uses instead of a socket.
+pub fn in_process(config: LlmProxyConfig) -> Result<GrpcChannel, LlmProxyError> {
+    Ok(openheim_proto::transport::in_process(grpc_server(config)?))
+}
+
+/// Serves the proxy over gRPC on `listener` until `shutdown` resolves, then
+/// lets in-flight completions finish.
+pub async fn serve(
+    config: LlmProxyConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), LlmProxyError> {
+    let server = grpc_server(config)?;
+    grpc::serve(server, listener, shutdown).await
+}
+
+fn http_client() -> Result<reqwest::Client, LlmProxyError> {
+    reqwest::Client::builder()
+        .user_agent(concat!("openheim-llm-proxy/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(CONNECT_TIMEOUT)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .tcp_nodelay(true)
+        .build()
+        .map_err(LlmProxyError::HttpClient)
+}

@@ -1,0 +1,166 @@
+//! The provider abstraction: one streaming call to one LLM API, normalised
+//! into [`ProviderEvent`]s. Retries, fallbacks and the gRPC stream are the
+//! service's business; a provider only speaks its wire format.
+//!
+//! [`LlmProvider`] is a trait so that custom providers (and test fakes) can
+//! plug in next to the built-in ones.
+
+mod openai_chat;
+
+use std::sync::Arc;
+
+use futures::stream::BoxStream;
+use openheim_config::{ProviderConfig, ProviderKind, WireApi};
+use openheim_proto::common::v1::{Message, StopReason, ToolDefinition, Usage};
+
+use crate::error::LlmError;
+
+pub use openai_chat::OpenAiChat;
+
+/// One streamed completion from one LLM API.
+pub trait LlmProvider: Send + Sync {
+    /// Starts the call. The stream ends after [`ProviderEvent::Finished`] or
+    /// after the first `Err`. Dropping it must abort the upstream request:
+    /// that is how client cancellation reaches the provider.
+    fn stream(
+        &self,
+        request: ProviderRequest,
+    ) -> BoxStream<'static, Result<ProviderEvent, LlmError>>;
+}
+
+/// What to send: the model chosen by resolution and the conversation, shared
+/// between attempts so retries and fallbacks do not copy the history.
+#[derive(Debug, Clone)]
+pub struct ProviderRequest {
+    pub model: String,
+    pub conversation: Arc<Conversation>,
+}
+
+/// The provider-independent content of a completion request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Conversation {
+    pub system_prompt: String,
+    pub messages: Vec<Message>,
+    pub tools: Vec<ToolDefinition>,
+    /// Overrides the provider's configured `max_tokens`.
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+}
+
+/// One normalised piece of a streamed answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProviderEvent {
+    TextDelta(String),
+    ThinkingDelta {
+        text: String,
+        signature: String,
+    },
+    /// A fragment of tool call `index`; `id` and `name` are non-empty only on
+    /// the first fragment of that index.
+    ToolCallDelta {
+        index: u32,
+        id: String,
+        name: String,
+        arguments_fragment: String,
+    },
+    /// Token counts. `input_tokens` counts the whole prompt, including the
+    /// `cache_read_tokens` and `cache_write_tokens` part of it (as the
+    /// OpenTelemetry GenAI conventions define it).
+    Usage(Usage),
+    /// The answer is complete; always the last event.
+    Finished(StopReason),
+}
+
+/// Builds the client for provider `name`. Unsupported kinds and unsafe
+/// settings are errors here, reported on first use of the provider.
+pub fn build(
+    name: &str,
+    config: &ProviderConfig,
+    client: &reqwest::Client,
+) -> Result<Arc<dyn LlmProvider>, LlmError> {
+    let kind = config.kind_for(name);
+    match kind {
+        ProviderKind::Openai | ProviderKind::OpenaiCompatible => match config.wire_api {
+            WireApi::Chat => Ok(Arc::new(OpenAiChat::new(
+                name,
+                kind,
+                config,
+                client.clone(),
+            )?)),
+            WireApi::Responses => Err(LlmError::config(format!(
+                "provider {name}: wire_api = \"responses\" is not supported yet; use \"chat\""
+            ))),
+        },
+        ProviderKind::Anthropic | ProviderKind::Gemini => Err(LlmError::config(format!(
+            "provider {name}: kind {} is not supported yet; only openai and openai_compatible are",
+            kind.as_str()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openheim_config::Secret;
+
+    use super::*;
+
+    fn build_err(name: &str, config: ProviderConfig) -> String {
+        match build(name, &config, &reqwest::Client::new()) {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => {
+                assert!(matches!(e, LlmError::Config { .. }), "{e:?}");
+                e.to_string()
+            }
+        }
+    }
+
+    #[test]
+    fn unsupported_kinds_are_config_errors() {
+        let err = build_err("anthropic", ProviderConfig::default());
+        assert!(err.contains("anthropic is not supported yet"), "{err}");
+        let err = build_err(
+            "x",
+            ProviderConfig {
+                kind: Some(ProviderKind::Gemini),
+                ..ProviderConfig::default()
+            },
+        );
+        assert!(err.contains("gemini is not supported yet"), "{err}");
+        let err = build_err(
+            "openai",
+            ProviderConfig {
+                wire_api: WireApi::Responses,
+                ..ProviderConfig::default()
+            },
+        );
+        assert!(err.contains("\"responses\" is not supported yet"), "{err}");
+    }
+
+    #[test]
+    fn keys_are_never_sent_over_plain_http_to_remote_hosts() {
+        let remote = ProviderConfig {
+            api_base: Some("http://example.com/v1".into()),
+            api_key: Some(Secret::new("sk-secret")),
+            ..ProviderConfig::default()
+        };
+        let err = build_err("openai", remote.clone());
+        assert!(err.contains("plain http://"), "{err}");
+        assert!(!err.contains("sk-secret"));
+        let local = ProviderConfig {
+            api_base: Some("http://127.0.0.1:11434/v1".into()),
+            ..remote.clone()
+        };
+        assert!(build("openai", &local, &reqwest::Client::new()).is_ok());
+        let keyless = ProviderConfig {
+            api_key: None,
+            ..remote
+        };
+        assert!(build("openai", &keyless, &reqwest::Client::new()).is_ok());
+    }
+
+    #[test]
+    fn compatible_providers_need_an_api_base() {
+        let err = build_err("ollama", ProviderConfig::default());
+        assert!(err.contains("api_base"), "{err}");
+    }
+}

@@ -1,0 +1,366 @@
+//! The proxy's domain logic, free of gRPC: resolving the model, streaming a
+//! provider's answer as `CompletionEvent`s, retrying and falling back.
+//!
+//! Event protocol of one completion (see `llm_proxy.proto`):
+//! - every attempt starts with `ModelSelected`;
+//! - a retryable failure before any output gives `Retrying{attempt, delay}`,
+//!   then a wait, then a new attempt (`attempt` = retries so far, from 1);
+//! - a failure after output gives `Interrupted{will_retry}`; the caller drops
+//!   what it received since the last `ModelSelected`;
+//! - once the target's retries are exhausted (or at once when it is
+//!   overloaded), the provider's `fallbacks` are tried in order, each with
+//!   its own provider's retry policy;
+//! - the stream ends with exactly one `Finished` or `Error`.
+//!
+//! Cancellation: each completion runs in its own task that writes to a
+//! bounded channel. When the receiver is dropped (the gRPC client went away)
+//! the task stops at once, even mid-wait, and dropping it drops the provider
+//! stream, which aborts the upstream HTTP request.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use openheim_proto::common::v1::StopReason;
+use openheim_proto::llm_proxy::v1::completion_event::Event;
+use openheim_proto::llm_proxy::v1::{
+    CompleteRequest, CompletionEvent, Finished, Interrupted, ListModelsResponse, ModelSelected,
+    Retrying, ThinkingDelta, ToolCallDelta,
+};
+use tokio::sync::mpsc;
+
+use crate::LlmProxyConfig;
+use crate::error::LlmError;
+use crate::provider::{self, Conversation, LlmProvider, ProviderEvent, ProviderRequest};
+use crate::resolve::{self, Target};
+use crate::retry::RetryPolicy;
+
+/// Events buffered between a completion's task and its response stream: enough
+/// to absorb bursts, small enough that a slow reader slows the provider read.
+pub const EVENT_CHANNEL_CAPACITY: usize = 64;
+
+/// The llm-proxy service: providers are built once and shared by every call.
+pub struct Proxy {
+    config: LlmProxyConfig,
+    providers: BTreeMap<String, ProviderEntry>,
+}
+
+struct ProviderEntry {
+    /// A provider whose settings are unusable keeps its error, reported to
+    /// each request that selects it, so one bad entry does not stop the rest.
+    client: Result<Arc<dyn LlmProvider>, LlmError>,
+    policy: RetryPolicy,
+    context_window: u64,
+}
+
+/// The caller dropped the stream; stop working.
+struct Gone;
+
+enum Outcome {
+    Finished,
+    Failed(LlmError),
+}
+
+type Events = mpsc::Sender<CompletionEvent>;
+
+impl Proxy {
+    /// Builds every configured provider on the shared HTTP `client`.
+    pub fn new(config: LlmProxyConfig, client: &reqwest::Client) -> Self {
+        let providers = config
+            .providers
+            .iter()
+            .map(|(name, settings)| {
+                let client = provider::build(name, settings, client);
+                if let Err(error) = &client {
+                    tracing::warn!(provider = %name, %error, "provider unusable");
+                }
+                (name.clone(), entry(client, settings))
+            })
+            .collect();
+        Self { config, providers }
+    }
+
+    /// Uses the given provider implementations (custom providers, test
+    /// fakes) instead of building them from the config. Each must still be
+    /// listed in `config.providers`, which drives model resolution, retry
+    /// policies and context windows.
+    pub fn with_providers(
+        config: LlmProxyConfig,
+        providers: BTreeMap<String, Arc<dyn LlmProvider>>,
+    ) -> Self {
+        let providers = providers
+            .into_iter()
+            .map(|(name, client)| {
+                let settings = config.providers.get(&name).cloned().unwrap_or_default();
+                (name, entry(Ok(client), &settings))
+            })
+            .collect();
+        Self { config, providers }
+    }
+
+    /// The configured providers and models, never their keys.
+    pub fn list_models(&self) -> ListModelsResponse {
+        resolve::list_models(&self.config)
+    }
+
+    /// Starts a completion; its events arrive on the returned receiver.
+    /// Dropping the receiver cancels the completion.
+    pub fn complete(self: &Arc<Self>, request: CompleteRequest) -> mpsc::Receiver<CompletionEvent> {
+        let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+        let proxy = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::select! {
+                // Also ends a wait on a silent provider or a backoff sleep.
+                () = tx.closed() => tracing::debug!("caller went away; completion cancelled"),
+                () = proxy.run(request, &tx) => {}
+            }
+        });
+        rx
+    }
+
+    async fn run(&self, request: CompleteRequest, tx: &Events) {
+        let CompleteRequest {
+            model: requested,
+            system_prompt,
+            messages,
+            tools,
+            max_tokens,
+            temperature,
+        } = request;
+        let conversation = Arc::new(Conversation {
+            system_prompt,
+            messages,
+            tools,
+            max_tokens,
+            temperature,
+        });
+        let chain = match self.chain(&requested) {
+            Ok(chain) => chain,
+            Err(error) => {
+                tracing::warn!(model = %requested, %error, "cannot resolve model");
+                let _ = send(tx, Event::Error(error.to_wire("", &requested))).await;
+                return;
+            }
+        };
+        for (position, target) in chain.iter().enumerate() {
+            let has_fallback = position + 1 < chain.len();
+            let outcome = self
+                .run_target(target, position > 0, has_fallback, &conversation, tx)
+                .await;
+            match outcome {
+                Ok(Outcome::Finished) | Err(Gone) => return,
+                Ok(Outcome::Failed(error)) if error.is_retryable() && has_fallback => {
+                    tracing::warn!(provider = %target.provider, model = %target.model, %error, "falling back");
+                }
+                Ok(Outcome::Failed(error)) => {
+                    let wire = error.to_wire(&target.provider, &target.model);
+                    let _ = send(tx, Event::Error(wire)).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The resolved target followed by its provider's fallbacks.
+    fn chain(&self, requested: &str) -> Result<Vec<Target>, LlmError> {
+        let primary = resolve::resolve(&self.config, requested)?;
+        let fallbacks = self
+            .config
+            .providers
+            .get(&primary.provider)
+            .map(|p| p.fallbacks.as_slice())
+            .unwrap_or_default();
+        let mut chain = vec![primary];
+        for entry in fallbacks {
+            // The config loader rejects bad entries; a config built in code
+            // may still have one, which is skipped rather than fatal.
+            match resolve::resolve_fallback(&self.config, entry) {
+                Ok(target) if !chain.contains(&target) => chain.push(target),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "ignoring fallback"),
+            }
+        }
+        Ok(chain)
+    }
+
+    /// Runs attempts against one target until it answers, fails for good or
+    /// runs out of retries.
+    async fn run_target(
+        &self,
+        target: &Target,
+        is_fallback: bool,
+        has_fallback: bool,
+        conversation: &Arc<Conversation>,
+        tx: &Events,
+    ) -> Result<Outcome, Gone> {
+        let Some(entry) = self.providers.get(&target.provider) else {
+            let error = LlmError::config(format!("provider {} is not configured", target.provider));
+            return Ok(Outcome::Failed(error));
+        };
+        let provider = match &entry.client {
+            Ok(provider) => provider,
+            Err(error) => return Ok(Outcome::Failed(error.clone())),
+        };
+        let mut retries = 0;
+        loop {
+            let selected = ModelSelected {
+                provider: target.provider.clone(),
+                model: target.model.clone(),
+                context_window: entry.context_window,
+                is_fallback,
+            };
+            send(tx, Event::ModelSelected(selected)).await?;
+            let (result, sent_output) =
+                attempt(provider.as_ref(), target, conversation, tx).await?;
+            let error = match result {
+                Ok(stop_reason) => {
+                    let finished = Finished {
+                        stop_reason: stop_reason.into(),
+                    };
+                    send(tx, Event::Finished(finished)).await?;
+                    return Ok(Outcome::Finished);
+                }
+                Err(error) => error,
+            };
+            let failure = Failure {
+                error: &error,
+                target,
+                sent_output,
+                has_fallback,
+            };
+            match failure.report(&entry.policy, retries, tx).await? {
+                Some(delay) => {
+                    retries += 1;
+                    tokio::time::sleep(delay).await;
+                }
+                None => return Ok(Outcome::Failed(error)),
+            }
+        }
+    }
+}
+
+/// A failed attempt, and what the caller has seen of it.
+struct Failure<'a> {
+    error: &'a LlmError,
+    target: &'a Target,
+    sent_output: bool,
+    has_fallback: bool,
+}
+
+impl Failure<'_> {
+    /// Decides whether to retry the same target after `retries` retries,
+    /// tells the caller (`Interrupted` after output, `Retrying` before), and
+    /// returns how long to wait when a retry follows.
+    async fn report(
+        &self,
+        policy: &RetryPolicy,
+        retries: u32,
+        tx: &Events,
+    ) -> Result<Option<Duration>, Gone> {
+        let error = self.error;
+        let (provider, model) = (&self.target.provider, &self.target.model);
+        // An overloaded provider is left for a fallback rather than retried.
+        let retry_here = error.is_retryable()
+            && retries < policy.max_retries
+            && !(error.is_overload() && self.has_fallback);
+        if self.sent_output {
+            let interrupted = Interrupted {
+                error: Some(error.to_wire(provider, model)),
+                will_retry: retry_here || (error.is_retryable() && self.has_fallback),
+            };
+            send(tx, Event::Interrupted(interrupted)).await?;
+        }
+        if !retry_here {
+            return Ok(None);
+        }
+        let attempt = retries + 1;
+        let delay = policy.delay_for(attempt, error.retry_after());
+        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        tracing::warn!(%provider, %model, %error, retry = attempt, delay_ms, "retrying");
+        if !self.sent_output {
+            let retrying = Retrying {
+                error: Some(error.to_wire(provider, model)),
+                attempt,
+                delay_ms,
+            };
+            send(tx, Event::Retrying(retrying)).await?;
+        }
+        Ok(Some(delay))
+    }
+}
+
+fn entry(
+    client: Result<Arc<dyn LlmProvider>, LlmError>,
+    settings: &openheim_config::ProviderConfig,
+) -> ProviderEntry {
+    ProviderEntry {
+        client,
+        policy: RetryPolicy::from_provider(settings),
+        context_window: settings.context_window.unwrap_or(0),
+    }
+}
+
+/// One call to the provider, forwarding its events. Returns how it ended and
+/// whether any output reached the caller.
+async fn attempt(
+    provider: &dyn LlmProvider,
+    target: &Target,
+    conversation: &Arc<Conversation>,
+    tx: &Events,
+) -> Result<(Result<StopReason, LlmError>, bool), Gone> {
+    let mut stream = provider.stream(ProviderRequest {
+        model: target.model.clone(),
+        conversation: Arc::clone(conversation),
+    });
+    let mut sent_output = false;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(ProviderEvent::Finished(stop_reason)) => return Ok((Ok(stop_reason), sent_output)),
+            Ok(event) => {
+                send(tx, wire_event(event)).await?;
+                sent_output = true;
+            }
+            Err(error) => return Ok((Err(error), sent_output)),
+        }
+    }
+    // Providers report an early end themselves; this guards against one that does not.
+    let error = LlmError::Network {
+        provider: target.provider.clone(),
+        message: "stream ended early, before the answer was complete".into(),
+    };
+    Ok((Err(error), sent_output))
+}
+
+fn wire_event(event: ProviderEvent) -> Event {
+    match event {
+        ProviderEvent::TextDelta(text) => Event::TextDelta(text),
+        ProviderEvent::ThinkingDelta { text, signature } => {
+            Event::ThinkingDelta(ThinkingDelta { text, signature })
+        }
+        ProviderEvent::ToolCallDelta {
+            index,
+            id,
+            name,
+            arguments_fragment,
+        } => Event::ToolCallDelta(ToolCallDelta {
+            index,
+            id,
+            name,
+            arguments_fragment,
+        }),
+        ProviderEvent::Usage(usage) => Event::Usage(usage),
+        ProviderEvent::Finished(stop_reason) => Event::Finished(Finished {
+            stop_reason: stop_reason.into(),
+        }),
+    }
+}
+
+async fn send(tx: &Events, event: Event) -> Result<(), Gone> {
+    tx.send(CompletionEvent { event: Some(event) })
+        .await
+        .map_err(|_| Gone)
+}
+
+#[cfg(test)]
+mod tests;
