@@ -9,10 +9,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod bins;
+pub mod install;
 pub mod mock_llm;
 pub mod process;
 
 pub use bins::bin_path;
+pub use install::{Cluster, Install};
 pub use mock_llm::{
     MockLlm, MockLlmBuilder, RecordedRequest, Reply, ToolCallSpec, Usage, last_tool_result,
 };

@@ -269,7 +269,7 @@ impl Turn {
             .iter()
             .zip(found)
             .zip(verdicts)
-            .map(|((call, tool), v)| self.run_one(call, tool, v, workspace, &write_lock));
+            .map(|((call, tool), v)| self.run_one(call, tool, v, workspace, &write_lock, tools));
         futures::future::join_all(runs).await
     }
 
@@ -323,10 +323,15 @@ impl Turn {
         verdict: Verdict,
         workspace: &Workspace,
         write_lock: &Mutex<()>,
+        tools: &[(ToolDefinition, ToolRoute)],
     ) -> StoredMessage {
         let outcome = match (tool, verdict) {
             _ if self.cancel.is_cancelled() => Outcome::error(CANCELLED_RESULT),
-            (None, _) => Outcome::error(format!("Unknown tool {:?}.", call.name)),
+            (None, _) => Outcome::error(format!(
+                "Tool {:?} is not available in this session. Available tools: {}.",
+                call.name,
+                tool_names(tools)
+            )),
             (Some(_), Verdict::Reject | Verdict::Ask) => Outcome::error(REJECTED_RESULT),
             (Some((def, route)), Verdict::Allow) => {
                 self.update(call, ToolCallStatus::InProgress, None).await;
@@ -451,6 +456,11 @@ fn apply_tool_delta(
         call.name = delta.name;
     }
     call.arguments_json.push_str(&delta.arguments_fragment);
+}
+
+fn tool_names(tools: &[(ToolDefinition, ToolRoute)]) -> String {
+    let names: Vec<&str> = tools.iter().map(|(d, _)| d.name.as_str()).collect();
+    names.join(", ")
 }
 
 fn parse_args(json: &str) -> serde_json::Value {

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use config::{Environment, File, FileFormat, Source, Value};
 use serde::de::DeserializeOwned;
 
-use crate::schema::{Config, McpServerConfig, ProviderConfig, ProviderKind};
 use crate::Secret;
+use crate::schema::{Config, McpServerConfig, ProviderConfig, ProviderKind};
 
 /// Environment variables that steer the binaries themselves and are not config keys.
 const META_ENV_VARS: &[&str] = &["OPENHEIM_CONFIG", "OPENHEIM_HOME", "OPENHEIM_LOG"];
@@ -184,8 +184,7 @@ fn typed(table: BTreeMap<String, Value>, problems: &mut Vec<ConfigProblem>) -> C
                 config.providers = named_tables::<ProviderConfig>("providers", value, problems)
             }
             "mcp_servers" => {
-                config.mcp_servers =
-                    named_tables::<McpServerConfig>("mcp_servers", value, problems)
+                config.mcp_servers = named_tables::<McpServerConfig>("mcp_servers", value, problems)
             }
             _ => problems.push(ConfigProblem {
                 key: key.clone(),
@@ -332,7 +331,10 @@ fn validate(config: &Config, problems: &mut Vec<ConfigProblem>) {
         );
     }
     if config.tools.max_result_bytes < 1024 {
-        problem("tools.max_result_bytes".into(), "must be at least 1024".into());
+        problem(
+            "tools.max_result_bytes".into(),
+            "must be at least 1024".into(),
+        );
     }
 }
 
@@ -576,7 +578,10 @@ env_var = "MY_KEY"
             Some("sk-a")
         );
         assert_eq!(
-            config.providers["mine"].api_key.as_ref().map(Secret::expose),
+            config.providers["mine"]
+                .api_key
+                .as_ref()
+                .map(Secret::expose),
             Some("sk-b")
         );
         assert_eq!(

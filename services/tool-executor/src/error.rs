@@ -3,7 +3,6 @@
 //! act on), and [`ToolExecutorError`] for running the service itself.
 
 use std::io;
-use std::path::PathBuf;
 
 use openheim_proto::tool_executor::v1::ToolErrorKind;
 
@@ -95,18 +94,4 @@ impl ToolError {
             source,
         }
     }
-}
-
-/// Why the service could not start or stopped serving.
-#[derive(Debug, thiserror::Error)]
-pub enum ToolExecutorError {
-    #[error("workspace root {path:?} is not a usable directory: {source}")]
-    InvalidRoot {
-        path: PathBuf,
-        #[source]
-        source: ToolError,
-    },
-
-    #[error("gRPC server failed: {0}")]
-    Transport(#[from] tonic::transport::Error),
 }

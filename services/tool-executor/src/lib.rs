@@ -25,7 +25,7 @@ use openheim_proto::tool_executor::v1::tool_executor_server::ToolExecutorServer;
 use openheim_proto::transport::MAX_MESSAGE_BYTES;
 use tokio_stream::wrappers::TcpListenerStream;
 
-pub use error::{ToolError, ToolExecutorError};
+pub use error::ToolError;
 pub use grpc::ToolExecutorService;
 pub use sandbox::{Access, WorkspaceRoot};
 pub use tools::{ToolContext, ToolHandler, ToolOutput, ToolRegistry, parse_args};
@@ -103,4 +103,18 @@ pub async fn serve(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())
+}
+
+/// Why the service could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolExecutorError {
+    #[error("workspace root {path:?} is not a usable directory: {source}")]
+    InvalidRoot {
+        path: PathBuf,
+        #[source]
+        source: ToolError,
+    },
+
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
 }

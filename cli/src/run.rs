@@ -1,0 +1,213 @@
+//! `openheim run`: one prompt, headless. The answer streams to stdout; tool
+//! activity, notices and errors go to stderr, so `openheim run … > out.txt`
+//! captures exactly the answer.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Instant;
+
+use futures::StreamExt;
+use openheim_proto::agent_loop::v1::{
+    ApprovalMode, CancelTurn, CreateSessionRequest, StartTurn, ToolCallStatus, TurnEvent,
+    TurnInput, turn_event::Event, turn_input::Input,
+};
+use openheim_proto::common::v1::{ContentBlock, StopReason, content_block::Block};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::Runtime;
+
+/// Process exit codes of `openheim run`.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    /// The turn hit `max_iterations` before a final answer.
+    pub const MAX_ITERATIONS: u8 = 3;
+    /// Interrupted (Ctrl-C).
+    pub const CANCELLED: u8 = 130;
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub model: Option<String>,
+    pub skills: Vec<String>,
+    pub work_dir: Option<String>,
+    /// Continue this session instead of creating one.
+    pub resume: Option<String>,
+}
+
+/// Runs one turn and returns the exit code.
+pub async fn run(
+    runtime: &Runtime,
+    prompt: String,
+    options: RunOptions,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<u8> {
+    let mut client = runtime.agent_loop();
+    let session_id = match options.resume {
+        Some(id) => id,
+        None => {
+            let request = CreateSessionRequest {
+                work_dir: options.work_dir.unwrap_or_default(),
+                skills: options.skills,
+                model: options.model.unwrap_or_default(),
+                mcp_servers: Vec::new(),
+                // Headless: nobody is there to answer permission questions.
+                approval_mode: ApprovalMode::Auto as i32,
+            };
+            client
+                .create_session(request)
+                .await
+                .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+                .into_inner()
+                .id
+        }
+    };
+    // Kept open for the whole turn: closing the input stream cancels it.
+    let (inputs, input_rx) = mpsc::channel(8);
+    let start = StartTurn {
+        session_id: session_id.clone(),
+        prompt: vec![ContentBlock {
+            block: Some(Block::Text(prompt)),
+        }],
+    };
+    inputs
+        .send(TurnInput {
+            input: Some(Input::Start(start)),
+        })
+        .await?;
+    let mut events = client
+        .turn(ReceiverStream::new(input_rx))
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    let mut view = View::default();
+    tokio::pin!(interrupt);
+    let mut interrupted = false;
+    let code = loop {
+        let next = tokio::select! {
+            () = &mut interrupt, if !interrupted => {
+                interrupted = true;
+                let _ = inputs.send(TurnInput { input: Some(Input::Cancel(CancelTurn {})) }).await;
+                continue;
+            }
+            next = events.next() => next,
+        };
+        match next {
+            Some(Ok(event)) => {
+                if let Some(code) = view.show(event)? {
+                    break code;
+                }
+            }
+            Some(Err(status)) => {
+                eprintln!("error: {}", status.message());
+                break exit::FAILED;
+            }
+            None => {
+                eprintln!("error: the agent stopped without finishing the turn");
+                break exit::FAILED;
+            }
+        }
+    };
+    eprintln!("session: {session_id}");
+    Ok(code)
+}
+
+/// Renders turn events; returns an exit code once the turn is over.
+#[derive(Default)]
+struct View {
+    titles: HashMap<String, (String, Instant)>,
+    text_ends_with_newline: bool,
+    wrote_text: bool,
+}
+
+impl View {
+    fn show(&mut self, event: TurnEvent) -> anyhow::Result<Option<u8>> {
+        let Some(event) = event.event else {
+            return Ok(None);
+        };
+        match event {
+            Event::TextDelta(text) => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(text.as_bytes())?;
+                out.flush()?;
+                self.wrote_text = true;
+                self.text_ends_with_newline = text.ends_with('\n');
+            }
+            Event::ToolCall(call) => {
+                self.finish_line()?;
+                eprintln!("▸ {}", call.title);
+                self.titles.insert(call.id, (call.title, Instant::now()));
+            }
+            Event::ToolCallUpdate(update) => self.tool_done(&update),
+            Event::Notice(notice) => eprintln!("note: {}", notice.message),
+            Event::Retracted(r) => {
+                eprintln!("note: the reply was interrupted ({}); retrying", r.reason)
+            }
+            Event::Ended(ended) => {
+                self.finish_line()?;
+                return Ok(Some(match ended.stop_reason() {
+                    StopReason::EndTurn | StopReason::ToolUse | StopReason::Unspecified => exit::OK,
+                    StopReason::MaxTokens => {
+                        eprintln!("note: the answer was cut at the model's output limit");
+                        exit::OK
+                    }
+                    StopReason::Refusal => {
+                        eprintln!("note: the model refused to answer");
+                        exit::OK
+                    }
+                    StopReason::MaxTurnRequests => {
+                        eprintln!("stopped: reached max_iterations before a final answer");
+                        exit::MAX_ITERATIONS
+                    }
+                    StopReason::Cancelled => {
+                        eprintln!("cancelled");
+                        exit::CANCELLED
+                    }
+                }));
+            }
+            Event::Error(error) => {
+                self.finish_line()?;
+                eprintln!("error: {}", error.message);
+                return Ok(Some(exit::FAILED));
+            }
+            Event::Started(_) | Event::ThinkingDelta(_) | Event::Usage(_) => {}
+            Event::PermissionRequest(request) => {
+                // Sessions created by `run` never ask; answer nothing (reject).
+                eprintln!(
+                    "note: permission requested for {} was not granted",
+                    request.title
+                );
+            }
+        }
+        Ok(None)
+    }
+
+    fn tool_done(&mut self, update: &openheim_proto::agent_loop::v1::ToolCallUpdate) {
+        let status = update.status();
+        if status == ToolCallStatus::InProgress || status == ToolCallStatus::Pending {
+            return;
+        }
+        let Some((title, started)) = self.titles.remove(&update.id) else {
+            return;
+        };
+        let ms = started.elapsed().as_millis();
+        if status == ToolCallStatus::Failed {
+            let first = update.content.lines().next().unwrap_or_default();
+            eprintln!("✗ {title} ({ms} ms): {first}");
+        } else {
+            eprintln!("✓ {title} ({ms} ms)");
+        }
+    }
+
+    /// Ends a partial line of answer text before writing to stderr.
+    fn finish_line(&mut self) -> std::io::Result<()> {
+        if self.wrote_text && !self.text_ends_with_newline {
+            let mut out = std::io::stdout().lock();
+            out.write_all(b"\n")?;
+            out.flush()?;
+            self.text_ends_with_newline = true;
+        }
+        Ok(())
+    }
+}

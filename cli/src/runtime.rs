@@ -1,0 +1,76 @@
+//! Wiring of the services: in-process by default, remote where `[services]`
+//! names an address. One wire either way (see `openheim_proto::transport`).
+
+use std::sync::Arc;
+
+use openheim_agent_loop::{AgentLoopConfig, Backends};
+use openheim_config::Config;
+use openheim_llm_proxy::LlmProxyConfig;
+use openheim_mcp_broker::McpBrokerConfig;
+use openheim_proto::GrpcChannel;
+use openheim_proto::agent_loop::v1::agent_loop_client::AgentLoopClient;
+use openheim_proto::transport::{MAX_MESSAGE_BYTES, TransportError, remote};
+use openheim_tool_executor::{ToolExecutorConfig, ToolHandler};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    AgentLoop(#[from] openheim_agent_loop::StartError),
+    #[error(transparent)]
+    LlmProxy(#[from] openheim_llm_proxy::LlmProxyError),
+}
+
+/// The running services, reachable through gRPC channels.
+pub struct Runtime {
+    agent_loop: GrpcChannel,
+}
+
+impl Runtime {
+    /// Starts (or connects to) every service the configuration asks for.
+    pub fn start(config: &Config) -> Result<Self, RuntimeError> {
+        Self::start_with_tools(config, Vec::new())
+    }
+
+    /// Like [`Runtime::start`], with custom tools registered in the
+    /// in-process tool-executor.
+    pub fn start_with_tools(
+        config: &Config,
+        custom_tools: Vec<Arc<dyn ToolHandler>>,
+    ) -> Result<Self, RuntimeError> {
+        let services = &config.services;
+        if let Some(address) = &services.agent_loop {
+            return Ok(Self {
+                agent_loop: remote(address)?,
+            });
+        }
+        let llm = match &services.llm_proxy {
+            Some(address) => remote(address)?,
+            None => openheim_llm_proxy::in_process(LlmProxyConfig::from_config(config))?,
+        };
+        let tools = match &services.tool_executor {
+            Some(address) => remote(address)?,
+            None => openheim_tool_executor::in_process(
+                ToolExecutorConfig::from_config(config, None),
+                custom_tools,
+            ),
+        };
+        let mcp = match &services.mcp_broker {
+            Some(address) => remote(address)?,
+            None => openheim_mcp_broker::in_process(McpBrokerConfig::from_config(config)),
+        };
+        let agent_loop = openheim_agent_loop::in_process(
+            AgentLoopConfig::from_config(config)?,
+            Backends::new(llm, tools, mcp),
+        )?;
+        Ok(Self { agent_loop })
+    }
+
+    /// A client of the agent loop (cheap; clone freely).
+    pub fn agent_loop(&self) -> AgentLoopClient<GrpcChannel> {
+        AgentLoopClient::new(self.agent_loop.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}

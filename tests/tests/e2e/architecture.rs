@@ -1,0 +1,174 @@
+//! The dependency rules of SPEC §2, read from `cargo metadata`, and the
+//! confinement of transport types and secrets to their modules.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+const SERVICES: &[&str] = &[
+    "openheim-agent-loop",
+    "openheim-llm-proxy",
+    "openheim-tool-executor",
+    "openheim-mcp-broker",
+];
+/// Crates allowed to depend on several services.
+const COMPOSITION_ROOTS: &[&str] = &["openheim", "openheim-e2e"];
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Package name → names of the workspace crates it depends on (normal and build).
+fn workspace_deps() -> BTreeMap<String, BTreeSet<String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(workspace_root())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let packages = metadata["packages"].as_array().unwrap();
+    let ours: BTreeSet<String> = packages
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    packages
+        .iter()
+        .map(|p| {
+            let deps = p["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["kind"].as_str() != Some("dev"))
+                .map(|d| d["name"].as_str().unwrap().to_owned())
+                .filter(|n| ours.contains(n))
+                .collect();
+            (p["name"].as_str().unwrap().to_owned(), deps)
+        })
+        .collect()
+}
+
+#[test]
+fn dependency_rules_hold() {
+    let deps = workspace_deps();
+    for service in SERVICES {
+        assert!(
+            deps.contains_key(*service),
+            "{service} is not in the workspace"
+        );
+    }
+    let mut violations = Vec::new();
+    for (package, uses) in &deps {
+        let services: Vec<&String> = uses
+            .iter()
+            .filter(|d| SERVICES.contains(&d.as_str()))
+            .collect();
+        if SERVICES.contains(&package.as_str()) && !services.is_empty() {
+            violations.push(format!(
+                "service {package} depends on service(s) {services:?}"
+            ));
+        }
+        if package == "openheim-gateway" && !services.is_empty() {
+            violations.push(format!("the gateway depends on service(s) {services:?}"));
+        }
+        if services.len() > 1 && !COMPOSITION_ROOTS.contains(&package.as_str()) {
+            violations.push(format!(
+                "{package} depends on several services {services:?}"
+            ));
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "dependency rules broken:\n{}",
+        violations.join("\n")
+    );
+    // The rule is not vacuous: the CLI does compose all four.
+    assert_eq!(
+        deps["openheim"]
+            .iter()
+            .filter(|d| SERVICES.contains(&d.as_str()))
+            .count(),
+        4
+    );
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Files of the services' `src/` (not their tests) containing `needle`,
+/// except the allowed file names.
+fn files_mentioning(needle: &str, allowed: &[&str], crates: &[&str]) -> Vec<String> {
+    let mut hits = Vec::new();
+    for dir in crates {
+        let mut files = Vec::new();
+        rust_files(&workspace_root().join(dir).join("src"), &mut files);
+        for file in files {
+            let name = file.file_name().unwrap().to_str().unwrap();
+            if allowed.contains(&name) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).unwrap();
+            // Unit tests at the bottom of a module may build requests freely.
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            if code.contains(needle) {
+                hits.push(
+                    file.strip_prefix(workspace_root())
+                        .unwrap()
+                        .display()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    hits
+}
+
+const SERVICE_DIRS: &[&str] = &[
+    "services/agent-loop",
+    "services/llm-proxy",
+    "services/tool-executor",
+    "services/mcp-broker",
+];
+
+#[test]
+fn tonic_types_stay_in_adapters() {
+    // grpc.rs = server adapter, backends.rs = client adapter, lib.rs/main.rs
+    // = wiring (server builder).
+    let allowed = ["grpc.rs", "backends.rs", "lib.rs", "main.rs"];
+    // Any `tonic::` path, imports included, names a transport type.
+    let hits = files_mentioning("tonic::", &allowed, SERVICE_DIRS);
+    assert!(hits.is_empty(), "tonic used outside adapters: {hits:?}");
+}
+
+#[test]
+fn only_llm_proxy_reads_secrets() {
+    let others = [
+        "services/agent-loop",
+        "services/tool-executor",
+        "services/mcp-broker",
+        "gateway",
+    ];
+    let hits = files_mentioning(".expose()", &[], &others);
+    assert!(hits.is_empty(), "secrets read outside llm-proxy: {hits:?}");
+}
