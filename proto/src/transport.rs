@@ -7,17 +7,20 @@
 //! container deployment). Callers cannot tell which one they hold.
 //!
 //! Caveat of the in-process path: tonic's server-side layers and
-//! `grpc-timeout` enforcement are skipped, so anything that must hold in both
-//! deployments (timeouts, limits) is applied with `tower` around the service
-//! itself, before it is handed to [`in_process`] or to a tonic `Server`.
+//! `grpc-timeout` enforcement are skipped, so what must hold in both
+//! deployments lives in [`ServerPolicy`], a tower layer that [`in_process`]
+//! applies itself and every `serve` adds to its tonic `Server`.
 
 use std::convert::Infallible;
 use std::error::Error as StdError;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tonic::body::Body;
-use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
+use tower::{Layer, Service, ServiceExt};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -72,7 +75,96 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
+    let server = ServerPolicy.layer(server);
     BoxCloneSyncService::new(server.map_err(|never: Infallible| match never {}))
+}
+
+/// Accepted connections of `listener` with `TCP_NODELAY` set: gRPC streams
+/// are many small messages and Nagle's algorithm would hold them back.
+pub fn incoming(
+    listener: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures::TryStreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).inspect_ok(|stream| {
+        // Best effort: a socket that refuses it still works, only slower.
+        let _ = stream.set_nodelay(true);
+    })
+}
+
+/// Server-side policy of every openheim service, in both deployments:
+/// a call whose `grpc-timeout` elapses before its response starts is answered
+/// `DEADLINE_EXCEEDED` and its handler is dropped (cancelling its work).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerPolicy;
+
+impl<S> Layer<S> for ServerPolicy {
+    type Service = Deadline<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Deadline { inner }
+    }
+}
+
+/// See [`ServerPolicy`].
+#[derive(Debug, Clone)]
+pub struct Deadline<S> {
+    inner: S,
+}
+
+type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<http::Response<Body>, Infallible>> + Send + 'static>>;
+
+impl<S, B> Service<http::Request<B>> for Deadline<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let deadline = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout);
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let Some(deadline) = deadline else {
+                return response.await;
+            };
+            match tokio::time::timeout(deadline, response).await {
+                Ok(result) => result,
+                Err(_) => Ok(tonic::Status::deadline_exceeded(format!(
+                    "deadline of {deadline:?} exceeded"
+                ))
+                .into_http()),
+            }
+        })
+    }
+}
+
+/// Parses a `grpc-timeout` value: up to 8 digits and a unit (H, M, S, m, u, n).
+fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 /// A channel to a remote service at `address` (`http://host:port`, or bare
@@ -98,4 +190,45 @@ pub fn remote(address: &str) -> Result<GrpcChannel, TransportError> {
     Ok(BoxCloneSyncService::new(
         channel.map_err(|e| ChannelError(Box::new(e))),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_values() {
+        assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_grpc_timeout("S"), None);
+        assert_eq!(parse_grpc_timeout("123456789S"), None);
+        assert_eq!(parse_grpc_timeout("5x"), None);
+        assert_eq!(parse_grpc_timeout("-5S"), None);
+    }
+
+    /// A handler slower than the caller's deadline is answered
+    /// DEADLINE_EXCEEDED and dropped; a fast one passes untouched.
+    #[tokio::test(start_paused = true)]
+    async fn deadlines_are_enforced_around_the_service() {
+        let slow = tower::service_fn(|_req: http::Request<Body>| async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok::<_, Infallible>(http::Response::new(Body::empty()))
+        });
+        let mut service = ServerPolicy.layer(slow);
+        let request = || {
+            http::Request::builder()
+                .header("grpc-timeout", "100m")
+                .body(Body::empty())
+                .unwrap()
+        };
+        let response = service.call(request()).await.unwrap();
+        assert_eq!(response.headers()["grpc-status"], "4");
+
+        let fast = tower::service_fn(|_req: http::Request<Body>| async {
+            Ok::<_, Infallible>(http::Response::new(Body::empty()))
+        });
+        let response = ServerPolicy.layer(fast).call(request()).await.unwrap();
+        assert!(response.headers().get("grpc-status").is_none());
+    }
 }

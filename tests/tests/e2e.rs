@@ -8,6 +8,7 @@
 
 mod e2e {
     pub mod architecture;
+    pub mod cli;
     pub mod run_files_task;
     pub mod sandbox;
 }

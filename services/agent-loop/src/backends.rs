@@ -2,6 +2,8 @@
 //! tool-executor and mcp-broker, and the conversion of their transport errors
 //! into [`AgentError`]. The loop never sees a `tonic::Status`.
 
+use std::time::Duration;
+
 use futures::{Stream, StreamExt};
 use openheim_proto::GrpcChannel;
 use openheim_proto::common::v1::{ToolCall, ToolDefinition};
@@ -18,6 +20,15 @@ use openheim_proto::tool_executor::v1::{
 use openheim_proto::transport::MAX_MESSAGE_BYTES;
 
 use crate::error::AgentError;
+
+/// Deadline of quick metadata calls (tool lists, attaching servers).
+const METADATA_DEADLINE: Duration = Duration::from_secs(30);
+
+fn with_deadline<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(METADATA_DEADLINE);
+    request
+}
 
 /// The services a turn talks to. Cheap to clone (one per concurrent call).
 #[derive(Clone)]
@@ -74,10 +85,10 @@ impl Backends {
         let builtin = self
             .tools
             .clone()
-            .list_tools(ListToolsRequest {
+            .list_tools(with_deadline(ListToolsRequest {
                 workspace: Some(workspace.clone()),
                 read_only: false,
-            })
+            }))
             .await
             .map_err(|s| backend("tool-executor", &s))?
             .into_inner()
@@ -89,7 +100,7 @@ impl Backends {
         let request = openheim_proto::mcp_broker::v1::ListToolsRequest {
             session_id: session_id.to_owned(),
         };
-        match self.mcp.clone().list_tools(request).await {
+        match self.mcp.clone().list_tools(with_deadline(request)).await {
             Ok(resp) => tools.extend(
                 resp.into_inner()
                     .tools
@@ -153,10 +164,10 @@ impl Backends {
         }
         self.mcp
             .clone()
-            .attach_session_servers(AttachSessionServersRequest {
+            .attach_session_servers(with_deadline(AttachSessionServersRequest {
                 session_id: session_id.to_owned(),
                 servers,
-            })
+            }))
             .await
             .map_err(|s| backend("mcp-broker", &s))?;
         Ok(())

@@ -23,7 +23,6 @@ use openheim_proto::GrpcChannel;
 use openheim_proto::agent_loop::v1::agent_loop_server::AgentLoopServer;
 use openheim_proto::transport::{MAX_MESSAGE_BYTES, in_process as channel_in_process};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use backends::Backends;
 pub use error::AgentError;
@@ -111,8 +110,9 @@ pub async fn serve(
 ) -> Result<(), StartError> {
     let server = grpc_server(config, backends)?;
     tonic::transport::Server::builder()
+        .layer(openheim_proto::transport::ServerPolicy)
         .add_service(server)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(openheim_proto::transport::incoming(listener), shutdown)
         .await?;
     Ok(())
 }

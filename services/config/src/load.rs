@@ -89,6 +89,9 @@ pub fn load(options: &LoadOptions) -> Result<Config, ConfigError> {
         }
     };
     let mut config = typed(table, &mut problems);
+    if let Some(file) = &options.file {
+        name_file_as_given(&mut problems, file);
+    }
     resolve_api_keys(&mut config, &options.env);
     validate(&config, &mut problems);
     if problems.is_empty() {
@@ -236,8 +239,30 @@ fn named_tables<T: DeserializeOwned>(
     out
 }
 
+/// The config crate's messages end with " in <origin>", which the problem
+/// already shows as its source.
 fn clean_message(e: &config::ConfigError) -> String {
-    e.to_string()
+    let text = e.to_string();
+    match text.rfind(" in ") {
+        Some(i) if !text[i + 4..].contains(' ') => text[..i].to_owned(),
+        _ => text,
+    }
+}
+
+/// The config crate records file origins relative to the current
+/// directory; show the path the way the user (or the binary) named it.
+fn name_file_as_given(problems: &mut [ConfigProblem], file: &Path) {
+    let given = file.display().to_string();
+    for problem in problems {
+        let same_file = problem
+            .source
+            .as_deref()
+            .map(Path::new)
+            .is_some_and(|origin| origin.file_name() == file.file_name());
+        if same_file {
+            problem.source = Some(given.clone());
+        }
+    }
 }
 
 /// Fills `api_key` from the environment variable each provider names (or
@@ -550,7 +575,12 @@ url = "http://localhost/mcp"
             assert!(keys.contains(&expected), "missing {expected} in {err}");
         }
         let text = err.to_string();
-        assert!(text.contains(&file.path().display().to_string()), "{text}");
+        let bad_type = &err.problems[keys.iter().position(|k| *k == "max_iterations").unwrap()];
+        assert_eq!(
+            bad_type.source.as_deref(),
+            Some(&*file.path().display().to_string())
+        );
+        assert!(!bad_type.message.contains(" in "), "{text}");
         assert!(!text.contains("sk-1"), "a key leaked into: {text}");
     }
 

@@ -5,14 +5,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt};
 use openheim_proto::llm_proxy::v1::llm_proxy_server::{LlmProxy, LlmProxyServer};
 use openheim_proto::llm_proxy::v1::{
     CompleteRequest, CompletionEvent, ListModelsRequest, ListModelsResponse,
 };
 use openheim_proto::transport::MAX_MESSAGE_BYTES;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::error::LlmProxyError;
@@ -59,13 +59,9 @@ pub(crate) async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), LlmProxyError> {
-    // Streams are many small messages: do not let Nagle hold them back.
-    let incoming = TcpListenerStream::new(listener).inspect_ok(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
+    let incoming = openheim_proto::transport::incoming(listener);
     tonic::transport::Server::builder()
+        .layer(openheim_proto::transport::ServerPolicy)
         .add_service(server)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await

@@ -16,7 +16,6 @@ use openheim_proto::GrpcChannel;
 use openheim_proto::mcp_broker::v1::mcp_broker_server::McpBrokerServer;
 use openheim_proto::transport::{MAX_MESSAGE_BYTES, in_process as channel_in_process};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use registry::Registry;
 
@@ -56,8 +55,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), McpBrokerError> {
     tonic::transport::Server::builder()
+        .layer(openheim_proto::transport::ServerPolicy)
         .add_service(grpc_server(config))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(openheim_proto::transport::incoming(listener), shutdown)
         .await?;
     Ok(())
 }

@@ -23,7 +23,6 @@ use openheim_config::Config;
 use openheim_proto::GrpcChannel;
 use openheim_proto::tool_executor::v1::tool_executor_server::ToolExecutorServer;
 use openheim_proto::transport::MAX_MESSAGE_BYTES;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use error::ToolError;
 pub use grpc::ToolExecutorService;
@@ -99,8 +98,9 @@ pub async fn serve(
         "tool-executor ready; paths are confined by checks, without OS-level confinement"
     );
     tonic::transport::Server::builder()
+        .layer(openheim_proto::transport::ServerPolicy)
         .add_service(grpc_server(config, Vec::new()))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(openheim_proto::transport::incoming(listener), shutdown)
         .await?;
     Ok(())
 }
