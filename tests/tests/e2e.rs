@@ -11,4 +11,5 @@ mod e2e {
     pub mod cli;
     pub mod run_files_task;
     pub mod sandbox;
+    pub mod turns;
 }
