@@ -82,14 +82,21 @@ impl Backends {
         workspace: &Workspace,
         session_id: &str,
     ) -> Result<Vec<(ToolDefinition, ToolRoute)>, AgentError> {
-        let builtin = self
-            .tools
-            .clone()
-            .list_tools(with_deadline(ListToolsRequest {
-                workspace: Some(workspace.clone()),
-                read_only: false,
-            }))
-            .await
+        let builtin_request = with_deadline(ListToolsRequest {
+            workspace: Some(workspace.clone()),
+            read_only: false,
+        });
+        let mcp_request = with_deadline(openheim_proto::mcp_broker::v1::ListToolsRequest {
+            session_id: session_id.to_owned(),
+        });
+        // Independent services: ask both at once.
+        let mut executor = self.tools.clone();
+        let mut broker = self.mcp.clone();
+        let (builtin, mcp) = tokio::join!(
+            executor.list_tools(builtin_request),
+            broker.list_tools(mcp_request)
+        );
+        let builtin = builtin
             .map_err(|s| backend("tool-executor", &s))?
             .into_inner()
             .tools;
@@ -97,10 +104,7 @@ impl Backends {
             .into_iter()
             .map(|t| (t, ToolRoute::Executor))
             .collect();
-        let request = openheim_proto::mcp_broker::v1::ListToolsRequest {
-            session_id: session_id.to_owned(),
-        };
-        match self.mcp.clone().list_tools(with_deadline(request)).await {
+        match mcp {
             Ok(resp) => tools.extend(
                 resp.into_inner()
                     .tools

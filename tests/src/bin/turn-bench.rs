@@ -15,10 +15,17 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use nix::sys::resource::{UsageWho, getrusage};
+use openheim::Runtime;
 use openheim_e2e::install::timed;
 use openheim_e2e::{Install, MockLlm, Reply, ToolCallSpec};
+use openheim_proto::agent_loop::v1::{
+    ApprovalMode, CreateSessionRequest, StartTurn, TurnInput, turn_event::Event, turn_input::Input,
+};
+use openheim_proto::common::v1::{ContentBlock, content_block::Block};
 use serde_json::json;
+use tokio_stream::wrappers::ReceiverStream;
 
 const RUNS: usize = 30;
 
@@ -80,6 +87,75 @@ async fn measure(
     (percentile(&times, 0.5), percentile(&times, 0.9))
 }
 
+/// Per-turn wall time from a long-lived client: no process start-up.
+async fn measure_turns(
+    runtime: &Runtime,
+    mock: &MockLlm,
+    script: fn() -> Vec<Reply>,
+) -> (Duration, Duration) {
+    let mut client = runtime.agent_loop();
+    let request = CreateSessionRequest {
+        approval_mode: ApprovalMode::Auto as i32,
+        ..Default::default()
+    };
+    let mut times = Vec::with_capacity(RUNS);
+    for i in 0..=RUNS {
+        // A fresh session per turn so history length stays the same.
+        let session = client
+            .create_session(request.clone())
+            .await
+            .unwrap()
+            .into_inner()
+            .id;
+        for reply in script() {
+            mock.push_reply(reply);
+        }
+        let started = std::time::Instant::now();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let prompt = vec![ContentBlock {
+            block: Some(Block::Text("benchmark task".into())),
+        }];
+        tx.send(TurnInput {
+            input: Some(Input::Start(StartTurn {
+                session_id: session,
+                prompt,
+            })),
+        })
+        .await
+        .unwrap();
+        let mut events = client
+            .turn(ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        while let Some(event) = events.next().await {
+            match event.unwrap().event {
+                Some(Event::Ended(_)) => break,
+                Some(Event::Error(e)) => panic!("{}", e.message),
+                _ => {}
+            }
+        }
+        if i > 0 {
+            times.push(started.elapsed());
+        }
+    }
+    mock.assert_no_violations();
+    times.sort();
+    (percentile(&times, 0.5), percentile(&times, 0.9))
+}
+
+fn runtime_for(install: &Install) -> Runtime {
+    let mut config = openheim_config::load(&openheim_config::LoadOptions {
+        file: Some(install.home().join("config.toml")),
+        file_required: true,
+        ..Default::default()
+    })
+    .unwrap();
+    config.work_dir = Some(install.workspace());
+    config.data_dir = Some(install.home());
+    Runtime::start(&config).unwrap()
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
@@ -105,7 +181,26 @@ async fn main() {
         ms(b50),
         ms(b90)
     );
+    // What every LLM request pays: system prompt + all built-in tool schemas.
+    let first = mock.request(0);
+    let system = mock.system_prompt(0).unwrap_or_default().len();
+    let tools = serde_json::to_string(&first.body["tools"]).unwrap().len();
+
+    let local = runtime_for(&install);
+    let (l50, l90) = measure_turns(&local, &mock, task_a).await;
+    println!(
+        "| long-lived client, in-process, 4 LLM calls + 3 tools | {} | {} | — |",
+        ms(l50),
+        ms(l90)
+    );
     let cluster = install.start_cluster(&mock, "").await;
+    let remote = runtime_for(&install);
+    let (r50, r90) = measure_turns(&remote, &mock, task_a).await;
+    println!(
+        "| long-lived client, distributed, 4 LLM calls + 3 tools | {} | {} | — |",
+        ms(r50),
+        ms(r90)
+    );
     let (d50, d90) = measure(&install, &mock, task_a).await;
     println!(
         "| distributed (4 service processes), 4 LLM calls + 3 tools | {} | {} | — |",
@@ -113,6 +208,12 @@ async fn main() {
         ms(d90)
     );
     drop(cluster);
-    let extra = d50.saturating_sub(a50);
-    println!("\nDistributed minus in-process (median): {}", ms(extra));
+    println!(
+        "\nDistributed turn minus in-process turn (long-lived client, median): {:+.2} ms",
+        (r50.as_secs_f64() - l50.as_secs_f64()) * 1000.0
+    );
+    println!(
+        "Per-request prompt overhead: system prompt {system} B + tool schemas {tools} B = {} B",
+        system + tools
+    );
 }
