@@ -82,9 +82,7 @@ pub fn init_logging(default_filter: &str) {
 /// Binds `address` and prints `listening on ADDR` on stdout, the line test
 /// harnesses and orchestration scripts wait for.
 pub async fn bind(address: &str) -> anyhow::Result<TcpListener> {
-    let addr: SocketAddr = address
-        .parse()
-        .with_context(|| format!("invalid --listen address {address:?}"))?;
+    let addr = parse_listen(address)?;
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -97,6 +95,16 @@ pub async fn bind(address: &str) -> anyhow::Result<TcpListener> {
     use std::io::Write;
     std::io::stdout().flush()?;
     Ok(listener)
+}
+
+/// `HOST:PORT`, or a bare `PORT` on every interface (`0` = any free port).
+fn parse_listen(address: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(port) = address.parse::<u16>() {
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    address.parse().with_context(|| {
+        format!("invalid --listen address {address:?} (expected HOST:PORT or PORT)")
+    })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -121,4 +129,20 @@ pub async fn shutdown_signal() {
         let _ = ctrl_c.await;
     }
     tracing::info!("shutdown signal received");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen("0").unwrap(),
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        );
+        assert_eq!(parse_listen("127.0.0.1:5000").unwrap().port(), 5000);
+        assert!(parse_listen("[::1]:0").is_ok());
+        assert!(parse_listen("localhost").is_err());
+    }
 }
