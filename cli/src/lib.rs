@@ -7,7 +7,35 @@
 //! agent-loop gRPC client.
 
 pub mod init;
+mod library;
 pub mod run;
 mod runtime;
 
+pub use library::{Error, Openheim, OpenheimBuilder, Session, SessionOptions, Turn};
 pub use runtime::{Runtime, RuntimeError};
+
+/// What custom tools implement and use.
+pub mod tools {
+    /// `#[async_trait]` for `impl ToolHandler`.
+    pub use async_trait::async_trait;
+    pub use openheim_proto::common::v1::{FileDiff, ToolDefinition, ToolKind};
+    pub use openheim_tool_executor::{
+        Access, ToolContext, ToolError, ToolHandler, ToolOutput, WorkspaceRoot, parse_args,
+    };
+}
+
+/// Configuration types for the builder.
+pub mod config {
+    pub use openheim_config::{
+        Config, McpServerConfig, PermissionsConfig, ProviderConfig, ProviderKind, Secret,
+        ToolPolicy,
+    };
+}
+
+/// Events and messages of the agent-loop wire.
+pub mod events {
+    pub use openheim_proto::agent_loop::v1::{
+        ApprovalMode, Decision, SessionInfo, ToolCallStatus, TurnEvent, turn_event::Event,
+    };
+    pub use openheim_proto::common::v1::{Message, StopReason, Usage};
+}

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use openheim::events::ApprovalMode;
 use openheim::init::FileOutcome;
 use openheim::run::{RunOptions, exit};
 
@@ -40,6 +41,18 @@ enum Command {
         /// Continue an existing session.
         #[arg(long)]
         resume: Option<String>,
+        /// Run tool calls that would need approval without asking.
+        #[arg(long, short = 'y', conflicts_with = "deny")]
+        yes: bool,
+        /// Refuse tool calls that would need approval (edits, commands, fetches).
+        #[arg(long)]
+        deny: bool,
+        /// Offer only read-only tools (plan mode).
+        #[arg(long)]
+        read_only: bool,
+        /// Report the setup (model, sandbox level) on stderr before running.
+        #[arg(long, short = 'v')]
+        verbose: bool,
     },
     /// ACP agent over stdio (not available in this build yet).
     Acp,
@@ -77,11 +90,21 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             model,
             skills,
             resume,
+            yes,
+            deny,
+            read_only,
+            verbose,
         }) => {
             openheim_boot::init_logging("warn");
             let config = openheim_boot::load_config(cli.config.as_deref(), Vec::new())?;
             let runtime = openheim::Runtime::start(&config)?;
+            let approval = run_approval(&config, yes, deny);
+            if verbose {
+                report_setup(&config, &runtime, model.as_deref()).await;
+            }
             let options = RunOptions {
+                approval,
+                read_only,
                 model,
                 skills,
                 work_dir: None,
@@ -95,6 +118,39 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         None => not_yet("the interactive REPL"),
         Some(Command::Acp) => not_yet("`openheim acp`"),
         Some(Command::Serve) => not_yet("`openheim serve`"),
+    }
+}
+
+async fn report_setup(
+    config: &openheim_config::Config,
+    runtime: &openheim::Runtime,
+    model: Option<&str>,
+) {
+    let default = config.default_provider.as_deref().unwrap_or("(none)");
+    eprintln!("model: {}", model.unwrap_or(default));
+    if let Some(dir) = &config.work_dir {
+        eprintln!("workspace: {}", dir.display());
+    }
+    match runtime.sandbox().await {
+        Some((level, detail)) => eprintln!("sandbox: {level} ({detail})"),
+        None => eprintln!("sandbox: reported by the remote tool-executor"),
+    }
+}
+
+/// `--yes` / `--deny`, else `permissions.run` from the config. Auto-approval
+/// is announced: headless runs never allow edits and commands silently.
+fn run_approval(config: &openheim_config::Config, yes: bool, deny: bool) -> ApprovalMode {
+    use openheim_config::RunApproval;
+    let auto = yes || (!deny && config.permissions.run == RunApproval::Auto);
+    if auto {
+        if !yes {
+            eprintln!(
+                "note: tool calls run without approval (permissions.run = \"auto\"); --deny refuses edits and commands"
+            );
+        }
+        ApprovalMode::Auto
+    } else {
+        ApprovalMode::Deny
     }
 }
 

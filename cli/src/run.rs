@@ -29,6 +29,11 @@ pub mod exit {
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
+    /// What happens to calls that would need approval (nobody is there to
+    /// ask): `Auto` runs them, `Deny` refuses them.
+    pub approval: ApprovalMode,
+    /// Offer only read-only tools.
+    pub read_only: bool,
     pub model: Option<String>,
     pub skills: Vec<String>,
     pub work_dir: Option<String>,
@@ -52,8 +57,8 @@ pub async fn run(
                 skills: options.skills,
                 model: options.model.unwrap_or_default(),
                 mcp_servers: Vec::new(),
-                // Headless: nobody is there to answer permission questions.
-                approval_mode: ApprovalMode::Auto as i32,
+                approval_mode: options.approval as i32,
+                read_only: options.read_only,
             };
             client
                 .create_session(request)

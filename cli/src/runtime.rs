@@ -9,6 +9,8 @@ use openheim_llm_proxy::LlmProxyConfig;
 use openheim_mcp_broker::McpBrokerConfig;
 use openheim_proto::GrpcChannel;
 use openheim_proto::agent_loop::v1::agent_loop_client::AgentLoopClient;
+use openheim_proto::tool_executor::v1::GetSandboxInfoRequest;
+use openheim_proto::tool_executor::v1::tool_executor_client::ToolExecutorClient;
 use openheim_proto::transport::{MAX_MESSAGE_BYTES, TransportError, remote};
 use openheim_tool_executor::{ToolExecutorConfig, ToolHandler};
 
@@ -25,6 +27,8 @@ pub enum RuntimeError {
 /// The running services, reachable through gRPC channels.
 pub struct Runtime {
     agent_loop: GrpcChannel,
+    /// Known unless only a remote agent-loop was configured.
+    tool_executor: Option<GrpcChannel>,
 }
 
 impl Runtime {
@@ -41,8 +45,10 @@ impl Runtime {
     ) -> Result<Self, RuntimeError> {
         let services = &config.services;
         if let Some(address) = &services.agent_loop {
+            let tool_executor = services.tool_executor.as_deref().map(remote).transpose()?;
             return Ok(Self {
                 agent_loop: remote(address)?,
+                tool_executor,
             });
         }
         let llm = match &services.llm_proxy {
@@ -62,9 +68,24 @@ impl Runtime {
         };
         let agent_loop = openheim_agent_loop::in_process(
             AgentLoopConfig::from_config(config)?,
-            Backends::new(llm, tools, mcp),
+            Backends::new(llm, tools.clone(), mcp),
         )?;
-        Ok(Self { agent_loop })
+        Ok(Self {
+            agent_loop,
+            tool_executor: Some(tools),
+        })
+    }
+
+    /// The sandbox of the tool-executor: `(confinement, detail)`, when reachable.
+    pub async fn sandbox(&self) -> Option<(String, String)> {
+        let channel = self.tool_executor.clone()?;
+        let mut client = ToolExecutorClient::new(channel);
+        let info = client
+            .get_sandbox_info(GetSandboxInfoRequest {})
+            .await
+            .ok()?
+            .into_inner();
+        Some((info.confinement, info.detail))
     }
 
     /// A client of the agent loop (cheap; clone freely).

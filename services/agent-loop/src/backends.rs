@@ -81,10 +81,11 @@ impl Backends {
         &self,
         workspace: &Workspace,
         session_id: &str,
+        read_only: bool,
     ) -> Result<Vec<(ToolDefinition, ToolRoute)>, AgentError> {
         let builtin_request = with_deadline(ListToolsRequest {
             workspace: Some(workspace.clone()),
-            read_only: false,
+            read_only,
         });
         let mcp_request = with_deadline(openheim_proto::mcp_broker::v1::ListToolsRequest {
             session_id: session_id.to_owned(),
@@ -109,6 +110,7 @@ impl Backends {
                 resp.into_inner()
                     .tools
                     .into_iter()
+                    .filter(|t| t.read_only || !read_only)
                     .map(|t| (t, ToolRoute::Mcp)),
             ),
             Err(status) => {

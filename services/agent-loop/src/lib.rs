@@ -39,7 +39,7 @@ pub struct AgentLoopConfig {
     pub default_work_dir: PathBuf,
     pub allow_shell: bool,
     pub max_result_bytes: usize,
-    pub read_only_needs_approval: bool,
+    pub permissions: openheim_config::PermissionsConfig,
     /// `None` or `"files"`: files under `<data_dir>/history`.
     pub store_url: Option<String>,
 }
@@ -56,7 +56,7 @@ impl AgentLoopConfig {
             default_work_dir: config.work_dir.clone().ok_or_else(|| missing("work_dir"))?,
             allow_shell: config.allow_shell,
             max_result_bytes: config.tools.max_result_bytes,
-            read_only_needs_approval: false,
+            permissions: config.permissions.clone(),
             store_url: config.store.url.clone(),
         })
     }

@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use openheim_config::{PermissionsConfig, ToolPolicy};
 use openheim_proto::agent_loop::v1::Decision;
+use openheim_proto::common::v1::ToolKind;
 use tokio::sync::oneshot;
 
 use crate::store::Approval;
@@ -45,20 +47,27 @@ pub fn approval_key(tool_name: &str, arguments: &serde_json::Value) -> String {
     }
 }
 
-/// The gate's decision before asking anyone.
-pub fn verdict(
-    policy: Approval,
-    read_only: bool,
-    read_only_needs_approval: bool,
-    remembered: Option<bool>,
-) -> Verdict {
-    match policy {
-        Approval::Auto => Verdict::Allow,
-        _ if read_only && !read_only_needs_approval => Verdict::Allow,
-        _ => match remembered {
+/// The configured policy for a kind of tool.
+pub fn kind_policy(kinds: &PermissionsConfig, kind: ToolKind) -> ToolPolicy {
+    match kind {
+        ToolKind::Read | ToolKind::Search | ToolKind::Think => kinds.read,
+        ToolKind::Edit | ToolKind::Delete | ToolKind::Move => kinds.edit,
+        ToolKind::Execute => kinds.execute,
+        ToolKind::Fetch => kinds.fetch,
+        ToolKind::Other | ToolKind::Unspecified => kinds.other,
+    }
+}
+
+/// The gate's decision before asking anyone: the session's mode first
+/// (`auto` allows everything), then the policy of the tool's kind, then a
+/// remembered "always" answer.
+pub fn verdict(session: Approval, policy: ToolPolicy, remembered: Option<bool>) -> Verdict {
+    match (session, policy) {
+        (Approval::Auto, _) | (_, ToolPolicy::Auto) => Verdict::Allow,
+        (_, ToolPolicy::Deny) | (Approval::Deny, ToolPolicy::Ask) => Verdict::Reject,
+        (Approval::Ask, ToolPolicy::Ask) => match remembered {
             Some(true) => Verdict::Allow,
             Some(false) => Verdict::Reject,
-            None if policy == Approval::Deny => Verdict::Reject,
             None => Verdict::Ask,
         },
     }
@@ -105,22 +114,24 @@ mod tests {
 
     #[test]
     fn policy_table() {
-        assert_eq!(
-            verdict(Approval::Auto, false, true, Some(false)),
-            Verdict::Allow
-        );
-        assert_eq!(verdict(Approval::Ask, true, false, None), Verdict::Allow);
-        assert_eq!(verdict(Approval::Ask, true, true, None), Verdict::Ask);
-        assert_eq!(verdict(Approval::Ask, false, false, None), Verdict::Ask);
-        assert_eq!(
-            verdict(Approval::Ask, false, false, Some(true)),
-            Verdict::Allow
-        );
-        assert_eq!(
-            verdict(Approval::Ask, false, false, Some(false)),
-            Verdict::Reject
-        );
-        assert_eq!(verdict(Approval::Deny, false, false, None), Verdict::Reject);
+        use ToolPolicy::{Ask, Auto, Deny};
+        assert_eq!(verdict(Approval::Auto, Deny, Some(false)), Verdict::Allow);
+        assert_eq!(verdict(Approval::Ask, Auto, None), Verdict::Allow);
+        assert_eq!(verdict(Approval::Deny, Auto, None), Verdict::Allow);
+        assert_eq!(verdict(Approval::Ask, Ask, None), Verdict::Ask);
+        assert_eq!(verdict(Approval::Ask, Ask, Some(true)), Verdict::Allow);
+        assert_eq!(verdict(Approval::Ask, Ask, Some(false)), Verdict::Reject);
+        assert_eq!(verdict(Approval::Ask, Deny, Some(true)), Verdict::Reject);
+        assert_eq!(verdict(Approval::Deny, Ask, Some(true)), Verdict::Reject);
+    }
+
+    #[test]
+    fn kinds_map_to_their_policy() {
+        let kinds = PermissionsConfig::default();
+        assert_eq!(kind_policy(&kinds, ToolKind::Search), ToolPolicy::Auto);
+        assert_eq!(kind_policy(&kinds, ToolKind::Edit), ToolPolicy::Ask);
+        assert_eq!(kind_policy(&kinds, ToolKind::Execute), ToolPolicy::Ask);
+        assert_eq!(kind_policy(&kinds, ToolKind::Unspecified), ToolPolicy::Ask);
     }
 
     #[test]

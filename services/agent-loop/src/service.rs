@@ -77,6 +77,7 @@ impl AgentService {
             model: request.model,
             skills,
             approval: approval_from_wire(approval_mode),
+            read_only: request.read_only,
         };
         self.store.create(&meta).await?;
         self.backends
@@ -186,7 +187,7 @@ impl AgentService {
             max_iterations: self.config.max_iterations,
             allow_shell: self.config.allow_shell,
             max_result_bytes: self.config.max_result_bytes,
-            read_only_needs_approval: self.config.read_only_needs_approval,
+            permissions: self.config.permissions.clone(),
         }
     }
 
@@ -226,5 +227,6 @@ fn session_info(summary: &SessionSummary) -> SessionInfo {
         updated_at_ms: summary.updated_at_ms,
         message_count: summary.message_count,
         approval_mode: approval_to_wire(meta.approval) as i32,
+        read_only: meta.read_only,
     }
 }

@@ -24,12 +24,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backends::{Backends, ToolRoute};
 use crate::error::AgentError;
-use crate::permission::{PendingQuestions, Remembered, Verdict, approval_key, verdict};
+use crate::permission::{
+    PendingQuestions, Remembered, Verdict, approval_key, kind_policy, verdict,
+};
 use crate::store::{Record, SessionMeta, SessionStore, StoredBlock, StoredMessage, now_ms};
 use crate::truncate::cap_text;
 
 pub const CANCELLED_RESULT: &str = "Cancelled by user.";
-pub const REJECTED_RESULT: &str = "The user rejected this tool call.";
+pub const REJECTED_RESULT: &str = "Permission denied: this tool call was not approved.";
 
 /// Settings a turn runs under.
 #[derive(Debug, Clone)]
@@ -37,8 +39,8 @@ pub struct TurnSettings {
     pub max_iterations: u32,
     pub allow_shell: bool,
     pub max_result_bytes: usize,
-    /// Whether read-only tools also wait for approval (default: they do not).
-    pub read_only_needs_approval: bool,
+    /// Policy of the permission gate per tool kind.
+    pub permissions: openheim_config::PermissionsConfig,
 }
 
 /// Everything one running turn needs.
@@ -99,7 +101,10 @@ impl Turn {
             root: self.meta.work_dir.clone(),
             allow_shell: self.settings.allow_shell,
         };
-        let tools = self.backends.list_tools(&workspace, &self.meta.id).await?;
+        let tools = self
+            .backends
+            .list_tools(&workspace, &self.meta.id, self.meta.read_only)
+            .await?;
         let definitions: Vec<ToolDefinition> = tools.iter().map(|(d, _)| d.clone()).collect();
         self.persist(prompt).await?;
         let mut total = Usage::default();
@@ -278,8 +283,7 @@ impl Turn {
         let key = approval_key(&call.name, &args);
         let v = verdict(
             self.meta.approval,
-            def.read_only,
-            self.settings.read_only_needs_approval,
+            kind_policy(&self.settings.permissions, def.kind()),
             self.remembered.get(&key),
         );
         if v != Verdict::Ask || self.cancel.is_cancelled() {

@@ -179,6 +179,7 @@ fn typed(table: BTreeMap<String, Value>, problems: &mut Vec<ConfigProblem>) -> C
             "allow_shell" => field(&mut |v| set(&mut config.allow_shell, v)),
             "data_dir" => field(&mut |v| set(&mut config.data_dir, v)),
             "tools" => field(&mut |v| set(&mut config.tools, v)),
+            "permissions" => field(&mut |v| set(&mut config.permissions, v)),
             "server" => field(&mut |v| set(&mut config.server, v)),
             "services" => field(&mut |v| set(&mut config.services, v)),
             "store" => field(&mut |v| set(&mut config.store, v)),

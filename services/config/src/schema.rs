@@ -36,6 +36,7 @@ pub struct Config {
     /// `~/.openheim` when unset.
     pub data_dir: Option<PathBuf>,
     pub tools: ToolsConfig,
+    pub permissions: PermissionsConfig,
     pub providers: BTreeMap<String, ProviderConfig>,
     pub mcp_servers: BTreeMap<String, McpServerConfig>,
     pub server: ServerConfig,
@@ -54,6 +55,7 @@ impl Default for Config {
             allow_shell: true,
             data_dir: None,
             tools: ToolsConfig::default(),
+            permissions: PermissionsConfig::default(),
             providers: BTreeMap::new(),
             mcp_servers: BTreeMap::new(),
             server: ServerConfig::default(),
@@ -69,6 +71,19 @@ impl Default for Config {
 pub struct ToolsConfig {
     pub shell_timeout_secs: u64,
     pub max_result_bytes: usize,
+    /// OS-level confinement of shell commands (Landlock on Linux).
+    pub sandbox: SandboxMode,
+    /// Directories shell commands may write to besides the workspace and
+    /// the temp directories (e.g. a build cache), when confined.
+    pub writable_paths: Vec<PathBuf>,
+    /// When non-empty, commands get only these variables (plus PATH, HOME,
+    /// LANG-style basics). `NAME` or a `PREFIX*` pattern, case-insensitive.
+    pub env_allow: Vec<String>,
+    /// Variables never passed to commands (same patterns); wins over
+    /// `env_allow`.
+    pub env_deny: Vec<String>,
+    /// Lets `web_fetch` reach loopback, private and link-local addresses.
+    pub web_fetch_allow_private: bool,
 }
 
 impl Default for ToolsConfig {
@@ -76,6 +91,77 @@ impl Default for ToolsConfig {
         Self {
             shell_timeout_secs: DEFAULT_SHELL_TIMEOUT_SECS,
             max_result_bytes: DEFAULT_MAX_TOOL_RESULT_BYTES,
+            sandbox: SandboxMode::BestEffort,
+            writable_paths: Vec::new(),
+            env_allow: Vec::new(),
+            env_deny: Vec::new(),
+            web_fetch_allow_private: false,
+        }
+    }
+}
+
+/// `tools.sandbox`: how shell commands are confined by the OS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxMode {
+    /// Refuse to run commands when confinement is unavailable.
+    Enforce,
+    /// Confine as far as the kernel allows and say what is missing.
+    BestEffort,
+    /// No OS confinement: the container is the sandbox.
+    Off,
+}
+
+/// What the permission gate does with a tool call of some kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolPolicy {
+    /// Run without asking.
+    Auto,
+    /// Ask the user (remembering "always" answers per session).
+    Ask,
+    /// Refuse without asking.
+    Deny,
+}
+
+/// How `openheim run` treats calls that would need approval (nobody is there
+/// to ask).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunApproval {
+    /// Allow every call (the workspace boundary and OS confinement still apply).
+    Auto,
+    /// Refuse calls that would need approval; `auto` kinds still run.
+    Deny,
+}
+
+/// The permission gate's policy per tool kind, for interactive sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PermissionsConfig {
+    /// read_file, list_dir, search.
+    pub read: ToolPolicy,
+    /// write_file, edit_file, deletes and moves.
+    pub edit: ToolPolicy,
+    /// The shell.
+    pub execute: ToolPolicy,
+    /// web_fetch.
+    pub fetch: ToolPolicy,
+    /// Anything else, MCP tools included.
+    pub other: ToolPolicy,
+    /// Default of `openheim run` (flags `--yes` / `--deny` override it).
+    pub run: RunApproval,
+}
+
+impl Default for PermissionsConfig {
+    fn default() -> Self {
+        Self {
+            read: ToolPolicy::Auto,
+            edit: ToolPolicy::Ask,
+            execute: ToolPolicy::Ask,
+            fetch: ToolPolicy::Ask,
+            other: ToolPolicy::Ask,
+            run: RunApproval::Auto,
         }
     }
 }

@@ -62,3 +62,63 @@ async fn provider_errors_fail_the_run_with_a_clear_message() {
     assert!(err.contains("error:") && err.contains("401"), "{err}");
     assert!(output.stdout.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_policies_deny_read_only_and_announce_auto() {
+    use openheim_e2e::{Reply, ToolCallSpec};
+    let write = || {
+        Reply::tool_calls(vec![ToolCallSpec::new(
+            "write_file",
+            serde_json::json!({"path": "out.txt", "content": "x"}),
+        )])
+    };
+    let script = vec![
+        write(),
+        Reply::text("refused"),
+        Reply::text("planned"),
+        write(),
+        Reply::text("written"),
+    ];
+    let mock = MockLlm::start(script).await;
+    let install = Install::new(&mock, "");
+
+    // --deny: the edit is refused with a permission error, nothing written.
+    let denied = install.openheim(&["run", "write it", "--deny"]).await;
+    assert!(denied.status.success(), "{}", stderr(&denied));
+    assert!(!install.workspace().join("out.txt").exists());
+    let result = openheim_e2e::last_tool_result(&mock.request(1).body).unwrap();
+    assert!(result.starts_with("Permission denied"), "{result}");
+
+    // --read-only: only read-only tools are offered.
+    let planned = install
+        .openheim(&["run", "plan it", "--read-only", "--verbose"])
+        .await;
+    assert!(planned.status.success(), "{}", stderr(&planned));
+    let tools = mock.tool_names(2);
+    assert!(tools.contains(&"read_file".to_owned()), "{tools:?}");
+    assert!(
+        !tools
+            .iter()
+            .any(|t| t == "write_file" || t == "execute_command"),
+        "{tools:?}"
+    );
+    assert!(
+        stderr(&planned).contains("sandbox: "),
+        "{}",
+        stderr(&planned)
+    );
+
+    // Default (permissions.run = "auto"): allowed, and announced on stderr.
+    let auto = install.openheim(&["run", "write it"]).await;
+    assert!(auto.status.success(), "{}", stderr(&auto));
+    assert!(
+        stderr(&auto).contains("without approval"),
+        "{}",
+        stderr(&auto)
+    );
+    assert_eq!(
+        std::fs::read_to_string(install.workspace().join("out.txt")).unwrap(),
+        "x"
+    );
+    mock.assert_no_violations();
+}

@@ -306,6 +306,9 @@ async fn permission_answers_gate_and_are_remembered() {
         "1"
     );
     let results = stored_tool_results(&runtime, &session).await;
-    assert_eq!(results[0].1, "The user rejected this tool call.");
+    assert_eq!(
+        results[0].1,
+        "Permission denied: this tool call was not approved."
+    );
     mock.assert_no_violations();
 }

@@ -234,6 +234,7 @@ mod tests {
             model: String::new(),
             skills: vec![],
             approval: Approval::Ask,
+            read_only: false,
         }
     }
 

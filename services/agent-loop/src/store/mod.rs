@@ -36,6 +36,9 @@ pub struct SessionMeta {
     pub skills: Vec<String>,
     #[serde(default)]
     pub approval: Approval,
+    /// Only read-only tools are offered.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
 }
 
 /// A session as listed: its metadata plus what is derived from its log.

@@ -1,0 +1,342 @@
+//! The embeddable API: build a runtime in your program ([`Openheim::builder`]),
+//! then create, load and list sessions and prompt them with streamed events.
+//!
+//! Like every openheim library, it never reads environment variables or the
+//! current directory: pass a config file, or set everything on the builder.
+
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::Stream;
+use openheim_config::{Config, LoadOptions, McpServerConfig, ProviderConfig};
+use openheim_proto::GrpcChannel;
+use openheim_proto::agent_loop::v1::{
+    ApprovalMode, CancelTurn, CreateSessionRequest, Decision, ListSessionsRequest,
+    LoadSessionRequest, PermissionDecision, SessionInfo, SetSessionModelRequest, StartTurn,
+    TurnEvent, TurnInput, agent_loop_client::AgentLoopClient, turn_input::Input,
+};
+use openheim_proto::common::v1::{ContentBlock, Message, content_block::Block};
+use openheim_tool_executor::ToolHandler;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::{Runtime, RuntimeError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] openheim_config::ConfigError),
+    #[error("{0} must be set on the builder")]
+    Missing(&'static str),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("{0}")]
+    Agent(String),
+}
+
+fn agent(status: tonic::Status) -> Error {
+    Error::Agent(status.message().to_owned())
+}
+
+/// Builds an [`Openheim`].
+#[derive(Default)]
+pub struct OpenheimBuilder {
+    config_file: Option<PathBuf>,
+    config: Option<Config>,
+    providers: Vec<(String, ProviderConfig)>,
+    mcp_servers: Vec<(String, McpServerConfig)>,
+    default_provider: Option<String>,
+    work_dir: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    allow_shell: Option<bool>,
+    max_iterations: Option<u32>,
+    tools: Vec<Arc<dyn ToolHandler>>,
+}
+
+impl OpenheimBuilder {
+    /// Starts from this config file (same format as `~/.openheim/config.toml`).
+    pub fn config_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.config_file = Some(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Starts from an already built configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Adds (or replaces) a provider.
+    pub fn provider(mut self, name: impl Into<String>, provider: ProviderConfig) -> Self {
+        self.providers.push((name.into(), provider));
+        self
+    }
+
+    /// Provider used when no model is named.
+    pub fn default_provider(mut self, name: impl Into<String>) -> Self {
+        self.default_provider = Some(name.into());
+        self
+    }
+
+    pub fn mcp_server(mut self, name: impl Into<String>, server: McpServerConfig) -> Self {
+        self.mcp_servers.push((name.into(), server));
+        self
+    }
+
+    /// Workspace the tools are confined to (required unless the config sets it).
+    pub fn work_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.work_dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Where `system.md`, `skills/` and `history/` live (required unless the
+    /// config sets it).
+    pub fn data_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.data_dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    pub fn allow_shell(mut self, allow: bool) -> Self {
+        self.allow_shell = Some(allow);
+        self
+    }
+
+    pub fn max_iterations(mut self, n: u32) -> Self {
+        self.max_iterations = Some(n);
+        self
+    }
+
+    /// Registers a custom tool, offered to the model next to the built-ins.
+    pub fn tool(mut self, tool: impl ToolHandler + 'static) -> Self {
+        self.tools.push(Arc::new(tool));
+        self
+    }
+
+    pub fn build(self) -> Result<Openheim, Error> {
+        let mut config = match (self.config, &self.config_file) {
+            (Some(config), _) => config,
+            (None, Some(path)) => openheim_config::load(&LoadOptions {
+                file: Some(path.clone()),
+                file_required: true,
+                ..LoadOptions::default()
+            })?,
+            (None, None) => Config::default(),
+        };
+        config.providers.extend(self.providers);
+        config.mcp_servers.extend(self.mcp_servers);
+        if let Some(name) = self.default_provider {
+            config.default_provider = Some(name);
+        }
+        if let Some(dir) = self.work_dir {
+            config.work_dir = Some(dir);
+        }
+        if let Some(dir) = self.data_dir {
+            config.data_dir = Some(dir);
+        }
+        if let Some(allow) = self.allow_shell {
+            config.allow_shell = allow;
+        }
+        if let Some(n) = self.max_iterations {
+            config.max_iterations = n;
+        }
+        if config.work_dir.is_none() {
+            return Err(Error::Missing("work_dir"));
+        }
+        if config.data_dir.is_none() {
+            return Err(Error::Missing("data_dir"));
+        }
+        let runtime = Runtime::start_with_tools(&config, self.tools)?;
+        Ok(Openheim { runtime })
+    }
+}
+
+/// A running openheim: the agent loop and its services.
+pub struct Openheim {
+    runtime: Runtime,
+}
+
+/// Settings of a new session.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    /// `""`/`None` = the default model; `name` or `provider/name`.
+    pub model: Option<String>,
+    /// Added after the configured default skills.
+    pub skills: Vec<String>,
+    /// Defaults to the runtime's `work_dir`.
+    pub work_dir: Option<PathBuf>,
+    /// `Ask` makes turns emit permission requests that [`Turn::answer`] answers.
+    pub approval: ApprovalMode,
+    pub read_only: bool,
+}
+
+impl Openheim {
+    pub fn builder() -> OpenheimBuilder {
+        OpenheimBuilder::default()
+    }
+
+    fn client(&self) -> AgentLoopClient<GrpcChannel> {
+        self.runtime.agent_loop()
+    }
+
+    pub async fn new_session(&self, options: SessionOptions) -> Result<Session, Error> {
+        let request = CreateSessionRequest {
+            work_dir: options
+                .work_dir
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            skills: options.skills,
+            model: options.model.unwrap_or_default(),
+            mcp_servers: Vec::new(),
+            approval_mode: options.approval as i32,
+            read_only: options.read_only,
+        };
+        let info = self
+            .client()
+            .create_session(request)
+            .await
+            .map_err(agent)?
+            .into_inner();
+        Ok(Session {
+            info,
+            client: self.client(),
+        })
+    }
+
+    /// An existing session and its stored conversation.
+    pub async fn load_session(&self, id: &str) -> Result<(Session, Vec<Message>), Error> {
+        let request = LoadSessionRequest {
+            session_id: id.to_owned(),
+            mcp_servers: Vec::new(),
+        };
+        let loaded = self
+            .client()
+            .load_session(request)
+            .await
+            .map_err(agent)?
+            .into_inner();
+        let info = loaded
+            .session
+            .ok_or_else(|| Error::Agent("the agent loop returned no session".into()))?;
+        let session = Session {
+            info,
+            client: self.client(),
+        };
+        Ok((session, loaded.messages))
+    }
+
+    /// Sessions, newest first: `(page, next_cursor)`.
+    pub async fn list_sessions(
+        &self,
+        page_size: u32,
+        cursor: Option<String>,
+    ) -> Result<(Vec<SessionInfo>, Option<String>), Error> {
+        let request = ListSessionsRequest {
+            page_size,
+            cursor: cursor.unwrap_or_default(),
+        };
+        let page = self
+            .client()
+            .list_sessions(request)
+            .await
+            .map_err(agent)?
+            .into_inner();
+        let next = Some(page.next_cursor).filter(|c| !c.is_empty());
+        Ok((page.sessions, next))
+    }
+}
+
+/// A session handle.
+pub struct Session {
+    info: SessionInfo,
+    client: AgentLoopClient<GrpcChannel>,
+}
+
+impl Session {
+    pub fn id(&self) -> &str {
+        &self.info.id
+    }
+
+    pub fn info(&self) -> &SessionInfo {
+        &self.info
+    }
+
+    /// Sends a prompt; the returned [`Turn`] streams its events.
+    pub async fn prompt(&mut self, text: impl Into<String>) -> Result<Turn, Error> {
+        let (inputs, rx) = mpsc::channel(8);
+        let start = StartTurn {
+            session_id: self.info.id.clone(),
+            prompt: vec![ContentBlock {
+                block: Some(Block::Text(text.into())),
+            }],
+        };
+        let first = TurnInput {
+            input: Some(Input::Start(start)),
+        };
+        inputs
+            .send(first)
+            .await
+            .map_err(|_| Error::Agent("turn input closed".into()))?;
+        let events = self
+            .client
+            .turn(ReceiverStream::new(rx))
+            .await
+            .map_err(agent)?
+            .into_inner();
+        Ok(Turn { inputs, events })
+    }
+
+    /// Switches the model for the following turns.
+    pub async fn set_model(&mut self, model: impl Into<String>) -> Result<(), Error> {
+        let request = SetSessionModelRequest {
+            session_id: self.info.id.clone(),
+            model: model.into(),
+        };
+        self.info = self
+            .client
+            .set_session_model(request)
+            .await
+            .map_err(agent)?
+            .into_inner();
+        Ok(())
+    }
+}
+
+/// A running turn: a stream of [`TurnEvent`]s ending with `ended` or
+/// `error`. Dropping it cancels the turn.
+pub struct Turn {
+    inputs: mpsc::Sender<TurnInput>,
+    events: tonic::Streaming<TurnEvent>,
+}
+
+impl Turn {
+    /// Cancels the turn; its stream then ends with stop reason `cancelled`.
+    pub async fn cancel(&self) {
+        let cancel = TurnInput {
+            input: Some(Input::Cancel(CancelTurn {})),
+        };
+        let _ = self.inputs.send(cancel).await;
+    }
+
+    /// Answers a `permission_request` event.
+    pub async fn answer(&self, request_id: impl Into<String>, decision: Decision) {
+        let answer = TurnInput {
+            input: Some(Input::Permission(PermissionDecision {
+                request_id: request_id.into(),
+                decision: decision as i32,
+            })),
+        };
+        let _ = self.inputs.send(answer).await;
+    }
+}
+
+impl Stream for Turn {
+    type Item = Result<TurnEvent, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.events)
+            .poll_next(cx)
+            .map(|item| item.map(|r| r.map_err(agent)))
+    }
+}
