@@ -19,6 +19,9 @@ const LIST_KEYS: &[&str] = &[
     "default_skills",
     "server.auth_tokens",
     "server.allowed_origins",
+    "tools.env_allow",
+    "tools.env_deny",
+    "tools.writable_paths",
 ];
 
 /// What to layer. The binary fills it; tests pass exactly what they want.
@@ -522,6 +525,7 @@ port = 9000
             &[
                 ("OPENHEIM_MAX_ITERATIONS", "7"),
                 ("OPENHEIM_DEFAULT_SKILLS", "a,b"),
+                ("OPENHEIM_TOOLS__ENV_DENY", "AWS_*,GITHUB_TOKEN"),
                 ("OPENHEIM_PROVIDERS__OLLAMA__DEFAULT_MODEL", "mistral"),
                 ("OPENHEIM_HOME", "/ignored"),
             ],
@@ -530,6 +534,7 @@ port = 9000
         let config = load(&opts).expect("valid");
         assert_eq!(config.max_iterations, 7);
         assert_eq!(config.default_skills, vec!["a", "b"]);
+        assert_eq!(config.tools.env_deny, vec!["AWS_*", "GITHUB_TOKEN"]);
         assert_eq!(
             config.providers["ollama"].default_model.as_deref(),
             Some("mistral")

@@ -23,6 +23,16 @@ pub enum ToolError {
     #[error("the shell is disabled in this workspace (allow_shell = false)")]
     ShellDisabled,
 
+    /// `tools.sandbox = "enforce"` and the OS cannot confine commands.
+    #[error(
+        "the shell is disabled: tools.sandbox = \"enforce\" requires OS confinement, which is unavailable ({reason})"
+    )]
+    Unconfined { reason: String },
+
+    /// A `web_fetch` target (or a redirect) that is not a public address.
+    #[error("refused to fetch {url}: {reason}")]
+    Blocked { url: String, reason: String },
+
     /// The command was killed with its whole process group. `output` is what
     /// it printed before that; `raw_output` the structured result.
     #[error("command timed out after {secs} s; it was killed with its child processes\n{output}")]
@@ -52,7 +62,10 @@ impl ToolError {
             Self::UnknownTool { .. } => ToolErrorKind::UnknownTool,
             Self::InvalidArguments { .. } => ToolErrorKind::InvalidArguments,
             Self::OutsideWorkspace { .. } => ToolErrorKind::OutsideWorkspace,
-            Self::ShellDisabled => ToolErrorKind::ShellDisabled,
+            Self::ShellDisabled | Self::Unconfined { .. } => ToolErrorKind::ShellDisabled,
+            // A network boundary refusal, of the same class as a path that
+            // leaves the workspace.
+            Self::Blocked { .. } => ToolErrorKind::OutsideWorkspace,
             Self::Timeout { .. } => ToolErrorKind::Timeout,
             Self::Io { .. } => ToolErrorKind::Io,
             Self::Failed(_) => ToolErrorKind::Failed,
@@ -68,6 +81,8 @@ impl ToolError {
             | Self::InvalidArguments { .. }
             | Self::OutsideWorkspace { .. }
             | Self::ShellDisabled
+            | Self::Unconfined { .. }
+            | Self::Blocked { .. }
             | Self::Io { .. }
             | Self::Failed(_) => None,
         }

@@ -39,14 +39,53 @@ pub fn list_dir(
     recursive: bool,
     max_entries: u32,
 ) -> Result<ListDirResponse, ToolError> {
-    let dir = ws.resolve(path, Access::Read)?;
-    let limit = match max_entries {
-        0 => DEFAULT_MAX_ENTRIES,
-        n => (n as usize).min(MAX_ENTRIES),
+    let limits = WalkLimits {
+        max_depth: if recursive { MAX_DEPTH } else { 1 },
+        max_entries: match max_entries {
+            0 => DEFAULT_MAX_ENTRIES,
+            n => (n as usize).min(MAX_ENTRIES),
+        },
+        skip_vcs: false,
     };
-    let max_depth = if recursive { MAX_DEPTH } else { 1 };
-    let mut entries = Vec::new();
-    let mut truncated = false;
+    let walk = walk(ws, path, &limits)?;
+    let truncated = walk.hit_entry_limit || (recursive && walk.hit_depth_limit);
+    let mut entries = walk.entries;
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(ListDirResponse { entries, truncated })
+}
+
+/// Bounds of [`walk`].
+#[derive(Debug, Clone)]
+pub(crate) struct WalkLimits {
+    /// 1 = the directory's own entries.
+    pub max_depth: usize,
+    pub max_entries: usize,
+    /// List `.git` and similar directories without descending into them.
+    pub skip_vcs: bool,
+}
+
+/// What [`walk`] found, in breadth-first order.
+#[derive(Debug, Clone)]
+pub(crate) struct Walk {
+    pub entries: Vec<FileEntry>,
+    pub hit_entry_limit: bool,
+    /// Some directory at the depth limit was not descended into.
+    pub hit_depth_limit: bool,
+}
+
+/// Version-control directories, which [`WalkLimits::skip_vcs`] does not
+/// descend into.
+const VCS_DIRS: [&str; 4] = [".git", ".hg", ".svn", ".jj"];
+
+/// Walks `path` breadth first within `limits`; symlinks are listed but
+/// never descended into, unreadable subdirectories are skipped.
+pub(crate) fn walk(ws: &WorkspaceRoot, path: &str, limits: &WalkLimits) -> Result<Walk, ToolError> {
+    let dir = ws.resolve(path, Access::Read)?;
+    let mut found = Walk {
+        entries: Vec::new(),
+        hit_entry_limit: false,
+        hit_depth_limit: false,
+    };
     let mut queue = VecDeque::from([(dir, 1_usize)]);
     'walk: while let Some((current, depth)) = queue.pop_front() {
         let children = match fs::read_dir(&current) {
@@ -59,25 +98,25 @@ pub fn list_dir(
         let mut children: Vec<fs::DirEntry> = children.filter_map(Result::ok).collect();
         children.sort_by_key(fs::DirEntry::file_name);
         for child in children {
-            if entries.len() == limit {
-                truncated = true;
+            if found.entries.len() == limits.max_entries {
+                found.hit_entry_limit = true;
                 break 'walk;
             }
             let Some((entry, descend)) = file_entry(ws, &child) else {
                 continue;
             };
-            if descend && recursive {
-                if depth < max_depth {
+            let vcs = limits.skip_vcs && VCS_DIRS.contains(&entry.name.as_str());
+            if descend && !vcs {
+                if depth < limits.max_depth {
                     queue.push_back((child.path(), depth + 1));
                 } else {
-                    truncated = true;
+                    found.hit_depth_limit = true;
                 }
             }
-            entries.push(entry);
+            found.entries.push(entry);
         }
     }
-    entries.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(ListDirResponse { entries, truncated })
+    Ok(found)
 }
 
 /// The entry for `child`, and whether a walk may descend into it (a real

@@ -21,27 +21,47 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::ToolExecutorConfig;
+use crate::confinement::{Confinement, Level};
+use crate::env::EnvPolicy;
 use crate::error::ToolError;
 use crate::fileops;
 use crate::sandbox::WorkspaceRoot;
-use crate::tools::{ToolContext, ToolHandler, ToolRegistry, error_response};
-
-/// What `GetSandboxInfo` reports until OS confinement lands.
-const CONFINEMENT: &str = "none";
-const CONFINEMENT_DETAIL: &str = "OS-level confinement (Landlock) is not enabled yet; paths are checked lexically and against the real filesystem";
+use crate::tools::{BuiltinSettings, ToolContext, ToolHandler, ToolRegistry, error_response};
+use crate::web::{AddressPolicy, WebFetcher};
 
 /// The service behind [`crate::grpc_server`].
 pub struct ToolExecutorService {
     config: ToolExecutorConfig,
     registry: Arc<ToolRegistry>,
+    builtins: Arc<BuiltinSettings>,
 }
 
 impl ToolExecutorService {
+    /// Probes the OS confinement the shell will run under and logs it.
     pub fn new(config: ToolExecutorConfig, custom_tools: Vec<Arc<dyn ToolHandler>>) -> Self {
+        let confinement = Confinement::probe(config.sandbox, config.writable_paths.clone());
+        log_confinement(&confinement);
+        let policy = if config.web_fetch_allow_private {
+            AddressPolicy::AllowPrivate
+        } else {
+            AddressPolicy::PublicOnly
+        };
+        let builtins = BuiltinSettings {
+            confinement,
+            env: EnvPolicy::new(&config.env_allow, &config.env_deny),
+            web: WebFetcher::new(policy),
+        };
         Self {
             config,
             registry: Arc::new(ToolRegistry::new(custom_tools)),
+            builtins: Arc::new(builtins),
         }
+    }
+
+    /// Whether the shell may be offered and run in a workspace that allows
+    /// it: not when confinement is enforced but unavailable.
+    fn shell_runs(&self, workspace_allows: bool) -> bool {
+        workspace_allows && self.builtins.confinement.allows_shell()
     }
 
     /// The context of one `Execute` call.
@@ -60,6 +80,7 @@ impl ToolExecutorService {
             cancel,
             shell_timeout,
             max_result_bytes: self.config.max_result_bytes,
+            builtins: Arc::clone(&self.builtins),
         }
     }
 
@@ -91,7 +112,7 @@ impl ToolExecutor for ToolExecutorService {
         request: Request<ListToolsRequest>,
     ) -> Result<Response<ListToolsResponse>, Status> {
         let request = request.into_inner();
-        let allow_shell = request.workspace.is_some_and(|w| w.allow_shell);
+        let allow_shell = self.shell_runs(request.workspace.is_some_and(|w| w.allow_shell));
         let tools = self.registry.definitions(allow_shell, request.read_only);
         Ok(Response::new(ListToolsResponse { tools }))
     }
@@ -141,10 +162,11 @@ impl ToolExecutor for ToolExecutorService {
             .as_ref()
             .map(|root| root.display().to_string())
             .unwrap_or_default();
+        let confinement = &self.builtins.confinement;
         Ok(Response::new(SandboxInfo {
             workspace_root,
-            confinement: CONFINEMENT.to_owned(),
-            detail: CONFINEMENT_DETAIL.to_owned(),
+            confinement: confinement.name().to_owned(),
+            detail: confinement.detail(),
         }))
     }
 
@@ -222,15 +244,31 @@ impl ToolExecutor for ToolExecutorService {
     }
 }
 
+/// The startup line saying how shell commands are confined; a warning when
+/// they are not confined although confinement was asked for.
+fn log_confinement(confinement: &Confinement) {
+    let detail = confinement.detail();
+    let (name, mode) = (confinement.name(), confinement.mode_name());
+    match confinement.level() {
+        Level::Unavailable { .. } => {
+            tracing::warn!(confinement = name, mode, "shell sandbox: {detail}");
+        }
+        Level::Full { .. } | Level::Partial { .. } | Level::Off => {
+            tracing::info!(confinement = name, mode, "shell sandbox: {detail}");
+        }
+    }
+}
+
 /// The status a failed file operation is answered with.
 fn status(error: &ToolError) -> Status {
     let message = error.to_string();
     match error {
         ToolError::UnknownTool { .. } => Status::not_found(message),
         ToolError::InvalidArguments { .. } => Status::invalid_argument(message),
-        ToolError::OutsideWorkspace { .. } | ToolError::ShellDisabled => {
-            Status::permission_denied(message)
-        }
+        ToolError::OutsideWorkspace { .. }
+        | ToolError::ShellDisabled
+        | ToolError::Unconfined { .. }
+        | ToolError::Blocked { .. } => Status::permission_denied(message),
         ToolError::Timeout { .. } => Status::deadline_exceeded(message),
         ToolError::Failed(_) => Status::failed_precondition(message),
         ToolError::Io { source, .. } => match source.kind() {

@@ -5,21 +5,26 @@
 //! The same service runs in the CLI process ([`in_process`]) and in its own
 //! container ([`serve`]). Every path is resolved by [`sandbox`]; every tool
 //! result is capped by [`truncate`]; shell commands run in their own process
-//! group, which is killed on timeout and when their call is cancelled.
+//! group, which is killed on timeout and when their call is cancelled, under
+//! OS confinement ([`confinement`]) and with a scrubbed environment
+//! ([`env`]). `web_fetch` reaches public addresses only ([`web`]).
 
+pub mod confinement;
+pub mod env;
 pub mod error;
 pub mod fileops;
 mod grpc;
 pub mod sandbox;
 pub mod tools;
 pub mod truncate;
+pub mod web;
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openheim_config::Config;
+use openheim_config::{Config, SandboxMode};
 use openheim_proto::GrpcChannel;
 use openheim_proto::tool_executor::v1::tool_executor_server::ToolExecutorServer;
 use openheim_proto::transport::MAX_MESSAGE_BYTES;
@@ -41,15 +46,35 @@ pub struct ToolExecutorConfig {
     pub shell_timeout: Duration,
     /// Every tool result is capped to this many bytes.
     pub max_result_bytes: usize,
+    /// OS confinement of shell commands.
+    pub sandbox: SandboxMode,
+    /// Where confined commands may write besides the workspace and temp.
+    pub writable_paths: Vec<PathBuf>,
+    /// Environment variables commands keep ([`env::EnvPolicy`]).
+    pub env_allow: Vec<String>,
+    /// Environment variables commands never see; from the configuration
+    /// this includes every provider's `env_var`.
+    pub env_deny: Vec<String>,
+    /// Lets `web_fetch` reach non-public addresses (metadata endpoints
+    /// stay refused).
+    pub web_fetch_allow_private: bool,
 }
 
 impl ToolExecutorConfig {
     /// The executor's settings from the shared configuration.
     pub fn from_config(config: &Config, allowed_root: Option<PathBuf>) -> Self {
+        let tools = &config.tools;
+        let mut env_deny = tools.env_deny.clone();
+        env_deny.extend(config.providers.values().filter_map(|p| p.env_var.clone()));
         Self {
             allowed_root,
-            shell_timeout: Duration::from_secs(config.tools.shell_timeout_secs),
-            max_result_bytes: config.tools.max_result_bytes,
+            shell_timeout: Duration::from_secs(tools.shell_timeout_secs),
+            max_result_bytes: tools.max_result_bytes,
+            sandbox: tools.sandbox,
+            writable_paths: tools.writable_paths.clone(),
+            env_allow: tools.env_allow.clone(),
+            env_deny,
+            web_fetch_allow_private: tools.web_fetch_allow_private,
         }
     }
 }
@@ -92,14 +117,11 @@ pub async fn serve(
             source,
         })?;
     }
-    tracing::info!(
-        workspace_root = ?config.allowed_root,
-        confinement = "none",
-        "tool-executor ready; paths are confined by checks, without OS-level confinement"
-    );
+    let server = grpc_server(config, Vec::new());
+    tracing::info!("tool-executor ready");
     tonic::transport::Server::builder()
         .layer(openheim_proto::transport::ServerPolicy)
-        .add_service(grpc_server(config, Vec::new()))
+        .add_service(server)
         .serve_with_incoming_shutdown(openheim_proto::transport::incoming(listener), shutdown)
         .await?;
     Ok(())
@@ -117,4 +139,32 @@ pub enum ToolExecutorError {
 
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use openheim_config::ProviderConfig;
+
+    use super::*;
+
+    #[test]
+    fn provider_key_variables_never_reach_commands() {
+        let mut config = Config::default();
+        config.tools.env_deny = vec!["KUBECONFIG".to_owned()];
+        config.providers.insert(
+            "corp".to_owned(),
+            ProviderConfig {
+                env_var: Some("CORP_LLM".to_owned()),
+                ..ProviderConfig::default()
+            },
+        );
+        let executor = ToolExecutorConfig::from_config(&config, None);
+        assert_eq!(executor.env_deny, ["KUBECONFIG", "CORP_LLM"]);
+        let env = env::EnvPolicy::new(&executor.env_allow, &executor.env_deny);
+        assert!(!env.passes(OsStr::new("CORP_LLM")));
+        assert_eq!(executor.sandbox, SandboxMode::BestEffort);
+        assert!(!executor.web_fetch_allow_private);
+    }
 }

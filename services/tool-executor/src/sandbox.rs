@@ -8,11 +8,12 @@
 //! a symlink can never be reinterpreted by the OS after the check.
 //!
 //! Limits, on purpose and documented: the checks race with concurrent
-//! changes to the tree (a shell command could swap a directory for a symlink
-//! between the check and the use), and hard links cannot be traced to where
-//! their other names live. Writes to files with more than one hard link are
-//! therefore refused; the race is closed only by OS confinement (Landlock),
-//! which is not enabled yet.
+//! changes to the tree (a process a shell command left running could swap a
+//! directory for a symlink between the check and the use), and hard links
+//! cannot be traced to where their other names live. Writes to files with
+//! more than one hard link are therefore refused. OS confinement
+//! ([`crate::confinement`]) bounds what shell commands themselves can write,
+//! but these file tools run in the executor, outside it.
 
 use std::ffi::OsString;
 use std::fs;

@@ -8,6 +8,10 @@
 // allowances only cover the test functions themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "all/confinement.rs"]
+mod confinement;
+#[path = "all/file_tools.rs"]
+mod file_tools;
 #[path = "all/fileops.rs"]
 mod fileops;
 #[path = "all/sandbox.rs"]
@@ -20,3 +24,5 @@ mod support;
 mod tcp;
 #[path = "all/tools.rs"]
 mod tools;
+#[path = "all/web_fetch.rs"]
+mod web_fetch;

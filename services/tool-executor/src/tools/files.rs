@@ -1,12 +1,13 @@
-//! `read_file` and `write_file`: the model's file tools, every path resolved
-//! through the workspace sandbox.
+//! `read_file` and `write_file`: the model's basic file tools, every path
+//! resolved through the workspace sandbox.
 
-use std::io;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
 
 use openheim_proto::common::v1::{FileDiff, ToolDefinition, ToolKind};
 use serde::Deserialize;
-use tokio::io::AsyncReadExt;
 
+use super::window::{End, PastEnd, Window, read_window};
 use super::{ToolContext, ToolHandler, ToolOutput, builtin_definition, parse_args};
 use crate::error::ToolError;
 use crate::sandbox::Access;
@@ -15,13 +16,19 @@ use crate::truncate::without_partial_char_at_end;
 const READ: &str = "read_file";
 const WRITE: &str = "write_file";
 
-/// Room kept below the output budget for the truncation note, so the
+/// Room kept below the output budget for the continuation note, so the
 /// registry's cap does not cut the middle out of a file we already cut.
 const NOTE_ROOM: usize = 128;
+/// A NUL byte in this many leading bytes marks a file as binary.
+const BINARY_SNIFF_BYTES: usize = 8 * 1024;
 
 #[derive(Debug, Deserialize)]
 struct ReadArgs {
     path: String,
+    #[serde(default)]
+    offset: Option<u64>,
+    #[serde(default)]
+    limit: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -30,7 +37,7 @@ struct WriteArgs {
     content: String,
 }
 
-/// Reads a text file, lossily decoded, up to the output budget.
+/// Reads lines of a text file, up to the output budget.
 pub(crate) struct ReadFile;
 
 #[async_trait::async_trait]
@@ -38,10 +45,14 @@ impl ToolHandler for ReadFile {
     fn definition(&self) -> ToolDefinition {
         builtin_definition(
             READ,
-            "Read a text file. Paths are relative to the workspace root.",
+            "Read a text file. Paths are relative to the workspace root. offset (1-based line) and limit (lines) select a part.",
             serde_json::json!({
                 "type": "object",
-                "properties": {"path": {"type": "string"}},
+                "properties": {
+                    "path": {"type": "string"},
+                    "offset": {"type": "integer"},
+                    "limit": {"type": "integer"}
+                },
                 "required": ["path"]
             }),
             ToolKind::Read,
@@ -56,45 +67,27 @@ impl ToolHandler for ReadFile {
     ) -> Result<ToolOutput, ToolError> {
         let args: ReadArgs = parse_args(READ, args)?;
         let real = ctx.workspace.resolve(&args.path, Access::Read)?;
-        let io_err = |e: io::Error| ToolError::io("read", &args.path, e);
-        let file = tokio::fs::File::open(&real).await.map_err(io_err)?;
-        let size = file.metadata().await.map_err(io_err)?;
-        if size.is_dir() {
-            return Err(ToolError::invalid_arguments(
-                READ,
-                format!(
-                    "argument `path`: expected a file, but {:?} is a directory",
-                    args.path
-                ),
-            ));
-        }
-        let size = size.len();
-        let limit = ctx.max_result_bytes.saturating_sub(NOTE_ROOM);
-        let mut bytes = Vec::new();
-        // One byte more than the budget tells whether anything was left out,
-        // also for files whose size metadata says 0 (procfs and the like).
-        file.take(limit as u64 + 1)
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(io_err)?;
-        let truncated = bytes.len() > limit;
-        bytes.truncate(limit);
-        let shown = if truncated {
-            without_partial_char_at_end(&bytes)
-        } else {
-            &bytes[..]
-        };
-        let mut text = String::from_utf8_lossy(shown).into_owned();
-        if truncated {
-            text.push_str(&format!(
-                "\n[… file truncated: showed the first {} of {size} bytes …]",
-                shown.len()
-            ));
+        let budget = ctx.max_result_bytes.saturating_sub(NOTE_ROOM);
+        let (path, offset, limit) = (args.path.clone(), args.offset, args.limit);
+        let read =
+            tokio::task::spawn_blocking(move || read_text(&path, &real, offset, limit, budget))
+                .await
+                .map_err(|e| ToolError::Failed(format!("reading {:?} failed: {e}", args.path)))??;
+        let window = read.window;
+        let mut text = String::from_utf8_lossy(&window.text).into_owned();
+        if let Some(note) = continuation_note(&window, read.size) {
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&note);
         }
         let raw_output = serde_json::json!({
-            "path": ctx.workspace.relative(&real),
-            "size": size,
-            "truncated": truncated,
+            "path": ctx.workspace.relative(&read.real),
+            "size": read.size,
+            "first_line": window.first_line,
+            "lines": window.lines,
+            "next_offset": window.next_offset(),
+            "truncated": window.end != End::Eof,
         });
         Ok(ToolOutput {
             text,
@@ -102,6 +95,96 @@ impl ToolHandler for ReadFile {
             diffs: Vec::new(),
         })
     }
+}
+
+/// What [`read_text`] found.
+struct TextRead {
+    real: PathBuf,
+    size: u64,
+    window: Window,
+}
+
+/// Reads the requested lines of the file at `real` (blocking).
+fn read_text(
+    shown: &str,
+    real: &Path,
+    offset: Option<u64>,
+    limit: Option<u64>,
+    budget: usize,
+) -> Result<TextRead, ToolError> {
+    let io_err = |e: io::Error| ToolError::io("read", shown, e);
+    let mut file = std::fs::File::open(real).map_err(io_err)?;
+    let meta = file.metadata().map_err(io_err)?;
+    if meta.is_dir() {
+        return Err(ToolError::invalid_arguments(
+            READ,
+            format!(
+                "argument `path`: expected a file, but {shown:?} is a directory (use list_dir)"
+            ),
+        ));
+    }
+    let mut head = [0_u8; BINARY_SNIFF_BYTES];
+    let sniffed = read_up_to(&mut file, &mut head).map_err(io_err)?;
+    if head[..sniffed].contains(&0) {
+        return Err(ToolError::Failed(format!(
+            "{shown:?} is a binary file ({} bytes); read_file shows text only",
+            meta.len()
+        )));
+    }
+    let reader = io::BufReader::new(io::Cursor::new(&head[..sniffed]).chain(file));
+    let window = match read_window(reader, offset.unwrap_or(1), limit, budget).map_err(io_err)? {
+        Ok(window) => window,
+        Err(PastEnd { lines_in_file }) => {
+            return Err(ToolError::invalid_arguments(
+                READ,
+                format!(
+                    "argument `offset`: line {} is past the end of {shown:?}, which has {lines_in_file} lines",
+                    offset.unwrap_or(1)
+                ),
+            ));
+        }
+    };
+    Ok(TextRead {
+        real: real.to_path_buf(),
+        size: meta.len(),
+        window: without_cut_char(window),
+    })
+}
+
+/// Fills `buf` as far as the file allows.
+fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// A cut line must not end in the middle of a character.
+fn without_cut_char(mut window: Window) -> Window {
+    if window.end == End::LineCut {
+        let keep = without_partial_char_at_end(&window.text).len();
+        window.text.truncate(keep);
+    }
+    window
+}
+
+/// Tells the model how to read on, when the window did not reach the end.
+fn continuation_note(window: &Window, size: u64) -> Option<String> {
+    let next = window.next_offset()?;
+    let last = next - 1;
+    Some(match window.end {
+        End::LineCut => format!(
+            "[… line {last} is longer than the output cap and was cut; use offset={next} to read on …]"
+        ),
+        End::Budget => format!(
+            "[… output cap reached after line {last} ({size}-byte file); use offset={next} to read more …]"
+        ),
+        End::Limit | End::Eof => format!("[… more lines follow; use offset={next} to read more …]"),
+    })
 }
 
 /// Creates or overwrites a file (and its missing parent directories).
@@ -178,6 +261,7 @@ mod tests {
             cancel: CancellationToken::new(),
             shell_timeout: Duration::from_secs(5),
             max_result_bytes,
+            builtins: crate::tools::BuiltinSettings::for_tests(),
         }
     }
 
@@ -200,24 +284,78 @@ mod tests {
         assert_eq!(read.text, "two");
     }
 
+    async fn read(ctx: &ToolContext, args: serde_json::Value) -> ToolOutput {
+        ReadFile.execute(ctx, args).await.unwrap()
+    }
+
     #[tokio::test]
-    async fn long_files_are_cut_with_a_note_on_a_character_boundary() {
+    async fn a_line_longer_than_the_cap_is_cut_on_a_character_boundary() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("big.txt"), "€".repeat(1000)).unwrap();
         let ctx = context(&dir, 300);
-        let read = ReadFile
-            .execute(&ctx, serde_json::json!({"path": "big.txt"}))
-            .await
-            .unwrap();
-        assert!(!read.text.contains('\u{FFFD}'));
+        let out = read(&ctx, serde_json::json!({"path": "big.txt"})).await;
+        assert!(!out.text.contains('\u{FFFD}'));
         assert!(
-            read.text
-                .ends_with("[… file truncated: showed the first 171 of 3000 bytes …]"),
+            out.text.ends_with(
+                "€\n[… line 1 is longer than the output cap and was cut; use offset=2 to read on …]"
+            ),
             "{}",
-            read.text
+            out.text
         );
-        assert!(read.text.len() <= 300);
-        assert_eq!(read.raw_output["truncated"], true);
+        assert!(out.text.len() <= 300);
+        assert_eq!(out.raw_output["truncated"], true);
+    }
+
+    #[tokio::test]
+    async fn the_cap_ends_at_a_whole_line_and_says_how_to_continue() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines: String = (1..=100).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(dir.path().join("f.txt"), &lines).unwrap();
+        let ctx = context(&dir, 228);
+        let first = read(&ctx, serde_json::json!({"path": "f.txt"})).await;
+        let note =
+            "[… output cap reached after line 13 (792-byte file); use offset=14 to read more …]";
+        assert!(first.text.starts_with("line 1\nline 2\n"), "{}", first.text);
+        assert!(
+            first.text.ends_with(&format!("line 13\n{note}")),
+            "{}",
+            first.text
+        );
+        assert_eq!(first.raw_output["next_offset"], 14);
+        let next = read(
+            &ctx,
+            serde_json::json!({"path": "f.txt", "offset": 14, "limit": 2}),
+        )
+        .await;
+        assert_eq!(
+            next.text,
+            "line 14\nline 15\n[… more lines follow; use offset=16 to read more …]"
+        );
+        let last = read(&ctx, serde_json::json!({"path": "f.txt", "offset": 99})).await;
+        assert_eq!(last.text, "line 99\nline 100\n");
+        let past = ReadFile
+            .execute(&ctx, serde_json::json!({"path": "f.txt", "offset": 101}))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            past.to_string(),
+            "invalid arguments for read_file: argument `offset`: line 101 is past the end of \"f.txt\", which has 100 lines"
+        );
+    }
+
+    #[tokio::test]
+    async fn binary_files_are_not_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.bin"), b"\x7fELF\0\0\x01").unwrap();
+        let ctx = context(&dir, 1024);
+        let err = ReadFile
+            .execute(&ctx, serde_json::json!({"path": "b.bin"}))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "\"b.bin\" is a binary file (7 bytes); read_file shows text only"
+        );
     }
 
     #[tokio::test]
@@ -231,7 +369,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid arguments for read_file: argument `path`: expected a file, but \"d\" is a directory"
+            "invalid arguments for read_file: argument `path`: expected a file, but \"d\" is a directory (use list_dir)"
         );
     }
 }

@@ -2,8 +2,13 @@
 //! the [`ToolContext`] a call runs in, and the [`ToolRegistry`] that lists
 //! them and dispatches calls, capping every result on the way out.
 
+mod edit;
+mod fetch;
 mod files;
+mod list;
+mod search;
 mod shell;
+mod window;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,16 +18,20 @@ use openheim_proto::tool_executor::v1::{ExecuteResponse, ToolErrorKind};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
+use crate::confinement::Confinement;
+use crate::env::EnvPolicy;
 use crate::error::ToolError;
 use crate::sandbox::WorkspaceRoot;
 use crate::truncate::cap_output;
+use crate::web::WebFetcher;
 
 pub use shell::MAX_SHELL_TIMEOUT;
 
 /// Name of the built-in shell tool, the one `allow_shell = false` removes.
 pub const SHELL_TOOL: &str = shell::NAME;
 
-/// Everything a tool call may use besides its arguments.
+/// Everything a tool call may use besides its arguments. The executor
+/// builds one per call.
 #[derive(Debug, Clone)]
 pub struct ToolContext {
     /// The session workspace; resolve every path through it.
@@ -34,6 +43,30 @@ pub struct ToolContext {
     pub shell_timeout: Duration,
     /// The output budget; the registry caps the text to it in any case.
     pub max_result_bytes: usize,
+    /// What the built-in tools need besides: shell confinement and
+    /// environment, the web client.
+    pub(crate) builtins: Arc<BuiltinSettings>,
+}
+
+/// Settings of the built-in tools, made once per executor.
+#[derive(Debug)]
+pub(crate) struct BuiltinSettings {
+    pub confinement: Confinement,
+    pub env: EnvPolicy,
+    pub web: WebFetcher,
+}
+
+#[cfg(test)]
+impl BuiltinSettings {
+    /// No OS confinement, nothing extra denied, public addresses only.
+    pub(crate) fn for_tests() -> Arc<Self> {
+        use crate::confinement::SandboxMode;
+        Arc::new(Self {
+            confinement: Confinement::probe(SandboxMode::Off, Vec::new()),
+            env: EnvPolicy::default(),
+            web: WebFetcher::new(crate::web::AddressPolicy::PublicOnly),
+        })
+    }
 }
 
 /// What a successful tool call produced.
@@ -127,6 +160,10 @@ impl ToolRegistry {
             Arc::new(shell::ExecuteCommand),
             Arc::new(files::ReadFile),
             Arc::new(files::WriteFile),
+            Arc::new(edit::EditFile),
+            Arc::new(list::ListDir),
+            Arc::new(search::Search),
+            Arc::new(fetch::WebFetch),
         ];
         let mut entries: Vec<Entry> = builtins
             .into_iter()
@@ -314,24 +351,73 @@ mod tests {
             |defs: Vec<ToolDefinition>| defs.into_iter().map(|d| d.name).collect::<Vec<_>>();
         assert_eq!(
             names(registry.definitions(true, false)),
-            ["execute_command", "read_file", "write_file"]
+            [
+                "execute_command",
+                "read_file",
+                "write_file",
+                "edit_file",
+                "list_dir",
+                "search",
+                "web_fetch"
+            ]
         );
         assert_eq!(
             names(registry.definitions(false, false)),
-            ["read_file", "write_file"]
+            [
+                "read_file",
+                "write_file",
+                "edit_file",
+                "list_dir",
+                "search",
+                "web_fetch"
+            ]
         );
-        assert_eq!(names(registry.definitions(true, true)), ["read_file"]);
+        assert_eq!(
+            names(registry.definitions(true, true)),
+            ["read_file", "list_dir", "search", "web_fetch"]
+        );
+    }
+
+    #[test]
+    fn builtin_kinds_and_read_only_flags() {
+        let registry = ToolRegistry::new(Vec::new());
+        let kinds: Vec<(String, ToolKind, bool)> = registry
+            .definitions(true, false)
+            .into_iter()
+            .map(|d| (d.kind(), d.read_only, d.name))
+            .map(|(kind, read_only, name)| (name, kind, read_only))
+            .collect();
+        let expected = [
+            ("execute_command", ToolKind::Execute, false),
+            ("read_file", ToolKind::Read, true),
+            ("write_file", ToolKind::Edit, false),
+            ("edit_file", ToolKind::Edit, false),
+            ("list_dir", ToolKind::Read, true),
+            ("search", ToolKind::Search, true),
+            ("web_fetch", ToolKind::Fetch, true),
+        ];
+        let expected: Vec<(String, ToolKind, bool)> = expected
+            .into_iter()
+            .map(|(n, k, r)| (n.to_owned(), k, r))
+            .collect();
+        assert_eq!(kinds, expected);
+        for definition in registry.definitions(true, false) {
+            let schema: serde_json::Value =
+                serde_json::from_str(&definition.input_schema_json).unwrap();
+            assert_eq!(schema["type"], "object", "{}", definition.name);
+        }
     }
 
     #[test]
     fn builtin_schemas_stay_small() {
-        // Every byte of every schema is sent on every LLM call (SPEC §13).
+        // Every byte of every schema is sent on every LLM call (SPEC §13);
+        // seven tools, with the system prompt well under the 6 KB budget.
         let registry = ToolRegistry::new(Vec::new());
         let bytes: usize = registry
             .definitions(true, false)
             .iter()
             .map(|d| d.name.len() + d.description.len() + d.input_schema_json.len())
             .sum();
-        assert!(bytes < 900, "built-in tool definitions take {bytes} bytes");
+        assert!(bytes < 1700, "built-in tool definitions take {bytes} bytes");
     }
 }

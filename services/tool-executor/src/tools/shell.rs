@@ -1,5 +1,6 @@
 //! `execute_command`: runs `/bin/sh -c COMMAND` in the workspace, in its own
-//! process group, with the provider keys scrubbed from its environment.
+//! process group, confined by the OS where available ([`crate::confinement`])
+//! and with credentials scrubbed from its environment ([`crate::env`]).
 //!
 //! The whole group is killed with SIGKILL on timeout, on cancellation, when
 //! the call's future is dropped (a drop guard), and also once the shell
@@ -7,9 +8,8 @@
 //! its output pipes open and outlive every timeout. A command that must
 //! outlive the call has to detach itself (`setsid`).
 
-use std::ffi::OsStr;
+use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -33,15 +33,6 @@ pub const MAX_SHELL_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long output is still collected after the shell exited or was killed,
 /// for descendants that escaped the process group and keep the pipes open.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
-
-/// Environment variable name endings that mark credentials.
-const SECRET_SUFFIXES: [&str; 5] = [
-    "_API_KEY",
-    "_TOKEN",
-    "_SECRET",
-    "_SECRET_KEY",
-    "_ACCESS_KEY",
-];
 
 #[derive(Debug, Deserialize)]
 struct Args {
@@ -122,9 +113,12 @@ struct Run {
 
 /// Runs `command` to completion, timeout or cancellation.
 async fn run(command: &str, ctx: &ToolContext, timeout: Duration) -> Result<Run, ToolError> {
-    let mut child = shell_command(command, ctx.workspace.path())
-        .spawn()
-        .map_err(|e| ToolError::io("start", "/bin/sh", e))?;
+    let cmd = shell_command(command, ctx);
+    let mut child = ctx
+        .builtins
+        .confinement
+        .spawn(cmd, ctx.workspace.path())
+        .await?;
     // Declared after `child`, so it is dropped (and kills) first when this
     // future is dropped mid-way.
     let mut group = GroupKiller::new(child.id());
@@ -173,11 +167,11 @@ enum Ended {
     Cancelled,
 }
 
-fn shell_command(command: &str, dir: &Path) -> Command {
+fn shell_command(command: &str, ctx: &ToolContext) -> Command {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(command)
-        .current_dir(dir)
+        .current_dir(ctx.workspace.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -185,20 +179,12 @@ fn shell_command(command: &str, dir: &Path) -> Command {
         .process_group(0)
         .kill_on_drop(true);
     // The child would inherit this process's environment; only the names are
-    // inspected, to leave the credentials out.
-    for (name, _) in std::env::vars_os() {
-        if is_secret_var(&name) {
-            cmd.env_remove(name);
-        }
-    }
+    // inspected, to leave out what it must not see.
+    let names: Vec<OsString> = std::env::vars_os().map(|(name, _)| name).collect();
+    ctx.builtins
+        .env
+        .apply(&mut cmd, names.iter().map(OsString::as_os_str));
     cmd
-}
-
-/// Whether an environment variable must not reach commands: openheim's own
-/// settings and anything named like a credential.
-fn is_secret_var(name: &OsStr) -> bool {
-    let upper = name.to_string_lossy().to_ascii_uppercase();
-    upper.starts_with("OPENHEIM_") || SECRET_SUFFIXES.iter().any(|s| upper.ends_with(s))
 }
 
 /// Reads `reader` to its end into `buf`; a read error ends the stream.
@@ -259,23 +245,6 @@ fn sections(stdout: String, stderr: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn credentials_and_openheim_settings_are_scrubbed() {
-        for name in [
-            "OPENAI_API_KEY",
-            "anthropic_api_key",
-            "GITHUB_TOKEN",
-            "OPENHEIM_CONFIG",
-            "AWS_SECRET_ACCESS_KEY",
-            "MY_SECRET",
-        ] {
-            assert!(is_secret_var(OsStr::new(name)), "{name}");
-        }
-        for name in ["PATH", "HOME", "TOKENIZER_PATH", "LANG"] {
-            assert!(!is_secret_var(OsStr::new(name)), "{name}");
-        }
-    }
 
     #[test]
     fn per_call_timeouts_are_capped() {

@@ -9,7 +9,7 @@ use openheim_proto::GrpcChannel;
 use openheim_proto::common::v1::ToolCall;
 use openheim_proto::tool_executor::v1::tool_executor_client::ToolExecutorClient;
 use openheim_proto::tool_executor::v1::{
-    ExecuteRequest, ExecuteResponse, ToolErrorKind, Workspace,
+    ExecuteRequest, ExecuteResponse, GetSandboxInfoRequest, SandboxInfo, ToolErrorKind, Workspace,
 };
 use openheim_tool_executor::{ToolExecutorConfig, ToolHandler};
 
@@ -19,7 +19,8 @@ pub type Client = ToolExecutorClient<GrpcChannel>;
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
 pub struct Harness {
-    _dir: tempfile::TempDir,
+    /// Holds the workspace and "outside"; removed when the test ends.
+    pub dir: tempfile::TempDir,
     /// The canonical workspace root.
     pub root: PathBuf,
     /// A sibling of the workspace holding `secret.txt`; must never change.
@@ -32,6 +33,7 @@ pub fn config() -> ToolExecutorConfig {
         allowed_root: None,
         shell_timeout: Duration::from_secs(30),
         max_result_bytes: 64 * 1024,
+        ..ToolExecutorConfig::default()
     }
 }
 
@@ -40,7 +42,9 @@ pub fn harness() -> Harness {
 }
 
 pub fn harness_with(config: ToolExecutorConfig, custom: Vec<Arc<dyn ToolHandler>>) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
+    // Not under /tmp: confined commands may write to /tmp, and the
+    // workspace's parent and "outside" must be places they cannot write.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let root = dir.path().join("ws");
     let outside = dir.path().join("outside");
     std::fs::create_dir(&root).unwrap();
@@ -50,7 +54,7 @@ pub fn harness_with(config: ToolExecutorConfig, custom: Vec<Arc<dyn ToolHandler>
     let outside = std::fs::canonicalize(outside).unwrap();
     let client = ToolExecutorClient::new(openheim_tool_executor::in_process(config, custom));
     Harness {
-        _dir: dir,
+        dir,
         root,
         outside,
         client,
@@ -99,6 +103,22 @@ impl Harness {
         entries
     }
 
+    /// Runs a shell command and returns the response.
+    pub async fn shell(&self, command: &str) -> ExecuteResponse {
+        self.call("execute_command", serde_json::json!({"command": command}))
+            .await
+    }
+
+    /// The executor's sandbox report.
+    pub async fn sandbox_info(&self) -> SandboxInfo {
+        self.client
+            .clone()
+            .get_sandbox_info(GetSandboxInfoRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     pub fn assert_outside_untouched(&self) {
         assert_eq!(
             self.outside_snapshot(),
@@ -129,6 +149,17 @@ pub fn kind(response: &ExecuteResponse) -> ToolErrorKind {
 
 pub fn raw(response: &ExecuteResponse) -> serde_json::Value {
     serde_json::from_str(&response.raw_output_json).unwrap()
+}
+
+/// Whether shell commands run confined here; prints why not when they do
+/// not, so a skipped check is visible in the test output.
+pub async fn confined(h: &Harness, test: &str) -> bool {
+    let info = h.sandbox_info().await;
+    if info.confinement != "landlock" {
+        eprintln!("{test}: skipped, no OS confinement here: {}", info.detail);
+        return false;
+    }
+    true
 }
 
 /// Whether `pid` no longer runs (gone, or a zombie nobody reaped yet).

@@ -34,7 +34,7 @@ async fn serves_over_tcp_until_shutdown() {
         .unwrap()
         .into_inner()
         .tools;
-    assert_eq!(tools.len(), 3);
+    assert_eq!(tools.len(), 7);
     dropping_the_call_kills_the_group(&h, client).await;
 
     stop.send(()).unwrap();

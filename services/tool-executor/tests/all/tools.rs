@@ -88,13 +88,33 @@ async fn without_allow_shell_the_shell_is_neither_listed_nor_run() {
     let h = harness();
     assert_eq!(
         tool_names(&h, true, false).await,
-        ["execute_command", "read_file", "write_file"]
+        [
+            "execute_command",
+            "read_file",
+            "write_file",
+            "edit_file",
+            "list_dir",
+            "search",
+            "web_fetch"
+        ]
     );
     assert_eq!(
         tool_names(&h, false, false).await,
-        ["read_file", "write_file"]
+        [
+            "read_file",
+            "write_file",
+            "edit_file",
+            "list_dir",
+            "search",
+            "web_fetch"
+        ]
     );
-    assert_eq!(tool_names(&h, true, true).await, ["read_file"]);
+    // Read-only mode (the agent loop's plan mode) offers only tools that
+    // cannot change anything.
+    assert_eq!(
+        tool_names(&h, true, true).await,
+        ["read_file", "list_dir", "search", "web_fetch"]
+    );
     let resp = h
         .call_with(false, "execute_command", json!({"command": "touch ran"}))
         .await;
@@ -170,7 +190,9 @@ async fn large_outputs_are_capped_with_a_note() {
     let read = h.call("read_file", json!({"path": "big.txt"})).await;
     assert!(read.output.len() <= 1000);
     assert!(
-        read.output.ends_with("of 50000 bytes …]"),
+        read.output.ends_with(
+            "[… line 1 is longer than the output cap and was cut; use offset=2 to read on …]"
+        ),
         "{}",
         read.output
     );
