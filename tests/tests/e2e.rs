@@ -10,6 +10,7 @@ mod e2e {
     pub mod architecture;
     pub mod cli;
     pub mod library;
+    pub mod mcp;
     pub mod run_files_task;
     pub mod sandbox;
     pub mod turns;

@@ -1,4 +1,8 @@
 //! Server-side adapter of `openheim.mcp_broker.v1.McpBroker`.
+//!
+//! Tool failures (unknown tool, server down, timeout, `isError`) are tool
+//! results with `is_error`, so the model reads them; only a malformed request
+//! is a gRPC error.
 
 use std::sync::Arc;
 
@@ -9,7 +13,7 @@ use openheim_proto::mcp_broker::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::registry::{NOT_CONNECTED, Registry};
+use crate::registry::Registry;
 
 #[derive(Clone)]
 pub struct McpBrokerGrpc {
@@ -36,26 +40,45 @@ impl McpBroker for McpBrokerGrpc {
 
     async fn list_tools(
         &self,
-        _request: Request<ListToolsRequest>,
+        request: Request<ListToolsRequest>,
     ) -> Result<Response<ListToolsResponse>, Status> {
-        // No server is connected, so no MCP tool is offered.
-        Ok(Response::new(ListToolsResponse { tools: Vec::new() }))
+        let tools = self
+            .registry
+            .list_tools(&request.into_inner().session_id)
+            .await;
+        Ok(Response::new(ListToolsResponse { tools }))
     }
 
     async fn call_tool(
         &self,
         request: Request<CallToolRequest>,
     ) -> Result<Response<CallToolResponse>, Status> {
-        let name = request
-            .into_inner()
+        let request = request.into_inner();
+        let call = request
             .call
-            .map(|c| c.name)
-            .unwrap_or_default();
-        Ok(Response::new(CallToolResponse {
-            output: format!("MCP tool {name:?} is unavailable: {NOT_CONNECTED}."),
-            is_error: true,
-            raw_output_json: String::new(),
-        }))
+            .ok_or_else(|| Status::invalid_argument("`call` is required"))?;
+        let response = match self
+            .registry
+            .call_tool(
+                &request.session_id,
+                &call.name,
+                &call.arguments_json,
+                request.timeout_ms,
+            )
+            .await
+        {
+            Ok(output) => CallToolResponse {
+                output: output.text,
+                is_error: output.is_error,
+                raw_output_json: output.raw_json,
+            },
+            Err(error) => CallToolResponse {
+                output: error.to_string(),
+                is_error: true,
+                raw_output_json: String::new(),
+            },
+        };
+        Ok(Response::new(response))
     }
 
     async fn attach_session_servers(
@@ -63,6 +86,9 @@ impl McpBroker for McpBrokerGrpc {
         request: Request<AttachSessionServersRequest>,
     ) -> Result<Response<AttachSessionServersResponse>, Status> {
         let request = request.into_inner();
+        if request.session_id.is_empty() {
+            return Err(Status::invalid_argument("`session_id` is required"));
+        }
         let servers = self.registry.attach(&request.session_id, request.servers);
         Ok(Response::new(AttachSessionServersResponse { servers }))
     }

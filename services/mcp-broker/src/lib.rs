@@ -1,42 +1,155 @@
 //! mcp-broker service: owns the connections to MCP servers (configured and
 //! per-session) and exposes their tools as `{server}__{tool}`.
 //!
-//! This build knows the configured servers and reports them, but does not
-//! connect to them yet: every server is reported `failed` with that reason,
-//! no MCP tools are offered, and calls are refused with a clear error. The
-//! rmcp-based connections replace [`registry`] internals without changing
-//! the gRPC contract.
+//! Code map: `registry` holds the servers and a session's view of their
+//! tools; `server` supervises one connection (background connect, status,
+//! reconnect with `backoff`, calls with timeout and one retry);
+//! `connection` opens stdio or Streamable HTTP connections with rmcp;
+//! `naming` and `mapping` translate names and results; `secrets` is the only
+//! reader of secret header values; `grpc` is the adapter.
 
+mod backoff;
+mod connection;
+mod definition;
 mod grpc;
+mod mapping;
+mod naming;
 mod registry;
+mod secrets;
+mod server;
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::time::Duration;
 
 use openheim_proto::GrpcChannel;
 use openheim_proto::mcp_broker::v1::mcp_broker_server::McpBrokerServer;
 use openheim_proto::transport::{MAX_MESSAGE_BYTES, in_process as channel_in_process};
 use tokio::net::TcpListener;
 
+pub use backoff::ReconnectPolicy;
 pub use registry::Registry;
 
+/// Per-call limit when neither the request nor `call_timeout_secs` sets one.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Limit of the `initialize` handshake; a server exceeding it is `failed`.
+pub const DEFAULT_INITIALIZE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a tool listing waits for a server's first connection attempt,
+/// counted from the server's start. Lets the very first turn after startup
+/// see fast local servers without letting a slow one hold turns up.
+pub const DEFAULT_STARTUP_GRACE: Duration = Duration::from_secs(5);
+
 /// What the broker needs from the configuration.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct McpBrokerConfig {
-    pub servers: std::collections::BTreeMap<String, openheim_config::McpServerConfig>,
+    pub servers: BTreeMap<String, openheim_config::McpServerConfig>,
+    pub initialize_timeout: Duration,
+    pub default_call_timeout: Duration,
+    pub startup_grace: Duration,
+    pub reconnect: ReconnectPolicy,
+}
+
+impl Default for McpBrokerConfig {
+    fn default() -> Self {
+        Self {
+            servers: BTreeMap::new(),
+            initialize_timeout: DEFAULT_INITIALIZE_TIMEOUT,
+            default_call_timeout: DEFAULT_CALL_TIMEOUT,
+            startup_grace: DEFAULT_STARTUP_GRACE,
+            reconnect: ReconnectPolicy::default(),
+        }
+    }
 }
 
 impl McpBrokerConfig {
     pub fn from_config(config: &openheim_config::Config) -> Self {
         Self {
             servers: config.mcp_servers.clone(),
+            ..Self::default()
         }
     }
 }
 
+/// Everything that goes wrong in the broker. Connection and call failures
+/// reach the model as tool errors (their `Display` text), and a server's
+/// status shows the error that took it down.
 #[derive(Debug, thiserror::Error)]
 pub enum McpBrokerError {
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error("invalid server definition: {0}")]
+    InvalidServer(String),
+    #[error("refusing to send headers over plain http to a non-loopback host ({url}); use https")]
+    InsecureHeaders { url: String },
+    #[error("invalid header `{name}`: {reason}")]
+    InvalidHeader { name: String, reason: String },
+    #[error("could not start `{command}`: {source}")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("timed out during initialize (after {})", seconds(after))]
+    InitializeTimeout { after: Duration },
+    #[error("initialize failed: {reason}{}", stderr_hint(stderr))]
+    Initialize {
+        reason: String,
+        /// The child's last stderr lines, which usually say why.
+        stderr: Option<String>,
+    },
+    // rmcp's error is large; boxed so every `Result` of the crate stays small.
+    #[error("listing tools failed: {0}")]
+    ListTools(#[source] Box<rmcp::ServiceError>),
+    #[error("listing tools timed out (after {})", seconds(after))]
+    ListToolsTimeout { after: Duration },
+    #[error("MCP server `{server}` is unavailable: {reason}")]
+    Unavailable { server: String, reason: String },
+    #[error("MCP tool `{tool}` timed out after {}", seconds(after))]
+    CallTimeout { tool: String, after: Duration },
+    #[error("MCP tool `{tool}` failed: {source}")]
+    Call {
+        tool: String,
+        #[source]
+        source: Box<rmcp::ServiceError>,
+    },
+    #[error("unknown MCP tool `{0}`")]
+    UnknownTool(String),
+    #[error("arguments of `{tool}` must be a JSON object: {reason}")]
+    BadArguments { tool: String, reason: String },
+}
+
+impl McpBrokerError {
+    /// A definition problem no reconnect can fix: the server stays failed
+    /// and is not retried.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::InvalidServer(_) | Self::InsecureHeaders { .. } | Self::InvalidHeader { .. } => {
+                true
+            }
+            Self::Serve(_)
+            | Self::Spawn { .. }
+            | Self::InitializeTimeout { .. }
+            | Self::Initialize { .. }
+            | Self::ListTools(_)
+            | Self::ListToolsTimeout { .. }
+            | Self::Unavailable { .. }
+            | Self::CallTimeout { .. }
+            | Self::Call { .. }
+            | Self::UnknownTool(_)
+            | Self::BadArguments { .. } => false,
+        }
+    }
+}
+
+fn seconds(duration: &Duration) -> String {
+    format!("{}s", duration.as_secs_f64())
+}
+
+fn stderr_hint(stderr: &Option<String>) -> String {
+    stderr
+        .as_deref()
+        .map(|s| format!(" (stderr: {s})"))
+        .unwrap_or_default()
 }
 
 pub fn grpc_server(config: McpBrokerConfig) -> McpBrokerServer<grpc::McpBrokerGrpc> {
@@ -45,6 +158,8 @@ pub fn grpc_server(config: McpBrokerConfig) -> McpBrokerServer<grpc::McpBrokerGr
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
+/// The broker in this process. Call it inside a Tokio runtime so servers
+/// start connecting at once; outside one they connect on first use.
 pub fn in_process(config: McpBrokerConfig) -> GrpcChannel {
     channel_in_process(grpc_server(config))
 }

@@ -1,95 +1,295 @@
-//! The servers the broker knows, global and per session, and their status.
+//! The servers the broker knows — global ones from configuration and each
+//! session's own — and the tool view a session gets of them: global servers
+//! first, then the session's, named by [`crate::naming`].
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use openheim_proto::mcp_broker::v1::{ServerSpec, ServerState, ServerStatus};
+use openheim_proto::common::v1::ToolDefinition;
+use openheim_proto::mcp_broker::v1::{ServerSpec, ServerStatus};
+use rmcp::model::{JsonObject, Tool};
+use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::McpBrokerConfig;
-
-/// Why no server connects in this build.
-pub const NOT_CONNECTED: &str = "MCP connections are not available in this build yet";
+use crate::definition::ServerDefinition;
+use crate::mapping::{self, ToolOutput};
+use crate::naming::{self, ToolKey};
+use crate::server::{McpServer, Phase, Timing};
+use crate::{McpBrokerConfig, McpBrokerError};
 
 pub struct Registry {
-    global: BTreeMap<String, openheim_config::McpServerConfig>,
-    sessions: Mutex<HashMap<String, Vec<ServerSpec>>>,
+    timing: Timing,
+    default_call_timeout: Duration,
+    global: Vec<Arc<McpServer>>,
+    sessions: Mutex<HashMap<String, Vec<Arc<McpServer>>>>,
+    /// Parent of every server's stop token.
+    root: CancellationToken,
+    /// Dropping the registry (the broker stops) stops every server, which
+    /// closes their connections and kills their processes.
+    _stop_all: DropGuard,
+}
+
+/// One tool as a session sees it.
+struct Entry {
+    server: Arc<McpServer>,
+    tool: Tool,
+    name: String,
+    ready: bool,
 }
 
 impl Registry {
+    /// Knows the configured servers and, inside a Tokio runtime, starts
+    /// connecting them in the background (outside one, they start on first
+    /// use). Never waits for a connection.
     pub fn new(config: McpBrokerConfig) -> Self {
-        for name in config.servers.keys() {
-            tracing::warn!(server = %name, "{NOT_CONNECTED}; its tools are not offered");
-        }
+        let root = CancellationToken::new();
+        let timing = Timing {
+            initialize_timeout: config.initialize_timeout,
+            startup_grace: config.startup_grace,
+            reconnect: config.reconnect,
+        };
+        let global: Vec<Arc<McpServer>> = config
+            .servers
+            .iter()
+            .map(|(name, server)| {
+                let definition = ServerDefinition::from_config(name, server);
+                McpServer::new(definition, "", timing, root.child_token())
+            })
+            .collect();
+        global.iter().for_each(McpServer::start);
         Self {
-            global: config.servers,
+            timing,
+            default_call_timeout: config.default_call_timeout,
+            global,
             sessions: Mutex::default(),
+            _stop_all: root.clone().drop_guard(),
+            root,
         }
     }
 
     /// Global servers, then those of `session_id` (when not empty).
-    pub fn statuses(&self, session_id: &str) -> Vec<ServerStatus> {
-        let mut out: Vec<ServerStatus> = self.global.keys().map(|n| failed(n, "")).collect();
+    fn visible(&self, session_id: &str) -> Vec<Arc<McpServer>> {
+        let mut servers = self.global.clone();
         if !session_id.is_empty()
-            && let Ok(sessions) = self.sessions.lock()
-            && let Some(specs) = sessions.get(session_id)
+            && let Some(own) = self.lock_sessions().get(session_id)
         {
-            out.extend(specs.iter().map(|s| failed(&s.name, session_id)));
+            servers.extend(own.iter().cloned());
         }
-        out
+        // Servers created outside a runtime start here, on first use.
+        servers.iter().for_each(McpServer::start);
+        servers
     }
 
-    pub fn attach(&self, session_id: &str, servers: Vec<ServerSpec>) -> Vec<ServerStatus> {
-        let statuses = servers
+    fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Arc<McpServer>>>> {
+        // A panic elsewhere must not take every session's tools with it.
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn statuses(&self, session_id: &str) -> Vec<ServerStatus> {
+        self.visible(session_id)
             .iter()
-            .map(|s| failed(&s.name, session_id))
+            .map(|s| s.status())
+            .collect()
+    }
+
+    /// Starts `specs` for `session_id` only, replacing (and stopping) any
+    /// servers it had. Returns their statuses, at this point `connecting`
+    /// (or `failed` for an unusable definition soon after).
+    pub fn attach(&self, session_id: &str, specs: Vec<ServerSpec>) -> Vec<ServerStatus> {
+        let servers: Vec<Arc<McpServer>> = specs
+            .into_iter()
+            .map(|spec| {
+                let definition = ServerDefinition::from_spec(spec);
+                McpServer::new(definition, session_id, self.timing, self.root.child_token())
+            })
             .collect();
-        if let Ok(mut sessions) = self.sessions.lock() {
-            sessions.insert(session_id.to_owned(), servers);
-        }
+        servers.iter().for_each(McpServer::start);
+        let statuses = servers.iter().map(|s| s.status()).collect();
+        let replaced = self.lock_sessions().insert(session_id.to_owned(), servers);
+        replaced.iter().flatten().for_each(|s| s.stop());
         statuses
     }
 
+    /// Stops the servers of `session_id`.
     pub fn detach(&self, session_id: &str) {
-        if let Ok(mut sessions) = self.sessions.lock() {
-            sessions.remove(session_id);
-        }
+        let removed = self.lock_sessions().remove(session_id);
+        removed.iter().flatten().for_each(|s| s.stop());
+    }
+
+    /// The tools of the servers connected now. Servers still in their first
+    /// connection attempt get until their startup grace ends; a slow or
+    /// failing server costs its own tools, never the listing.
+    pub async fn list_tools(&self, session_id: &str) -> Vec<ToolDefinition> {
+        let servers = self.visible(session_id);
+        futures::future::join_all(servers.iter().map(|s| s.settle_first_attempt())).await;
+        entries(&servers)
+            .iter()
+            .filter(|e| e.ready)
+            .map(|e| mapping::definition(e.server.name(), &e.name, &e.tool))
+            .collect()
+    }
+
+    /// Runs the tool offered as `name` to `session_id`.
+    pub async fn call_tool(
+        &self,
+        session_id: &str,
+        name: &str,
+        arguments_json: &str,
+        timeout_ms: u32,
+    ) -> Result<ToolOutput, McpBrokerError> {
+        let arguments = parse_arguments(name, arguments_json)?;
+        let servers = self.visible(session_id);
+        // Names are resolved against the same view the listing used, including
+        // servers that are down right now: calling one of those reconnects it.
+        let entry = entries(&servers)
+            .into_iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| McpBrokerError::UnknownTool(name.to_owned()))?;
+        let timeout = match timeout_ms {
+            0 => entry
+                .server
+                .call_timeout()
+                .unwrap_or(self.default_call_timeout),
+            ms => Duration::from_millis(u64::from(ms)),
+        };
+        let result = entry
+            .server
+            .call(&entry.tool.name, arguments, timeout)
+            .await?;
+        Ok(mapping::output(&result))
     }
 }
 
-fn failed(name: &str, session_id: &str) -> ServerStatus {
-    ServerStatus {
-        name: name.to_owned(),
-        state: ServerState::Failed as i32,
-        tool_count: 0,
-        error: NOT_CONNECTED.to_owned(),
-        session_id: session_id.to_owned(),
+/// Every known tool of `servers` with its exposed name.
+fn entries(servers: &[Arc<McpServer>]) -> Vec<Entry> {
+    let mut listed: Vec<(Arc<McpServer>, Tool, bool)> = Vec::new();
+    for server in servers {
+        let snapshot = server.snapshot();
+        let ready = snapshot.phase == Phase::Connected;
+        for tool in snapshot.tools.iter() {
+            listed.push((Arc::clone(server), tool.clone(), ready));
+        }
+    }
+    let keys: Vec<ToolKey<'_>> = listed
+        .iter()
+        .map(|(server, tool, _)| ToolKey {
+            server: server.name(),
+            tool: &tool.name,
+        })
+        .collect();
+    let names = naming::assign(&keys);
+    listed
+        .into_iter()
+        .zip(names)
+        .map(|((server, tool, ready), name)| Entry {
+            server,
+            tool,
+            name,
+            ready,
+        })
+        .collect()
+}
+
+/// The model's arguments as a JSON object; empty text means no arguments.
+fn parse_arguments(tool: &str, text: &str) -> Result<JsonObject, McpBrokerError> {
+    if text.trim().is_empty() {
+        return Ok(JsonObject::new());
+    }
+    let bad = |reason: String| McpBrokerError::BadArguments {
+        tool: tool.to_owned(),
+        reason,
+    };
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(other) => Err(bad(format!("got {other}"))),
+        Err(e) => Err(bad(e.to_string())),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use openheim_proto::mcp_broker::v1::ServerState;
+
     use super::*;
 
-    #[test]
-    fn reports_configured_and_session_servers() {
+    fn invalid(name: &str) -> ServerSpec {
+        ServerSpec {
+            name: name.into(),
+            transport: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn sessions_see_global_servers_and_only_their_own() {
         let mut config = McpBrokerConfig::default();
         config
             .servers
             .insert("fs".into(), openheim_config::McpServerConfig::default());
         let registry = Registry::new(config);
-        let spec = ServerSpec {
-            name: "mine".into(),
-            transport: None,
+        registry.attach("s1", vec![invalid("mine")]);
+        let names = |session: &str| -> Vec<String> {
+            registry
+                .statuses(session)
+                .into_iter()
+                .map(|s| s.name)
+                .collect()
         };
-        registry.attach("s1", vec![spec]);
-        let names: Vec<_> = registry
-            .statuses("s1")
-            .into_iter()
-            .map(|s| s.name)
-            .collect();
-        assert_eq!(names, ["fs", "mine"]);
-        assert_eq!(registry.statuses("s2").len(), 1);
+        assert_eq!(names("s1"), ["fs", "mine"]);
+        assert_eq!(names("s2"), ["fs"]);
+        assert_eq!(registry.statuses("s1")[1].session_id, "s1");
         registry.detach("s1");
-        assert_eq!(registry.statuses("s1").len(), 1);
+        assert_eq!(names("s1"), ["fs"]);
+    }
+
+    #[tokio::test]
+    async fn an_unusable_definition_fails_with_its_reason() {
+        let registry = Registry::new(McpBrokerConfig::default());
+        let servers = registry.visible("");
+        assert!(servers.is_empty());
+        registry.attach("s", vec![invalid("x")]);
+        let server = registry.visible("s").remove(0);
+        server.settle_first_attempt().await;
+        let status = server.status();
+        assert_eq!(status.state, ServerState::Failed as i32);
+        assert!(status.error.contains("no transport"), "{}", status.error);
+        assert!(registry.list_tools("s").await.is_empty());
+    }
+
+    #[test]
+    fn servers_created_outside_a_runtime_start_on_first_use() {
+        let mut config = McpBrokerConfig::default();
+        config
+            .servers
+            .insert("fs".into(), openheim_config::McpServerConfig::default());
+        // No runtime here: creating the registry must not try to spawn.
+        let registry = Registry::new(config);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            assert!(registry.list_tools("").await.is_empty());
+            let status = registry.statuses("").remove(0);
+            assert_eq!(status.state, ServerState::Failed as i32, "{status:?}");
+        });
+    }
+
+    #[test]
+    fn arguments_must_be_an_object() {
+        assert!(parse_arguments("t", "").unwrap().is_empty());
+        assert_eq!(parse_arguments("t", r#"{"a":1}"#).unwrap()["a"], 1);
+        let err = parse_arguments("t", "[1]").unwrap_err().to_string();
+        assert!(err.contains("must be a JSON object"), "{err}");
+        assert!(parse_arguments("t", "{").is_err());
+    }
+
+    #[tokio::test]
+    async fn unknown_tools_are_refused() {
+        let registry = Registry::new(McpBrokerConfig::default());
+        let err = registry
+            .call_tool("", "nope__x", "{}", 0)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, McpBrokerError::UnknownTool(ref n) if n == "nope__x"));
     }
 }
