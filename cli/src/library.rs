@@ -270,6 +270,7 @@ impl Session {
             prompt: vec![ContentBlock {
                 block: Some(Block::Text(text.into())),
             }],
+            client_capabilities: None,
         };
         let first = TurnInput {
             input: Some(Input::Start(start)),

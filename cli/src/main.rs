@@ -54,7 +54,7 @@ enum Command {
         #[arg(long, short = 'v')]
         verbose: bool,
     },
-    /// ACP agent over stdio (not available in this build yet).
+    /// ACP agent over stdin/stdout (for Zed and other ACP clients); logs go to stderr.
     Acp,
     /// WebSocket + REST server (not available in this build yet).
     Serve,
@@ -73,7 +73,11 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILED);
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    let result = runtime.block_on(dispatch(cli));
+    // A read of stdin (`acp`) may still be parked on a blocking thread;
+    // do not let it hold the process open.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -116,9 +120,21 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             openheim::run::run(&runtime, prompt, options, interrupt).await
         }
         None => not_yet("the interactive REPL"),
-        Some(Command::Acp) => not_yet("`openheim acp`"),
+        Some(Command::Acp) => acp(cli.config.as_deref()).await,
         Some(Command::Serve) => not_yet("`openheim serve`"),
     }
+}
+
+/// `openheim acp`: stdout carries only the JSON-RPC stream, so logs go to
+/// stderr (`RUST_LOG`, default warnings). Ends with 0 when the client closes
+/// stdin, after running turns recorded their cancellation.
+async fn acp(config_file: Option<&std::path::Path>) -> anyhow::Result<u8> {
+    openheim_boot::init_logging("warn");
+    let config = openheim_boot::load_config(config_file, Vec::new())?;
+    let runtime = openheim::Runtime::start(&config)?;
+    let options = openheim_acp::AcpOptions::from_config(&config);
+    openheim_acp::serve_stdio(runtime.agent_loop(), options).await?;
+    Ok(exit::OK)
 }
 
 async fn report_setup(

@@ -75,6 +75,7 @@ pub async fn run(
         prompt: vec![ContentBlock {
             block: Some(Block::Text(prompt)),
         }],
+        client_capabilities: None,
     };
     inputs
         .send(TurnInput {
@@ -176,7 +177,11 @@ impl View {
                 eprintln!("error: {}", error.message);
                 return Ok(Some(exit::FAILED));
             }
-            Event::Started(_) | Event::ThinkingDelta(_) | Event::Usage(_) => {}
+            // `run` offers no client capabilities, so it is never asked.
+            Event::Started(_)
+            | Event::ThinkingDelta(_)
+            | Event::Usage(_)
+            | Event::ClientRequest(_) => {}
             Event::PermissionRequest(request) => {
                 // Sessions created by `run` never ask; answer nothing (reject).
                 eprintln!(

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod e2e {
+    pub mod acp;
     pub mod architecture;
     pub mod cli;
     pub mod library;

@@ -15,9 +15,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::client_ops::ClientReply;
 use crate::error::AgentError;
-use crate::permission::PendingQuestions;
-use crate::service::AgentService;
+use crate::service::{AgentService, TurnInbox};
 use crate::store::StoreError;
 
 /// Events buffered per turn before the turn waits for its caller.
@@ -123,16 +123,16 @@ impl AgentLoop for AgentLoopGrpc {
         };
         let (tx, rx) = mpsc::channel(TURN_EVENT_BUFFER);
         let cancel = CancellationToken::new();
-        let questions = Arc::new(PendingQuestions::default());
-        let reader = tokio::spawn(read_inputs(inputs, Arc::clone(&questions), cancel.clone()));
+        let inbox = TurnInbox::default();
+        let reader = tokio::spawn(read_inputs(inputs, inbox.clone(), cancel.clone()));
         let service = Arc::clone(&self.service);
         let turn_cancel = cancel.clone();
         tokio::spawn(async move {
             let result = service
-                .run_turn(start, tx.clone(), Arc::clone(&questions), turn_cancel)
+                .run_turn(start, tx.clone(), inbox.clone(), turn_cancel)
                 .await;
             reader.abort();
-            questions.clear();
+            inbox.clear();
             let last = match result {
                 Ok(ended) => Event::Ended(ended),
                 Err(error) => Event::Error(turn_error(&error)),
@@ -161,19 +161,28 @@ fn turn_error(error: &AgentError) -> TurnError {
     }
 }
 
-/// Routes inputs after `start`: permission answers and cancellation. The
-/// input stream closing (or failing) cancels the turn.
+/// Routes inputs after `start`: permission answers, client responses and
+/// cancellation. The input stream closing (or failing) cancels the turn.
 async fn read_inputs(
     mut inputs: Streaming<TurnInput>,
-    questions: Arc<PendingQuestions>,
+    inbox: TurnInbox,
     cancel: CancellationToken,
 ) {
     loop {
         match inputs.message().await {
             Ok(Some(TurnInput { input: Some(input) })) => match input {
                 Input::Permission(answer) => {
-                    if !questions.answer(&answer.request_id, answer.decision()) {
+                    if !inbox
+                        .questions
+                        .answer(&answer.request_id, answer.decision())
+                    {
                         tracing::debug!(request_id = %answer.request_id, "answer to no open question");
+                    }
+                }
+                Input::ClientResponse(response) => {
+                    let reply = ClientReply::from_wire(response.result);
+                    if !inbox.client_replies.answer(&response.request_id, reply) {
+                        tracing::debug!(request_id = %response.request_id, "response to no open client request");
                     }
                 }
                 Input::Cancel(_) => {

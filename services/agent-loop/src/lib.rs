@@ -6,6 +6,7 @@
 //! generated gRPC clients ([`Backends`]), in-process or remote alike.
 
 mod backends;
+mod client_ops;
 mod error;
 mod grpc;
 mod permission;

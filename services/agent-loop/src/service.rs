@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::AgentLoopConfig;
 use crate::backends::Backends;
+use crate::client_ops::PendingClientReplies;
 use crate::error::AgentError;
 use crate::permission::{PendingQuestions, Remembered};
 use crate::prompt::{self, PromptSources};
@@ -29,6 +30,21 @@ use crate::turn::{Turn, TurnSettings};
 const LEASE_TTL: Duration = Duration::from_secs(15 * 60);
 const DEFAULT_PAGE_SIZE: usize = 50;
 const MAX_PAGE_SIZE: usize = 500;
+
+/// Where the answers of a turn's caller are delivered while it runs.
+#[derive(Default, Clone)]
+pub struct TurnInbox {
+    pub questions: Arc<PendingQuestions>,
+    pub client_replies: Arc<PendingClientReplies>,
+}
+
+impl TurnInbox {
+    /// Drops every waiting question and client request.
+    pub fn clear(&self) {
+        self.questions.clear();
+        self.client_replies.clear();
+    }
+}
 
 pub struct AgentService {
     config: AgentLoopConfig,
@@ -138,12 +154,13 @@ impl AgentService {
     }
 
     /// Runs one turn to its end. Events go to `events`; answers to
-    /// permission questions arrive through `questions`.
+    /// permission questions arrive through `inbox.questions`, answers to
+    /// client requests through `inbox.client_replies`.
     pub async fn run_turn(
         &self,
         start: StartTurn,
         events: mpsc::Sender<TurnEvent>,
-        questions: Arc<PendingQuestions>,
+        inbox: TurnInbox,
         cancel: CancellationToken,
     ) -> Result<TurnEnded, AgentError> {
         check_session_id(&start.session_id)?;
@@ -176,7 +193,9 @@ impl AgentService {
             store: Arc::clone(&self.store),
             backends: self.backends.clone(),
             events,
-            questions,
+            questions: inbox.questions,
+            client_caps: start.client_capabilities,
+            client_replies: inbox.client_replies,
             cancel,
         };
         turn.run(prompt).await

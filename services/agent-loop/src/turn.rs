@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use openheim_proto::agent_loop::v1::{
-    Notice, NoticeLevel, PermissionRequest, Retracted, ToolCallStarted, ToolCallStatus,
-    ToolCallUpdate, TurnEnded, TurnEvent, turn_event::Event,
+    ClientCapabilities, Notice, NoticeLevel, PermissionRequest, Retracted, ToolCallStarted,
+    ToolCallStatus, ToolCallUpdate, TurnEnded, TurnEvent, turn_event::Event,
 };
 use openheim_proto::common::v1::{FileDiff, StopReason, ToolCall, ToolDefinition, ToolKind, Usage};
 use openheim_proto::llm_proxy::v1::{CompleteRequest, completion_event};
@@ -23,6 +23,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::backends::{Backends, ToolRoute};
+use crate::client_ops::{PendingClientReplies, delegated};
 use crate::error::AgentError;
 use crate::permission::{
     PendingQuestions, Remembered, Verdict, approval_key, kind_policy, verdict,
@@ -54,6 +55,10 @@ pub struct Turn {
     pub backends: Backends,
     pub events: mpsc::Sender<TurnEvent>,
     pub questions: Arc<PendingQuestions>,
+    /// What this turn's caller performs itself (file tools); `None` = nothing.
+    pub client_caps: Option<ClientCapabilities>,
+    /// Answers to the client requests of this turn.
+    pub client_replies: Arc<PendingClientReplies>,
     /// Cancelled by the caller (cancel input, closed stream) or when the
     /// caller stops reading events.
     pub cancel: CancellationToken,
@@ -154,7 +159,7 @@ impl Turn {
     }
 
     /// Sends an event; a caller that stopped listening cancels the turn.
-    async fn emit(&self, event: Event) {
+    pub(crate) async fn emit(&self, event: Event) {
         let event = TurnEvent { event: Some(event) };
         if self.events.send(event).await.is_err() {
             self.cancel.cancel();
@@ -364,7 +369,16 @@ impl Turn {
         }
     }
 
+    pub(crate) fn client_caps(&self) -> Option<&ClientCapabilities> {
+        self.client_caps.as_ref()
+    }
+
     async fn execute(&self, call: &ToolCall, route: ToolRoute, workspace: &Workspace) -> Outcome {
+        // Built-in file tools go through a caller that offers them (editor
+        // buffers, undo); everything else runs where it is routed.
+        if route == ToolRoute::Executor && delegated(self.client_caps(), &call.name) {
+            return self.run_on_client(call).await;
+        }
         let result = match route {
             ToolRoute::Executor => self
                 .backends
@@ -403,16 +417,17 @@ impl Turn {
     }
 }
 
+/// The result of one tool call, before it is capped and stored.
 #[derive(Default)]
-struct Outcome {
-    text: String,
-    is_error: bool,
-    raw_output_json: String,
-    diffs: Vec<FileDiff>,
+pub(crate) struct Outcome {
+    pub text: String,
+    pub is_error: bool,
+    pub raw_output_json: String,
+    pub diffs: Vec<FileDiff>,
 }
 
 impl Outcome {
-    fn error(text: impl Into<String>) -> Self {
+    pub(crate) fn error(text: impl Into<String>) -> Self {
         Self {
             text: text.into(),
             is_error: true,

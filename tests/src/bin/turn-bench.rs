@@ -119,6 +119,7 @@ async fn measure_turns(
             input: Some(Input::Start(StartTurn {
                 session_id: session,
                 prompt,
+                client_capabilities: None,
             })),
         })
         .await

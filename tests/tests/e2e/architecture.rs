@@ -105,6 +105,20 @@ fn dependency_rules_hold() {
     );
 }
 
+#[test]
+fn the_acp_adapter_reaches_the_agent_loop_only_through_the_wire() {
+    let deps = workspace_deps();
+    let allowed: BTreeSet<String> = ["openheim-proto", "openheim-config"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let acp = &deps["openheim-acp"];
+    assert!(
+        acp.is_subset(&allowed),
+        "openheim-acp depends on {acp:?}; only {allowed:?} are allowed"
+    );
+}
+
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -169,5 +183,8 @@ fn only_llm_proxy_reads_secrets() {
     let hits = files_mentioning(".expose()", &[], &others);
     assert!(hits.is_empty(), "secrets read outside llm-proxy: {hits:?}");
     let broker = files_mentioning(".expose()", &["secrets.rs"], &["services/mcp-broker"]);
-    assert!(broker.is_empty(), "mcp-broker reads secrets outside secrets.rs: {broker:?}");
+    assert!(
+        broker.is_empty(),
+        "mcp-broker reads secrets outside secrets.rs: {broker:?}"
+    );
 }

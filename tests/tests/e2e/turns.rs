@@ -53,6 +53,7 @@ async fn start(runtime: &Runtime, session_id: &str, text: &str) -> TurnHandle {
         prompt: vec![ContentBlock {
             block: Some(Block::Text(text.to_owned())),
         }],
+        client_capabilities: None,
     };
     inputs
         .send(TurnInput {

@@ -1,0 +1,275 @@
+//! Session methods: `session/new`, `session/load` (with history replay),
+//! `session/list`, and model selection (`session/set_config_option`,
+//! `session/set_model`). Each is one or two agent-loop RPCs.
+
+use std::path::PathBuf;
+
+use agent_client_protocol::v1::ConnectionTo;
+use agent_client_protocol::v1::schema::{
+    self as acp, ListSessionsRequest, ListSessionsResponse, LoadSessionRequest,
+    LoadSessionResponse, NewSessionRequest, NewSessionResponse, SessionNotification,
+    SetSessionConfigOptionRequest, SetSessionConfigOptionResponse,
+};
+use agent_client_protocol::{Client, JsonRpcRequest, JsonRpcResponse};
+use openheim_proto::agent_loop::v1::{
+    self as wire, ApprovalMode, CreateSessionRequest, SessionInfo, SetSessionModelRequest,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::convert::{iso8601, mcp_servers};
+use crate::error::AcpError;
+use crate::models::{MODEL_OPTION, ModelCatalog};
+use crate::state::{Connection, SessionView};
+
+/// `session/set_model` (the model selector of Zed and other clients that
+/// predate session config options): `{sessionId, modelId}`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonRpcRequest)]
+#[request(method = "session/set_model", response = SetSessionModelResponse)]
+#[serde(rename_all = "camelCase")]
+pub struct SetModelRequest {
+    pub session_id: String,
+    pub model_id: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonRpcResponse)]
+pub struct SetSessionModelResponse {}
+
+/// What `session/new` reads from `_meta`: `skills` (a list or a
+/// comma-separated string), `model`, and `readOnly` (plan mode).
+#[derive(Debug, Default, PartialEq)]
+struct NewSessionMeta {
+    skills: Vec<String>,
+    model: String,
+    read_only: bool,
+}
+
+impl NewSessionMeta {
+    fn parse(meta: Option<&acp::Meta>) -> Result<Self, AcpError> {
+        let Some(meta) = meta else {
+            return Ok(Self::default());
+        };
+        let skills = match meta.get("skills") {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::String(list)) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| AcpError::InvalidParams("_meta.skills must list strings".into()))?,
+            Some(_) => {
+                return Err(AcpError::InvalidParams(
+                    "_meta.skills must list strings".into(),
+                ));
+            }
+        };
+        let model = match meta.get("model") {
+            None | Some(serde_json::Value::Null) => String::new(),
+            Some(serde_json::Value::String(model)) => model.clone(),
+            Some(_) => {
+                return Err(AcpError::InvalidParams(
+                    "_meta.model must be a string".into(),
+                ));
+            }
+        };
+        let read_only = meta
+            .get("readOnly")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        Ok(Self {
+            skills,
+            model,
+            read_only,
+        })
+    }
+}
+
+fn view(info: &SessionInfo) -> SessionView {
+    SessionView {
+        id: info.id.clone(),
+        work_dir: PathBuf::from(&info.work_dir),
+        model: info.model.clone(),
+    }
+}
+
+pub async fn new_session(
+    conn: &Connection,
+    request: NewSessionRequest,
+    _cx: &ConnectionTo<Client>,
+) -> Result<NewSessionResponse, AcpError> {
+    let meta = NewSessionMeta::parse(request.meta.as_ref())?;
+    let create = CreateSessionRequest {
+        work_dir: request.cwd.display().to_string(),
+        skills: meta.skills,
+        model: meta.model,
+        mcp_servers: mcp_servers(&request.mcp_servers, &request.cwd),
+        // An ACP client is there to answer permission questions.
+        approval_mode: ApprovalMode::Ask as i32,
+        read_only: meta.read_only,
+    };
+    let info = conn
+        .agent_loop
+        .clone()
+        .create_session(create)
+        .await
+        .map_err(|s| AcpError::from_status("", &s))?
+        .into_inner();
+    conn.open(view(&info));
+    let options = conn.options.models.config_options(&info.model);
+    Ok(NewSessionResponse::new(info.id).config_options(options))
+}
+
+/// Loads a stored session, replays its history as session updates, then
+/// answers (ACP requires the replay to come before the response).
+pub async fn load_session(
+    conn: &Connection,
+    request: LoadSessionRequest,
+    cx: &ConnectionTo<Client>,
+) -> Result<LoadSessionResponse, AcpError> {
+    let session_id = request.session_id.0.to_string();
+    let load = wire::LoadSessionRequest {
+        session_id: session_id.clone(),
+        mcp_servers: mcp_servers(&request.mcp_servers, &request.cwd),
+    };
+    let loaded = conn
+        .agent_loop
+        .clone()
+        .load_session(load)
+        .await
+        .map_err(|s| AcpError::from_status(&session_id, &s))?
+        .into_inner();
+    let info = loaded
+        .session
+        .ok_or_else(|| AcpError::AgentLoop("the agent loop sent no session".into()))?;
+    let view = view(&info);
+    for update in crate::updates::replay(&loaded.messages, &view.work_dir) {
+        cx.send_notification(SessionNotification::new(session_id.clone(), update))
+            .map_err(|e| AcpError::Connection(e.message))?;
+    }
+    conn.open(view);
+    let options = conn.options.models.config_options(&info.model);
+    Ok(LoadSessionResponse::new().config_options(options))
+}
+
+/// Newest first; the agent loop's cursor is passed through. A `cwd` filter
+/// applies per page, so a page may come back short with a cursor to go on.
+pub async fn list_sessions(
+    conn: &Connection,
+    request: ListSessionsRequest,
+    _cx: &ConnectionTo<Client>,
+) -> Result<ListSessionsResponse, AcpError> {
+    let list = wire::ListSessionsRequest {
+        page_size: 0,
+        cursor: request.cursor.unwrap_or_default(),
+    };
+    let page = conn
+        .agent_loop
+        .clone()
+        .list_sessions(list)
+        .await
+        .map_err(|s| AcpError::from_status("", &s))?
+        .into_inner();
+    let sessions = page
+        .sessions
+        .iter()
+        .filter(|s| {
+            request
+                .cwd
+                .as_ref()
+                .is_none_or(|cwd| std::path::Path::new(&s.work_dir) == cwd)
+        })
+        .map(|s| {
+            acp::SessionInfo::new(s.id.clone(), PathBuf::from(&s.work_dir))
+                .title(Some(s.title.clone()).filter(|t| !t.is_empty()))
+                .updated_at(iso8601(s.updated_at_ms))
+        })
+        .collect();
+    let next = Some(page.next_cursor).filter(|c| !c.is_empty());
+    Ok(ListSessionsResponse::new(sessions).next_cursor(next))
+}
+
+/// Switches the model of an open session; returns the new model.
+async fn switch_model(
+    conn: &Connection,
+    session_id: &str,
+    value: &str,
+) -> Result<String, AcpError> {
+    conn.session(session_id)?;
+    let request = SetSessionModelRequest {
+        session_id: session_id.to_owned(),
+        model: ModelCatalog::model_for(value),
+    };
+    let info = conn
+        .agent_loop
+        .clone()
+        .set_session_model(request)
+        .await
+        .map_err(|s| AcpError::from_status(session_id, &s))?
+        .into_inner();
+    conn.set_model(session_id, info.model.clone());
+    Ok(info.model)
+}
+
+pub async fn set_config_option(
+    conn: &Connection,
+    request: SetSessionConfigOptionRequest,
+    _cx: &ConnectionTo<Client>,
+) -> Result<SetSessionConfigOptionResponse, AcpError> {
+    let session_id = request.session_id.0.to_string();
+    if &*request.config_id.0 != MODEL_OPTION {
+        return Err(AcpError::InvalidParams(format!(
+            "unknown config option {:?}; this agent has \"{MODEL_OPTION}\"",
+            request.config_id.0
+        )));
+    }
+    let value = request
+        .value
+        .as_value_id()
+        .ok_or_else(|| AcpError::InvalidParams("the model option takes a value id".into()))?;
+    let model = switch_model(conn, &session_id, &value.0).await?;
+    Ok(SetSessionConfigOptionResponse::new(
+        conn.options.models.config_options(&model),
+    ))
+}
+
+pub async fn set_model(
+    conn: &Connection,
+    request: SetModelRequest,
+    _cx: &ConnectionTo<Client>,
+) -> Result<SetSessionModelResponse, AcpError> {
+    switch_model(conn, &request.session_id, &request.model_id).await?;
+    Ok(SetSessionModelResponse {})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_session_meta_reads_skills_model_and_read_only() {
+        let meta: acp::Meta = serde_json::from_value(serde_json::json!({
+            "skills": ["a", "b"], "model": "mock/m", "readOnly": true
+        }))
+        .unwrap();
+        let parsed = NewSessionMeta::parse(Some(&meta)).unwrap();
+        assert_eq!(parsed.skills, ["a", "b"]);
+        assert_eq!(parsed.model, "mock/m");
+        assert!(parsed.read_only);
+        let meta: acp::Meta =
+            serde_json::from_value(serde_json::json!({"skills": "a, b,"})).unwrap();
+        assert_eq!(
+            NewSessionMeta::parse(Some(&meta)).unwrap().skills,
+            ["a", "b"]
+        );
+        let meta: acp::Meta = serde_json::from_value(serde_json::json!({"skills": [1]})).unwrap();
+        assert!(NewSessionMeta::parse(Some(&meta)).is_err());
+        assert_eq!(
+            NewSessionMeta::parse(None).unwrap(),
+            NewSessionMeta::default()
+        );
+    }
+}
