@@ -6,7 +6,7 @@
 use openheim_tool_executor::ToolExecutorConfig;
 use openheim_tool_executor::confinement::SandboxMode;
 
-use crate::support::{config, confined, harness, harness_with};
+use crate::support::{config, confined, harness, harness_with, scratch_dir};
 
 fn exit_code(output: &str) -> &str {
     output.lines().next().unwrap_or_default()
@@ -144,7 +144,7 @@ async fn writable_paths_and_enforce_mode() {
     if !confined(&probe, "writable_paths_and_enforce_mode").await {
         return;
     }
-    let cache = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let cache = scratch_dir();
     let h = harness_with(
         ToolExecutorConfig {
             sandbox: SandboxMode::Enforce,

@@ -41,10 +41,29 @@ pub fn harness() -> Harness {
     harness_with(config(), Vec::new())
 }
 
+/// A scratch directory that is NOT inside the temp directories confined
+/// commands may write to (/tmp, /var/tmp, /dev/shm): the workspace's parent
+/// and "outside" must be places they cannot write. The target dir is used
+/// unless the checkout itself lives under a temp dir (CI clones into /tmp),
+/// then `$HOME/.cache/openheim-tests`.
+pub fn scratch_dir() -> tempfile::TempDir {
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let under_temp = openheim_tool_executor::confinement::TEMP_DIRS
+        .iter()
+        .any(|t| target.starts_with(t));
+    let base = if under_temp {
+        let home = std::env::var_os("HOME").expect("HOME is set");
+        let base = std::path::Path::new(&home).join(".cache/openheim-tests");
+        std::fs::create_dir_all(&base).unwrap();
+        base
+    } else {
+        target.to_path_buf()
+    };
+    tempfile::tempdir_in(base).unwrap()
+}
+
 pub fn harness_with(config: ToolExecutorConfig, custom: Vec<Arc<dyn ToolHandler>>) -> Harness {
-    // Not under /tmp: confined commands may write to /tmp, and the
-    // workspace's parent and "outside" must be places they cannot write.
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let dir = scratch_dir();
     let root = dir.path().join("ws");
     let outside = dir.path().join("outside");
     std::fs::create_dir(&root).unwrap();
