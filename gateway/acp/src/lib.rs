@@ -14,10 +14,13 @@
 mod convert;
 mod error;
 mod lines;
+mod mcp;
 mod models;
+mod modes;
 mod prompt;
 mod sessions;
 mod state;
+mod terminal;
 mod updates;
 
 use std::future::Future;
@@ -29,7 +32,7 @@ use agent_client_protocol::v1::schema::{
     AgentCapabilities, CancelNotification, Implementation, InitializeRequest, InitializeResponse,
     ListSessionsRequest, LoadSessionRequest, McpCapabilities, NewSessionRequest,
     PromptCapabilities, PromptRequest, PromptResponse, SessionCapabilities,
-    SessionListCapabilities, SetSessionConfigOptionRequest,
+    SessionListCapabilities, SetSessionConfigOptionRequest, SetSessionModeRequest,
 };
 use agent_client_protocol::v1::{ConnectionTo, Responder};
 use agent_client_protocol::{Agent, Client, ConnectTo, Error as RpcError, JsonRpcResponse};
@@ -141,17 +144,12 @@ async fn connect(
     conn: &Arc<Connection>,
     transport: impl ConnectTo<Agent> + 'static,
 ) -> Result<(), RpcError> {
-    let (init, prompts, cancels) = (Arc::clone(conn), Arc::clone(conn), Arc::clone(conn));
+    let (prompts, cancels) = (Arc::clone(conn), Arc::clone(conn));
     Agent
         .v1()
         .name(AGENT_NAME)
         .on_receive_request(
-            async move |request: InitializeRequest,
-                        responder: Responder<InitializeResponse>,
-                        _cx: ConnectionTo<Client>| {
-                init.set_client(ClientFeatures::from_acp(&request.client_capabilities));
-                responder.respond(initialize_response(&init.options.version))
-            },
+            deferred!(conn, InitializeRequest, initialize),
             agent_client_protocol::on_receive_request!(),
         )
         .on_receive_request(
@@ -179,6 +177,10 @@ async fn connect(
             agent_client_protocol::on_receive_request!(),
         )
         .on_receive_request(
+            deferred!(conn, SetSessionModeRequest, modes::set_mode),
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
             async move |request: PromptRequest,
                         responder: Responder<PromptResponse>,
                         cx: ConnectionTo<Client>| {
@@ -195,6 +197,18 @@ async fn connect(
         )
         .connect_to(transport)
         .await
+}
+
+/// `initialize`: records what the client can do, and reports the configured
+/// MCP servers' statuses in `_meta` (it never fails for want of them).
+async fn initialize(
+    conn: &Connection,
+    request: InitializeRequest,
+    _cx: &ConnectionTo<Client>,
+) -> Result<InitializeResponse, AcpError> {
+    conn.set_client(ClientFeatures::from_acp(&request.client_capabilities));
+    let statuses = mcp::statuses(conn, "").await;
+    Ok(initialize_response(&conn.options.version).meta(mcp::meta(statuses)))
 }
 
 fn initialize_response(version: &str) -> InitializeResponse {

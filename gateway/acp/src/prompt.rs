@@ -1,12 +1,18 @@
 //! `session/prompt`: one agent-loop turn, streamed to the client as
 //! `session/update`s, with the turn's questions (permissions) and client
-//! requests (`fs/*`) relayed to the client and answered back.
+//! requests (`fs/*`, commands in `terminal/*`) relayed to the client and
+//! answered back.
 //!
 //! The turn runs on a task of its own: it sends requests to the client and
 //! waits for their answers, which the connection's dispatch loop delivers
-//! — awaiting them inside the handler would deadlock it.
+//! — awaiting them inside the handler would deadlock it. Client requests
+//! run on tasks of their own too, so a long command in the client's
+//! terminal does not hold up the updates of other tool calls; the turn
+//! waits for them (bounded) before it answers, and releases the terminals
+//! they left.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use agent_client_protocol::v1::schema::{
     self as acp, PromptRequest, PromptResponse, ReadTextFileRequest, SessionNotification,
@@ -15,17 +21,24 @@ use agent_client_protocol::v1::schema::{
 use agent_client_protocol::v1::{ConnectionTo, Responder};
 use agent_client_protocol::{Client, Error as RpcError};
 use openheim_proto::agent_loop::v1::{
-    ClientResponse, PermissionDecision, PermissionRequest, StartTurn, TurnEvent, TurnInput,
-    client_request::Operation, client_response, turn_event::Event, turn_input::Input,
+    ClientRequest, ClientResponse, PermissionDecision, PermissionRequest, StartTurn,
+    ToolCallStatus, ToolCallUpdate, TurnEvent, TurnInput, client_request::Operation,
+    client_response, turn_event::Event, turn_input::Input,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::convert::{prompt_blocks, stop_reason};
 use crate::error::AcpError;
 use crate::state::{Connection, SessionView, TurnSlot};
+use crate::terminal::{Shell, Terminals};
 use crate::updates;
+
+/// How long a finished turn waits for its client requests to wind down
+/// (they are cancelled first) before it answers the prompt.
+const CLIENT_OPS_GRACE: Duration = Duration::from_secs(10);
 
 /// Handles `session/prompt` without blocking the dispatch loop: checks the
 /// request, takes the session's turn slot, and answers from a task.
@@ -48,7 +61,7 @@ pub fn start(
     // `$/cancel_request` for the prompt itself means the same as `session/cancel`.
     let cancellation = responder.cancellation();
     conn.tasks.clone().spawn(async move {
-        let turn = TurnRelay::new(&conn, &slot, cx);
+        let turn = Arc::new(TurnRelay::new(&conn, &slot, cx));
         let run = turn.run(blocks, slot.input_rx);
         tokio::pin!(run);
         let mut cancel_sent = false;
@@ -61,6 +74,7 @@ pub fn start(
                 }
             }
         };
+        turn.finish().await;
         conn.end_turn(&session_id);
         let result = result.map(PromptResponse::new).map_err(RpcError::from);
         if let Err(error) = responder.respond_with_result(result) {
@@ -75,8 +89,14 @@ struct TurnRelay {
     conn: Arc<Connection>,
     session: SessionView,
     inputs: mpsc::Sender<TurnInput>,
+    /// Cancelled by `session/cancel` (the slot's token is its parent) and
+    /// when the turn is over; aborts questions and client requests.
     cancel: CancellationToken,
     cx: ConnectionTo<Client>,
+    /// The client requests in flight.
+    client_ops: TaskTracker,
+    /// Terminals of commands this turn ran in the client.
+    terminals: Terminals,
 }
 
 impl TurnRelay {
@@ -85,13 +105,37 @@ impl TurnRelay {
             conn: Arc::clone(conn),
             session: slot.session.clone(),
             inputs: slot.inputs.clone(),
-            cancel: slot.cancel.clone(),
+            cancel: slot.cancel.child_token(),
             cx,
+            client_ops: TaskTracker::new(),
+            terminals: Terminals::default(),
         }
     }
 
+    fn shell(&self) -> Shell<'_> {
+        Shell {
+            cx: &self.cx,
+            session_id: &self.session.id,
+            terminals: &self.terminals,
+        }
+    }
+
+    /// After the turn's last event: stops the client requests still running,
+    /// waits for them (bounded), and releases the terminals left open.
+    async fn finish(&self) {
+        self.cancel.cancel();
+        self.client_ops.close();
+        if tokio::time::timeout(CLIENT_OPS_GRACE, self.client_ops.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(session = %self.session.id, "client requests still running after the turn");
+        }
+        self.shell().release_all().await;
+    }
+
     async fn run(
-        &self,
+        self: &Arc<Self>,
         blocks: Vec<openheim_proto::common::v1::ContentBlock>,
         input_rx: mpsc::Receiver<TurnInput>,
     ) -> Result<acp::StopReason, AcpError> {
@@ -127,22 +171,16 @@ impl TurnRelay {
     }
 
     /// Relays one event; returns the turn's outcome once it is over.
-    async fn relay(&self, event: Event) -> Option<Result<acp::StopReason, AcpError>> {
+    async fn relay(self: &Arc<Self>, event: Event) -> Option<Result<acp::StopReason, AcpError>> {
         match event {
             Event::TextDelta(text) => self.notify(updates::text_chunk(text)),
             Event::ThinkingDelta(text) => self.notify(updates::thought_chunk(text)),
             Event::ToolCall(call) => {
                 self.notify(updates::tool_call(&call, &self.session.work_dir));
             }
-            Event::ToolCallUpdate(update) => self.notify(updates::tool_call_update(&update)),
+            Event::ToolCallUpdate(update) => self.update_tool_call(&update).await,
             Event::PermissionRequest(request) => self.ask_permission(&request).await,
-            Event::ClientRequest(request) => {
-                let result = match request.operation {
-                    Some(operation) => self.perform(operation).await,
-                    None => Err("empty client request".to_owned()),
-                };
-                self.answer_client(request.request_id, result).await;
-            }
+            Event::ClientRequest(request) => self.start_client_op(request),
             Event::Notice(notice) => self.notice(notice.message),
             Event::Retracted(retracted) => self.notify(updates::thought_chunk(format!(
                 "\n(the reply was interrupted: {}; it is being redone)\n",
@@ -155,6 +193,37 @@ impl TurnRelay {
             Event::Started(_) | Event::Usage(_) => {}
         }
         None
+    }
+
+    /// Relays a tool call update. A command that ran in the client's
+    /// terminal keeps showing it; once its final update is out, the terminal
+    /// is released.
+    async fn update_tool_call(&self, update: &ToolCallUpdate) {
+        let finished = matches!(
+            update.status(),
+            ToolCallStatus::Completed | ToolCallStatus::Failed
+        );
+        let terminal = finished.then(|| self.terminals.of(&update.id)).flatten();
+        let Some(terminal) = terminal else {
+            return self.notify(updates::tool_call_update(update));
+        };
+        self.notify(updates::finished_in_terminal(update, &terminal));
+        if let Some(settled) = self.terminals.take_settled(&update.id) {
+            self.shell().release(&settled).await;
+        }
+    }
+
+    /// Performs a client request on a task of its own and answers it.
+    fn start_client_op(self: &Arc<Self>, request: ClientRequest) {
+        let relay = Arc::clone(self);
+        let op = self.client_ops.track_future(async move {
+            let result = match request.operation {
+                Some(operation) => relay.perform(&request.tool_call_id, operation).await,
+                None => client_response::Result::Error("empty client request".to_owned()),
+            };
+            relay.answer_client(request.request_id, result).await;
+        });
+        self.conn.tasks.spawn(op);
     }
 
     async fn send(&self, input: Input) {
@@ -196,36 +265,43 @@ impl TurnRelay {
         self.send(Input::Permission(decision)).await;
     }
 
-    /// Performs a file operation through the client's `fs/*` methods.
-    async fn perform(&self, operation: Operation) -> Result<String, String> {
+    /// Performs a client request: a file operation through the client's
+    /// `fs/*` methods, or a command in one of its terminals.
+    async fn perform(&self, tool_call_id: &str, operation: Operation) -> client_response::Result {
         let session_id = self.session.id.clone();
-        let work = async {
-            match operation {
-                Operation::ReadTextFile(read) => {
-                    let request = ReadTextFileRequest::new(session_id, read.path)
-                        .line(read.line)
-                        .limit(read.limit);
-                    let response = self.cx.send_request(request).block_task().await;
-                    response.map(|r| r.content).map_err(|e| e.message)
-                }
-                Operation::WriteTextFile(write) => {
-                    let request = WriteTextFileRequest::new(session_id, write.path, write.content);
-                    let response = self.cx.send_request(request).block_task().await;
-                    response.map(|_| String::new()).map_err(|e| e.message)
-                }
+        let file_op = match operation {
+            Operation::ReadTextFile(read) => {
+                let request = ReadTextFileRequest::new(session_id, read.path)
+                    .line(read.line)
+                    .limit(read.limit);
+                let response = self.cx.send_request(request).block_task();
+                futures::future::Either::Left(async { response.await.map(|r| r.content) })
+            }
+            Operation::WriteTextFile(write) => {
+                let request = WriteTextFileRequest::new(session_id, write.path, write.content);
+                let response = self.cx.send_request(request).block_task();
+                futures::future::Either::Right(async { response.await.map(|_| String::new()) })
+            }
+            Operation::RunCommand(run) => {
+                // Watches the cancellation itself: it must kill the command.
+                let ran = self.shell().run(tool_call_id, run, &self.cancel).await;
+                return ran.map_or_else(
+                    client_response::Result::Error,
+                    client_response::Result::Command,
+                );
             }
         };
-        tokio::select! {
-            result = work => result,
+        let result = tokio::select! {
+            result = file_op => result.map_err(|e| e.message),
             () = self.cancel.cancelled() => Err("cancelled".to_owned()),
-        }
+        };
+        result.map_or_else(
+            client_response::Result::Error,
+            client_response::Result::Text,
+        )
     }
 
-    async fn answer_client(&self, request_id: String, result: Result<String, String>) {
-        let result = match result {
-            Ok(text) => client_response::Result::Text(text),
-            Err(error) => client_response::Result::Error(error),
-        };
+    async fn answer_client(&self, request_id: String, result: client_response::Result) {
         let response = ClientResponse {
             request_id,
             result: Some(result),

@@ -1,6 +1,7 @@
 //! Session methods: `session/new`, `session/load` (with history replay),
 //! `session/list`, and model selection (`session/set_config_option`,
-//! `session/set_model`). Each is one or two agent-loop RPCs.
+//! `session/set_model`). Each is a few agent-loop RPCs. Modes are in
+//! `modes.rs`.
 
 use std::path::PathBuf;
 
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::convert::{iso8601, mcp_servers};
 use crate::error::AcpError;
 use crate::models::{MODEL_OPTION, ModelCatalog};
+use crate::modes::mode_state;
 use crate::state::{Connection, SessionView};
 
 /// `session/set_model` (the model selector of Zed and other clients that
@@ -96,12 +98,23 @@ fn view(info: &SessionInfo) -> SessionView {
     }
 }
 
+/// `_meta` of a session's response: the statuses of the servers the client
+/// attached to it (none asked for, none listed).
+async fn session_meta(conn: &Connection, session_id: &str, attached: bool) -> acp::Meta {
+    let statuses = match attached {
+        true => crate::mcp::statuses(conn, session_id).await,
+        false => Ok(Vec::new()),
+    };
+    crate::mcp::meta(statuses)
+}
+
 pub async fn new_session(
     conn: &Connection,
     request: NewSessionRequest,
     _cx: &ConnectionTo<Client>,
 ) -> Result<NewSessionResponse, AcpError> {
     let meta = NewSessionMeta::parse(request.meta.as_ref())?;
+    let attached = !request.mcp_servers.is_empty();
     let create = CreateSessionRequest {
         work_dir: request.cwd.display().to_string(),
         skills: meta.skills,
@@ -120,7 +133,11 @@ pub async fn new_session(
         .into_inner();
     conn.open(view(&info));
     let options = conn.options.models.config_options(&info.model);
-    Ok(NewSessionResponse::new(info.id).config_options(options))
+    let meta = session_meta(conn, &info.id, attached).await;
+    Ok(NewSessionResponse::new(info.id.clone())
+        .config_options(options)
+        .modes(mode_state(&info))
+        .meta(meta))
 }
 
 /// Loads a stored session, replays its history as session updates, then
@@ -131,6 +148,7 @@ pub async fn load_session(
     cx: &ConnectionTo<Client>,
 ) -> Result<LoadSessionResponse, AcpError> {
     let session_id = request.session_id.0.to_string();
+    let attached = !request.mcp_servers.is_empty();
     let load = wire::LoadSessionRequest {
         session_id: session_id.clone(),
         mcp_servers: mcp_servers(&request.mcp_servers, &request.cwd),
@@ -152,7 +170,11 @@ pub async fn load_session(
     }
     conn.open(view);
     let options = conn.options.models.config_options(&info.model);
-    Ok(LoadSessionResponse::new().config_options(options))
+    let meta = session_meta(conn, &session_id, attached).await;
+    Ok(LoadSessionResponse::new()
+        .config_options(options)
+        .modes(mode_state(&info))
+        .meta(meta))
 }
 
 /// Newest first; the agent loop's cursor is passed through. A `cwd` filter

@@ -31,6 +31,8 @@ const TURN_INPUT_BUFFER: usize = 16;
 pub struct ClientFeatures {
     pub fs_read: bool,
     pub fs_write: bool,
+    /// The client runs commands in terminals it shows (`terminal/*`).
+    pub terminal: bool,
     /// The client renders `notice` session updates.
     pub notices: bool,
 }
@@ -40,17 +42,18 @@ impl ClientFeatures {
         Self {
             fs_read: caps.fs.read_text_file,
             fs_write: caps.fs.write_text_file,
+            terminal: caps.terminal,
             notices: caps.session.as_ref().is_some_and(|s| s.notices.is_some()),
         }
     }
 
-    /// What a turn may hand back to this client. Shell commands keep running
-    /// in tool-executor: `terminal/*` delegation is not implemented.
+    /// What a turn may hand back to this client: file tools, and shell
+    /// commands (which the agent loop may still keep for tool-executor).
     pub fn for_turn(self) -> Option<ClientCapabilities> {
-        (self.fs_read || self.fs_write).then_some(ClientCapabilities {
+        (self.fs_read || self.fs_write || self.terminal).then_some(ClientCapabilities {
             fs_read: self.fs_read,
             fs_write: self.fs_write,
-            terminal: false,
+            terminal: self.terminal,
         })
     }
 }
@@ -260,9 +263,15 @@ mod tests {
         let fs = ClientFeatures {
             fs_read: true,
             fs_write: true,
-            notices: false,
+            ..ClientFeatures::default()
         };
         let caps = fs.for_turn().unwrap();
         assert!(caps.fs_read && caps.fs_write && !caps.terminal);
+        let terminal = ClientFeatures {
+            terminal: true,
+            ..ClientFeatures::default()
+        };
+        let caps = terminal.for_turn().unwrap();
+        assert!(caps.terminal && !caps.fs_read && !caps.fs_write);
     }
 }

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use agent_client_protocol::v1::schema::{
     self as acp, ContentBlock, ContentChunk, Diff, ImageContent, PermissionOption,
-    PermissionOptionKind, RequestPermissionOutcome, SessionUpdate, TextContent, ToolCallContent,
-    ToolCallLocation, ToolCallUpdateFields,
+    PermissionOptionKind, RequestPermissionOutcome, SessionUpdate, Terminal, TerminalId,
+    TextContent, ToolCallContent, ToolCallLocation, ToolCallUpdateFields,
 };
 use openheim_proto::agent_loop::v1::{
     Decision, PermissionRequest, ToolCallStarted, ToolCallStatus, ToolCallUpdate,
@@ -65,6 +65,34 @@ pub fn tool_call_update(update: &ToolCallUpdate) -> SessionUpdate {
             .content(content)
             .raw_output(raw_json(&update.raw_output_json));
     }
+    SessionUpdate::ToolCallUpdate(acp::ToolCallUpdate::new(update.id.clone(), fields))
+}
+
+/// Shows a running command's terminal in its tool call, so the client
+/// renders its output live.
+pub fn terminal_embed(tool_call_id: &str, terminal_id: &TerminalId) -> SessionUpdate {
+    let content = vec![ToolCallContent::Terminal(Terminal::new(
+        terminal_id.clone(),
+    ))];
+    let fields = ToolCallUpdateFields::new().content(content);
+    SessionUpdate::ToolCallUpdate(acp::ToolCallUpdate::new(tool_call_id.to_owned(), fields))
+}
+
+/// The final update of a command that ran in the client's terminal: the
+/// terminal stays the content (it holds the output); a failure (timeout,
+/// cancellation) adds the result text, which says why.
+pub fn finished_in_terminal(update: &ToolCallUpdate, terminal_id: &TerminalId) -> SessionUpdate {
+    let status = update.status();
+    let mut content = vec![ToolCallContent::Terminal(Terminal::new(
+        terminal_id.clone(),
+    ))];
+    if status == ToolCallStatus::Failed && !update.content.is_empty() {
+        content.push(ContentBlock::Text(TextContent::new(update.content.clone())).into());
+    }
+    let fields = ToolCallUpdateFields::new()
+        .status(tool_status(status))
+        .content(content)
+        .raw_output(raw_json(&update.raw_output_json));
     SessionUpdate::ToolCallUpdate(acp::ToolCallUpdate::new(update.id.clone(), fields))
 }
 
@@ -290,6 +318,43 @@ mod tests {
         let content = u.fields.content.unwrap();
         assert!(matches!(content[1], ToolCallContent::Diff(_)));
         assert_eq!(u.fields.raw_output, Some(serde_json::json!({"bytes": 1})));
+    }
+
+    #[test]
+    fn commands_in_a_terminal_keep_showing_it() {
+        let terminal = TerminalId::new("t1");
+        let SessionUpdate::ToolCallUpdate(embed) = terminal_embed("c1", &terminal) else {
+            panic!()
+        };
+        assert_eq!(
+            embed.fields.status, None,
+            "embedding does not change the status"
+        );
+        let update = |status: ToolCallStatus| ToolCallUpdate {
+            id: "c1".into(),
+            status: status as i32,
+            content: "Cancelled by user.".into(),
+            ..ToolCallUpdate::default()
+        };
+        let SessionUpdate::ToolCallUpdate(done) =
+            finished_in_terminal(&update(ToolCallStatus::Completed), &terminal)
+        else {
+            panic!()
+        };
+        let content = done.fields.content.unwrap();
+        assert!(
+            matches!(&content[..], [ToolCallContent::Terminal(t)] if t.terminal_id == terminal)
+        );
+        let SessionUpdate::ToolCallUpdate(failed) =
+            finished_in_terminal(&update(ToolCallStatus::Failed), &terminal)
+        else {
+            panic!()
+        };
+        let content = failed.fields.content.unwrap();
+        assert!(matches!(
+            &content[..],
+            [ToolCallContent::Terminal(_), ToolCallContent::Content(_)]
+        ));
     }
 
     #[test]

@@ -11,7 +11,8 @@ use openheim_proto::llm_proxy::v1::{
     CompleteRequest, CompletionEvent, llm_proxy_client::LlmProxyClient,
 };
 use openheim_proto::mcp_broker::v1::{
-    AttachSessionServersRequest, CallToolRequest, ServerSpec, mcp_broker_client::McpBrokerClient,
+    AttachSessionServersRequest, CallToolRequest, ListServersRequest, ServerSpec, ServerStatus,
+    mcp_broker_client::McpBrokerClient,
 };
 use openheim_proto::tool_executor::v1::{
     ExecuteRequest, ExecuteResponse, ListToolsRequest, Workspace,
@@ -158,6 +159,24 @@ impl Backends {
             .map_err(|s| backend("mcp-broker", &s))?
             .into_inner();
         Ok((resp.output, resp.is_error))
+    }
+
+    /// Statuses of the configured MCP servers, plus `session_id`'s own.
+    pub async fn list_mcp_servers(
+        &self,
+        session_id: &str,
+    ) -> Result<Vec<ServerStatus>, AgentError> {
+        let request = with_deadline(ListServersRequest {
+            session_id: session_id.to_owned(),
+        });
+        Ok(self
+            .mcp
+            .clone()
+            .list_servers(request)
+            .await
+            .map_err(|s| backend("mcp-broker", &s))?
+            .into_inner()
+            .servers)
     }
 
     pub async fn attach_mcp_servers(

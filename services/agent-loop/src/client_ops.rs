@@ -1,4 +1,4 @@
-//! File tools performed by the turn's caller instead of tool-executor.
+//! Tools performed by the turn's caller instead of tool-executor.
 //!
 //! When the caller of a turn offers file access (an ACP client advertising
 //! `fs.readTextFile` / `fs.writeTextFile`), `read_file`, `write_file` and
@@ -9,7 +9,9 @@
 //! its undo history. The agent loop still owns the tool's semantics: the path
 //! is checked against the session's workspace here (lexically: the client,
 //! not us, touches the file), and the result text and diff are produced
-//! here, so the model sees the same shape of result either way.
+//! here, so the model sees the same shape of result either way. A caller
+//! offering a terminal runs `execute_command` the same way
+//! ([`crate::client_shell`]).
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -17,8 +19,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use openheim_proto::agent_loop::v1::{
-    ClientCapabilities, ClientRequest, ReadTextFile, WriteTextFile, client_request::Operation,
-    client_response, turn_event::Event,
+    ClientCapabilities, ClientRequest, CommandResult, ReadTextFile, WriteTextFile,
+    client_request::Operation, client_response, turn_event::Event,
 };
 use openheim_proto::common::v1::{FileDiff, ToolCall};
 use serde::Deserialize;
@@ -29,6 +31,7 @@ use crate::turn::{Outcome, Turn};
 const READ: &str = "read_file";
 const WRITE: &str = "write_file";
 const EDIT: &str = "edit_file";
+const SHELL: &str = crate::client_shell::SHELL;
 /// Lines of context around each change in an edit's diff.
 const DIFF_CONTEXT: usize = 3;
 
@@ -36,6 +39,7 @@ const DIFF_CONTEXT: usize = 3;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientReply {
     Text(String),
+    Command(CommandResult),
     Error(String),
 }
 
@@ -44,6 +48,7 @@ impl ClientReply {
     pub fn from_wire(result: Option<client_response::Result>) -> Self {
         match result {
             Some(client_response::Result::Text(text)) => Self::Text(text),
+            Some(client_response::Result::Command(result)) => Self::Command(result),
             Some(client_response::Result::Error(error)) => Self::Error(error),
             None => Self::Error("the client sent an empty answer".to_owned()),
         }
@@ -98,6 +103,7 @@ pub fn delegated(capabilities: Option<&ClientCapabilities>, tool: &str) -> bool 
         READ => caps.fs_read,
         WRITE => caps.fs_write,
         EDIT => caps.fs_read && caps.fs_write,
+        SHELL => caps.terminal,
         _ => false,
     }
 }
@@ -127,12 +133,13 @@ struct EditArgs {
 }
 
 impl Turn {
-    /// Runs a delegated `read_file` / `write_file` through the caller.
+    /// Runs a delegated tool (file tools, the shell) through the caller.
     pub(crate) async fn run_on_client(&self, call: &ToolCall) -> Outcome {
         let result = match call.name.as_str() {
             READ => self.client_read(call).await,
             WRITE => self.client_write(call).await,
             EDIT => self.client_edit(call).await,
+            SHELL => self.client_command(call).await,
             other => Err(format!("{other} cannot run through the client")),
         };
         result.unwrap_or_else(Outcome::error)
@@ -254,7 +261,7 @@ impl Turn {
 
     /// Sends one client request and waits for its answer. Cancellation is
     /// handled by the caller of the tool run, which drops this future.
-    async fn ask_client(&self, call: &ToolCall, operation: Operation) -> Result<String, String> {
+    pub(crate) async fn ask(&self, call: &ToolCall, operation: Operation) -> ClientReply {
         let (request_id, answer) = self.client_replies.expect(&call.id);
         let request = ClientRequest {
             request_id,
@@ -262,10 +269,19 @@ impl Turn {
             operation: Some(operation),
         };
         self.emit(Event::ClientRequest(request)).await;
-        match answer.await {
-            Ok(ClientReply::Text(text)) => Ok(text),
-            Ok(ClientReply::Error(error)) => Err(error),
-            Err(_) => Err("the client went away without answering".to_owned()),
+        answer.await.unwrap_or_else(|_| {
+            ClientReply::Error("the client went away without answering".to_owned())
+        })
+    }
+
+    /// A file operation through the client: the text it answered with.
+    async fn ask_client(&self, call: &ToolCall, operation: Operation) -> Result<String, String> {
+        match self.ask(call, operation).await {
+            ClientReply::Text(text) => Ok(text),
+            ClientReply::Error(error) => Err(error),
+            ClientReply::Command(_) => {
+                Err("the client answered a file operation with a command result".to_owned())
+            }
         }
     }
 }
@@ -394,7 +410,8 @@ mod tests {
         };
         assert!(delegated(Some(&caps), "read_file"));
         assert!(!delegated(Some(&caps), "write_file"));
-        assert!(!delegated(Some(&caps), "execute_command"));
+        assert!(delegated(Some(&caps), "execute_command"));
+        assert!(!delegated(Some(&caps), "search"));
         assert!(
             !delegated(Some(&caps), "edit_file"),
             "edits need read and write"

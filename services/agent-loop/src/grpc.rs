@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use openheim_proto::agent_loop::v1::{
-    CreateSessionRequest, ListSessionsRequest, ListSessionsResponse, LoadSessionRequest,
-    LoadSessionResponse, SessionInfo, SetSessionModelRequest, TurnError, TurnEvent, TurnInput,
+    CreateSessionRequest, ListMcpServersRequest, ListMcpServersResponse, ListSessionsRequest,
+    ListSessionsResponse, LoadSessionRequest, LoadSessionResponse, SessionInfo,
+    SetSessionModeRequest, SetSessionModelRequest, TurnError, TurnEvent, TurnInput,
     agent_loop_server::AgentLoop, turn_event::Event, turn_input::Input,
 };
 use tokio::sync::mpsc;
@@ -102,6 +103,30 @@ impl AgentLoop for AgentLoopGrpc {
             .await
             .map_err(status)?;
         Ok(Response::new(info))
+    }
+
+    async fn set_session_mode(
+        &self,
+        request: Request<SetSessionModeRequest>,
+    ) -> Result<Response<SessionInfo>, Status> {
+        let info = self
+            .service
+            .set_mode(request.into_inner())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(info))
+    }
+
+    async fn list_mcp_servers(
+        &self,
+        request: Request<ListMcpServersRequest>,
+    ) -> Result<Response<ListMcpServersResponse>, Status> {
+        let servers = self
+            .service
+            .list_mcp_servers(&request.into_inner().session_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(ListMcpServersResponse { servers }))
     }
 
     type TurnStream = TurnStream;

@@ -7,6 +7,7 @@
 
 mod backends;
 mod client_ops;
+mod client_shell;
 mod error;
 mod grpc;
 mod permission;
@@ -19,6 +20,7 @@ mod turn;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use openheim_proto::GrpcChannel;
 use openheim_proto::agent_loop::v1::agent_loop_server::AgentLoopServer;
@@ -39,6 +41,13 @@ pub struct AgentLoopConfig {
     /// Workspace of sessions created without one.
     pub default_work_dir: PathBuf,
     pub allow_shell: bool,
+    /// Default timeout of `execute_command`, also when a turn's caller runs
+    /// it (ACP `terminal/*`).
+    pub shell_timeout: Duration,
+    /// Whether a caller offering a terminal may run `execute_command`
+    /// itself. False when the configuration requires OS confinement of
+    /// commands (`tools.sandbox = "enforce"`), which only tool-executor gives.
+    pub shell_delegation: bool,
     pub max_result_bytes: usize,
     pub permissions: openheim_config::PermissionsConfig,
     /// `None` or `"files"`: files under `<data_dir>/history`.
@@ -56,6 +65,8 @@ impl AgentLoopConfig {
             data_dir: config.data_dir.clone().ok_or_else(|| missing("data_dir"))?,
             default_work_dir: config.work_dir.clone().ok_or_else(|| missing("work_dir"))?,
             allow_shell: config.allow_shell,
+            shell_timeout: Duration::from_secs(config.tools.shell_timeout_secs),
+            shell_delegation: config.tools.sandbox != openheim_config::SandboxMode::Enforce,
             max_result_bytes: config.tools.max_result_bytes,
             permissions: config.permissions.clone(),
             store_url: config.store.url.clone(),

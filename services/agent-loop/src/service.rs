@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openheim_proto::agent_loop::v1::{
-    ApprovalMode, CreateSessionRequest, ListSessionsRequest, ListSessionsResponse,
-    LoadSessionResponse, SessionInfo, StartTurn, TurnEnded, TurnEvent, TurnStarted,
-    turn_event::Event,
+    ApprovalMode, ClientCapabilities, CreateSessionRequest, ListSessionsRequest,
+    ListSessionsResponse, LoadSessionResponse, SessionInfo, SetSessionModeRequest, StartTurn,
+    TurnEnded, TurnEvent, TurnStarted, turn_event::Event,
 };
-use openheim_proto::mcp_broker::v1::ServerSpec;
+use openheim_proto::mcp_broker::v1::{ServerSpec, ServerStatus};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -153,6 +153,43 @@ impl AgentService {
         Ok(session_info(&self.store.load(session_id).await?.summary))
     }
 
+    /// Switches the session's approval mode and/or read-only flag; the
+    /// change is a record in its log, so it survives restarts, and applies
+    /// from the session's next turn.
+    pub async fn set_mode(
+        &self,
+        request: SetSessionModeRequest,
+    ) -> Result<SessionInfo, AgentError> {
+        check_session_id(&request.session_id)?;
+        let mut summary = self.store.load(&request.session_id).await?.summary;
+        if request.approval_mode() != ApprovalMode::Unspecified {
+            summary.meta.approval = approval_from_wire(request.approval_mode());
+        }
+        if let Some(read_only) = request.read_only {
+            summary.meta.read_only = read_only;
+        }
+        summary.updated_at_ms = now_ms();
+        let record = Record::Mode {
+            at_ms: summary.updated_at_ms,
+            approval: summary.meta.approval,
+            read_only: summary.meta.read_only,
+        };
+        self.store.append(&request.session_id, &record).await?;
+        Ok(session_info(&summary))
+    }
+
+    /// The MCP servers a session's turns use, with their statuses: the
+    /// configured ones and, for a session, its own.
+    pub async fn list_mcp_servers(
+        &self,
+        session_id: &str,
+    ) -> Result<Vec<ServerStatus>, AgentError> {
+        if !session_id.is_empty() {
+            check_session_id(session_id)?;
+        }
+        self.backends.list_mcp_servers(session_id).await
+    }
+
     /// Runs one turn to its end. Events go to `events`; answers to
     /// permission questions arrive through `inbox.questions`, answers to
     /// client requests through `inbox.client_replies`.
@@ -194,7 +231,9 @@ impl AgentService {
             backends: self.backends.clone(),
             events,
             questions: inbox.questions,
-            client_caps: start.client_capabilities,
+            client_caps: start
+                .client_capabilities
+                .map(|caps| taken_up(caps, self.config.shell_delegation)),
             client_replies: inbox.client_replies,
             cancel,
         };
@@ -205,6 +244,7 @@ impl AgentService {
         TurnSettings {
             max_iterations: self.config.max_iterations,
             allow_shell: self.config.allow_shell,
+            shell_timeout: self.config.shell_timeout,
             max_result_bytes: self.config.max_result_bytes,
             permissions: self.config.permissions.clone(),
         }
@@ -215,6 +255,16 @@ impl AgentService {
             Ok(mut map) => Arc::clone(map.entry(session_id.to_owned()).or_default()),
             Err(_) => Arc::default(),
         }
+    }
+}
+
+/// What a turn takes up of its caller's offer: commands stay in
+/// tool-executor when the configuration requires their OS confinement
+/// (`shell_delegation` false), which a caller's terminal does not give.
+fn taken_up(caps: ClientCapabilities, shell_delegation: bool) -> ClientCapabilities {
+    ClientCapabilities {
+        terminal: caps.terminal && shell_delegation,
+        ..caps
     }
 }
 
@@ -247,5 +297,22 @@ fn session_info(summary: &SessionSummary) -> SessionInfo {
         message_count: summary.message_count,
         approval_mode: approval_to_wire(meta.approval) as i32,
         read_only: meta.read_only,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enforced_confinement_keeps_commands_out_of_the_callers_terminal() {
+        let offer = ClientCapabilities {
+            fs_read: true,
+            fs_write: false,
+            terminal: true,
+        };
+        assert_eq!(taken_up(offer, true), offer);
+        let kept = taken_up(offer, false);
+        assert!(!kept.terminal && kept.fs_read, "{kept:?}");
     }
 }

@@ -39,6 +39,8 @@ pub const REJECTED_RESULT: &str = "Permission denied: this tool call was not app
 pub struct TurnSettings {
     pub max_iterations: u32,
     pub allow_shell: bool,
+    /// Default timeout of a shell command run by the turn's caller.
+    pub shell_timeout: std::time::Duration,
     pub max_result_bytes: usize,
     /// Policy of the permission gate per tool kind.
     pub permissions: openheim_config::PermissionsConfig,

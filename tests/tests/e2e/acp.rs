@@ -1,10 +1,15 @@
 //! `openheim acp` driven by an ACP client (the `agent-client-protocol`
 //! crate's client side) over its stdin/stdout, with the mock LLM scripting
 //! the model: streamed updates, permissions, cancellation, session load and
-//! client-side file operations. Malformed input: see `acp/fuzz.rs`.
+//! client-side file operations. Commands in the client's terminal:
+//! `acp/terminals.rs`; session modes and MCP statuses: `acp/modes.rs`.
+//! Malformed input: see `acp/fuzz.rs`.
 
+mod client_terminal;
 mod fuzz;
+mod modes;
 mod support;
+mod terminals;
 
 use std::process::Stdio;
 

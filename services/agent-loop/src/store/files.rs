@@ -94,6 +94,14 @@ fn summarise(meta: SessionMeta, records: Vec<Record>, updated_at_ms: i64) -> Sto
         match record {
             Record::Message { message, .. } => messages.push(message),
             Record::Model { model, .. } => meta.model = model,
+            Record::Mode {
+                approval,
+                read_only,
+                ..
+            } => {
+                meta.approval = approval;
+                meta.read_only = read_only;
+            }
             Record::Session(_) => {}
         }
     }
@@ -263,6 +271,12 @@ mod tests {
             )
             .await
             .unwrap();
+        let mode = Record::Mode {
+            at_ms: 3,
+            approval: Approval::Auto,
+            read_only: true,
+        };
+        store.append("s1", &mode).await.unwrap();
         // Simulate a crash in the middle of writing a record.
         let path = dir.path().join("s1.jsonl");
         let mut text = std::fs::read_to_string(&path).unwrap();
@@ -272,6 +286,8 @@ mod tests {
         assert_eq!(loaded.messages.len(), 1);
         assert_eq!(loaded.summary.title, "hello there");
         assert_eq!(loaded.summary.meta.model, "m2");
+        assert_eq!(loaded.summary.meta.approval, Approval::Auto);
+        assert!(loaded.summary.meta.read_only);
     }
 
     #[tokio::test]

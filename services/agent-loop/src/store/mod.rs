@@ -72,6 +72,14 @@ pub enum Record {
         at_ms: i64,
         model: String,
     },
+    /// The session's mode was switched: how its tool calls are approved and
+    /// whether only read-only tools are offered.
+    Mode {
+        at_ms: i64,
+        approval: Approval,
+        #[serde(default)]
+        read_only: bool,
+    },
 }
 
 /// A page of sessions, newest first.

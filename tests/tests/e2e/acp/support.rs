@@ -11,10 +11,13 @@ use std::time::Duration;
 
 use agent_client_protocol::schema::ProtocolVersion;
 use agent_client_protocol::v1::schema::{
-    ClientCapabilities, ContentBlock, FileSystemCapabilities, InitializeRequest, NewSessionRequest,
-    PermissionOptionKind, PromptRequest, PromptResponse, ReadTextFileRequest, ReadTextFileResponse,
+    ClientCapabilities, ContentBlock, CreateTerminalRequest, CreateTerminalResponse,
+    FileSystemCapabilities, InitializeRequest, InitializeResponse, KillTerminalRequest,
+    KillTerminalResponse, NewSessionRequest, PermissionOptionKind, PromptRequest, PromptResponse,
+    ReadTextFileRequest, ReadTextFileResponse, ReleaseTerminalRequest, ReleaseTerminalResponse,
     RequestPermissionOutcome, RequestPermissionRequest, RequestPermissionResponse,
-    SelectedPermissionOutcome, SessionNotification, SessionUpdate, TextContent,
+    SelectedPermissionOutcome, SessionNotification, SessionUpdate, TerminalOutputRequest,
+    TerminalOutputResponse, TextContent, WaitForTerminalExitRequest, WaitForTerminalExitResponse,
     WriteTextFileRequest, WriteTextFileResponse,
 };
 use agent_client_protocol::v1::{ConnectionTo, Responder};
@@ -25,6 +28,8 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
+
+use super::client_terminal::ClientTerminals;
 
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -97,6 +102,8 @@ pub struct Recorder {
     pub buffers: Mutex<HashMap<PathBuf, String>>,
     pub writes: Mutex<Vec<(PathBuf, String)>>,
     pub reads: Mutex<Vec<PathBuf>>,
+    /// Serves `terminal/*` (used when the client advertises `terminal`).
+    pub terminals: ClientTerminals,
 }
 
 impl Recorder {
@@ -108,6 +115,7 @@ impl Recorder {
             buffers: Mutex::default(),
             writes: Mutex::default(),
             reads: Mutex::default(),
+            terminals: ClientTerminals::default(),
         })
     }
 
@@ -151,6 +159,17 @@ impl Recorder {
     }
 }
 
+/// A client request handler answering with `$answer(&recorder, request)`,
+/// a `Result` of the response.
+macro_rules! answer {
+    ($recorder:expr, $request:ty, $response:ty, $answer:expr) => {{
+        let r = Arc::clone($recorder);
+        async move |request: $request, responder: Responder<$response>, _cx: ConnectionTo<Agent>| {
+            responder.respond_with_result($answer(&r, request))
+        }
+    }};
+}
+
 /// Connects an ACP client to `process` and runs `body` with it. Returns
 /// when `body` does; the agent's stdin is closed then.
 pub async fn run_client<R>(
@@ -158,44 +177,95 @@ pub async fn run_client<R>(
     recorder: &Arc<Recorder>,
     body: impl AsyncFnOnce(ConnectionTo<Agent>) -> Result<R, RpcError>,
 ) -> R {
-    let (r1, r2, r3, r4) = (
-        Arc::clone(recorder),
-        Arc::clone(recorder),
-        Arc::clone(recorder),
-        Arc::clone(recorder),
-    );
+    let (updates, waits) = (Arc::clone(recorder), Arc::clone(recorder));
+    let terminal_id = |r: &TerminalOutputRequest| r.terminal_id.0.to_string();
     let client = Client
         .v1()
         .name("openheim-e2e")
         .on_receive_notification(
             async move |n: SessionNotification, _cx: ConnectionTo<Agent>| {
-                r1.updates.lock().unwrap().push(n.update);
+                updates.updates.lock().unwrap().push(n.update);
                 Ok(())
             },
             agent_client_protocol::on_receive_notification!(),
         )
         .on_receive_request(
-            async move |request: RequestPermissionRequest,
-                        responder: Responder<RequestPermissionResponse>,
+            answer!(
+                recorder,
+                RequestPermissionRequest,
+                RequestPermissionResponse,
+                |r: &Arc<Recorder>, q| Ok(r.permission(q))
+            ),
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            answer!(
+                recorder,
+                ReadTextFileRequest,
+                ReadTextFileResponse,
+                |r: &Arc<Recorder>, q: ReadTextFileRequest| r.read(&q)
+            ),
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            answer!(
+                recorder,
+                WriteTextFileRequest,
+                WriteTextFileResponse,
+                |r: &Arc<Recorder>, q| Ok(r.write(q))
+            ),
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            answer!(
+                recorder,
+                CreateTerminalRequest,
+                CreateTerminalResponse,
+                |r: &Arc<Recorder>, q| r.terminals.create(q)
+            ),
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            answer!(
+                recorder,
+                TerminalOutputRequest,
+                TerminalOutputResponse,
+                |r: &Arc<Recorder>, q: TerminalOutputRequest| r.terminals.output(&terminal_id(&q))
+            ),
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |request: WaitForTerminalExitRequest,
+                        responder: Responder<WaitForTerminalExitResponse>,
                         _cx: ConnectionTo<Agent>| {
-                responder.respond(r2.permission(request))
+                // Answered from a task: awaiting the exit here would stall
+                // the client's dispatch loop.
+                let exited = waits.terminals.wait_for_exit(&request.terminal_id.0);
+                tokio::spawn(async move {
+                    let _ = responder.respond_with_result(exited.await);
+                });
+                Ok(())
             },
             agent_client_protocol::on_receive_request!(),
         )
         .on_receive_request(
-            async move |request: ReadTextFileRequest,
-                        responder: Responder<ReadTextFileResponse>,
-                        _cx: ConnectionTo<Agent>| {
-                responder.respond_with_result(r3.read(&request))
-            },
+            answer!(
+                recorder,
+                KillTerminalRequest,
+                KillTerminalResponse,
+                |r: &Arc<Recorder>, q: KillTerminalRequest| r.terminals.kill(&q.terminal_id.0)
+            ),
             agent_client_protocol::on_receive_request!(),
         )
         .on_receive_request(
-            async move |request: WriteTextFileRequest,
-                        responder: Responder<WriteTextFileResponse>,
-                        _cx: ConnectionTo<Agent>| {
-                responder.respond(r4.write(request))
-            },
+            answer!(
+                recorder,
+                ReleaseTerminalRequest,
+                ReleaseTerminalResponse,
+                |r: &Arc<Recorder>, q: ReleaseTerminalRequest| r
+                    .terminals
+                    .release(&q.terminal_id.0)
+            ),
             agent_client_protocol::on_receive_request!(),
         )
         .connect_with(process.transport(), body);
@@ -210,12 +280,20 @@ pub async fn initialize(cx: &ConnectionTo<Agent>, fs: bool) -> Result<(), RpcErr
     let fs = FileSystemCapabilities::new()
         .read_text_file(fs)
         .write_text_file(fs);
-    let request = InitializeRequest::new(ProtocolVersion::V1)
-        .client_capabilities(ClientCapabilities::new().fs(fs));
+    initialize_with(cx, ClientCapabilities::new().fs(fs)).await?;
+    Ok(())
+}
+
+/// `initialize` with the given client capabilities; the agent's answer.
+pub async fn initialize_with(
+    cx: &ConnectionTo<Agent>,
+    capabilities: ClientCapabilities,
+) -> Result<InitializeResponse, RpcError> {
+    let request = InitializeRequest::new(ProtocolVersion::V1).client_capabilities(capabilities);
     let response = cx.send_request(request).block_task().await?;
     assert_eq!(response.protocol_version, ProtocolVersion::V1);
     assert!(response.agent_capabilities.load_session);
-    Ok(())
+    Ok(response)
 }
 
 pub async fn new_session(cx: &ConnectionTo<Agent>, cwd: &Path) -> Result<String, RpcError> {
