@@ -56,8 +56,20 @@ enum Command {
     },
     /// ACP agent over stdin/stdout (for Zed and other ACP clients); logs go to stderr.
     Acp,
-    /// WebSocket + REST server (not available in this build yet).
-    Serve,
+    /// WebSocket (/ws, /acp) + REST (/api) server over the services of this
+    /// configuration; see docs/api.md.
+    Serve {
+        /// Address to bind (default: server.host, 127.0.0.1). A non-loopback
+        /// address requires server.auth_tokens.
+        #[arg(long)]
+        host: Option<String>,
+        /// Port (default: server.port, 1217); 0 picks a free one.
+        #[arg(long)]
+        port: Option<u16>,
+        /// HOST:PORT, instead of --host and --port.
+        #[arg(long, conflicts_with_all = ["host", "port"])]
+        listen: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -121,7 +133,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         None => not_yet("the interactive REPL"),
         Some(Command::Acp) => acp(cli.config.as_deref()).await,
-        Some(Command::Serve) => not_yet("`openheim serve`"),
+        Some(Command::Serve { host, port, listen }) => {
+            let mut overrides = Vec::new();
+            overrides.extend(host.map(|h| ("server.host".to_owned(), h)));
+            overrides.extend(port.map(|p| ("server.port".to_owned(), p.to_string())));
+            serve(cli.config.as_deref(), overrides, listen).await
+        }
     }
 }
 
@@ -135,6 +152,60 @@ async fn acp(config_file: Option<&std::path::Path>) -> anyhow::Result<u8> {
     let options = openheim_acp::AcpOptions::from_config(&config);
     openheim_acp::serve_stdio(runtime.agent_loop(), options).await?;
     Ok(exit::OK)
+}
+
+/// `openheim serve`: the gateway over this configuration's services,
+/// until Ctrl-C or SIGTERM (then running turns get the gateway's shutdown
+/// deadline to finish). Prints `listening on ADDR` on stdout once bound.
+async fn serve(
+    config_file: Option<&std::path::Path>,
+    overrides: Vec<(String, String)>,
+    listen: Option<String>,
+) -> anyhow::Result<u8> {
+    openheim_boot::init_logging("info");
+    let config = openheim_boot::load_config(config_file, overrides)?;
+    let addr = match listen {
+        Some(listen) => listen
+            .parse()
+            .map_err(|_| anyhow::anyhow!("invalid --listen {listen:?} (expected HOST:PORT)"))?,
+        None => openheim_gateway::listen_address(&config.server.host, config.server.port)
+            .map_err(anyhow::Error::msg)?,
+    };
+    let mut options = openheim_gateway::GatewayOptions::from_config(&config);
+    options.check_exposure(addr)?;
+    let runtime = openheim::Runtime::start(&config)?;
+    if config.services.agent_loop.is_none() {
+        // The agent loop runs here, so its data directory is ours to list.
+        options.available_skills = local_skills(&config).await;
+    }
+    let backends = openheim_gateway::Backends {
+        agent_loop: runtime.agent_loop_channel(),
+        tool_executor: runtime.tool_executor_channel(),
+        mcp_broker: runtime.mcp_broker_channel(),
+        llm_proxy: runtime.llm_proxy_channel(),
+    };
+    let listener = openheim_boot::bind(&addr.to_string()).await?;
+    let shutdown = openheim_boot::shutdown_signal();
+    openheim_gateway::serve(backends, options, listener, shutdown).await?;
+    Ok(exit::OK)
+}
+
+/// Names of the skills (`<data_dir>/skills/*.md`), sorted; `None` when the
+/// directory cannot be read.
+async fn local_skills(config: &openheim_config::Config) -> Option<Vec<String>> {
+    let dir = config.data_dir.as_ref()?.join("skills");
+    let mut entries = tokio::fs::read_dir(&dir).await.ok()?;
+    let mut names = Vec::new();
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "md")
+            && let Some(stem) = path.file_stem()
+        {
+            names.push(stem.to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    Some(names)
 }
 
 async fn report_setup(

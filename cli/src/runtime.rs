@@ -27,8 +27,11 @@ pub enum RuntimeError {
 /// The running services, reachable through gRPC channels.
 pub struct Runtime {
     agent_loop: GrpcChannel,
-    /// Known unless only a remote agent-loop was configured.
+    /// Known unless only a remote agent-loop was configured (without a
+    /// `services.tool_executor` address); likewise the two below.
     tool_executor: Option<GrpcChannel>,
+    mcp_broker: Option<GrpcChannel>,
+    llm_proxy: Option<GrpcChannel>,
 }
 
 impl Runtime {
@@ -45,10 +48,12 @@ impl Runtime {
     ) -> Result<Self, RuntimeError> {
         let services = &config.services;
         if let Some(address) = &services.agent_loop {
-            let tool_executor = services.tool_executor.as_deref().map(remote).transpose()?;
+            let optional = |address: &Option<String>| address.as_deref().map(remote).transpose();
             return Ok(Self {
                 agent_loop: remote(address)?,
-                tool_executor,
+                tool_executor: optional(&services.tool_executor)?,
+                mcp_broker: optional(&services.mcp_broker)?,
+                llm_proxy: optional(&services.llm_proxy)?,
             });
         }
         let llm = match &services.llm_proxy {
@@ -68,11 +73,13 @@ impl Runtime {
         };
         let agent_loop = openheim_agent_loop::in_process(
             AgentLoopConfig::from_config(config)?,
-            Backends::new(llm, tools.clone(), mcp),
+            Backends::new(llm.clone(), tools.clone(), mcp.clone()),
         )?;
         Ok(Self {
             agent_loop,
             tool_executor: Some(tools),
+            mcp_broker: Some(mcp),
+            llm_proxy: Some(llm),
         })
     }
 
@@ -93,5 +100,26 @@ impl Runtime {
         AgentLoopClient::new(self.agent_loop.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// The channel to the agent loop (for front ends that build their own
+    /// clients, such as the gateway).
+    pub fn agent_loop_channel(&self) -> GrpcChannel {
+        self.agent_loop.clone()
+    }
+
+    /// The channel to the tool-executor, when this runtime knows it.
+    pub fn tool_executor_channel(&self) -> Option<GrpcChannel> {
+        self.tool_executor.clone()
+    }
+
+    /// The channel to the mcp-broker, when this runtime knows it.
+    pub fn mcp_broker_channel(&self) -> Option<GrpcChannel> {
+        self.mcp_broker.clone()
+    }
+
+    /// The channel to the llm-proxy, when this runtime knows it.
+    pub fn llm_proxy_channel(&self) -> Option<GrpcChannel> {
+        self.llm_proxy.clone()
     }
 }

@@ -1,65 +1,269 @@
-//! gateway: the front door of an openheim deployment. It terminates HTTP
-//! (WebSocket `/ws` and `/acp`, REST `/api/*`) and talks gRPC to agent-loop,
-//! tool-executor and mcp-broker. It is stateless and never touches disk.
+//! gateway: the front door of an openheim deployment. It terminates HTTP —
+//! WebSocket `/ws` (multiplexed `agent` + `fs` channels) and `/acp` (bare
+//! ACP), REST `/api/*`, `/healthz`, `/readyz` — and talks gRPC to
+//! agent-loop, tool-executor, mcp-broker and llm-proxy. It is stateless and
+//! never touches disk: `openheim serve` runs it over in-process channels,
+//! `openheim-gateway` over remote ones.
 //!
-//! This build serves the health endpoints: `/healthz` (the process is up)
-//! and `/readyz` (agent-loop answers). The WebSocket and REST surfaces arrive
-//! with the gateway issue on top of the same [`Backends`].
+//! Code map: [`auth`] (tokens, origins: the guard layer), [`rest`] (the
+//! API), `ws` (sockets, the ACP bridge and the fs channel), [`drain`]
+//! (graceful shutdown of sockets), [`options`] (limits and settings),
+//! [`error`] (the one error shape). Wire format: `docs/api.md`.
+
+pub mod auth;
+mod backends;
+pub mod drain;
+pub mod error;
+pub mod options;
+pub mod rest;
+mod ws;
+
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use openheim_proto::GrpcChannel;
+use axum::{Json, Router};
 use openheim_proto::agent_loop::v1::ListSessionsRequest;
-use openheim_proto::agent_loop::v1::agent_loop_client::AgentLoopClient;
+use openheim_proto::llm_proxy::v1::ListModelsRequest;
+use openheim_proto::mcp_broker::v1::ListServersRequest;
+use openheim_proto::tool_executor::v1::GetSandboxInfoRequest;
+use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
 
-/// The services the gateway talks to.
-#[derive(Clone)]
-pub struct Backends {
-    pub agent_loop: GrpcChannel,
+pub use auth::{AccessPolicy, AuthTokens};
+pub use backends::Backends;
+pub use drain::Drain;
+pub use error::{ApiError, Backend, GatewayError};
+pub use options::{GatewayOptions, Limits, listen_address};
+
+/// How long `/readyz` waits for each backend.
+const READY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What every handler shares.
+pub(crate) struct Shared {
+    pub backends: Backends,
+    pub options: GatewayOptions,
+    /// One permit per open WebSocket.
+    pub sockets: Arc<Semaphore>,
+    pub drain: Drain,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum GatewayError {
-    #[error("HTTP server failed: {0}")]
-    Serve(#[from] std::io::Error),
+pub(crate) type AppState = Arc<Shared>;
+
+/// A gateway: its routes and the sockets it has open.
+pub struct Gateway {
+    state: AppState,
 }
 
-/// The gateway's routes, ready to serve or to test with `oneshot`.
-pub fn app(backends: Backends) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .with_state(backends)
-}
+impl Gateway {
+    pub fn new(backends: Backends, options: GatewayOptions) -> Self {
+        let sockets = Arc::new(Semaphore::new(options.limits.max_sockets));
+        Self {
+            state: Arc::new(Shared {
+                backends,
+                options,
+                sockets,
+                drain: Drain::default(),
+            }),
+        }
+    }
 
-async fn ready(State(backends): State<Backends>) -> (StatusCode, String) {
-    let mut client = AgentLoopClient::new(backends.agent_loop);
-    let probe = ListSessionsRequest {
-        page_size: 1,
-        cursor: String::new(),
-    };
-    match client.list_sessions(probe).await {
-        Ok(_) => (StatusCode::OK, "ready".to_owned()),
-        Err(status) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("agent-loop unavailable: {}", status.message()),
-        ),
+    /// The routes with their layers, ready to serve or to test with
+    /// `oneshot`.
+    pub fn router(&self) -> Router {
+        let state = &self.state;
+        let limits = &state.options.limits;
+        let access = Arc::new(state.options.access.clone());
+        let api = rest::routes().layer(middleware::from_fn_with_state(
+            limits.request_timeout,
+            time_limit,
+        ));
+        let guarded = api
+            .merge(ws::routes())
+            .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
+            .layer(middleware::from_fn_with_state(access, auth::guard));
+        Router::new()
+            .route(
+                "/healthz",
+                get(|| async { Json(json!({ "status": "ok" })) }),
+            )
+            .route("/readyz", get(ready))
+            .merge(guarded)
+            .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+            .layer(middleware::from_fn_with_state(
+                limits.max_body_bytes,
+                body_limit,
+            ))
+            .layer(TraceLayer::new_for_http().make_span_with(span))
+            .with_state(Arc::clone(state))
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then stops accepting,
+    /// lets running turns finish until the shutdown deadline, closes the
+    /// remaining sockets (cancelling their turns) and waits for those turns
+    /// to record the cancellation.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), GatewayError> {
+        let stop = CancellationToken::new();
+        let server = axum::serve(listener, self.router())
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .into_future();
+        let mut server = std::pin::pin!(server);
+        tokio::select! {
+            result = &mut server => return result.map_err(GatewayError::Serve),
+            () = shutdown => {}
+        }
+        tracing::info!("shutting down: no new connections, draining open sockets");
+        stop.cancel();
+        let drain = &self.state.drain;
+        drain.stop();
+        let deadline = self.state.options.shutdown_deadline;
+        // The ACP connections' own grace, plus time to send close frames.
+        let grace = self.state.options.acp.shutdown_grace + Duration::from_secs(2);
+        let (served, drained) = tokio::join!(server, drain.wait(deadline, grace));
+        if !drained {
+            tracing::warn!("some connections did not finish in time");
+        }
+        served.map_err(GatewayError::Serve)
     }
 }
 
-/// Serves the gateway on `listener` until `shutdown` resolves.
+/// The gateway's routes (see [`Gateway::router`]).
+pub fn app(backends: Backends, options: GatewayOptions) -> Router {
+    Gateway::new(backends, options).router()
+}
+
+/// Serves a gateway on `listener` until `shutdown` resolves (see
+/// [`Gateway::serve`]).
 pub async fn serve(
     backends: Backends,
+    options: GatewayOptions,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
-    axum::serve(listener, app(backends))
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    Ok(())
+    Gateway::new(backends, options)
+        .serve(listener, shutdown)
+        .await
+}
+
+/// Request spans name the method and path only: the query may hold a token.
+fn span(request: &Request) -> tracing::Span {
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+}
+
+/// Refuses a declared body over the limit before anything reads it;
+/// `DefaultBodyLimit` bounds bodies without a length as they are read.
+async fn body_limit(State(max): State<usize>, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > max as u64 => ApiError::TooLarge(max).into_response(),
+        _ => next.run(request).await,
+    }
+}
+
+async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout(limit).into_response(),
+    }
+}
+
+/// Ready when every configured backend answers a cheap call.
+async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    let backends = &state.backends;
+    let agent_loop = probe(Backend::AgentLoop, async {
+        let probe = ListSessionsRequest {
+            page_size: 1,
+            cursor: String::new(),
+        };
+        backends.agent_loop().list_sessions(probe).await.map(drop)
+    });
+    let tools = probe(Backend::ToolExecutor, async {
+        let mut client = backends.tool_executor().ok()?;
+        Some(
+            client
+                .get_sandbox_info(GetSandboxInfoRequest {})
+                .await
+                .map(drop),
+        )
+    });
+    let mcp = probe(Backend::McpBroker, async {
+        let mut client = backends.mcp_broker().ok()?;
+        let request = ListServersRequest {
+            session_id: String::new(),
+        };
+        Some(client.list_servers(request).await.map(drop))
+    });
+    let llm = probe(Backend::LlmProxy, async {
+        let mut client = backends.llm_proxy().ok()?;
+        Some(client.list_models(ListModelsRequest {}).await.map(drop))
+    });
+    let results = tokio::join!(agent_loop, tools, mcp, llm);
+    let results = [results.0, results.1, results.2, results.3];
+    let all_ok = results.iter().flatten().all(|(_, r)| r.is_ok());
+    let report: serde_json::Map<String, serde_json::Value> = results
+        .into_iter()
+        .flatten()
+        .map(|(backend, result)| {
+            let value = match result {
+                Ok(()) => json!("ok"),
+                Err(message) => json!(message),
+            };
+            (backend.name().to_owned(), value)
+        })
+        .collect();
+    let (status, word) = if all_ok {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    };
+    (status, Json(json!({ "status": word, "backends": report })))
+}
+
+/// One backend's readiness: `None` when it is not configured.
+async fn probe<F, R>(backend: Backend, call: F) -> Option<(Backend, Result<(), String>)>
+where
+    F: Future<Output = R>,
+    R: IntoProbe,
+{
+    let result = match tokio::time::timeout(READY_TIMEOUT, call).await {
+        Ok(result) => result.into_probe()?,
+        Err(_) => Err("no answer in time".to_owned()),
+    };
+    Some((backend, result))
+}
+
+/// What a readiness call returns: a result, or `None` for "not configured".
+trait IntoProbe {
+    fn into_probe(self) -> Option<Result<(), String>>;
+}
+
+impl IntoProbe for Result<(), tonic::Status> {
+    fn into_probe(self) -> Option<Result<(), String>> {
+        Some(self.map_err(|s| s.message().to_owned()))
+    }
+}
+
+impl IntoProbe for Option<Result<(), tonic::Status>> {
+    fn into_probe(self) -> Option<Result<(), String>> {
+        self.map(|r| r.map_err(|s| s.message().to_owned()))
+    }
 }

@@ -1,24 +1,65 @@
-//! `openheim-gateway`: the gateway as its own process, in front of a remote
-//! agent-loop named by `services.agent_loop`.
+//! `openheim-gateway`: the gateway as its own process, in front of remote
+//! services named by `[services]` (agent-loop required; tool-executor,
+//! mcp-broker and llm-proxy enable the routes that need them).
+
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use openheim_boot::ServiceArgs;
+use openheim_gateway::{Backends, GatewayOptions};
+use openheim_proto::transport::remote;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "openheim-gateway",
+    version,
+    about = "openheim's WebSocket and REST gateway"
+)]
+struct Args {
+    /// HOST:PORT to listen on (default: server.host:server.port, 127.0.0.1:1217);
+    /// port 0 picks a free port, printed as `listening on ADDR`.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Config file (same keys as `~/.openheim/config.toml`).
+    #[arg(long, env = "OPENHEIM_CONFIG")]
+    config: Option<PathBuf>,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = ServiceArgs::parse();
+    let args = Args::parse();
     openheim_boot::init_logging("info");
     let config = openheim_boot::load_config(args.config.as_deref(), Vec::new())?;
-    let agent_loop = config
-        .services
+    let services = &config.services;
+    let agent_loop = services
         .agent_loop
         .as_deref()
         .context("`services.agent_loop` must name the agent-loop address")?;
-    let backends = openheim_gateway::Backends {
-        agent_loop: openheim_proto::transport::remote(agent_loop)?,
+    let optional = |address: &Option<String>| address.as_deref().map(remote).transpose();
+    let backends = Backends {
+        agent_loop: remote(agent_loop)?,
+        tool_executor: optional(&services.tool_executor)?,
+        mcp_broker: optional(&services.mcp_broker)?,
+        llm_proxy: optional(&services.llm_proxy)?,
     };
-    let listener = openheim_boot::bind(&args.listen).await?;
-    openheim_gateway::serve(backends, listener, openheim_boot::shutdown_signal()).await?;
+    let options = GatewayOptions::from_config(&config);
+    let address = match args.listen {
+        Some(listen) => listen,
+        None => openheim_gateway::listen_address(&config.server.host, config.server.port)
+            .map_err(anyhow::Error::msg)?
+            .to_string(),
+    };
+    let addr = address
+        .parse()
+        .with_context(|| format!("invalid --listen address {address:?} (expected HOST:PORT)"))?;
+    options.check_exposure(addr)?;
+    let listener = openheim_boot::bind(&address).await?;
+    openheim_gateway::serve(
+        backends,
+        options,
+        listener,
+        openheim_boot::shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }

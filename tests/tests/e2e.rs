@@ -10,6 +10,7 @@ mod e2e {
     pub mod acp;
     pub mod architecture;
     pub mod cli;
+    pub mod gateway;
     pub mod library;
     pub mod mcp;
     pub mod run_files_task;

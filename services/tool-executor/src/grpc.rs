@@ -8,6 +8,7 @@
 //! handler future, which cancels the call's token and kills whatever process
 //! group the tool started.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use openheim_proto::tool_executor::v1::tool_executor_server::ToolExecutor;
@@ -17,6 +18,7 @@ use openheim_proto::tool_executor::v1::{
     ReadFileRequest, ReadFileResponse, RenameRequest, SandboxInfo, WatchRequest, Workspace,
     WriteFileRequest,
 };
+use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -232,15 +234,23 @@ impl ToolExecutor for ToolExecutorService {
             .await
     }
 
-    type WatchStream = tokio_stream::Empty<Result<FsEvent, Status>>;
+    type WatchStream = Pin<Box<dyn Stream<Item = Result<FsEvent, Status>> + Send>>;
 
+    /// Streams the changes under the path until the client drops the call,
+    /// which drops the stream and with it the OS watcher.
     async fn watch(
         &self,
-        _request: Request<WatchRequest>,
+        request: Request<WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        Err(Status::unimplemented(
-            "watch arrives with the gateway fs channel",
-        ))
+        let r = request.into_inner();
+        let watch = self
+            .fs_op(r.workspace, move |ws| {
+                crate::watch::watch(ws, &r.path, r.recursive)
+            })
+            .await?
+            .into_inner();
+        let stream: Self::WatchStream = Box::pin(watch.map(Ok));
+        Ok(Response::new(stream))
     }
 }
 

@@ -7,7 +7,8 @@
 //! result is capped by [`truncate`]; shell commands run in their own process
 //! group, which is killed on timeout and when their call is cancelled, under
 //! OS confinement ([`confinement`]) and with a scrubbed environment
-//! ([`env`]). `web_fetch` reaches public addresses only ([`web`]).
+//! ([`env`]). `web_fetch` reaches public addresses only ([`web`]). [`watch`]
+//! streams change notifications for the gateway's fs channel.
 
 pub mod confinement;
 pub mod env;
@@ -17,6 +18,7 @@ mod grpc;
 pub mod sandbox;
 pub mod tools;
 pub mod truncate;
+pub mod watch;
 pub mod web;
 
 use std::future::Future;

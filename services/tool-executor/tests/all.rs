@@ -24,5 +24,7 @@ mod support;
 mod tcp;
 #[path = "all/tools.rs"]
 mod tools;
+#[path = "all/watch.rs"]
+mod watch;
 #[path = "all/web_fetch.rs"]
 mod web_fetch;

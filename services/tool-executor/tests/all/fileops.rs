@@ -4,8 +4,7 @@
 use std::os::unix::fs::symlink;
 
 use openheim_proto::tool_executor::v1::{
-    DeleteRequest, ListDirRequest, MakeDirRequest, ReadFileRequest, RenameRequest, WatchRequest,
-    WriteFileRequest,
+    DeleteRequest, ListDirRequest, MakeDirRequest, ReadFileRequest, RenameRequest, WriteFileRequest,
 };
 use tonic::Code;
 
@@ -208,20 +207,5 @@ async fn missing_files_and_workspaces_have_clear_statuses() {
     assert_eq!(
         c.read_file(no_ws).await.unwrap_err().code(),
         Code::InvalidArgument
-    );
-}
-
-#[tokio::test]
-async fn watch_is_not_there_yet() {
-    let h = harness();
-    let mut c = h.client.clone();
-    let watch = WatchRequest {
-        workspace: Some(h.workspace(false)),
-        path: String::new(),
-        recursive: true,
-    };
-    assert_eq!(
-        c.watch(watch).await.unwrap_err().code(),
-        Code::Unimplemented
     );
 }

@@ -1,0 +1,187 @@
+//! The JSON the REST API answers with, built from the services' protobuf
+//! messages. Field names are snake_case; enums are lower-case words.
+
+use base64::Engine;
+use openheim_proto::agent_loop::v1::{ApprovalMode, SessionInfo};
+use openheim_proto::common::v1::content_block::Block;
+use openheim_proto::common::v1::{Message, Role, ToolDefinition, ToolKind};
+use openheim_proto::llm_proxy::v1::ListModelsResponse;
+use openheim_proto::mcp_broker::v1::{ServerState, ServerStatus};
+use serde_json::{Value, json};
+
+pub fn session(s: &SessionInfo) -> Value {
+    json!({
+        "id": s.id,
+        "title": s.title,
+        "work_dir": s.work_dir,
+        "model": s.model,
+        "skills": s.skills,
+        "created_at_ms": s.created_at_ms,
+        "updated_at_ms": s.updated_at_ms,
+        "message_count": s.message_count,
+        "approval_mode": approval_mode(s.approval_mode()),
+        "read_only": s.read_only,
+    })
+}
+
+fn approval_mode(mode: ApprovalMode) -> &'static str {
+    match mode {
+        ApprovalMode::Unspecified | ApprovalMode::Ask => "ask",
+        ApprovalMode::Auto => "auto",
+        ApprovalMode::Deny => "deny",
+    }
+}
+
+pub fn message(m: &Message) -> Value {
+    let role = match m.role() {
+        Role::Unspecified => "unspecified",
+        Role::User => "user",
+        Role::Assistant => "assistant",
+        Role::Tool => "tool",
+    };
+    let content: Vec<Value> = m
+        .content
+        .iter()
+        .filter_map(|b| b.block.as_ref())
+        .map(block)
+        .collect();
+    json!({ "role": role, "content": content })
+}
+
+fn block(block: &Block) -> Value {
+    match block {
+        Block::Text(text) => json!({ "type": "text", "text": text }),
+        // The signature is an opaque provider token, of no use to a reader.
+        Block::Thinking(t) => json!({ "type": "thinking", "text": t.text }),
+        Block::ToolCall(call) => json!({
+            "type": "tool_call",
+            "id": call.id,
+            "name": call.name,
+            "arguments": parse_or_string(&call.arguments_json),
+        }),
+        Block::ToolResult(result) => json!({
+            "type": "tool_result",
+            "tool_call_id": result.tool_call_id,
+            "content": result.content,
+            "is_error": result.is_error,
+        }),
+        Block::Image(image) => json!({
+            "type": "image",
+            "mime_type": image.mime_type,
+            "data": base64::engine::general_purpose::STANDARD.encode(&image.data),
+        }),
+    }
+}
+
+/// JSON text as a value; text that is not JSON (a model may produce broken
+/// arguments) as a string, so nothing is lost.
+fn parse_or_string(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+pub fn tool(t: &ToolDefinition) -> Value {
+    json!({
+        "name": t.name,
+        "description": t.description,
+        "kind": tool_kind(t.kind()),
+        "read_only": t.read_only,
+        "source": t.source,
+        "input_schema": parse_or_string(&t.input_schema_json),
+    })
+}
+
+fn tool_kind(kind: ToolKind) -> &'static str {
+    match kind {
+        ToolKind::Read => "read",
+        ToolKind::Edit => "edit",
+        ToolKind::Delete => "delete",
+        ToolKind::Move => "move",
+        ToolKind::Search => "search",
+        ToolKind::Execute => "execute",
+        ToolKind::Think => "think",
+        ToolKind::Fetch => "fetch",
+        ToolKind::Unspecified | ToolKind::Other => "other",
+    }
+}
+
+pub fn mcp_server(s: &ServerStatus) -> Value {
+    let state = match s.state() {
+        ServerState::Unspecified => "unknown",
+        ServerState::Connecting => "connecting",
+        ServerState::Connected => "connected",
+        ServerState::Failed => "failed",
+    };
+    json!({
+        "name": s.name,
+        "state": state,
+        "tool_count": s.tool_count,
+        "error": (!s.error.is_empty()).then_some(&s.error),
+        "session_id": (!s.session_id.is_empty()).then_some(&s.session_id),
+    })
+}
+
+pub fn models(m: &ListModelsResponse) -> Value {
+    let providers: Vec<Value> = m
+        .providers
+        .iter()
+        .map(|p| {
+            json!({
+                "provider": p.provider,
+                "kind": p.kind,
+                "default_model": p.default_model,
+                "models": p.models,
+                "context_window": (p.context_window > 0).then_some(p.context_window),
+            })
+        })
+        .collect();
+    json!({
+        "default_provider": (!m.default_provider.is_empty()).then_some(&m.default_provider),
+        "providers": providers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use openheim_proto::common::v1::{ContentBlock, ToolCall, ToolResult};
+
+    use super::*;
+
+    #[test]
+    fn messages_keep_tool_calls_and_results() {
+        let call = ToolCall {
+            id: "c1".into(),
+            name: "read_file".into(),
+            arguments_json: r#"{"path":"a.txt"}"#.into(),
+        };
+        let assistant = Message {
+            role: Role::Assistant as i32,
+            content: vec![
+                ContentBlock {
+                    block: Some(Block::Text("Reading.".into())),
+                },
+                ContentBlock {
+                    block: Some(Block::ToolCall(call)),
+                },
+            ],
+        };
+        assert_eq!(
+            message(&assistant),
+            json!({"role": "assistant", "content": [
+                {"type": "text", "text": "Reading."},
+                {"type": "tool_call", "id": "c1", "name": "read_file", "arguments": {"path": "a.txt"}},
+            ]})
+        );
+        let result = Message {
+            role: Role::Tool as i32,
+            content: vec![ContentBlock {
+                block: Some(Block::ToolResult(ToolResult {
+                    tool_call_id: "c1".into(),
+                    content: "hi".into(),
+                    is_error: false,
+                })),
+            }],
+        };
+        assert_eq!(message(&result)["content"][0]["tool_call_id"], "c1");
+        assert_eq!(parse_or_string("{broken"), json!("{broken"));
+    }
+}

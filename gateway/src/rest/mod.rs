@@ -1,0 +1,191 @@
+//! The REST API under `/api`: read-only views of the deployment (config,
+//! models, skills, tools, MCP servers) and of the stored sessions. Every
+//! answer is JSON; every failure is an [`ApiError`].
+
+pub mod config;
+pub mod json;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use openheim_proto::agent_loop::v1::{ListSessionsRequest, LoadSessionRequest};
+use openheim_proto::llm_proxy::v1::ListModelsRequest;
+use openheim_proto::mcp_broker::v1 as mcp;
+use openheim_proto::tool_executor::v1::{GetSandboxInfoRequest, ListToolsRequest, Workspace};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::{ApiError, Backend};
+use crate::options::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+
+/// The `/api` routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/config", get(config))
+        .route("/api/models", get(models))
+        .route("/api/skills", get(skills))
+        .route("/api/tools", get(tools))
+        .route("/api/mcp-servers", get(mcp_servers))
+        .route("/api/sessions", get(sessions))
+        .route("/api/sessions/{id}", get(session))
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+fn failed(service: Backend) -> impl FnOnce(tonic::Status) -> ApiError {
+    move |status| ApiError::from_status(service, &status)
+}
+
+/// The configuration without secrets, plus the tool-executor's sandbox
+/// (`null` when it cannot be asked).
+async fn config(State(state): State<AppState>) -> ApiResult {
+    let mut view = state.options.config_view.clone();
+    let sandbox = match state.backends.tool_executor() {
+        Ok(mut client) => match client.get_sandbox_info(GetSandboxInfoRequest {}).await {
+            Ok(info) => {
+                let info = info.into_inner();
+                json!({
+                    "confinement": info.confinement,
+                    "detail": info.detail,
+                    "workspace_root": (!info.workspace_root.is_empty()).then_some(info.workspace_root),
+                })
+            }
+            Err(status) => {
+                tracing::debug!(%status, "sandbox info unavailable");
+                Value::Null
+            }
+        },
+        Err(_) => Value::Null,
+    };
+    if let Some(object) = view.as_object_mut() {
+        object.insert("sandbox".to_owned(), sandbox);
+    }
+    Ok(Json(view))
+}
+
+async fn models(State(state): State<AppState>) -> ApiResult {
+    let mut client = state.backends.llm_proxy()?;
+    let response = client
+        .list_models(ListModelsRequest {})
+        .await
+        .map_err(failed(Backend::LlmProxy))?;
+    Ok(Json(json::models(&response.into_inner())))
+}
+
+/// Skills live in agent-loop's data directory, which the gateway never
+/// reads: it reports the configured defaults and what its composition root
+/// found there at startup (`null` when it could not look).
+async fn skills(State(state): State<AppState>) -> ApiResult {
+    Ok(Json(json!({
+        "default_skills": state.options.default_skills,
+        "available": state.options.available_skills,
+    })))
+}
+
+/// Built-in and custom tools of the workspace, then MCP tools.
+async fn tools(State(state): State<AppState>) -> ApiResult {
+    let mut executor = state.backends.tool_executor()?;
+    let request = ListToolsRequest {
+        workspace: Some(Workspace {
+            root: state.options.work_dir.clone(),
+            allow_shell: state.options.allow_shell,
+        }),
+        read_only: false,
+    };
+    let mut tools = executor
+        .list_tools(request)
+        .await
+        .map_err(failed(Backend::ToolExecutor))?
+        .into_inner()
+        .tools;
+    if let Ok(mut broker) = state.backends.mcp_broker() {
+        let request = mcp::ListToolsRequest {
+            session_id: String::new(),
+        };
+        let response = broker
+            .list_tools(request)
+            .await
+            .map_err(failed(Backend::McpBroker))?;
+        tools.extend(response.into_inner().tools);
+    }
+    let tools: Vec<Value> = tools.iter().map(json::tool).collect();
+    Ok(Json(json!({ "tools": tools })))
+}
+
+async fn mcp_servers(State(state): State<AppState>) -> ApiResult {
+    let mut broker = state.backends.mcp_broker()?;
+    let request = mcp::ListServersRequest {
+        session_id: String::new(),
+    };
+    let response = broker
+        .list_servers(request)
+        .await
+        .map_err(failed(Backend::McpBroker))?;
+    let servers: Vec<Value> = response
+        .into_inner()
+        .servers
+        .iter()
+        .map(json::mcp_server)
+        .collect();
+    Ok(Json(json!({ "servers": servers })))
+}
+
+#[derive(Debug, Deserialize)]
+struct Page {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// Stored sessions, newest first; `next_cursor` fetches the next page.
+async fn sessions(
+    State(state): State<AppState>,
+    page: Result<Query<Page>, QueryRejection>,
+) -> ApiResult {
+    let Query(page) = page.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = page.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_PAGE_SIZE}"
+        )));
+    }
+    let request = ListSessionsRequest {
+        page_size: limit,
+        cursor: page.cursor.unwrap_or_default(),
+    };
+    let response = state
+        .backends
+        .agent_loop()
+        .list_sessions(request)
+        .await
+        .map_err(failed(Backend::AgentLoop))?
+        .into_inner();
+    let sessions: Vec<Value> = response.sessions.iter().map(json::session).collect();
+    let next = (!response.next_cursor.is_empty()).then_some(response.next_cursor);
+    Ok(Json(json!({ "sessions": sessions, "next_cursor": next })))
+}
+
+/// One session with its whole history (messages with their tool calls and
+/// results).
+async fn session(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let request = LoadSessionRequest {
+        session_id: id,
+        mcp_servers: Vec::new(),
+    };
+    let response = state
+        .backends
+        .agent_loop()
+        .load_session(request)
+        .await
+        .map_err(failed(Backend::AgentLoop))?
+        .into_inner();
+    let info = response
+        .session
+        .as_ref()
+        .map(json::session)
+        .unwrap_or(Value::Null);
+    let messages: Vec<Value> = response.messages.iter().map(json::message).collect();
+    Ok(Json(json!({ "session": info, "messages": messages })))
+}
