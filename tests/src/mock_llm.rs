@@ -1,16 +1,28 @@
-//! A mock OpenAI-compatible LLM provider served over real HTTP, scripted per test.
+//! A mock LLM provider served over real HTTP, scripted per test, speaking four wire formats:
+//! OpenAI Chat Completions (`POST /v1/chat/completions`), Anthropic Messages
+//! (`POST /v1/messages`), Gemini (`POST /v1beta/models/{model}:streamGenerateContent?alt=sse`)
+//! and the OpenAI Responses API (`POST /v1/responses`).
 //!
-//! Tests point the code under test at [`MockLlm::base_url`] and give the mock a script of
-//! [`Reply`]s, consumed one per request. Every request is recorded and validated against the
-//! rules of the real Chat Completions API; a request that breaks them is answered `400` and
-//! the problem is kept in [`MockLlm::violations`], so client bugs fail loudly instead of being
-//! papered over by a lenient fake.
+//! Tests point the code under test at [`MockLlm::base_url`] (or [`MockLlm::gemini_base_url`])
+//! and give the mock a script of [`Reply`]s, consumed one per request whatever its format, and
+//! rendered in the format of the request with that API's exact SSE events. Every request is
+//! recorded and validated against the rules of the real API it targets; a request that breaks
+//! them is answered `400` and the problem is kept in [`MockLlm::violations`], so client bugs
+//! fail loudly instead of being papered over by a lenient fake.
 
+mod anthropic;
+mod chat;
+mod gemini;
 mod reply;
+mod responses;
 mod validate;
+mod wire;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod format_tests;
 
 use std::collections::VecDeque;
 use std::io;
@@ -29,16 +41,20 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
+pub use anthropic::ANTHROPIC_VERSION;
 pub use reply::{CREATED, Reply, ToolCallSpec, Usage};
+pub use wire::Wire;
 
 use reply::{ReplyBody, StreamPlan};
 use validate::validate_chat_request;
 
-/// One chat-completions request as the mock received it.
+/// One completion request as the mock received it.
 #[derive(Debug, Clone)]
 pub struct RecordedRequest {
     /// Request path, e.g. `/v1/chat/completions`.
     pub path: String,
+    /// The query string, e.g. `alt=sse` (Gemini).
+    pub query: Option<String>,
     pub headers: HeaderMap,
     /// The parsed JSON body; a body that is not JSON is kept as a JSON string of its text.
     pub body: Value,
@@ -50,7 +66,13 @@ impl RecordedRequest {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// The `messages` array, or an empty slice if the body has none.
+    /// The wire format the request was sent in.
+    pub fn wire(&self) -> Option<Wire> {
+        Wire::from_path(&self.path)
+    }
+
+    /// The `messages` array (Chat Completions, Anthropic), or an empty slice if the body has
+    /// none.
     pub fn messages(&self) -> &[Value] {
         self.body
             .get("messages")
@@ -66,7 +88,9 @@ pub struct MockLlmBuilder {
 }
 
 impl MockLlmBuilder {
-    /// Requires `Authorization: Bearer <key>` on every request; others get `401`.
+    /// Requires the key on every request, where its format puts it (`Authorization: Bearer`
+    /// for the OpenAI formats, `x-api-key` for Anthropic, `x-goog-api-key` for Gemini); others
+    /// get `401`.
     pub fn expect_api_key(mut self, key: impl Into<String>) -> Self {
         self.api_key = Some(key.into());
         self
@@ -124,9 +148,14 @@ impl MockLlm {
         MockLlmBuilder::default()
     }
 
-    /// The OpenAI-style base URL, `http://127.0.0.1:PORT/v1`.
+    /// The base URL of the OpenAI and Anthropic formats, `http://127.0.0.1:PORT/v1`.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// The Gemini base URL, `http://127.0.0.1:PORT/v1beta`.
+    pub fn gemini_base_url(&self) -> String {
+        format!("http://{}/v1beta", self.addr)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -143,7 +172,7 @@ impl MockLlm {
         self.shared.lock().script.len()
     }
 
-    /// Every chat-completions request received, in arrival order (rejected ones included).
+    /// Every completion request received, in arrival order (rejected ones included).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.lock().requests.clone()
     }
@@ -164,26 +193,26 @@ impl MockLlm {
         }
     }
 
-    /// The text of request `i`'s system message, if it has one.
+    /// The system prompt of request `i`, whatever its format (Chat system message, Anthropic
+    /// `system`, Gemini `systemInstruction`, Responses `instructions`).
     pub fn system_prompt(&self, i: usize) -> Option<String> {
         let request = self.request(i);
-        request
-            .messages()
-            .iter()
-            .find(|m| m.get("role").and_then(Value::as_str) == Some("system"))
-            .map(|m| content_text(m.get("content").unwrap_or(&Value::Null)))
+        wire::system_prompt(request.wire()?, &request.body)
     }
 
-    /// The names of the tools offered in request `i`, in order.
+    /// The names of the tools offered in request `i`, in order, whatever its format.
     pub fn tool_names(&self, i: usize) -> Vec<String> {
         let request = self.request(i);
-        let tools = request.body.get("tools").and_then(Value::as_array);
-        tools
-            .into_iter()
-            .flatten()
-            .filter_map(|t| t.pointer("/function/name").and_then(Value::as_str))
-            .map(str::to_owned)
-            .collect()
+        request
+            .wire()
+            .map(|w| wire::tool_names(w, &request.body))
+            .unwrap_or_default()
+    }
+
+    /// The text of the last user message of request `i` (tool results excluded).
+    pub fn last_user_text(&self, i: usize) -> Option<String> {
+        let request = self.request(i);
+        wire::last_user_text(request.wire()?, &request.body)
     }
 
     /// Every protocol violation seen so far, each naming the request it came from.
@@ -202,28 +231,11 @@ impl MockLlm {
     }
 }
 
-/// The content of the last `tool` message of a request body, for dynamic replies that quote
-/// what a tool returned.
+/// The content of the last tool result of a request body, in any format (a Chat `tool`
+/// message, an Anthropic `tool_result`, a Gemini `functionResponse`, a Responses
+/// `function_call_output`), for dynamic replies that quote what a tool returned.
 pub fn last_tool_result(request: &Value) -> Option<String> {
-    request
-        .get("messages")?
-        .as_array()?
-        .iter()
-        .rev()
-        .find(|m| m.get("role").and_then(Value::as_str) == Some("tool"))
-        .map(|m| content_text(m.get("content").unwrap_or(&Value::Null)))
-}
-
-/// A message content as plain text: the string itself, or the `text` parts of an array joined.
-fn content_text(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect(),
-        _ => String::new(),
-    }
+    wire::last_tool_result(request)
 }
 
 #[derive(Debug)]
@@ -252,12 +264,50 @@ impl Shared {
     fn violation(&self, message: String) {
         self.lock().violations.push(message);
     }
+
+    /// Records a request; returns its number (1-based).
+    fn record(&self, uri: &Uri, headers: &HeaderMap, body: &Value) -> usize {
+        let mut state = self.lock();
+        state.requests.push(RecordedRequest {
+            path: uri.path().to_owned(),
+            query: uri.query().map(str::to_owned),
+            headers: headers.clone(),
+            body: body.clone(),
+        });
+        state.requests.len()
+    }
+
+    /// Gives each scripted call its id: the script's own, or the next of the mock's counter
+    /// in the format's style.
+    fn assign_ids<'a>(
+        &self,
+        wire: Wire,
+        calls: &'a [ToolCallSpec],
+    ) -> Vec<(String, &'a ToolCallSpec)> {
+        let mut state = self.lock();
+        calls
+            .iter()
+            .map(|call| {
+                let id = call.id.clone().unwrap_or_else(|| {
+                    state.last_call_id += 1;
+                    match wire {
+                        Wire::Anthropic => format!("toolu_mock_{}", state.last_call_id),
+                        _ => format!("call_{}", state.last_call_id),
+                    }
+                });
+                (id, call)
+            })
+            .collect()
+    }
 }
 
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/v1/chat/completions", post(chat_completions))
-        .route("/chat/completions", post(chat_completions))
+        .route("/v1/chat/completions", post(completion))
+        .route("/chat/completions", post(completion))
+        .route("/v1/messages", post(completion))
+        .route("/v1/responses", post(completion))
+        .route("/v1beta/models/{model_action}", post(completion))
         .route("/v1/models", get(models))
         .fallback(unknown_route)
         // Long conversations exceed axum's 2 MB default; the real API takes far more.
@@ -277,42 +327,50 @@ async fn unknown_route(State(shared): State<Arc<Shared>>, method: Method, uri: U
     let message = format!("unexpected request {method} {uri}");
     reject(
         &shared,
+        Wire::Chat,
         StatusCode::NOT_FOUND,
         message,
         "invalid_request_error",
-        None,
     )
 }
 
-async fn chat_completions(
+/// Every completion request, whatever its format (told by its path).
+async fn completion(
     State(shared): State<Arc<Shared>>,
     uri: Uri,
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
+    let Some(wire) = Wire::from_path(uri.path()) else {
+        let message = format!("unexpected request POST {uri}");
+        return reject(
+            &shared,
+            Wire::Chat,
+            StatusCode::NOT_FOUND,
+            message,
+            "invalid_request_error",
+        );
+    };
     let parsed = serde_json::from_slice::<Value>(&raw);
     let body = match &parsed {
         Ok(value) => value.clone(),
         Err(_) => Value::String(String::from_utf8_lossy(&raw).into_owned()),
     };
-    let n = {
-        let mut state = shared.lock();
-        state.requests.push(RecordedRequest {
-            path: uri.path().to_owned(),
-            headers: headers.clone(),
-            body: body.clone(),
-        });
-        state.requests.len()
-    };
-    if let Some(rejection) = check_request(&shared, n, &headers, &parsed) {
+    let n = shared.record(&uri, &headers, &body);
+    if let Some(rejection) = check_request(&shared, n, wire, &uri, &headers, &parsed) {
         return rejection;
     }
     // Popped in its own statement so the lock is released before `violation` takes it again.
     let next = shared.lock().script.pop_front();
     let Some(reply) = next else {
         let message = format!("request {n}: the mock LLM script ran out of replies");
-        let status = StatusCode::INTERNAL_SERVER_ERROR;
-        return reject(&shared, status, message, "server_error", None);
+        return reject(
+            &shared,
+            wire,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            message,
+            "server_error",
+        );
     };
     // A panicking closure would otherwise just drop the connection, hiding why.
     let reply = match catch_unwind(AssertUnwindSafe(|| reply.resolve(&body))) {
@@ -320,42 +378,64 @@ async fn chat_completions(
         Err(_) => {
             let message = format!("request {n}: the dynamic reply closure panicked");
             let status = StatusCode::INTERNAL_SERVER_ERROR;
-            return reject(&shared, status, message, "server_error", None);
+            return reject(&shared, wire, status, message, "server_error");
         }
     };
     if let Some(ms) = reply.options.delay_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    respond(&shared, n, &body, reply)
+    let model = match wire {
+        Wire::Gemini => gemini::model_of(uri.path()).to_owned(),
+        _ => body
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+    };
+    respond(&shared, n, wire, &model, &body, reply)
+}
+
+/// Where each format carries the key.
+fn key_header(wire: Wire) -> (header::HeaderName, &'static str) {
+    match wire {
+        Wire::Chat | Wire::Responses => (header::AUTHORIZATION, "Bearer "),
+        Wire::Anthropic => (header::HeaderName::from_static("x-api-key"), ""),
+        Wire::Gemini => (header::HeaderName::from_static("x-goog-api-key"), ""),
+    }
 }
 
 /// Applies the auth and protocol checks; `Some` is the error response to send instead.
 fn check_request(
     shared: &Shared,
     n: usize,
+    wire: Wire,
+    uri: &Uri,
     headers: &HeaderMap,
     parsed: &Result<Value, serde_json::Error>,
 ) -> Option<Response> {
     if let Some(key) = &shared.api_key {
-        let expected = format!("Bearer {key}");
-        let got = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
+        let (name, prefix) = key_header(wire);
+        let expected = format!("{prefix}{key}");
+        let got = headers.get(&name).and_then(|v| v.to_str().ok());
         if got != Some(expected.as_str()) {
-            let message = format!("request {n}: Authorization is {got:?}, expected {expected:?}");
+            let message = format!("request {n}: {name} is {got:?}, expected {expected:?}");
             let status = StatusCode::UNAUTHORIZED;
-            let code = Some("invalid_api_key");
             return Some(reject(
                 shared,
+                wire,
                 status,
                 message,
                 "invalid_request_error",
-                code,
             ));
         }
     }
     let problems = match parsed {
-        Ok(body) => validate_chat_request(body),
+        Ok(body) => match wire {
+            Wire::Chat => validate_chat_request(body),
+            Wire::Anthropic => anthropic::validate(headers, body),
+            Wire::Gemini => gemini::validate(uri, headers, body),
+            Wire::Responses => responses::validate(body),
+        },
         Err(e) => vec![format!("request body is not valid JSON: {e}")],
     };
     if problems.is_empty() {
@@ -367,16 +447,23 @@ fn check_request(
         .collect();
     let message = problems.join("; ");
     shared.lock().violations.extend(problems);
-    Some(openai_error(
+    Some(error_response(
+        wire,
         StatusCode::BAD_REQUEST,
         &message,
         "invalid_request_error",
-        None,
     ))
 }
 
 /// Turns a resolved reply into the HTTP response for request number `n`.
-fn respond(shared: &Shared, n: usize, request: &Value, reply: Reply) -> Response {
+fn respond(
+    shared: &Shared,
+    n: usize,
+    wire: Wire,
+    model: &str,
+    request: &Value,
+    reply: Reply,
+) -> Response {
     match reply.body {
         ReplyBody::HttpError {
             status,
@@ -392,41 +479,39 @@ fn respond(shared: &Shared, n: usize, request: &Value, reply: Reply) -> Response
         }
         ReplyBody::Stream {
             text,
+            thinking,
             tool_calls,
             finish_reason,
             usage,
+            stream_error,
         } => {
-            let tool_calls = {
-                let mut state = shared.lock();
-                tool_calls
-                    .iter()
-                    .map(|call| {
-                        let id = call.id.clone().unwrap_or_else(|| {
-                            state.last_call_id += 1;
-                            format!("call_{}", state.last_call_id)
-                        });
-                        (id, call)
-                    })
-                    .collect()
-            };
             let plan = StreamPlan {
+                n,
                 completion_id: &format!("chatcmpl-mock-{n}"),
-                model: request.get("model").and_then(Value::as_str).unwrap_or(""),
+                model,
                 include_usage: request.pointer("/stream_options/include_usage")
                     == Some(&Value::Bool(true)),
                 text: text.as_deref(),
-                tool_calls,
+                thinking: thinking.as_deref(),
+                tool_calls: shared.assign_ids(wire, &tool_calls),
                 finish_reason: finish_reason.as_deref(),
                 usage,
+                stream_error: stream_error.as_deref(),
             };
-            sse_response(n, plan.events(), reply.options)
+            let events = match wire {
+                Wire::Chat => plan.chat_events(),
+                Wire::Anthropic => anthropic::render(&plan),
+                Wire::Gemini => gemini::render(&plan),
+                Wire::Responses => responses::render(&plan),
+            };
+            sse_response(n, events, reply.options)
         }
         // `Reply::resolve` never returns a dynamic reply; answer rather than panic in a server.
-        ReplyBody::Dynamic(_) => openai_error(
+        ReplyBody::Dynamic(_) => error_response(
+            wire,
             StatusCode::INTERNAL_SERVER_ERROR,
             "unresolved dynamic reply",
             "server_error",
-            None,
         ),
     }
 }
@@ -465,23 +550,21 @@ fn sse_response(n: usize, events: Vec<String>, options: reply::ReplyOptions) -> 
     response
 }
 
-/// Records `message` as a violation and answers with it as an OpenAI-shaped error.
+/// Records `message` as a violation and answers with it as the format's error.
 fn reject(
     shared: &Shared,
+    wire: Wire,
     status: StatusCode,
     message: String,
     kind: &str,
-    code: Option<&str>,
 ) -> Response {
-    let response = openai_error(status, &message, kind, code);
+    let response = error_response(wire, status, &message, kind);
     shared.violation(message);
     response
 }
 
-/// An error response shaped like the OpenAI API's.
-fn openai_error(status: StatusCode, message: &str, kind: &str, code: Option<&str>) -> Response {
-    let body = json!({
-        "error": { "message": message, "type": kind, "param": null, "code": code },
-    });
+/// An error response shaped like the format's API's.
+fn error_response(wire: Wire, status: StatusCode, message: &str, kind: &str) -> Response {
+    let body = wire::error_body(wire, status.as_u16(), message, kind);
     (status, axum::Json(body)).into_response()
 }

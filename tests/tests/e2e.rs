@@ -13,6 +13,7 @@ mod e2e {
     pub mod gateway;
     pub mod library;
     pub mod mcp;
+    pub mod providers;
     pub mod run_files_task;
     pub mod sandbox;
     pub mod turns;

@@ -181,6 +181,9 @@ fn typed(table: BTreeMap<String, Value>, problems: &mut Vec<ConfigProblem>) -> C
             "work_dir" => field(&mut |v| set(&mut config.work_dir, v)),
             "allow_shell" => field(&mut |v| set(&mut config.allow_shell, v)),
             "data_dir" => field(&mut |v| set(&mut config.data_dir, v)),
+            "completion_timeout_secs" => {
+                field(&mut |v| set(&mut config.completion_timeout_secs, v))
+            }
             "tools" => field(&mut |v| set(&mut config.tools, v)),
             "permissions" => field(&mut |v| set(&mut config.permissions, v)),
             "server" => field(&mut |v| set(&mut config.server, v)),
@@ -358,6 +361,15 @@ fn validate(config: &Config, problems: &mut Vec<ConfigProblem>) {
             "store.url".into(),
             format!("expected \"files\" or a redis:// URL, got {url:?}"),
         );
+    }
+    if config.completion_timeout_secs == 0 {
+        problem(
+            "completion_timeout_secs".into(),
+            "must be at least 1".into(),
+        );
+    }
+    if config.server.max_connections == 0 {
+        problem("server.max_connections".into(), "must be at least 1".into());
     }
     if config.tools.max_result_bytes < 1024 {
         problem(

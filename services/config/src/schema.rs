@@ -21,6 +21,9 @@ pub const DEFAULT_MAX_RETRIES: u32 = 3;
 pub const DEFAULT_RETRY_BASE_DELAY_MS: u64 = 500;
 pub const DEFAULT_RETRY_MAX_DELAY_MS: u64 = 30_000;
 pub const DEFAULT_MCP_CALL_TIMEOUT_SECS: u64 = 60;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// The longest one completion may take, every retry and fallback included.
+pub const DEFAULT_COMPLETION_TIMEOUT_SECS: u64 = 30 * 60;
 
 /// The whole configuration, after layering and validation.
 #[derive(Debug, Clone, Deserialize)]
@@ -35,6 +38,9 @@ pub struct Config {
     /// Where `system.md`, `skills/` and `history/` live; the binary fills in
     /// `~/.openheim` when unset.
     pub data_dir: Option<PathBuf>,
+    /// Total deadline of one LLM completion, retries and fallbacks included
+    /// (each provider's `timeout_secs` bounds the silence between chunks).
+    pub completion_timeout_secs: u64,
     pub tools: ToolsConfig,
     pub permissions: PermissionsConfig,
     pub providers: BTreeMap<String, ProviderConfig>,
@@ -54,6 +60,7 @@ impl Default for Config {
             work_dir: None,
             allow_shell: true,
             data_dir: None,
+            completion_timeout_secs: DEFAULT_COMPLETION_TIMEOUT_SECS,
             tools: ToolsConfig::default(),
             permissions: PermissionsConfig::default(),
             providers: BTreeMap::new(),
@@ -301,6 +308,9 @@ pub struct ServerConfig {
     pub port: u16,
     pub auth_tokens: Vec<Secret>,
     pub allowed_origins: Vec<String>,
+    /// Open WebSocket connections at once; more are answered 503. Each
+    /// holds a file descriptor: keep it under the process's `ulimit -n`.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -310,6 +320,7 @@ impl Default for ServerConfig {
             port: DEFAULT_SERVER_PORT,
             auth_tokens: Vec::new(),
             allowed_origins: Vec::new(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

@@ -80,6 +80,10 @@ pub enum LlmError {
     /// Connection failures and streams that ended before their terminal event.
     #[error("network error talking to provider {provider}: {message}")]
     Network { provider: String, message: String },
+    /// The completion as a whole (attempts, waits and fallbacks) did not
+    /// finish within the proxy's total deadline. Not retried: the time is up.
+    #[error("no complete answer from provider {provider} within {} s (the total deadline of one completion)", after.as_secs())]
+    Deadline { provider: String, after: Duration },
     /// The provider sent something we could not understand.
     #[error("provider {provider} sent an invalid response: {message}")]
     Protocol { provider: String, message: String },
@@ -208,7 +212,7 @@ impl LlmError {
             Self::RateLimited { .. } => ErrorKind::RateLimited,
             Self::Overloaded { .. } => ErrorKind::Overloaded,
             Self::Provider { .. } => ErrorKind::Provider,
-            Self::Timeout { .. } => ErrorKind::Timeout,
+            Self::Timeout { .. } | Self::Deadline { .. } => ErrorKind::Timeout,
             Self::Network { .. } => ErrorKind::Network,
             Self::Protocol { .. } => ErrorKind::Protocol,
             Self::Config { .. } => ErrorKind::Config,
@@ -228,6 +232,7 @@ impl LlmError {
             | Self::NotFound { .. }
             | Self::BadRequest { .. }
             | Self::ContextTooLong { .. }
+            | Self::Deadline { .. }
             | Self::Protocol { .. }
             | Self::Config { .. }
             | Self::Internal { .. } => false,
@@ -251,6 +256,7 @@ impl LlmError {
             | Self::BadRequest { .. }
             | Self::ContextTooLong { .. }
             | Self::Timeout { .. }
+            | Self::Deadline { .. }
             | Self::Network { .. }
             | Self::Protocol { .. }
             | Self::Config { .. }
@@ -269,11 +275,48 @@ impl LlmError {
             Self::ContextTooLong { status, .. }
             | Self::Provider { status, .. }
             | Self::Timeout { status, .. } => *status,
-            Self::Network { .. }
+            Self::Deadline { .. }
+            | Self::Network { .. }
             | Self::Protocol { .. }
             | Self::Config { .. }
             | Self::Internal { .. } => None,
         }
+    }
+
+    /// This error with every occurrence of `secret` in its text replaced.
+    /// Provider clients apply it to everything built from a provider's
+    /// answer, since some providers quote the key they rejected.
+    pub fn redacted(mut self, secret: &str) -> Self {
+        if secret.is_empty() {
+            return self;
+        }
+        for text in self.texts_mut() {
+            if text.contains(secret) {
+                *text = text.replace(secret, "[redacted]");
+            }
+        }
+        self
+    }
+
+    /// Every free-text field (provider and model names are ours, not the
+    /// provider's, and are left out).
+    fn texts_mut(&mut self) -> impl Iterator<Item = &mut String> {
+        let (first, second) = match self {
+            Self::Auth { hint, detail, .. } => (Some(hint), Some(detail)),
+            Self::NotFound { message, .. }
+            | Self::BadRequest { message, .. }
+            | Self::ContextTooLong { message, .. }
+            | Self::RateLimited { message, .. }
+            | Self::Overloaded { message, .. }
+            | Self::Provider { message, .. }
+            | Self::Timeout { message, .. }
+            | Self::Network { message, .. }
+            | Self::Protocol { message, .. }
+            | Self::Config { message }
+            | Self::Internal { message } => (Some(message), None),
+            Self::Deadline { .. } => (None, None),
+        };
+        first.into_iter().chain(second)
     }
 
     /// The wire form, attributed to the provider and model of the attempt.
@@ -379,6 +422,37 @@ mod tests {
             e.contains("https://api.openai.com/v1/chat/completions"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn redaction_scrubs_every_text_field() {
+        let e = LlmError::from_http(HttpFailure {
+            message: "bad key sk-abc in request".into(),
+            ..failure(403)
+        })
+        .redacted("sk-abc");
+        assert!(!format!("{e:?}").contains("sk-abc"), "{e:?}");
+        assert!(e.to_string().contains("bad key [redacted] in request"));
+        let e = LlmError::Network {
+            provider: "p".into(),
+            message: "sk-abc".into(),
+        }
+        .redacted("");
+        assert!(
+            e.to_string().contains("sk-abc"),
+            "an empty secret changes nothing"
+        );
+    }
+
+    #[test]
+    fn the_deadline_is_a_final_timeout() {
+        let e = LlmError::Deadline {
+            provider: "p".into(),
+            after: Duration::from_secs(90),
+        };
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("within 90 s"), "{e}");
     }
 
     #[test]

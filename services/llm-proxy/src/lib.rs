@@ -2,9 +2,11 @@
 //! their API keys.
 //!
 //! It owns model resolution (`provider/model`, bare names, the default
-//! provider), the provider clients (OpenAI Chat Completions and compatible
-//! servers so far), normalisation of their streams into one event protocol,
-//! retries with backoff, fallbacks, and the typed errors callers act on.
+//! provider), the provider clients (OpenAI Chat Completions and Responses,
+//! OpenAI-compatible servers, Anthropic Messages, Google Gemini),
+//! normalisation of their streams into one event protocol, retries with
+//! backoff, fallbacks, a total deadline per completion, and the typed errors
+//! callers act on.
 //!
 //! Code map:
 //! - [`service`]: the domain (`Complete`, `ListModels`), free of gRPC;
@@ -43,11 +45,29 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// costs more than most of the proxy's own work.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// The longest one completion may take as a whole: every attempt, wait and
+/// fallback. The idle timeout (`timeout_secs`) catches a silent provider;
+/// this catches one that trickles forever. Generous, because a long
+/// reasoning answer legitimately takes many minutes.
+pub const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 /// The part of the openheim configuration this service needs.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LlmProxyConfig {
     pub providers: BTreeMap<String, ProviderConfig>,
     pub default_provider: Option<String>,
+    /// Deadline of one completion as a whole (see [`DEFAULT_TOTAL_TIMEOUT`]).
+    pub total_timeout: Duration,
+}
+
+impl Default for LlmProxyConfig {
+    fn default() -> Self {
+        Self {
+            providers: BTreeMap::new(),
+            default_provider: None,
+            total_timeout: DEFAULT_TOTAL_TIMEOUT,
+        }
+    }
 }
 
 impl LlmProxyConfig {
@@ -55,6 +75,7 @@ impl LlmProxyConfig {
         Self {
             providers: config.providers.clone(),
             default_provider: config.default_provider.clone(),
+            total_timeout: Duration::from_secs(config.completion_timeout_secs),
         }
     }
 }

@@ -192,6 +192,7 @@ mod tests {
         LlmProxyConfig {
             providers,
             default_provider: default.map(str::to_owned),
+            ..LlmProxyConfig::default()
         }
     }
 

@@ -10,7 +10,10 @@
 //! - once the target's retries are exhausted (or at once when it is
 //!   overloaded), the provider's `fallbacks` are tried in order, each with
 //!   its own provider's retry policy;
-//! - the stream ends with exactly one `Finished` or `Error`.
+//! - the stream ends with exactly one `Finished` or `Error`;
+//! - the whole completion has a deadline (`total_timeout`): no retry or
+//!   fallback starts that would end after it, and an attempt still running
+//!   at the deadline ends the stream with a `Timeout` error.
 //!
 //! Cancellation: each completion runs in its own task that writes to a
 //! bounded channel. When the receiver is dropped (the gRPC client went away)
@@ -29,6 +32,7 @@ use openheim_proto::llm_proxy::v1::{
     Retrying, ThinkingDelta, ToolCallDelta,
 };
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::LlmProxyConfig;
 use crate::error::LlmError;
@@ -56,6 +60,35 @@ struct ProviderEntry {
 
 /// The caller dropped the stream; stop working.
 struct Gone;
+
+/// When one completion must be over.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    total: Duration,
+}
+
+impl Deadline {
+    fn starting_now(total: Duration) -> Self {
+        Self {
+            at: Instant::now() + total,
+            total,
+        }
+    }
+
+    /// Whether something that takes `wait` and then more work can still
+    /// start.
+    fn allows(&self, wait: Duration) -> bool {
+        Instant::now() + wait < self.at
+    }
+
+    fn error(&self, provider: &str) -> LlmError {
+        LlmError::Deadline {
+            provider: provider.to_owned(),
+            after: self.total,
+        }
+    }
+}
 
 enum Outcome {
     Finished,
@@ -135,6 +168,7 @@ impl Proxy {
             max_tokens,
             temperature,
         });
+        let deadline = Deadline::starting_now(self.config.total_timeout);
         let chain = match self.chain(&requested) {
             Ok(chain) => chain,
             Err(error) => {
@@ -146,11 +180,20 @@ impl Proxy {
         for (position, target) in chain.iter().enumerate() {
             let has_fallback = position + 1 < chain.len();
             let outcome = self
-                .run_target(target, position > 0, has_fallback, &conversation, tx)
+                .run_target(
+                    target,
+                    position > 0,
+                    has_fallback,
+                    &conversation,
+                    deadline,
+                    tx,
+                )
                 .await;
             match outcome {
                 Ok(Outcome::Finished) | Err(Gone) => return,
-                Ok(Outcome::Failed(error)) if error.is_retryable() && has_fallback => {
+                Ok(Outcome::Failed(error))
+                    if error.is_retryable() && has_fallback && deadline.allows(Duration::ZERO) =>
+                {
                     tracing::warn!(provider = %target.provider, model = %target.model, %error, "falling back");
                 }
                 Ok(Outcome::Failed(error)) => {
@@ -192,6 +235,7 @@ impl Proxy {
         is_fallback: bool,
         has_fallback: bool,
         conversation: &Arc<Conversation>,
+        deadline: Deadline,
         tx: &Events,
     ) -> Result<Outcome, Gone> {
         let Some(entry) = self.providers.get(&target.provider) else {
@@ -212,7 +256,7 @@ impl Proxy {
             };
             send(tx, Event::ModelSelected(selected)).await?;
             let (result, sent_output) =
-                attempt(provider.as_ref(), target, conversation, tx).await?;
+                attempt(provider.as_ref(), target, conversation, deadline, tx).await?;
             let error = match result {
                 Ok(stop_reason) => {
                     let finished = Finished {
@@ -228,6 +272,7 @@ impl Proxy {
                 target,
                 sent_output,
                 has_fallback,
+                deadline,
             };
             match failure.report(&entry.policy, retries, tx).await? {
                 Some(delay) => {
@@ -246,6 +291,7 @@ struct Failure<'a> {
     target: &'a Target,
     sent_output: bool,
     has_fallback: bool,
+    deadline: Deadline,
 }
 
 impl Failure<'_> {
@@ -260,22 +306,26 @@ impl Failure<'_> {
     ) -> Result<Option<Duration>, Gone> {
         let error = self.error;
         let (provider, model) = (&self.target.provider, &self.target.model);
-        // An overloaded provider is left for a fallback rather than retried.
+        let attempt = retries + 1;
+        let delay = policy.delay_for(attempt, error.retry_after());
+        // An overloaded provider is left for a fallback rather than retried,
+        // and nothing starts that could not finish before the deadline.
         let retry_here = error.is_retryable()
             && retries < policy.max_retries
-            && !(error.is_overload() && self.has_fallback);
+            && !(error.is_overload() && self.has_fallback)
+            && self.deadline.allows(delay);
+        let fall_back =
+            error.is_retryable() && self.has_fallback && self.deadline.allows(Duration::ZERO);
         if self.sent_output {
             let interrupted = Interrupted {
                 error: Some(error.to_wire(provider, model)),
-                will_retry: retry_here || (error.is_retryable() && self.has_fallback),
+                will_retry: retry_here || fall_back,
             };
             send(tx, Event::Interrupted(interrupted)).await?;
         }
         if !retry_here {
             return Ok(None);
         }
-        let attempt = retries + 1;
-        let delay = policy.delay_for(attempt, error.retry_after());
         let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         tracing::warn!(%provider, %model, %error, retry = attempt, delay_ms, "retrying");
         if !self.sent_output {
@@ -307,6 +357,7 @@ async fn attempt(
     provider: &dyn LlmProvider,
     target: &Target,
     conversation: &Arc<Conversation>,
+    deadline: Deadline,
     tx: &Events,
 ) -> Result<(Result<StopReason, LlmError>, bool), Gone> {
     let mut stream = provider.stream(ProviderRequest {
@@ -314,7 +365,11 @@ async fn attempt(
         conversation: Arc::clone(conversation),
     });
     let mut sent_output = false;
-    while let Some(item) = stream.next().await {
+    loop {
+        let Ok(next) = tokio::time::timeout_at(deadline.at, stream.next()).await else {
+            return Ok((Err(deadline.error(&target.provider)), sent_output));
+        };
+        let Some(item) = next else { break };
         match item {
             Ok(ProviderEvent::Finished(stop_reason)) => return Ok((Ok(stop_reason), sent_output)),
             Ok(event) => {

@@ -15,3 +15,18 @@ mod streaming;
 
 #[path = "all/failures.rs"]
 mod failures;
+
+#[path = "all/retries.rs"]
+mod retries;
+
+#[path = "all/anthropic.rs"]
+mod anthropic;
+
+#[path = "all/gemini.rs"]
+mod gemini;
+
+#[path = "all/responses.rs"]
+mod responses;
+
+#[path = "all/secrets.rs"]
+mod secrets;

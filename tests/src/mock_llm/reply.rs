@@ -1,9 +1,9 @@
-//! Scripted replies of the mock LLM and their rendering into OpenAI streaming chunks.
+//! Scripted replies of the mock LLM, independent of the wire format they are rendered in
+//! (each format's module renders a [`StreamPlan`]).
 
 use std::fmt;
 use std::sync::Arc;
 
-use serde::Serialize;
 use serde_json::Value;
 
 /// `created` stamped on every chunk. A constant keeps rendered streams byte-for-byte stable so
@@ -12,13 +12,13 @@ pub const CREATED: u64 = 1_700_000_000;
 
 /// Byte length of each `function.arguments` fragment. Small on purpose: real providers split
 /// arguments mid-token, so clients must concatenate fragments before parsing.
-const ARGUMENT_FRAGMENT_BYTES: usize = 5;
+pub(crate) const ARGUMENT_FRAGMENT_BYTES: usize = 5;
 
 /// Byte length of each `delta.content` piece, for the same reason as the argument fragments.
-const CONTENT_PIECE_BYTES: usize = 8;
+pub(crate) const CONTENT_PIECE_BYTES: usize = 8;
 
 /// Token counts reported in the usage chunk when a reply sets none.
-const DEFAULT_USAGE: Usage = Usage {
+pub(crate) const DEFAULT_USAGE: Usage = Usage {
     prompt_tokens: 10,
     completion_tokens: 5,
     cached_tokens: 0,
@@ -74,9 +74,11 @@ pub struct Usage {
 pub(crate) enum ReplyBody {
     Stream {
         text: Option<String>,
+        thinking: Option<String>,
         tool_calls: Vec<ToolCallSpec>,
         finish_reason: Option<String>,
         usage: Option<Usage>,
+        stream_error: Option<String>,
     },
     HttpError {
         status: u16,
@@ -118,14 +120,18 @@ impl fmt::Debug for Reply {
         match &self.body {
             ReplyBody::Stream {
                 text,
+                thinking,
                 tool_calls,
                 finish_reason,
                 usage,
+                stream_error,
             } => s
                 .field("text", text)
+                .field("thinking", thinking)
                 .field("tool_calls", tool_calls)
                 .field("finish_reason", finish_reason)
-                .field("usage", usage),
+                .field("usage", usage)
+                .field("stream_error", stream_error),
             ReplyBody::HttpError {
                 status,
                 body,
@@ -152,9 +158,11 @@ impl Reply {
     pub fn text(text: impl Into<String>) -> Self {
         Self::new(ReplyBody::Stream {
             text: Some(text.into()),
+            thinking: None,
             tool_calls: Vec::new(),
             finish_reason: None,
             usage: None,
+            stream_error: None,
         })
     }
 
@@ -162,9 +170,11 @@ impl Reply {
     pub fn tool_calls(calls: Vec<ToolCallSpec>) -> Self {
         Self::new(ReplyBody::Stream {
             text: None,
+            thinking: None,
             tool_calls: calls,
             finish_reason: None,
             usage: None,
+            stream_error: None,
         })
     }
 
@@ -195,7 +205,30 @@ impl Reply {
         self
     }
 
-    /// Overrides the finish reason, e.g. `"length"` for a truncated answer.
+    /// Adds model reasoning before the answer, in the formats that stream it: an Anthropic
+    /// `thinking` block with a signature, a Gemini `thought` part (with a thought signature),
+    /// a Responses reasoning summary. Chat Completions has no field for it and omits it.
+    pub fn with_thinking(mut self, new_thinking: impl Into<String>) -> Self {
+        if let ReplyBody::Stream { thinking, .. } = &mut self.body {
+            *thinking = Some(new_thinking.into());
+        }
+        self
+    }
+
+    /// Ends the stream after its content with the format's transient error event (Chat: an
+    /// `error` chunk; Anthropic: `event: error` `overloaded_error`; Gemini: an `error` chunk
+    /// `UNAVAILABLE`; Responses: `response.failed`), instead of finishing.
+    pub fn with_stream_error(mut self, message: impl Into<String>) -> Self {
+        if let ReplyBody::Stream { stream_error, .. } = &mut self.body {
+            *stream_error = Some(message.into());
+        }
+        self
+    }
+
+    /// Overrides the finish reason, e.g. `"length"` for a truncated answer. The Chat names
+    /// `stop`, `length`, `tool_calls` and `content_filter` are translated for the other
+    /// formats (`length` → Anthropic `max_tokens`, Gemini `MAX_TOKENS`, Responses
+    /// `incomplete`); any other value is sent verbatim.
     pub fn with_finish_reason(mut self, reason: impl Into<String>) -> Self {
         if let ReplyBody::Stream { finish_reason, .. } = &mut self.body {
             *finish_reason = Some(reason.into());
@@ -257,231 +290,27 @@ impl Reply {
     }
 }
 
-#[derive(Serialize)]
-struct Chunk<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: u64,
-    model: &'a str,
-    choices: Vec<Choice>,
-    /// `None` omits the field; `Some(None)` sends `"usage":null`, which the real API puts on
-    /// every content chunk when usage was requested.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    usage: Option<Option<UsageWire>>,
-}
-
-/// The usage object in the API's field order (structs, unlike `json!`, keep it).
-#[derive(Serialize, Clone, Copy)]
-struct UsageWire {
-    prompt_tokens: u64,
-    completion_tokens: u64,
-    total_tokens: u64,
-    prompt_tokens_details: PromptTokensDetails,
-}
-
-#[derive(Serialize, Clone, Copy)]
-struct PromptTokensDetails {
-    cached_tokens: u64,
-}
-
-#[derive(Serialize)]
-struct Choice {
-    index: u32,
-    delta: Delta,
-    finish_reason: Option<String>,
-}
-
-#[derive(Serialize, Default)]
-struct Delta {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    role: Option<&'static str>,
-    /// `Some(Value::Null)` sends `"content":null`, as the API does on tool-call-only replies.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_calls: Option<Vec<ToolCallDelta>>,
-}
-
-#[derive(Serialize)]
-struct ToolCallDelta {
-    index: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<String>,
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    kind: Option<&'static str>,
-    function: FunctionDelta,
-}
-
-#[derive(Serialize)]
-struct FunctionDelta {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<String>,
-    arguments: String,
-}
-
-impl Delta {
-    /// The first delta of a reply, announcing the assistant role.
-    fn opening(content: Value) -> Self {
-        Delta {
-            role: Some("assistant"),
-            content: Some(content),
-            tool_calls: None,
-        }
-    }
-
-    fn content(piece: &str) -> Self {
-        Delta {
-            content: Some(Value::String(piece.to_owned())),
-            ..Delta::default()
-        }
-    }
-
-    fn tool_call(call: ToolCallDelta) -> Self {
-        Delta {
-            tool_calls: Some(vec![call]),
-            ..Delta::default()
-        }
-    }
-}
-
-impl ToolCallDelta {
-    /// The first chunk of a call: id, type and name, with empty arguments.
-    fn header(index: usize, id: &str, name: &str) -> Self {
-        ToolCallDelta {
-            index,
-            id: Some(id.to_owned()),
-            kind: Some("function"),
-            function: FunctionDelta {
-                name: Some(name.to_owned()),
-                arguments: String::new(),
-            },
-        }
-    }
-
-    /// A later chunk of a call, carrying only the next piece of its arguments.
-    fn fragment(index: usize, arguments: &str) -> Self {
-        ToolCallDelta {
-            index,
-            id: None,
-            kind: None,
-            function: FunctionDelta {
-                name: None,
-                arguments: arguments.to_owned(),
-            },
-        }
-    }
-}
-
 /// Everything needed to render one streamed reply into SSE events.
 pub(crate) struct StreamPlan<'a> {
+    /// The request's number (1-based), for ids that differ per reply.
+    pub(crate) n: usize,
     pub(crate) completion_id: &'a str,
     pub(crate) model: &'a str,
     pub(crate) include_usage: bool,
     pub(crate) text: Option<&'a str>,
+    pub(crate) thinking: Option<&'a str>,
     /// Tool calls with their ids already assigned.
     pub(crate) tool_calls: Vec<(String, &'a ToolCallSpec)>,
     pub(crate) finish_reason: Option<&'a str>,
     pub(crate) usage: Option<Usage>,
+    /// A transient provider error sent after the content instead of the finish events.
+    pub(crate) stream_error: Option<&'a str>,
 }
 
 impl StreamPlan<'_> {
-    /// Renders the full list of SSE events (each `data: …\n\n`), `[DONE]` included.
-    pub(crate) fn events(&self) -> Vec<String> {
-        let default_finish = if self.tool_calls.is_empty() {
-            "stop"
-        } else {
-            "tool_calls"
-        };
-        let finish = self.finish_reason.unwrap_or(default_finish).to_owned();
-        let per_chunk_usage = self.include_usage.then_some(None);
-        let mut events: Vec<String> = self
-            .deltas()
-            .into_iter()
-            .map(|delta| self.event(delta, None, per_chunk_usage))
-            .collect();
-        events.push(self.event(Delta::default(), Some(finish), per_chunk_usage));
-        if self.include_usage {
-            events.push(self.usage_event());
-        }
-        events.push("data: [DONE]\n\n".to_owned());
-        events
-    }
-
-    /// The deltas before the finish chunk: role, text pieces, then each call's header and its
-    /// argument fragments.
-    fn deltas(&self) -> Vec<Delta> {
-        let mut deltas = Vec::new();
-        if let Some(text) = self.text {
-            deltas.push(Delta::opening(Value::String(String::new())));
-            for piece in split_at_char_boundaries(text, CONTENT_PIECE_BYTES) {
-                deltas.push(Delta::content(piece));
-            }
-        }
-        for (index, (id, call)) in self.tool_calls.iter().enumerate() {
-            let header = ToolCallDelta::header(index, id, &call.name);
-            if deltas.is_empty() {
-                // The real API folds the role into the first tool-call chunk when there is no
-                // text, with `"content":null`.
-                let mut opening = Delta::opening(Value::Null);
-                opening.tool_calls = Some(vec![header]);
-                deltas.push(opening);
-            } else {
-                deltas.push(Delta::tool_call(header));
-            }
-            for fragment in split_at_char_boundaries(&call.arguments, ARGUMENT_FRAGMENT_BYTES) {
-                deltas.push(Delta::tool_call(ToolCallDelta::fragment(index, fragment)));
-            }
-        }
-        if deltas.is_empty() {
-            // An empty reply still announces the assistant role, as the API always does.
-            deltas.push(Delta::opening(Value::String(String::new())));
-        }
-        deltas
-    }
-
-    fn event(
-        &self,
-        delta: Delta,
-        finish_reason: Option<String>,
-        usage: Option<Option<UsageWire>>,
-    ) -> String {
-        self.render(Chunk {
-            id: self.completion_id,
-            object: "chat.completion.chunk",
-            created: CREATED,
-            model: self.model,
-            choices: vec![Choice {
-                index: 0,
-                delta,
-                finish_reason,
-            }],
-            usage,
-        })
-    }
-
-    fn usage_event(&self) -> String {
-        let usage = self.usage.unwrap_or(DEFAULT_USAGE);
-        self.render(Chunk {
-            id: self.completion_id,
-            object: "chat.completion.chunk",
-            created: CREATED,
-            model: self.model,
-            choices: Vec::new(),
-            usage: Some(Some(UsageWire {
-                prompt_tokens: usage.prompt_tokens,
-                completion_tokens: usage.completion_tokens,
-                total_tokens: usage.prompt_tokens + usage.completion_tokens,
-                prompt_tokens_details: PromptTokensDetails {
-                    cached_tokens: usage.cached_tokens,
-                },
-            })),
-        })
-    }
-
-    fn render(&self, chunk: Chunk<'_>) -> String {
-        // Serialising plain structs of strings and numbers cannot fail.
-        let json = serde_json::to_string(&chunk).expect("chunk serialises");
-        format!("data: {json}\n\n")
+    /// The usage to report: the scripted one or the default.
+    pub(crate) fn usage_or_default(&self) -> Usage {
+        self.usage.unwrap_or(DEFAULT_USAGE)
     }
 }
 

@@ -3,9 +3,20 @@
 //! service's business; a provider only speaks its wire format.
 //!
 //! [`LlmProvider`] is a trait so that custom providers (and test fakes) can
-//! plug in next to the built-in ones.
+//! plug in next to the built-in ones: [`OpenAiChat`] (OpenAI and compatible
+//! servers), [`OpenAiResponses`], [`Anthropic`] and [`Gemini`]. They share
+//! the HTTP plumbing in `http` (endpoint validation, error answers, the SSE
+//! reader driving a per-format decoder), the error-body parser in
+//! `wire_error` and the request helpers in `content`.
 
+mod anthropic;
+mod content;
+mod gemini;
+mod http;
 mod openai_chat;
+mod openai_responses;
+mod signature;
+mod wire_error;
 
 use std::sync::Arc;
 
@@ -15,7 +26,10 @@ use openheim_proto::common::v1::{Message, StopReason, ToolDefinition, Usage};
 
 use crate::error::LlmError;
 
+pub use anthropic::{ANTHROPIC_DEFAULT_MAX_TOKENS, ANTHROPIC_VERSION, Anthropic};
+pub use gemini::Gemini;
 pub use openai_chat::OpenAiChat;
+pub use openai_responses::OpenAiResponses;
 
 /// One streamed completion from one LLM API.
 pub trait LlmProvider: Send + Sync {
@@ -71,31 +85,25 @@ pub enum ProviderEvent {
     Finished(StopReason),
 }
 
-/// Builds the client for provider `name`. Unsupported kinds and unsafe
-/// settings are errors here, reported on first use of the provider.
+/// Builds the client for provider `name`. Unusable settings are errors
+/// here, reported on first use of the provider.
 pub fn build(
     name: &str,
     config: &ProviderConfig,
     client: &reqwest::Client,
 ) -> Result<Arc<dyn LlmProvider>, LlmError> {
     let kind = config.kind_for(name);
-    match kind {
-        ProviderKind::Openai | ProviderKind::OpenaiCompatible => match config.wire_api {
-            WireApi::Chat => Ok(Arc::new(OpenAiChat::new(
-                name,
-                kind,
-                config,
-                client.clone(),
-            )?)),
-            WireApi::Responses => Err(LlmError::config(format!(
-                "provider {name}: wire_api = \"responses\" is not supported yet; use \"chat\""
-            ))),
-        },
-        ProviderKind::Anthropic | ProviderKind::Gemini => Err(LlmError::config(format!(
-            "provider {name}: kind {} is not supported yet; only openai and openai_compatible are",
-            kind.as_str()
-        ))),
-    }
+    let client = client.clone();
+    Ok(match (kind, config.wire_api) {
+        (ProviderKind::Openai | ProviderKind::OpenaiCompatible, WireApi::Chat) => {
+            Arc::new(OpenAiChat::new(name, kind, config, client)?)
+        }
+        (ProviderKind::Openai | ProviderKind::OpenaiCompatible, WireApi::Responses) => {
+            Arc::new(OpenAiResponses::new(name, config, client)?)
+        }
+        (ProviderKind::Anthropic, _) => Arc::new(Anthropic::new(name, config, client)?),
+        (ProviderKind::Gemini, _) => Arc::new(Gemini::new(name, config, client)?),
+    })
 }
 
 #[cfg(test)]
@@ -115,25 +123,24 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_kinds_are_config_errors() {
-        let err = build_err("anthropic", ProviderConfig::default());
-        assert!(err.contains("anthropic is not supported yet"), "{err}");
-        let err = build_err(
-            "x",
-            ProviderConfig {
-                kind: Some(ProviderKind::Gemini),
+    fn every_kind_builds_with_its_public_default_base() {
+        for (name, kind, wire_api) in [
+            ("openai", None, WireApi::Chat),
+            ("openai", None, WireApi::Responses),
+            ("anthropic", None, WireApi::Chat),
+            ("x", Some(ProviderKind::Gemini), WireApi::Chat),
+        ] {
+            let config = ProviderConfig {
+                kind,
+                wire_api,
+                api_key: Some(Secret::new("k")),
                 ..ProviderConfig::default()
-            },
-        );
-        assert!(err.contains("gemini is not supported yet"), "{err}");
-        let err = build_err(
-            "openai",
-            ProviderConfig {
-                wire_api: WireApi::Responses,
-                ..ProviderConfig::default()
-            },
-        );
-        assert!(err.contains("\"responses\" is not supported yet"), "{err}");
+            };
+            assert!(
+                build(name, &config, &reqwest::Client::new()).is_ok(),
+                "{name} {kind:?} {wire_api:?}"
+            );
+        }
     }
 
     #[test]

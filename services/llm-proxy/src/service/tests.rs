@@ -96,6 +96,7 @@ fn proxy(providers: Vec<(&str, ProviderConfig, Arc<dyn LlmProvider>)>) -> Arc<Pr
             .iter()
             .map(|(name, s, _)| ((*name).to_owned(), s.clone()))
             .collect(),
+        total_timeout: Duration::from_secs(600),
     };
     let clients = providers
         .into_iter()
@@ -391,6 +392,90 @@ async fn a_stream_without_finish_is_an_early_end() {
             "error Network",
         ]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_total_deadline_ends_an_attempt_that_never_finishes() {
+    let (dropped_tx, dropped_rx) = oneshot::channel();
+    let hanging = Arc::new(HangingProvider {
+        dropped: Mutex::new(Some(dropped_tx)),
+    });
+    let b = ScriptedProvider::new(vec![vec![text("unused"), finished()]]);
+    let proxy = proxy(vec![
+        ("a", settings(3, &["b/model-b"]), hanging),
+        ("b", settings(3, &[]), b.clone()),
+    ]);
+    let start = Instant::now();
+    let events = collect(&proxy, "").await;
+    assert_eq!(start.elapsed(), Duration::from_secs(600));
+    assert_eq!(
+        shape(&events),
+        [
+            "selected a/model-a fallback=false",
+            "text partial",
+            "interrupted will_retry=false",
+            "error Timeout",
+        ]
+    );
+    let Some(Event::Error(error)) = events.last() else {
+        panic!()
+    };
+    assert!(!error.retryable);
+    assert!(error.message.contains("within 600 s"), "{}", error.message);
+    // Neither retried nor handed to the fallback: the time is up.
+    assert!(b.calls().is_empty());
+    dropped_rx.await.expect("the provider stream was dropped");
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_retry_starts_that_would_end_after_the_deadline() {
+    let limited = || {
+        vec![Err(LlmError::RateLimited {
+            provider: "a".into(),
+            message: "slow down".into(),
+            retry_after: Some(Duration::from_millis(400)),
+        })]
+    };
+    let a = ScriptedProvider::new(vec![limited(), limited(), vec![text("late"), finished()]]);
+    let proxy = proxy_with(a, Duration::from_millis(1_000));
+    let start = Instant::now();
+    let events = collect(&proxy, "").await;
+    // Two waits of 400 ms end before the 1 s deadline.
+    assert_eq!(
+        shape(&events),
+        [
+            "selected a/model-a fallback=false",
+            "retrying 1",
+            "selected a/model-a fallback=false",
+            "retrying 2",
+            "selected a/model-a fallback=false",
+            "text late",
+            "finished EndTurn",
+        ]
+    );
+    assert_eq!(start.elapsed(), Duration::from_millis(800));
+    // With 700 ms, the second wait would end at 800 ms: the rate limit is final.
+    let a = ScriptedProvider::new(vec![limited(), limited(), limited()]);
+    let proxy = proxy_with(a.clone(), Duration::from_millis(700));
+    let events = collect(&proxy, "").await;
+    assert_eq!(
+        shape(&events),
+        [
+            "selected a/model-a fallback=false",
+            "retrying 1",
+            "selected a/model-a fallback=false",
+            "error RateLimited",
+        ]
+    );
+    assert_eq!(a.calls().len(), 2);
+}
+
+fn proxy_with(a: Arc<ScriptedProvider>, total: Duration) -> Arc<Proxy> {
+    let mut proxy = proxy(vec![("a", settings(5, &[]), a)]);
+    if let Some(p) = Arc::get_mut(&mut proxy) {
+        p.config.total_timeout = total;
+    }
+    proxy
 }
 
 #[tokio::test]

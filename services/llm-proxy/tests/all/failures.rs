@@ -13,7 +13,7 @@ fn error_body(message: &str, kind: &str, code: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn rate_limit_with_retry_after_zero_is_retried_transparently() {
-    let fake = FakeOpenAi::start(vec![
+    let fake = FakeProvider::start(vec![
         Reply::Status {
             status: 429,
             headers: vec![("retry-after", "0")],
@@ -53,7 +53,7 @@ async fn rate_limit_with_retry_after_zero_is_retried_transparently() {
 
 #[tokio::test]
 async fn a_rejected_key_names_the_env_var_and_never_the_key() {
-    let fake = FakeOpenAi::start(vec![Reply::Status {
+    let fake = FakeProvider::start(vec![Reply::Status {
         status: 401,
         headers: vec![],
         // OpenAI quotes (part of) the key it rejected.
@@ -84,7 +84,7 @@ async fn a_rejected_key_names_the_env_var_and_never_the_key() {
 
 #[tokio::test]
 async fn a_stream_cut_after_text_is_interrupted_and_retried() {
-    let fake = FakeOpenAi::start(vec![
+    let fake = FakeProvider::start(vec![
         Reply::Stream {
             data: vec![role_chunk(), text_chunk("partial ans")],
             end: End::Cut,
@@ -132,8 +132,8 @@ async fn exhausted_retries_fall_back_to_the_next_provider() {
         headers: vec![],
         body: error_body("The server had an error", "server_error", "server_error"),
     };
-    let primary = FakeOpenAi::start(vec![server_error(), server_error()]).await;
-    let backup = FakeOpenAi::start(vec![text_reply("from the backup")]).await;
+    let primary = FakeProvider::start(vec![server_error(), server_error()]).await;
+    let backup = FakeProvider::start(vec![text_reply("from the backup")]).await;
     let mut main = provider(&primary.base);
     main.max_retries = 1;
     main.fallbacks = vec!["backup/backup-model".into()];
@@ -180,7 +180,7 @@ async fn a_key_is_never_sent_over_plain_http_to_a_remote_host() {
 
 #[tokio::test]
 async fn context_too_long_is_its_own_kind() {
-    let fake = FakeOpenAi::start(vec![Reply::Status {
+    let fake = FakeProvider::start(vec![Reply::Status {
         status: 400,
         headers: vec![],
         body: error_body(
@@ -204,7 +204,7 @@ async fn context_too_long_is_its_own_kind() {
 
 #[tokio::test]
 async fn unknown_models_say_where_the_request_went() {
-    let fake = FakeOpenAi::start(vec![Reply::Status {
+    let fake = FakeProvider::start(vec![Reply::Status {
         status: 404,
         headers: vec![],
         body: error_body(
@@ -231,7 +231,7 @@ async fn unknown_models_say_where_the_request_went() {
 
 #[tokio::test]
 async fn compatible_servers_that_reject_stream_options_are_asked_again_without() {
-    let fake = FakeOpenAi::start(vec![
+    let fake = FakeProvider::start(vec![
         Reply::Status {
             status: 400,
             headers: vec![],
@@ -266,4 +266,31 @@ async fn compatible_servers_that_reject_stream_options_are_asked_again_without()
     // Remembered for the provider: not sent again.
     assert!(requests[1].body.get("stream_options").is_none());
     assert!(requests[2].body.get("stream_options").is_none());
+}
+
+#[tokio::test]
+async fn an_error_chunk_mid_stream_interrupts_and_is_retried() {
+    let fake = FakeProvider::start(vec![
+        Reply::Stream {
+            data: vec![
+                role_chunk(),
+                text_chunk("par"),
+                json!({"error": {"message": "The server had an error while processing your request.", "type": "server_error", "param": null, "code": null}}).to_string(),
+            ],
+            end: End::Clean,
+        },
+        text_reply("whole"),
+    ])
+    .await;
+    let events = complete(config(vec![("openai", provider(&fake.base))]), prompt("hi")).await;
+    assert_eq!(
+        shape(&events)[..4],
+        [
+            "selected openai/gpt-test fallback=false",
+            "text par",
+            "interrupted Provider will_retry=true",
+            "selected openai/gpt-test fallback=false",
+        ]
+    );
+    assert_eq!(shape(&events).last().unwrap(), "finished EndTurn");
 }

@@ -17,7 +17,7 @@ use crate::support::*;
 
 #[tokio::test]
 async fn text_streams_with_usage_and_cached_tokens() {
-    let fake = FakeOpenAi::start(vec![Reply::Stream {
+    let fake = FakeProvider::start(vec![Reply::Stream {
         data: vec![
             role_chunk(),
             text_chunk("Hel"),
@@ -70,7 +70,7 @@ async fn two_tool_calls_arrive_in_fragments_and_reassemble() {
         }
         chunk(json!({"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": null}))
     };
-    let fake = FakeOpenAi::start(vec![Reply::Stream {
+    let fake = FakeProvider::start(vec![Reply::Stream {
         data: vec![
             role_chunk(),
             call(0, Some("call_read"), Some("read_file"), ""),
@@ -172,7 +172,7 @@ fn conversation() -> CompleteRequest {
 
 #[tokio::test]
 async fn the_provider_receives_a_well_formed_body() {
-    let fake = FakeOpenAi::start(vec![text_reply("done")]).await;
+    let fake = FakeProvider::start(vec![text_reply("done")]).await;
     let events = complete(
         config(vec![("openai", provider(&fake.base))]),
         conversation(),
@@ -211,7 +211,7 @@ async fn the_provider_receives_a_well_formed_body() {
 
 #[tokio::test]
 async fn compatible_servers_get_their_own_spelling_and_no_key() {
-    let fake = FakeOpenAi::start(vec![text_reply("ok")]).await;
+    let fake = FakeProvider::start(vec![text_reply("ok")]).await;
     let mut local = provider(&fake.base);
     local.kind = None; // inferred from the name: openai_compatible
     local.api_key = None;
@@ -245,7 +245,7 @@ async fn list_models_comes_from_the_config_without_keys() {
 #[tokio::test]
 async fn dropping_the_grpc_stream_stops_the_upstream_request() {
     let (dropped_tx, dropped_rx) = oneshot::channel();
-    let fake = FakeOpenAi::start(vec![Reply::Stream {
+    let fake = FakeProvider::start(vec![Reply::Stream {
         data: vec![role_chunk(), text_chunk("thinking about it")],
         end: End::Hang(dropped_tx),
     }])
@@ -267,7 +267,7 @@ async fn dropping_the_grpc_stream_stops_the_upstream_request() {
 
 #[tokio::test]
 async fn serves_over_tcp_until_shutdown() {
-    let fake = FakeOpenAi::start(vec![text_reply("over tcp")]).await;
+    let fake = FakeProvider::start(vec![text_reply("over tcp")]).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -292,4 +292,64 @@ async fn serves_over_tcp_until_shutdown() {
     drop(client);
     stop_tx.send(()).unwrap();
     server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn interleaved_fragments_of_two_calls_reassemble_by_index() {
+    let fragment = |index: u32, header: Option<(&str, &str)>, args: &str| {
+        let mut call = json!({"index": index, "function": {"arguments": args}});
+        if let Some((id, name)) = header {
+            call["id"] = json!(id);
+            call["type"] = json!("function");
+            call["function"]["name"] = json!(name);
+        }
+        chunk(json!({"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": null}))
+    };
+    let fake = FakeProvider::start(vec![Reply::Stream {
+        data: vec![
+            role_chunk(),
+            fragment(0, Some(("call_read", "read_file")), ""),
+            fragment(1, Some(("call_list", "list_dir")), ""),
+            fragment(0, None, "{\"pa"),
+            fragment(1, None, "{\"path\""),
+            fragment(0, None, "th\": \"src/main.rs\"}"),
+            fragment(1, None, ": \".\"}"),
+            finish_chunk("tool_calls"),
+            done(),
+        ],
+        end: End::Clean,
+    }])
+    .await;
+    let events = complete(
+        config(vec![("openai", provider(&fake.base))]),
+        prompt("look"),
+    )
+    .await;
+    assert_eq!(
+        tool_calls(&events),
+        [
+            (
+                "call_read".into(),
+                "read_file".into(),
+                json!({"path": "src/main.rs"})
+            ),
+            ("call_list".into(), "list_dir".into(), json!({"path": "."})),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn content_filter_is_a_refusal() {
+    let fake = FakeProvider::start(vec![Reply::Stream {
+        data: vec![
+            role_chunk(),
+            text_chunk("I"),
+            finish_chunk("content_filter"),
+            done(),
+        ],
+        end: End::Clean,
+    }])
+    .await;
+    let events = complete(config(vec![("openai", provider(&fake.base))]), prompt("hi")).await;
+    assert_eq!(shape(&events).last().unwrap(), "finished Refusal");
 }

@@ -1,5 +1,6 @@
-//! Test support: a scripted fake OpenAI server and helpers to build configs,
-//! call the proxy and summarise its event stream.
+//! Test support: a scripted fake provider server (every wire format: it
+//! replays the exact SSE frames a test gives it and records each request),
+//! and helpers to build configs, call the proxy and summarise its events.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -7,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
+use axum::http::Uri;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::post;
 use futures::StreamExt;
 use openheim_config::{ProviderConfig, ProviderKind, Secret};
 use openheim_llm_proxy::LlmProxyConfig;
@@ -27,6 +28,9 @@ pub const TEST_KEY: &str = "sk-test-0123456789abcdef";
 pub enum Reply {
     /// `200 text/event-stream` with these `data:` payloads, then `end`.
     Stream { data: Vec<String>, end: End },
+    /// `200 text/event-stream` with these frames sent verbatim (each a whole
+    /// SSE event with its blank line), then `end`.
+    Frames { frames: Vec<String>, end: End },
     /// A non-success answer with a JSON body.
     Status {
         status: u16,
@@ -48,8 +52,17 @@ pub enum End {
 /// A request the fake server received.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
     pub authorization: Option<String>,
     pub body: Value,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
 }
 
 #[derive(Default)]
@@ -58,35 +71,48 @@ struct FakeState {
     requests: Mutex<Vec<Recorded>>,
 }
 
-/// A fake OpenAI Chat Completions server on 127.0.0.1:0.
-pub struct FakeOpenAi {
-    /// `http://127.0.0.1:PORT/v1`, to use as `api_base`.
+/// A fake provider on 127.0.0.1:0 that answers every POST, whatever the
+/// path, with the next scripted reply.
+pub struct FakeProvider {
+    /// `http://127.0.0.1:PORT/v1`, to use as `api_base` (OpenAI, Anthropic).
     pub base: String,
+    /// `http://127.0.0.1:PORT/v1beta`, to use as a Gemini `api_base`.
+    pub gemini_base: String,
     state: Arc<FakeState>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for FakeOpenAi {
+impl Drop for FakeProvider {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-impl FakeOpenAi {
+impl FakeProvider {
     pub async fn start(replies: Vec<Reply>) -> Self {
         let state = Arc::new(FakeState {
             replies: Mutex::new(replies.into()),
             requests: Mutex::default(),
         });
         let app = Router::new()
-            .route("/v1/chat/completions", post(chat_completions))
+            .fallback(answer)
             .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}/v1", listener.local_addr().unwrap());
+        let address = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        Self { base, state, task }
+        Self {
+            base: format!("http://{address}/v1"),
+            gemini_base: format!("http://{address}/v1beta"),
+            state,
+            task,
+        }
+    }
+
+    /// How many replies the server was scripted with and has not used.
+    pub fn replies_left(&self) -> usize {
+        self.state.replies.lock().unwrap().len()
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -94,20 +120,28 @@ impl FakeOpenAi {
     }
 }
 
-async fn chat_completions(
+async fn answer(
     State(state): State<Arc<FakeState>>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     state.requests.lock().unwrap().push(Recorded {
+        path: uri.path().to_owned(),
+        query: uri.query().map(str::to_owned),
         authorization: headers
             .get("authorization")
             .map(|v| v.to_str().unwrap().to_owned()),
+        headers,
         body: serde_json::from_slice(&body).expect("the proxy sends JSON"),
     });
     let reply = state.replies.lock().unwrap().pop_front();
     match reply {
-        Some(Reply::Stream { data, end }) => sse_response(data, end),
+        Some(Reply::Stream { data, end }) => {
+            let frames = data.iter().map(|d| format!("data: {d}\n\n")).collect();
+            sse_response(frames, end)
+        }
+        Some(Reply::Frames { frames, end }) => sse_response(frames, end),
         Some(Reply::Status {
             status,
             headers,
@@ -140,13 +174,13 @@ impl Drop for DropSignal {
     }
 }
 
-fn sse_response(data: Vec<String>, end: End) -> Response {
+fn sse_response(events: Vec<String>, end: End) -> Response {
     // Each event is split in two frames, so the client must reassemble
     // events (and UTF-8 characters) across network reads.
-    let frames: Vec<Result<Bytes, std::io::Error>> = data
+    let frames: Vec<Result<Bytes, std::io::Error>> = events
         .iter()
-        .flat_map(|payload| {
-            let event = format!("data: {payload}\n\n").into_bytes();
+        .flat_map(|event| {
+            let event = event.as_bytes();
             let (a, b) = event.split_at(event.len() / 2);
             [Ok(Bytes::copy_from_slice(a)), Ok(Bytes::copy_from_slice(b))]
         })
@@ -188,6 +222,22 @@ fn cut() -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
             std::task::Poll::Pending
         }
     })
+}
+
+/// An SSE event with a name, as Anthropic and the Responses API send them.
+pub fn named_event(name: &str, data: &Value) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
+/// A Responses API event: named after its own `type`.
+pub fn responses_event(data: Value) -> String {
+    let name = data["type"].as_str().unwrap().to_owned();
+    named_event(&name, &data)
+}
+
+/// A Gemini chunk, with the CRLF line ends Google's SSE uses.
+pub fn gemini_chunk(data: Value) -> String {
+    format!("data: {data}\r\n\r\n")
 }
 
 /// OpenAI's chunk envelope around one `choices[0]` value.
@@ -272,6 +322,21 @@ pub fn provider(base: &str) -> ProviderConfig {
     }
 }
 
+/// A provider of `kind` at the fake server, with the test key and its
+/// kind's usual env var.
+pub fn provider_of(kind: ProviderKind, fake: &FakeProvider) -> ProviderConfig {
+    let (base, env_var) = match kind {
+        ProviderKind::Anthropic => (&fake.base, "ANTHROPIC_API_KEY"),
+        ProviderKind::Gemini => (&fake.gemini_base, "GEMINI_API_KEY"),
+        ProviderKind::Openai | ProviderKind::OpenaiCompatible => (&fake.base, "OPENAI_API_KEY"),
+    };
+    ProviderConfig {
+        kind: Some(kind),
+        env_var: Some(env_var.into()),
+        ..provider(base)
+    }
+}
+
 pub fn config(providers: Vec<(&str, ProviderConfig)>) -> LlmProxyConfig {
     LlmProxyConfig {
         default_provider: providers.first().map(|(name, _)| (*name).to_owned()),
@@ -279,6 +344,7 @@ pub fn config(providers: Vec<(&str, ProviderConfig)>) -> LlmProxyConfig {
             .into_iter()
             .map(|(name, p)| (name.to_owned(), p))
             .collect::<BTreeMap<_, _>>(),
+        ..LlmProxyConfig::default()
     }
 }
 
@@ -345,5 +411,27 @@ pub fn shape(events: &[Event]) -> Vec<String> {
             Event::Finished(f) => format!("finished {:?}", f.stop_reason()),
             Event::Error(e) => format!("error {:?}", e.kind()),
         })
+        .collect()
+}
+
+/// The tool calls of an event stream, reassembled the way a caller does it
+/// (by index): `(id, name, arguments)`, the arguments parsed.
+pub fn tool_calls(events: &[Event]) -> Vec<(String, String, Value)> {
+    let mut calls: Vec<(String, String, String)> = Vec::new();
+    for event in events {
+        if let Event::ToolCallDelta(delta) = event {
+            let index = delta.index as usize;
+            if calls.len() <= index {
+                calls.resize(index + 1, Default::default());
+            }
+            let call = &mut calls[index];
+            call.0.push_str(&delta.id);
+            call.1.push_str(&delta.name);
+            call.2.push_str(&delta.arguments_fragment);
+        }
+    }
+    calls
+        .into_iter()
+        .map(|(id, name, args)| (id, name, serde_json::from_str(&args).unwrap()))
         .collect()
 }

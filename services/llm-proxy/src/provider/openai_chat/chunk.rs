@@ -1,23 +1,24 @@
 //! Decoding of Chat Completions stream chunks (`data:` payloads of the SSE
-//! stream) into [`ProviderEvent`]s, and of OpenAI-style error bodies.
+//! stream) into [`ProviderEvent`]s.
 //!
 //! Chunks are deserialised into small structs that keep only what we use:
 //! serde skips every other field without allocating, and the `choices` array
 //! is reduced to its first element without building a `Vec`.
 
 use std::collections::VecDeque;
-use std::fmt;
 
 use openheim_proto::common::v1::{StopReason, Usage};
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 
 use crate::error::LlmError;
 use crate::provider::ProviderEvent;
+use crate::provider::content::first_element;
+use crate::provider::http::{self, Decoder};
+use crate::provider::wire_error::{self, ErrorBody, Origin};
 
 #[derive(Deserialize)]
 struct Chunk {
-    #[serde(default, deserialize_with = "first_choice")]
+    #[serde(default, deserialize_with = "first_element")]
     choices: Option<Choice>,
     #[serde(default)]
     usage: Option<WireUsage>,
@@ -95,102 +96,6 @@ struct PromptTokensDetails {
     cached_tokens: Option<u64>,
 }
 
-/// An OpenAI-style error: `{"error": {...}}` from OpenAI and vLLM,
-/// `{"error": "text"}` from Ollama.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub(super) enum ErrorBody {
-    Object(ErrorObject),
-    Text(String),
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct ErrorObject {
-    #[serde(default)]
-    pub message: Option<String>,
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
-    /// A string (`"context_length_exceeded"`) or a number (vLLM: `400`).
-    #[serde(default)]
-    pub code: Option<serde_json::Value>,
-}
-
-impl ErrorBody {
-    pub(super) fn message(&self) -> &str {
-        match self {
-            Self::Object(o) => o.message.as_deref().unwrap_or_default(),
-            Self::Text(t) => t,
-        }
-    }
-
-    /// The machine-readable code or type, when there is one.
-    pub(super) fn code(&self) -> Option<&str> {
-        match self {
-            Self::Object(o) => o
-                .code
-                .as_ref()
-                .and_then(serde_json::Value::as_str)
-                .or(o.kind.as_deref()),
-            Self::Text(_) => None,
-        }
-    }
-
-    fn numeric_code(&self) -> Option<u16> {
-        match self {
-            Self::Object(o) => o
-                .code
-                .as_ref()
-                .and_then(serde_json::Value::as_u64)
-                .and_then(|c| u16::try_from(c).ok()),
-            Self::Text(_) => None,
-        }
-    }
-}
-
-/// Phrases with which servers that send no error code say the prompt is too
-/// long (vLLM, llama.cpp, OpenAI's own message). Matching text is a last
-/// resort here: the code is checked first.
-const CONTEXT_TOO_LONG_PHRASES: &[&str] = &[
-    "maximum context length",
-    "context length exceeded",
-    "context_length_exceeded",
-    "exceeds the available context size",
-    "context window",
-];
-
-/// Whether an error body says the context window was exceeded.
-pub(super) fn is_context_too_long(code: Option<&str>, message: &str) -> bool {
-    if code == Some("context_length_exceeded") {
-        return true;
-    }
-    let message = message.to_ascii_lowercase();
-    CONTEXT_TOO_LONG_PHRASES.iter().any(|p| message.contains(p))
-}
-
-/// Parses an error response body; `None` when it is not OpenAI-shaped.
-pub(super) fn parse_error_body(body: &str) -> Option<ErrorBody> {
-    #[derive(Deserialize)]
-    struct Envelope {
-        #[serde(default)]
-        error: Option<ErrorBody>,
-        /// Some servers answer `{"message": ...}` or FastAPI's `{"detail": ...}`.
-        #[serde(default)]
-        message: Option<String>,
-        #[serde(default)]
-        detail: Option<serde_json::Value>,
-    }
-    let envelope: Envelope = serde_json::from_str(body).ok()?;
-    envelope
-        .error
-        .or_else(|| envelope.message.map(ErrorBody::Text))
-        .or_else(|| {
-            envelope.detail.map(|d| match d {
-                serde_json::Value::String(s) => ErrorBody::Text(s),
-                other => ErrorBody::Text(other.to_string()),
-            })
-        })
-}
-
 /// Turns the chunks of one streamed answer into events.
 pub(super) struct ChunkDecoder {
     provider: String,
@@ -229,17 +134,19 @@ impl ChunkDecoder {
     }
 
     /// Decodes one `data:` payload, appending its events to `out`.
-    pub(super) fn decode(
+    fn decode_chunk(
         &mut self,
         data: &str,
         out: &mut VecDeque<ProviderEvent>,
     ) -> Result<(), LlmError> {
-        let chunk: Chunk = serde_json::from_str(data).map_err(|e| LlmError::Protocol {
-            provider: self.provider.clone(),
-            message: format!("cannot parse stream chunk: {e}"),
-        })?;
+        let chunk: Chunk = serde_json::from_str(data)
+            .map_err(|e| http::parse_error(&self.provider, "stream chunk", &e))?;
         if let Some(error) = chunk.error {
-            return Err(self.stream_error(&error));
+            let origin = Origin {
+                provider: &self.provider,
+                model: &self.model,
+            };
+            return Err(wire_error::stream_error(origin, &error));
         }
         if let Some(choice) = chunk.choices {
             if let Some(delta) = choice.delta {
@@ -333,55 +240,25 @@ impl ChunkDecoder {
         });
         (id, name.unwrap_or_default())
     }
+}
 
-    fn stream_error(&self, error: &ErrorBody) -> LlmError {
-        let message = error.message().to_owned();
-        let provider = self.provider.clone();
-        if let Some(status) = error.numeric_code().filter(|s| (400..600).contains(s)) {
-            return LlmError::from_http(crate::error::HttpFailure {
-                provider: &self.provider,
-                model: &self.model,
-                status,
-                context_too_long: is_context_too_long(None, &message),
-                message,
-                retry_after: None,
-                auth_hint: "check the provider's API key",
-                url: "",
-            });
+impl Decoder for ChunkDecoder {
+    fn decode(
+        &mut self,
+        _event: &str,
+        data: &str,
+        out: &mut VecDeque<ProviderEvent>,
+    ) -> Result<Option<StopReason>, LlmError> {
+        if data == "[DONE]" {
+            return Ok(Some(self.stop_reason().unwrap_or(StopReason::EndTurn)));
         }
-        match error.code() {
-            code if is_context_too_long(code, &message) => LlmError::ContextTooLong {
-                provider,
-                model: self.model.clone(),
-                status: None,
-                message,
-            },
-            Some("rate_limit_exceeded" | "rate_limit_error") => LlmError::RateLimited {
-                provider,
-                message,
-                retry_after: None,
-            },
-            Some("overloaded_error") => LlmError::Overloaded {
-                provider,
-                status: 529,
-                message,
-                retry_after: None,
-            },
-            Some("invalid_request_error") => LlmError::BadRequest {
-                provider,
-                status: 400,
-                message,
-            },
-            // `server_error` and anything unknown: mid-stream failures are
-            // usually transient on the provider's side.
-            _ => LlmError::Provider {
-                provider,
-                status: None,
-                message,
-                retryable: true,
-                retry_after: None,
-            },
-        }
+        self.decode_chunk(data, out)?;
+        Ok(None)
+    }
+
+    /// Servers that omit `[DONE]` still end with a finish_reason.
+    fn end_of_body(&mut self, _out: &mut VecDeque<ProviderEvent>) -> Option<StopReason> {
+        self.stop_reason()
     }
 }
 
@@ -410,40 +287,6 @@ fn usage_of(usage: &WireUsage) -> Usage {
     }
 }
 
-/// Deserialises `choices` into its first element, skipping the rest, so no
-/// `Vec` is built per chunk. `null` and `[]` give `None`.
-fn first_choice<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Choice>, D::Error> {
-    struct FirstChoice;
-
-    impl<'de> Visitor<'de> for FirstChoice {
-        type Value = Option<Choice>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an array of choices")
-        }
-
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_seq(self)
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let first = seq.next_element::<Choice>()?;
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(first)
-        }
-    }
-
-    deserializer.deserialize_option(FirstChoice)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,7 +294,7 @@ mod tests {
     fn decode_all(decoder: &mut ChunkDecoder, chunks: &[&str]) -> Vec<ProviderEvent> {
         let mut out = VecDeque::new();
         for chunk in chunks {
-            decoder.decode(chunk, &mut out).unwrap();
+            decoder.decode_chunk(chunk, &mut out).unwrap();
         }
         out.into_iter().collect()
     }
@@ -571,8 +414,9 @@ mod tests {
     fn errors_inside_the_stream_are_typed() {
         let mut d = ChunkDecoder::new("p", "m");
         let mut out = VecDeque::new();
-        let err =
-            |d: &mut ChunkDecoder, out: &mut VecDeque<_>, s: &str| d.decode(s, out).unwrap_err();
+        let err = |d: &mut ChunkDecoder, out: &mut VecDeque<_>, s: &str| {
+            d.decode_chunk(s, out).unwrap_err()
+        };
         let e = err(
             &mut d,
             &mut out,
@@ -614,28 +458,5 @@ mod tests {
         let e = err(&mut d, &mut out, "{not json");
         assert!(matches!(e, LlmError::Protocol { .. }), "{e:?}");
         assert!(out.is_empty());
-    }
-
-    #[test]
-    fn error_bodies_of_several_servers() {
-        let openai = parse_error_body(
-            r#"{"error":{"message":"This model's maximum context length is 8192 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#,
-        )
-        .unwrap();
-        assert_eq!(openai.code(), Some("context_length_exceeded"));
-        assert!(is_context_too_long(openai.code(), openai.message()));
-        let ollama = parse_error_body(r#"{"error":"model \"x\" not found"}"#).unwrap();
-        assert_eq!(ollama.message(), "model \"x\" not found");
-        let fastapi = parse_error_body(r#"{"detail":"Not Found"}"#).unwrap();
-        assert_eq!(fastapi.message(), "Not Found");
-        assert!(parse_error_body("<html>").is_none());
-        assert!(is_context_too_long(
-            Some("invalid_request_error"),
-            "This model's maximum context length is 4096 tokens. However, you requested 5000"
-        ));
-        assert!(!is_context_too_long(
-            None,
-            "unknown parameter: stream_options"
-        ));
     }
 }

@@ -3,14 +3,13 @@
 
 use std::borrow::Cow;
 
-use base64::Engine as _;
 use openheim_proto::common::v1::content_block::Block;
-use openheim_proto::common::v1::{Image, Message, Role, ToolCall, ToolDefinition};
+use openheim_proto::common::v1::{Message, Role, ToolCall, ToolDefinition};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::error::LlmError;
-use crate::provider::Conversation;
+use crate::provider::{Conversation, content};
 
 /// How a provider wants a few fields spelled.
 #[derive(Debug, Clone, Copy)]
@@ -23,9 +22,6 @@ pub(super) struct BodyOptions {
     /// The provider's configured `max_tokens`, used when the request sets none.
     pub default_max_tokens: Option<u32>,
 }
-
-/// Schema sent for tools that declare none: an object with no properties.
-const EMPTY_SCHEMA: &str = r#"{"type":"object","properties":{}}"#;
 
 #[derive(Serialize)]
 struct ChatRequest<'a> {
@@ -145,32 +141,19 @@ pub(super) fn encode(
         max_completion_tokens: max_tokens.filter(|_| options.max_completion_tokens),
         temperature: conversation.temperature,
     };
-    serde_json::to_vec(&body).map_err(|e| LlmError::Internal {
-        message: format!("cannot encode the request body: {e}"),
-    })
+    content::to_json(&body)
 }
 
 fn tools(definitions: &[ToolDefinition]) -> Result<Vec<WireTool<'_>>, LlmError> {
     definitions
         .iter()
         .map(|tool| {
-            let schema = if tool.input_schema_json.trim().is_empty() {
-                EMPTY_SCHEMA
-            } else {
-                &tool.input_schema_json
-            };
-            // Parsed only to validate and borrow it: a broken schema is a caller
-            // bug better reported here than as a provider 400.
-            let parameters: &RawValue =
-                serde_json::from_str(schema).map_err(|e| LlmError::Internal {
-                    message: format!("tool {:?} has an invalid input schema: {e}", tool.name),
-                })?;
             Ok(WireTool {
                 kind: "function",
                 function: WireFunction {
                     name: &tool.name,
                     description: &tool.description,
-                    parameters,
+                    parameters: content::tool_schema(tool)?,
                 },
             })
         })
@@ -182,7 +165,7 @@ fn tools(definitions: &[ToolDefinition]) -> Result<Vec<WireTool<'_>>, LlmError> 
 /// inside a user message) also map; thinking is not sent back, since Chat
 /// Completions has no field for it.
 fn push_message<'a>(message: &'a Message, out: &mut Vec<WireMessage<'a>>) {
-    let blocks = message.content.iter().filter_map(|b| b.block.as_ref());
+    let blocks = content::blocks(message);
     for block in blocks.clone() {
         if let Block::ToolResult(result) = block {
             out.push(WireMessage::Tool {
@@ -227,7 +210,7 @@ fn push_message<'a>(message: &'a Message, out: &mut Vec<WireMessage<'a>>) {
                     Block::Text(text) => Some(Part::Text { text }),
                     Block::Image(image) => Some(Part::ImageUrl {
                         image_url: ImageUrl {
-                            url: data_url(image),
+                            url: content::data_url(image),
                         },
                     }),
                     Block::Thinking(_) | Block::ToolCall(_) | Block::ToolResult(_) => None,
@@ -244,36 +227,19 @@ fn push_message<'a>(message: &'a Message, out: &mut Vec<WireMessage<'a>>) {
 }
 
 fn tool_call(call: &ToolCall) -> WireToolCall<'_> {
-    // Providers reject an empty arguments string; "no arguments" is `{}`.
-    let arguments = if call.arguments_json.trim().is_empty() {
-        "{}"
-    } else {
-        &call.arguments_json
-    };
     WireToolCall {
         id: &call.id,
         kind: "function",
         function: WireFunctionCall {
             name: &call.name,
-            arguments,
+            arguments: content::arguments_text(&call.arguments_json),
         },
     }
 }
 
-fn data_url(image: &Image) -> String {
-    let mime = if image.mime_type.is_empty() {
-        "image/png"
-    } else {
-        &image.mime_type
-    };
-    let mut url = format!("data:{mime};base64,");
-    base64::engine::general_purpose::STANDARD.encode_string(&image.data, &mut url);
-    url
-}
-
 #[cfg(test)]
 mod tests {
-    use openheim_proto::common::v1::{ContentBlock, ToolResult};
+    use openheim_proto::common::v1::{ContentBlock, Image, ToolResult};
     use serde_json::{Value, json};
 
     use super::*;

@@ -1,0 +1,76 @@
+//! Anthropic Messages client: one streaming `POST {api_base}/messages` with
+//! `x-api-key` and `anthropic-version`, read as server-sent events.
+
+mod events;
+mod request;
+
+use std::sync::Arc;
+
+use futures::stream::BoxStream;
+use openheim_config::ProviderConfig;
+use reqwest::header::{HeaderName, HeaderValue};
+
+use self::events::EventDecoder;
+use super::http::{self, Endpoint, KeyHeader};
+use super::{LlmProvider, ProviderEvent, ProviderRequest};
+use crate::error::LlmError;
+
+/// The API version this client speaks.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+/// Anthropic requires `max_tokens`; used when neither the request nor the
+/// provider's `max_tokens` sets it.
+pub const ANTHROPIC_DEFAULT_MAX_TOKENS: u32 = 8192;
+
+/// A provider speaking the Anthropic Messages API.
+pub struct Anthropic {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    endpoint: Arc<Endpoint>,
+    url: reqwest::Url,
+    max_tokens: u32,
+    headers: [(HeaderName, HeaderValue); 1],
+}
+
+impl Anthropic {
+    /// Validates the provider's settings; no network access happens here.
+    pub fn new(
+        name: &str,
+        config: &ProviderConfig,
+        client: reqwest::Client,
+    ) -> Result<Self, LlmError> {
+        let endpoint = Endpoint::new(name, config, client, KeyHeader::Named("x-api-key"))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                url: endpoint.url("/messages")?,
+                endpoint: Arc::new(endpoint),
+                max_tokens: config.max_tokens.unwrap_or(ANTHROPIC_DEFAULT_MAX_TOKENS),
+                headers: [(
+                    HeaderName::from_static("anthropic-version"),
+                    HeaderValue::from_static(ANTHROPIC_VERSION),
+                )],
+            }),
+        })
+    }
+}
+
+impl LlmProvider for Anthropic {
+    fn stream(
+        &self,
+        request: ProviderRequest,
+    ) -> BoxStream<'static, Result<ProviderEvent, LlmError>> {
+        let inner = Arc::clone(&self.inner);
+        http::stream_with(Arc::clone(&inner.endpoint), async move {
+            let body = request::encode(&request.model, &request.conversation, inner.max_tokens)?;
+            let endpoint = &inner.endpoint;
+            let response = endpoint.post(&inner.url, &inner.headers, body).await?;
+            if !response.status().is_success() {
+                let answer = endpoint.read_error(response).await;
+                return Err(endpoint.http_error(&answer, &request.model, inner.url.as_str()));
+            }
+            let response = endpoint.expect_event_stream(response)?;
+            Ok((response, EventDecoder::new(&endpoint.name, &request.model)))
+        })
+    }
+}
