@@ -16,8 +16,9 @@ use crate::error::GatewayError;
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 /// Largest HTTP request body accepted (REST takes no large bodies).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Open WebSocket connections at once; more are answered 503.
-pub const DEFAULT_MAX_SOCKETS: usize = 1024;
+/// Open WebSocket connections at once (`server.max_connections`); more are
+/// answered 503.
+pub const DEFAULT_MAX_SOCKETS: usize = openheim_config::DEFAULT_MAX_CONNECTIONS;
 /// A socket that sent nothing (not even a pong) for this long is closed.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How often the gateway pings each socket.
@@ -104,7 +105,10 @@ impl GatewayOptions {
                 tokens: AuthTokens::from_config(&config.server),
                 allowed_origins: config.server.allowed_origins.clone(),
             },
-            limits: Limits::default(),
+            limits: Limits {
+                max_sockets: config.server.max_connections,
+                ..Limits::default()
+            },
             shutdown_deadline: DEFAULT_SHUTDOWN_DEADLINE,
             acp: AcpOptions::from_config(config),
             config_view: crate::rest::config::redacted(config),

@@ -87,9 +87,17 @@ where
     Ok(upgrade
         .max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
+        // tungstenite preallocates its read buffer (128 KiB by default) for
+        // every socket; most sockets are idle, so read in small chunks and
+        // write each message at once.
+        .read_buffer_size(SOCKET_READ_BUFFER)
+        .write_buffer_size(0)
         .on_failed_upgrade(|error| tracing::debug!(%error, "WebSocket upgrade failed"))
         .on_upgrade(move |socket| drain.track(serve(state, socket, permit))))
 }
+
+/// Read chunk of every WebSocket; larger messages are read in several.
+const SOCKET_READ_BUFFER: usize = 4 * 1024;
 
 /// `/acp`: every text frame is one JSON-RPC message.
 struct Bare(AgentChannel);
