@@ -17,9 +17,10 @@ lint:
 fmt:
 	cargo fmt --all
 
-# Turn-overhead benchmark (numbers go to docs/performance.md).
+# Turn-overhead and gateway benchmarks (numbers go to docs/performance.md).
 bench:
 	cargo build --release --workspace --bins
 	cargo run --release -p openheim-e2e --bin turn-bench
+	cargo run --release -p openheim-e2e --bin gateway-bench
 
 ci: lint test
