@@ -32,10 +32,14 @@ pub mod config {
     };
 }
 
-/// Events and messages of the agent-loop wire.
+/// Events and messages of the agent-loop wire, and what its listings return
+/// (tools, MCP server statuses, provider models).
 pub mod events {
     pub use openheim_proto::agent_loop::v1::{
-        ApprovalMode, Decision, SessionInfo, ToolCallStatus, TurnEvent, turn_event::Event,
+        ApprovalMode, Decision, ModelSelected, SessionInfo, ToolCallStatus, TurnEvent,
+        turn_event::Event,
     };
-    pub use openheim_proto::common::v1::{Message, StopReason, Usage};
+    pub use openheim_proto::common::v1::{Message, StopReason, ToolDefinition, ToolKind, Usage};
+    pub use openheim_proto::llm_proxy::v1::ProviderModels;
+    pub use openheim_proto::mcp_broker::v1::{ServerState, ServerStatus};
 }

@@ -13,11 +13,18 @@ use futures::Stream;
 use openheim_config::{Config, LoadOptions, McpServerConfig, ProviderConfig};
 use openheim_proto::GrpcChannel;
 use openheim_proto::agent_loop::v1::{
-    ApprovalMode, CancelTurn, CreateSessionRequest, Decision, ListSessionsRequest,
-    LoadSessionRequest, PermissionDecision, SessionInfo, SetSessionModelRequest, StartTurn,
-    TurnEvent, TurnInput, agent_loop_client::AgentLoopClient, turn_input::Input,
+    ApprovalMode, CancelTurn, CreateSessionRequest, Decision, ListMcpServersRequest,
+    ListSessionsRequest, ListSkillsRequest, ListToolsRequest, LoadSessionRequest,
+    PermissionDecision, SessionInfo, SetSessionModeRequest, SetSessionModelRequest,
+    SetSessionSkillsRequest, StartTurn, TurnEvent, TurnInput, agent_loop_client::AgentLoopClient,
+    turn_input::Input,
 };
-use openheim_proto::common::v1::{ContentBlock, Message, content_block::Block};
+use openheim_proto::common::v1::{ContentBlock, Message, ToolDefinition, content_block::Block};
+use openheim_proto::llm_proxy::v1::{
+    ListModelsRequest, ProviderModels, llm_proxy_client::LlmProxyClient,
+};
+use openheim_proto::mcp_broker::v1::ServerStatus;
+use openheim_proto::transport::MAX_MESSAGE_BYTES;
 use openheim_tool_executor::ToolHandler;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -176,6 +183,12 @@ impl Openheim {
         OpenheimBuilder::default()
     }
 
+    /// Wraps services already started (or connected to) by the caller,
+    /// e.g. a front end that also needs the runtime's other channels.
+    pub fn from_runtime(runtime: Runtime) -> Self {
+        Self { runtime }
+    }
+
     fn client(&self) -> AgentLoopClient<GrpcChannel> {
         self.runtime.agent_loop()
     }
@@ -245,6 +258,47 @@ impl Openheim {
         let next = Some(page.next_cursor).filter(|c| !c.is_empty());
         Ok((page.sessions, next))
     }
+
+    /// Names of the skills sessions can use (`<data_dir>/skills/*.md`), sorted.
+    pub async fn skills(&self) -> Result<Vec<String>, Error> {
+        let response = self
+            .client()
+            .list_skills(ListSkillsRequest {})
+            .await
+            .map_err(agent)?;
+        Ok(response.into_inner().names)
+    }
+
+    /// The configured MCP servers and their statuses.
+    pub async fn mcp_servers(&self) -> Result<Vec<ServerStatus>, Error> {
+        list_mcp_servers(self.client(), String::new()).await
+    }
+
+    /// The configured providers and their models, from the llm-proxy;
+    /// `None` when this runtime has no channel to it (a remote agent loop
+    /// without a `services.llm_proxy` address).
+    pub async fn models(&self) -> Result<Option<Vec<ProviderModels>>, Error> {
+        let Some(channel) = self.runtime.llm_proxy_channel() else {
+            return Ok(None);
+        };
+        let response = LlmProxyClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .list_models(ListModelsRequest {})
+            .await
+            .map_err(agent)?;
+        Ok(Some(response.into_inner().providers))
+    }
+}
+
+async fn list_mcp_servers(
+    mut client: AgentLoopClient<GrpcChannel>,
+    session_id: String,
+) -> Result<Vec<ServerStatus>, Error> {
+    let response = client
+        .list_mcp_servers(ListMcpServersRequest { session_id })
+        .await
+        .map_err(agent)?;
+    Ok(response.into_inner().servers)
 }
 
 /// A session handle.
@@ -301,6 +355,64 @@ impl Session {
             .map_err(agent)?
             .into_inner();
         Ok(())
+    }
+
+    /// Replaces the session's skills (the configured defaults included)
+    /// from its next turn. Unknown skill names are an error and change
+    /// nothing.
+    pub async fn set_skills(&mut self, skills: Vec<String>) -> Result<(), Error> {
+        let request = SetSessionSkillsRequest {
+            session_id: self.info.id.clone(),
+            skills,
+        };
+        self.info = self
+            .client
+            .set_session_skills(request)
+            .await
+            .map_err(agent)?
+            .into_inner();
+        Ok(())
+    }
+
+    /// Switches how tool calls are approved and, when `read_only` is
+    /// `Some`, whether only read-only tools are offered, from the next turn.
+    pub async fn set_mode(
+        &mut self,
+        approval: ApprovalMode,
+        read_only: Option<bool>,
+    ) -> Result<(), Error> {
+        let request = SetSessionModeRequest {
+            session_id: self.info.id.clone(),
+            approval_mode: approval as i32,
+            read_only,
+        };
+        self.info = self
+            .client
+            .set_session_mode(request)
+            .await
+            .map_err(agent)?
+            .into_inner();
+        Ok(())
+    }
+
+    /// The tools the session's next turn offers the model.
+    pub async fn tools(&self) -> Result<Vec<ToolDefinition>, Error> {
+        let request = ListToolsRequest {
+            session_id: self.info.id.clone(),
+        };
+        let response = self
+            .client
+            .clone()
+            .list_tools(request)
+            .await
+            .map_err(agent)?;
+        Ok(response.into_inner().tools)
+    }
+
+    /// The MCP servers the session's turns use (configured and its own),
+    /// with their statuses.
+    pub async fn mcp_servers(&self) -> Result<Vec<ServerStatus>, Error> {
+        list_mcp_servers(self.client.clone(), self.info.id.clone()).await
     }
 }
 

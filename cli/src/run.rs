@@ -181,6 +181,7 @@ impl View {
             Event::Started(_)
             | Event::ThinkingDelta(_)
             | Event::Usage(_)
+            | Event::ModelSelected(_)
             | Event::ClientRequest(_) => {}
             Event::PermissionRequest(request) => {
                 // Sessions created by `run` never ask; answer nothing (reject).

@@ -190,7 +190,7 @@ impl TurnRelay {
             Event::Error(error) => {
                 return Some(Err(AcpError::from_turn_error(&self.session.id, &error)));
             }
-            Event::Started(_) | Event::Usage(_) => {}
+            Event::Started(_) | Event::Usage(_) | Event::ModelSelected(_) => {}
         }
         None
     }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use openheim_proto::agent_loop::v1::{
     CreateSessionRequest, ListMcpServersRequest, ListMcpServersResponse, ListSessionsRequest,
-    ListSessionsResponse, LoadSessionRequest, LoadSessionResponse, SessionInfo,
-    SetSessionModeRequest, SetSessionModelRequest, TurnError, TurnEvent, TurnInput,
+    ListSessionsResponse, ListSkillsRequest, ListSkillsResponse, ListToolsRequest,
+    ListToolsResponse, LoadSessionRequest, LoadSessionResponse, SessionInfo, SetSessionModeRequest,
+    SetSessionModelRequest, SetSessionSkillsRequest, TurnError, TurnEvent, TurnInput,
     agent_loop_server::AgentLoop, turn_event::Event, turn_input::Input,
 };
 use tokio::sync::mpsc;
@@ -115,6 +116,39 @@ impl AgentLoop for AgentLoopGrpc {
             .await
             .map_err(status)?;
         Ok(Response::new(info))
+    }
+
+    async fn set_session_skills(
+        &self,
+        request: Request<SetSessionSkillsRequest>,
+    ) -> Result<Response<SessionInfo>, Status> {
+        let request = request.into_inner();
+        let info = self
+            .service
+            .set_skills(&request.session_id, request.skills)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(info))
+    }
+
+    async fn list_tools(
+        &self,
+        request: Request<ListToolsRequest>,
+    ) -> Result<Response<ListToolsResponse>, Status> {
+        let tools = self
+            .service
+            .list_tools(&request.into_inner().session_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(ListToolsResponse { tools }))
+    }
+
+    async fn list_skills(
+        &self,
+        _request: Request<ListSkillsRequest>,
+    ) -> Result<Response<ListSkillsResponse>, Status> {
+        let names = self.service.list_skills().await;
+        Ok(Response::new(ListSkillsResponse { names }))
     }
 
     async fn list_mcp_servers(

@@ -10,7 +10,9 @@ use openheim_proto::agent_loop::v1::{
     ListSessionsResponse, LoadSessionResponse, SessionInfo, SetSessionModeRequest, StartTurn,
     TurnEnded, TurnEvent, TurnStarted, turn_event::Event,
 };
+use openheim_proto::common::v1::ToolDefinition;
 use openheim_proto::mcp_broker::v1::{ServerSpec, ServerStatus};
+use openheim_proto::tool_executor::v1::Workspace;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -178,6 +180,53 @@ impl AgentService {
         Ok(session_info(&summary))
     }
 
+    /// Replaces the session's skills with `skills` (deduplicated, order
+    /// kept), checked like those of a new session; a record in its log,
+    /// applied from its next turn.
+    pub async fn set_skills(
+        &self,
+        session_id: &str,
+        skills: Vec<String>,
+    ) -> Result<SessionInfo, AgentError> {
+        check_session_id(session_id)?;
+        let mut summary = self.store.load(session_id).await?.summary;
+        let skills = prompt::merge_skills(&[], &skills);
+        prompt::check_skills(&self.sources, &skills).await?;
+        summary.updated_at_ms = now_ms();
+        let record = Record::Skills {
+            at_ms: summary.updated_at_ms,
+            skills: skills.clone(),
+        };
+        self.store.append(session_id, &record).await?;
+        summary.meta.skills = skills;
+        Ok(session_info(&summary))
+    }
+
+    /// The tools the session's next turn offers the model, as the turn
+    /// lists them.
+    pub async fn list_tools(&self, session_id: &str) -> Result<Vec<ToolDefinition>, AgentError> {
+        check_session_id(session_id)?;
+        let meta = self.store.load(session_id).await?.summary.meta;
+        let workspace = Workspace {
+            root: meta.work_dir,
+            allow_shell: self.config.allow_shell,
+        };
+        let tools = self
+            .backends
+            .list_tools(&workspace, &meta.id, meta.read_only)
+            .await?;
+        Ok(tools
+            .into_iter()
+            .map(|(definition, _)| definition)
+            .collect())
+    }
+
+    /// Names of the skills sessions can use (`<data_dir>/skills/*.md`),
+    /// sorted; none when the directory does not exist.
+    pub async fn list_skills(&self) -> Vec<String> {
+        prompt::available_skills(&self.sources.skills_dir).await
+    }
+
     /// The MCP servers a session's turns use, with their statuses: the
     /// configured ones and, for a session, its own.
     pub async fn list_mcp_servers(
@@ -303,6 +352,107 @@ fn session_info(summary: &SessionSummary) -> SessionInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::FileStore;
+
+    /// A service over a temporary data dir with skills `rust` and `tests`;
+    /// its backends are never reached by the operations tested here.
+    fn new_service(data_dir: &Path) -> AgentService {
+        std::fs::write(data_dir.join("system.md"), "I am Ada.\n").unwrap();
+        let config = AgentLoopConfig {
+            max_iterations: 3,
+            default_skills: vec!["rust".into()],
+            data_dir: data_dir.to_path_buf(),
+            default_work_dir: data_dir.to_path_buf(),
+            allow_shell: false,
+            shell_timeout: Duration::from_secs(5),
+            shell_delegation: true,
+            max_result_bytes: 4096,
+            permissions: openheim_config::PermissionsConfig::default(),
+            store_url: None,
+        };
+        let store = Arc::new(FileStore::new(data_dir.join("history")).unwrap());
+        let unused = || openheim_proto::transport::remote("127.0.0.1:1").unwrap();
+        let backends = Backends::new(unused(), unused(), unused());
+        AgentService::new(config, store, backends)
+    }
+
+    fn add_skills(data_dir: &Path) {
+        std::fs::create_dir_all(data_dir.join("skills")).unwrap();
+        std::fs::write(data_dir.join("skills/rust.md"), "Use clippy.").unwrap();
+        std::fs::write(data_dir.join("skills/tests.md"), "Test first.").unwrap();
+        std::fs::write(data_dir.join("skills/notes.txt"), "not a skill").unwrap();
+    }
+
+    #[tokio::test]
+    async fn set_skills_replaces_the_list_and_survives_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        add_skills(dir.path());
+        let service = new_service(dir.path());
+        let created = service
+            .create_session(CreateSessionRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(created.skills, ["rust"]);
+        let info = service
+            .set_skills(
+                &created.id,
+                vec!["tests".into(), "rust".into(), "tests".into()],
+            )
+            .await
+            .unwrap();
+        assert_eq!(info.skills, ["tests", "rust"]);
+        let loaded = service.load_session(&created.id, Vec::new()).await.unwrap();
+        assert_eq!(loaded.session.unwrap().skills, ["tests", "rust"]);
+        // A fresh service over the same directory reads it from the log.
+        let again = new_service(dir.path());
+        let loaded = again.load_session(&created.id, Vec::new()).await.unwrap();
+        assert_eq!(loaded.session.unwrap().skills, ["tests", "rust"]);
+        let info = service.set_skills(&created.id, Vec::new()).await.unwrap();
+        assert!(info.skills.is_empty(), "{info:?}");
+    }
+
+    #[tokio::test]
+    async fn set_skills_refuses_unknown_and_invalid_names_and_keeps_the_old_list() {
+        let dir = tempfile::tempdir().unwrap();
+        add_skills(dir.path());
+        let service = new_service(dir.path());
+        let id = service
+            .create_session(CreateSessionRequest::default())
+            .await
+            .unwrap()
+            .id;
+        let err = service
+            .set_skills(&id, vec!["tests".into(), "nope".into()])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AgentError::Prompt(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("\"nope\"") && text.contains("available: rust, tests"),
+            "{text}"
+        );
+        let err = service
+            .set_skills(&id, vec!["../system".into()])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("invalid skill name"), "{err}");
+        let err = service
+            .set_skills("missing", vec!["rust".into()])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AgentError::Store(_)), "{err:?}");
+        let loaded = service.load_session(&id, Vec::new()).await.unwrap();
+        assert_eq!(loaded.session.unwrap().skills, ["rust"]);
+    }
+
+    #[tokio::test]
+    async fn list_skills_names_the_markdown_files_sorted() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = new_service(dir.path());
+        assert!(service.list_skills().await.is_empty());
+        add_skills(dir.path());
+        assert_eq!(service.list_skills().await, ["rust", "tests"]);
+    }
 
     #[test]
     fn enforced_confinement_keeps_commands_out_of_the_callers_terminal() {

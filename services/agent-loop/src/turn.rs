@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use openheim_proto::agent_loop::v1::{
-    ClientCapabilities, Notice, NoticeLevel, PermissionRequest, Retracted, ToolCallStarted,
-    ToolCallStatus, ToolCallUpdate, TurnEnded, TurnEvent, turn_event::Event,
+    ClientCapabilities, ModelSelected, Notice, NoticeLevel, PermissionRequest, Retracted,
+    ToolCallStarted, ToolCallStatus, ToolCallUpdate, TurnEnded, TurnEvent, turn_event::Event,
 };
 use openheim_proto::common::v1::{FileDiff, StopReason, ToolCall, ToolDefinition, ToolKind, Usage};
 use openheim_proto::llm_proxy::v1::{CompleteRequest, completion_event};
@@ -194,11 +194,15 @@ impl Turn {
             };
             use completion_event::Event as E;
             match event {
-                E::ModelSelected(m) if m.is_fallback => {
-                    let message = format!("falling back to {}/{}", m.provider, m.model);
-                    self.notice(NoticeLevel::Warning, message).await;
+                E::ModelSelected(m) => {
+                    let fallback = m
+                        .is_fallback
+                        .then(|| format!("falling back to {}/{}", m.provider, m.model));
+                    self.emit(Event::ModelSelected(model_selected(m))).await;
+                    if let Some(message) = fallback {
+                        self.notice(NoticeLevel::Warning, message).await;
+                    }
                 }
-                E::ModelSelected(_) => {}
                 E::TextDelta(text) => {
                     reply.text.push_str(&text);
                     self.emit(Event::TextDelta(text)).await;
@@ -435,6 +439,16 @@ impl Outcome {
             is_error: true,
             ..Self::default()
         }
+    }
+}
+
+/// llm-proxy's announcement of the model serving a call, for the caller.
+fn model_selected(m: openheim_proto::llm_proxy::v1::ModelSelected) -> ModelSelected {
+    ModelSelected {
+        provider: m.provider,
+        model: m.model,
+        context_window: m.context_window,
+        is_fallback: m.is_fallback,
     }
 }
 

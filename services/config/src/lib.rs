@@ -8,9 +8,11 @@
 //! [`Config`] (or a section of it) to the services.
 
 mod load;
+mod persist;
 mod schema;
 mod secret;
 
 pub use load::{ConfigError, ConfigProblem, LoadOptions, check_skill_name, is_loopback_url, load};
+pub use persist::{PersistError, set_file_value};
 pub use schema::*;
 pub use secret::Secret;

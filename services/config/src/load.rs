@@ -9,7 +9,7 @@ use config::{Environment, File, FileFormat, Source, Value};
 use serde::de::DeserializeOwned;
 
 use crate::Secret;
-use crate::schema::{Config, McpServerConfig, ProviderConfig, ProviderKind};
+use crate::schema::{Config, McpServerConfig, ProviderConfig, ProviderKind, THEMES};
 
 /// Environment variables that steer the binaries themselves and are not config keys.
 const META_ENV_VARS: &[&str] = &["OPENHEIM_CONFIG", "OPENHEIM_HOME", "OPENHEIM_LOG"];
@@ -190,6 +190,20 @@ fn typed(table: BTreeMap<String, Value>, problems: &mut Vec<ConfigProblem>) -> C
             "services" => field(&mut |v| set(&mut config.services, v)),
             "store" => field(&mut |v| set(&mut config.store, v)),
             "telemetry" => field(&mut |v| set(&mut config.telemetry, v)),
+            "ui" => {
+                field(&mut |v| set(&mut config.ui, v));
+                if !THEMES.contains(&config.ui.theme.as_str()) {
+                    problems.push(ConfigProblem {
+                        key: "ui.theme".to_owned(),
+                        source: nested_origin(&value, "theme").or(origin),
+                        message: format!(
+                            "unknown theme {:?} (themes: {})",
+                            config.ui.theme,
+                            THEMES.join(", ")
+                        ),
+                    });
+                }
+            }
             "providers" => {
                 config.providers = named_tables::<ProviderConfig>("providers", value, problems)
             }
@@ -204,6 +218,12 @@ fn typed(table: BTreeMap<String, Value>, problems: &mut Vec<ConfigProblem>) -> C
         }
     }
     config
+}
+
+/// Where the value of `table.key` came from, when `table` is a table.
+fn nested_origin(table: &Value, key: &str) -> Option<String> {
+    let table = table.clone().into_table().ok()?;
+    table.get(key)?.origin().map(ToOwned::to_owned)
 }
 
 fn set<T: DeserializeOwned>(slot: &mut T, value: Value) -> Result<(), config::ConfigError> {
@@ -636,6 +656,35 @@ env_var = "MY_KEY"
             config.providers["openai"].api_base_for("openai").as_deref(),
             Some("https://api.openai.com/v1")
         );
+    }
+
+    #[test]
+    fn the_ui_theme_defaults_to_green_and_must_be_known() {
+        assert_eq!(load(&LoadOptions::default()).unwrap().ui.theme, "green");
+        let file = write_config("[ui]\ntheme = \"cyan\"\n");
+        assert_eq!(load(&options(&file, &[])).unwrap().ui.theme, "cyan");
+
+        let file = write_config("[ui]\ntheme = \"purple\"\n");
+        let err = load(&options(&file, &[])).expect_err("unknown theme");
+        assert_eq!(err.problems.len(), 1, "{err}");
+        let problem = &err.problems[0];
+        assert_eq!(problem.key, "ui.theme");
+        assert_eq!(
+            problem.source.as_deref(),
+            Some(&*file.path().display().to_string())
+        );
+        assert!(
+            problem.message.contains("\"purple\"")
+                && problem
+                    .message
+                    .contains("green, blue, red, white, cyan, magenta, yellow"),
+            "{err}"
+        );
+
+        let file = write_config("");
+        let err = load(&options(&file, &[("OPENHEIM_UI__THEME", "pink")])).expect_err("env");
+        assert_eq!(err.problems[0].key, "ui.theme");
+        assert!(err.problems[0].source.is_some(), "{err}");
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub struct Config {
     pub services: ServicesConfig,
     pub store: StoreConfig,
     pub telemetry: TelemetryConfig,
+    pub ui: UiConfig,
 }
 
 impl Default for Config {
@@ -69,6 +70,7 @@ impl Default for Config {
             services: ServicesConfig::default(),
             store: StoreConfig::default(),
             telemetry: TelemetryConfig::default(),
+            ui: UiConfig::default(),
         }
     }
 }
@@ -347,4 +349,23 @@ pub struct StoreConfig {
 pub struct TelemetryConfig {
     pub otlp_endpoint: Option<String>,
     pub service_name: Option<String>,
+}
+
+/// Colour themes of the interactive terminal UI (`ui.theme`).
+pub const THEMES: &[&str] = &["green", "blue", "red", "white", "cyan", "magenta", "yellow"];
+
+/// The interactive terminal UI.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiConfig {
+    /// One of [`THEMES`]; the TUI's `/theme` writes it back to the config file.
+    pub theme: String,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        Self {
+            theme: THEMES[0].to_owned(),
+        }
+    }
 }

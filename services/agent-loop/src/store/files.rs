@@ -102,6 +102,7 @@ fn summarise(meta: SessionMeta, records: Vec<Record>, updated_at_ms: i64) -> Sto
                 meta.approval = approval;
                 meta.read_only = read_only;
             }
+            Record::Skills { skills, .. } => meta.skills = skills,
             Record::Session(_) => {}
         }
     }
@@ -277,6 +278,11 @@ mod tests {
             read_only: true,
         };
         store.append("s1", &mode).await.unwrap();
+        let skills = Record::Skills {
+            at_ms: 3,
+            skills: vec!["tests".into(), "rust".into()],
+        };
+        store.append("s1", &skills).await.unwrap();
         // Simulate a crash in the middle of writing a record.
         let path = dir.path().join("s1.jsonl");
         let mut text = std::fs::read_to_string(&path).unwrap();
@@ -288,6 +294,7 @@ mod tests {
         assert_eq!(loaded.summary.meta.model, "m2");
         assert_eq!(loaded.summary.meta.approval, Approval::Auto);
         assert!(loaded.summary.meta.read_only);
+        assert_eq!(loaded.summary.meta.skills, ["tests", "rust"]);
     }
 
     #[tokio::test]

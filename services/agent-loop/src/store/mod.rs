@@ -80,6 +80,11 @@ pub enum Record {
         #[serde(default)]
         read_only: bool,
     },
+    /// The session's skills were replaced by this list.
+    Skills {
+        at_ms: i64,
+        skills: Vec<String>,
+    },
 }
 
 /// A page of sessions, newest first.
