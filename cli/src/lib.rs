@@ -10,6 +10,7 @@ pub mod init;
 mod library;
 pub mod run;
 mod runtime;
+pub mod tui;
 
 pub use library::{Error, Openheim, OpenheimBuilder, Session, SessionOptions, Turn};
 pub use runtime::{Runtime, RuntimeError};

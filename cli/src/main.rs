@@ -18,6 +18,16 @@ struct Cli {
     /// Config file (default: ~/.openheim/config.toml).
     #[arg(long, global = true, env = "OPENHEIM_CONFIG")]
     config: Option<PathBuf>,
+    /// Model name, or provider/model (interactive mode).
+    #[arg(long)]
+    model: Option<String>,
+    /// Skills to load, comma-separated (interactive mode).
+    #[arg(long, value_delimiter = ',')]
+    skills: Vec<String>,
+    /// Resume a session: its id, or the latest one in this directory when
+    /// no id is given (interactive mode).
+    #[arg(long, num_args = 0..=1, default_missing_value = "")]
+    resume: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -131,7 +141,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             };
             openheim::run::run(&runtime, prompt, options, interrupt).await
         }
-        None => not_yet("the interactive REPL"),
+        None => {
+            let options = openheim::tui::TuiOptions {
+                model: cli.model,
+                skills: cli.skills,
+                resume: cli.resume.map(|id| Some(id).filter(|id| !id.is_empty())),
+                config_file: match &cli.config {
+                    Some(file) => file.clone(),
+                    None => openheim_boot::home_dir()?.join("config.toml"),
+                },
+            };
+            tui(cli.config.as_deref(), options).await
+        }
         Some(Command::Acp) => acp(cli.config.as_deref()).await,
         Some(Command::Serve { host, port, listen }) => {
             let mut overrides = Vec::new();
@@ -255,7 +276,22 @@ fn init(force: bool) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-fn not_yet(what: &str) -> anyhow::Result<u8> {
-    eprintln!("{what} is not available in this build yet; use `openheim run \"PROMPT\"`.");
-    Ok(2)
+/// `openheim`: the interactive terminal UI. Logs go to a file under the
+/// data dir; config problems are reported on stderr before the screen is
+/// taken over.
+async fn tui(
+    config_file: Option<&std::path::Path>,
+    options: openheim::tui::TuiOptions,
+) -> anyhow::Result<u8> {
+    let config = openheim_boot::load_config(config_file, Vec::new())?;
+    if let Some(data_dir) = &config.data_dir
+        && let Err(e) = openheim::tui::init_file_logging(data_dir)
+    {
+        eprintln!(
+            "warning: cannot open the log file under {}: {e}",
+            data_dir.display()
+        );
+    }
+    let runtime = openheim::Runtime::start(&config)?;
+    openheim::tui::run(runtime, config, options).await
 }

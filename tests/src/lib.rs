@@ -12,6 +12,7 @@ pub mod bins;
 pub mod install;
 pub mod mock_llm;
 pub mod process;
+pub mod pty;
 
 pub use bins::bin_path;
 pub use install::{Cluster, Install};

@@ -16,5 +16,6 @@ mod e2e {
     pub mod providers;
     pub mod run_files_task;
     pub mod sandbox;
+    pub mod tui;
     pub mod turns;
 }
