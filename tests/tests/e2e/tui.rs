@@ -322,3 +322,36 @@ async fn without_a_terminal_it_reads_lines_and_writes_plain_text() {
         "ok"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_pasted_text_and_multi_line_input_reach_the_model_intact() {
+    let mock = MockLlm::start(vec![
+        Reply::text("Got the paste."),
+        Reply::text("Got two lines."),
+    ])
+    .await;
+    let install = Install::new(&mock, "");
+    let mut pty = start(&install, &[], &[]);
+    pty.expect("/help for commands", WAIT).unwrap();
+
+    // A long multi-line paste is inserted as is and sent only on Enter.
+    let pasted: String = (1..=60)
+        .map(|i| format!("line {i}: {}\n", "lorem ipsum ".repeat(8)))
+        .collect();
+    let pasted = pasted.trim_end().to_owned();
+    pty.send_paste(&pasted).unwrap();
+    pty.key_enter().unwrap();
+    pty.expect("Got the paste.", WAIT).unwrap();
+    assert_eq!(mock.last_user_text(0).as_deref(), Some(pasted.as_str()));
+
+    // A trailing backslash continues the prompt on the next line.
+    pty.send_line("first line \\").unwrap();
+    pty.send_line("second line").unwrap();
+    pty.expect("Got two lines.", WAIT).unwrap();
+    assert_eq!(
+        mock.last_user_text(1).as_deref(),
+        Some("first line \nsecond line")
+    );
+    pty.send_line("/quit").unwrap();
+    assert!(pty.wait_exit(WAIT).unwrap().success());
+}
