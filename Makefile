@@ -1,6 +1,6 @@
 # One place for the project's tasks, used by developers and by .ci/run.
 
-.PHONY: test build lint fmt bench ci
+.PHONY: test build lint fmt bench ci validate-deploy
 
 # The test command of the README: builds the binaries the end-to-end tests
 # spawn, then runs every test of the workspace.
@@ -22,5 +22,10 @@ bench:
 	cargo build --release --workspace --bins
 	cargo run --release -p openheim-e2e --bin turn-bench
 	cargo run --release -p openheim-e2e --bin gateway-bench
+
+# Static validation of deploy/Dockerfile, docker-compose.yml and the Helm
+# chart (no Docker engine or cluster needed; tools cached after the first run).
+validate-deploy:
+	deploy/validate.sh
 
 ci: lint test
