@@ -115,9 +115,21 @@ impl Shell<'_> {
         run: RunCommand,
         cancel: &CancellationToken,
     ) -> Result<CommandResult, String> {
+        let create = self.create(&run);
+        tokio::pin!(create);
         let id = tokio::select! {
-            created = self.create(&run) => created?,
-            () = cancel.cancelled() => return Err("cancelled".to_owned()),
+            created = &mut create => created?,
+            () = cancel.cancelled() => {
+                // The client may already have started the command: wait
+                // (bounded) for its terminal id, then kill and release it,
+                // so a cancelled turn never leaves a command running.
+                if let Ok(Ok(id)) = tokio::time::timeout(CLEANUP_DEADLINE, create).await {
+                    self.terminals.add(tool_call_id, id.clone());
+                    self.kill(&id).await;
+                    self.terminals.settle(tool_call_id);
+                }
+                return Err("cancelled".to_owned());
+            }
         };
         self.terminals.add(tool_call_id, id.clone());
         let embed = updates::terminal_embed(tool_call_id, &id);
