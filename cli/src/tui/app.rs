@@ -11,7 +11,7 @@ use openheim_proto::common::v1::{Message, Role as MessageRole, StopReason, conte
 use tokio::io::{AsyncBufReadExt, BufReader, Lines, Stdin};
 
 use super::commands::{self, COMMANDS, Command, SkillsAction, Vocabulary};
-use super::editor::{Entry, KeyReader, LineEditor, PromptLine, TurnKey};
+use super::editor::{Entry, KeyReader, LineEditor, PromptLine, TurnKey, join_continuations};
 use super::markdown::MarkdownStream;
 use super::render::{TurnView, decision_for_answer, decision_for_key};
 use super::status::{Status, ago, compact, configured_models, grouped};
@@ -526,10 +526,8 @@ impl App {
                         self.typeahead.pop();
                     }
                     TurnKey::Enter => {
-                        if !self.typeahead.trim().is_empty() {
-                            let line = std::mem::take(&mut self.typeahead);
+                        if let Some(line) = self.type_ahead_enter() {
                             view.info(&format!("queued: {line}"), &mut out);
-                            self.queued.push_back(line);
                         }
                     }
                     TurnKey::Escape => {}
@@ -560,8 +558,8 @@ impl App {
                     TurnKey::Backspace => {
                         self.typeahead.pop();
                     }
-                    TurnKey::Enter if !self.typeahead.trim().is_empty() => {
-                        self.queued.push_back(std::mem::take(&mut self.typeahead));
+                    TurnKey::Enter => {
+                        self.type_ahead_enter();
                     }
                     TurnKey::Eof => flow = Flow::Quit,
                     _ => {}
@@ -602,6 +600,23 @@ impl App {
             _ => {}
         }
         Ok(flow)
+    }
+
+    /// Enter typed while a turn ran: a line ending in `\` continues (as at
+    /// the prompt); otherwise the line is queued to run next. Returns the
+    /// queued line.
+    fn type_ahead_enter(&mut self) -> Option<String> {
+        if self.typeahead.trim().is_empty() {
+            self.typeahead.clear();
+            return None;
+        }
+        if self.typeahead.ends_with('\\') && !self.typeahead.ends_with("\\\\") {
+            self.typeahead.push('\n');
+            return None;
+        }
+        let line = join_continuations(&std::mem::take(&mut self.typeahead));
+        self.queued.push_back(line.clone());
+        Some(line)
     }
 
     // ----- commands -------------------------------------------------------
