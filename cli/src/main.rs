@@ -82,6 +82,9 @@ enum Command {
     },
 }
 
+/// `service.name` of what this binary exports (unless configured).
+const SERVICE_NAME: &str = "openheim";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -121,8 +124,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             read_only,
             verbose,
         }) => {
-            openheim_boot::init_logging("warn");
             let config = openheim_boot::load_config(cli.config.as_deref(), Vec::new())?;
+            let telemetry = openheim_boot::init_telemetry(&config, SERVICE_NAME, "warn")?;
             let runtime = openheim::Runtime::start(&config)?;
             let approval = run_approval(&config, yes, deny);
             if verbose {
@@ -139,7 +142,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             let interrupt = async {
                 let _ = tokio::signal::ctrl_c().await;
             };
-            openheim::run::run(&runtime, prompt, options, interrupt).await
+            let ran = openheim::run::run(&runtime, prompt, options, interrupt).await;
+            telemetry.shutdown().await;
+            ran
         }
         None => {
             let options = openheim::tui::TuiOptions {
@@ -167,11 +172,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 /// stderr (`RUST_LOG`, default warnings). Ends with 0 when the client closes
 /// stdin, after running turns recorded their cancellation.
 async fn acp(config_file: Option<&std::path::Path>) -> anyhow::Result<u8> {
-    openheim_boot::init_logging("warn");
     let config = openheim_boot::load_config(config_file, Vec::new())?;
+    let telemetry = openheim_boot::init_telemetry(&config, SERVICE_NAME, "warn")?;
     let runtime = openheim::Runtime::start(&config)?;
     let options = openheim_acp::AcpOptions::from_config(&config);
-    openheim_acp::serve_stdio(runtime.agent_loop(), options).await?;
+    let served = openheim_acp::serve_stdio(runtime.agent_loop(), options).await;
+    telemetry.shutdown().await;
+    served?;
     Ok(exit::OK)
 }
 
@@ -183,8 +190,8 @@ async fn serve(
     overrides: Vec<(String, String)>,
     listen: Option<String>,
 ) -> anyhow::Result<u8> {
-    openheim_boot::init_logging("info");
     let config = openheim_boot::load_config(config_file, overrides)?;
+    let telemetry = openheim_boot::init_telemetry(&config, SERVICE_NAME, "info")?;
     let addr = match listen {
         Some(listen) => listen
             .parse()
@@ -207,7 +214,9 @@ async fn serve(
     };
     let listener = openheim_boot::bind(&addr.to_string()).await?;
     let shutdown = openheim_boot::shutdown_signal();
-    openheim_gateway::serve(backends, options, listener, shutdown).await?;
+    let served = openheim_gateway::serve(backends, options, listener, shutdown).await;
+    telemetry.shutdown().await;
+    served?;
     Ok(exit::OK)
 }
 
@@ -284,14 +293,26 @@ async fn tui(
     options: openheim::tui::TuiOptions,
 ) -> anyhow::Result<u8> {
     let config = openheim_boot::load_config(config_file, Vec::new())?;
-    if let Some(data_dir) = &config.data_dir
-        && let Err(e) = openheim::tui::init_file_logging(data_dir)
-    {
-        eprintln!(
-            "warning: cannot open the log file under {}: {e}",
-            data_dir.display()
-        );
-    }
+    let telemetry = match &config.data_dir {
+        Some(data_dir) => match openheim::tui::init_file_logging(
+            data_dir,
+            &openheim_boot::telemetry_settings(&config, SERVICE_NAME),
+        ) {
+            Ok((_, telemetry)) => Some(telemetry),
+            Err(e) => {
+                eprintln!(
+                    "warning: cannot open the log file under {}: {e}",
+                    data_dir.display()
+                );
+                None
+            }
+        },
+        None => None,
+    };
     let runtime = openheim::Runtime::start(&config)?;
-    openheim::tui::run(runtime, config, options).await
+    let ran = openheim::tui::run(runtime, config, options).await;
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown().await;
+    }
+    ran
 }

@@ -41,8 +41,26 @@ pub struct RunOptions {
     pub resume: Option<String>,
 }
 
-/// Runs one turn and returns the exit code.
+/// Runs one turn and returns the exit code. Traced as one `session` span
+/// (the root of the run's trace when telemetry is exported).
 pub async fn run(
+    runtime: &Runtime,
+    prompt: String,
+    options: RunOptions,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<u8> {
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        "session",
+        otel.name = "openheim run",
+        gen_ai.conversation.id = tracing::field::Empty,
+    );
+    run_session(runtime, prompt, options, interrupt)
+        .instrument(span)
+        .await
+}
+
+async fn run_session(
     runtime: &Runtime,
     prompt: String,
     options: RunOptions,
@@ -68,6 +86,7 @@ pub async fn run(
                 .id
         }
     };
+    tracing::Span::current().record("gen_ai.conversation.id", session_id.as_str());
     // Kept open for the whole turn: closing the input stream cancels it.
     let (inputs, input_rx) = mpsc::channel(8);
     let start = StartTurn {

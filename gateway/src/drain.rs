@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TrackedFuture;
+use tracing::Instrument;
 
 /// Shared by the server and every socket task.
 #[derive(Debug, Clone, Default)]
@@ -23,12 +24,13 @@ pub struct Drain {
 }
 
 impl Drain {
-    /// Runs `task` (a socket or an ACP connection) as part of the drain.
+    /// Runs `task` (a socket or an ACP connection) as part of the drain, in
+    /// the current span (the socket's request: its trace goes on).
     pub fn spawn<F>(&self, task: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        self.tasks.spawn(task);
+        self.tasks.spawn(task.in_current_span());
     }
 
     /// `task`, tracked as part of the drain (for futures someone else

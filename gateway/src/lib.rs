@@ -105,7 +105,11 @@ impl Gateway {
                 limits.max_body_bytes,
                 body_limit,
             ))
-            .layer(TraceLayer::new_for_http().make_span_with(span))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(span)
+                    .on_response(record_status),
+            )
             .with_state(Arc::clone(state))
     }
 
@@ -161,8 +165,33 @@ pub async fn serve(
 }
 
 /// Request spans name the method and path only: the query may hold a token.
+/// A client's `traceparent` (on a REST call or a WebSocket upgrade) makes
+/// the request, and everything it causes, part of the client's trace.
 fn span(request: &Request) -> tracing::Span {
-    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+    let method = request.method().as_str();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|path| path.as_str());
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format_args!("{method} {}", route.unwrap_or("")),
+        otel.kind = "server",
+        http.request.method = method,
+        url.path = request.uri().path(),
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+    );
+    openheim_proto::trace::set_parent_from(&span, request.headers());
+    span
+}
+
+fn record_status(response: &Response, _latency: Duration, span: &tracing::Span) {
+    // Signed: the OpenTelemetry bridge exports unsigned values as text.
+    span.record(
+        "http.response.status_code",
+        i64::from(response.status().as_u16()),
+    );
 }
 
 /// Refuses a declared body over the limit before anything reads it;

@@ -28,8 +28,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    openheim_boot::init_logging("info");
     let config = openheim_boot::load_config(args.config.as_deref(), Vec::new())?;
+    let telemetry = openheim_boot::init_telemetry(&config, "openheim-gateway", "info")?;
     let services = &config.services;
     let agent_loop = services
         .agent_loop
@@ -54,12 +54,13 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("invalid --listen address {address:?} (expected HOST:PORT)"))?;
     options.check_exposure(addr)?;
     let listener = openheim_boot::bind(&address).await?;
-    openheim_gateway::serve(
+    let served = openheim_gateway::serve(
         backends,
         options,
         listener,
         openheim_boot::shutdown_signal(),
     )
-    .await?;
-    Ok(())
+    .await;
+    telemetry.shutdown().await;
+    Ok(served?)
 }

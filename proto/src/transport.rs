@@ -4,7 +4,8 @@
 //! boxed `tower` service. It wraps either a generated *server* directly (the
 //! in-process deployment: no socket, no HTTP/2, but the same protobuf encoding
 //! and the same service code) or a lazily connected HTTP/2 channel (the
-//! container deployment). Callers cannot tell which one they hold.
+//! container deployment). Callers cannot tell which one they hold. Both
+//! carry the caller's trace context (`traceparent`, see [`crate::trace`]).
 //!
 //! Caveat of the in-process path: tonic's server-side layers and
 //! `grpc-timeout` enforcement are skipped, so what must hold in both
@@ -21,6 +22,9 @@ use std::time::Duration;
 use tonic::body::Body;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
+use tracing::Instrument;
+
+use crate::trace::{PropagateLayer, ServerCall};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -76,7 +80,8 @@ where
     S::Future: Send + 'static,
 {
     let server = ServerPolicy.layer(server);
-    BoxCloneSyncService::new(server.map_err(|never: Infallible| match never {}))
+    let client = PropagateLayer.layer(server.map_err(|never: Infallible| match never {}));
+    BoxCloneSyncService::new(client)
 }
 
 /// Accepted connections of `listener` with `TCP_NODELAY` set: gRPC streams
@@ -93,7 +98,9 @@ pub fn incoming(
 
 /// Server-side policy of every openheim service, in both deployments:
 /// a call whose `grpc-timeout` elapses before its response starts is answered
-/// `DEADLINE_EXCEEDED` and its handler is dropped (cancelling its work).
+/// `DEADLINE_EXCEEDED` and its handler is dropped (cancelling its work); when
+/// telemetry records it, the call runs in a server span parented to the
+/// caller's `traceparent` (see [`crate::trace`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ServerPolicy;
 
@@ -133,19 +140,36 @@ where
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout);
-        let response = self.inner.call(request);
+        let Some(call) = ServerCall::start(&request) else {
+            return Box::pin(within(deadline, self.inner.call(request)));
+        };
+        let span = call.span().clone();
+        let response = span.in_scope(|| self.inner.call(request));
+        let response = within(deadline, response).instrument(span);
         Box::pin(async move {
-            let Some(deadline) = deadline else {
-                return response.await;
-            };
-            match tokio::time::timeout(deadline, response).await {
-                Ok(result) => result,
-                Err(_) => Ok(tonic::Status::deadline_exceeded(format!(
-                    "deadline of {deadline:?} exceeded"
-                ))
-                .into_http()),
-            }
+            let Ok(response) = response.await;
+            Ok(call.respond(response))
         })
+    }
+}
+
+/// `response`, or DEADLINE_EXCEEDED when `deadline` elapses first.
+async fn within<F>(
+    deadline: Option<Duration>,
+    response: F,
+) -> Result<http::Response<Body>, Infallible>
+where
+    F: Future<Output = Result<http::Response<Body>, Infallible>>,
+{
+    let Some(deadline) = deadline else {
+        return response.await;
+    };
+    match tokio::time::timeout(deadline, response).await {
+        Ok(result) => result,
+        Err(_) => Ok(tonic::Status::deadline_exceeded(format!(
+            "deadline of {deadline:?} exceeded"
+        ))
+        .into_http()),
     }
 }
 
@@ -187,9 +211,8 @@ pub fn remote(address: &str) -> Result<GrpcChannel, TransportError> {
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true)
         .connect_lazy();
-    Ok(BoxCloneSyncService::new(
-        channel.map_err(|e| ChannelError(Box::new(e))),
-    ))
+    let client = PropagateLayer.layer(channel.map_err(|e| ChannelError(Box::new(e))));
+    Ok(BoxCloneSyncService::new(client))
 }
 
 #[cfg(test)]

@@ -39,6 +39,21 @@ impl Install {
         std::fs::write(self.home().join("config.toml"), config).unwrap();
     }
 
+    /// Appends `lines` (e.g. `context_window = 2000`) to the mock's
+    /// `[providers.mock]` table, which [`Install::write_config`] writes last.
+    pub fn configure_mock_provider(&self, lines: &str) {
+        let path = self.home().join("config.toml");
+        let mut config = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            config.contains("[providers.mock]"),
+            "no [providers.mock] table in {}",
+            path.display()
+        );
+        config.push_str(lines);
+        config.push('\n');
+        std::fs::write(path, config).unwrap();
+    }
+
     pub fn home(&self) -> PathBuf {
         self.root.path().join("home")
     }
@@ -55,6 +70,11 @@ impl Install {
 
     /// Runs `openheim <args>` in the workspace with this home.
     pub async fn openheim(&self, args: &[&str]) -> Output {
+        self.openheim_with_env(args, &[]).await
+    }
+
+    /// Like [`Install::openheim`], with extra environment variables.
+    pub async fn openheim_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut command = tokio::process::Command::new(bin_path("openheim"));
         command
             .args(args)
@@ -63,6 +83,7 @@ impl Install {
             .env("HOME", self.root.path())
             .env_remove("OPENHEIM_CONFIG")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .kill_on_drop(true);
         tokio::time::timeout(RUN_TIMEOUT, command.output())
             .await
@@ -116,6 +137,16 @@ impl Install {
 
 pub struct Cluster {
     _processes: Vec<ServiceProcess>,
+}
+
+impl Cluster {
+    /// Stops the services the way an orchestrator does (SIGTERM) and waits
+    /// for them to exit, e.g. so they flush their telemetry.
+    pub async fn terminate(mut self) {
+        for process in &mut self._processes {
+            process.terminate().await;
+        }
+    }
 }
 
 pub fn stdout(output: &Output) -> String {

@@ -11,8 +11,10 @@
 pub mod bins;
 pub mod install;
 pub mod mock_llm;
+pub mod otlp;
 pub mod process;
 pub mod pty;
+pub mod redis;
 
 pub use bins::bin_path;
 pub use install::{Cluster, Install};
@@ -20,3 +22,4 @@ pub use mock_llm::{
     MockLlm, MockLlmBuilder, RecordedRequest, Reply, ToolCallSpec, Usage, last_tool_result,
 };
 pub use process::ServiceProcess;
+pub use redis::RedisServer;

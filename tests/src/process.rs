@@ -19,6 +19,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long to wait for the stderr reader to catch up before reporting a failed start.
 const STDERR_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a service may take to exit after SIGTERM.
+pub const TERMINATE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Output lines kept per stream for diagnostics.
 const TAIL_LINES: usize = 200;
 
@@ -113,6 +116,22 @@ impl ServiceProcess {
     /// Kills the child and waits for it, e.g. to test how peers react to a crashed service.
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;
+    }
+
+    /// Asks the child to stop (SIGTERM) and waits for it to exit; kills it
+    /// when it has not exited after [`TERMINATE_TIMEOUT`].
+    pub async fn terminate(&mut self) {
+        if let Some(pid) = self.child.id().and_then(|id| i32::try_from(id).ok()) {
+            use nix::sys::signal::{Signal, kill};
+            let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM);
+            if tokio::time::timeout(TERMINATE_TIMEOUT, self.child.wait())
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+        self.kill().await;
     }
 
     /// The last (up to 200) lines the child wrote to stderr, for assertion messages.

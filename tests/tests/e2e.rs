@@ -10,12 +10,15 @@ mod e2e {
     pub mod acp;
     pub mod architecture;
     pub mod cli;
+    pub mod context_window;
     pub mod gateway;
     pub mod library;
     pub mod mcp;
     pub mod providers;
+    pub mod redis_store;
     pub mod run_files_task;
     pub mod sandbox;
+    pub mod telemetry;
     pub mod tui;
     pub mod turns;
 }

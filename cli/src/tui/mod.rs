@@ -21,21 +21,36 @@ mod status;
 pub use app::{TuiOptions, run};
 
 /// Sends logs to `<data_dir>/logs/openheim.log` (appending), so they never
-/// land on the screen. `RUST_LOG` filters as usual (default: info).
-pub fn init_file_logging(data_dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+/// land on the screen. `RUST_LOG` filters as usual (default: info). Exports
+/// traces and metrics as `telemetry` says; an exporter that cannot be built
+/// is reported in the log file and left out. Call inside the Tokio runtime,
+/// and shut the returned [`Telemetry`] down before it ends.
+///
+/// [`Telemetry`]: openheim_boot::Telemetry
+pub fn init_file_logging(
+    data_dir: &std::path::Path,
+    telemetry: &openheim_boot::TelemetrySettings,
+) -> std::io::Result<(std::path::PathBuf, openheim_boot::Telemetry)> {
+    use openheim_boot::telemetry::{TelemetrySettings, init_with_writer};
     let dir = data_dir.join("logs");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("openheim.log");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)?;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::sync::Mutex::new(file))
-        .with_ansi(false)
-        .try_init();
-    Ok(path)
+    let open = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+    };
+    let writer = std::sync::Mutex::new(open()?);
+    let guard = match init_with_writer(telemetry, "info", writer) {
+        Ok(guard) => guard,
+        Err(error) => {
+            let logs_only = TelemetrySettings::logs_only(&telemetry.service_name);
+            let guard = init_with_writer(&logs_only, "info", std::sync::Mutex::new(open()?))
+                .map_err(std::io::Error::other)?;
+            tracing::warn!(%error, "telemetry export is off");
+            guard
+        }
+    };
+    Ok((path, guard))
 }

@@ -113,12 +113,14 @@ where
     T: JsonRpcResponse + Send + 'static,
     F: Future<Output = Result<T, AcpError>> + Send + 'static,
 {
-    conn.tasks.spawn(async move {
+    let task = async move {
         let result = work.await.map_err(RpcError::from);
         if let Err(error) = responder.respond_with_result(result) {
             tracing::debug!(%error, "an answer could not be sent");
         }
-    });
+    };
+    // In the connection's span: its calls join the client's trace.
+    conn.tasks.spawn(tracing::Instrument::in_current_span(task));
 }
 
 /// A request handler that answers from a task with

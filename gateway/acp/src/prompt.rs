@@ -58,9 +58,11 @@ pub fn start(
         Err(error) => return responder.respond_with_error(error.into()),
     };
     let conn = Arc::clone(conn);
+    let tasks = conn.tasks.clone();
     // `$/cancel_request` for the prompt itself means the same as `session/cancel`.
     let cancellation = responder.cancellation();
-    conn.tasks.clone().spawn(async move {
+    // In the connection's span: the turn joins the client's trace.
+    let task = async move {
         let turn = Arc::new(TurnRelay::new(&conn, &slot, cx));
         let run = turn.run(blocks, slot.input_rx);
         tokio::pin!(run);
@@ -80,7 +82,8 @@ pub fn start(
         if let Err(error) = responder.respond_with_result(result) {
             tracing::debug!(%error, "the prompt's answer could not be sent");
         }
-    });
+    };
+    tasks.spawn(tracing::Instrument::in_current_span(task));
     Ok(())
 }
 

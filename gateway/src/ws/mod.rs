@@ -84,6 +84,9 @@ where
         .map_err(|_| ApiError::TooManyConnections)?;
     let limits = &state.options.limits;
     let drain = state.drain.clone();
+    // axum runs the socket on a task of its own: keep it in the upgrade
+    // request's span, so the socket's turns join the client's trace.
+    let span = tracing::Span::current();
     Ok(upgrade
         .max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
@@ -93,7 +96,12 @@ where
         .read_buffer_size(SOCKET_READ_BUFFER)
         .write_buffer_size(0)
         .on_failed_upgrade(|error| tracing::debug!(%error, "WebSocket upgrade failed"))
-        .on_upgrade(move |socket| drain.track(serve(state, socket, permit))))
+        .on_upgrade(move |socket| {
+            drain.track(tracing::Instrument::instrument(
+                serve(state, socket, permit),
+                span,
+            ))
+        }))
 }
 
 /// Read chunk of every WebSocket; larger messages are read in several.

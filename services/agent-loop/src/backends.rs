@@ -8,7 +8,8 @@ use futures::{Stream, StreamExt};
 use openheim_proto::GrpcChannel;
 use openheim_proto::common::v1::{ToolCall, ToolDefinition};
 use openheim_proto::llm_proxy::v1::{
-    CompleteRequest, CompletionEvent, llm_proxy_client::LlmProxyClient,
+    CompleteRequest, CompletionEvent, ResolveModelRequest, ResolveModelResponse,
+    llm_proxy_client::LlmProxyClient,
 };
 use openheim_proto::mcp_broker::v1::{
     AttachSessionServersRequest, CallToolRequest, ListServersRequest, ServerSpec, ServerStatus,
@@ -74,6 +75,21 @@ impl Backends {
             .map_err(|s| backend("llm-proxy", &s))?
             .into_inner();
         Ok(stream.map(|item| item.map_err(|s| backend("llm-proxy", &s))))
+    }
+
+    /// The provider and model llm-proxy would call for `model`, with its
+    /// context window and output cap (0 = unknown).
+    pub async fn resolve_model(&self, model: &str) -> Result<ResolveModelResponse, AgentError> {
+        let request = with_deadline(ResolveModelRequest {
+            model: model.to_owned(),
+        });
+        Ok(self
+            .llm
+            .clone()
+            .resolve_model(request)
+            .await
+            .map_err(|s| backend("llm-proxy", &s))?
+            .into_inner())
     }
 
     /// Tool definitions of tool-executor and mcp-broker, with their routes.

@@ -20,6 +20,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::client_ops::ClientReply;
 use crate::error::AgentError;
 use crate::service::{AgentService, TurnInbox};
+use crate::spans;
 use crate::store::StoreError;
 
 /// Events buffered per turn before the turn waits for its caller.
@@ -43,9 +44,11 @@ fn status(error: AgentError) -> Status {
         AgentError::Store(StoreError::InvalidId(_) | StoreError::InvalidCursor(_))
         | AgentError::InvalidInput(_)
         | AgentError::Prompt(_) => Status::invalid_argument(message),
-        AgentError::Store(StoreError::Corrupt { .. } | StoreError::Io(_)) => {
-            Status::internal(message)
-        }
+        AgentError::Store(StoreError::AlreadyExists(_)) => Status::already_exists(message),
+        AgentError::Store(
+            StoreError::Corrupt { .. } | StoreError::Io(_) | StoreError::Backend(_),
+        ) => Status::internal(message),
+        AgentError::Store(StoreError::Unavailable(_)) => Status::unavailable(message),
         AgentError::Busy(_) => Status::failed_precondition(message),
         AgentError::Backend { .. } | AgentError::TruncatedStream => Status::unavailable(message),
         AgentError::Llm { .. } => Status::internal(message),
@@ -186,10 +189,15 @@ impl AgentLoop for AgentLoopGrpc {
         let reader = tokio::spawn(read_inputs(inputs, inbox.clone(), cancel.clone()));
         let service = Arc::clone(&self.service);
         let turn_cancel = cancel.clone();
-        tokio::spawn(async move {
-            let result = service
-                .run_turn(start, tx.clone(), inbox.clone(), turn_cancel)
-                .await;
+        // The turn runs on its own task, in its span under this call's. The
+        // span ends before the caller hears of the end, so a caller that
+        // exits then (and flushes its telemetry) has it.
+        let span = spans::turn(&start.session_id);
+        let turn = async move {
+            let run = service.run_turn(start, tx.clone(), inbox.clone(), turn_cancel);
+            let result = tracing::Instrument::instrument(run, span.clone()).await;
+            spans::turn_ended(&span, &result);
+            drop(span);
             reader.abort();
             inbox.clear();
             let last = match result {
@@ -197,7 +205,8 @@ impl AgentLoop for AgentLoopGrpc {
                 Err(error) => Event::Error(turn_error(&error)),
             };
             let _ = tx.send(TurnEvent { event: Some(last) }).await;
-        });
+        };
+        tokio::spawn(turn);
         // Dropping the response stream (the caller went away) cancels the turn.
         let guard = cancel.drop_guard();
         let stream = ReceiverStream::new(rx).map(move |event| {

@@ -8,11 +8,13 @@
 mod backends;
 mod client_ops;
 mod client_shell;
+mod context;
 mod error;
 mod grpc;
 mod permission;
 pub mod prompt;
 mod service;
+mod spans;
 pub mod store;
 mod truncate;
 mod turn;
@@ -50,8 +52,14 @@ pub struct AgentLoopConfig {
     pub shell_delegation: bool,
     pub max_result_bytes: usize,
     pub permissions: openheim_config::PermissionsConfig,
-    /// `None` or `"files"`: files under `<data_dir>/history`.
+    /// `None` or `"files"`: files under `<data_dir>/history`;
+    /// `redis://…` / `rediss://…`: Redis, shared by replicas.
     pub store_url: Option<String>,
+    /// Redis store: every key starts with `<store_prefix>:`.
+    pub store_prefix: String,
+    /// How long a turn's session lease outlives its last renewal: the
+    /// longest a crashed replica blocks a session of the Redis store.
+    pub lease_ttl: Duration,
 }
 
 impl AgentLoopConfig {
@@ -70,6 +78,8 @@ impl AgentLoopConfig {
             max_result_bytes: config.tools.max_result_bytes,
             permissions: config.permissions.clone(),
             store_url: config.store.url.clone(),
+            store_prefix: config.store.prefix.clone(),
+            lease_ttl: Duration::from_secs(config.store.lease_ttl_secs),
         })
     }
 }
@@ -84,15 +94,24 @@ pub enum StartError {
     Serve(#[from] tonic::transport::Error),
 }
 
-/// Opens the configured session store.
+/// Opens the configured session store. A Redis store connects on first
+/// use (this must run inside a Tokio runtime); [`serve`] checks it before
+/// serving, so an unreachable Redis fails the service at startup.
 pub fn open_store(config: &AgentLoopConfig) -> Result<Arc<dyn store::SessionStore>, StartError> {
     match config.store_url.as_deref() {
         None | Some("files") => Ok(Arc::new(store::FileStore::new(
             config.data_dir.join("history"),
         )?)),
-        Some(other) => Err(StartError::Config(format!(
-            "session store {other:?} is not supported by this build (use \"files\")"
-        ))),
+        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            let options = store::RedisStoreOptions {
+                url: url.to_owned(),
+                prefix: config.store_prefix.clone(),
+            };
+            Ok(Arc::new(store::RedisStore::open(&options)?))
+        }
+        Some(_) => Err(StartError::Config(
+            "`store.url` must be \"files\" or a redis:// or rediss:// URL".to_owned(),
+        )),
     }
 }
 
@@ -102,10 +121,18 @@ pub fn grpc_server(
     backends: Backends,
 ) -> Result<AgentLoopServer<grpc::AgentLoopGrpc>, StartError> {
     let store = open_store(&config)?;
+    Ok(server_over(config, store, backends))
+}
+
+fn server_over(
+    config: AgentLoopConfig,
+    store: Arc<dyn store::SessionStore>,
+    backends: Backends,
+) -> AgentLoopServer<grpc::AgentLoopGrpc> {
     let service = Arc::new(service::AgentService::new(config, store, backends));
-    Ok(AgentLoopServer::new(grpc::AgentLoopGrpc::new(service))
+    AgentLoopServer::new(grpc::AgentLoopGrpc::new(service))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 /// A channel to an agent loop running in this process.
@@ -120,10 +147,14 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let server = grpc_server(config, backends)?;
+    let store = open_store(&config)?;
+    store.check().await?;
+    let server = server_over(config, store, backends);
     tonic::transport::Server::builder()
         .layer(openheim_proto::transport::ServerPolicy)
         .add_service(server)
+        // grpc.health.v1 (overall status SERVING while serving): container probes.
+        .add_service(tonic_health::server::health_reporter().1)
         .serve_with_incoming_shutdown(openheim_proto::transport::incoming(listener), shutdown)
         .await?;
     Ok(())

@@ -10,8 +10,8 @@ use openheim_proto::transport::remote;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();
-    openheim_boot::init_logging("info");
     let config = openheim_boot::load_config(args.config.as_deref(), Vec::new())?;
+    let telemetry = openheim_boot::init_telemetry(&config, "openheim-agent-loop", "info")?;
     let address = |name: &str, value: &Option<String>| {
         value
             .clone()
@@ -25,12 +25,13 @@ async fn main() -> anyhow::Result<()> {
     );
     let listener = openheim_boot::bind(&args.listen).await?;
     let agent_config = AgentLoopConfig::from_config(&config)?;
-    openheim_agent_loop::serve(
+    let served = openheim_agent_loop::serve(
         agent_config,
         backends,
         listener,
         openheim_boot::shutdown_signal(),
     )
-    .await?;
-    Ok(())
+    .await;
+    telemetry.shutdown().await;
+    Ok(served?)
 }

@@ -3,14 +3,15 @@
 //! waits on (answered through the turn's input stream).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use openheim_config::{PermissionsConfig, ToolPolicy};
 use openheim_proto::agent_loop::v1::Decision;
 use openheim_proto::common::v1::ToolKind;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
-use crate::store::Approval;
+use crate::store::{Approval, SessionStore, StoreError};
 
 /// What the gate decided for one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,19 +23,79 @@ pub enum Verdict {
 }
 
 /// Remembered "always" answers of one session, keyed by [`approval_key`].
+///
+/// A turn reads them from the store when it starts (no other turn of the
+/// session can run meanwhile: the lease) and writes new answers through to
+/// the store, in order, in the background; [`Remembered::flush`] waits for
+/// those writes, before the turn gives its lease back.
 #[derive(Default)]
 pub struct Remembered {
     answers: Mutex<HashMap<String, bool>>,
+    /// Where new answers go; `None` keeps them in memory only.
+    persist: Option<Persist>,
+}
+
+struct Persist {
+    store: Arc<dyn SessionStore>,
+    session_id: String,
+    /// The last write; each write waits for the one before it.
+    last_write: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Remembered {
+    /// The session's answers as the store has them, written back there.
+    pub async fn load(store: Arc<dyn SessionStore>, session_id: &str) -> Result<Self, StoreError> {
+        let answers = store.remembered(session_id).await?;
+        Ok(Self {
+            answers: Mutex::new(answers),
+            persist: Some(Persist {
+                store,
+                session_id: session_id.to_owned(),
+                last_write: Mutex::default(),
+            }),
+        })
+    }
+
     pub fn get(&self, key: &str) -> Option<bool> {
         self.answers.lock().ok()?.get(key).copied()
     }
 
+    /// Applies at once to this turn; reaches the store in the background.
     pub fn remember(&self, key: String, allow: bool) {
         if let Ok(mut answers) = self.answers.lock() {
-            answers.insert(key, allow);
+            answers.insert(key.clone(), allow);
+        }
+        let Some(persist) = &self.persist else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("an \"always\" answer is not stored: no runtime");
+            return;
+        };
+        let Ok(mut last_write) = persist.last_write.lock() else {
+            return;
+        };
+        let before = last_write.take();
+        let store = Arc::clone(&persist.store);
+        let session_id = persist.session_id.clone();
+        *last_write = Some(runtime.spawn(async move {
+            if let Some(before) = before {
+                let _ = before.await;
+            }
+            if let Err(error) = store.remember(&session_id, &key, allow).await {
+                tracing::warn!(session = %session_id, %error, "could not store an \"always\" answer; it holds for this turn only");
+            }
+        }));
+    }
+
+    /// Waits until every answer given so far has reached the store.
+    pub async fn flush(&self) {
+        let last = self
+            .persist
+            .as_ref()
+            .and_then(|p| p.last_write.lock().ok()?.take());
+        if let Some(last) = last {
+            let _ = last.await;
         }
     }
 }
@@ -146,6 +207,25 @@ mod tests {
             approval_key("write_file", &serde_json::json!({"path": "a"})),
             "write_file"
         );
+    }
+
+    #[tokio::test]
+    async fn remembered_answers_are_written_through_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn SessionStore> =
+            Arc::new(crate::store::FileStore::new(dir.path()).unwrap());
+        store.remember("s1", "read_file", true).await.unwrap();
+        let remembered = Remembered::load(Arc::clone(&store), "s1").await.unwrap();
+        assert_eq!(remembered.get("read_file"), Some(true));
+        assert_eq!(remembered.get("write_file"), None);
+        remembered.remember("write_file".into(), true);
+        remembered.remember("write_file".into(), false);
+        // Applies at once, and reaches the store by the flush.
+        assert_eq!(remembered.get("write_file"), Some(false));
+        remembered.flush().await;
+        let stored = store.remembered("s1").await.unwrap();
+        assert_eq!(stored.get("write_file"), Some(&false));
+        assert!(store.remembered("s2").await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -1,9 +1,7 @@
 //! Session operations and turn start-up, independent of the transport.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use openheim_proto::agent_loop::v1::{
     ApprovalMode, ClientCapabilities, CreateSessionRequest, ListSessionsRequest,
@@ -23,13 +21,11 @@ use crate::error::AgentError;
 use crate::permission::{PendingQuestions, Remembered};
 use crate::prompt::{self, PromptSources};
 use crate::store::{
-    Approval, Record, SessionMeta, SessionStore, SessionSummary, StoredMessage, check_session_id,
-    now_ms,
+    Approval, Lease, Record, SessionMeta, SessionStore, SessionSummary, StoredMessage,
+    check_session_id, now_ms,
 };
 use crate::turn::{Turn, TurnSettings};
 
-/// How long a crashed turn can hold its session before another may start.
-const LEASE_TTL: Duration = Duration::from_secs(15 * 60);
 const DEFAULT_PAGE_SIZE: usize = 50;
 const MAX_PAGE_SIZE: usize = 500;
 
@@ -53,8 +49,6 @@ pub struct AgentService {
     sources: PromptSources,
     store: Arc<dyn SessionStore>,
     backends: Backends,
-    /// "Always" answers per session, for the lifetime of this process.
-    remembered: Mutex<HashMap<String, Arc<Remembered>>>,
 }
 
 impl AgentService {
@@ -64,7 +58,6 @@ impl AgentService {
             config,
             store,
             backends,
-            remembered: Mutex::default(),
         }
     }
 
@@ -242,6 +235,10 @@ impl AgentService {
     /// Runs one turn to its end. Events go to `events`; answers to
     /// permission questions arrive through `inbox.questions`, answers to
     /// client requests through `inbox.client_replies`.
+    ///
+    /// The turn holds the session's lease from the store while it runs; if
+    /// the store reports the lease lost (it could not be renewed in time,
+    /// so another replica may take the session), the turn is cancelled.
     pub async fn run_turn(
         &self,
         start: StartTurn,
@@ -252,14 +249,33 @@ impl AgentService {
         check_session_id(&start.session_id)?;
         let prompt =
             StoredMessage::user_from_wire(&start.prompt).map_err(AgentError::InvalidInput)?;
-        let _lease = self
+        let lease = self
             .store
-            .try_lease(&start.session_id, LEASE_TTL)
+            .try_lease(&start.session_id, self.config.lease_ttl)
             .await?
             .ok_or_else(|| AgentError::Busy(start.session_id.clone()))?;
+        let result = self
+            .run_leased(start, prompt, events, inbox, cancel, &lease)
+            .await;
+        // Given back before the caller hears the turn ended, so its next
+        // turn (on any replica) finds the session free.
+        lease.release().await;
+        result
+    }
+
+    async fn run_leased(
+        &self,
+        start: StartTurn,
+        prompt: StoredMessage,
+        events: mpsc::Sender<TurnEvent>,
+        inbox: TurnInbox,
+        cancel: CancellationToken,
+        lease: &Lease,
+    ) -> Result<TurnEnded, AgentError> {
         let stored = self.store.load(&start.session_id).await?;
         let meta = stored.summary.meta;
         let system_prompt = prompt::assemble(&self.sources, &meta.skills, &meta.work_dir).await?;
+        let remembered = Arc::new(Remembered::load(Arc::clone(&self.store), &meta.id).await?);
         let started = TurnStarted {
             session_id: meta.id.clone(),
             provider: String::new(),
@@ -270,8 +286,9 @@ impl AgentService {
                 event: Some(Event::Started(started)),
             })
             .await;
+        let session_id = meta.id.clone();
         let turn = Turn {
-            remembered: self.remembered_for(&meta.id),
+            remembered: Arc::clone(&remembered),
             meta,
             history: stored.messages,
             system_prompt,
@@ -284,9 +301,20 @@ impl AgentService {
                 .client_capabilities
                 .map(|caps| taken_up(caps, self.config.shell_delegation)),
             client_replies: inbox.client_replies,
-            cancel,
+            cancel: cancel.clone(),
         };
-        turn.run(prompt).await
+        let running = turn.run(prompt);
+        tokio::pin!(running);
+        let result = tokio::select! {
+            result = &mut running => result,
+            () = lease.lost() => {
+                tracing::warn!(session = %session_id, "lost the session's lease mid-turn; cancelling the turn");
+                cancel.cancel();
+                running.await
+            }
+        };
+        remembered.flush().await;
+        result
     }
 
     fn turn_settings(&self) -> TurnSettings {
@@ -296,13 +324,6 @@ impl AgentService {
             shell_timeout: self.config.shell_timeout,
             max_result_bytes: self.config.max_result_bytes,
             permissions: self.config.permissions.clone(),
-        }
-    }
-
-    fn remembered_for(&self, session_id: &str) -> Arc<Remembered> {
-        match self.remembered.lock() {
-            Ok(mut map) => Arc::clone(map.entry(session_id.to_owned()).or_default()),
-            Err(_) => Arc::default(),
         }
     }
 }
@@ -351,6 +372,8 @@ fn session_info(summary: &SessionSummary) -> SessionInfo {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::store::FileStore;
 
@@ -369,6 +392,8 @@ mod tests {
             max_result_bytes: 4096,
             permissions: openheim_config::PermissionsConfig::default(),
             store_url: None,
+            store_prefix: "openheim".into(),
+            lease_ttl: Duration::from_secs(30),
         };
         let store = Arc::new(FileStore::new(data_dir.join("history")).unwrap());
         let unused = || openheim_proto::transport::remote("127.0.0.1:1").unwrap();

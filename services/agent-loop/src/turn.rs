@@ -7,7 +7,9 @@
 //! - every tool call the model issued gets exactly one result, also when the
 //!   turn is cancelled (`Cancelled by user.`), so the history stays valid;
 //! - results go back in call order, whatever order the calls finish in;
-//! - output of an interrupted LLM attempt is never persisted.
+//! - output of an interrupted LLM attempt is never persisted;
+//! - each LLM call sends the suffix of whole turns that fits the model's
+//!   context window (`context.rs`), the stored history stays whole.
 
 use std::sync::Arc;
 
@@ -16,14 +18,19 @@ use openheim_proto::agent_loop::v1::{
     ClientCapabilities, ModelSelected, Notice, NoticeLevel, PermissionRequest, Retracted,
     ToolCallStarted, ToolCallStatus, ToolCallUpdate, TurnEnded, TurnEvent, turn_event::Event,
 };
-use openheim_proto::common::v1::{FileDiff, StopReason, ToolCall, ToolDefinition, ToolKind, Usage};
-use openheim_proto::llm_proxy::v1::{CompleteRequest, completion_event};
+use openheim_proto::common::v1::{
+    FileDiff, Message, StopReason, ToolCall, ToolDefinition, ToolKind, Usage,
+};
+use openheim_proto::llm_proxy::v1::{
+    CompleteRequest, ErrorKind, ResolveModelResponse, completion_event,
+};
 use openheim_proto::tool_executor::v1::Workspace;
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::backends::{Backends, ToolRoute};
 use crate::client_ops::{PendingClientReplies, delegated};
+use crate::context::{self, ModelLimits};
 use crate::error::AgentError;
 use crate::permission::{
     PendingQuestions, Remembered, Verdict, approval_key, kind_policy, verdict,
@@ -33,6 +40,9 @@ use crate::truncate::cap_text;
 
 pub const CANCELLED_RESULT: &str = "Cancelled by user.";
 pub const REJECTED_RESULT: &str = "Permission denied: this tool call was not approved.";
+/// How often one LLM call is retried with a shrunk history after the
+/// provider said the conversation is too long.
+pub const MAX_CONTEXT_RETRIES: u32 = 3;
 
 /// Settings a turn runs under.
 #[derive(Debug, Clone)]
@@ -101,6 +111,21 @@ impl Reply {
     }
 }
 
+/// How one turn fits its history into the model's context window.
+struct ContextFit {
+    /// `provider/model`, for notes.
+    model: String,
+    /// The model's window in tokens, 0 when unknown.
+    window: u64,
+    /// Estimated tokens the history may take per call; `None` = no limit
+    /// known. Lowered for the rest of the turn when the provider refuses a
+    /// conversation as too long.
+    budget: Option<u64>,
+    /// Turns left out as last announced: the note is given once, and again
+    /// only when the count changes.
+    announced: usize,
+}
+
 impl Turn {
     /// Runs the turn after its user message was accepted.
     pub async fn run(mut self, prompt: StoredMessage) -> Result<TurnEnded, AgentError> {
@@ -108,16 +133,19 @@ impl Turn {
             root: self.meta.work_dir.clone(),
             allow_shell: self.settings.allow_shell,
         };
-        let tools = self
-            .backends
-            .list_tools(&workspace, &self.meta.id, self.meta.read_only)
-            .await?;
+        let (tools, resolved) = tokio::join!(
+            self.backends
+                .list_tools(&workspace, &self.meta.id, self.meta.read_only),
+            self.backends.resolve_model(&self.meta.model)
+        );
+        let tools = tools?;
         let definitions: Vec<ToolDefinition> = tools.iter().map(|(d, _)| d.clone()).collect();
+        let mut fit = self.context_fit(resolved, &definitions);
         self.persist(prompt).await?;
         let mut total = Usage::default();
         let mut llm_calls = 0;
         for _ in 0..self.settings.max_iterations {
-            let mut reply = self.call_llm(&definitions).await?;
+            let mut reply = self.call_fitting(&definitions, &mut fit).await?;
             llm_calls += 1;
             add_usage(&mut total, &reply.usage);
             let calls = std::mem::take(&mut reply.calls);
@@ -168,16 +196,108 @@ impl Turn {
         }
     }
 
-    async fn call_llm(&self, tools: &[ToolDefinition]) -> Result<Reply, AgentError> {
+    /// The context budget of this turn from llm-proxy's answer about the
+    /// session's model. Without an answer (an older llm-proxy, a model that
+    /// does not resolve, which `Complete` then reports) nothing is dropped
+    /// up front.
+    fn context_fit(
+        &self,
+        resolved: Result<ResolveModelResponse, AgentError>,
+        tools: &[ToolDefinition],
+    ) -> ContextFit {
+        match resolved {
+            Ok(r) => {
+                let limits = ModelLimits {
+                    context_window: r.context_window,
+                    max_output_tokens: u64::from(r.max_output_tokens),
+                };
+                ContextFit {
+                    model: format!("{}/{}", r.provider, r.model),
+                    window: r.context_window,
+                    budget: limits.history_budget(&self.system_prompt, tools),
+                    announced: 0,
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, "model limits unknown; the history is sent whole");
+                let model = match self.meta.model.as_str() {
+                    "" => "the model".to_owned(),
+                    model => model.to_owned(),
+                };
+                ContextFit {
+                    model,
+                    window: 0,
+                    budget: None,
+                    announced: 0,
+                }
+            }
+        }
+    }
+
+    /// One LLM call with the part of the history that fits. When the
+    /// provider says the conversation is too long, older turns are left out
+    /// and the call is made again, at most [`MAX_CONTEXT_RETRIES`] times;
+    /// nothing of a refused call was persisted, so nothing is duplicated.
+    async fn call_fitting(
+        &self,
+        tools: &[ToolDefinition],
+        fit: &mut ContextFit,
+    ) -> Result<Reply, AgentError> {
+        let mut retries = 0;
+        loop {
+            let selection = context::select(&self.history, fit.budget);
+            if selection.dropped_turns != fit.announced {
+                fit.announced = selection.dropped_turns;
+                if selection.dropped_turns > 0 {
+                    let note = context::dropped_note(&selection, fit.window, &fit.model);
+                    self.notice(NoticeLevel::Info, note).await;
+                }
+            }
+            if selection.over(fit.budget) {
+                // Nothing older is left to drop; the provider decides.
+                tracing::debug!(
+                    tokens = selection.kept_tokens,
+                    "the current turn alone is over the context budget"
+                );
+            }
+            let messages = self.history[selection.start..]
+                .iter()
+                .map(StoredMessage::to_wire)
+                .collect();
+            let call = self.call_llm(tools, messages);
+            let span = crate::spans::llm_call(&self.meta.model);
+            let error = match tracing::Instrument::instrument(call, span).await {
+                Err(error) if is_context_too_long(&error) && retries < MAX_CONTEXT_RETRIES => error,
+                other => return other,
+            };
+            let Some(budget) = context::shrink(&self.history, &selection) else {
+                return Err(error);
+            };
+            retries += 1;
+            fit.budget = Some(budget);
+            let next = context::select(&self.history, fit.budget);
+            tracing::warn!(%error, dropped_turns = next.dropped_turns, "context too long; retrying with fewer turns");
+            fit.announced = next.dropped_turns;
+            self.notice(NoticeLevel::Warning, context::retry_note(&next, &fit.model))
+                .await;
+        }
+    }
+
+    async fn call_llm(
+        &self,
+        tools: &[ToolDefinition],
+        messages: Vec<Message>,
+    ) -> Result<Reply, AgentError> {
         let request = CompleteRequest {
             model: self.meta.model.clone(),
             system_prompt: self.system_prompt.clone(),
-            messages: self.history.iter().map(StoredMessage::to_wire).collect(),
+            messages,
             tools: tools.to_vec(),
             max_tokens: None,
             temperature: None,
         };
-        let mut stream = self.backends.complete(request).await?;
+        let stream = self.backends.complete(request).await?;
+        let mut stream = crate::spans::observe(stream, tracing::Span::current());
         let mut reply = Reply::default();
         let mut partial: Vec<ToolCall> = Vec::new();
         loop {
@@ -239,6 +359,13 @@ impl Turn {
                     return Ok(reply);
                 }
                 E::Error(error) => {
+                    // Output streamed before a refusal that is retried with
+                    // a shorter history is not part of any answer.
+                    let streamed = !reply.text.is_empty() || !reply.thinking.is_empty();
+                    if error.kind() == ErrorKind::ContextTooLong && streamed {
+                        let reason = error.message.clone();
+                        self.emit(Event::Retracted(Retracted { reason })).await;
+                    }
                     return Err(AgentError::Llm {
                         kind: error.kind,
                         message: error.message,
@@ -356,7 +483,11 @@ impl Turn {
                 };
                 tokio::select! {
                     () = self.cancel.cancelled() => Outcome::error(CANCELLED_RESULT),
-                    outcome = self.execute(call, *route, workspace) => outcome,
+                    outcome = crate::spans::traced_tool(
+                        call,
+                        *route,
+                        self.execute(call, *route, workspace),
+                    ) => outcome,
                 }
             }
         };
@@ -440,6 +571,12 @@ impl Outcome {
             ..Self::default()
         }
     }
+}
+
+/// Whether the provider refused the request because the conversation does
+/// not fit the model's context window.
+fn is_context_too_long(error: &AgentError) -> bool {
+    matches!(error, AgentError::Llm { kind, .. } if *kind == ErrorKind::ContextTooLong as i32)
 }
 
 /// llm-proxy's announcement of the model serving a call, for the caller.

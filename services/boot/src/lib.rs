@@ -1,7 +1,7 @@
 //! Process bootstrap shared by every openheim binary: the common flags
 //! (`--listen`, `--config`), configuration from file and environment, logging
-//! to stderr, binding the listener (and printing its address) and the
-//! shutdown signal.
+//! to stderr and OpenTelemetry export ([`telemetry`]), binding the listener
+//! (and printing its address) and the shutdown signal.
 //!
 //! This is the only library that reads the process environment and the
 //! current directory; it hands the result to the services as plain values.
@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use openheim_config::{Config, LoadOptions};
 use tokio::net::TcpListener;
+
+pub mod telemetry;
+
+pub use telemetry::{Telemetry, TelemetrySettings};
 
 /// Flags every service binary accepts.
 #[derive(Debug, Clone, clap::Parser)]
@@ -66,17 +70,37 @@ pub fn load_config(
     Ok(config)
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`). Never stdout:
-/// `run` and `acp` own it.
+/// Logs to stderr, filtered by `RUST_LOG` (else `default_filter`), and
+/// exports traces and metrics over OTLP when `config` or the standard
+/// `OTEL_*` variables name an endpoint (see [`telemetry`]). `service_name`
+/// is this binary's `service.name` unless configured. Never logs on stdout:
+/// `run` and `acp` own it. Call inside the Tokio runtime, and
+/// [`Telemetry::shutdown`] before it ends.
+pub fn init_telemetry(
+    config: &Config,
+    service_name: &str,
+    default_filter: &str,
+) -> anyhow::Result<Telemetry> {
+    let settings = telemetry_settings(config, service_name);
+    Ok(telemetry::init(&settings, default_filter)?)
+}
+
+/// What [`init_telemetry`] would export: `config`'s `[telemetry]` and the
+/// process environment's `OTEL_*` variables.
+pub fn telemetry_settings(config: &Config, service_name: &str) -> TelemetrySettings {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    TelemetrySettings::resolve(&config.telemetry, &env, service_name)
+}
+
+/// Logs to stderr only, filtered by `RUST_LOG` (else `default_filter`):
+/// for code that runs before a configuration exists. Binaries use
+/// [`init_telemetry`].
 pub fn init_logging(default_filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    // A second initialisation (tests) is harmless; ignore it.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    // Without export there is nothing to fail and nothing to shut down.
+    let settings = TelemetrySettings::logs_only("openheim");
+    if let Ok(telemetry) = telemetry::init(&settings, default_filter) {
+        drop(telemetry);
+    }
 }
 
 /// Binds `address` and prints `listening on ADDR` on stdout, the line test

@@ -9,7 +9,9 @@ use config::{Environment, File, FileFormat, Source, Value};
 use serde::de::DeserializeOwned;
 
 use crate::Secret;
-use crate::schema::{Config, McpServerConfig, ProviderConfig, ProviderKind, THEMES};
+use crate::schema::{
+    Config, LEASE_TTL_SECS_RANGE, McpServerConfig, ProviderConfig, ProviderKind, THEMES,
+};
 
 /// Environment variables that steer the binaries themselves and are not config keys.
 const META_ENV_VARS: &[&str] = &["OPENHEIM_CONFIG", "OPENHEIM_HOME", "OPENHEIM_LOG"];
@@ -382,6 +384,19 @@ fn validate(config: &Config, problems: &mut Vec<ConfigProblem>) {
             format!("expected \"files\" or a redis:// URL, got {url:?}"),
         );
     }
+    if !LEASE_TTL_SECS_RANGE.contains(&config.store.lease_ttl_secs) {
+        problem(
+            "store.lease_ttl_secs".into(),
+            format!(
+                "must be between {} and {} seconds",
+                LEASE_TTL_SECS_RANGE.start(),
+                LEASE_TTL_SECS_RANGE.end()
+            ),
+        );
+    }
+    if let Err(reason) = check_store_prefix(&config.store.prefix) {
+        problem("store.prefix".into(), reason);
+    }
     if config.completion_timeout_secs == 0 {
         problem(
             "completion_timeout_secs".into(),
@@ -465,6 +480,18 @@ pub fn check_skill_name(name: &str) -> Result<(), String> {
     if name.contains(['/', '\\', '\0']) || name == "." || name.contains("..") {
         return Err(format!(
             "invalid skill name {name:?}: no path separators or `..`"
+        ));
+    }
+    Ok(())
+}
+
+/// The Redis key prefix: 1 to 64 of `A-Z a-z 0-9 _ - . :`, so keys stay
+/// readable in `redis-cli` and never contain spaces or glob characters.
+fn check_store_prefix(prefix: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
+    if prefix.is_empty() || prefix.len() > 64 || !prefix.chars().all(allowed) {
+        return Err(format!(
+            "expected 1 to 64 characters of A-Z, a-z, 0-9, `_`, `-`, `.`, `:`; got {prefix:?}"
         ));
     }
     Ok(())
@@ -685,6 +712,31 @@ env_var = "MY_KEY"
         let err = load(&options(&file, &[("OPENHEIM_UI__THEME", "pink")])).expect_err("env");
         assert_eq!(err.problems[0].key, "ui.theme");
         assert!(err.problems[0].source.is_some(), "{err}");
+    }
+
+    #[test]
+    fn store_keys_have_defaults_and_are_checked() {
+        let store = load(&LoadOptions::default()).unwrap().store;
+        assert_eq!(store.url, None);
+        assert_eq!(store.prefix, "openheim");
+        assert_eq!(store.lease_ttl_secs, 30);
+
+        let file = write_config("[store]\nurl = \"redis://cache:6379/0\"\nprefix = \"team-a\"\n");
+        let env = [("OPENHEIM_STORE__LEASE_TTL_SECS", "5")];
+        let store = load(&options(&file, &env)).unwrap().store;
+        assert_eq!(store.url.as_deref(), Some("redis://cache:6379/0"));
+        assert_eq!(store.prefix, "team-a");
+        assert_eq!(store.lease_ttl_secs, 5);
+
+        let file =
+            write_config("[store]\nurl = \"mysql://x\"\nprefix = \"a b*\"\nlease_ttl_secs = 0\n");
+        let err = load(&options(&file, &[])).expect_err("invalid store");
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["store.url", "store.lease_ttl_secs", "store.prefix"],
+            "{err}"
+        );
     }
 
     #[test]

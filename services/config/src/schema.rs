@@ -337,11 +337,35 @@ pub struct ServicesConfig {
     pub mcp_broker: Option<String>,
 }
 
+/// Every Redis key of the session store starts with this and `:`.
+pub const DEFAULT_STORE_PREFIX: &str = "openheim";
+/// How long a turn's session lease outlives its last renewal.
+pub const DEFAULT_LEASE_TTL_SECS: u64 = 30;
+/// Bounds of `store.lease_ttl_secs`.
+pub const LEASE_TTL_SECS_RANGE: std::ops::RangeInclusive<u64> = 1..=3600;
+
 /// Session store: files under `<data_dir>/history` unless `url` is `redis://…`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     pub url: Option<String>,
+    /// Redis only: every key starts with `<prefix>:`, so several deployments
+    /// can share one Redis.
+    pub prefix: String,
+    /// How long a session's turn lease lives without being renewed, which is
+    /// how long a crashed agent-loop replica can block the sessions it was
+    /// running turns of. A live holder renews it every third of that.
+    pub lease_ttl_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            prefix: DEFAULT_STORE_PREFIX.to_owned(),
+            lease_ttl_secs: DEFAULT_LEASE_TTL_SECS,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

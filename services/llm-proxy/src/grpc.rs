@@ -8,7 +8,8 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use openheim_proto::llm_proxy::v1::llm_proxy_server::{LlmProxy, LlmProxyServer};
 use openheim_proto::llm_proxy::v1::{
-    CompleteRequest, CompletionEvent, ListModelsRequest, ListModelsResponse,
+    CompleteRequest, CompletionEvent, ListModelsRequest, ListModelsResponse, ResolveModelRequest,
+    ResolveModelResponse,
 };
 use openheim_proto::transport::MAX_MESSAGE_BYTES;
 use tokio::net::TcpListener;
@@ -46,6 +47,18 @@ impl LlmProxy for GrpcProxy {
     ) -> Result<Response<ListModelsResponse>, Status> {
         Ok(Response::new(self.proxy.list_models()))
     }
+
+    async fn resolve_model(
+        &self,
+        request: Request<ResolveModelRequest>,
+    ) -> Result<Response<ResolveModelResponse>, Status> {
+        // Resolution fails only on the configuration (unknown provider or
+        // model), which the caller cannot fix by retrying.
+        self.proxy
+            .resolve_model(&request.into_inner().model)
+            .map(Response::new)
+            .map_err(|e| Status::failed_precondition(e.to_string()))
+    }
 }
 
 pub(crate) fn server(proxy: Arc<Proxy>) -> LlmProxyServer<GrpcProxy> {
@@ -63,6 +76,8 @@ pub(crate) async fn serve(
     tonic::transport::Server::builder()
         .layer(openheim_proto::transport::ServerPolicy)
         .add_service(server)
+        // grpc.health.v1 (overall status SERVING while serving): container probes.
+        .add_service(tonic_health::server::health_reporter().1)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|e| LlmProxyError::Serve(Box::new(e)))

@@ -24,6 +24,7 @@ pub mod provider;
 pub mod resolve;
 pub mod retry;
 pub mod service;
+mod telemetry;
 
 use std::collections::BTreeMap;
 use std::future::Future;

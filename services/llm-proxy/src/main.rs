@@ -9,8 +9,8 @@ use openheim_llm_proxy::LlmProxyConfig;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();
-    openheim_boot::init_logging("info");
     let config = openheim_boot::load_config(args.config.as_deref(), Vec::new())?;
+    let telemetry = openheim_boot::init_telemetry(&config, "openheim-llm-proxy", "info")?;
     let config = LlmProxyConfig::from_config(&config);
     let listener = openheim_boot::bind(&args.listen).await?;
     tracing::info!(
@@ -18,7 +18,8 @@ async fn main() -> anyhow::Result<()> {
         default_provider = config.default_provider.as_deref().unwrap_or("-"),
         "llm-proxy ready"
     );
-    openheim_llm_proxy::serve(config, listener, openheim_boot::shutdown_signal())
-        .await
-        .context("llm-proxy stopped")
+    let served =
+        openheim_llm_proxy::serve(config, listener, openheim_boot::shutdown_signal()).await;
+    telemetry.shutdown().await;
+    served.context("llm-proxy stopped")
 }

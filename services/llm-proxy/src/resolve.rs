@@ -14,10 +14,12 @@
 //! - without a default provider, an unlisted `"x/y"` is reported as an
 //!   unknown provider `x`, anything else as an unlisted model.
 
-use openheim_proto::llm_proxy::v1::{ListModelsResponse, ProviderModels};
+use openheim_config::ProviderKind;
+use openheim_proto::llm_proxy::v1::{ListModelsResponse, ProviderModels, ResolveModelResponse};
 
 use crate::LlmProxyConfig;
 use crate::error::LlmError;
+use crate::provider::ANTHROPIC_DEFAULT_MAX_TOKENS;
 
 /// A concrete provider and model to call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +97,29 @@ pub fn list_models(config: &LlmProxyConfig) -> ListModelsResponse {
         providers,
         default_provider: config.default_provider.clone().unwrap_or_default(),
     }
+}
+
+/// `ResolveModel`: the target `Complete` would call first for `requested`,
+/// with its context window and the output cap a request without
+/// `max_tokens` gets (0 = unknown / the provider's own default).
+pub fn resolve_model(
+    config: &LlmProxyConfig,
+    requested: &str,
+) -> Result<ResolveModelResponse, LlmError> {
+    let Target { provider, model } = resolve(config, requested)?;
+    let settings = config.providers.get(&provider);
+    let context_window = settings.and_then(|p| p.context_window).unwrap_or(0);
+    let max_output_tokens = settings.map_or(0, |p| match (p.max_tokens, p.kind_for(&provider)) {
+        (Some(max), _) => max,
+        (None, ProviderKind::Anthropic) => ANTHROPIC_DEFAULT_MAX_TOKENS,
+        (None, ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Gemini) => 0,
+    });
+    Ok(ResolveModelResponse {
+        provider,
+        model,
+        context_window,
+        max_output_tokens,
+    })
 }
 
 fn target(provider: &str, model: &str) -> Target {
@@ -280,6 +305,31 @@ mod tests {
         assert!(resolve_fallback(&c, "ollama").is_err());
         assert!(resolve_fallback(&c, "ollama/").is_err());
         assert!(resolve_fallback(&c, "nope/x").is_err());
+    }
+
+    #[test]
+    fn resolve_model_reports_window_and_output_cap() {
+        let mut c = config(Some("openai"));
+        if let Some(p) = c.providers.get_mut("openai") {
+            p.context_window = Some(128_000);
+            p.max_tokens = Some(4_000);
+        }
+        let r = resolve_model(&c, "").unwrap();
+        assert_eq!(
+            (r.provider.as_str(), r.model.as_str()),
+            ("openai", "gpt-4o")
+        );
+        assert_eq!((r.context_window, r.max_output_tokens), (128_000, 4_000));
+        // Unknown window and cap: zeros; Anthropic without `max_tokens`
+        // gets the default the provider sends.
+        let r = resolve_model(&c, "ollama/llama3").unwrap();
+        assert_eq!((r.context_window, r.max_output_tokens), (0, 0));
+        let r = resolve_model(&c, "claude").unwrap();
+        assert_eq!(r.max_output_tokens, ANTHROPIC_DEFAULT_MAX_TOKENS);
+        assert!(matches!(
+            resolve_model(&config(None), "nope/x"),
+            Err(LlmError::Config { .. })
+        ));
     }
 
     #[test]

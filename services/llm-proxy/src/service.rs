@@ -29,7 +29,7 @@ use openheim_proto::common::v1::StopReason;
 use openheim_proto::llm_proxy::v1::completion_event::Event;
 use openheim_proto::llm_proxy::v1::{
     CompleteRequest, CompletionEvent, Finished, Interrupted, ListModelsResponse, ModelSelected,
-    Retrying, ThinkingDelta, ToolCallDelta,
+    ResolveModelResponse, Retrying, ThinkingDelta, ToolCallDelta,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -39,6 +39,7 @@ use crate::error::LlmError;
 use crate::provider::{self, Conversation, LlmProvider, ProviderEvent, ProviderRequest};
 use crate::resolve::{self, Target};
 use crate::retry::RetryPolicy;
+use crate::telemetry::{self, Attempt};
 
 /// Events buffered between a completion's task and its response stream: enough
 /// to absorb bursts, small enough that a slow reader slows the provider read.
@@ -137,18 +138,26 @@ impl Proxy {
         resolve::list_models(&self.config)
     }
 
+    /// Which target a completion of `model` would call first, and its
+    /// limits; calls nothing.
+    pub fn resolve_model(&self, model: &str) -> Result<ResolveModelResponse, LlmError> {
+        resolve::resolve_model(&self.config, model)
+    }
+
     /// Starts a completion; its events arrive on the returned receiver.
     /// Dropping the receiver cancels the completion.
     pub fn complete(self: &Arc<Self>, request: CompleteRequest) -> mpsc::Receiver<CompletionEvent> {
         let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
         let proxy = Arc::clone(self);
-        tokio::spawn(async move {
+        let completion = async move {
             tokio::select! {
                 // Also ends a wait on a silent provider or a backoff sleep.
                 () = tx.closed() => tracing::debug!("caller went away; completion cancelled"),
                 () = proxy.run(request, &tx) => {}
             }
-        });
+        };
+        // In the caller's span (the gRPC call): the attempts' spans go under it.
+        tokio::spawn(tracing::Instrument::in_current_span(completion));
         rx
     }
 
@@ -255,8 +264,19 @@ impl Proxy {
                 is_fallback,
             };
             send(tx, Event::ModelSelected(selected)).await?;
+            let kind = self.config.providers.get(&target.provider);
+            let traced = Attempt::start(target, kind.map(|p| p.kind_for(&target.provider)));
+            let call = attempt(
+                provider.as_ref(),
+                target,
+                conversation,
+                deadline,
+                tx,
+                &traced,
+            );
             let (result, sent_output) =
-                attempt(provider.as_ref(), target, conversation, deadline, tx).await?;
+                tracing::Instrument::instrument(call, traced.span().clone()).await?;
+            traced.finish(&result);
             let error = match result {
                 Ok(stop_reason) => {
                     let finished = Finished {
@@ -328,6 +348,7 @@ impl Failure<'_> {
         }
         let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         tracing::warn!(%provider, %model, %error, retry = attempt, delay_ms, "retrying");
+        telemetry::retried(self.target, error);
         if !self.sent_output {
             let retrying = Retrying {
                 error: Some(error.to_wire(provider, model)),
@@ -351,14 +372,16 @@ fn entry(
     }
 }
 
-/// One call to the provider, forwarding its events. Returns how it ended and
-/// whether any output reached the caller.
+/// One call to the provider, forwarding its events (and reporting usage to
+/// `traced`). Returns how it ended and whether any output reached the
+/// caller.
 async fn attempt(
     provider: &dyn LlmProvider,
     target: &Target,
     conversation: &Arc<Conversation>,
     deadline: Deadline,
     tx: &Events,
+    traced: &Attempt,
 ) -> Result<(Result<StopReason, LlmError>, bool), Gone> {
     let mut stream = provider.stream(ProviderRequest {
         model: target.model.clone(),
@@ -373,6 +396,9 @@ async fn attempt(
         match item {
             Ok(ProviderEvent::Finished(stop_reason)) => return Ok((Ok(stop_reason), sent_output)),
             Ok(event) => {
+                if let ProviderEvent::Usage(usage) = &event {
+                    traced.usage(usage);
+                }
                 send(tx, wire_event(event)).await?;
                 sent_output = true;
             }

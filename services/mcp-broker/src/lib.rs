@@ -17,6 +17,7 @@ mod naming;
 mod registry;
 mod secrets;
 mod server;
+mod telemetry;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -172,7 +173,42 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .layer(openheim_proto::transport::ServerPolicy)
         .add_service(grpc_server(config))
+        // grpc.health.v1 (overall status SERVING while serving): container probes.
+        .add_service(tonic_health::server::health_reporter().1)
         .serve_with_incoming_shutdown(openheim_proto::transport::incoming(listener), shutdown)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    use super::*;
+
+    /// Container probes (Kubernetes `grpc:` probes) ask `grpc.health.v1`.
+    #[tokio::test]
+    async fn serves_the_grpc_health_service() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let config = McpBrokerConfig::from_config(&openheim_config::Config::default());
+        let server = tokio::spawn(serve(config, listener, async {
+            let _ = stopped.await;
+        }));
+        let channel = openheim_proto::transport::remote(&format!("http://{address}")).unwrap();
+        let status = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32);
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
 }

@@ -7,14 +7,15 @@ use openheim_mcp_broker::McpBrokerConfig;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();
-    openheim_boot::init_logging("info");
     let config = openheim_boot::load_config(args.config.as_deref(), Vec::new())?;
+    let telemetry = openheim_boot::init_telemetry(&config, "openheim-mcp-broker", "info")?;
     let listener = openheim_boot::bind(&args.listen).await?;
-    openheim_mcp_broker::serve(
+    let served = openheim_mcp_broker::serve(
         McpBrokerConfig::from_config(&config),
         listener,
         openheim_boot::shutdown_signal(),
     )
-    .await?;
-    Ok(())
+    .await;
+    telemetry.shutdown().await;
+    Ok(served?)
 }

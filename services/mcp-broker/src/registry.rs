@@ -152,10 +152,9 @@ impl Registry {
                 .unwrap_or(self.default_call_timeout),
             ms => Duration::from_millis(u64::from(ms)),
         };
-        let result = entry
-            .server
-            .call(&entry.tool.name, arguments, timeout)
-            .await?;
+        let call = entry.server.call(&entry.tool.name, arguments, timeout);
+        let result =
+            crate::telemetry::traced_call(entry.server.name(), &entry.tool.name, call).await?;
         Ok(mapping::output(&result))
     }
 }

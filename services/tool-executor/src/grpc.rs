@@ -147,10 +147,9 @@ impl ToolExecutor for ToolExecutorService {
         // the client gave up on the RPC.
         let _cancel_on_drop = cancel.clone().drop_guard();
         let ctx = self.context(root, cancel, request.timeout_secs);
+        let execution = self.registry.execute(&ctx, &call, workspace.allow_shell);
         Ok(Response::new(
-            self.registry
-                .execute(&ctx, &call, workspace.allow_shell)
-                .await,
+            crate::telemetry::timed(&call.name, execution).await,
         ))
     }
 

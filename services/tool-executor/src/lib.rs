@@ -16,6 +16,7 @@ pub mod error;
 pub mod fileops;
 mod grpc;
 pub mod sandbox;
+mod telemetry;
 pub mod tools;
 pub mod truncate;
 pub mod watch;
@@ -124,6 +125,8 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .layer(openheim_proto::transport::ServerPolicy)
         .add_service(server)
+        // grpc.health.v1 (overall status SERVING while serving): container probes.
+        .add_service(tonic_health::server::health_reporter().1)
         .serve_with_incoming_shutdown(openheim_proto::transport::incoming(listener), shutdown)
         .await?;
     Ok(())

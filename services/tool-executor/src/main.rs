@@ -8,12 +8,14 @@ use openheim_tool_executor::ToolExecutorConfig;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();
-    openheim_boot::init_logging("info");
     let config = openheim_boot::load_config(args.config.as_deref(), Vec::new())?;
+    let telemetry = openheim_boot::init_telemetry(&config, "openheim-tool-executor", "info")?;
     // In a container every session workspace must lie inside the configured
     // work_dir (the mounted volume), never elsewhere on the filesystem.
     let executor = ToolExecutorConfig::from_config(&config, config.work_dir.clone());
     let listener = openheim_boot::bind(&args.listen).await?;
-    openheim_tool_executor::serve(executor, listener, openheim_boot::shutdown_signal()).await?;
-    Ok(())
+    let served =
+        openheim_tool_executor::serve(executor, listener, openheim_boot::shutdown_signal()).await;
+    telemetry.shutdown().await;
+    Ok(served?)
 }

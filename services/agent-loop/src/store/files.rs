@@ -2,10 +2,11 @@
 //!
 //! Each record is written with a single `write` to a file opened in append
 //! mode, so a crash leaves at most a torn last line, which loading skips.
-//! Leases are held in this process only: the file backend serves one
-//! agent-loop process (the Redis backend coordinates replicas).
+//! Leases and remembered "always" approvals are held in this process only:
+//! the file backend serves one agent-loop process (the Redis backend
+//! coordinates replicas), so approvals last until that process exits.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,8 +14,8 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 use super::{
-    Lease, Record, SessionMeta, SessionPage, SessionStore, SessionSummary, StoreError,
-    StoredSession, check_session_id, title_of,
+    Lease, Record, SessionMeta, SessionPage, SessionStore, StoreError, StoredSession,
+    check_session_id, cursor_after, parse_cursor, replay,
 };
 
 const EXTENSION: &str = "jsonl";
@@ -22,6 +23,8 @@ const EXTENSION: &str = "jsonl";
 pub struct FileStore {
     dir: PathBuf,
     leases: Arc<Mutex<HashSet<String>>>,
+    /// Remembered "always" answers: session id → approval key → allow.
+    approvals: Mutex<HashMap<String, HashMap<String, bool>>>,
 }
 
 impl FileStore {
@@ -32,6 +35,7 @@ impl FileStore {
         Ok(Self {
             dir,
             leases: Arc::default(),
+            approvals: Mutex::default(),
         })
     }
 
@@ -87,36 +91,6 @@ fn parse_log(id: &str, text: &str) -> Result<(SessionMeta, Vec<Record>), StoreEr
     Ok((meta, records))
 }
 
-fn summarise(meta: SessionMeta, records: Vec<Record>, updated_at_ms: i64) -> StoredSession {
-    let mut meta = meta;
-    let mut messages = Vec::new();
-    for record in records {
-        match record {
-            Record::Message { message, .. } => messages.push(message),
-            Record::Model { model, .. } => meta.model = model,
-            Record::Mode {
-                approval,
-                read_only,
-                ..
-            } => {
-                meta.approval = approval;
-                meta.read_only = read_only;
-            }
-            Record::Skills { skills, .. } => meta.skills = skills,
-            Record::Session(_) => {}
-        }
-    }
-    StoredSession {
-        summary: SessionSummary {
-            title: title_of(&messages),
-            updated_at_ms,
-            message_count: messages.len() as u64,
-            meta,
-        },
-        messages,
-    }
-}
-
 fn mtime_ms(metadata: &std::fs::Metadata) -> i64 {
     metadata
         .modified()
@@ -126,20 +100,16 @@ fn mtime_ms(metadata: &std::fs::Metadata) -> i64 {
         .unwrap_or(0)
 }
 
-/// Cursor = `<updated_at_ms>:<id>` of the last session of the previous page.
-fn parse_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
-    let invalid = || StoreError::InvalidCursor(cursor.chars().take(80).collect());
-    let (ms, id) = cursor.split_once(':').ok_or_else(invalid)?;
-    let ms = ms.parse().map_err(|_| invalid())?;
-    check_session_id(id).map_err(|_| invalid())?;
-    Ok((ms, id.to_owned()))
-}
-
 #[async_trait::async_trait]
 impl SessionStore for FileStore {
     async fn create(&self, meta: &SessionMeta) -> Result<(), StoreError> {
         let path = self.path(&meta.id)?;
-        Self::write_line(&path, &Record::Session(meta.clone()), true).await
+        match Self::write_line(&path, &Record::Session(meta.clone()), true).await {
+            Err(StoreError::Io(e)) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(StoreError::AlreadyExists(meta.id.clone()))
+            }
+            other => other,
+        }
     }
 
     async fn append(&self, session_id: &str, record: &Record) -> Result<(), StoreError> {
@@ -161,7 +131,7 @@ impl SessionStore for FileStore {
         };
         let updated = mtime_ms(&tokio::fs::metadata(&path).await?);
         let (meta, records) = parse_log(session_id, &text)?;
-        Ok(summarise(meta, records, updated))
+        Ok(replay(meta, records, updated))
     }
 
     async fn list(&self, limit: usize, cursor: Option<&str>) -> Result<SessionPage, StoreError> {
@@ -198,7 +168,7 @@ impl SessionStore for FileStore {
             }
         }
         let next_cursor = match (more, entries.last()) {
-            (true, Some((ms, id))) => Some(format!("{ms}:{id}")),
+            (true, Some((ms, id))) => Some(cursor_after(*ms, id)),
             _ => None,
         };
         Ok(SessionPage {
@@ -227,6 +197,33 @@ impl SessionStore for FileStore {
                 held.remove(&id);
             }
         })))
+    }
+
+    async fn remember(&self, session_id: &str, key: &str, allow: bool) -> Result<(), StoreError> {
+        check_session_id(session_id)?;
+        let mut approvals = self
+            .approvals
+            .lock()
+            .map_err(|_| std::io::Error::other("approval table poisoned"))?;
+        approvals
+            .entry(session_id.to_owned())
+            .or_default()
+            .insert(key.to_owned(), allow);
+        Ok(())
+    }
+
+    async fn remembered(&self, session_id: &str) -> Result<HashMap<String, bool>, StoreError> {
+        check_session_id(session_id)?;
+        let approvals = self
+            .approvals
+            .lock()
+            .map_err(|_| std::io::Error::other("approval table poisoned"))?;
+        Ok(approvals.get(session_id).cloned().unwrap_or_default())
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        let _listing = tokio::fs::read_dir(&self.dir).await?;
+        Ok(())
     }
 }
 
@@ -350,18 +347,5 @@ mod tests {
         assert_eq!(ids, ["a"]);
         assert!(next.next_cursor.is_none());
         assert!(store.list(2, Some("garbage")).await.is_err());
-    }
-
-    #[tokio::test]
-    async fn one_lease_per_session() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::new(dir.path()).unwrap();
-        let ttl = Duration::from_secs(60);
-        let lease = store.try_lease("s1", ttl).await.unwrap();
-        assert!(lease.is_some());
-        assert!(store.try_lease("s1", ttl).await.unwrap().is_none());
-        assert!(store.try_lease("s2", ttl).await.unwrap().is_some());
-        drop(lease);
-        assert!(store.try_lease("s1", ttl).await.unwrap().is_some());
     }
 }

@@ -4,16 +4,25 @@
 //! Invariants: history is append-only (a message, once stored, is never
 //! rewritten); every message is stored as soon as it is complete; only one
 //! turn per session runs at a time, enforced by a lease from the store.
+//!
+//! Backends: [`FileStore`] (JSON lines under `<data_dir>/history`, one
+//! agent-loop process) and [`RedisStore`] (the same records in Redis, shared
+//! by every agent-loop replica).
 
 mod files;
 mod record;
+mod redis;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 pub use files::FileStore;
 pub use record::{StoredBlock, StoredMessage};
+pub use redis::{RedisStore, RedisStoreOptions};
 
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 /// How tool calls that need approval are handled in a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -99,6 +108,8 @@ pub struct SessionPage {
 pub enum StoreError {
     #[error("session {0:?} not found")]
     NotFound(String),
+    #[error("session {0:?} already exists")]
+    AlreadyExists(String),
     #[error("invalid session id {0:?}")]
     InvalidId(String),
     #[error("invalid cursor {0:?}")]
@@ -107,42 +118,132 @@ pub enum StoreError {
     Corrupt { id: String, reason: String },
     #[error("session store I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The store's server cannot be reached (refused, dropped, timed out):
+    /// worth retrying later.
+    #[error("session store unavailable: {0}")]
+    Unavailable(String),
+    /// The store's server refused a command (e.g. the key prefix holds data
+    /// of another kind): retrying does not help.
+    #[error("session store error: {0}")]
+    Backend(String),
 }
 
-/// Held while a turn runs; dropping it releases the session.
+impl StoreError {
+    /// Whether the same call may succeed later without any change.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Unavailable(_) | Self::Io(_) => true,
+            Self::NotFound(_)
+            | Self::AlreadyExists(_)
+            | Self::InvalidId(_)
+            | Self::InvalidCursor(_)
+            | Self::Corrupt { .. }
+            | Self::Backend(_) => false,
+        }
+    }
+}
+
+/// Held while a turn runs. Give it back with [`Lease::release`]; a lease
+/// that is only dropped is released too (in the background for a remote
+/// store).
 pub struct Lease {
-    release: Option<Box<dyn FnOnce() + Send + Sync>>,
+    release: Option<Release>,
+    /// Cancelled by the store when it learns the lease is no longer held
+    /// (it expired because it could not be renewed in time).
+    lost: CancellationToken,
+}
+
+enum Release {
+    /// Done at once: an in-process lease table.
+    Local(Box<dyn FnOnce() + Send + Sync>),
+    /// A round trip to the store's server.
+    Remote(Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send + Sync>),
 }
 
 impl Lease {
+    /// A lease of an in-process table, released by `release`; never lost.
     pub fn new(release: impl FnOnce() + Send + Sync + 'static) -> Self {
         Self {
-            release: Some(Box::new(release)),
+            release: Some(Release::Local(Box::new(release))),
+            lost: CancellationToken::new(),
         }
+    }
+
+    /// A lease held on a server: `release` gives it back; the store cancels
+    /// `lost` if the lease expires while held.
+    pub fn remote(
+        release: impl FnOnce() -> BoxFuture<'static, ()> + Send + Sync + 'static,
+        lost: CancellationToken,
+    ) -> Self {
+        Self {
+            release: Some(Release::Remote(Box::new(release))),
+            lost,
+        }
+    }
+
+    /// Gives the lease back and waits until the store has it.
+    pub async fn release(mut self) {
+        match self.release.take() {
+            Some(Release::Local(release)) => release(),
+            Some(Release::Remote(release)) => release().await,
+            None => {}
+        }
+    }
+
+    /// Resolves if the lease is lost while held; pending forever otherwise.
+    pub async fn lost(&self) {
+        self.lost.cancelled().await;
+    }
+
+    pub fn is_lost(&self) -> bool {
+        self.lost.is_cancelled()
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(release) = self.release.take() {
-            release();
+        match self.release.take() {
+            Some(Release::Local(release)) => release(),
+            Some(Release::Remote(release)) => {
+                let releasing = release();
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => drop(runtime.spawn(releasing)),
+                    Err(_) => tracing::warn!(
+                        "a session lease was dropped outside a runtime; it expires with its TTL"
+                    ),
+                }
+            }
+            None => {}
         }
     }
 }
 
-/// Where sessions live. Implementations: [`FileStore`] (default); a Redis
-/// backend for distributed deployments shares this shape.
+/// Where sessions live. Implementations: [`FileStore`] (default) and
+/// [`RedisStore`] (distributed); both keep the same records.
 #[async_trait::async_trait]
 pub trait SessionStore: Send + Sync {
+    /// Stores a new session's header; fails if the id is taken.
     async fn create(&self, meta: &SessionMeta) -> Result<(), StoreError>;
     /// Appends one record durably before returning.
     async fn append(&self, session_id: &str, record: &Record) -> Result<(), StoreError>;
     async fn load(&self, session_id: &str) -> Result<StoredSession, StoreError>;
+    /// Sessions by last update, newest first (ties: greater id first).
     async fn list(&self, limit: usize, cursor: Option<&str>) -> Result<SessionPage, StoreError>;
     /// Takes the session's turn lease, or `None` when another holder has it.
     /// `ttl` bounds how long a crashed holder can block the session.
     async fn try_lease(&self, session_id: &str, ttl: Duration)
     -> Result<Option<Lease>, StoreError>;
+    /// Remembers an "always" answer of the permission gate for the session:
+    /// `allow` true = always allow, false = always reject; `key` is the
+    /// gate's approval key.
+    async fn remember(&self, session_id: &str, key: &str, allow: bool) -> Result<(), StoreError>;
+    /// The session's remembered "always" answers, by approval key.
+    async fn remembered(&self, session_id: &str) -> Result<HashMap<String, bool>, StoreError>;
+    /// Checks that the store can be used (reachable, writable), so a bad
+    /// store fails a service at startup rather than at its first request.
+    async fn check(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Session ids are generated by us; anything else is refused before it can
@@ -186,4 +287,50 @@ pub fn title_of(messages: &[StoredMessage]) -> String {
     } else {
         line.to_owned()
     }
+}
+
+/// Folds a session's records (after its header) into the session: messages
+/// in order, and the latest model, mode and skills.
+pub(crate) fn replay(meta: SessionMeta, records: Vec<Record>, updated_at_ms: i64) -> StoredSession {
+    let mut meta = meta;
+    let mut messages = Vec::new();
+    for record in records {
+        match record {
+            Record::Message { message, .. } => messages.push(message),
+            Record::Model { model, .. } => meta.model = model,
+            Record::Mode {
+                approval,
+                read_only,
+                ..
+            } => {
+                meta.approval = approval;
+                meta.read_only = read_only;
+            }
+            Record::Skills { skills, .. } => meta.skills = skills,
+            Record::Session(_) => {}
+        }
+    }
+    StoredSession {
+        summary: SessionSummary {
+            title: title_of(&messages),
+            updated_at_ms,
+            message_count: messages.len() as u64,
+            meta,
+        },
+        messages,
+    }
+}
+
+/// A listing cursor: `<updated_at_ms>:<id>` of the last session of the
+/// previous page; the next page holds what sorts after it.
+pub(crate) fn cursor_after(updated_at_ms: i64, id: &str) -> String {
+    format!("{updated_at_ms}:{id}")
+}
+
+pub(crate) fn parse_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
+    let invalid = || StoreError::InvalidCursor(cursor.chars().take(80).collect());
+    let (ms, id) = cursor.split_once(':').ok_or_else(invalid)?;
+    let ms = ms.parse().map_err(|_| invalid())?;
+    check_session_id(id).map_err(|_| invalid())?;
+    Ok((ms, id.to_owned()))
 }

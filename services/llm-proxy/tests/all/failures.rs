@@ -200,6 +200,11 @@ async fn context_too_long_is_its_own_kind() {
         "{}",
         error.message
     );
+    // Sending the same conversation again cannot help: the agent loop
+    // shrinks it and asks again, so the proxy neither retries nor falls back.
+    assert!(!error.retryable);
+    assert_eq!(fake.requests().len(), 1);
+    assert_eq!(events.len(), 2, "{events:?}");
 }
 
 #[tokio::test]

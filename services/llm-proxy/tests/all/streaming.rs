@@ -9,7 +9,9 @@ use openheim_proto::common::v1::{
 };
 use openheim_proto::llm_proxy::v1::completion_event::Event;
 use openheim_proto::llm_proxy::v1::llm_proxy_client::LlmProxyClient;
-use openheim_proto::llm_proxy::v1::{CompleteRequest, ListModelsRequest, ModelSelected};
+use openheim_proto::llm_proxy::v1::{
+    CompleteRequest, ListModelsRequest, ModelSelected, ResolveModelRequest,
+};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -240,6 +242,35 @@ async fn list_models_comes_from_the_config_without_keys() {
     assert_eq!(list.providers[0].kind, "openai");
     assert_eq!(list.providers[0].default_model, "gpt-test");
     assert!(!format!("{list:?}").contains(TEST_KEY));
+}
+
+#[tokio::test]
+async fn resolve_model_tells_the_window_without_calling_the_provider() {
+    let mut settings = provider("https://api.example.com/v1");
+    settings.max_tokens = Some(2_000);
+    let mut client = client(config(vec![("openai", settings.clone())]));
+    let resolved = client
+        .resolve_model(ResolveModelRequest { model: "".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resolved.provider, "openai");
+    assert_eq!(resolved.model, "gpt-test");
+    assert_eq!(resolved.context_window, 128_000);
+    assert_eq!(resolved.max_output_tokens, 2_000);
+    let mut without_default = config(vec![("openai", settings)]);
+    without_default.default_provider = None;
+    let status = crate::support::client(without_default)
+        .resolve_model(ResolveModelRequest {
+            model: "nowhere/x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        status.message().contains("unknown provider nowhere"),
+        "{status:?}"
+    );
 }
 
 #[tokio::test]
