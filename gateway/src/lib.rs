@@ -167,7 +167,12 @@ pub async fn serve(
 /// Request spans name the method and path only: the query may hold a token.
 /// A client's `traceparent` (on a REST call or a WebSocket upgrade) makes
 /// the request, and everything it causes, part of the client's trace.
+/// Health probes get no span: an orchestrator polls them every few seconds,
+/// and a trace per probe would drown the ones that matter.
 fn span(request: &Request) -> tracing::Span {
+    if matches!(request.uri().path(), "/healthz" | "/readyz") {
+        return tracing::Span::none();
+    }
     let method = request.method().as_str();
     let route = request
         .extensions()

@@ -339,6 +339,15 @@ async fn a_client_traceparent_parents_the_gateway_request() {
     let client = reqwest::Client::new();
     let url = format!("http://{}/api/sessions", server.addr());
     let get = |traceparent: String| client.get(&url).header("traceparent", traceparent).send();
+    // Health probes are not traced (they would make a trace every few seconds).
+    for probe in ["healthz", "readyz"] {
+        let url = format!("http://{}/{probe}", server.addr());
+        let response = tokio::time::timeout(WAIT, client.get(url).send())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
     let response = tokio::time::timeout(WAIT, get(format!("00-{TRACE}-{PARENT}-01")))
         .await
         .unwrap()
@@ -378,6 +387,12 @@ async fn a_client_traceparent_parents_the_gateway_request() {
     assert_eq!(listed.parent_span_id, ours.span_id);
     let other = requests.iter().find(|s| s.trace_id != TRACE).unwrap();
     assert!(other.parent_span_id.is_empty(), "{other:#?}");
+    assert!(
+        !spans
+            .iter()
+            .any(|s| s.name.contains("healthz") || s.name.contains("readyz")),
+        "health probes were traced: {spans:#?}"
+    );
 }
 
 /// The WebSocket upgrade's `traceparent` parents the socket's work: the
