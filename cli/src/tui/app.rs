@@ -704,7 +704,15 @@ impl App {
             self.status.output,
         ) = used;
         let label = self.status.model_label();
-        self.line(Some(Role::Accent), &format!("model: {label}"))
+        self.line(Some(Role::Accent), &format!("model: {label}"))?;
+        if let Some((provider, _)) = name.split_once('/')
+            && !self.config.providers.contains_key(provider)
+        {
+            self.dim(&format!(
+                "no provider is named {provider:?}: the default provider gets {name:?} as its model id"
+            ))?;
+        }
+        Ok(())
     }
 
     async fn refresh_skills(&mut self) -> Vec<String> {
