@@ -14,12 +14,11 @@ pub mod mock_llm;
 pub mod otlp;
 pub mod process;
 pub mod pty;
-pub mod redis;
 
 pub use bins::bin_path;
 pub use install::{Cluster, Install};
 pub use mock_llm::{
     MockLlm, MockLlmBuilder, RecordedRequest, Reply, ToolCallSpec, Usage, last_tool_result,
 };
+pub use openheim_test_redis::RedisServer;
 pub use process::ServiceProcess;
-pub use redis::RedisServer;

@@ -57,7 +57,7 @@ async fn a_lease_excludes_other_replicas_and_only_its_holder_frees_it() {
     let key = format!("{}:lease:s1", server.prefix());
     let _: i64 = redis::cmd("DEL")
         .arg(&key)
-        .query_async(&mut server.raw().await)
+        .query_async(&mut crate::redis_server::raw(&server).await)
         .await
         .unwrap();
     let held_by_b = b.try_lease("s1", ttl).await.unwrap().unwrap();
@@ -140,7 +140,7 @@ async fn keys_follow_the_documented_layout() {
     store.append("s1", &user("hi")).await.unwrap();
     store.remember("s1", "write_file", true).await.unwrap();
     let lease = store.try_lease("s1", LONG_TTL).await.unwrap().unwrap();
-    let mut raw = server.raw().await;
+    let mut raw = crate::redis_server::raw(&server).await;
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{}:*", server.prefix()))
         .query_async(&mut raw)
@@ -222,7 +222,7 @@ async fn foreign_data_under_the_prefix_is_a_store_error() {
     let _: () = redis::cmd("SET")
         .arg(format!("{}:session:s1", server.prefix()))
         .arg("not a list")
-        .query_async(&mut server.raw().await)
+        .query_async(&mut crate::redis_server::raw(&server).await)
         .await
         .unwrap();
     let error = store.load("s1").await.unwrap_err();

@@ -57,7 +57,7 @@ impl Backend {
                 let _: i64 = ::redis::cmd("RPUSH")
                     .arg(key)
                     .arg("garbage")
-                    .query_async(&mut server.raw().await)
+                    .query_async(&mut crate::redis_server::raw(server).await)
                     .await
                     .unwrap();
             }

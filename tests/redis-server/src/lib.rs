@@ -1,9 +1,13 @@
-//! A Redis for one scenario (the Redis session store): its own
-//! `redis-server` on a free port (no persistence, files in a temporary
-//! directory), or, on a machine without the binary, the Redis on
-//! 127.0.0.1:6379. Either way the scenario gets a key prefix of its own, so
-//! scenarios never see each other's keys. (agent-loop's integration tests
-//! have the same fixture; a service crate cannot depend on this one.)
+//! A Redis for one test: its own `redis-server` on a free port (no
+//! persistence, files in a temporary directory), or, on a machine without
+//! the binary, the Redis on 127.0.0.1:6379. Either way the test gets a key
+//! prefix of its own, so tests never see each other's keys.
+//!
+//! Its own crate so that agent-loop's integration tests and the end-to-end
+//! scenarios share it (a service crate cannot depend on `openheim-e2e`).
+
+// Test support: failing fast with a clear message is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -72,14 +76,14 @@ impl Drop for RedisServer {
     }
 }
 
-/// `e2e-<pid>-<nanoseconds>-<n>`: unique across the processes nextest runs.
+/// `test-<pid>-<nanoseconds>-<n>`: unique across the processes nextest runs.
 fn unique_prefix() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("e2e-{}-{nanos}-{n}", std::process::id())
+    format!("test-{}-{nanos}-{n}", std::process::id())
 }
 
 fn redis_server_binary() -> Option<PathBuf> {
