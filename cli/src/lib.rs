@@ -41,6 +41,6 @@ pub mod events {
         turn_event::Event,
     };
     pub use openheim_proto::common::v1::{Message, StopReason, ToolDefinition, ToolKind, Usage};
-    pub use openheim_proto::llm_proxy::v1::ProviderModels;
+    pub use openheim_proto::llm_proxy::v1::{ProviderModels, ResolveModelResponse};
     pub use openheim_proto::mcp_broker::v1::{ServerState, ServerStatus};
 }

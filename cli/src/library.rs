@@ -21,7 +21,8 @@ use openheim_proto::agent_loop::v1::{
 };
 use openheim_proto::common::v1::{ContentBlock, Message, ToolDefinition, content_block::Block};
 use openheim_proto::llm_proxy::v1::{
-    ListModelsRequest, ProviderModels, llm_proxy_client::LlmProxyClient,
+    ListModelsRequest, ProviderModels, ResolveModelRequest, ResolveModelResponse,
+    llm_proxy_client::LlmProxyClient,
 };
 use openheim_proto::mcp_broker::v1::ServerStatus;
 use openheim_proto::transport::MAX_MESSAGE_BYTES;
@@ -287,6 +288,23 @@ impl Openheim {
             .await
             .map_err(agent)?;
         Ok(Some(response.into_inner().providers))
+    }
+
+    /// Which provider and model a model name (`""`, `name` or
+    /// `provider/name`) resolves to, with its known context window, as
+    /// llm-proxy will resolve it. `None` as for [`Openheim::models`].
+    pub async fn resolve_model(&self, model: &str) -> Result<Option<ResolveModelResponse>, Error> {
+        let Some(channel) = self.runtime.llm_proxy_channel() else {
+            return Ok(None);
+        };
+        let request = ResolveModelRequest {
+            model: model.to_owned(),
+        };
+        let response = LlmProxyClient::new(channel)
+            .resolve_model(request)
+            .await
+            .map_err(agent)?;
+        Ok(Some(response.into_inner()))
     }
 }
 

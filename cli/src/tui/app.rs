@@ -14,7 +14,7 @@ use super::commands::{self, COMMANDS, Command, SkillsAction, Vocabulary};
 use super::editor::{Entry, KeyReader, LineEditor, PromptLine, TurnKey, join_continuations};
 use super::markdown::MarkdownStream;
 use super::render::{TurnView, decision_for_answer, decision_for_key};
-use super::status::{Status, ago, compact, configured_models, grouped};
+use super::status::{Status, ago, compact, grouped, model_names};
 use super::term::{self, Mode, Screen, fit};
 use super::theme::{Role, Styler, Theme, color_enabled};
 use crate::{Openheim, Runtime, Session, SessionOptions};
@@ -57,7 +57,7 @@ pub async fn run(runtime: Runtime, config: Config, options: TuiOptions) -> anyho
         term_name.as_deref(),
     );
     let vocabulary = Arc::new(Mutex::new(Vocabulary {
-        models: configured_models(&config),
+        models: Vec::new(),
         skills: Vec::new(),
         themes: Theme::ALL.iter().map(|t| t.name().to_owned()).collect(),
     }));
@@ -79,7 +79,6 @@ pub async fn run(runtime: Runtime, config: Config, options: TuiOptions) -> anyho
         approval: openheim_proto::agent_loop::v1::ApprovalMode::Ask,
         ..SessionOptions::default()
     };
-    let status = Status::for_model(&config, options.model.as_deref().unwrap_or_default());
     let mut app = App {
         oh: Openheim::from_runtime(runtime),
         styler: Styler::new(theme, color),
@@ -92,7 +91,8 @@ pub async fn run(runtime: Runtime, config: Config, options: TuiOptions) -> anyho
         vocabulary,
         session: None,
         pending,
-        status,
+        status: Status::default(),
+        models: Vec::new(),
         listed: Vec::new(),
         interrupted_at_prompt: false,
         interrupts: signal_stream(),
@@ -117,6 +117,8 @@ struct App {
     /// Settings of the session to create.
     pending: SessionOptions,
     status: Status,
+    /// Every model llm-proxy lists, as `provider/model`.
+    models: Vec<String>,
     /// The last `/sessions` listing, for `/sessions N`.
     listed: Vec<SessionInfo>,
     /// Ctrl-C was pressed at the prompt; a second one exits.
@@ -132,6 +134,17 @@ struct App {
 impl App {
     async fn start(&mut self) -> anyhow::Result<u8> {
         self.refresh_skills().await;
+        self.models = match self.oh.models().await {
+            Ok(Some(providers)) => model_names(&providers),
+            _ => Vec::new(),
+        };
+        if let Ok(mut vocabulary) = self.vocabulary.lock() {
+            vocabulary.models = self.models.clone();
+        }
+        let requested = self.options.model.clone().unwrap_or_default();
+        if let Ok(status) = self.status_for(&requested).await {
+            self.status = status;
+        }
         self.banner()?;
         if let Some(resume) = self.options.resume.clone() {
             match resume {
@@ -300,11 +313,21 @@ impl App {
             .ok_or_else(|| anyhow::anyhow!("no session"))
     }
 
-    fn new_session(&mut self) {
+    async fn new_session(&mut self) {
         self.session = None;
         self.pending.model = self.options.model.clone();
         self.pending.skills = self.options.skills.clone();
-        self.status = Status::for_model(&self.config, self.pending.model.as_deref().unwrap_or(""));
+        let requested = self.pending.model.clone().unwrap_or_default();
+        self.status = self.status_for(&requested).await.unwrap_or_default();
+    }
+
+    /// The status of a session on `requested`, resolved by llm-proxy (a
+    /// remote agent loop without a known llm-proxy shows the name as given).
+    async fn status_for(&self, requested: &str) -> Result<Status, crate::Error> {
+        Ok(match self.oh.resolve_model(requested).await? {
+            Some(r) => Status::new(r.provider, r.model, r.context_window),
+            None => Status::new(String::new(), requested.to_owned(), 0),
+        })
     }
 
     async fn resume_latest(&mut self) -> anyhow::Result<()> {
@@ -330,7 +353,7 @@ impl App {
             Err(e) => return self.error(&format!("cannot resume {id}: {e}")),
         };
         let info = session.info().clone();
-        self.status = Status::for_model(&self.config, &info.model);
+        self.status = self.status_for(&info.model).await.unwrap_or_default();
         self.pending.model = Some(info.model.clone()).filter(|m| !m.is_empty());
         self.pending.skills = info.skills.clone();
         self.session = Some(session);
@@ -629,14 +652,14 @@ impl App {
             Command::Skills(action) => self.skills(action).await?,
             Command::Sessions(pick) => self.sessions(pick).await?,
             Command::New => {
-                self.new_session();
+                self.new_session().await;
                 self.dim("new session")?;
             }
             Command::Clear => {
                 if let Some(editor) = self.editor.as_mut() {
                     editor.clear_screen();
                 }
-                self.new_session();
+                self.new_session().await;
                 self.dim("new session")?;
             }
             Command::Tools => self.tools().await?,
@@ -667,49 +690,40 @@ impl App {
     async fn model(&mut self, name: Option<String>) -> anyhow::Result<()> {
         let Some(name) = name else {
             let mut rows = vec![("current".to_owned(), self.status.model_label())];
-            let models = configured_models(&self.config);
-            if !models.is_empty() {
-                rows.push(("configured".to_owned(), models.join(", ")));
+            if !self.models.is_empty() {
+                rows.push(("configured".to_owned(), self.models.join(", ")));
             }
             self.table(&rows)?;
             return self.dim("switch with /model NAME (Tab completes)");
         };
-        let known = self.config.providers.is_empty()
-            || configured_models(&self.config).contains(&name)
-            || name
-                .split_once('/')
-                .is_some_and(|(p, _)| self.config.providers.contains_key(p))
-            || self.config.default_provider.is_some();
-        if !known {
-            return self.error(&format!(
-                "no provider serves {name:?}; use provider/model (configured: {})",
-                configured_models(&self.config).join(", ")
-            ));
-        }
+        // llm-proxy decides what a name means; a name it cannot serve is
+        // refused here rather than on the next prompt.
+        let status = match self.status_for(&name).await {
+            Ok(status) => status,
+            Err(e) => return self.error(&e.to_string()),
+        };
         if let Some(session) = self.session.as_mut()
             && let Err(e) = session.set_model(name.clone()).await
         {
             return self.error(&e.to_string());
         }
         self.pending.model = Some(name.clone());
-        let used = (
-            self.status.context_used,
-            self.status.input,
-            self.status.output,
-        );
-        self.status = Status::for_model(&self.config, &name);
-        (
-            self.status.context_used,
-            self.status.input,
-            self.status.output,
-        ) = used;
+        self.status = Status {
+            context_used: self.status.context_used,
+            input: self.status.input,
+            output: self.status.output,
+            cache_read: self.status.cache_read,
+            llm_calls: self.status.llm_calls,
+            ..status
+        };
         let label = self.status.model_label();
         self.line(Some(Role::Accent), &format!("model: {label}"))?;
         if let Some((provider, _)) = name.split_once('/')
-            && !self.config.providers.contains_key(provider)
+            && provider != self.status.provider
         {
             self.dim(&format!(
-                "no provider is named {provider:?}: the default provider gets {name:?} as its model id"
+                "no provider is named {provider:?}: {} gets {name:?} as its model id",
+                self.status.provider
             ))?;
         }
         Ok(())
@@ -827,7 +841,7 @@ impl App {
         if self.listed.is_empty() {
             return self.dim("no sessions yet");
         }
-        let now = crate::tui::app::now_ms();
+        let now = now_ms();
         let current = self.session.as_ref().map(|s| s.id().to_owned());
         let width = term::width();
         let mut out = String::new();

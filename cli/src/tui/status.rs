@@ -1,8 +1,8 @@
 //! What the prompt line and `/usage` report: the model in use, the context
 //! window fill, and token totals; plus small formatting helpers.
 
-use openheim_config::Config;
 use openheim_proto::common::v1::Usage;
+use openheim_proto::llm_proxy::v1::ProviderModels;
 
 /// The model and token accounting of the current session.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,16 +21,9 @@ pub struct Status {
 }
 
 impl Status {
-    /// The model a session would use, as far as the local configuration
-    /// tells (the llm-proxy decides; its `model_selected` events correct
-    /// this once a turn runs).
-    pub fn for_model(config: &Config, requested: &str) -> Self {
-        let (provider, model) = resolve(config, requested);
-        let context_window = config
-            .providers
-            .get(&provider)
-            .and_then(|p| p.context_window)
-            .unwrap_or(0);
+    /// A session on `model` of `provider` (llm-proxy's resolution; its
+    /// `model_selected` events keep it current once turns run).
+    pub fn new(provider: String, model: String, context_window: u64) -> Self {
         Self {
             provider,
             model,
@@ -78,64 +71,20 @@ impl Status {
     }
 }
 
-/// `provider/model` split, or the provider listing `requested`, or the
-/// default provider (mirrors llm-proxy's resolution for display).
-fn resolve(config: &Config, requested: &str) -> (String, String) {
-    let requested = requested.trim();
-    let default = config.default_provider.clone().unwrap_or_default();
-    let default_model = |provider: &str| {
-        config
-            .providers
-            .get(provider)
-            .and_then(|p| {
-                p.default_model
-                    .clone()
-                    .or_else(|| p.models.first().cloned())
-            })
-            .unwrap_or_default()
-    };
-    if requested.is_empty() {
-        let model = default_model(&default);
-        return (default, model);
-    }
-    if let Some((provider, model)) = requested.split_once('/')
-        && config.providers.contains_key(provider)
-    {
-        let model = if model.is_empty() {
-            default_model(provider)
-        } else {
-            model.to_owned()
-        };
-        return (provider.to_owned(), model);
-    }
-    let lists = |name: &str| {
-        config.providers.get(name).is_some_and(|p| {
-            p.default_model.as_deref() == Some(requested) || p.models.iter().any(|m| m == requested)
-        })
-    };
-    if lists(&default) {
-        return (default, requested.to_owned());
-    }
-    if let Some(name) = config.providers.keys().find(|name| lists(name)) {
-        return (name.clone(), requested.to_owned());
-    }
-    (default, requested.to_owned())
-}
-
-/// Every model the configuration names, as `provider/model`, for `/model`
-/// and its completion.
-pub fn configured_models(config: &Config) -> Vec<String> {
-    let mut models = Vec::new();
-    for (name, provider) in &config.providers {
-        let listed = provider.default_model.iter().chain(provider.models.iter());
-        for model in listed {
-            let full = format!("{name}/{model}");
-            if !models.contains(&full) {
-                models.push(full);
+/// Every model llm-proxy lists, as `provider/model`, for `/model` and its
+/// completion.
+pub fn model_names(providers: &[ProviderModels]) -> Vec<String> {
+    let mut names = Vec::new();
+    for provider in providers {
+        let listed = std::iter::once(&provider.default_model).chain(&provider.models);
+        for model in listed.filter(|m| !m.is_empty()) {
+            let full = format!("{}/{model}", provider.provider);
+            if !names.contains(&full) {
+                names.push(full);
             }
         }
     }
-    models
+    names
 }
 
 /// `950`, `12.3k`, `1.2M`.
@@ -175,49 +124,31 @@ pub fn ago(then_ms: i64, now_ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openheim_config::ProviderConfig;
-
-    fn config() -> Config {
-        let mut config = Config::default();
-        let a = ProviderConfig {
-            default_model: Some("small".into()),
-            models: vec!["large".into()],
-            context_window: Some(1000),
-            ..ProviderConfig::default()
-        };
-        let b = ProviderConfig {
-            models: vec!["other".into()],
-            ..ProviderConfig::default()
-        };
-        config.providers.insert("a".into(), a);
-        config.providers.insert("b".into(), b);
-        config.default_provider = Some("a".into());
-        config
-    }
 
     #[test]
-    fn models_resolve_like_the_proxy_for_display() {
-        let config = config();
-        let s = Status::for_model(&config, "");
+    fn listed_models_are_named_with_their_provider() {
+        let providers = vec![
+            ProviderModels {
+                provider: "a".into(),
+                default_model: "small".into(),
+                models: vec!["large".into(), "small".into()],
+                ..ProviderModels::default()
+            },
+            ProviderModels {
+                provider: "b".into(),
+                models: vec!["other".into()],
+                ..ProviderModels::default()
+            },
+        ];
         assert_eq!(
-            (s.model_label(), s.context_window),
-            ("a/small".into(), 1000)
-        );
-        assert_eq!(Status::for_model(&config, "other").model_label(), "b/other");
-        assert_eq!(Status::for_model(&config, "b/x").model_label(), "b/x");
-        assert_eq!(
-            Status::for_model(&config, "unlisted").model_label(),
-            "a/unlisted"
-        );
-        assert_eq!(
-            configured_models(&config),
+            model_names(&providers),
             vec!["a/small", "a/large", "b/other"]
         );
     }
 
     #[test]
     fn context_fill_follows_the_last_call() {
-        let mut s = Status::for_model(&config(), "");
+        let mut s = Status::new("a".into(), "small".into(), 1000);
         assert_eq!(s.prompt_label(), "a/small · 0% context");
         s.add(&Usage {
             input_tokens: 100,
