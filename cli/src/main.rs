@@ -86,23 +86,11 @@ enum Command {
 const SERVICE_NAME: &str = "openheim";
 
 fn main() -> ExitCode {
+    // Shell commands and stdio MCP servers are started through this binary
+    // (their own process namespace); that run ends here.
+    openheim_sandbox::launcher::enter_if_requested();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::FAILED);
-        }
-    };
-    let result = runtime.block_on(dispatch(cli));
-    // A read of stdin (`acp`) may still be parked on a blocking thread;
-    // do not let it hold the process open.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    match result {
+    match start(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -111,7 +99,27 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+/// Reads the environment and configuration and secures the process while it
+/// has one thread, then runs the command on the async runtime.
+fn start(cli: Cli) -> anyhow::Result<u8> {
+    if let Some(Command::Init { force }) = cli.command {
+        return init(force);
+    }
+    let mut overrides = Vec::new();
+    if let Some(Command::Serve { host, port, .. }) = &cli.command {
+        overrides.extend(host.clone().map(|h| ("server.host".to_owned(), h)));
+        overrides.extend(port.map(|p| ("server.port".to_owned(), p.to_string())));
+    }
+    let boot = openheim_boot::Boot::start(cli.config.as_deref(), overrides)?;
+    let runtime = openheim_boot::runtime()?;
+    let result = runtime.block_on(dispatch(cli, boot));
+    // A read of stdin (`acp`) may still be parked on a blocking thread;
+    // do not let it hold the process open.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
+}
+
+async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
     match cli.command {
         Some(Command::Init { force }) => init(force),
         Some(Command::Run {
@@ -124,12 +132,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             read_only,
             verbose,
         }) => {
-            let config = openheim_boot::load_config(cli.config.as_deref(), Vec::new())?;
-            let telemetry = openheim_boot::init_telemetry(&config, SERVICE_NAME, "warn")?;
-            let runtime = openheim::Runtime::start(&config)?;
-            let approval = run_approval(&config, yes, deny);
+            let telemetry = boot.init_telemetry(SERVICE_NAME, "warn")?;
+            let config = &boot.config;
+            let runtime = openheim::Runtime::start(config)?;
+            let approval = run_approval(config, yes, deny);
             if verbose {
-                report_setup(&config, &runtime, model.as_deref()).await;
+                report_setup(config, &runtime, model.as_deref()).await;
             }
             let options = RunOptions {
                 approval,
@@ -153,29 +161,24 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 resume: cli.resume.map(|id| Some(id).filter(|id| !id.is_empty())),
                 config_file: match &cli.config {
                     Some(file) => file.clone(),
-                    None => openheim_boot::home_dir()?.join("config.toml"),
+                    None => openheim_boot::home_dir(&boot.env)?.join("config.toml"),
                 },
             };
-            tui(cli.config.as_deref(), options).await
+            tui(boot, options).await
         }
-        Some(Command::Acp) => acp(cli.config.as_deref()).await,
-        Some(Command::Serve { host, port, listen }) => {
-            let mut overrides = Vec::new();
-            overrides.extend(host.map(|h| ("server.host".to_owned(), h)));
-            overrides.extend(port.map(|p| ("server.port".to_owned(), p.to_string())));
-            serve(cli.config.as_deref(), overrides, listen).await
-        }
+        Some(Command::Acp) => acp(boot).await,
+        Some(Command::Serve { listen, .. }) => serve(boot, listen).await,
     }
 }
 
 /// `openheim acp`: stdout carries only the JSON-RPC stream, so logs go to
 /// stderr (`RUST_LOG`, default warnings). Ends with 0 when the client closes
 /// stdin, after running turns recorded their cancellation.
-async fn acp(config_file: Option<&std::path::Path>) -> anyhow::Result<u8> {
-    let config = openheim_boot::load_config(config_file, Vec::new())?;
-    let telemetry = openheim_boot::init_telemetry(&config, SERVICE_NAME, "warn")?;
-    let runtime = openheim::Runtime::start(&config)?;
-    let options = openheim_acp::AcpOptions::from_config(&config);
+async fn acp(boot: openheim_boot::Boot) -> anyhow::Result<u8> {
+    let telemetry = boot.init_telemetry(SERVICE_NAME, "warn")?;
+    let config = &boot.config;
+    let runtime = openheim::Runtime::start(config)?;
+    let options = openheim_acp::AcpOptions::from_config(config);
     let served = openheim_acp::serve_stdio(runtime.agent_loop(), options).await;
     telemetry.shutdown().await;
     served?;
@@ -185,13 +188,9 @@ async fn acp(config_file: Option<&std::path::Path>) -> anyhow::Result<u8> {
 /// `openheim serve`: the gateway over this configuration's services,
 /// until Ctrl-C or SIGTERM (then running turns get the gateway's shutdown
 /// deadline to finish). Prints `listening on ADDR` on stdout once bound.
-async fn serve(
-    config_file: Option<&std::path::Path>,
-    overrides: Vec<(String, String)>,
-    listen: Option<String>,
-) -> anyhow::Result<u8> {
-    let config = openheim_boot::load_config(config_file, overrides)?;
-    let telemetry = openheim_boot::init_telemetry(&config, SERVICE_NAME, "info")?;
+async fn serve(boot: openheim_boot::Boot, listen: Option<String>) -> anyhow::Result<u8> {
+    let telemetry = boot.init_telemetry(SERVICE_NAME, "info")?;
+    let config = &boot.config;
     let addr = match listen {
         Some(listen) => listen
             .parse()
@@ -199,12 +198,13 @@ async fn serve(
         None => openheim_gateway::listen_address(&config.server.host, config.server.port)
             .map_err(anyhow::Error::msg)?,
     };
-    let mut options = openheim_gateway::GatewayOptions::from_config(&config);
+    let mut options = openheim_gateway::GatewayOptions::from_config(config);
     options.check_exposure(addr)?;
-    let runtime = openheim::Runtime::start(&config)?;
+    // Remote clients work inside the configured workspace only.
+    let runtime = openheim::Runtime::start_server(config)?;
     if config.services.agent_loop.is_none() {
         // The agent loop runs here, so its data directory is ours to list.
-        options.available_skills = local_skills(&config).await;
+        options.available_skills = local_skills(config).await;
     }
     let backends = openheim_gateway::Backends {
         agent_loop: runtime.agent_loop_channel(),
@@ -272,7 +272,7 @@ fn run_approval(config: &openheim_config::Config, yes: bool, deny: bool) -> Appr
 }
 
 fn init(force: bool) -> anyhow::Result<u8> {
-    let home = openheim_boot::home_dir()?;
+    let home = openheim_boot::home_dir(&openheim_boot::Environment::capture())?;
     for outcome in openheim::init::init(&home, force)? {
         match outcome {
             FileOutcome::Written(p) => eprintln!("wrote {}", p.display()),
@@ -288,29 +288,26 @@ fn init(force: bool) -> anyhow::Result<u8> {
 /// `openheim`: the interactive terminal UI. Logs go to a file under the
 /// data dir; config problems are reported on stderr before the screen is
 /// taken over.
-async fn tui(
-    config_file: Option<&std::path::Path>,
-    options: openheim::tui::TuiOptions,
-) -> anyhow::Result<u8> {
-    let config = openheim_boot::load_config(config_file, Vec::new())?;
-    let telemetry = match &config.data_dir {
-        Some(data_dir) => match openheim::tui::init_file_logging(
-            data_dir,
-            &openheim_boot::telemetry_settings(&config, SERVICE_NAME),
-        ) {
-            Ok((_, telemetry)) => Some(telemetry),
-            Err(e) => {
-                eprintln!(
-                    "warning: cannot open the log file under {}: {e}",
-                    data_dir.display()
-                );
-                None
+async fn tui(boot: openheim_boot::Boot, options: openheim::tui::TuiOptions) -> anyhow::Result<u8> {
+    let telemetry = match &boot.config.data_dir {
+        Some(data_dir) => {
+            match openheim::tui::init_file_logging(data_dir, &boot.telemetry_settings(SERVICE_NAME))
+            {
+                Ok((_, telemetry)) => Some(telemetry),
+                Err(e) => {
+                    eprintln!(
+                        "warning: cannot open the log file under {}: {e}",
+                        data_dir.display()
+                    );
+                    None
+                }
             }
-        },
+        }
         None => None,
     };
-    let runtime = openheim::Runtime::start(&config)?;
-    let ran = openheim::tui::run(runtime, config, options).await;
+    boot.log_secured();
+    let runtime = openheim::Runtime::start(&boot.config)?;
+    let ran = openheim::tui::run(runtime, boot.config, options).await;
     if let Some(telemetry) = telemetry {
         telemetry.shutdown().await;
     }

@@ -34,10 +34,25 @@ pub struct Runtime {
     llm_proxy: Option<GrpcChannel>,
 }
 
+/// Where sessions may have their workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workspaces {
+    /// Any existing directory: a local user (or their editor) picks it.
+    Anywhere,
+    /// Only inside the configured `work_dir`: remote clients of a server.
+    WithinWorkDir,
+}
+
 impl Runtime {
     /// Starts (or connects to) every service the configuration asks for.
     pub fn start(config: &Config) -> Result<Self, RuntimeError> {
         Self::start_with_tools(config, Vec::new())
+    }
+
+    /// Like [`Runtime::start`] for a server: sessions (their tools, shell
+    /// commands and MCP servers) work inside the configured `work_dir` only.
+    pub fn start_server(config: &Config) -> Result<Self, RuntimeError> {
+        Self::start_with(config, Vec::new(), Workspaces::WithinWorkDir)
     }
 
     /// Like [`Runtime::start`], with custom tools registered in the
@@ -46,6 +61,20 @@ impl Runtime {
         config: &Config,
         custom_tools: Vec<Arc<dyn ToolHandler>>,
     ) -> Result<Self, RuntimeError> {
+        Self::start_with(config, custom_tools, Workspaces::Anywhere)
+    }
+
+    /// Starts (or connects to) the services with custom tools and a rule
+    /// for session workspaces.
+    pub fn start_with(
+        config: &Config,
+        custom_tools: Vec<Arc<dyn ToolHandler>>,
+        workspaces: Workspaces,
+    ) -> Result<Self, RuntimeError> {
+        let root = match workspaces {
+            Workspaces::Anywhere => None,
+            Workspaces::WithinWorkDir => config.work_dir.clone(),
+        };
         let services = &config.services;
         if let Some(address) = &services.agent_loop {
             let optional = |address: &Option<String>| address.as_deref().map(remote).transpose();
@@ -63,7 +92,7 @@ impl Runtime {
         let tools = match &services.tool_executor {
             Some(address) => remote(address)?,
             None => openheim_tool_executor::in_process(
-                ToolExecutorConfig::from_config(config, None),
+                ToolExecutorConfig::from_config(config, root.clone()),
                 custom_tools,
             ),
         };
@@ -72,7 +101,10 @@ impl Runtime {
             None => openheim_mcp_broker::in_process(McpBrokerConfig::from_config(config)),
         };
         let agent_loop = openheim_agent_loop::in_process(
-            AgentLoopConfig::from_config(config)?,
+            AgentLoopConfig {
+                workspace_root: root,
+                ..AgentLoopConfig::from_config(config)?
+            },
             Backends::new(llm.clone(), tools.clone(), mcp.clone()),
         )?;
         Ok(Self {

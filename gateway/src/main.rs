@@ -25,11 +25,15 @@ struct Args {
     config: Option<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config = openheim_boot::load_config(args.config.as_deref(), Vec::new())?;
-    let telemetry = openheim_boot::init_telemetry(&config, "openheim-gateway", "info")?;
+    let boot = openheim_boot::Boot::start(args.config.as_deref(), Vec::new())?;
+    openheim_boot::runtime()?.block_on(serve(args, boot))
+}
+
+async fn serve(args: Args, boot: openheim_boot::Boot) -> anyhow::Result<()> {
+    let telemetry = boot.init_telemetry("openheim-gateway", "info")?;
+    let config = &boot.config;
     let services = &config.services;
     let agent_loop = services
         .agent_loop
@@ -42,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
         mcp_broker: optional(&services.mcp_broker)?,
         llm_proxy: optional(&services.llm_proxy)?,
     };
-    let options = GatewayOptions::from_config(&config);
+    let options = GatewayOptions::from_config(config);
     let address = match args.listen {
         Some(listen) => listen,
         None => openheim_gateway::listen_address(&config.server.host, config.server.port)

@@ -94,21 +94,34 @@ impl Install {
     /// Starts the four services as separate processes, configured from this
     /// install, and points the CLI config at the agent-loop.
     pub async fn start_cluster(&self, mock: &MockLlm, extra: &str) -> Cluster {
+        self.start_cluster_with_env(mock, extra, "", &[]).await
+    }
+
+    /// Like [`Install::start_cluster`]; `provider_lines` go into the mock's
+    /// `[providers.mock]` table and every service gets `env` as well.
+    pub async fn start_cluster_with_env(
+        &self,
+        mock: &MockLlm,
+        extra: &str,
+        provider_lines: &str,
+        env: &[(&str, &str)],
+    ) -> Cluster {
         let home = self.home();
         let home = home.to_str().unwrap();
         let workspace = self.workspace();
         let workspace = workspace.to_str().unwrap();
         let shared = self.root.path().join("services.toml");
         let base = format!(
-            "default_provider = \"mock\"\nwork_dir = \"{workspace}\"\ndata_dir = \"{home}\"\n{extra}\n\n[providers.mock]\nkind = \"openai_compatible\"\napi_base = \"{}\"\ndefault_model = \"mock-model\"\n",
+            "default_provider = \"mock\"\nwork_dir = \"{workspace}\"\ndata_dir = \"{home}\"\n{extra}\n\n[providers.mock]\nkind = \"openai_compatible\"\napi_base = \"{}\"\ndefault_model = \"mock-model\"\n{provider_lines}\n",
             mock.base_url()
         );
         std::fs::write(&shared, &base).unwrap();
         let shared = shared.to_str().unwrap();
-        let env = [("OPENHEIM_CONFIG", shared), ("OPENHEIM_HOME", home)];
-        let llm = ServiceProcess::spawn("openheim-llm-proxy", &[], &env).await;
-        let tools = ServiceProcess::spawn("openheim-tool-executor", &[], &env).await;
-        let mcp = ServiceProcess::spawn("openheim-mcp-broker", &[], &env).await;
+        let mut service_env = vec![("OPENHEIM_CONFIG", shared), ("OPENHEIM_HOME", home)];
+        service_env.extend_from_slice(env);
+        let llm = ServiceProcess::spawn("openheim-llm-proxy", &[], &service_env).await;
+        let tools = ServiceProcess::spawn("openheim-tool-executor", &[], &service_env).await;
+        let mcp = ServiceProcess::spawn("openheim-mcp-broker", &[], &service_env).await;
         let loop_config = self.root.path().join("agent-loop.toml");
         std::fs::write(
             &loop_config,
@@ -121,7 +134,8 @@ impl Install {
         )
         .unwrap();
         let loop_config = loop_config.to_str().unwrap();
-        let agent_env = [("OPENHEIM_CONFIG", loop_config), ("OPENHEIM_HOME", home)];
+        let mut agent_env = vec![("OPENHEIM_CONFIG", loop_config), ("OPENHEIM_HOME", home)];
+        agent_env.extend_from_slice(env);
         let agent = ServiceProcess::spawn("openheim-agent-loop", &[], &agent_env).await;
         // The CLI only needs to know where the agent loop is.
         std::fs::write(
@@ -140,6 +154,14 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// The process id of service `name` (e.g. `openheim-llm-proxy`).
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self._processes
+            .iter()
+            .find(|p| p.name() == name)
+            .and_then(ServiceProcess::id)
+    }
+
     /// Stops the services the way an orchestrator does (SIGTERM) and waits
     /// for them to exit, e.g. so they flush their telemetry.
     pub async fn terminate(mut self) {

@@ -13,6 +13,7 @@ pub mod install;
 pub mod mock_llm;
 pub mod otlp;
 pub mod process;
+pub mod procs;
 pub mod pty;
 
 pub use bins::bin_path;

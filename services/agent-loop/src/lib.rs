@@ -42,6 +42,9 @@ pub struct AgentLoopConfig {
     pub data_dir: PathBuf,
     /// Workspace of sessions created without one.
     pub default_work_dir: PathBuf,
+    /// When set, every session's workspace must lie inside it (a server:
+    /// remote clients work inside its workspace only).
+    pub workspace_root: Option<PathBuf>,
     pub allow_shell: bool,
     /// Default timeout of `execute_command`, also when a turn's caller runs
     /// it (ACP `terminal/*`).
@@ -72,6 +75,7 @@ impl AgentLoopConfig {
             default_skills: config.default_skills.clone(),
             data_dir: config.data_dir.clone().ok_or_else(|| missing("data_dir"))?,
             default_work_dir: config.work_dir.clone().ok_or_else(|| missing("work_dir"))?,
+            workspace_root: None,
             allow_shell: config.allow_shell,
             shell_timeout: Duration::from_secs(config.tools.shell_timeout_secs),
             shell_delegation: config.tools.sandbox != openheim_config::SandboxMode::Enforce,

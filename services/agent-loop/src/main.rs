@@ -4,14 +4,18 @@
 use anyhow::Context;
 use clap::Parser;
 use openheim_agent_loop::{AgentLoopConfig, Backends};
-use openheim_boot::ServiceArgs;
+use openheim_boot::{Boot, ServiceArgs};
 use openheim_proto::transport::remote;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();
-    let config = openheim_boot::load_config(args.config.as_deref(), Vec::new())?;
-    let telemetry = openheim_boot::init_telemetry(&config, "openheim-agent-loop", "info")?;
+    let boot = Boot::start(args.config.as_deref(), Vec::new())?;
+    openheim_boot::runtime()?.block_on(serve(args, boot))
+}
+
+async fn serve(args: ServiceArgs, boot: Boot) -> anyhow::Result<()> {
+    let telemetry = boot.init_telemetry("openheim-agent-loop", "info")?;
+    let config = &boot.config;
     let address = |name: &str, value: &Option<String>| {
         value
             .clone()
@@ -24,7 +28,12 @@ async fn main() -> anyhow::Result<()> {
         remote(&address("mcp_broker", &services.mcp_broker)?)?,
     );
     let listener = openheim_boot::bind(&args.listen).await?;
-    let agent_config = AgentLoopConfig::from_config(&config)?;
+    // A deployment serves remote clients: their sessions live inside its
+    // workspace (the mounted volume).
+    let agent_config = AgentLoopConfig {
+        workspace_root: config.work_dir.clone(),
+        ..AgentLoopConfig::from_config(config)?
+    };
     let served = openheim_agent_loop::serve(
         agent_config,
         backends,

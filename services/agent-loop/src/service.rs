@@ -77,6 +77,7 @@ impl AgentService {
                 work_dir.display()
             )));
         }
+        self.check_workspace(&work_dir)?;
         let skills = prompt::merge_skills(&self.config.default_skills, &request.skills);
         prompt::check_skills(&self.sources, &skills).await?;
         // Fail now, not on the first prompt, when the identity is missing.
@@ -109,6 +110,7 @@ impl AgentService {
         mcp_servers: Vec<ServerSpec>,
     ) -> Result<LoadSessionResponse, AgentError> {
         let stored = self.store.load(session_id).await?;
+        self.check_workspace(Path::new(&stored.summary.meta.work_dir))?;
         self.backends
             .attach_mcp_servers(session_id, mcp_servers)
             .await?;
@@ -116,6 +118,23 @@ impl AgentService {
             session: Some(session_info(&stored.summary)),
             messages: stored.messages.iter().map(StoredMessage::to_wire).collect(),
         })
+    }
+
+    /// A workspace outside the configured root (a server's `work_dir`) is
+    /// refused: remote clients work inside the server's workspace only.
+    fn check_workspace(&self, dir: &Path) -> Result<(), AgentError> {
+        let Some(root) = &self.config.workspace_root else {
+            return Ok(());
+        };
+        let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        if real(dir).starts_with(real(root)) {
+            return Ok(());
+        }
+        Err(AgentError::InvalidInput(format!(
+            "work_dir {} is outside this server's workspace {}",
+            dir.display(),
+            root.display()
+        )))
     }
 
     pub async fn list_sessions(
@@ -386,6 +405,7 @@ mod tests {
             default_skills: vec!["rust".into()],
             data_dir: data_dir.to_path_buf(),
             default_work_dir: data_dir.to_path_buf(),
+            workspace_root: None,
             allow_shell: false,
             shell_timeout: Duration::from_secs(5),
             shell_delegation: true,
@@ -406,6 +426,31 @@ mod tests {
         std::fs::write(data_dir.join("skills/rust.md"), "Use clippy.").unwrap();
         std::fs::write(data_dir.join("skills/tests.md"), "Test first.").unwrap();
         std::fs::write(data_dir.join("skills/notes.txt"), "not a skill").unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_server_keeps_sessions_inside_its_workspace() {
+        let dir = tempfile::tempdir().unwrap();
+        add_skills(dir.path());
+        let root = dir.path().join("workspace");
+        std::fs::create_dir_all(root.join("project")).unwrap();
+        let mut service = new_service(dir.path());
+        service.config.workspace_root = Some(root.clone());
+        let create = |work_dir: &Path| CreateSessionRequest {
+            work_dir: work_dir.display().to_string(),
+            ..CreateSessionRequest::default()
+        };
+        for outside in [Path::new("/"), dir.path(), &root.join("project/../..")] {
+            let error = service.create_session(create(outside)).await.unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .contains("outside this server's workspace"),
+                "{outside:?}: {error}"
+            );
+        }
+        let inside = service.create_session(create(&root.join("project"))).await;
+        assert!(inside.is_ok(), "{inside:?}");
     }
 
     #[tokio::test]

@@ -1,12 +1,17 @@
 //! Process bootstrap shared by every openheim binary: the common flags
-//! (`--listen`, `--config`), configuration from file and environment, logging
-//! to stderr and OpenTelemetry export ([`telemetry`]), binding the listener
-//! (and printing its address) and the shutdown signal.
+//! (`--listen`, `--config`), the environment read once and the process
+//! secured ([`process`]: secrets scrubbed, non-dumpable), configuration from
+//! file and environment, logging to stderr and OpenTelemetry export
+//! ([`telemetry`]), the runtime, binding the listener (and printing its
+//! address) and the shutdown signal.
 //!
 //! This is the only library that reads the process environment and the
 //! current directory; it hands the result to the services as plain values.
+//!
+//! A binary's `main` runs, in this order and before any thread exists:
+//! [`Boot::start`] (environment, configuration, [`process::secure`]), then
+//! [`runtime`], then everything else inside it.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -14,9 +19,71 @@ use anyhow::Context;
 use openheim_config::{Config, LoadOptions};
 use tokio::net::TcpListener;
 
+pub mod process;
 pub mod telemetry;
 
+pub use process::Environment;
 pub use telemetry::{Telemetry, TelemetrySettings};
+
+/// What a binary has once started: its environment, read once, and its
+/// configuration; the process is secured.
+#[derive(Debug)]
+pub struct Boot {
+    pub env: Environment,
+    pub config: Config,
+    secured: process::Secured,
+}
+
+impl Boot {
+    /// Reads the environment, loads the configuration ([`load_config`]) and
+    /// secures the process ([`process::secure`]). Call before any thread
+    /// starts: before [`runtime`].
+    pub fn start(file: Option<&Path>, overrides: Vec<(String, String)>) -> anyhow::Result<Self> {
+        let env = Environment::capture();
+        let config = load_config(&env, file, overrides)?;
+        let secured = process::secure(&config)?;
+        Ok(Self {
+            env,
+            config,
+            secured,
+        })
+    }
+
+    /// [`init_telemetry`] for this boot's configuration and environment;
+    /// then logs what securing the process did.
+    pub fn init_telemetry(
+        &self,
+        service_name: &str,
+        default_filter: &str,
+    ) -> anyhow::Result<Telemetry> {
+        let telemetry = init_telemetry(&self.config, &self.env, service_name, default_filter)?;
+        self.log_secured();
+        Ok(telemetry)
+    }
+
+    /// What [`Boot::init_telemetry`] would export.
+    pub fn telemetry_settings(&self, service_name: &str) -> TelemetrySettings {
+        telemetry_settings(&self.config, &self.env, service_name)
+    }
+
+    /// Logs (debug) which variables were removed from the process.
+    pub fn log_secured(&self) {
+        tracing::debug!(
+            scrubbed = ?self.secured.scrubbed,
+            non_dumpable = self.secured.non_dumpable,
+            "secrets removed from the process environment"
+        );
+    }
+}
+
+/// The multi-threaded Tokio runtime every binary runs on (two workers).
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
 
 /// Flags every service binary accepts.
 #[derive(Debug, Clone, clap::Parser)]
@@ -32,32 +99,35 @@ pub struct ServiceArgs {
 }
 
 /// The openheim home: `$OPENHEIM_HOME`, else `~/.openheim`.
-pub fn home_dir() -> anyhow::Result<PathBuf> {
-    if let Some(home) = std::env::var_os("OPENHEIM_HOME") {
+pub fn home_dir(env: &Environment) -> anyhow::Result<PathBuf> {
+    if let Some(home) = env.get("OPENHEIM_HOME") {
         return Ok(PathBuf::from(home));
     }
-    let home = std::env::var_os("HOME").context("neither OPENHEIM_HOME nor HOME is set")?;
+    let home = env
+        .get("HOME")
+        .context("neither OPENHEIM_HOME nor HOME is set")?;
     Ok(PathBuf::from(home).join(".openheim"))
 }
 
 /// Loads the configuration the way every binary does: `file` (or
-/// `<home>/config.toml` when `None`), the process environment and
+/// `<home>/config.toml` when `None`), the environment `env` and
 /// `overrides`; then fills in `work_dir` (current directory) and `data_dir`
-/// (the openheim home) when unset.
+/// (the openheim home) when unset, and `child_env` (what processes started
+/// for the model may inherit of `env`).
 pub fn load_config(
+    env: &Environment,
     file: Option<&Path>,
     overrides: Vec<(String, String)>,
 ) -> anyhow::Result<Config> {
-    let home = home_dir()?;
+    let home = home_dir(env)?;
     let (file, file_required) = match file {
         Some(path) => (path.to_path_buf(), true),
         None => (home.join("config.toml"), false),
     };
-    let env: BTreeMap<String, String> = std::env::vars().collect();
     let mut config = openheim_config::load(&LoadOptions {
         file: Some(file),
         file_required,
-        env,
+        env: env.vars().clone(),
         overrides,
     })?;
     if config.work_dir.is_none() {
@@ -67,6 +137,7 @@ pub fn load_config(
     if config.data_dir.is_none() {
         config.data_dir = Some(home);
     }
+    config.child_env = env.without_denied(&openheim_sandbox::EnvPolicy::from_config(&config));
     Ok(config)
 }
 
@@ -78,18 +149,22 @@ pub fn load_config(
 /// [`Telemetry::shutdown`] before it ends.
 pub fn init_telemetry(
     config: &Config,
+    env: &Environment,
     service_name: &str,
     default_filter: &str,
 ) -> anyhow::Result<Telemetry> {
-    let settings = telemetry_settings(config, service_name);
+    let settings = telemetry_settings(config, env, service_name);
     Ok(telemetry::init(&settings, default_filter)?)
 }
 
 /// What [`init_telemetry`] would export: `config`'s `[telemetry]` and the
-/// process environment's `OTEL_*` variables.
-pub fn telemetry_settings(config: &Config, service_name: &str) -> TelemetrySettings {
-    let env: BTreeMap<String, String> = std::env::vars().collect();
-    TelemetrySettings::resolve(&config.telemetry, &env, service_name)
+/// environment's `OTEL_*` variables.
+pub fn telemetry_settings(
+    config: &Config,
+    env: &Environment,
+    service_name: &str,
+) -> TelemetrySettings {
+    TelemetrySettings::resolve(&config.telemetry, env.vars(), service_name)
 }
 
 /// Logs to stderr only, filtered by `RUST_LOG` (else `default_filter`):

@@ -241,7 +241,7 @@ where
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let mut logs = tracing_subscriber::fmt::layer()
-        .with_writer(writer)
+        .with_writer(Redacting(writer))
         .with_target(false);
     if let Some(ansi) = ansi {
         logs = logs.with_ansi(ansi);
@@ -289,6 +289,37 @@ where
     Ok(Telemetry {
         providers: Some(providers),
     })
+}
+
+/// Log output with every URL's query values and user information redacted
+/// ([`openheim_config::redact_urls_in`]): libraries (the MCP SDK, the HTTP
+/// client) quote URLs in their own log lines, and a URL may carry a key.
+struct Redacting<M>(M);
+
+impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for Redacting<M> {
+    type Writer = RedactingWriter<M::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingWriter(self.0.make_writer())
+    }
+}
+
+/// One event's output, redacted as it is written (the formatter writes an
+/// event in one piece).
+struct RedactingWriter<W>(W);
+
+impl<W: std::io::Write> std::io::Write for RedactingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match std::str::from_utf8(buf).map(openheim_config::redact_urls_in) {
+            Ok(std::borrow::Cow::Owned(clean)) => self.0.write_all(clean.as_bytes())?,
+            Ok(std::borrow::Cow::Borrowed(_)) | Err(_) => self.0.write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// What the OpenTelemetry layer records: `INFO` spans and above, the
@@ -367,6 +398,22 @@ mod tests {
             otlp_endpoint: endpoint.map(str::to_owned),
             service_name: name.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn log_lines_hide_keys_in_urls() {
+        use std::io::Write;
+        let mut out = Vec::new();
+        let mut writer = RedactingWriter(&mut out);
+        writer
+            .write_all(b"ERROR request failed url: \"https://h/mcp?key=s3cr3t\"\n")
+            .unwrap();
+        writer.write_all(b"INFO no url here\n").unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "ERROR request failed url: \"https://h/mcp?key=[redacted]\"\nINFO no url here\n"
+        );
     }
 
     #[test]

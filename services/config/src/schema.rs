@@ -22,6 +22,14 @@ pub const DEFAULT_RETRY_BASE_DELAY_MS: u64 = 500;
 pub const DEFAULT_RETRY_MAX_DELAY_MS: u64 = 30_000;
 pub const DEFAULT_MCP_CALL_TIMEOUT_SECS: u64 = 60;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// `server.header_timeout_secs`: a client that has not sent a request's
+/// headers by then is disconnected.
+pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
+/// `server.idle_timeout_secs`: an HTTP connection with nothing in flight.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+/// `server.max_pending_per_ip`: connections of one address still waiting
+/// for their first request to complete.
+pub const DEFAULT_MAX_PENDING_PER_IP: usize = 64;
 /// The longest one completion may take, every retry and fallback included.
 pub const DEFAULT_COMPLETION_TIMEOUT_SECS: u64 = 30 * 60;
 
@@ -50,6 +58,13 @@ pub struct Config {
     pub store: StoreConfig,
     pub telemetry: TelemetryConfig,
     pub ui: UiConfig,
+    /// What processes started for the model (shell commands, stdio MCP
+    /// servers) may inherit: openheim's environment at start-up without the
+    /// variables a deny rule matches (`[tools] env_deny`, provider keys,
+    /// credentials by name). Filled by the binary, never read from a file;
+    /// `[tools] env_allow` narrows it per command.
+    #[serde(skip)]
+    pub child_env: BTreeMap<String, String>,
 }
 
 impl Default for Config {
@@ -71,6 +86,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             telemetry: TelemetryConfig::default(),
             ui: UiConfig::default(),
+            child_env: BTreeMap::new(),
         }
     }
 }
@@ -119,6 +135,24 @@ pub enum SandboxMode {
     BestEffort,
     /// No OS confinement: the container is the sandbox.
     Off,
+}
+
+impl SandboxMode {
+    /// The mode as written in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Enforce => "enforce",
+            Self::BestEffort => "best_effort",
+            Self::Off => "off",
+        }
+    }
+
+    /// The mode written as `name` ([`Self::name`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Enforce, Self::BestEffort, Self::Off]
+            .into_iter()
+            .find(|mode| mode.name() == name)
+    }
 }
 
 /// What the permission gate does with a tool call of some kind.
@@ -309,10 +343,28 @@ pub struct ServerConfig {
     pub host: String,
     pub port: u16,
     pub auth_tokens: Vec<Secret>,
+    /// Origins (`scheme://host[:port]`, or `*`) browsers may connect from.
     pub allowed_origins: Vec<String>,
+    /// Host names clients may address the server by (the `Host` header),
+    /// besides the loopback names and the bind address: the names a proxy
+    /// or DNS gives it (`openheim.example.com`, `openheim:1217`). `*`
+    /// accepts any (only sensible behind a proxy that checks it).
+    pub allowed_hosts: Vec<String>,
+    /// Whether ACP clients of the server may start stdio MCP servers
+    /// (`mcpServers` with a `command`): a command on the server. Off by
+    /// default; HTTP MCP servers are always accepted.
+    pub allow_client_stdio_mcp: bool,
     /// Open WebSocket connections at once; more are answered 503. Each
     /// holds a file descriptor: keep it under the process's `ulimit -n`.
     pub max_connections: usize,
+    /// Time a client has to send a request's headers.
+    pub header_timeout_secs: u64,
+    /// A connection without a request in flight (and not upgraded to a
+    /// WebSocket) is closed after this long.
+    pub idle_timeout_secs: u64,
+    /// Connections one client address may have open before its first
+    /// request completes (slow or half-sent requests).
+    pub max_pending_per_ip: usize,
 }
 
 impl Default for ServerConfig {
@@ -322,7 +374,12 @@ impl Default for ServerConfig {
             port: DEFAULT_SERVER_PORT,
             auth_tokens: Vec::new(),
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            allow_client_stdio_mcp: false,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_timeout_secs: DEFAULT_HEADER_TIMEOUT_SECS,
+            idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
+            max_pending_per_ip: DEFAULT_MAX_PENDING_PER_IP,
         }
     }
 }

@@ -3,15 +3,20 @@
 
 use anyhow::Context;
 use clap::Parser;
-use openheim_boot::ServiceArgs;
+use openheim_boot::{Boot, ServiceArgs};
 use openheim_llm_proxy::LlmProxyConfig;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();
-    let config = openheim_boot::load_config(args.config.as_deref(), Vec::new())?;
-    let telemetry = openheim_boot::init_telemetry(&config, "openheim-llm-proxy", "info")?;
-    let config = LlmProxyConfig::from_config(&config);
+    // Reads the provider keys once; they are gone from the environment
+    // before any thread starts.
+    let boot = Boot::start(args.config.as_deref(), Vec::new())?;
+    openheim_boot::runtime()?.block_on(serve(args, boot))
+}
+
+async fn serve(args: ServiceArgs, boot: Boot) -> anyhow::Result<()> {
+    let telemetry = boot.init_telemetry("openheim-llm-proxy", "info")?;
+    let config = LlmProxyConfig::from_config(&boot.config);
     let listener = openheim_boot::bind(&args.listen).await?;
     tracing::info!(
         providers = config.providers.len(),

@@ -2,11 +2,17 @@
 //! [`ServerDefinition`] names, and runs the `initialize` handshake within a
 //! time limit.
 //!
-//! Child processes get their own process group (so a server started through
-//! a wrapper such as `npx` dies with all its children), are killed when the
-//! connection is dropped, and have their stderr forwarded to the broker's log.
+//! Child processes run like shell commands ([`ProcessSettings`]): confined
+//! by the OS (`tools.sandbox`: Landlock, their own process namespace where
+//! available; writes only in their workspace, the temp directories and
+//! `tools.writable_paths`), with an environment built for them (nothing a
+//! deny rule matches: no keys), in their own process group (so a server
+//! started through a wrapper such as `npx` dies with all its children),
+//! killed when the connection is dropped, with their stderr forwarded to the
+//! broker's log.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -27,6 +33,56 @@ use crate::definition::{ServerDefinition, Transport};
 
 /// A live, initialized connection.
 pub type McpService = RunningService<RoleClient, ClientEvents>;
+
+/// How stdio servers are started.
+#[derive(Debug, Clone)]
+pub struct ProcessSettings {
+    pub confinement: openheim_sandbox::Confinement,
+    pub env: openheim_sandbox::EnvPolicy,
+    /// What a server's environment starts from (`Config::child_env`); a
+    /// server's own configured `env` is added to what passes.
+    pub child_env: BTreeMap<String, String>,
+    /// The workspace of configured servers without a `cwd`; `/tmp` when
+    /// unknown.
+    pub default_dir: Option<PathBuf>,
+    /// Whether sessions may start stdio servers: not when the shell is
+    /// disabled (`allow_shell = false`), since a stdio server is a command.
+    pub session_stdio: bool,
+}
+
+impl Default for ProcessSettings {
+    /// No confinement (for tests): the container is the sandbox.
+    fn default() -> Self {
+        Self {
+            confinement: openheim_sandbox::Confinement::probe(
+                openheim_sandbox::SandboxMode::Off,
+                Vec::new(),
+            ),
+            env: openheim_sandbox::EnvPolicy::default(),
+            child_env: BTreeMap::new(),
+            default_dir: None,
+            session_stdio: true,
+        }
+    }
+}
+
+impl ProcessSettings {
+    /// The settings of a configuration: `[tools]` (sandbox, writable
+    /// paths, environment rules), `work_dir`, `allow_shell`.
+    pub fn from_config(config: &openheim_config::Config) -> Self {
+        let tools = &config.tools;
+        Self {
+            confinement: openheim_sandbox::Confinement::probe(
+                tools.sandbox,
+                tools.writable_paths.clone(),
+            ),
+            env: openheim_sandbox::EnvPolicy::from_config(config),
+            child_env: config.child_env.clone(),
+            default_dir: config.work_dir.clone(),
+            session_stdio: config.allow_shell,
+        }
+    }
+}
 
 /// Lines of a child's stderr kept to explain why it failed.
 const STDERR_TAIL_LINES: usize = 5;
@@ -106,6 +162,7 @@ pub async fn connect(
     events: ClientEvents,
     initialize_timeout: Duration,
     stderr: &StderrTail,
+    processes: &ProcessSettings,
 ) -> Result<McpService, McpBrokerError> {
     let handshake = async {
         match &definition.transport {
@@ -115,12 +172,8 @@ pub async fn connect(
                 env,
                 cwd,
             } => {
-                let mut child = tokio::process::Command::new(command);
-                child.args(args).envs(env);
-                if let Some(cwd) = cwd {
-                    child.current_dir(cwd);
-                }
-                let transport = spawn(&definition.name, command, child, stderr)?;
+                let transport =
+                    spawn(&definition.name, command, args, env, cwd, stderr, processes).await?;
                 match events.serve(transport).await {
                     Ok(service) => Ok(service),
                     Err(e) => Err(McpBrokerError::Initialize {
@@ -151,20 +204,52 @@ pub async fn connect(
         })?
 }
 
-fn spawn(
+/// Starts a stdio server, confined, in `cwd` (else the default workspace),
+/// with the environment that passes the policy plus its own `env`.
+async fn spawn(
     server: &str,
     command: &str,
-    child: tokio::process::Command,
+    args: &[String],
+    env: &BTreeMap<String, String>,
+    cwd: &Option<PathBuf>,
     tail: &StderrTail,
+    processes: &ProcessSettings,
 ) -> Result<TokioChildProcess, McpBrokerError> {
-    let mut wrapped = CommandWrap::from(child);
-    wrapped.wrap(KillOnDrop).wrap(ProcessGroup::leader());
-    let (process, stderr) = TokioChildProcess::builder(wrapped)
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| McpBrokerError::Spawn {
-            command: command.to_owned(),
-            source,
+    let dir = cwd
+        .clone()
+        .or_else(|| processes.default_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    let mut vars = processes.env.child_env(&processes.child_env);
+    vars.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let spawn_error = |reason: String| McpBrokerError::Spawn {
+        command: command.to_owned(),
+        source: std::io::Error::other(reason),
+    };
+    let launch = processes
+        .confinement
+        .launch(
+            Path::new(&dir),
+            command,
+            args.iter().map(Into::into).collect(),
+        )
+        .map_err(|e| spawn_error(e.to_string()))?;
+    let (process, stderr) = launch
+        .spawn(move |program, args| {
+            let mut child = tokio::process::Command::new(program);
+            child.args(args).env_clear().envs(vars).current_dir(dir);
+            let mut wrapped = CommandWrap::from(child);
+            wrapped.wrap(KillOnDrop).wrap(ProcessGroup::leader());
+            TokioChildProcess::builder(wrapped)
+                .stderr(Stdio::piped())
+                .spawn()
+        })
+        .await
+        .map_err(|e| match e {
+            openheim_sandbox::SandboxError::Start { source, .. } => McpBrokerError::Spawn {
+                command: command.to_owned(),
+                source,
+            },
+            other => spawn_error(other.to_string()),
         })?;
     if let Some(stderr) = stderr {
         tokio::spawn(forward_stderr(server.to_owned(), stderr, tail.clone()));

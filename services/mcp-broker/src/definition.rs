@@ -49,7 +49,7 @@ impl fmt::Debug for Transport {
                 .finish(),
             Self::Http { url, headers } => f
                 .debug_struct("Http")
-                .field("url", url)
+                .field("url", &openheim_config::redact_url(url))
                 .field(
                     "headers",
                     &headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
@@ -69,6 +69,11 @@ pub struct ServerDefinition {
 }
 
 impl ServerDefinition {
+    /// Whether the server is a child process.
+    pub fn is_stdio(&self) -> bool {
+        matches!(self.transport, Transport::Stdio { .. })
+    }
+
     /// A server from `[mcp_servers.NAME]`. The config crate has already
     /// checked that exactly one of `command` / `url` is set.
     pub fn from_config(name: &str, config: &openheim_config::McpServerConfig) -> Self {

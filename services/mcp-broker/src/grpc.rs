@@ -73,7 +73,7 @@ impl McpBroker for McpBrokerGrpc {
                 raw_output_json: output.raw_json,
             },
             Err(error) => CallToolResponse {
-                output: error.to_string(),
+                output: error.shown(),
                 is_error: true,
                 raw_output_json: String::new(),
             },

@@ -29,6 +29,7 @@ use openheim_proto::transport::{MAX_MESSAGE_BYTES, in_process as channel_in_proc
 use tokio::net::TcpListener;
 
 pub use backoff::ReconnectPolicy;
+pub use connection::ProcessSettings;
 pub use registry::Registry;
 
 /// Per-call limit when neither the request nor `call_timeout_secs` sets one.
@@ -44,6 +45,9 @@ pub const DEFAULT_STARTUP_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct McpBrokerConfig {
     pub servers: BTreeMap<String, openheim_config::McpServerConfig>,
+    /// How stdio servers are started: confined and with an environment of
+    /// their own, like shell commands.
+    pub processes: connection::ProcessSettings,
     pub initialize_timeout: Duration,
     pub default_call_timeout: Duration,
     pub startup_grace: Duration,
@@ -54,6 +58,7 @@ impl Default for McpBrokerConfig {
     fn default() -> Self {
         Self {
             servers: BTreeMap::new(),
+            processes: connection::ProcessSettings::default(),
             initialize_timeout: DEFAULT_INITIALIZE_TIMEOUT,
             default_call_timeout: DEFAULT_CALL_TIMEOUT,
             startup_grace: DEFAULT_STARTUP_GRACE,
@@ -66,6 +71,7 @@ impl McpBrokerConfig {
     pub fn from_config(config: &openheim_config::Config) -> Self {
         Self {
             servers: config.mcp_servers.clone(),
+            processes: connection::ProcessSettings::from_config(config),
             ..Self::default()
         }
     }
@@ -151,6 +157,16 @@ fn stderr_hint(stderr: &Option<String>) -> String {
         .as_deref()
         .map(|s| format!(" (stderr: {s})"))
         .unwrap_or_default()
+}
+
+impl McpBrokerError {
+    /// The error as shown anywhere — statuses, logs, tool results — with
+    /// every URL's query values and user information redacted: an MCP
+    /// server's `url` may carry a key (`?key=…`), and the transport's errors
+    /// quote it.
+    pub fn shown(&self) -> String {
+        openheim_config::redact_urls_in(&self.to_string()).into_owned()
+    }
 }
 
 pub fn grpc_server(config: McpBrokerConfig) -> McpBrokerServer<grpc::McpBrokerGrpc> {

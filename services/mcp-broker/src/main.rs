@@ -1,17 +1,23 @@
 //! `openheim-mcp-broker`: the mcp-broker service as its own process.
 
 use clap::Parser;
-use openheim_boot::ServiceArgs;
+use openheim_boot::{Boot, ServiceArgs};
 use openheim_mcp_broker::McpBrokerConfig;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Stdio MCP servers are started through this binary (their own process
+    // namespace); that run ends here.
+    openheim_sandbox::launcher::enter_if_requested();
     let args = ServiceArgs::parse();
-    let config = openheim_boot::load_config(args.config.as_deref(), Vec::new())?;
-    let telemetry = openheim_boot::init_telemetry(&config, "openheim-mcp-broker", "info")?;
+    let boot = Boot::start(args.config.as_deref(), Vec::new())?;
+    openheim_boot::runtime()?.block_on(serve(args, boot))
+}
+
+async fn serve(args: ServiceArgs, boot: Boot) -> anyhow::Result<()> {
+    let telemetry = boot.init_telemetry("openheim-mcp-broker", "info")?;
     let listener = openheim_boot::bind(&args.listen).await?;
     let served = openheim_mcp_broker::serve(
-        McpBrokerConfig::from_config(&config),
+        McpBrokerConfig::from_config(&boot.config),
         listener,
         openheim_boot::shutdown_signal(),
     )

@@ -11,7 +11,8 @@ use openheim_proto::mcp_broker::v1::{ServerSpec, ServerStatus};
 use rmcp::model::{JsonObject, Tool};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::definition::ServerDefinition;
+use crate::connection::ProcessSettings;
+use crate::definition::{ServerDefinition, Transport};
 use crate::mapping::{self, ToolOutput};
 use crate::naming::{self, ToolKey};
 use crate::server::{McpServer, Phase, Timing};
@@ -19,6 +20,7 @@ use crate::{McpBrokerConfig, McpBrokerError};
 
 pub struct Registry {
     timing: Timing,
+    processes: Arc<ProcessSettings>,
     default_call_timeout: Duration,
     global: Vec<Arc<McpServer>>,
     sessions: Mutex<HashMap<String, Vec<Arc<McpServer>>>>,
@@ -48,17 +50,20 @@ impl Registry {
             startup_grace: config.startup_grace,
             reconnect: config.reconnect,
         };
+        let processes = Arc::new(config.processes);
         let global: Vec<Arc<McpServer>> = config
             .servers
             .iter()
             .map(|(name, server)| {
                 let definition = ServerDefinition::from_config(name, server);
-                McpServer::new(definition, "", timing, root.child_token())
+                let processes = Arc::clone(&processes);
+                McpServer::new(definition, "", timing, processes, root.child_token())
             })
             .collect();
         global.iter().for_each(McpServer::start);
         Self {
             timing,
+            processes,
             default_call_timeout: config.default_call_timeout,
             global,
             sessions: Mutex::default(),
@@ -99,8 +104,14 @@ impl Registry {
         let servers: Vec<Arc<McpServer>> = specs
             .into_iter()
             .map(|spec| {
-                let definition = ServerDefinition::from_spec(spec);
-                McpServer::new(definition, session_id, self.timing, self.root.child_token())
+                let mut definition = ServerDefinition::from_spec(spec);
+                if !self.processes.session_stdio && definition.is_stdio() {
+                    definition.transport = Transport::Invalid(
+                        "stdio MCP servers are disabled here: a stdio server is a command, and commands are disabled (allow_shell = false)".into(),
+                    );
+                }
+                let processes = Arc::clone(&self.processes);
+                McpServer::new(definition, session_id, self.timing, processes, self.root.child_token())
             })
             .collect();
         servers.iter().for_each(McpServer::start);

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::McpBrokerError;
 use crate::backoff::ReconnectPolicy;
-use crate::connection::{self, ClientEvents, McpService, StderrTail};
+use crate::connection::{self, ClientEvents, McpService, ProcessSettings, StderrTail};
 use crate::definition::ServerDefinition;
 
 /// How long a stopping connection may take to close before it is dropped
@@ -100,6 +100,8 @@ pub struct McpServer {
     /// Empty for servers from configuration.
     session_id: String,
     timing: Timing,
+    /// How a stdio server is started.
+    processes: Arc<ProcessSettings>,
     state: watch::Sender<Snapshot>,
     requests: watch::Sender<Requests>,
     tools_changed: Arc<Notify>,
@@ -115,6 +117,7 @@ impl McpServer {
         definition: ServerDefinition,
         session_id: &str,
         timing: Timing,
+        processes: Arc<ProcessSettings>,
         stop: CancellationToken,
     ) -> Arc<Self> {
         let snapshot = Snapshot {
@@ -128,6 +131,7 @@ impl McpServer {
             definition,
             session_id: session_id.to_owned(),
             timing,
+            processes,
             state: watch::Sender::new(snapshot),
             requests: watch::Sender::new(Requests::default()),
             tools_changed: Arc::default(),
@@ -226,7 +230,7 @@ impl McpServer {
                 }
                 Ok(Ok(result)) => return Ok(result),
                 Ok(Err(error)) if is_connection_error(&error) && !retried => {
-                    tracing::warn!(server = %self.name(), %error, "MCP connection failed during a call; reconnecting and retrying once");
+                    tracing::warn!(server = %self.name(), error = %openheim_config::redact_urls_in(&error.to_string()), "MCP connection failed during a call; reconnecting and retrying once");
                     self.report_broken(generation);
                     broken_generation = generation;
                     retried = true;
@@ -314,8 +318,9 @@ impl McpServer {
                 }
                 Err(error) => {
                     let permanent = error.is_permanent();
-                    tracing::warn!(server = %self.name(), "MCP server failed: {error}");
-                    self.publish_failed(error.to_string(), permanent, true);
+                    let shown = error.shown();
+                    tracing::warn!(server = %self.name(), "MCP server failed: {shown}");
+                    self.publish_failed(shown, permanent, true);
                     if permanent {
                         return;
                     }
@@ -336,7 +341,8 @@ impl McpServer {
             tools_changed: Arc::clone(&self.tools_changed),
         };
         let limit = self.timing.initialize_timeout;
-        let service = connection::connect(&self.definition, events, limit, &stderr).await?;
+        let service =
+            connection::connect(&self.definition, events, limit, &stderr, &self.processes).await?;
         let tools = list_tools(service.peer(), limit).await?;
         Ok((service, tools))
     }
@@ -382,7 +388,7 @@ impl McpServer {
                 self.state.send_modify(|s| s.tools = Arc::new(tools));
             }
             Err(error) => {
-                tracing::warn!(server = %self.name(), "re-listing tools failed: {error}");
+                tracing::warn!(server = %self.name(), "re-listing tools failed: {}", error.shown());
             }
         }
     }
@@ -433,6 +439,8 @@ impl McpServer {
     /// `attempt_finished` is false when a live connection died: no attempt
     /// was made, so callers waiting for one keep waiting.
     fn publish_failed(&self, error: String, permanent: bool, attempt_finished: bool) {
+        // Whatever failed may quote the server's URL, key and all.
+        let error = openheim_config::redact_urls_in(&error).into_owned();
         self.state.send_modify(|s| {
             s.phase = Phase::Failed { error, permanent };
             s.peer = None;
@@ -481,7 +489,13 @@ mod tests {
             startup_grace: Duration::from_secs(5),
             reconnect,
         };
-        McpServer::new(definition, "", timing, CancellationToken::new())
+        McpServer::new(
+            definition,
+            "",
+            timing,
+            Arc::default(),
+            CancellationToken::new(),
+        )
     }
 
     /// Waits for attempt number `n` and returns when it finished.

@@ -55,6 +55,21 @@ pub enum ToolError {
     Failed(String),
 }
 
+impl From<openheim_sandbox::SandboxError> for ToolError {
+    fn from(error: openheim_sandbox::SandboxError) -> Self {
+        use openheim_sandbox::SandboxError as E;
+        match error {
+            E::Unconfined { reason } => Self::Unconfined { reason },
+            E::Confine(reason) => Self::Failed(reason),
+            E::Start { program, source } => Self::Io {
+                action: "start",
+                path: program,
+                source,
+            },
+        }
+    }
+}
+
 impl ToolError {
     /// The wire classification of this error.
     pub fn kind(&self) -> ToolErrorKind {

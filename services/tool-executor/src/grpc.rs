@@ -51,6 +51,7 @@ impl ToolExecutorService {
         let builtins = BuiltinSettings {
             confinement,
             env: EnvPolicy::new(&config.env_allow, &config.env_deny),
+            child_env: config.child_env.clone(),
             web: WebFetcher::new(policy),
         };
         Self {
@@ -63,7 +64,7 @@ impl ToolExecutorService {
     /// Whether the shell may be offered and run in a workspace that allows
     /// it: not when confinement is enforced but unavailable.
     fn shell_runs(&self, workspace_allows: bool) -> bool {
-        workspace_allows && self.builtins.confinement.allows_shell()
+        workspace_allows && self.builtins.confinement.allows_commands()
     }
 
     /// The context of one `Execute` call.

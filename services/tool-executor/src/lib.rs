@@ -10,8 +10,6 @@
 //! ([`env`]). `web_fetch` reaches public addresses only ([`web`]). [`watch`]
 //! streams change notifications for the gateway's fs channel.
 
-pub mod confinement;
-pub mod env;
 pub mod error;
 pub mod fileops;
 mod grpc;
@@ -34,6 +32,9 @@ use openheim_proto::transport::MAX_MESSAGE_BYTES;
 
 pub use error::ToolError;
 pub use grpc::ToolExecutorService;
+/// OS confinement and environment hygiene of shell commands, shared with
+/// mcp-broker's stdio servers.
+pub use openheim_sandbox::{confinement, env};
 pub use sandbox::{Access, WorkspaceRoot};
 pub use tools::{ToolContext, ToolHandler, ToolOutput, ToolRegistry, parse_args};
 
@@ -53,6 +54,8 @@ pub struct ToolExecutorConfig {
     pub sandbox: SandboxMode,
     /// Where confined commands may write besides the workspace and temp.
     pub writable_paths: Vec<PathBuf>,
+    /// What commands may inherit ([`openheim_config::Config::child_env`]).
+    pub child_env: std::collections::BTreeMap<String, String>,
     /// Environment variables commands keep ([`env::EnvPolicy`]).
     pub env_allow: Vec<String>,
     /// Environment variables commands never see; from the configuration
@@ -75,6 +78,7 @@ impl ToolExecutorConfig {
             max_result_bytes: tools.max_result_bytes,
             sandbox: tools.sandbox,
             writable_paths: tools.writable_paths.clone(),
+            child_env: config.child_env.clone(),
             env_allow: tools.env_allow.clone(),
             env_deny,
             web_fetch_allow_private: tools.web_fetch_allow_private,

@@ -12,6 +12,7 @@ mod support;
 mod terminals;
 
 use std::process::Stdio;
+use std::time::Duration;
 
 use agent_client_protocol::ErrorCode;
 use agent_client_protocol::v1::schema::{
@@ -19,12 +20,13 @@ use agent_client_protocol::v1::schema::{
     PermissionOptionKind, SessionConfigKind, SessionConfigOption, SessionUpdate,
     SetSessionConfigOptionRequest, StopReason, ToolCallContent, ToolCallStatus, ToolKind,
 };
+use openheim_e2e::procs::{marked_sleep, wait_for_process, wait_until_none};
 use openheim_e2e::{Install, MockLlm, Reply, ToolCallSpec};
 use serde_json::{Value, json};
 
 use support::{
     AcpProcess, Recorder, calls_and_results, chunks, initialize, new_session, prompt_text,
-    run_client, wait_for_pid, wait_until_gone,
+    run_client,
 };
 
 /// Statuses reported for tool call `id`, in order.
@@ -202,39 +204,36 @@ async fn a_rejected_write_fails_and_leaves_no_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_mid_turn_kills_the_shell_and_answers_every_call() {
+    let (command, marker) = marked_sleep(30);
     let script = vec![Reply::tool_calls(vec![
-        ToolCallSpec::new(
-            "execute_command",
-            json!({"command": "echo $$ > shell.pid; sleep 30"}),
-        )
-        .with_id("slow"),
+        ToolCallSpec::new("execute_command", json!({ "command": command })).with_id("slow"),
         ToolCallSpec::new("read_file", json!({"path": "missing.txt"})).with_id("quick"),
     ])];
     let mock = MockLlm::start(script).await;
     let install = Install::new(&mock, "");
     let workspace = install.workspace();
-    let pid_file = workspace.join("shell.pid");
     let mut agent = AcpProcess::spawn(&install, Stdio::inherit());
     let recorder = Recorder::answering(Some(PermissionOptionKind::AllowOnce));
-    let (session, stop, pid) = run_client(&mut agent, &recorder, async |cx| {
+    let (session, stop) = run_client(&mut agent, &recorder, async |cx| {
         initialize(&cx, false).await?;
         let session = new_session(&cx, &workspace).await?;
         let running = prompt_text(&cx, &session, "run something slow");
         let interrupt = async {
-            let pid = wait_for_pid(&pid_file).await;
+            wait_for_process(&marker, Duration::from_secs(20)).await;
             // A second prompt while one runs is refused, clearly.
             let error = prompt_text(&cx, &session, "again").await.unwrap_err();
             assert_eq!(error.code, ErrorCode::INVALID_REQUEST);
             assert!(error.message.contains("busy"), "{}", error.message);
             cx.send_notification(CancelNotification::new(session.clone()))?;
-            Ok::<_, agent_client_protocol::Error>(pid)
+            Ok::<_, agent_client_protocol::Error>(())
         };
-        let (response, pid) = tokio::join!(running, interrupt);
-        Ok((session.clone(), response?.stop_reason, pid?))
+        let (response, interrupted) = tokio::join!(running, interrupt);
+        interrupted?;
+        Ok((session.clone(), response?.stop_reason))
     })
     .await;
     assert_eq!(stop, StopReason::Cancelled);
-    wait_until_gone(&pid).await;
+    wait_until_none(&marker, Duration::from_secs(10)).await;
     assert_eq!(agent.exit_code().await, 0);
 
     let (calls, results) = calls_and_results(&install.history_file(&session));

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use openheim::Runtime;
+use openheim_e2e::procs::{marked_sleep, wait_for_process, wait_until_none};
 use openheim_e2e::{Install, MockLlm, Reply, ToolCallSpec};
 use openheim_proto::agent_loop::v1::{
     ApprovalMode, CancelTurn, CreateSessionRequest, Decision, LoadSessionRequest,
@@ -124,13 +125,10 @@ async fn stored_tool_results(runtime: &Runtime, session_id: &str) -> Vec<(String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_mid_tool_kills_it_and_answers_every_call() {
+    let (command, marker) = marked_sleep(30);
     let script = vec![
         Reply::tool_calls(vec![
-            ToolCallSpec::new(
-                "execute_command",
-                json!({"command": "echo $$ > shell.pid; sleep 30"}),
-            )
-            .with_id("slow"),
+            ToolCallSpec::new("execute_command", json!({ "command": command })).with_id("slow"),
             ToolCallSpec::new("read_file", json!({"path": "missing.txt"})).with_id("quick"),
         ]),
         Reply::text("after cancel"),
@@ -141,34 +139,12 @@ async fn cancelling_mid_tool_kills_it_and_answers_every_call() {
     let session = new_session(&runtime, ApprovalMode::Auto).await;
     let mut turn = start(&runtime, &session, "run something slow").await;
     // Wait until the shell is really running, then cancel.
-    let pid_file = install.workspace().join("shell.pid");
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while std::fs::read_to_string(&pid_file).map_or(true, |s| s.trim().is_empty()) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the shell never started");
+    wait_for_process(&marker, Duration::from_secs(20)).await;
     turn.send(Input::Cancel(CancelTurn {})).await;
     let (_, stop) = turn.finish().await;
     assert_eq!(stop, StopReason::Cancelled);
 
-    let pid = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .to_owned();
-    let proc_dir = format!("/proc/{pid}");
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while std::path::Path::new(&proc_dir).exists()
-            && !std::fs::read_to_string(format!("{proc_dir}/stat"))
-                .unwrap_or_default()
-                .contains(") Z")
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the cancelled shell is still running");
+    wait_until_none(&marker, Duration::from_secs(10)).await;
 
     // Every issued call has exactly one result, in call order.
     let results = stored_tool_results(&runtime, &session).await;

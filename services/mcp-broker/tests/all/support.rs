@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openheim_config::{McpServerConfig, Secret};
-use openheim_mcp_broker::{McpBrokerConfig, ReconnectPolicy};
+use openheim_mcp_broker::{McpBrokerConfig, ProcessSettings, ReconnectPolicy};
 use openheim_proto::GrpcChannel;
 use openheim_proto::common::v1::{ToolCall, ToolDefinition};
 use openheim_proto::mcp_broker::v1::mcp_broker_client::McpBrokerClient;
@@ -43,6 +43,13 @@ pub fn config(servers: Vec<(&str, McpServerConfig)>) -> McpBrokerConfig {
             .into_iter()
             .map(|(name, server)| (name.to_owned(), server))
             .collect(),
+        processes: ProcessSettings {
+            // What a user's environment gives a server: its PATH.
+            child_env: std::env::vars()
+                .filter(|(name, _)| name == "PATH")
+                .collect(),
+            ..ProcessSettings::default()
+        },
         initialize_timeout: Duration::from_secs(10),
         reconnect: ReconnectPolicy {
             initial_delay: Duration::from_secs(3600),

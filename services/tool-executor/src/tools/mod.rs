@@ -53,6 +53,8 @@ pub struct ToolContext {
 pub(crate) struct BuiltinSettings {
     pub confinement: Confinement,
     pub env: EnvPolicy,
+    /// What commands start from, before [`Self::env`] filters it.
+    pub child_env: std::collections::BTreeMap<String, String>,
     pub web: WebFetcher,
 }
 
@@ -64,6 +66,10 @@ impl BuiltinSettings {
         Arc::new(Self {
             confinement: Confinement::probe(SandboxMode::Off, Vec::new()),
             env: EnvPolicy::default(),
+            child_env: [("PATH", "/usr/local/bin:/usr/bin:/bin")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
             web: WebFetcher::new(crate::web::AddressPolicy::PublicOnly),
         })
     }

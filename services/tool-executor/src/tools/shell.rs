@@ -1,6 +1,7 @@
 //! `execute_command`: runs `/bin/sh -c COMMAND` in the workspace, in its own
 //! process group, confined by the OS where available ([`crate::confinement`])
-//! and with credentials scrubbed from its environment ([`crate::env`]).
+//! and with an environment built for it: what openheim may pass on
+//! (`Config::child_env`), narrowed by the policy ([`crate::env`]).
 //!
 //! The whole group is killed with SIGKILL on timeout, on cancellation, when
 //! the call's future is dropped (a drop guard), and also once the shell
@@ -8,7 +9,6 @@
 //! its output pipes open and outlive every timeout. A command that must
 //! outlive the call has to detach itself (`setsid`).
 
-use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 use openheim_proto::common::v1::{ToolDefinition, ToolKind};
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
 use super::{ToolContext, ToolHandler, ToolOutput, builtin_definition, parse_args};
 use crate::error::ToolError;
@@ -113,12 +113,7 @@ struct Run {
 
 /// Runs `command` to completion, timeout or cancellation.
 async fn run(command: &str, ctx: &ToolContext, timeout: Duration) -> Result<Run, ToolError> {
-    let cmd = shell_command(command, ctx);
-    let mut child = ctx
-        .builtins
-        .confinement
-        .spawn(cmd, ctx.workspace.path())
-        .await?;
+    let mut child = spawn_shell(command, ctx).await?;
     // Declared after `child`, so it is dropped (and kills) first when this
     // future is dropped mid-way.
     let mut group = GroupKiller::new(child.id());
@@ -167,24 +162,33 @@ enum Ended {
     Cancelled,
 }
 
-fn shell_command(command: &str, ctx: &ToolContext) -> Command {
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(command)
-        .current_dir(ctx.workspace.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own group, so one signal reaches everything it starts.
-        .process_group(0)
-        .kill_on_drop(true);
-    // The child would inherit this process's environment; only the names are
-    // inspected, to leave out what it must not see.
-    let names: Vec<OsString> = std::env::vars_os().map(|(name, _)| name).collect();
-    ctx.builtins
-        .env
-        .apply(&mut cmd, names.iter().map(OsString::as_os_str));
-    cmd
+/// Starts `sh -c COMMAND` in the workspace, confined, with its own
+/// environment and process group.
+async fn spawn_shell(command: &str, ctx: &ToolContext) -> Result<Child, ToolError> {
+    let builtins = &ctx.builtins;
+    let env = builtins.env.child_env(&builtins.child_env);
+    let workspace = ctx.workspace.path().to_path_buf();
+    let launch =
+        builtins
+            .confinement
+            .launch(&workspace, "/bin/sh", vec!["-c".into(), command.into()])?;
+    let child = launch
+        .spawn(move |program, args| {
+            Command::new(program)
+                .args(args)
+                .current_dir(workspace)
+                .env_clear()
+                .envs(env)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                // Its own group, so one signal reaches everything it starts.
+                .process_group(0)
+                .kill_on_drop(true)
+                .spawn()
+        })
+        .await?;
+    Ok(child)
 }
 
 /// Reads `reader` to its end into `buf`; a read error ends the stream.

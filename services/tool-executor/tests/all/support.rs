@@ -33,6 +33,8 @@ pub fn config() -> ToolExecutorConfig {
         allowed_root: None,
         shell_timeout: Duration::from_secs(30),
         max_result_bytes: 64 * 1024,
+        // What a binary hands on: the environment it was started with.
+        child_env: std::env::vars().collect(),
         ..ToolExecutorConfig::default()
     }
 }

@@ -4,7 +4,11 @@
 
 use serde_json::{Value, json};
 
-use super::support::{RawAgent, calls_and_results, wait_for_pid, wait_until_gone};
+use std::time::Duration;
+
+use openheim_e2e::procs::{marked_sleep, wait_for_process, wait_until_none};
+
+use super::support::{RawAgent, calls_and_results};
 use openheim_e2e::{Install, MockLlm, Reply, ToolCallSpec};
 
 /// xorshift64*: deterministic, so a failure replays exactly.
@@ -183,12 +187,9 @@ async fn unknown_methods_and_sessions_get_standard_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_stdin_mid_turn_cancels_it_and_exits_cleanly() {
+    let (command, marker) = marked_sleep(30);
     let script = vec![Reply::tool_calls(vec![
-        ToolCallSpec::new(
-            "execute_command",
-            json!({"command": "echo $$ > shell.pid; sleep 30"}),
-        )
-        .with_id("slow"),
+        ToolCallSpec::new("execute_command", json!({ "command": command })).with_id("slow"),
     ])];
     let mock = MockLlm::start(script).await;
     // Nobody answers permission questions in this test: the shell may run.
@@ -203,10 +204,10 @@ async fn closing_stdin_mid_turn_cancels_it_and_exits_cleanly() {
     let prompt = json!({"jsonrpc": "2.0", "id": 3, "method": "session/prompt",
         "params": {"sessionId": session, "prompt": [{"type": "text", "text": "slow"}]}});
     agent.send(prompt).await;
-    let pid = wait_for_pid(&install.workspace().join("shell.pid")).await;
+    wait_for_process(&marker, Duration::from_secs(20)).await;
     agent.close_stdin();
     assert_eq!(agent.process.exit_code().await, 0);
-    wait_until_gone(&pid).await;
+    wait_until_none(&marker, Duration::from_secs(10)).await;
     let (calls, results) = calls_and_results(&install.history_file(&session));
     assert_eq!(calls, ["slow"]);
     assert_eq!(
