@@ -303,6 +303,15 @@ def check_rendered(path, scenario):
         check(f"{prefix} Ingress {name}: routes to the gateway Service",
               all(services.get(b, {}).get("metadata", {}).get("labels", {}).get(
                   "app.kubernetes.io/component") == "gateway" for b in backends) and backends)
+        gateway = next((d for d in deployments.values()
+                        if d["metadata"]["labels"].get("app.kubernetes.io/component") == "gateway"), None)
+        if gateway is not None:
+            hosts = {e["name"]: e.get("value", "") for e in containers_of(gateway)[0].get("env", [])}
+            allowed = hosts.get("OPENHEIM_SERVER__ALLOWED_HOSTS", "").split(",")
+            rule_hosts = [r["host"] for r in ingress["spec"]["rules"] if r.get("host")]
+            check(f"{prefix} Ingress {name}: the gateway answers to its hosts (server.allowed_hosts)",
+                  all(h in allowed for h in rule_hosts) and any(b in allowed for b in backends),
+                  f"{rule_hosts} / {backends} not in {allowed}")
         if ingress["spec"].get("ingressClassName") == "nginx":
             annotations = ingress["metadata"].get("annotations") or {}
             check(f"{prefix} Ingress {name}: WebSocket timeouts for ingress-nginx",

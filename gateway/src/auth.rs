@@ -1,6 +1,8 @@
-//! Who may talk to the gateway: bearer tokens (compared in constant time)
-//! and, for browsers, an origin allow-list. [`guard`] applies both as a
-//! layer in front of every route but the health probes.
+//! Who may talk to the gateway: the host name it is addressed by (a
+//! `Host` allow-list, against DNS rebinding), bearer tokens (compared in
+//! constant time) and, for browsers, an origin allow-list. [`guard`] applies
+//! them as a layer in front of every route but the health probes. The rules
+//! are documented in `docs/security.md` and `docs/api.md`.
 //!
 //! This is the one place the gateway reads a secret: the configured tokens,
 //! to compare what a client presents with them.
@@ -64,6 +66,94 @@ impl AuthTokens {
     }
 }
 
+/// The host names the gateway answers to: what a client may put in `Host`
+/// (and, with `http://` or `https://` before it, in `Origin`).
+///
+/// Accepted: loopback names and addresses (`localhost`, `*.localhost`,
+/// `127.0.0.0/8`, `::1`) and other IP addresses — none of which a DNS
+/// rebinding attack can give a page — and the configured names
+/// (`server.allowed_hosts`: `name` for any port, or `name:port`). Any other
+/// name is refused: a web page on a domain that resolves to this machine
+/// cannot reach the API. In an `Origin` the port counts too: a page served
+/// by another program on `localhost` is not the gateway's.
+#[derive(Debug, Clone, Default)]
+pub struct HostPolicy {
+    /// The port the gateway listens on; `None` (not bound yet): any port.
+    pub port: Option<u16>,
+    /// Configured names, lowercase; `*` accepts every name.
+    pub names: Vec<String>,
+}
+
+impl HostPolicy {
+    pub fn new(names: &[String]) -> Self {
+        Self {
+            port: None,
+            names: names
+                .iter()
+                .map(|n| n.trim().to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
+    /// Whether `authority` (`host[:port]`, from `Host`) names this gateway.
+    /// The port of a loopback or IP name does not matter here (the
+    /// gateway may sit behind a port mapping).
+    pub fn allows(&self, authority: &str) -> bool {
+        self.accepts(authority, false)
+    }
+
+    /// Whether `authority` (from an `Origin`) is the gateway's own origin:
+    /// a loopback or IP name on the gateway's port, or a configured name.
+    pub fn allows_origin(&self, authority: &str) -> bool {
+        self.accepts(authority, true)
+    }
+
+    fn accepts(&self, authority: &str, same_port: bool) -> bool {
+        let authority = authority.trim().to_ascii_lowercase();
+        let Some((host, port)) = split_authority(&authority) else {
+            return false;
+        };
+        let own_port = match (port, self.port) {
+            _ if !same_port => true,
+            (Some(given), Some(ours)) => given == ours,
+            _ => true,
+        };
+        let unreboundable = host == "localhost"
+            || host.ends_with(".localhost")
+            || host.parse::<std::net::IpAddr>().is_ok();
+        if unreboundable && own_port {
+            return true;
+        }
+        self.names
+            .iter()
+            .any(|name| name == "*" || *name == authority || *name == host)
+    }
+}
+
+/// `host[:port]` → (host, port); IPv6 literals keep no brackets. `None` when
+/// it is no authority (a path, a user part, an empty host, a bad port).
+fn split_authority(authority: &str) -> Option<(&str, Option<u16>)> {
+    if authority.is_empty() || authority.contains(['/', '@', ' ']) {
+        return None;
+    }
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(port) => Some(port.parse().ok()?),
+            None if after.is_empty() => None,
+            None => return None,
+        };
+        return Some((host, port));
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => {
+            Some((host, Some(port.parse().ok()?))).filter(|(h, _)| !h.is_empty())
+        }
+        Some(_) => None,
+        None => Some((authority, None)),
+    }
+}
+
 /// Authentication and origin policy of the gateway.
 #[derive(Debug, Clone, Default)]
 pub struct AccessPolicy {
@@ -72,6 +162,8 @@ pub struct AccessPolicy {
     /// Origins browsers may connect from besides the gateway's own
     /// (`scheme://host[:port]`, or `*` for any).
     pub allowed_origins: Vec<String>,
+    /// The names the gateway is addressed by.
+    pub hosts: HostPolicy,
 }
 
 #[derive(Deserialize)]
@@ -80,12 +172,21 @@ struct TokenQuery {
 }
 
 impl AccessPolicy {
-    /// Checks a request's origin, then its token.
+    /// Checks a request's host, its origin, then its token.
     pub fn check(&self, headers: &HeaderMap, uri: &Uri) -> Result<(), ApiError> {
+        // HTTP/2 carries the authority in the URI, HTTP/1.1 in `Host`.
+        let host = headers
+            .get(header::HOST)
+            .map(|h| h.to_str().unwrap_or("<not text>"))
+            .or_else(|| uri.authority().map(|a| a.as_str()));
+        match host {
+            Some(host) if self.hosts.allows(host) => {}
+            Some(host) => return Err(ApiError::HostNotAllowed(host.to_owned())),
+            None => return Err(ApiError::HostNotAllowed(String::new())),
+        }
         if let Some(origin) = headers.get(header::ORIGIN) {
             let origin = origin.to_str().unwrap_or("<not text>");
-            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-            if !self.origin_allowed(origin, host) {
+            if !self.origin_allowed(origin) {
                 return Err(ApiError::OriginNotAllowed(origin.to_owned()));
             }
         }
@@ -98,10 +199,11 @@ impl AccessPolicy {
         }
     }
 
-    /// Listed origins, and the gateway's own (the origin's authority equals
-    /// the `Host` the browser connected to). Anything else is refused, so a
-    /// web page elsewhere cannot drive a local agent through the browser.
-    fn origin_allowed(&self, origin: &str, host: Option<&str>) -> bool {
+    /// Listed origins, and the gateway's own: `http(s)://` and a name the
+    /// host policy accepts (never derived from the request's `Host`).
+    /// Anything else is refused, so a web page elsewhere cannot drive a
+    /// local agent through the browser.
+    fn origin_allowed(&self, origin: &str) -> bool {
         let origin = origin.trim_end_matches('/');
         let listed = self
             .allowed_origins
@@ -110,11 +212,11 @@ impl AccessPolicy {
         if listed {
             return true;
         }
-        match (origin.split_once("://"), host) {
-            (Some((scheme, authority)), Some(host)) => {
-                matches!(scheme, "http" | "https") && authority.eq_ignore_ascii_case(host)
+        match origin.split_once("://") {
+            Some((scheme, authority)) => {
+                matches!(scheme, "http" | "https") && self.hosts.allows_origin(authority)
             }
-            _ => false,
+            None => false,
         }
     }
 }
@@ -159,11 +261,17 @@ mod tests {
         AccessPolicy {
             tokens: AuthTokens::new(tokens),
             allowed_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
+            hosts: HostPolicy {
+                port: Some(1217),
+                names: vec!["openheim.example.com".to_owned()],
+            },
         }
     }
 
+    /// Headers of a request addressed to the gateway on loopback.
     fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
+        map.insert(header::HOST, HeaderValue::from_static("127.0.0.1:1217"));
         for (name, value) in pairs {
             map.insert(name.clone(), HeaderValue::from_str(value).unwrap());
         }
@@ -183,11 +291,11 @@ mod tests {
         assert_eq!(code(p.check(&bearer("beta-2"), &uri)), "ok");
         assert_eq!(code(p.check(&bearer("alph"), &uri)), "unauthorized");
         assert_eq!(code(p.check(&bearer(""), &uri)), "unauthorized");
-        assert_eq!(code(p.check(&HeaderMap::new(), &uri)), "unauthorized");
+        assert_eq!(code(p.check(&headers(&[]), &uri)), "unauthorized");
         let query: Uri = "/ws?x=1&token=beta-2".parse().unwrap();
-        assert_eq!(code(p.check(&HeaderMap::new(), &query)), "ok");
+        assert_eq!(code(p.check(&headers(&[]), &query)), "ok");
         let wrong: Uri = "/ws?token=gamma".parse().unwrap();
-        assert_eq!(code(p.check(&HeaderMap::new(), &wrong)), "unauthorized");
+        assert_eq!(code(p.check(&headers(&[]), &wrong)), "unauthorized");
         let basic = headers(&[(header::AUTHORIZATION, "Basic alpha")]);
         assert_eq!(code(p.check(&basic, &uri)), "unauthorized");
     }
@@ -195,7 +303,7 @@ mod tests {
     #[test]
     fn no_tokens_means_no_token_asked() {
         let uri: Uri = "/api/config".parse().unwrap();
-        assert_eq!(code(policy(&[], &[]).check(&HeaderMap::new(), &uri)), "ok");
+        assert_eq!(code(policy(&[], &[]).check(&headers(&[]), &uri)), "ok");
         assert!(AuthTokens::new([""]).is_empty());
         assert_eq!(
             format!("{:?}", AuthTokens::new(["s3cret"])),
@@ -218,6 +326,62 @@ mod tests {
         assert_eq!(code(p.check(&from("null"), &uri)), "origin_not_allowed");
         let any = policy(&[], &["*"]);
         assert_eq!(code(any.check(&from("https://evil.example"), &uri)), "ok");
+    }
+
+    #[test]
+    fn only_names_a_page_cannot_rebind_or_configured_ones_address_the_gateway() {
+        let hosts = policy(&[], &[]).hosts;
+        for ok in [
+            "127.0.0.1:1217",
+            "localhost:1217",
+            "LOCALHOST",
+            "app.localhost:1217",
+            "[::1]:1217",
+            "10.1.2.3:1217",
+            "openheim.example.com",
+            "openheim.example.com:443",
+        ] {
+            assert!(hosts.allows(ok), "{ok}");
+        }
+        // Behind a port mapping the port differs; only the name matters.
+        assert!(hosts.allows("127.0.0.1:8080"));
+        assert!(!hosts.allows_origin("127.0.0.1:8080"));
+        assert!(hosts.allows_origin("localhost:1217"));
+        for refused in [
+            "evil.example:1217",
+            "evil.example",
+            "localhost.evil.example:1217",
+            "openheim.example.com.evil:1217",
+            "",
+            "user@127.0.0.1:1217",
+            "127.0.0.1:notaport",
+            "[::1",
+        ] {
+            assert!(!hosts.allows(refused), "{refused:?}");
+        }
+        let any = HostPolicy::new(&["*".to_owned()]);
+        assert!(any.allows("evil.example:1"));
+    }
+
+    #[test]
+    fn a_rebound_name_is_refused_even_when_origin_and_host_agree() {
+        let p = policy(&[], &[]);
+        let uri: Uri = "/api/config".parse().unwrap();
+        let mut rebound = HeaderMap::new();
+        rebound.insert(header::HOST, HeaderValue::from_static("evil.example:1217"));
+        rebound.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example:1217"),
+        );
+        assert_eq!(code(p.check(&rebound, &uri)), "host_not_allowed");
+        // The right Host does not make a foreign origin acceptable.
+        let foreign = headers(&[(header::ORIGIN, "http://evil.example:1217")]);
+        assert_eq!(code(p.check(&foreign, &uri)), "origin_not_allowed");
+        let own = headers(&[(header::ORIGIN, "https://openheim.example.com")]);
+        assert_eq!(code(p.check(&own, &uri)), "ok");
+        let other_local_port = headers(&[(header::ORIGIN, "http://localhost:5173")]);
+        assert_eq!(code(p.check(&other_local_port, &uri)), "origin_not_allowed");
+        assert_eq!(code(p.check(&HeaderMap::new(), &uri)), "host_not_allowed");
     }
 
     #[test]

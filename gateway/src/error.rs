@@ -51,6 +51,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("origin {0:?} is not allowed (server.allowed_origins)")]
     OriginNotAllowed(String),
+    #[error("host {0:?} is not a name of this server (server.allowed_hosts)")]
+    HostNotAllowed(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -103,7 +105,9 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::OriginNotAllowed(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::OriginNotAllowed(_) | Self::HostNotAllowed(_) | Self::Forbidden(_) => {
+                StatusCode::FORBIDDEN
+            }
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyConnections | Self::ShuttingDown | Self::NotConfigured(_) => {
@@ -122,6 +126,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::Unauthorized => "unauthorized",
             Self::OriginNotAllowed(_) => "origin_not_allowed",
+            Self::HostNotAllowed(_) => "host_not_allowed",
             Self::Forbidden(_) => "forbidden",
             Self::Conflict(_) => "conflict",
             Self::TooLarge(_) => "too_large",

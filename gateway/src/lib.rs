@@ -16,6 +16,7 @@ pub mod drain;
 pub mod error;
 pub mod options;
 pub mod rest;
+mod server;
 mod ws;
 
 #[cfg(test)]
@@ -118,14 +119,18 @@ impl Gateway {
     /// remaining sockets (cancelling their turns) and waits for those turns
     /// to record the cancellation.
     pub async fn serve(
-        self,
+        mut self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), GatewayError> {
         let stop = CancellationToken::new();
-        let server = axum::serve(listener, self.router())
-            .with_graceful_shutdown(stop.clone().cancelled_owned())
-            .into_future();
+        // Loopback and IP names are this gateway's on the port it listens on.
+        let port = listener.local_addr()?.port();
+        if let Some(state) = Arc::get_mut(&mut self.state) {
+            state.options.access.hosts.port = Some(port);
+        }
+        let limits = self.state.options.limits.clone();
+        let server = server::serve(listener, self.router(), &limits, stop.clone());
         let mut server = std::pin::pin!(server);
         tokio::select! {
             result = &mut server => return result.map_err(GatewayError::Serve),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use openheim_acp::AcpOptions;
 use openheim_config::Config;
 
-use crate::auth::{AccessPolicy, AuthTokens};
+use crate::auth::{AccessPolicy, AuthTokens, HostPolicy};
 use crate::error::GatewayError;
 
 /// Largest WebSocket message (and frame) accepted; larger ones close the
@@ -52,6 +52,13 @@ pub struct Limits {
     pub socket_queue_bytes: usize,
     pub slow_client_timeout: Duration,
     pub request_timeout: Duration,
+    /// Time a client has to send a request's headers (the first request's
+    /// included, counted from the connection).
+    pub header_timeout: Duration,
+    /// An HTTP connection with no request in flight is closed after this.
+    pub http_idle_timeout: Duration,
+    /// Connections one address may have open before their first request.
+    pub max_pending_per_ip: usize,
 }
 
 impl Default for Limits {
@@ -66,6 +73,9 @@ impl Default for Limits {
             socket_queue_bytes: DEFAULT_SOCKET_QUEUE_BYTES,
             slow_client_timeout: DEFAULT_SLOW_CLIENT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            header_timeout: Duration::from_secs(openheim_config::DEFAULT_HEADER_TIMEOUT_SECS),
+            http_idle_timeout: Duration::from_secs(openheim_config::DEFAULT_IDLE_TIMEOUT_SECS),
+            max_pending_per_ip: openheim_config::DEFAULT_MAX_PENDING_PER_IP,
         }
     }
 }
@@ -104,13 +114,22 @@ impl GatewayOptions {
             access: AccessPolicy {
                 tokens: AuthTokens::from_config(&config.server),
                 allowed_origins: config.server.allowed_origins.clone(),
+                hosts: HostPolicy::new(&config.server.allowed_hosts),
             },
             limits: Limits {
                 max_sockets: config.server.max_connections,
+                header_timeout: Duration::from_secs(config.server.header_timeout_secs),
+                http_idle_timeout: Duration::from_secs(config.server.idle_timeout_secs),
+                max_pending_per_ip: config.server.max_pending_per_ip,
                 ..Limits::default()
             },
             shutdown_deadline: DEFAULT_SHUTDOWN_DEADLINE,
-            acp: AcpOptions::from_config(config),
+            // A remote client's stdio MCP server would be a command on this
+            // machine: only when the operator allows it.
+            acp: AcpOptions {
+                client_stdio_mcp: config.server.allow_client_stdio_mcp,
+                ..AcpOptions::from_config(config)
+            },
             config_view: crate::rest::config::redacted(config),
             available_skills: None,
             default_skills: config.default_skills.clone(),

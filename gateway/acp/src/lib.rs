@@ -61,6 +61,10 @@ pub struct AcpOptions {
     /// Reported as `agentInfo.version`.
     pub version: String,
     pub shutdown_grace: Duration,
+    /// Whether the client may start stdio MCP servers (`mcpServers` with a
+    /// `command`). True for `openheim acp` over stdio (the editor runs on
+    /// this machine anyway); a server decides (`server.allow_client_stdio_mcp`).
+    pub client_stdio_mcp: bool,
 }
 
 impl Default for AcpOptions {
@@ -69,6 +73,7 @@ impl Default for AcpOptions {
             models: ModelCatalog::default(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            client_stdio_mcp: true,
         }
     }
 }

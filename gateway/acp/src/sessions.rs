@@ -22,6 +22,7 @@ use crate::error::AcpError;
 use crate::models::{MODEL_OPTION, ModelCatalog};
 use crate::modes::mode_state;
 use crate::state::{Connection, SessionView};
+use openheim_proto::mcp_broker::v1::{ServerSpec, ServerState, ServerStatus};
 
 /// `session/set_model` (the model selector of Zed and other clients that
 /// predate session config options): `{sessionId, modelId}`.
@@ -99,13 +100,55 @@ fn view(info: &SessionInfo) -> SessionView {
 }
 
 /// `_meta` of a session's response: the statuses of the servers the client
-/// attached to it (none asked for, none listed).
-async fn session_meta(conn: &Connection, session_id: &str, attached: bool) -> acp::Meta {
+/// attached to it (none asked for, none listed), and of those refused.
+async fn session_meta(
+    conn: &Connection,
+    session_id: &str,
+    attached: bool,
+    refused: Vec<ServerStatus>,
+) -> acp::Meta {
     let statuses = match attached {
         true => crate::mcp::statuses(conn, session_id).await,
         false => Ok(Vec::new()),
     };
-    crate::mcp::meta(statuses)
+    crate::mcp::meta(statuses.map(|mut list| {
+        list.extend(refused);
+        list
+    }))
+}
+
+/// The client's MCP servers this connection starts, as specs, and a failed
+/// status for each one it refuses: stdio servers (commands on this machine)
+/// when the connection does not accept them.
+fn admit_servers(
+    conn: &Connection,
+    servers: &[acp::McpServer],
+    cwd: &std::path::Path,
+) -> (Vec<ServerSpec>, Vec<ServerStatus>) {
+    let (stdio, other): (Vec<_>, Vec<_>) = servers
+        .iter()
+        .cloned()
+        .partition(|s| matches!(s, acp::McpServer::Stdio(_)));
+    if conn.options.client_stdio_mcp {
+        return (mcp_servers(servers, cwd), Vec::new());
+    }
+    let refused = stdio
+        .iter()
+        .filter_map(|server| match server {
+            acp::McpServer::Stdio(stdio) => Some(stdio.name.clone()),
+            _ => None,
+        })
+        .map(|name| {
+            tracing::info!(server = %name, "refused a client's stdio MCP server");
+            ServerStatus {
+                name,
+                state: ServerState::Failed as i32,
+                error: "this server does not start stdio MCP servers for its clients (server.allow_client_stdio_mcp = false); use an HTTP MCP server".to_owned(),
+                ..ServerStatus::default()
+            }
+        })
+        .collect();
+    (mcp_servers(&other, cwd), refused)
 }
 
 pub async fn new_session(
@@ -114,12 +157,13 @@ pub async fn new_session(
     _cx: &ConnectionTo<Client>,
 ) -> Result<NewSessionResponse, AcpError> {
     let meta = NewSessionMeta::parse(request.meta.as_ref())?;
-    let attached = !request.mcp_servers.is_empty();
+    let (specs, refused) = admit_servers(conn, &request.mcp_servers, &request.cwd);
+    let attached = !specs.is_empty();
     let create = CreateSessionRequest {
         work_dir: request.cwd.display().to_string(),
         skills: meta.skills,
         model: meta.model,
-        mcp_servers: mcp_servers(&request.mcp_servers, &request.cwd),
+        mcp_servers: specs,
         // An ACP client is there to answer permission questions.
         approval_mode: ApprovalMode::Ask as i32,
         read_only: meta.read_only,
@@ -133,7 +177,7 @@ pub async fn new_session(
         .into_inner();
     conn.open(view(&info));
     let options = conn.options.models.config_options(&info.model);
-    let meta = session_meta(conn, &info.id, attached).await;
+    let meta = session_meta(conn, &info.id, attached, refused).await;
     Ok(NewSessionResponse::new(info.id.clone())
         .config_options(options)
         .modes(mode_state(&info))
@@ -148,10 +192,11 @@ pub async fn load_session(
     cx: &ConnectionTo<Client>,
 ) -> Result<LoadSessionResponse, AcpError> {
     let session_id = request.session_id.0.to_string();
-    let attached = !request.mcp_servers.is_empty();
+    let (specs, refused) = admit_servers(conn, &request.mcp_servers, &request.cwd);
+    let attached = !specs.is_empty();
     let load = wire::LoadSessionRequest {
         session_id: session_id.clone(),
-        mcp_servers: mcp_servers(&request.mcp_servers, &request.cwd),
+        mcp_servers: specs,
     };
     let loaded = conn
         .agent_loop
@@ -170,7 +215,7 @@ pub async fn load_session(
     }
     conn.open(view);
     let options = conn.options.models.config_options(&info.model);
-    let meta = session_meta(conn, &session_id, attached).await;
+    let meta = session_meta(conn, &session_id, attached, refused).await;
     Ok(LoadSessionResponse::new()
         .config_options(options)
         .modes(mode_state(&info))

@@ -6,13 +6,12 @@
 use std::collections::BTreeMap;
 
 use openheim_config::{
-    Config, McpServerConfig, PermissionsConfig, ProviderConfig, RunApproval, SandboxMode,
-    ToolPolicy, WireApi,
+    Config, McpServerConfig, PermissionsConfig, ProviderConfig, RunApproval, ToolPolicy, WireApi,
 };
 use serde_json::{Value, json};
 
 /// What replaces a secret value.
-pub const REDACTED: &str = "[redacted]";
+pub use openheim_config::redact::REDACTED;
 
 /// Words that mark a command-line flag as carrying a secret value.
 const SECRET_WORDS: [&str; 6] = ["key", "token", "secret", "password", "passwd", "auth"];
@@ -29,7 +28,7 @@ pub fn redacted(config: &Config) -> Value {
         "tools": {
             "shell_timeout_secs": config.tools.shell_timeout_secs,
             "max_result_bytes": config.tools.max_result_bytes,
-            "sandbox": sandbox_mode(config.tools.sandbox),
+            "sandbox": config.tools.sandbox.name(),
             "writable_paths": config.tools.writable_paths,
             "env_allow": config.tools.env_allow,
             "env_deny": config.tools.env_deny,
@@ -45,18 +44,19 @@ pub fn redacted(config: &Config) -> Value {
         "server": {
             "host": config.server.host,
             "port": config.server.port,
-            "auth_tokens": config.server.auth_tokens.iter().map(|_| REDACTED).collect::<Vec<_>>(),
+            // What is enforced: empty entries are no token.
+            "auth_tokens": config.server.auth_tokens.iter().filter(|t| !t.is_empty()).map(|_| REDACTED).collect::<Vec<_>>(),
             "allowed_origins": config.server.allowed_origins,
         },
         "services": {
-            "agent_loop": config.services.agent_loop.as_deref().map(redact_url),
-            "llm_proxy": config.services.llm_proxy.as_deref().map(redact_url),
-            "tool_executor": config.services.tool_executor.as_deref().map(redact_url),
-            "mcp_broker": config.services.mcp_broker.as_deref().map(redact_url),
+            "agent_loop": config.services.agent_loop.as_deref().map(redact),
+            "llm_proxy": config.services.llm_proxy.as_deref().map(redact),
+            "tool_executor": config.services.tool_executor.as_deref().map(redact),
+            "mcp_broker": config.services.mcp_broker.as_deref().map(redact),
         },
-        "store": { "url": config.store.url.as_deref().map(redact_url) },
+        "store": { "url": config.store.url.as_deref().map(redact) },
         "telemetry": {
-            "otlp_endpoint": config.telemetry.otlp_endpoint.as_deref().map(redact_url),
+            "otlp_endpoint": config.telemetry.otlp_endpoint.as_deref().map(redact),
             "service_name": config.telemetry.service_name,
         },
     })
@@ -66,7 +66,7 @@ fn provider(name: &str, p: &ProviderConfig) -> Value {
     let has_key = p.api_key.as_ref().is_some_and(|k| !k.is_empty());
     json!({
         "kind": p.kind_for(name).as_str(),
-        "api_base": p.api_base_for(name).as_deref().map(redact_url),
+        "api_base": p.api_base_for(name).as_deref().map(redact),
         "default_model": p.default_model,
         "models": p.models,
         "env_var": p.env_var,
@@ -96,7 +96,7 @@ fn mcp_server(s: &McpServerConfig) -> Value {
         "args": redact_args(&s.args),
         "env": hidden(s.env.keys().collect()),
         "cwd": s.cwd,
-        "url": s.url.as_deref().map(redact_url),
+        "url": s.url.as_deref().map(redact),
         "headers": hidden(s.headers.keys().collect()),
         "call_timeout_secs": s.call_timeout_secs,
     })
@@ -124,45 +124,9 @@ fn tool_policy(policy: ToolPolicy) -> &'static str {
     }
 }
 
-fn sandbox_mode(mode: SandboxMode) -> &'static str {
-    match mode {
-        SandboxMode::Enforce => "enforce",
-        SandboxMode::BestEffort => "best_effort",
-        SandboxMode::Off => "off",
-    }
-}
-
-/// `url` without user information (`https://user:pw@host` → `https://[redacted]@host`)
-/// and with every query value redacted (`?api_key=…`).
-pub fn redact_url(url: &str) -> String {
-    let (head, query) = match url.split_once('?') {
-        Some((head, query)) => (head, Some(query)),
-        None => (url, None),
-    };
-    let head = match head.split_once("://") {
-        Some((scheme, rest)) => {
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            let (authority, path) = rest.split_at(authority_end);
-            match authority.rsplit_once('@') {
-                Some((_, host)) => format!("{scheme}://{REDACTED}@{host}{path}"),
-                None => head.to_owned(),
-            }
-        }
-        None => head.to_owned(),
-    };
-    match query {
-        None => head,
-        Some(query) => {
-            let params: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((name, _)) => format!("{name}={REDACTED}"),
-                    None => pair.to_owned(),
-                })
-                .collect();
-            format!("{head}?{}", params.join("&"))
-        }
-    }
+/// A URL as shown: query values and user information redacted.
+fn redact(url: &str) -> String {
+    openheim_config::redact_url(url).into_owned()
 }
 
 /// MCP arguments with the values of secret-looking flags redacted:
@@ -263,11 +227,12 @@ mod tests {
 
     #[test]
     fn urls_without_credentials_are_kept() {
+        assert_eq!(redact("http://127.0.0.1:50051"), "http://127.0.0.1:50051");
+        assert_eq!(redact("agent-loop:50051"), "agent-loop:50051");
+        assert_eq!(redact("redis://u@h/1?x"), "redis://[redacted]@h/1?x");
         assert_eq!(
-            redact_url("http://127.0.0.1:50051"),
-            "http://127.0.0.1:50051"
+            redact("redis://h/1?password=p"),
+            "redis://h/1?password=[redacted]"
         );
-        assert_eq!(redact_url("agent-loop:50051"), "agent-loop:50051");
-        assert_eq!(redact_url("redis://u@h/1?x"), "redis://[redacted]@h/1?x");
     }
 }

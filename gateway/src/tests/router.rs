@@ -9,8 +9,16 @@ use tower::ServiceExt;
 use super::fakes;
 use crate::{AccessPolicy, AuthTokens, Backends, app};
 
+/// GET `uri` addressed to the gateway on loopback (`Host: 127.0.0.1`)
+/// unless `headers` names another host.
 async fn get(router: axum::Router, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, Value) {
     let mut request = Request::get(uri);
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        request = request.header(header::HOST, "127.0.0.1");
+    }
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -39,6 +47,7 @@ async fn health_needs_no_token_and_everything_else_does() {
     options.access = AccessPolicy {
         tokens: AuthTokens::new(["t1", "t2"]),
         allowed_origins: vec!["https://ok.example".to_owned()],
+        hosts: crate::auth::HostPolicy::default(),
     };
     let backends = fakes::backends(fakes::failing(Code::NotFound, "gone"));
     let router = app(backends, options);

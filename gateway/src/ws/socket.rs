@@ -186,17 +186,20 @@ async fn prompts_done(prompts: Option<watch::Receiver<usize>>) {
     }
 }
 
+/// The close a read error calls for (RFC 6455 section 7.4.1): 1009 for a
+/// message over the limit, 1002 for a frame that breaks the protocol, 1007
+/// for text that is not UTF-8; a broken connection gets none.
 fn read_error(error: &axum::Error) -> End {
     let source = std::error::Error::source(error);
-    let too_big = source
-        .and_then(|e| e.downcast_ref::<tungstenite::Error>())
-        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
-    if too_big {
-        tracing::debug!(%error, "WebSocket message over the size limit");
-        End::Close(close_code::SIZE, "message too big")
-    } else {
-        tracing::debug!(%error, "WebSocket read failed");
-        End::Gone
+    let cause = source.and_then(|e| e.downcast_ref::<tungstenite::Error>());
+    tracing::debug!(%error, "WebSocket read failed");
+    match cause {
+        Some(tungstenite::Error::Capacity(_)) => End::Close(close_code::SIZE, "message too big"),
+        Some(tungstenite::Error::Protocol(_)) => {
+            End::Close(close_code::PROTOCOL, "protocol violation")
+        }
+        Some(tungstenite::Error::Utf8(_)) => End::Close(close_code::INVALID, "text is not UTF-8"),
+        _ => End::Gone,
     }
 }
 

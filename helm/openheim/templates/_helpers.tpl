@@ -234,3 +234,19 @@ checksum/config: {{ include (print .root.Template.BasePath "/configmap.yaml") .r
 {{ toYaml . }}
 {{- end }}
 {{- end }}
+
+{{/*
+Host names the gateway answers to (server.allowed_hosts): its Service (short
+and cluster names), every Ingress host, and gateway.allowedHosts.
+*/}}
+{{- define "openheim.gatewayHosts" -}}
+{{- $service := include "openheim.componentName" (dict "root" . "component" "gateway") -}}
+{{- $hosts := list $service (printf "%s.%s" $service .Release.Namespace) (printf "%s.%s.svc" $service .Release.Namespace) (printf "%s.%s.svc.cluster.local" $service .Release.Namespace) -}}
+{{- if .Values.ingress.enabled }}
+{{- range .Values.ingress.hosts }}
+{{- $hosts = append $hosts .host -}}
+{{- end }}
+{{- end }}
+{{- $hosts = concat $hosts .Values.gateway.allowedHosts -}}
+{{- join "," $hosts -}}
+{{- end }}

@@ -21,6 +21,7 @@ const LIST_KEYS: &[&str] = &[
     "default_skills",
     "server.auth_tokens",
     "server.allowed_origins",
+    "server.allowed_hosts",
     "tools.env_allow",
     "tools.env_deny",
     "tools.writable_paths",
@@ -403,14 +404,52 @@ fn validate(config: &Config, problems: &mut Vec<ConfigProblem>) {
             "must be at least 1".into(),
         );
     }
-    if config.server.max_connections == 0 {
-        problem("server.max_connections".into(), "must be at least 1".into());
-    }
+    validate_server(&config.server, &mut problem);
     if config.tools.max_result_bytes < 1024 {
         problem(
             "tools.max_result_bytes".into(),
             "must be at least 1024".into(),
         );
+    }
+}
+
+/// `[server]`: limits above zero, tokens that protect something, host
+/// names without schemes or paths.
+fn validate_server(server: &crate::ServerConfig, problem: &mut impl FnMut(String, String)) {
+    if server.max_connections == 0 {
+        problem("server.max_connections".into(), "must be at least 1".into());
+    }
+    for (key, value) in [
+        ("server.header_timeout_secs", server.header_timeout_secs),
+        ("server.idle_timeout_secs", server.idle_timeout_secs),
+        (
+            "server.max_pending_per_ip",
+            server.max_pending_per_ip as u64,
+        ),
+    ] {
+        if value == 0 {
+            problem(key.into(), "must be at least 1".into());
+        }
+    }
+    // An empty entry is "no token" (e.g. an unset variable in a compose
+    // file); a blank one would be a token anyone can send.
+    for (i, token) in server.auth_tokens.iter().enumerate() {
+        let text = token.expose();
+        if !text.is_empty() && (text.trim().is_empty() || text.chars().any(char::is_whitespace)) {
+            problem(
+                format!("server.auth_tokens[{i}]"),
+                "a token must not be blank or contain whitespace (e.g. `openssl rand -hex 32`)"
+                    .into(),
+            );
+        }
+    }
+    for host in &server.allowed_hosts {
+        if host != "*" && (host.is_empty() || host.contains("://") || host.contains('/')) {
+            problem(
+                "server.allowed_hosts".into(),
+                format!("{host:?} is not a host name (`name` or `name:port`, no scheme or path)"),
+            );
+        }
     }
 }
 
@@ -737,6 +776,37 @@ env_var = "MY_KEY"
             ["store.url", "store.lease_ttl_secs", "store.prefix"],
             "{err}"
         );
+    }
+
+    #[test]
+    fn blank_tokens_and_hosts_with_schemes_are_refused() {
+        let file = write_config("");
+        let env = [
+            ("OPENHEIM_SERVER__AUTH_TOKENS", " "),
+            (
+                "OPENHEIM_SERVER__ALLOWED_HOSTS",
+                "https://evil.example,ok.example:8080",
+            ),
+        ];
+        let err = load(&options(&file, &env)).expect_err("blank token");
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["server.auth_tokens[0]", "server.allowed_hosts"],
+            "{err}"
+        );
+        assert!(err.to_string().contains("must not be blank"), "{err}");
+        // An empty value is no token at all (an unset variable in compose).
+        let unset = load(&options(&file, &[("OPENHEIM_SERVER__AUTH_TOKENS", "")])).unwrap();
+        assert!(
+            unset
+                .server
+                .auth_tokens
+                .iter()
+                .all(|t| t.expose().is_empty())
+        );
+        let tab = load(&options(&file, &[("OPENHEIM_SERVER__AUTH_TOKENS", "a\tb")]));
+        assert!(tab.is_err());
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //! the REST API (documented shapes, no secrets, pagination), auth and
 //! origins, and a socket closed mid-turn cancelling its turn.
 
+mod security;
 mod support;
 
 use std::time::Duration;
 
+use openheim_e2e::procs::{marked_sleep, wait_for_process, wait_until_none};
 use openheim_e2e::{Install, MockLlm, Reply, ToolCallSpec};
 use serde_json::{Value, json};
 
@@ -465,12 +467,9 @@ async fn first_tool_result(server: &Server, session: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_the_socket_mid_turn_cancels_the_turn() {
+    let (command, marker) = marked_sleep(30);
     let script = vec![Reply::tool_calls(vec![
-        ToolCallSpec::new(
-            "execute_command",
-            json!({"command": "echo $$ > shell.pid; sleep 30"}),
-        )
-        .with_id("slow"),
+        ToolCallSpec::new("execute_command", json!({ "command": command })).with_id("slow"),
     ])];
     let server = Server::start(script, "").await;
     let workspace = server.install.workspace();
@@ -478,7 +477,6 @@ async fn closing_the_socket_mid_turn_cancels_the_turn() {
     let session = client.open_session(&workspace).await;
     let params = json!({"sessionId": session, "prompt": [{"type": "text", "text": "go"}]});
     client.send_request("session/prompt", params).await;
-    let pid_file = workspace.join("shell.pid");
     loop {
         let message = client.next_agent().await;
         if message["method"] == "session/request_permission" {
@@ -487,13 +485,7 @@ async fn closing_the_socket_mid_turn_cancels_the_turn() {
             break;
         }
     }
-    tokio::time::timeout(TIMEOUT, async {
-        while std::fs::read_to_string(&pid_file).map_or(true, |s| s.trim().is_empty()) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the command did not start");
+    wait_for_process(&marker, TIMEOUT).await;
     client.close().await;
 
     // The cancellation is recorded: the call has its result, the session
@@ -501,17 +493,7 @@ async fn closing_the_socket_mid_turn_cancels_the_turn() {
     let result = first_tool_result(&server, &session).await;
     assert_eq!(result["tool_call_id"], "slow");
     assert_eq!(result["content"], "Cancelled by user.");
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let gone = tokio::time::timeout(TIMEOUT, async {
-        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
-    assert!(gone.await.is_ok(), "the shell {pid} survived");
+    wait_until_none(&marker, TIMEOUT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
