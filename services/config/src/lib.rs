@@ -9,10 +9,12 @@
 
 mod load;
 mod persist;
+pub mod redact;
 mod schema;
 mod secret;
 
 pub use load::{ConfigError, ConfigProblem, LoadOptions, check_skill_name, is_loopback_url, load};
 pub use persist::{PersistError, set_file_value};
+pub use redact::{redact_url, redact_urls_in};
 pub use schema::*;
 pub use secret::Secret;

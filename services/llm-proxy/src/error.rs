@@ -287,12 +287,13 @@ impl LlmError {
     /// Provider clients apply it to everything built from a provider's
     /// answer, since some providers quote the key they rejected.
     pub fn redacted(mut self, secret: &str) -> Self {
-        if secret.is_empty() {
-            return self;
-        }
         for text in self.texts_mut() {
-            if text.contains(secret) {
+            if !secret.is_empty() && text.contains(secret) {
                 *text = text.replace(secret, "[redacted]");
+            }
+            // A key in a URL's query (`?api-key=…`) is as secret.
+            if let std::borrow::Cow::Owned(clean) = openheim_config::redact_urls_in(text) {
+                *text = clean;
             }
         }
         self

@@ -43,7 +43,7 @@ impl Anthropic {
         let endpoint = Endpoint::new(name, config, client, KeyHeader::Named("x-api-key"))?;
         Ok(Self {
             inner: Arc::new(Inner {
-                url: endpoint.url("/messages")?,
+                url: endpoint.url("/messages"),
                 endpoint: Arc::new(endpoint),
                 max_tokens: config.max_tokens.unwrap_or(ANTHROPIC_DEFAULT_MAX_TOKENS),
                 headers: [(

@@ -52,7 +52,7 @@ impl LlmProvider for Gemini {
         let inner = Arc::clone(&self.inner);
         http::stream_with(Arc::clone(&inner.endpoint), async move {
             let endpoint = &inner.endpoint;
-            let url = endpoint.url(&model_path(&request.model)?)?;
+            let url = endpoint.url(&model_path(&request.model)?);
             let body = request::encode(&request.conversation, inner.max_tokens)?;
             let response = endpoint.post(&url, &[], body).await?;
             if !response.status().is_success() {

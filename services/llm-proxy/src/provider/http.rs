@@ -47,8 +47,9 @@ pub(crate) enum KeyHeader {
 /// One provider's validated connection settings, shared by its requests.
 pub(crate) struct Endpoint {
     pub(crate) name: String,
-    /// `api_base` without a trailing slash.
-    pub(crate) base: String,
+    /// `api_base`, parsed; request paths go after its path, before its
+    /// query (`…/v1/chat/completions?api-version=…`).
+    base: reqwest::Url,
     /// The key header, marked sensitive so it never shows in debug output.
     auth: Option<(HeaderName, HeaderValue)>,
     /// Kept only to scrub the key from what providers send back.
@@ -73,17 +74,17 @@ impl Endpoint {
                 "provider {name} has no api_base (required for openai_compatible providers, e.g. http://localhost:11434/v1)"
             ))
         })?;
-        let base = base.trim_end_matches('/');
-        let parsed = reqwest::Url::parse(base).map_err(|e| {
-            LlmError::config(format!("provider {name}: invalid api_base {base:?}: {e}"))
+        let shown = openheim_config::redact_url(&base);
+        let parsed = reqwest::Url::parse(&base).map_err(|e| {
+            LlmError::config(format!("provider {name}: invalid api_base {shown:?}: {e}"))
         })?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(LlmError::config(format!(
-                "provider {name}: api_base {base:?} must be an http:// or https:// URL"
+                "provider {name}: api_base {shown:?} must be an http:// or https:// URL"
             )));
         }
         let key = config.api_key.clone().filter(|k| !k.is_empty());
-        if key.is_some() && parsed.scheme() == "http" && !openheim_config::is_loopback_url(base) {
+        if key.is_some() && parsed.scheme() == "http" && !openheim_config::is_loopback_url(&base) {
             return Err(LlmError::config(format!(
                 "provider {name}: refusing to send the API key over plain http:// to non-loopback host {}; use https://",
                 parsed.host_str().unwrap_or_default()
@@ -95,7 +96,7 @@ impl Endpoint {
             .transpose()?;
         Ok(Self {
             name: name.to_owned(),
-            base: base.to_owned(),
+            base: parsed,
             auth,
             auth_hint: auth_hint(name, config, key.is_some()),
             key,
@@ -104,13 +105,23 @@ impl Endpoint {
         })
     }
 
-    /// The URL of `path` under the base, parsed once so that requests do
-    /// not parse it again.
-    pub(crate) fn url(&self, path: &str) -> Result<reqwest::Url, LlmError> {
-        let url = format!("{}{path}", self.base);
-        reqwest::Url::parse(&url).map_err(|e| {
-            LlmError::config(format!("provider {}: invalid URL {url:?}: {e}", self.name))
-        })
+    /// The URL of `path` (which may carry a query of its own) under the
+    /// base: the path joined to the base's path, the queries of both kept.
+    /// Built once per provider request kind, so requests do not parse it.
+    pub(crate) fn url(&self, path: &str) -> reqwest::Url {
+        let (path, query) = match path.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path, None),
+        };
+        let mut url = self.base.clone();
+        let joined = format!("{}{path}", self.base.path().trim_end_matches('/'));
+        url.set_path(&joined);
+        let merged = match (self.base.query(), query) {
+            (Some(base), Some(own)) => Some(format!("{base}&{own}")),
+            (base, own) => base.or(own).map(str::to_owned),
+        };
+        url.set_query(merged.as_deref());
+        url
     }
 
     /// Sends a JSON `body` asking for an event stream; waits at most the
@@ -208,6 +219,7 @@ impl Endpoint {
     }
 
     /// Removes the key from an error built from a provider's answer.
+    /// The key, and every URL's query values and password, out of `error`.
     pub(crate) fn redact(&self, error: LlmError) -> LlmError {
         error.redacted(self.secret())
     }
@@ -490,6 +502,14 @@ mod tests {
         Endpoint::new("p", &config, reqwest::Client::new(), KeyHeader::Bearer)
     }
 
+    fn endpoint_named(config: ProviderConfig) -> Result<Endpoint, LlmError> {
+        let config = ProviderConfig {
+            kind: Some(ProviderKind::OpenaiCompatible),
+            ..config
+        };
+        endpoint(config)
+    }
+
     #[test]
     fn keys_are_never_sent_over_plain_http_to_remote_hosts() {
         let remote = ProviderConfig {
@@ -509,9 +529,44 @@ mod tests {
         };
         let local = endpoint(local).map_err(|e| e.to_string());
         assert_eq!(
-            local.map(|e| e.base),
-            Ok("http://127.0.0.1:11434/v1".to_owned())
+            local.map(|e| e.url("/chat/completions").to_string()),
+            Ok("http://127.0.0.1:11434/v1/chat/completions".to_owned())
         );
+    }
+
+    #[test]
+    fn paths_go_before_the_base_query_and_errors_hide_its_values() {
+        let azure = ProviderConfig {
+            kind: Some(ProviderKind::OpenaiCompatible),
+            api_base: Some("https://h.example/openai/v1?api-key=s3cr3t".into()),
+            ..ProviderConfig::default()
+        };
+        let Ok(endpoint) = endpoint(azure) else {
+            panic!("valid config")
+        };
+        assert_eq!(
+            endpoint.url("/chat/completions").as_str(),
+            "https://h.example/openai/v1/chat/completions?api-key=s3cr3t"
+        );
+        assert_eq!(
+            endpoint
+                .url("/models/m:streamGenerateContent?alt=sse")
+                .as_str(),
+            "https://h.example/openai/v1/models/m:streamGenerateContent?api-key=s3cr3t&alt=sse"
+        );
+        let error = endpoint.redact(LlmError::Network {
+            provider: "p".into(),
+            message: "error sending request for url (https://h.example/openai/v1/chat/completions?api-key=s3cr3t)".into(),
+        });
+        assert!(!error.to_string().contains("s3cr3t"), "{error}");
+        let bad = ProviderConfig {
+            api_base: Some("ftp://h.example/v1?api-key=s3cr3t".into()),
+            ..ProviderConfig::default()
+        };
+        let Err(error) = endpoint_named(bad) else {
+            panic!("ftp is refused")
+        };
+        assert!(!error.to_string().contains("s3cr3t"), "{error}");
     }
 
     #[test]

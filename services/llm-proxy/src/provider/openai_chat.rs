@@ -43,7 +43,7 @@ impl OpenAiChat {
         let endpoint = Endpoint::new(name, config, client, KeyHeader::Bearer)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                url: endpoint.url("/chat/completions")?,
+                url: endpoint.url("/chat/completions"),
                 endpoint: Arc::new(endpoint),
                 kind,
                 max_tokens: config.max_tokens,

@@ -35,7 +35,7 @@ impl OpenAiResponses {
         let endpoint = Endpoint::new(name, config, client, KeyHeader::Bearer)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                url: endpoint.url("/responses")?,
+                url: endpoint.url("/responses"),
                 endpoint: Arc::new(endpoint),
                 max_tokens: config.max_tokens,
             }),
