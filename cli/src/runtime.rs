@@ -58,7 +58,10 @@ impl Runtime {
         }
         let llm = match &services.llm_proxy {
             Some(address) => remote(address)?,
-            None => openheim_llm_proxy::in_process(LlmProxyConfig::from_config(config))?,
+            None => openheim_llm_proxy::in_process(
+                LlmProxyConfig::from_config(config),
+                &Default::default(),
+            )?,
         };
         let tools = match &services.tool_executor {
             Some(address) => remote(address)?,
