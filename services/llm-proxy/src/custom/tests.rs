@@ -605,3 +605,101 @@ fn long_messages_are_cut() {
         error.to_string().len()
     );
 }
+
+/// The fields of every `llm_request` span, as recorded.
+#[derive(Clone, Default)]
+struct Spans(Arc<Mutex<Vec<std::collections::BTreeMap<String, String>>>>);
+
+struct Fields<'a>(&'a mut std::collections::BTreeMap<String, String>);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+}
+
+/// The span's index in `Spans`, kept in its extensions.
+struct Slot(usize);
+
+impl<S> tracing_subscriber::Layer<S> for Spans
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if attrs.metadata().name() != "llm_request" {
+            return;
+        }
+        let mut fields = std::collections::BTreeMap::new();
+        attrs.record(&mut Fields(&mut fields));
+        let mut spans = self.0.lock().unwrap();
+        spans.push(fields);
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(Slot(spans.len() - 1));
+        }
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let Some(span) = ctx.span(id) else { return };
+        let Some(Slot(slot)) = span.extensions().get::<Slot>().map(|s| Slot(s.0)) else {
+            return;
+        };
+        values.record(&mut Fields(&mut self.0.lock().unwrap()[slot]));
+    }
+}
+
+/// The current-thread test runtime runs the completion's task on this
+/// thread, so a thread-local subscriber sees its spans.
+#[tokio::test(start_paused = true)]
+async fn every_attempt_is_traced_like_a_built_in_providers() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let spans = Spans::default();
+    let subscriber = tracing_subscriber::registry().with(spans.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let usage = Usage {
+        input_tokens: 120,
+        output_tokens: 7,
+        ..Usage::default()
+    };
+    let acme = Scripted::new(vec![
+        vec![Step::Fail(ProviderError::new(
+            ErrorKind::RateLimited,
+            "slow",
+        ))],
+        vec![
+            start(0, "c1", "write_file"),
+            args(0, "{}"),
+            Step::Emit(ProviderEvent::Usage(usage)),
+            Step::Finish(FinishReason::ToolUse),
+        ],
+    ]);
+    let proxy = proxy(vec![("acme", settings(1, &[]), acme)]);
+    let events = collect(&proxy, request("")).await;
+    assert_eq!(shape(&events).last().unwrap(), "finished ToolUse");
+    let spans = spans.0.lock().unwrap().clone();
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    let field = |i: usize, name: &str| spans[i].get(name).cloned().unwrap_or_default();
+    for i in 0..2 {
+        assert_eq!(field(i, "gen_ai.provider.name"), "acme");
+        assert_eq!(field(i, "openheim.provider"), "acme");
+        assert_eq!(field(i, "gen_ai.request.model"), "acme-large");
+    }
+    assert_eq!(field(0, "error.type"), "rate_limited");
+    assert_eq!(field(1, "gen_ai.usage.input_tokens"), "120");
+    assert_eq!(field(1, "gen_ai.usage.output_tokens"), "7");
+    assert_eq!(field(1, "gen_ai.response.finish_reasons"), "tool_call");
+    assert_eq!(field(1, "error.type"), "");
+}
