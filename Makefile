@@ -2,13 +2,13 @@
 
 .PHONY: test build lint fmt bench ci validate-deploy
 
-# The test command of the README: builds the binaries the end-to-end tests
-# spawn, then runs every test of the workspace.
+# The test command of the README: builds the binaries and the example
+# programs the end-to-end tests spawn, then runs every test of the workspace.
 test: build
 	cargo nextest run --workspace --no-fail-fast
 
 build:
-	cargo build --workspace --bins
+	cargo build --workspace --bins --examples
 
 lint:
 	cargo fmt --all -- --check

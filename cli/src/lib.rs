@@ -13,7 +13,7 @@ mod runtime;
 pub mod tui;
 
 pub use library::{Error, Openheim, OpenheimBuilder, Session, SessionOptions, Turn};
-pub use runtime::{Runtime, RuntimeError};
+pub use runtime::{Extensions, Runtime, RuntimeError};
 
 /// What custom tools implement and use.
 pub mod tools {
@@ -22,6 +22,22 @@ pub mod tools {
     pub use openheim_proto::common::v1::{FileDiff, ToolDefinition, ToolKind};
     pub use openheim_tool_executor::{
         Access, ToolContext, ToolError, ToolHandler, ToolOutput, WorkspaceRoot, parse_args,
+    };
+}
+
+/// What custom LLM providers implement and use: the trait, the events of a
+/// streamed answer, the typed errors, and the conversation types a request
+/// carries (`docs/custom-llm-provider.md`).
+pub mod llm {
+    /// `#[async_trait]` for `impl LlmProvider`.
+    pub use async_trait::async_trait;
+    pub use openheim_llm_proxy::custom::{
+        CompletionRequest, ErrorKind, EventSink, FinishReason, LlmProvider, MAX_TOOL_CALLS,
+        ProviderError, ProviderEvent,
+    };
+    pub use openheim_proto::common::v1::{
+        ContentBlock, Image, Message, Role, Thinking, ToolCall, ToolDefinition, ToolResult, Usage,
+        content_block::Block,
     };
 }
 

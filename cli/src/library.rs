@@ -11,6 +11,8 @@ use std::task::{Context, Poll};
 
 use futures::Stream;
 use openheim_config::{Config, LoadOptions, McpServerConfig, ProviderConfig};
+use openheim_llm_proxy::CustomProviders;
+use openheim_llm_proxy::custom::LlmProvider;
 use openheim_proto::GrpcChannel;
 use openheim_proto::agent_loop::v1::{
     ApprovalMode, CancelTurn, CreateSessionRequest, Decision, ListMcpServersRequest,
@@ -30,7 +32,7 @@ use openheim_tool_executor::ToolHandler;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::{Runtime, RuntimeError};
+use crate::{Extensions, Runtime, RuntimeError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -42,6 +44,10 @@ pub enum Error {
     Runtime(#[from] RuntimeError),
     #[error("{0}")]
     Agent(String),
+    /// A custom LLM provider was registered under a name that cannot be
+    /// selected as `name/model`.
+    #[error("custom LLM provider name {name:?}: {reason}")]
+    ProviderName { name: String, reason: &'static str },
 }
 
 fn agent(status: tonic::Status) -> Error {
@@ -61,6 +67,7 @@ pub struct OpenheimBuilder {
     allow_shell: Option<bool>,
     max_iterations: Option<u32>,
     tools: Vec<Arc<dyn ToolHandler>>,
+    llm_providers: CustomProviders,
 }
 
 impl OpenheimBuilder {
@@ -122,7 +129,24 @@ impl OpenheimBuilder {
         self
     }
 
+    /// Registers an LLM provider implemented by this application under
+    /// `name` (replacing one of that name), selectable as `name/model` like
+    /// any configured provider and served under the same retries,
+    /// fallbacks, context-window fitting, usage accounting and telemetry
+    /// (see `docs/custom-llm-provider.md`). Its policy settings (default
+    /// model, context window, retries, fallbacks…) come from the provider
+    /// entry of the same name, set with [`OpenheimBuilder::provider`] or in
+    /// the config file, else the defaults. It needs the in-process
+    /// llm-proxy: `build` fails when the config names a remote one.
+    pub fn llm_provider(mut self, name: impl Into<String>, provider: impl LlmProvider) -> Self {
+        self.llm_providers.insert(name.into(), Arc::new(provider));
+        self
+    }
+
     pub fn build(self) -> Result<Openheim, Error> {
+        for name in self.llm_providers.keys() {
+            check_provider_name(name)?;
+        }
         let mut config = match (self.config, &self.config_file) {
             (Some(config), _) => config,
             (None, Some(path)) => openheim_config::load(&LoadOptions {
@@ -155,9 +179,31 @@ impl OpenheimBuilder {
         if config.data_dir.is_none() {
             return Err(Error::Missing("data_dir"));
         }
-        let runtime = Runtime::start_with_tools(&config, self.tools)?;
+        let extensions = Extensions {
+            tools: self.tools,
+            llm_providers: self.llm_providers,
+        };
+        let runtime = Runtime::start_with(&config, extensions)?;
         Ok(Openheim { runtime })
     }
+}
+
+/// A provider name must survive `name/model` resolution (split at the
+/// first `/`) and show in messages as typed.
+fn check_provider_name(name: &str) -> Result<(), Error> {
+    let reason = if name.is_empty() {
+        "is empty"
+    } else if name.contains('/') {
+        "contains '/', which separates the provider from the model"
+    } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        "contains whitespace or control characters"
+    } else {
+        return Ok(());
+    };
+    Err(Error::ProviderName {
+        name: name.to_owned(),
+        reason,
+    })
 }
 
 /// A running openheim: the agent loop and its services.

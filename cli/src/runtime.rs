@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use openheim_agent_loop::{AgentLoopConfig, Backends};
 use openheim_config::Config;
-use openheim_llm_proxy::LlmProxyConfig;
+use openheim_llm_proxy::{CustomProviders, LlmProxyConfig};
 use openheim_mcp_broker::McpBrokerConfig;
 use openheim_proto::GrpcChannel;
 use openheim_proto::agent_loop::v1::agent_loop_client::AgentLoopClient;
@@ -22,6 +22,30 @@ pub enum RuntimeError {
     AgentLoop(#[from] openheim_agent_loop::StartError),
     #[error(transparent)]
     LlmProxy(#[from] openheim_llm_proxy::LlmProxyError),
+    /// Custom LLM providers live in this process; a remote llm-proxy (or a
+    /// remote agent loop, which uses its own) cannot call them.
+    #[error(
+        "custom LLM provider {providers} needs the in-process llm-proxy, but {key} = {address:?} \
+         points at a remote service, which cannot call a provider implemented in this process; \
+         remove {key} or serve the provider from there"
+    )]
+    RemoteLlmProxy {
+        providers: String,
+        key: &'static str,
+        address: String,
+    },
+}
+
+/// What the embedding application adds to the in-process services. Both
+/// exist only in this process: a remote tool-executor offers its own tools,
+/// and custom LLM providers refuse a remote llm-proxy.
+#[derive(Default)]
+#[non_exhaustive]
+pub struct Extensions {
+    /// Custom tools, offered next to the built-in ones.
+    pub tools: Vec<Arc<dyn ToolHandler>>,
+    /// Custom LLM providers by provider name.
+    pub llm_providers: CustomProviders,
 }
 
 /// The running services, reachable through gRPC channels.
@@ -46,29 +70,26 @@ pub enum Workspaces {
 impl Runtime {
     /// Starts (or connects to) every service the configuration asks for.
     pub fn start(config: &Config) -> Result<Self, RuntimeError> {
-        Self::start_with_tools(config, Vec::new())
+        Self::start_with(config, Extensions::default())
     }
 
     /// Like [`Runtime::start`] for a server: sessions (their tools, shell
     /// commands and MCP servers) work inside the configured `work_dir` only.
     pub fn start_server(config: &Config) -> Result<Self, RuntimeError> {
-        Self::start_with(config, Vec::new(), Workspaces::WithinWorkDir)
+        Self::start_within(config, Extensions::default(), Workspaces::WithinWorkDir)
     }
 
-    /// Like [`Runtime::start`], with custom tools registered in the
-    /// in-process tool-executor.
-    pub fn start_with_tools(
-        config: &Config,
-        custom_tools: Vec<Arc<dyn ToolHandler>>,
-    ) -> Result<Self, RuntimeError> {
-        Self::start_with(config, custom_tools, Workspaces::Anywhere)
+    /// Like [`Runtime::start`], with the application's custom tools and LLM
+    /// providers registered in the in-process tool-executor and llm-proxy.
+    pub fn start_with(config: &Config, extensions: Extensions) -> Result<Self, RuntimeError> {
+        Self::start_within(config, extensions, Workspaces::Anywhere)
     }
 
-    /// Starts (or connects to) the services with custom tools and a rule
+    /// Starts (or connects to) the services with `extensions` and a rule
     /// for session workspaces.
-    pub fn start_with(
+    pub fn start_within(
         config: &Config,
-        custom_tools: Vec<Arc<dyn ToolHandler>>,
+        extensions: Extensions,
         workspaces: Workspaces,
     ) -> Result<Self, RuntimeError> {
         let root = match workspaces {
@@ -76,6 +97,7 @@ impl Runtime {
             Workspaces::WithinWorkDir => config.work_dir.clone(),
         };
         let services = &config.services;
+        check_custom_providers_are_local(config, &extensions.llm_providers)?;
         if let Some(address) = &services.agent_loop {
             let optional = |address: &Option<String>| address.as_deref().map(remote).transpose();
             return Ok(Self {
@@ -87,13 +109,16 @@ impl Runtime {
         }
         let llm = match &services.llm_proxy {
             Some(address) => remote(address)?,
-            None => openheim_llm_proxy::in_process(LlmProxyConfig::from_config(config))?,
+            None => openheim_llm_proxy::in_process(
+                LlmProxyConfig::from_config(config),
+                &extensions.llm_providers,
+            )?,
         };
         let tools = match &services.tool_executor {
             Some(address) => remote(address)?,
             None => openheim_tool_executor::in_process(
                 ToolExecutorConfig::from_config(config, root.clone()),
-                custom_tools,
+                extensions.tools,
             ),
         };
         let mcp = match &services.mcp_broker {
@@ -154,4 +179,31 @@ impl Runtime {
     pub fn llm_proxy_channel(&self) -> Option<GrpcChannel> {
         self.llm_proxy.clone()
     }
+}
+
+/// Custom LLM providers need the llm-proxy of this process: say so at
+/// start rather than with "unknown provider" at the first turn.
+fn check_custom_providers_are_local(
+    config: &Config,
+    providers: &CustomProviders,
+) -> Result<(), RuntimeError> {
+    if providers.is_empty() {
+        return Ok(());
+    }
+    let services = &config.services;
+    let remote = [
+        ("services.agent_loop", &services.agent_loop),
+        ("services.llm_proxy", &services.llm_proxy),
+    ];
+    for (key, address) in remote {
+        if let Some(address) = address {
+            let names: Vec<&str> = providers.keys().map(String::as_str).collect();
+            return Err(RuntimeError::RemoteLlmProxy {
+                providers: names.join(", "),
+                key,
+                address: address.clone(),
+            });
+        }
+    }
+    Ok(())
 }

@@ -9,6 +9,35 @@ use std::path::PathBuf;
 /// Panics if the binary has not been built, because cargo does not build other packages'
 /// binaries for a test of this crate.
 pub fn bin_path(name: &str) -> PathBuf {
+    let path = bin_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "binary `{name}` not found at {}; run `cargo build --workspace --bins` first \
+         (the README's test command does this)",
+        path.display()
+    );
+    path
+}
+
+/// The built example program `name` (`target/<profile>/examples/`), such as
+/// `custom_provider` of the `openheim` crate. Panics, saying how to build
+/// it, if it has not been built.
+pub fn example_path(name: &str) -> PathBuf {
+    let bin = bin_dir();
+    let path = bin
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "example `{name}` not found at {}; run `cargo build --workspace --bins --examples` first \
+         (the README's test command does this)",
+        path.display()
+    );
+    path
+}
+
+/// `target/<profile>/`, from the running test executable.
+fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("path of the running test executable");
     let mut dir = exe
         .parent()
@@ -17,14 +46,7 @@ pub fn bin_path(name: &str) -> PathBuf {
     if dir.ends_with("deps") {
         dir.pop();
     }
-    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.is_file(),
-        "binary `{name}` not found at {}; run `cargo build --workspace --bins` first \
-         (the README's test command does this)",
-        path.display()
-    );
-    path
+    dir
 }
 
 #[cfg(test)]
@@ -35,5 +57,11 @@ mod tests {
     #[should_panic(expected = "cargo build --workspace --bins")]
     fn missing_binary_says_how_to_build_it() {
         bin_path("openheim-no-such-binary");
+    }
+
+    #[test]
+    #[should_panic(expected = "cargo build --workspace --bins --examples")]
+    fn missing_example_says_how_to_build_it() {
+        example_path("openheim-no-such-example");
     }
 }

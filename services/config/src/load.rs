@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::Secret;
 use crate::schema::{
-    Config, LEASE_TTL_SECS_RANGE, McpServerConfig, ProviderConfig, ProviderKind, THEMES,
+    Config, LEASE_TTL_SECS_RANGE, McpServerConfig, ProviderConfig, ProviderKind, THEMES, WireApi,
 };
 
 /// Environment variables that steer the binaries themselves and are not config keys.
@@ -304,7 +304,7 @@ fn resolve_api_keys(config: &mut Config, env: &BTreeMap<String, String>) {
                 ProviderKind::Openai => Some("OPENAI_API_KEY".to_owned()),
                 ProviderKind::Anthropic => Some("ANTHROPIC_API_KEY".to_owned()),
                 ProviderKind::Gemini => Some("GEMINI_API_KEY".to_owned()),
-                ProviderKind::OpenaiCompatible => None,
+                ProviderKind::OpenaiCompatible | ProviderKind::Custom => None,
             };
         }
         let has_key = provider.api_key.as_ref().is_some_and(|k| !k.is_empty());
@@ -460,23 +460,10 @@ fn validate_provider(
     problem: &mut impl FnMut(String, String),
 ) {
     let key = format!("providers.{name}");
-    match provider.api_base_for(name) {
-        None => problem(
-            format!("{key}.api_base"),
-            "required for openai_compatible providers (e.g. http://localhost:11434/v1)".into(),
-        ),
-        Some(base) => match check_http_url(&base) {
-            Err(reason) => problem(format!("{key}.api_base"), reason),
-            Ok(()) => {
-                let has_key = provider.api_key.is_some();
-                if has_key && base.starts_with("http://") && !is_loopback_url(&base) {
-                    problem(
-                        format!("{key}.api_base"),
-                        "refusing to send an API key over plain http:// to a non-loopback host; use https://".into(),
-                    );
-                }
-            }
-        },
+    if provider.kind_for(name) == ProviderKind::Custom {
+        validate_custom_provider(&key, provider, problem);
+    } else {
+        validate_endpoint(&key, name, provider, problem);
     }
     if provider.timeout_secs == 0 {
         problem(format!("{key}.timeout_secs"), "must be at least 1".into());
@@ -498,6 +485,58 @@ fn validate_provider(
                 format!("{key}.fallbacks[{i}]"),
                 format!("expected \"provider/model\", got {fallback:?}"),
             ),
+        }
+    }
+}
+
+/// Where a built-in provider is reached: its `api_base`, and never a key
+/// over plain http to another host.
+fn validate_endpoint(
+    key: &str,
+    name: &str,
+    provider: &ProviderConfig,
+    problem: &mut impl FnMut(String, String),
+) {
+    match provider.api_base_for(name) {
+        None => problem(
+            format!("{key}.api_base"),
+            "required for openai_compatible providers (e.g. http://localhost:11434/v1)".into(),
+        ),
+        Some(base) => match check_http_url(&base) {
+            Err(reason) => problem(format!("{key}.api_base"), reason),
+            Ok(()) => {
+                let has_key = provider.api_key.is_some();
+                if has_key && base.starts_with("http://") && !is_loopback_url(&base) {
+                    problem(
+                        format!("{key}.api_base"),
+                        "refusing to send an API key over plain http:// to a non-loopback host; use https://".into(),
+                    );
+                }
+            }
+        },
+    }
+}
+
+/// A custom provider's implementation brings its own endpoint and
+/// credentials (docs/custom-llm-provider.md): the keys that describe how to
+/// reach a built-in provider would be silently ignored, so they are refused.
+fn validate_custom_provider(
+    key: &str,
+    provider: &ProviderConfig,
+    problem: &mut impl FnMut(String, String),
+) {
+    let unused = [
+        ("api_base", provider.api_base.is_some()),
+        ("api_key", provider.api_key.is_some()),
+        ("env_var", provider.env_var.is_some()),
+        ("wire_api", provider.wire_api != WireApi::default()),
+    ];
+    for (field, set) in unused {
+        if set {
+            problem(
+                format!("{key}.{field}"),
+                "not used by custom providers: their implementation brings its own endpoint and credentials".into(),
+            );
         }
     }
 }
@@ -721,6 +760,53 @@ env_var = "MY_KEY"
         assert_eq!(
             config.providers["openai"].api_base_for("openai").as_deref(),
             Some("https://api.openai.com/v1")
+        );
+    }
+
+    #[test]
+    fn a_custom_provider_needs_no_endpoint_and_refuses_one() {
+        let file = write_config(
+            r#"
+default_provider = "acme"
+[providers.acme]
+kind = "custom"
+default_model = "acme-large"
+context_window = 200000
+max_retries = 1
+[providers.openai]
+default_model = "gpt-4o"
+fallbacks = ["acme/acme-small"]
+"#,
+        );
+        let config = load(&options(&file, &[("OPENAI_API_KEY", "sk-a")])).expect("valid");
+        let acme = &config.providers["acme"];
+        assert_eq!(acme.kind_for("acme"), ProviderKind::Custom);
+        assert_eq!(ProviderKind::Custom.as_str(), "custom");
+        assert!(acme.env_var.is_none() && acme.api_key.is_none());
+
+        let file = write_config(
+            r#"
+[providers.acme]
+kind = "custom"
+api_base = "https://acme.example/v1"
+env_var = "ACME_KEY"
+wire_api = "responses"
+"#,
+        );
+        let err = load(&options(&file, &[])).expect_err("endpoint keys are refused");
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "providers.acme.api_base",
+                "providers.acme.env_var",
+                "providers.acme.wire_api"
+            ],
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("not used by custom providers"),
+            "{err}"
         );
     }
 

@@ -217,6 +217,10 @@ pub enum ProviderKind {
     OpenaiCompatible,
     Anthropic,
     Gemini,
+    /// Implemented by the application that embeds openheim and registered
+    /// on its library builder (`docs/custom-llm-provider.md`): openheim
+    /// knows no endpoint or key for it, only its policy settings.
+    Custom,
 }
 
 impl ProviderKind {
@@ -226,6 +230,7 @@ impl ProviderKind {
             Self::OpenaiCompatible => "openai_compatible",
             Self::Anthropic => "anthropic",
             Self::Gemini => "gemini",
+            Self::Custom => "custom",
         }
     }
 
@@ -250,7 +255,7 @@ impl ProviderKind {
             Self::Openai => Some("https://api.openai.com/v1"),
             Self::Anthropic => Some("https://api.anthropic.com/v1"),
             Self::Gemini => Some("https://generativelanguage.googleapis.com/v1beta"),
-            Self::OpenaiCompatible => None,
+            Self::OpenaiCompatible | Self::Custom => None,
         }
     }
 }

@@ -180,7 +180,7 @@ struct Proxy {
 
 impl Proxy {
     fn new(base: &str) -> anyhow::Result<Self> {
-        let channel = openheim_llm_proxy::in_process(config(base))?;
+        let channel = openheim_llm_proxy::in_process(config(base), &Default::default())?;
         let request = CompleteRequest {
             system_prompt: "You are a benchmark.".into(),
             messages: vec![Message {
@@ -228,7 +228,11 @@ impl Domain {
         let grpc = Proxy::new(base)?;
         let client = reqwest::Client::builder().tcp_nodelay(true).build()?;
         Ok(Self {
-            proxy: Arc::new(openheim_llm_proxy::Proxy::new(config(base), &client)),
+            proxy: Arc::new(openheim_llm_proxy::Proxy::new(
+                config(base),
+                &client,
+                &Default::default(),
+            )),
             request: grpc.request,
         })
     }

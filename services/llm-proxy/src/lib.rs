@@ -11,13 +11,18 @@
 //! Code map:
 //! - [`service`]: the domain (`Complete`, `ListModels`), free of gRPC;
 //! - `grpc`: the tonic adapter, the only place that names tonic types;
-//! - [`provider`]: the [`provider::LlmProvider`] trait and its implementations;
+//! - [`provider`]: the internal [`provider::ProviderClient`] trait and the
+//!   built-in clients;
+//! - [`custom`]: the public extension point for providers implemented by an
+//!   embedding application (re-exported as `openheim::llm`), adapted to
+//!   `ProviderClient` so that the same policy drives them;
 //! - [`resolve`], [`retry`], [`error`]: small policies tested alone.
 //!
 //! Invariants: API keys never appear in an error, a log line or a response;
 //! every completion stream ends with exactly one `Finished` or `Error`;
 //! dropping a completion stream aborts the upstream HTTP request.
 
+pub mod custom;
 pub mod error;
 mod grpc;
 pub mod provider;
@@ -81,18 +86,32 @@ impl LlmProxyConfig {
     }
 }
 
+/// Providers implemented by the embedding application, by provider name
+/// (see [`custom`]). They exist only in the process that registers them.
+pub type CustomProviders = BTreeMap<String, Arc<dyn custom::LlmProvider>>;
+
 /// The generated gRPC server over the proxy, with openheim's message size
 /// limits. Providers and the HTTP client (one connection pool) are built once
 /// here and shared by every call.
-pub fn grpc_server(config: LlmProxyConfig) -> Result<LlmProxyServer<GrpcProxy>, LlmProxyError> {
+pub fn grpc_server(
+    config: LlmProxyConfig,
+    custom: &CustomProviders,
+) -> Result<LlmProxyServer<GrpcProxy>, LlmProxyError> {
     let client = http_client()?;
-    let proxy = Arc::new(Proxy::new(config, &client));
+    let proxy = Arc::new(Proxy::new(config, &client, custom));
     Ok(grpc::server(proxy))
 }
 
 /// A channel to an in-process proxy: what the CLI uses instead of a socket.
-pub fn in_process(config: LlmProxyConfig) -> Result<GrpcChannel, LlmProxyError> {
-    Ok(openheim_proto::transport::in_process(grpc_server(config)?))
+/// The `custom` providers plug in here, and only here: they live in this
+/// process.
+pub fn in_process(
+    config: LlmProxyConfig,
+    custom: &CustomProviders,
+) -> Result<GrpcChannel, LlmProxyError> {
+    Ok(openheim_proto::transport::in_process(grpc_server(
+        config, custom,
+    )?))
 }
 
 /// Serves the proxy over gRPC on `listener` until `shutdown` resolves, then
@@ -102,7 +121,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), LlmProxyError> {
-    let server = grpc_server(config)?;
+    let server = grpc_server(config, &CustomProviders::new())?;
     grpc::serve(server, listener, shutdown).await
 }
 

@@ -112,7 +112,13 @@ pub fn resolve_model(
     let max_output_tokens = settings.map_or(0, |p| match (p.max_tokens, p.kind_for(&provider)) {
         (Some(max), _) => max,
         (None, ProviderKind::Anthropic) => ANTHROPIC_DEFAULT_MAX_TOKENS,
-        (None, ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Gemini) => 0,
+        (
+            None,
+            ProviderKind::Openai
+            | ProviderKind::OpenaiCompatible
+            | ProviderKind::Gemini
+            | ProviderKind::Custom,
+        ) => 0,
     });
     Ok(ResolveModelResponse {
         provider,

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use openheim_config::ProviderKind;
 use openheim_proto::common::v1::StopReason;
 use openheim_proto::llm_proxy::v1::completion_event::Event;
 use openheim_proto::llm_proxy::v1::{
@@ -34,12 +35,13 @@ use openheim_proto::llm_proxy::v1::{
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::LlmProxyConfig;
+use crate::custom::Registered;
 use crate::error::LlmError;
-use crate::provider::{self, Conversation, LlmProvider, ProviderEvent, ProviderRequest};
+use crate::provider::{self, Conversation, ProviderClient, ProviderEvent, ProviderRequest};
 use crate::resolve::{self, Target};
 use crate::retry::RetryPolicy;
 use crate::telemetry::{self, Attempt};
+use crate::{CustomProviders, LlmProxyConfig};
 
 /// Events buffered between a completion's task and its response stream: enough
 /// to absorb bursts, small enough that a slow reader slows the provider read.
@@ -54,7 +56,7 @@ pub struct Proxy {
 struct ProviderEntry {
     /// A provider whose settings are unusable keeps its error, reported to
     /// each request that selects it, so one bad entry does not stop the rest.
-    client: Result<Arc<dyn LlmProvider>, LlmError>,
+    client: Result<Arc<dyn ProviderClient>, LlmError>,
     policy: RetryPolicy,
     context_window: u64,
 }
@@ -99,13 +101,33 @@ enum Outcome {
 type Events = mpsc::Sender<CompletionEvent>;
 
 impl Proxy {
-    /// Builds every configured provider on the shared HTTP `client`.
-    pub fn new(config: LlmProxyConfig, client: &reqwest::Client) -> Self {
+    /// Builds every configured provider on the shared HTTP `client`, and
+    /// puts the `custom` implementations under the same policy. A custom
+    /// provider needs no entry in `config.providers` (one gives it its
+    /// policy settings: models, context window, retries, fallbacks); its
+    /// entry is marked `kind = "custom"` and replaces a built-in provider
+    /// of the same name.
+    pub fn new(
+        mut config: LlmProxyConfig,
+        client: &reqwest::Client,
+        custom: &CustomProviders,
+    ) -> Self {
+        for name in custom.keys() {
+            let settings = config.providers.entry(name.clone()).or_default();
+            settings.kind = Some(ProviderKind::Custom);
+        }
         let providers = config
             .providers
             .iter()
             .map(|(name, settings)| {
-                let client = provider::build(name, settings, client);
+                let client = match custom.get(name) {
+                    Some(implementation) => {
+                        let registered =
+                            Registered::new(name, Arc::clone(implementation), settings);
+                        Ok(Arc::new(registered) as Arc<dyn ProviderClient>)
+                    }
+                    None => provider::build(name, settings, client),
+                };
                 if let Err(error) = &client {
                     tracing::warn!(provider = %name, %error, "provider unusable");
                 }
@@ -121,7 +143,7 @@ impl Proxy {
     /// policies and context windows.
     pub fn with_providers(
         config: LlmProxyConfig,
-        providers: BTreeMap<String, Arc<dyn LlmProvider>>,
+        providers: BTreeMap<String, Arc<dyn ProviderClient>>,
     ) -> Self {
         let providers = providers
             .into_iter()
@@ -362,7 +384,7 @@ impl Failure<'_> {
 }
 
 fn entry(
-    client: Result<Arc<dyn LlmProvider>, LlmError>,
+    client: Result<Arc<dyn ProviderClient>, LlmError>,
     settings: &openheim_config::ProviderConfig,
 ) -> ProviderEntry {
     ProviderEntry {
@@ -376,7 +398,7 @@ fn entry(
 /// `traced`). Returns how it ended and whether any output reached the
 /// caller.
 async fn attempt(
-    provider: &dyn LlmProvider,
+    provider: &dyn ProviderClient,
     target: &Target,
     conversation: &Arc<Conversation>,
     deadline: Deadline,

@@ -62,14 +62,16 @@ const TOKEN_BUCKETS: [f64; 14] = [
     16777216.0, 67108864.0,
 ];
 
-/// `gen_ai.provider.name` of a provider kind (the convention's well-known
-/// values where one exists).
-fn provider_name(kind: Option<ProviderKind>) -> &'static str {
+/// `gen_ai.provider.name` of a provider kind: the convention's well-known
+/// values where one exists; `None` for a custom provider, which is named by
+/// its own name.
+fn provider_name(kind: Option<ProviderKind>) -> Option<&'static str> {
     match kind {
-        Some(ProviderKind::Openai) => "openai",
-        Some(ProviderKind::Anthropic) => "anthropic",
-        Some(ProviderKind::Gemini) => "gcp.gemini",
-        Some(ProviderKind::OpenaiCompatible) | None => "openai_compatible",
+        Some(ProviderKind::Openai) => Some("openai"),
+        Some(ProviderKind::Anthropic) => Some("anthropic"),
+        Some(ProviderKind::Gemini) => Some("gcp.gemini"),
+        Some(ProviderKind::OpenaiCompatible) | None => Some("openai_compatible"),
+        Some(ProviderKind::Custom) => None,
     }
 }
 
@@ -96,7 +98,8 @@ pub(crate) struct Attempt {
 impl Attempt {
     /// Starts the attempt of `target`, a provider of `kind`.
     pub(crate) fn start(target: &Target, kind: Option<ProviderKind>) -> Self {
-        let provider = provider_name(kind);
+        let well_known = provider_name(kind);
+        let provider = well_known.unwrap_or(&target.provider);
         let span = tracing::info_span!(
             "llm_request",
             otel.name = %format_args!("chat {}", target.model),
@@ -115,7 +118,10 @@ impl Attempt {
         );
         let attributes = vec![
             KeyValue::new("gen_ai.operation.name", "chat"),
-            KeyValue::new("gen_ai.provider.name", provider),
+            match well_known {
+                Some(name) => KeyValue::new("gen_ai.provider.name", name),
+                None => KeyValue::new("gen_ai.provider.name", target.provider.clone()),
+            },
             KeyValue::new("gen_ai.request.model", target.model.clone()),
             KeyValue::new("openheim.provider", target.provider.clone()),
         ];
@@ -230,7 +236,11 @@ mod tests {
 
     #[test]
     fn provider_names_follow_the_convention() {
-        assert_eq!(provider_name(Some(ProviderKind::Gemini)), "gcp.gemini");
-        assert_eq!(provider_name(None), "openai_compatible");
+        assert_eq!(
+            provider_name(Some(ProviderKind::Gemini)),
+            Some("gcp.gemini")
+        );
+        assert_eq!(provider_name(None), Some("openai_compatible"));
+        assert_eq!(provider_name(Some(ProviderKind::Custom)), None);
     }
 }

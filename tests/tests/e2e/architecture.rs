@@ -188,3 +188,27 @@ fn only_llm_proxy_reads_secrets() {
         "mcp-broker reads secrets outside secrets.rs: {broker:?}"
     );
 }
+
+/// The library exposes llm-proxy only through its extension point for
+/// custom providers (`openheim_llm_proxy::custom`, as `openheim::llm`);
+/// the rest of the service stays internal and free to change.
+#[test]
+fn the_library_re_exports_only_the_provider_extension_point() {
+    let mut files = Vec::new();
+    rust_files(&workspace_root().join("cli/src"), &mut files);
+    let mut hits = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for line in text.lines() {
+            let line = line.trim_start();
+            if line.starts_with("pub use openheim_llm_proxy")
+                && !line.starts_with("pub use openheim_llm_proxy::custom::")
+            {
+                hits.push(format!("{}: {line}", file.display()));
+            }
+        }
+    }
+    assert!(hits.is_empty(), "llm-proxy internals re-exported: {hits:?}");
+    let lib = std::fs::read_to_string(workspace_root().join("cli/src/lib.rs")).unwrap();
+    assert!(lib.contains("pub use openheim_llm_proxy::custom::{"));
+}

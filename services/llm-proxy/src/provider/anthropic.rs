@@ -12,7 +12,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 
 use self::events::EventDecoder;
 use super::http::{self, Endpoint, KeyHeader};
-use super::{LlmProvider, ProviderEvent, ProviderRequest};
+use super::{ProviderClient, ProviderEvent, ProviderRequest};
 use crate::error::LlmError;
 
 /// The API version this client speaks.
@@ -55,7 +55,7 @@ impl Anthropic {
     }
 }
 
-impl LlmProvider for Anthropic {
+impl ProviderClient for Anthropic {
     fn stream(
         &self,
         request: ProviderRequest,

@@ -14,7 +14,7 @@ use openheim_config::ProviderConfig;
 
 use self::events::ChunkDecoder;
 use super::http::{self, Endpoint, KeyHeader};
-use super::{LlmProvider, ProviderEvent, ProviderRequest};
+use super::{ProviderClient, ProviderEvent, ProviderRequest};
 use crate::error::LlmError;
 
 /// A provider speaking the Gemini API.
@@ -44,7 +44,7 @@ impl Gemini {
     }
 }
 
-impl LlmProvider for Gemini {
+impl ProviderClient for Gemini {
     fn stream(
         &self,
         request: ProviderRequest,

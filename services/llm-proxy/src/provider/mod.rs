@@ -2,9 +2,12 @@
 //! into [`ProviderEvent`]s. Retries, fallbacks and the gRPC stream are the
 //! service's business; a provider only speaks its wire format.
 //!
-//! [`LlmProvider`] is a trait so that custom providers (and test fakes) can
-//! plug in next to the built-in ones: [`OpenAiChat`] (OpenAI and compatible
-//! servers), [`OpenAiResponses`], [`Anthropic`] and [`Gemini`]. They share
+//! [`ProviderClient`] is the internal seam under the service's policy. Its
+//! implementations are the built-in clients, test fakes, and the adapter
+//! of the public extension point (`crate::custom`, whose trait is what
+//! embedding applications implement; this one may change freely). The
+//! built-in clients are [`OpenAiChat`] (OpenAI and compatible servers),
+//! [`OpenAiResponses`], [`Anthropic`] and [`Gemini`]. They share
 //! the HTTP plumbing in `http` (endpoint validation, error answers, the SSE
 //! reader driving a per-format decoder), the error-body parser in
 //! `wire_error` and the request helpers in `content`.
@@ -28,11 +31,13 @@ use crate::error::LlmError;
 
 pub use anthropic::{ANTHROPIC_DEFAULT_MAX_TOKENS, ANTHROPIC_VERSION, Anthropic};
 pub use gemini::Gemini;
+/// Provider messages quoted in errors are cut to a bounded length.
+pub(crate) use http::truncate;
 pub use openai_chat::OpenAiChat;
 pub use openai_responses::OpenAiResponses;
 
 /// One streamed completion from one LLM API.
-pub trait LlmProvider: Send + Sync {
+pub trait ProviderClient: Send + Sync {
     /// Starts the call. The stream ends after [`ProviderEvent::Finished`] or
     /// after the first `Err`. Dropping it must abort the upstream request:
     /// that is how client cancellation reaches the provider.
@@ -86,12 +91,15 @@ pub enum ProviderEvent {
 }
 
 /// Builds the client for provider `name`. Unusable settings are errors
-/// here, reported on first use of the provider.
+/// here, reported on first use of the provider. A `custom` provider has no
+/// built-in client: its implementation comes from the embedding
+/// application, and without one (a standalone llm-proxy, or the CLI) every
+/// request for it gets this error.
 pub fn build(
     name: &str,
     config: &ProviderConfig,
     client: &reqwest::Client,
-) -> Result<Arc<dyn LlmProvider>, LlmError> {
+) -> Result<Arc<dyn ProviderClient>, LlmError> {
     let kind = config.kind_for(name);
     let client = client.clone();
     Ok(match (kind, config.wire_api) {
@@ -103,6 +111,7 @@ pub fn build(
         }
         (ProviderKind::Anthropic, _) => Arc::new(Anthropic::new(name, config, client)?),
         (ProviderKind::Gemini, _) => Arc::new(Gemini::new(name, config, client)?),
+        (ProviderKind::Custom, _) => return Err(crate::custom::not_registered(name)),
     })
 }
 

@@ -14,7 +14,7 @@ use openheim_config::{ProviderConfig, ProviderKind};
 use self::chunk::ChunkDecoder;
 use self::request::BodyOptions;
 use super::http::{self, Endpoint, KeyHeader};
-use super::{LlmProvider, ProviderEvent, ProviderRequest};
+use super::{ProviderClient, ProviderEvent, ProviderRequest};
 use crate::error::LlmError;
 
 /// A provider speaking Chat Completions.
@@ -53,7 +53,7 @@ impl OpenAiChat {
     }
 }
 
-impl LlmProvider for OpenAiChat {
+impl ProviderClient for OpenAiChat {
     fn stream(
         &self,
         request: ProviderRequest,

@@ -11,7 +11,7 @@ use openheim_config::ProviderConfig;
 
 use self::events::EventDecoder;
 use super::http::{self, Endpoint, KeyHeader};
-use super::{LlmProvider, ProviderEvent, ProviderRequest};
+use super::{ProviderClient, ProviderEvent, ProviderRequest};
 use crate::error::LlmError;
 
 /// A provider speaking the Responses API.
@@ -43,7 +43,7 @@ impl OpenAiResponses {
     }
 }
 
-impl LlmProvider for OpenAiResponses {
+impl ProviderClient for OpenAiResponses {
     fn stream(
         &self,
         request: ProviderRequest,

@@ -36,7 +36,7 @@ impl ScriptedProvider {
     }
 }
 
-impl LlmProvider for ScriptedProvider {
+impl ProviderClient for ScriptedProvider {
     fn stream(
         &self,
         request: ProviderRequest,
@@ -62,7 +62,7 @@ impl Drop for DropGuard {
     }
 }
 
-impl LlmProvider for HangingProvider {
+impl ProviderClient for HangingProvider {
     fn stream(
         &self,
         _request: ProviderRequest,
@@ -89,7 +89,7 @@ fn settings(max_retries: u32, fallbacks: &[&str]) -> ProviderConfig {
     }
 }
 
-fn proxy(providers: Vec<(&str, ProviderConfig, Arc<dyn LlmProvider>)>) -> Arc<Proxy> {
+fn proxy(providers: Vec<(&str, ProviderConfig, Arc<dyn ProviderClient>)>) -> Arc<Proxy> {
     let config = LlmProxyConfig {
         default_provider: providers.first().map(|(name, _, _)| (*name).to_owned()),
         providers: providers

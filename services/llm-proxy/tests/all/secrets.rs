@@ -48,6 +48,7 @@ fn error_body(kind: ProviderKind, message: &str) -> Value {
         ProviderKind::Openai | ProviderKind::OpenaiCompatible => {
             json!({"error": {"message": message, "type": "invalid_request_error", "code": null}})
         }
+        ProviderKind::Custom => panic!("a custom provider has no wire format"),
     }
 }
 

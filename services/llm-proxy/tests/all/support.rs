@@ -329,6 +329,7 @@ pub fn provider_of(kind: ProviderKind, fake: &FakeProvider) -> ProviderConfig {
         ProviderKind::Anthropic => (&fake.base, "ANTHROPIC_API_KEY"),
         ProviderKind::Gemini => (&fake.gemini_base, "GEMINI_API_KEY"),
         ProviderKind::Openai | ProviderKind::OpenaiCompatible => (&fake.base, "OPENAI_API_KEY"),
+        ProviderKind::Custom => panic!("a custom provider has no wire format to fake"),
     };
     ProviderConfig {
         kind: Some(kind),
@@ -349,7 +350,7 @@ pub fn config(providers: Vec<(&str, ProviderConfig)>) -> LlmProxyConfig {
 }
 
 pub fn client(config: LlmProxyConfig) -> LlmProxyClient<GrpcChannel> {
-    LlmProxyClient::new(openheim_llm_proxy::in_process(config).unwrap())
+    LlmProxyClient::new(openheim_llm_proxy::in_process(config, &Default::default()).unwrap())
 }
 
 /// Runs one completion through gRPC and returns all its events.
