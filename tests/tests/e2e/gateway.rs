@@ -3,7 +3,7 @@
 //! the REST API (documented shapes, no secrets, pagination), auth and
 //! origins, and a socket closed mid-turn cancelling its turn.
 
-mod support;
+pub mod support;
 
 use std::time::Duration;
 
