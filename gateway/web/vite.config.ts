@@ -2,8 +2,20 @@
 // in dist/ is committed; `make web` rebuilds it and CI checks it is current.
 import { defineConfig } from "vite";
 
+// `npm run dev` serves the sources with hot reload and passes the API to a
+// running `openheim serve` (OPENHEIM_URL, default http://127.0.0.1:1217),
+// whose server.allowed_origins must list the dev server's origin.
+const server = process.env.OPENHEIM_URL ?? "http://127.0.0.1:1217";
+
 export default defineConfig({
   base: "/",
+  server: {
+    proxy: {
+      "/api": server,
+      "/readyz": server,
+      "/ws": { target: server.replace(/^http/, "ws"), ws: true },
+    },
+  },
   // JSX for Preact through esbuild: no framework plugin needed.
   esbuild: { jsx: "automatic", jsxImportSource: "preact", legalComments: "none" },
   build: {

@@ -29,6 +29,10 @@ const NOTES: &str = "# Notes\n\nfirst line\n";
 pub const NEW_NOTES: &str = "# Notes\n\nfirst line\nsecond line, from the agent\n";
 const ANSWER: &str = "## Hello\n\nHere is **bold** text, `inline code` and a list:\n\n\
     - one\n- two\n\n```rust\nfn main() {\n    // greet\n    println!(\"hello\");\n}\n```\n\nAll done.";
+/// Markup a model might send: it must show as text, and only http(s) links
+/// may become links (an image link would make the browser fetch elsewhere).
+const HTML: &str = "Raw: <img src=x onerror=alert(1)> <script>alert(2)</script>\n\n\
+    [bad](javascript:alert(3)) [docs](https://example.org/docs) ![pic](https://example.org/p.png)\n\nend of html";
 const STORY: &str = "Once upon a time there was a very long story that never seemed to end. ";
 
 fn repo_root() -> PathBuf {
@@ -41,10 +45,10 @@ fn chromium() -> PathBuf {
 }
 
 /// What a machine needs for these tests, or why it cannot run them.
-fn missing_prerequisites() -> Option<String> {
+fn missing_prerequisites(browser: bool) -> Option<String> {
     let web = repo_root().join("gateway/web");
     let mut missing = Vec::new();
-    if !chromium().is_file() {
+    if browser && !chromium().is_file() {
         missing.push(format!(
             "Chromium at {} (apt-get install chromium, or set OPENHEIM_CHROMIUM)",
             chromium().display()
@@ -68,8 +72,8 @@ fn missing_prerequisites() -> Option<String> {
 
 /// `true` when the test may go on; panics when it cannot run, unless a
 /// developer skips browser tests on purpose (never in CI).
-fn browser_available() -> bool {
-    let Some(missing) = missing_prerequisites() else {
+fn available(browser: bool) -> bool {
+    let Some(missing) = missing_prerequisites(browser) else {
         return true;
     };
     let skip = std::env::var("OPENHEIM_SKIP_BROWSER_TESTS").is_ok_and(|v| v == "1");
@@ -81,8 +85,10 @@ fn browser_available() -> bool {
     panic!("the browser tests need: {missing}; `.ci/run` installs them");
 }
 
-/// The typed prompt (the first text block) of the newest user message of
-/// an Anthropic request, and whether the request answers a tool call.
+/// The typed prompt of the newest user message of an Anthropic request (its
+/// last text block that is not an attached file: a prompt left without an
+/// answer, as when the server was killed mid-turn, is merged into the next
+/// one), and whether the request answers a tool call.
 fn prompt_of(request: &Value) -> (String, bool) {
     let messages = request["messages"].as_array().cloned().unwrap_or_default();
     let blocks = |m: &Value| m["content"].as_array().cloned().unwrap_or_default();
@@ -97,7 +103,8 @@ fn prompt_of(request: &Value) -> (String, bool) {
             blocks(m)
                 .iter()
                 .filter(|b| b["type"] == "text")
-                .find_map(|b| b["text"].as_str())
+                .filter_map(|b| b["text"].as_str())
+                .rfind(|t| !t.starts_with("<context"))
                 .map(str::to_owned)
         })
         .or_else(|| messages.last()?["content"].as_str().map(str::to_owned))
@@ -137,6 +144,7 @@ fn model(flaky: Arc<AtomicUsize>) -> Reply {
                 .with_id("x1"),
             ])
             .with_text("Running them. "),
+            p if p.contains("html") => Reply::text(HTML),
             p if p.contains("story") => {
                 Reply::text(format!("{}THE END", STORY.repeat(40))).chunk_delay_ms(120)
             }
@@ -305,7 +313,7 @@ fn assert_screenshots(dir: &Path, names: &[&str]) {
 /// the budget (first load size, no request to any other host).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_app_chats_edits_and_finds_its_sessions_in_a_browser() {
-    if !browser_available() {
+    if !available(true) {
         return;
     }
     let mut web = Web::start("main").await;
@@ -315,6 +323,10 @@ async fn the_web_app_chats_edits_and_finds_its_sessions_in_a_browser() {
     assert_eq!(
         std::fs::read_to_string(workspace.join("notes.md")).unwrap(),
         NEW_NOTES
+    );
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("src/main.rs")).unwrap(),
+        "fn main() {\n    println!(\"edited in the browser\");\n}\n"
     );
     // The attached file reached the model as context of the prompt.
     let attached = web.mock.requests().iter().any(|r| {
@@ -343,7 +355,7 @@ async fn the_web_app_chats_edits_and_finds_its_sessions_in_a_browser() {
 /// typed prompt; unknown sessions are explained; a phone-sized screen works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_app_survives_bad_tokens_dropped_sockets_and_small_screens() {
-    if !browser_available() {
+    if !available(true) {
         return;
     }
     let mut web = Web::start("resilience").await;
@@ -351,4 +363,27 @@ async fn the_web_app_survives_bad_tokens_dropped_sockets_and_small_screens() {
     eprintln!("{output}");
     assert_screenshots(&web.artifacts, &["sign-in-error", "reconnecting", "phone"]);
     web.mock.assert_no_violations();
+}
+
+/// The app's pure logic under node's test runner (`gateway/web/test`): the
+/// update reducer with every ACP update kind the UI renders (also those the
+/// server does not send yet), diffs, highlighting, markdown.
+#[tokio::test]
+async fn the_web_apps_logic_passes_its_unit_tests() {
+    if !available(false) {
+        return;
+    }
+    let output = Command::new("node")
+        .args(["--test", "test/"])
+        .current_dir(repo_root().join("gateway/web"))
+        .output()
+        .await
+        .expect("run node --test");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("# fail 0"), "{stdout}");
 }

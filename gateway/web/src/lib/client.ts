@@ -9,7 +9,7 @@ import type {
   ConfigView, ContentBlock, InitializeResult, Models, PermissionRequest, RpcRequest, SessionInfo, SessionNotification,
   SessionPage, SessionSetup, Skills, StopReason,
 } from "./protocol";
-import { ConnectionLost, RpcFailure, Socket } from "./socket";
+import { ConnectionLost, RpcFailure, Socket, type SocketState } from "./socket";
 import { type AppStore, type State, initialState } from "./state";
 import { Store } from "./store";
 import { savePreferences, type Preferences } from "./theme";
@@ -71,7 +71,7 @@ export class Client {
   constructor() {
     this.socket = new Socket(() => this.socketUrl(), {
       onOpen: (reconnected) => void this.onOpen(reconnected),
-      onState: (state, detail) => this.store.set({ conn: { state, detail } }),
+      onState: (state, detail) => this.onSocketState(state, detail),
       onAgentRequest: (request) => this.onAgentRequest(request),
       onAgentNotification: (method, params) => this.onAgentNotification(method, params),
       onFsEvent: (event) => this.files.onEvent(event),
@@ -188,22 +188,31 @@ export class Client {
       this.set({ banner: `The server did not accept the agent connection: ${rpcWords(error)}` });
       return;
     }
-    if (reconnected) {
-      // Sessions were opened on the old connection; the server cancelled
-      // their turns when it closed.
-      this.set((s) => {
-        const views: Record<string, SessionView> = {};
-        for (const [id, view] of Object.entries(s.views)) {
-          const interrupted = view.running ? addError(view, "The connection was lost; the server stopped this turn.") : view;
-          views[id] = { ...interrupted, attached: false, running: false };
-        }
-        return { views };
-      });
-      void this.listSessions(true);
-    }
+    if (reconnected) void this.listSessions(true);
     void this.files.start();
     const wanted = this.store.get().current ?? sessionFromHash();
     if (wanted) await this.openSession(wanted);
+  }
+
+  /**
+   * When the socket drops, the server cancels the turns of that connection
+   * (docs/api.md, "Lifecycle"): say so at once, so the prompt box is free
+   * again, and mark every session to be loaded again on the next socket.
+   */
+  private onSocketState(state: SocketState, detail: string | null): void {
+    const was = this.store.get().conn.state;
+    this.set({ conn: { state, detail } });
+    if (was !== "open" || state === "open") return;
+    this.set((s) => {
+      const views: Record<string, SessionView> = {};
+      for (const [id, view] of Object.entries(s.views)) {
+        let next = view;
+        for (const requestId of openQuestions(view)) next = settlePermission(next, requestId, "not answered: connection lost");
+        if (view.running) next = addError(next, "The connection was lost; the server stopped this turn.");
+        views[id] = { ...next, attached: false, running: false, loading: false };
+      }
+      return { views, agent: null };
+    });
   }
 
   private onAgentRequest(request: RpcRequest): void {

@@ -157,7 +157,7 @@ function parseList(lines: string[], start: number, out: Block[]): number {
 // ---- inline ----
 
 const SAFE_URL = /^(https?:|mailto:)/i;
-const INLINE = /(`+)([\s\S]*?[^`])\1(?!`)|!?\[([^\]\n]*)\]\(\s*<?([^)\s>]*)>?(?:\s+"[^"]*")?\s*\)|<(https?:\/\/[^>\s]+)>|(https?:\/\/[^\s<]*[^\s<.,;:!?)\]'"])|(\*\*|__)(?=\S)([\s\S]*?\S)\7|(\*|_)(?=[^\s*_])([\s\S]*?[^\s\\])\9(?![A-Za-z0-9])|~~(?=\S)([\s\S]*?\S)~~|( {2,}|\\)\n/g;
+const INLINE = /(`+)([\s\S]*?[^`])\1(?!`)|!?\[([^\]\n]*)\]\(\s*<?((?:[^()\s<>]|\([^()\s]*\))*)>?(?:\s+"[^"]*")?\s*\)|<(https?:\/\/[^>\s]+)>|(https?:\/\/[^\s<]*[^\s<.,;:!?)\]'"])|(\*\*|__)(?=\S)([\s\S]*?\S)\7|(\*|_)(?=[^\s*_])([\s\S]*?[^\s\\])\9(?![A-Za-z0-9])|~~(?=\S)([\s\S]*?\S)~~|( {2,}|\\)\n/g;
 
 function link(href: string, children: ComponentChildren, key: number): VNode {
   if (!SAFE_URL.test(href)) return <span key={key}>{children}</span>;
