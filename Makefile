@@ -54,8 +54,9 @@ web-check: web
 # Copies the browser tests' screenshots (target/web-e2e) shown in docs/web.md.
 web-screenshots:
 	mkdir -p docs/web
-	cp target/web-e2e/main/chat.png target/web-e2e/main/tool-diff.png \
-	   target/web-e2e/main/sessions.png target/web-e2e/main/theme-light.png \
-	   target/web-e2e/resilience/phone.png target/web-e2e/resilience/sign-in-error.png docs/web/
+	cp target/web-e2e/main/chat.png target/web-e2e/main/permission.png \
+	   target/web-e2e/main/tool-diff.png target/web-e2e/main/server.png \
+	   target/web-e2e/main/theme-light.png target/web-e2e/resilience/phone.png \
+	   target/web-e2e/resilience/sign-in-error.png target/web-e2e/resilience/reconnecting.png docs/web/
 
 ci: lint web-check test

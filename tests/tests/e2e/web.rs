@@ -215,6 +215,8 @@ impl Web {
             .join("..")
             .join("web-e2e")
             .join(scenario);
+        // Only this run's screenshots (a failure's among them) stay.
+        let _ = std::fs::remove_dir_all(&artifacts);
         std::fs::create_dir_all(&artifacts).unwrap();
         Self {
             mock,

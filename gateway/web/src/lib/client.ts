@@ -208,7 +208,7 @@ export class Client {
       for (const [id, view] of Object.entries(s.views)) {
         let next = view;
         for (const requestId of openQuestions(view)) next = settlePermission(next, requestId, "not answered: connection lost");
-        if (view.running) next = addError(next, "The connection was lost; the server stopped this turn.");
+        if (view.running) next = addError(next, "The connection was lost; the turn ended with it.");
         views[id] = { ...next, attached: false, running: false, loading: false };
       }
       return { views, agent: null };
