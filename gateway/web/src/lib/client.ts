@@ -281,9 +281,11 @@ export class Client {
     if (known?.attached || known?.loading) return;
     const info = this.store.get().list.items.find((s) => s.id === id);
     const workDir = info?.work_dir ?? known?.workDir ?? this.workspaceRoot();
-    const view = { ...emptyView(id, workDir, info?.title ?? known?.title ?? ""), loading: true };
+    // Without a socket it is loaded once the socket opens (`onOpen`).
+    const loading = this.socket.isOpen;
+    const view = { ...emptyView(id, workDir, info?.title ?? known?.title ?? ""), loading };
     this.set((s) => ({ views: { ...s.views, [id]: view } }));
-    if (!this.socket.isOpen) return;
+    if (!loading) return;
     try {
       const setup = await this.socket.request<SessionSetup>("session/load", { sessionId: id, cwd: workDir || "/", mcpServers: [] });
       this.updateView(id, (v) => ({
@@ -310,6 +312,7 @@ export class Client {
       };
       this.set((s) => ({ views: { ...s.views, [id]: view }, current: id, newSession: false, sidebar: false, banner: null }));
       history.replaceState(null, "", `#/s/${id}`);
+      void this.listSessions(true);
       return id;
     } catch (error) {
       this.set({ banner: `The session could not be created: ${rpcWords(error)}` });

@@ -77,7 +77,9 @@ export function Composer(props: Props): VNode {
       event.preventDefault();
       void send();
     } else if (event.key === "Escape" && running) {
+      // Handled here; the page-wide Esc would cancel a second time.
       event.preventDefault();
+      event.stopPropagation();
       props.onCancel();
     }
   };
