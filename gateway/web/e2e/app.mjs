@@ -56,8 +56,8 @@ function guard(page, problems, { allowSocketErrors = false } = {}) {
   page.on("console", (message) => {
     const text = message.text();
     // While the server is down (allowSocketErrors), failing connections are expected.
-    const unreachable = /WebSocket connection to|ERR_CONNECTION_REFUSED/.test(text);
-    if (/Content Security Policy|Trusted Type|Refused to/i.test(text)) problems.push(`CSP: ${text}`);
+    const unreachable = /WebSocket connection to|net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|EMPTY_RESPONSE|CONNECTION_CLOSED)/.test(text);
+    if (/Content Security Policy|Trusted ?(Type|HTML|Script)|Refused to/i.test(text)) problems.push(`CSP: ${text}`);
     else if (unreachable && !allowSocketErrors) problems.push(`connection: ${text}`);
     else if (message.type() === "error" && !unreachable && !/status of 401/.test(text)) problems.push(`console error: ${text}`);
   });
@@ -377,6 +377,7 @@ async function resilience(browser) {
     await page.getByLabel("Prompt").fill("unsent words");
     await page.reload();
     await page.locator('[data-conn="open"]').waitFor();
+    await page.locator(".msg.agent", { hasText: "All done." }).waitFor();
     assert.equal(await page.getByLabel("Prompt").inputValue(), "unsent words");
   });
 

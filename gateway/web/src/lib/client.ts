@@ -172,6 +172,11 @@ export class Client {
 
   // ---- the socket ----
 
+  /** The socket is open and ACP is initialised on it (the server refuses sessions before). */
+  ready(): boolean {
+    return this.socket.isOpen && this.store.get().agent !== null;
+  }
+
   private async onOpen(reconnected: boolean): Promise<void> {
     try {
       const agent = await this.socket.request<InitializeResult>("initialize", {
@@ -297,6 +302,10 @@ export class Client {
   }
 
   async newSession(options: NewSessionOptions): Promise<string | null> {
+    if (!this.ready()) {
+      this.set({ banner: "Not connected to the server yet; try again in a moment." });
+      return null;
+    }
     const meta: Record<string, unknown> = {};
     if (options.skills.length) meta.skills = options.skills;
     if (options.model) meta.model = options.model;
@@ -332,7 +341,7 @@ export class Client {
    * server, so the composer keeps the text.
    */
   async prompt(text: string): Promise<boolean> {
-    if (!this.socket.isOpen) {
+    if (!this.ready()) {
       this.set({ banner: "Not connected to the server; your prompt is kept. Reconnecting…" });
       return false;
     }

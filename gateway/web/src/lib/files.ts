@@ -31,7 +31,14 @@ export function sortEntries(entries: FileEntry[]): FileEntry[] {
   return [...entries].sort((a, b) => (a.is_dir === b.is_dir ? a.name.localeCompare(b.name) : a.is_dir ? -1 : 1));
 }
 
+/** Changes on disk come in bursts (a write is often several events): wait this long and refresh once. */
+const SETTLE_MS = 80;
+
 export class Files {
+  private stale = new Set<string>();
+  private openStale = false;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+
   constructor(private readonly store: AppStore, private readonly socket: Socket) {}
 
   private get state(): FilesState {
@@ -110,13 +117,19 @@ export class Files {
       return;
     }
     const { dirs, open } = this.state;
-    if (event.kind === "overflow") {
-      for (const path of Object.keys(dirs)) void this.list(path);
-    } else {
-      const touched = new Set(event.paths.map(parentOf));
-      for (const path of touched) if (dirs[path]) void this.list(path);
-    }
-    if (!open || !(event.kind === "overflow" || event.paths.includes(open.path))) return;
+    const touched = event.kind === "overflow" ? Object.keys(dirs) : event.paths.map(parentOf);
+    for (const path of touched) if (dirs[path]) this.stale.add(path);
+    if (open && (event.kind === "overflow" || event.paths.includes(open.path))) this.openStale = true;
+    if (!this.timer) this.timer = setTimeout(() => this.refresh(), SETTLE_MS);
+  }
+
+  private refresh(): void {
+    this.timer = null;
+    for (const path of this.stale) void this.list(path);
+    this.stale.clear();
+    const open = this.state.open;
+    if (!this.openStale || !open) return;
+    this.openStale = false;
     if (open.draft !== null) this.setOpen(() => ({ changedOnDisk: true }));
     else void this.reload(open.path);
   }

@@ -11,11 +11,14 @@ import { ACCENTS, type Accent, SCHEMES, type Scheme } from "../lib/theme";
 
 function Connection({ client }: { client: Client }): VNode {
   const conn = useStore(client.store, (s) => s.conn);
+  // Connected once ACP is initialised on the socket, not when it opens.
+  const initialised = useStore(client.store, (s) => s.agent !== null);
+  const state = conn.state === "open" && !initialised ? "connecting" : conn.state;
   const words = {
     open: "Connected", connecting: "Connecting…", reconnecting: "Reconnecting…", closed: "Offline",
-  }[conn.state];
+  }[state];
   return (
-    <div class={`conn conn-${conn.state}`} role="status" data-conn={conn.state}>
+    <div class={`conn conn-${state}`} role="status" data-conn={state}>
       <span class="dot" aria-hidden="true" />
       <span>{words}{conn.detail ? ` — ${conn.detail}` : ""}</span>
       {conn.state === "reconnecting" && (
