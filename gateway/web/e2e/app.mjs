@@ -308,6 +308,19 @@ async function main(browser) {
     await page.getByLabel("Appearance").selectOption("system");
   });
 
+  await step("the mode picker changes the session's mode, which the server keeps", async () => {
+    await page.getByLabel("Mode", { exact: true }).selectOption("read-only");
+    // The API says so too: the session is read-only now.
+    await page.waitForFunction(async (token) => {
+      const response = await fetch("/api/sessions?limit=50", { headers: { Authorization: `Bearer ${token}` } });
+      return (await response.json()).sessions.some((s) => s.read_only);
+    }, TOKEN, { polling: 100 });
+    await page.reload();
+    await page.locator(".msg.agent .code-block").first().waitFor();
+    assert.equal(await page.getByLabel("Mode", { exact: true }).inputValue(), "read-only");
+    assert.equal(await page.locator(".error-line").count(), 0);
+  });
+
   await step("keyboard: Ctrl+Shift+O opens a new session, Esc closes it", async () => {
     await page.keyboard.press("Control+Shift+O");
     await page.getByRole("dialog", { name: "New session" }).waitFor();

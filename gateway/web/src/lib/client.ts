@@ -428,7 +428,9 @@ export class Client {
     this.set({ banner: null });
   }
 
-  setPreferences(prefs: Preferences): void {
+  /** Changes some preferences (merged with the current ones, not a rendered copy). */
+  setPreferences(change: Partial<Preferences>): void {
+    const prefs = { ...this.store.get().prefs, ...change };
     savePreferences(prefs);
     this.set({ prefs });
   }

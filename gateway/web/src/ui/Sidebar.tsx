@@ -36,13 +36,13 @@ function Settings({ client }: { client: Client }): VNode {
       <summary>Settings</summary>
       <label>
         Theme
-        <select aria-label="Theme" value={prefs.accent} onChange={(e) => client.setPreferences({ ...prefs, accent: (e.target as HTMLSelectElement).value as Accent })}>
+        <select aria-label="Theme" value={prefs.accent} onChange={(e) => client.setPreferences({ accent: (e.target as HTMLSelectElement).value as Accent })}>
           {ACCENTS.map((a) => <option key={a} value={a}>{a}</option>)}
         </select>
       </label>
       <label>
         Appearance
-        <select aria-label="Appearance" value={prefs.scheme} onChange={(e) => client.setPreferences({ ...prefs, scheme: (e.target as HTMLSelectElement).value as Scheme })}>
+        <select aria-label="Appearance" value={prefs.scheme} onChange={(e) => client.setPreferences({ scheme: (e.target as HTMLSelectElement).value as Scheme })}>
           {SCHEMES.map((s) => <option key={s} value={s}>{s === "system" ? "follow the system" : s}</option>)}
         </select>
       </label>
