@@ -308,16 +308,19 @@ async function main(browser) {
     await page.getByLabel("Appearance").selectOption("system");
   });
 
-  await step("the mode picker changes the session's mode, which the server keeps", async () => {
+  await step("the mode and model pickers change the session, which the server keeps", async () => {
     await page.getByLabel("Mode", { exact: true }).selectOption("read-only");
-    // The API says so too: the session is read-only now.
+    await page.getByLabel("Model", { exact: true }).selectOption("mock/mock-model");
+    // The API says so too.
     await page.waitForFunction(async (token) => {
       const response = await fetch("/api/sessions?limit=50", { headers: { Authorization: `Bearer ${token}` } });
-      return (await response.json()).sessions.some((s) => s.read_only);
+      const [session] = (await response.json()).sessions;
+      return session.read_only && session.model === "mock/mock-model";
     }, TOKEN, { polling: 100 });
     await page.reload();
     await page.locator(".msg.agent .code-block").first().waitFor();
     assert.equal(await page.getByLabel("Mode", { exact: true }).inputValue(), "read-only");
+    assert.equal(await page.getByLabel("Model", { exact: true }).inputValue(), "mock/mock-model");
     assert.equal(await page.locator(".error-line").count(), 0);
   });
 
