@@ -1,10 +1,13 @@
 # One place for the project's tasks, used by developers and by .ci/run.
 
-.PHONY: test build lint fmt bench ci validate-deploy
+.PHONY: test build lint fmt bench ci validate-deploy web web-deps web-check web-screenshots
+
+WEB := gateway/web
 
 # The test command of the README: builds the binaries and the example
-# programs the end-to-end tests spawn, then runs every test of the workspace.
-test: build
+# programs the end-to-end tests spawn, installs the browser tests' driver,
+# then runs every test of the workspace.
+test: build web-deps
 	cargo nextest run --workspace --no-fail-fast
 
 build:
@@ -28,4 +31,32 @@ bench:
 validate-deploy:
 	deploy/validate.sh
 
-ci: lint test
+# The web app (docs/web.md). Its build, gateway/web/dist, is committed and
+# embedded by gateway/build.rs, so building openheim needs no node; these
+# targets need node and npm. `web-deps` installs the lockfile's packages
+# (the build tools and playwright-core) when they are missing or stale.
+web-deps:
+	@if [ ! -f $(WEB)/node_modules/.package-lock.json ] \
+	  || [ $(WEB)/package-lock.json -nt $(WEB)/node_modules/.package-lock.json ]; then \
+	  npm ci --prefix $(WEB) --no-audit --no-fund; \
+	fi
+
+# Type-checks and rebuilds gateway/web/dist from the sources.
+web: web-deps
+	npm run --prefix $(WEB) build
+
+# CI: the committed build is exactly what the sources produce.
+web-check: web
+	@git diff --exit-code --stat -- $(WEB)/dist \
+	  && test -z "$$(git status --porcelain --untracked-files=all -- $(WEB)/dist)" \
+	  || { echo "gateway/web/dist is not the build of gateway/web: run 'make web' and commit it"; exit 1; }
+
+# Copies the browser tests' screenshots (target/web-e2e) shown in docs/web.md.
+web-screenshots:
+	mkdir -p docs/web
+	cp target/web-e2e/main/chat.png target/web-e2e/main/permission.png \
+	   target/web-e2e/main/tool-diff.png target/web-e2e/main/server.png \
+	   target/web-e2e/main/theme-light.png target/web-e2e/resilience/phone.png \
+	   target/web-e2e/resilience/sign-in-error.png target/web-e2e/resilience/reconnecting.png docs/web/
+
+ci: lint web-check test

@@ -1,6 +1,7 @@
 //! gateway: the front door of an openheim deployment. It terminates HTTP —
 //! WebSocket `/ws` (multiplexed `agent` + `fs` channels) and `/acp` (bare
-//! ACP), REST `/api/*`, `/healthz`, `/readyz` — and talks gRPC to
+//! ACP), REST `/api/*`, `/healthz`, `/readyz`, and the web app at `/` —
+//! and talks gRPC to
 //! agent-loop, tool-executor, mcp-broker and llm-proxy. It is stateless and
 //! never touches disk: `openheim serve` runs it over in-process channels,
 //! `openheim-gateway` over remote ones.
@@ -8,7 +9,8 @@
 //! Code map: [`auth`] (tokens, origins: the guard layer), [`rest`] (the
 //! API), `ws` (sockets, the ACP bridge and the fs channel), [`drain`]
 //! (graceful shutdown of sockets), [`options`] (limits and settings),
-//! [`error`] (the one error shape). Wire format: `docs/api.md`.
+//! [`error`] (the one error shape), [`web`] (the embedded web app). Wire
+//! format: `docs/api.md`; the app: `docs/web.md`.
 
 pub mod auth;
 mod backends;
@@ -17,6 +19,7 @@ pub mod error;
 pub mod options;
 pub mod rest;
 mod server;
+pub mod web;
 mod ws;
 
 #[cfg(test)]
@@ -100,6 +103,8 @@ impl Gateway {
                 get(|| async { Json(json!({ "status": "ok" })) }),
             )
             .route("/readyz", get(ready))
+            // The app's files are public; the API they call is not.
+            .merge(web::routes())
             .merge(guarded)
             .layer(DefaultBodyLimit::max(limits.max_body_bytes))
             .layer(middleware::from_fn_with_state(

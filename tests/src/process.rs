@@ -55,6 +55,17 @@ impl ServiceProcess {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> ServiceProcess {
+        Self::spawn_program_on(program, args, env, "127.0.0.1:0").await
+    }
+
+    /// Like [`ServiceProcess::spawn_program`] on a given address, e.g. to
+    /// restart a server where its clients will reconnect.
+    pub async fn spawn_program_on(
+        program: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        listen: &str,
+    ) -> ServiceProcess {
         let bin_name = program.file_name().map_or_else(
             || program.display().to_string(),
             |name| name.to_string_lossy().into_owned(),
@@ -62,7 +73,7 @@ impl ServiceProcess {
         let bin_name = bin_name.as_str();
         let mut child = Command::new(program)
             .args(args)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -23,4 +23,5 @@ mod e2e {
     pub mod telemetry;
     pub mod tui;
     pub mod turns;
+    pub mod web;
 }

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod json;
+mod search;
 
 use axum::Json;
 use axum::Router;
@@ -137,6 +138,8 @@ async fn mcp_servers(State(state): State<AppState>) -> ApiResult {
 struct Page {
     limit: Option<u32>,
     cursor: Option<String>,
+    /// Only sessions whose title contains this (case-insensitive).
+    q: Option<String>,
 }
 
 /// Stored sessions, newest first; `next_cursor` fetches the next page.
@@ -150,6 +153,17 @@ async fn sessions(
         return Err(ApiError::BadRequest(format!(
             "limit must be between 1 and {MAX_PAGE_SIZE}"
         )));
+    }
+    if let Some(query) = page.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let cursor = page
+            .cursor
+            .as_deref()
+            .map(search::Cursor::decode)
+            .transpose()?;
+        let (found, next) = search::titles(&state.backends, query, limit, cursor).await?;
+        let sessions: Vec<Value> = found.iter().map(json::session).collect();
+        let next = next.map(|c| c.encode());
+        return Ok(Json(json!({ "sessions": sessions, "next_cursor": next })));
     }
     let request = ListSessionsRequest {
         page_size: limit,

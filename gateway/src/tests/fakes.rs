@@ -1,10 +1,12 @@
 //! Stand-ins for the backends: a channel that answers every call with one
-//! status, and a tool-executor that lists a fixed number of entries.
+//! status, a tool-executor that lists a fixed number of entries, and an
+//! agent-loop that lists sessions with given titles.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use openheim_proto::GrpcChannel;
+use openheim_proto::agent_loop::v1 as al;
 use openheim_proto::tool_executor::v1 as te;
 use openheim_proto::tool_executor::v1::tool_executor_server::{ToolExecutor, ToolExecutorServer};
 use tonic::{Code, Request, Response, Status};
@@ -148,6 +150,122 @@ impl ToolExecutor for Files {
         &self,
         _: Request<te::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        unimplemented()
+    }
+}
+
+/// An agent-loop that lists sessions with these titles (newest first), in
+/// pages of at most `page_size`; its cursor is the next index. Other calls
+/// are unimplemented. Records the page sizes it was asked for.
+#[derive(Clone)]
+pub struct Sessions {
+    pub titles: Vec<String>,
+    pub calls: std::sync::Arc<std::sync::Mutex<usize>>,
+}
+
+pub fn sessions(titles: &[&str]) -> (GrpcChannel, Sessions) {
+    let fake = Sessions {
+        titles: titles.iter().map(|t| (*t).to_owned()).collect(),
+        calls: Default::default(),
+    };
+    let server = al::agent_loop_server::AgentLoopServer::new(fake.clone());
+    (openheim_proto::transport::in_process(server), fake)
+}
+
+#[tonic::async_trait]
+impl al::agent_loop_server::AgentLoop for Sessions {
+    async fn create_session(
+        &self,
+        _: Request<al::CreateSessionRequest>,
+    ) -> Result<Response<al::SessionInfo>, Status> {
+        unimplemented()
+    }
+
+    async fn load_session(
+        &self,
+        _: Request<al::LoadSessionRequest>,
+    ) -> Result<Response<al::LoadSessionResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn list_sessions(
+        &self,
+        request: Request<al::ListSessionsRequest>,
+    ) -> Result<Response<al::ListSessionsResponse>, Status> {
+        *self.calls.lock().unwrap() += 1;
+        let request = request.into_inner();
+        let start: usize = match request.cursor.as_str() {
+            "" => 0,
+            c => c
+                .parse()
+                .map_err(|_| Status::invalid_argument("bad cursor"))?,
+        };
+        let end = (start + request.page_size as usize).min(self.titles.len());
+        let sessions = (start..end)
+            .map(|i| al::SessionInfo {
+                id: format!("s{i}"),
+                title: self.titles[i].clone(),
+                ..al::SessionInfo::default()
+            })
+            .collect();
+        let next_cursor = match end < self.titles.len() {
+            true => end.to_string(),
+            false => String::new(),
+        };
+        Ok(Response::new(al::ListSessionsResponse {
+            sessions,
+            next_cursor,
+        }))
+    }
+
+    async fn set_session_model(
+        &self,
+        _: Request<al::SetSessionModelRequest>,
+    ) -> Result<Response<al::SessionInfo>, Status> {
+        unimplemented()
+    }
+
+    async fn set_session_mode(
+        &self,
+        _: Request<al::SetSessionModeRequest>,
+    ) -> Result<Response<al::SessionInfo>, Status> {
+        unimplemented()
+    }
+
+    async fn set_session_skills(
+        &self,
+        _: Request<al::SetSessionSkillsRequest>,
+    ) -> Result<Response<al::SessionInfo>, Status> {
+        unimplemented()
+    }
+
+    async fn list_tools(
+        &self,
+        _: Request<al::ListToolsRequest>,
+    ) -> Result<Response<al::ListToolsResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn list_skills(
+        &self,
+        _: Request<al::ListSkillsRequest>,
+    ) -> Result<Response<al::ListSkillsResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn list_mcp_servers(
+        &self,
+        _: Request<al::ListMcpServersRequest>,
+    ) -> Result<Response<al::ListMcpServersResponse>, Status> {
+        unimplemented()
+    }
+
+    type TurnStream = futures::stream::Empty<Result<al::TurnEvent, Status>>;
+
+    async fn turn(
+        &self,
+        _: Request<tonic::Streaming<al::TurnInput>>,
+    ) -> Result<Response<Self::TurnStream>, Status> {
         unimplemented()
     }
 }

@@ -7,3 +7,4 @@
 mod fakes;
 mod router;
 mod sockets;
+mod web;

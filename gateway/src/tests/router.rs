@@ -174,3 +174,81 @@ async fn large_bodies_are_refused() {
     let body: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(body["error"]["code"], "too_large");
 }
+
+async fn search(router: &axum::Router, query: &str) -> (Vec<String>, Option<String>) {
+    let (status, body) = get(router.clone(), &format!("/api/sessions?{query}"), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let titles = body["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["title"].as_str().unwrap().to_owned())
+        .collect();
+    (titles, body["next_cursor"].as_str().map(str::to_owned))
+}
+
+#[tokio::test]
+async fn title_search_pages_across_agent_loop_pages_without_losing_a_match() {
+    // 450 sessions over three agent-loop pages of 200; every 7th matches.
+    let titles: Vec<String> = (0..450)
+        .map(|i| match i % 7 {
+            0 => format!("Fix the Parser #{i}"),
+            _ => format!("other {i}"),
+        })
+        .collect();
+    let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
+    let (channel, fake) = fakes::sessions(&refs);
+    let router = app(fakes::backends(channel), fakes::options());
+    let expected: Vec<String> = titles
+        .iter()
+        .filter(|t| t.starts_with("Fix"))
+        .cloned()
+        .collect();
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let query = match &cursor {
+            Some(c) => format!("q=%20pARSER&limit=10&cursor={c}"),
+            None => "q=%20pARSER&limit=10".to_owned(),
+        };
+        let (page, next) = search(&router, &query).await;
+        assert!(page.len() <= 10);
+        seen.extend(page);
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected, "every match once, newest first");
+
+    // Without `q` the listing is unchanged; a search cursor is refused.
+    let (plain, _) = search(&router, "limit=3").await;
+    assert_eq!(plain, ["Fix the Parser #0", "other 1", "other 2"]);
+    let (status, body) = get(router.clone(), "/api/sessions?q=x&cursor=nope", &[]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+    let (none, next) = search(&router, "q=no%20such%20title").await;
+    assert!(none.is_empty() && next.is_none());
+    assert!(*fake.calls.lock().unwrap() > 3);
+}
+
+#[tokio::test]
+async fn a_search_looks_at_a_bounded_number_of_sessions_per_request() {
+    let titles: Vec<String> = (0..2500).map(|i| format!("s {i}")).collect();
+    let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
+    let (channel, fake) = fakes::sessions(&refs);
+    let router = app(fakes::backends(channel), fakes::options());
+    let (found, next) = search(&router, "q=nothing").await;
+    assert!(found.is_empty());
+    assert!(next.is_some(), "the search must say it can go on");
+    assert_eq!(
+        *fake.calls.lock().unwrap(),
+        10,
+        "2,000 sessions in pages of 200"
+    );
+    let (found, next) = search(&router, &format!("q=nothing&cursor={}", next.unwrap())).await;
+    assert!(found.is_empty() && next.is_none());
+}

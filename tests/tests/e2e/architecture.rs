@@ -212,3 +212,90 @@ fn the_library_re_exports_only_the_provider_extension_point() {
     let lib = std::fs::read_to_string(workspace_root().join("cli/src/lib.rs")).unwrap();
     assert!(lib.contains("pub use openheim_llm_proxy::custom::{"));
 }
+
+/// The web app's source files (TypeScript and TSX), with their text.
+fn web_sources() -> Vec<(PathBuf, String)> {
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "ts" || e == "tsx") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.push((path, text));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&workspace_root().join("gateway/web/src"), &mut out);
+    assert!(out.len() > 5, "no web app sources found");
+    out
+}
+
+/// Quoted strings in `text` that start with `prefix`, up to a character
+/// that cannot be part of a route or method name.
+fn quoted_with_prefix(text: &str, prefix: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for quote in ['"', '`'] {
+        let needle = format!("{quote}{prefix}");
+        for (at, _) in text.match_indices(&needle) {
+            let rest = &text[at + 1..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || "/_-".contains(c)))
+                .unwrap_or(rest.len());
+            found.insert(rest[..end].to_owned());
+        }
+    }
+    found
+}
+
+/// The web app is a client of the documented protocol only: every route it
+/// calls is in docs/api.md, every ACP method it sends is in docs/acp.md.
+#[test]
+fn the_web_app_speaks_only_the_documented_protocol() {
+    let api = std::fs::read_to_string(workspace_root().join("docs/api.md")).unwrap();
+    let acp = std::fs::read_to_string(workspace_root().join("docs/acp.md")).unwrap();
+    let mut routes = BTreeSet::new();
+    let mut methods = BTreeSet::new();
+    for (_, text) in web_sources() {
+        for prefix in ["/api/", "/readyz", "/healthz", "/ws"] {
+            routes.extend(quoted_with_prefix(&text, prefix));
+        }
+        for prefix in ["session/", "initialize"] {
+            methods.extend(quoted_with_prefix(&text, prefix));
+        }
+    }
+    assert!(routes.contains("/api/sessions"), "{routes:?}");
+    assert!(methods.contains("session/prompt"), "{methods:?}");
+    for route in &routes {
+        assert!(
+            api.contains(&format!("`GET {route}")) || api.contains(&format!("`WS {route}")),
+            "{route} is not in docs/api.md"
+        );
+    }
+    for method in &methods {
+        assert!(
+            acp.contains(&format!("`{method}")),
+            "{method} is not in docs/acp.md"
+        );
+    }
+}
+
+/// The CSP forbids HTML parsed from strings (Trusted Types with no policy):
+/// the app builds every element with its renderer, never from text.
+#[test]
+fn the_web_app_never_builds_html_from_strings() {
+    for (path, text) in web_sources() {
+        for sink in [
+            "innerHTML",
+            "outerHTML",
+            "dangerouslySetInnerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "new Function",
+        ] {
+            assert!(!text.contains(sink), "{} uses {sink}", path.display());
+        }
+    }
+}

@@ -4,7 +4,7 @@
 //! origins, and a socket closed mid-turn cancelling its turn.
 
 mod security;
-mod support;
+pub mod support;
 
 use std::time::Duration;
 
