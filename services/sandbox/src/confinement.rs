@@ -407,7 +407,14 @@ mod tests {
             return; // Kernel without Landlock: covered by the refusal tests.
         }
         let workspace = tempfile::tempdir().unwrap();
-        let outside = tempfile::tempdir_in(std::env::current_dir().unwrap()).unwrap();
+        // Outside the temp directories, which confined commands may write.
+        let here = std::env::current_dir().unwrap();
+        let base = match TEMP_DIRS.iter().any(|t| here.starts_with(t)) {
+            true => PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"),
+            false => here,
+        };
+        std::fs::create_dir_all(&base).unwrap();
+        let outside = tempfile::tempdir_in(base).unwrap();
         let script = format!(
             "echo in > inside.txt; echo out > {}/outside.txt",
             outside.path().display()

@@ -302,7 +302,7 @@ async fn an_allowed_client_stdio_server_is_confined_like_the_shell() {
     let extra = "[server]\nallow_client_stdio_mcp = true\n[tools]\nsandbox = \"enforce\"";
     let server = Server::start_with(mock, install, extra, &secrets).await;
     // Outside the workspace and the temp directories.
-    let outside = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let outside = crate::e2e::scratch::outside_temp();
     let created = new_session_with_stdio_server(&server, outside.path()).await;
     let status = &created["result"]["_meta"]["openheim"]["mcpServers"][0];
     assert_ne!(status["state"], "failed", "{created}");

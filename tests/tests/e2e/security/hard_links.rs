@@ -12,7 +12,7 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_confined_command_cannot_link_an_outside_file_into_the_workspace() {
     // Outside the workspace and the temp directories, owned by this user.
-    let outside = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let outside = crate::e2e::scratch::outside_temp();
     let secret = outside.path().join("secret.txt");
     std::fs::write(&secret, "outside secret").unwrap();
     let command = format!(
