@@ -314,9 +314,13 @@ async fn semantic_search_finds_synonyms_and_survives_a_failing_embedder(backend:
         ["The vehicle fleet API is rate limited."]
     );
     embedder.failing.store(false, Ordering::SeqCst);
-    // A note stored without a vector is still found by full text.
+    // A note stored without a vector is still found by full text next to
+    // the semantic match (each tops one ranking, so fusion ties them).
     let texts = found(&memory, &v, "vehicle fleet").await;
-    assert_eq!(texts[0], "The vehicle fleet API is rate limited.");
+    assert!(
+        texts.contains(&"The vehicle fleet API is rate limited.".to_owned()),
+        "{texts:?}"
+    );
 }
 
 async fn a_forgotten_note_leaves_the_ranking_of_others_intact(backend: Backend) {
