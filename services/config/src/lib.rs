@@ -11,8 +11,10 @@ mod load;
 mod persist;
 mod schema;
 mod secret;
+mod validate;
 
-pub use load::{ConfigError, ConfigProblem, LoadOptions, check_skill_name, is_loopback_url, load};
+pub use load::{ConfigError, ConfigProblem, LoadOptions, load};
 pub use persist::{PersistError, set_file_value};
 pub use schema::*;
 pub use secret::Secret;
+pub use validate::{check_skill_name, is_loopback_url};

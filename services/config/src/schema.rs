@@ -48,6 +48,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub services: ServicesConfig,
     pub store: StoreConfig,
+    pub memory: MemoryConfig,
     pub telemetry: TelemetryConfig,
     pub ui: UiConfig,
 }
@@ -69,6 +70,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             services: ServicesConfig::default(),
             store: StoreConfig::default(),
+            memory: MemoryConfig::default(),
             telemetry: TelemetryConfig::default(),
             ui: UiConfig::default(),
         }
@@ -230,6 +232,19 @@ pub enum WireApi {
     Responses,
 }
 
+/// Which embeddings API a provider speaks (`providers.NAME.embeddings_api`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbeddingsApi {
+    /// `POST {api_base}/embeddings` (OpenAI and compatible servers); Gemini
+    /// providers always use `batchEmbedContents`.
+    #[default]
+    Openai,
+    /// `POST {host}/api/embed`: Ollama's native API (a trailing `/v1` of
+    /// `api_base` is dropped).
+    Ollama,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProviderConfig {
@@ -251,6 +266,10 @@ pub struct ProviderConfig {
     /// `provider/model` entries tried in order once retries are exhausted.
     pub fallbacks: Vec<String>,
     pub wire_api: WireApi,
+    /// How an `openai_compatible` provider is asked for embeddings
+    /// (`memory.embeddings`): its OpenAI-style `/embeddings` (default) or
+    /// Ollama's own `/api/embed`.
+    pub embeddings_api: EmbeddingsApi,
 }
 
 impl Default for ProviderConfig {
@@ -270,6 +289,7 @@ impl Default for ProviderConfig {
             retry_max_delay_ms: DEFAULT_RETRY_MAX_DELAY_MS,
             fallbacks: Vec::new(),
             wire_api: WireApi::Chat,
+            embeddings_api: EmbeddingsApi::Openai,
         }
     }
 }
@@ -365,6 +385,32 @@ impl Default for StoreConfig {
             prefix: DEFAULT_STORE_PREFIX.to_owned(),
             lease_ttl_secs: DEFAULT_LEASE_TTL_SECS,
         }
+    }
+}
+
+/// Long-term memory (`docs/memory.md`): notes that outlive a session,
+/// stored next to the sessions (SQLite under `data_dir`, or the Redis of
+/// `store.url`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryConfig {
+    /// Whether the memory tools are offered. Unset: on for the CLI (`run`,
+    /// the TUI, `acp`), off for server deployments (`serve`, the
+    /// `openheim-agent-loop` binary), which do not yet tell their users
+    /// apart; see [`MemoryConfig::enabled_or`].
+    pub enabled: Option<bool>,
+    /// The project key of project notes; unset = the session's workspace
+    /// path.
+    pub project: Option<String>,
+    /// `provider/model` of an embeddings model: search then fuses BM25 with
+    /// cosine similarity. Unset = full-text search only.
+    pub embeddings: Option<String>,
+}
+
+impl MemoryConfig {
+    /// `enabled`, or the binary's default when it is unset.
+    pub fn enabled_or(&self, default: bool) -> bool {
+        self.enabled.unwrap_or(default)
     }
 }
 
