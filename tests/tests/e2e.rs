@@ -11,6 +11,7 @@ mod e2e {
     pub mod architecture;
     pub mod cli;
     pub mod context_window;
+    pub mod embeddings;
     pub mod gateway;
     pub mod library;
     pub mod mcp;

@@ -443,5 +443,7 @@ async fn send(tx: &Events, event: Event) -> Result<(), Gone> {
         .map_err(|_| Gone)
 }
 
+mod embed;
+
 #[cfg(test)]
 mod tests;

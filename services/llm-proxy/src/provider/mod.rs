@@ -11,6 +11,7 @@
 
 mod anthropic;
 mod content;
+mod embeddings;
 mod gemini;
 mod http;
 mod openai_chat;
@@ -20,6 +21,7 @@ mod wire_error;
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use openheim_config::{ProviderConfig, ProviderKind, WireApi};
 use openheim_proto::common::v1::{Message, StopReason, ToolDefinition, Usage};
@@ -27,6 +29,7 @@ use openheim_proto::common::v1::{Message, StopReason, ToolDefinition, Usage};
 use crate::error::LlmError;
 
 pub use anthropic::{ANTHROPIC_DEFAULT_MAX_TOKENS, ANTHROPIC_VERSION, Anthropic};
+pub use embeddings::{EmbedRequest, MAX_INPUTS};
 pub use gemini::Gemini;
 pub use openai_chat::OpenAiChat;
 pub use openai_responses::OpenAiResponses;
@@ -40,6 +43,16 @@ pub trait LlmProvider: Send + Sync {
         &self,
         request: ProviderRequest,
     ) -> BoxStream<'static, Result<ProviderEvent, LlmError>>;
+
+    /// One vector per input, in order. Providers without an embeddings API
+    /// keep this default, a configuration error.
+    fn embed(&self, request: EmbedRequest) -> BoxFuture<'static, Result<Vec<Vec<f32>>, LlmError>> {
+        let message = format!(
+            "this provider has no embeddings API (model {:?}); set memory.embeddings to an OpenAI-compatible, Gemini or Ollama model",
+            request.model
+        );
+        Box::pin(async move { Err(LlmError::config(message)) })
+    }
 }
 
 /// What to send: the model chosen by resolution and the conversation, shared
