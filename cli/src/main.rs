@@ -190,7 +190,12 @@ async fn serve(
     overrides: Vec<(String, String)>,
     listen: Option<String>,
 ) -> anyhow::Result<u8> {
-    let config = openheim_boot::load_config(config_file, overrides)?;
+    let mut config = openheim_boot::load_config(config_file, overrides)?;
+    // A server serves several people: memory is opt-in here.
+    config
+        .memory
+        .enabled
+        .get_or_insert(openheim_config::MEMORY_ENABLED_SERVING);
     let telemetry = openheim_boot::init_telemetry(&config, SERVICE_NAME, "info")?;
     let addr = match listen {
         Some(listen) => listen

@@ -15,6 +15,7 @@ mod e2e {
     pub mod gateway;
     pub mod library;
     pub mod mcp;
+    pub mod memory;
     pub mod providers;
     pub mod redis_store;
     pub mod run_files_task;

@@ -10,7 +10,12 @@ use openheim_proto::transport::remote;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();
-    let config = openheim_boot::load_config(args.config.as_deref(), Vec::new())?;
+    let mut config = openheim_boot::load_config(args.config.as_deref(), Vec::new())?;
+    // A service process serves several people: memory is opt-in here.
+    config
+        .memory
+        .enabled
+        .get_or_insert(openheim_config::MEMORY_ENABLED_SERVING);
     let telemetry = openheim_boot::init_telemetry(&config, "openheim-agent-loop", "info")?;
     let address = |name: &str, value: &Option<String>| {
         value

@@ -388,6 +388,14 @@ impl Default for StoreConfig {
     }
 }
 
+/// `memory.enabled` when unset, for the CLI's own sessions (`run`, the TUI,
+/// `acp`): one person, one user scope.
+pub const MEMORY_ENABLED_LOCALLY: bool = true;
+/// `memory.enabled` when unset, for deployments that serve several people
+/// (`openheim serve`, the `openheim-agent-loop` binary): sessions do not yet
+/// know their user, so every caller would share one user scope.
+pub const MEMORY_ENABLED_SERVING: bool = false;
+
 /// Long-term memory (`docs/memory.md`): notes that outlive a session,
 /// stored next to the sessions (SQLite under `data_dir`, or the Redis of
 /// `store.url`).
