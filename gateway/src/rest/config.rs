@@ -55,6 +55,11 @@ pub fn redacted(config: &Config) -> Value {
             "mcp_broker": config.services.mcp_broker.as_deref().map(redact_url),
         },
         "store": { "url": config.store.url.as_deref().map(redact_url) },
+        "memory": {
+            "enabled": config.memory.enabled,
+            "project": config.memory.project,
+            "embeddings": config.memory.embeddings,
+        },
         "telemetry": {
             "otlp_endpoint": config.telemetry.otlp_endpoint.as_deref().map(redact_url),
             "service_name": config.telemetry.service_name,
