@@ -417,7 +417,7 @@ fn render_hits(query: &str, hits: &[Hit]) -> String {
             "- {} [{}{tags}; {}] {}\n",
             note.id,
             note.scope,
-            date(note.updated_at_ms),
+            openheim_memory::utc_date(note.updated_at_ms),
             note.text.replace('\n', "\n  ")
         ));
     }
@@ -430,22 +430,6 @@ fn first_line(text: &str, max_chars: usize) -> String {
         Some((cut, _)) => format!("{}…", &line[..cut]),
         None => line.to_owned(),
     }
-}
-
-/// `YYYY-MM-DD` (UTC) of a Unix time in milliseconds.
-fn date(ms: i64) -> String {
-    // Civil-from-days (Howard Hinnant's algorithm), valid for every i64 day.
-    let days = ms.div_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
 }
 
 pub fn note_to_wire(note: &Note, score: f64) -> MemoryNote {
@@ -492,13 +476,6 @@ impl Embedder for LlmEmbedder {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_are_civil_utc() {
-        assert_eq!(date(0), "1970-01-01");
-        assert_eq!(date(951_782_400_000), "2000-02-29");
-        assert_eq!(date(1_796_083_200_000), "2026-12-01");
-    }
 
     #[test]
     fn read_only_sessions_get_only_the_search() {

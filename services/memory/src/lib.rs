@@ -27,7 +27,7 @@ pub use error::MemoryError;
 pub use memory::{Embedder, Hit, Memory, Purpose};
 pub use note::{
     DEFAULT_OWNER, DEFAULT_SEARCH_LIMIT, Listing, MAX_NOTE_CHARS, MAX_SEARCH_LIMIT, MAX_TAG_CHARS,
-    MAX_TAGS, NewNote, Note, Scope, ScopeKey, View, check_owner, check_project,
+    MAX_TAGS, NewNote, Note, Scope, ScopeKey, View, check_owner, check_project, utc_date,
 };
 pub use redis::{RedisMemory, RedisMemoryOptions};
 pub use sqlite::{DEFAULT_BUSY_TIMEOUT, SqliteMemory};

@@ -356,3 +356,74 @@ async fn replicas_sharing_a_redis_share_their_notes() {
     assert!(!install.home().join("memory.db").exists());
     mock.assert_no_violations();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_lists_searches_and_forgets_notes() {
+    let mock = MockLlm::start(vec![
+        Reply::tool_calls(vec![
+            ToolCallSpec::new("remember", json!({"text": NOTE, "tags": ["staging"]})),
+            ToolCallSpec::new(
+                "remember",
+                json!({"text": "Answer in short sentences.", "scope": "user"}),
+            ),
+        ]),
+        Reply::text("Noted both."),
+    ])
+    .await;
+    let install = Install::new(&mock, "");
+    let empty = run(&install, &["memory", "list"]).await;
+    assert_eq!(stdout(&empty), "");
+    assert!(stderr(&empty).contains("no notes"), "{}", stderr(&empty));
+    run(&install, &["run", "remember two things"]).await;
+
+    let listed = stdout(&run(&install, &["memory", "list"]).await);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("  user     ") && l.ends_with("Answer in short sentences.")),
+        "{listed}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("  project  ") && l.contains("[staging]  The staging database")),
+        "{listed}"
+    );
+
+    let found = stdout(&run(&install, &["memory", "search", "staging port"]).await);
+    assert_eq!(found.lines().count(), 1, "{found}");
+    let id = found.split_whitespace().next().unwrap().to_owned();
+    let json: Value = serde_json::from_str(&stdout(
+        &run(&install, &["memory", "search", "staging", "--json"]).await,
+    ))
+    .unwrap();
+    assert_eq!(json[0]["id"], id.as_str());
+    assert_eq!(json[0]["text"], NOTE);
+
+    let forgot = run(&install, &["memory", "forget", &id]).await;
+    assert!(
+        stderr(&forgot).starts_with(&format!("forgot {id}")),
+        "{}",
+        stderr(&forgot)
+    );
+    let again = install.openheim(&["memory", "forget", &id]).await;
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains(&format!("no note with id \"{id}\"")),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(
+        stdout(&run(&install, &["memory", "list"]).await)
+            .lines()
+            .count(),
+        1
+    );
+    let bad = install
+        .openheim(&["memory", "search", "x", "--limit", "50"])
+        .await;
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    mock.assert_no_violations();
+}
