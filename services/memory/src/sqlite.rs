@@ -9,9 +9,11 @@
 //!
 //! Schema (version 1): `notes` (the notes), `notes_fts` (FTS5 over each
 //! note's terms as [`crate::terms`] makes them, so both backends search the
-//! same words), `vectors` (embeddings per note and model) and `generations`
-//! (a counter per scope, bumped by every insert and delete). FTS5's `bm25()`
-//! uses the same k1 and b as [`crate::rank`].
+//! same words, and a token naming its scope, so the index itself keeps a
+//! search to the visible scopes), `vectors` (embeddings per note and model)
+//! and `generations` (a counter per scope, bumped by every insert and
+//! delete). FTS5's `bm25()` uses the same k1 and b as [`crate::rank`]; the
+//! scope column weighs nothing.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,7 +23,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, pa
 
 use crate::error::MemoryError;
 use crate::note::{Listing, Note, Scope, ScopeKey, View, check_id};
-use crate::rank::{PROJECT_BOOST, Scored};
+use crate::rank::{self, PROJECT_BOOST, Scored};
 use crate::store::{
     MemoryStore, NotePage, StoredVector, cursor_after, parse_cursor, tags_from_json, tags_json,
     vector_bytes, vector_from_bytes,
@@ -31,6 +33,10 @@ use crate::terms;
 /// How long a call waits for another process's write lock.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 const SCHEMA_VERSION: i64 = 1;
+/// SQLite's page cache per connection, in KiB.
+const CACHE_KIB: i64 = 16 * 1024;
+/// How much of the file is memory-mapped for reads.
+const MMAP_BYTES: i64 = 256 * 1024 * 1024;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS notes (
@@ -47,7 +53,7 @@ CREATE TABLE IF NOT EXISTS notes (
 );
 CREATE INDEX IF NOT EXISTS notes_by_scope ON notes (scope_key, updated_at_ms DESC, id DESC);
 CREATE INDEX IF NOT EXISTS notes_by_owner ON notes (owner, updated_at_ms DESC, id DESC);
-CREATE VIRTUAL TABLE IF NOT EXISTS notes_fts USING fts5 (terms, tokenize = 'unicode61 remove_diacritics 0');
+CREATE VIRTUAL TABLE IF NOT EXISTS notes_fts USING fts5 (scope, terms, tokenize = 'unicode61 remove_diacritics 0');
 CREATE TABLE IF NOT EXISTS vectors (
   note INTEGER NOT NULL,
   model TEXT NOT NULL,
@@ -155,6 +161,14 @@ fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, MemoryError> 
     connection
         .pragma_update(None, "synchronous", "NORMAL")
         .map_err(at)?;
+    // A search touches index pages all over the file: keep them in memory
+    // (a 10 000-note database is about 10 MiB).
+    connection
+        .pragma_update(None, "cache_size", -CACHE_KIB)
+        .map_err(at)?;
+    connection
+        .pragma_update(None, "mmap_size", MMAP_BYTES)
+        .map_err(at)?;
     if version < SCHEMA_VERSION {
         connection.execute_batch(SCHEMA).map_err(at)?;
         connection
@@ -226,14 +240,52 @@ impl RawNote {
     }
 }
 
-/// The FTS5 query for `terms`: each quoted (they are letters and digits
-/// only, see `terms.rs`), any of them matching.
-fn match_query(terms: &[String]) -> String {
-    terms
-        .iter()
-        .map(|t| format!("\"{t}\""))
-        .collect::<Vec<_>>()
-        .join(" OR ")
+/// The `fetch` best matches of an FTS5 query by BM25 (the scope column
+/// weighs nothing): note id, scope key, score (higher is better).
+fn best_rows(
+    connection: &Connection,
+    query: &str,
+    fetch: usize,
+) -> rusqlite::Result<Vec<(String, String, f64)>> {
+    // bm25() is lower for better matches; negated, higher is better.
+    let mut statement = connection.prepare_cached(
+        "SELECT n.id, n.scope_key, best.score FROM (
+             SELECT rowid, -bm25(notes_fts, 0.0, 1.0) AS score
+             FROM notes_fts WHERE notes_fts MATCH ?1
+             ORDER BY score DESC LIMIT ?2
+         ) best JOIN notes n ON n.seq = best.rowid",
+    )?;
+    let rows = statement.query_map(params![query, fetch as i64], |row| {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+    })?;
+    rows.collect()
+}
+
+/// The FTS5 query: a note of one of the `scopes` (their tokens) holding
+/// any of `terms`, each quoted (they are letters and digits only, see
+/// `terms.rs`).
+fn match_query(scopes: &[String], terms: &[String]) -> String {
+    let any = |words: &[String]| {
+        words
+            .iter()
+            .map(|t| format!("\"{t}\""))
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    };
+    format!("scope : ({}) AND terms : ({})", any(scopes), any(terms))
+}
+
+/// The token that stands for a scope in the index: `s` and 16 hex digits of
+/// the scope key's FNV-1a hash. A collision could only let a row through the
+/// index, which the search then drops by its scope key.
+fn scope_token(scope: &ScopeKey) -> String {
+    let hash = scope
+        .as_str()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("s{hash:016x}")
 }
 
 fn bump_generation(tx: &rusqlite::Transaction<'_>, scope: &ScopeKey) -> rusqlite::Result<()> {
@@ -276,8 +328,8 @@ impl MemoryStore for SqliteMemory {
             .map_err(at)?;
             let seq = tx.last_insert_rowid();
             tx.execute(
-                "INSERT INTO notes_fts (rowid, terms) VALUES (?1, ?2)",
-                params![seq, indexed],
+                "INSERT INTO notes_fts (rowid, scope, terms) VALUES (?1, ?2, ?3)",
+                params![seq, scope_token(&scope), indexed],
             )
             .map_err(at)?;
             if let Some(vector) = &vector {
@@ -302,43 +354,44 @@ impl MemoryStore for SqliteMemory {
         if terms.is_empty() {
             return Ok(Vec::new());
         }
-        let query = match_query(terms);
         let scopes = view.scope_keys();
-        let first = scopes
-            .first()
-            .map(|s| s.as_str().to_owned())
-            .unwrap_or_default();
-        let second = scopes
-            .last()
-            .map(|s| s.as_str().to_owned())
-            .unwrap_or_default();
+        let tokens: Vec<String> = scopes.iter().map(scope_token).collect();
+        let query = match_query(&tokens, terms);
+        let visible: Vec<String> = scopes.iter().map(|s| s.as_str().to_owned()).collect();
         let path = self.inner.path.clone();
         self.run(move |connection| {
             let at = |e: rusqlite::Error| sql_error(&path, &e);
-            // bm25() is lower for better matches; negated, higher is better.
-            let mut statement = connection
-                .prepare(
-                    "SELECT n.id, n.scope = 'project',
-                            -bm25(notes_fts) * (CASE n.scope WHEN 'project' THEN ?4 ELSE 1.0 END) AS score
-                     FROM notes_fts JOIN notes n ON n.seq = notes_fts.rowid
-                     WHERE notes_fts MATCH ?1 AND n.scope_key IN (?2, ?3)
-                     ORDER BY score DESC, n.scope = 'project' DESC, n.id DESC
-                     LIMIT ?5",
-                )
-                .map_err(at)?;
-            let rows = statement
-                .query_map(
-                    params![query, first, second, PROJECT_BOOST, limit as i64],
-                    |row| {
-                        Ok(Scored {
-                            id: row.get(0)?,
-                            project: row.get(1)?,
-                            score: row.get(2)?,
-                        })
-                    },
-                )
-                .map_err(at)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(at)
+            // The index filters by scope and ranks; reading a row's own
+            // columns while ranking would double the cost, so the project
+            // preference is applied to the best rows afterwards. Exact: a row
+            // past the `fetch` best can gain at most PROJECT_BOOST, so once
+            // the `limit`-th boosted score beats that bound, nothing below
+            // can overtake it; otherwise fetch more.
+            let mut fetch = (limit * 4).max(20);
+            loop {
+                let rows = best_rows(connection, &query, fetch).map_err(at)?;
+                let exhausted = rows.len() < fetch;
+                let bound = rows
+                    .last()
+                    .map_or(0.0, |(_, _, score)| score * PROJECT_BOOST);
+                let candidates: Vec<Scored> = rows
+                    .into_iter()
+                    .filter(|(_, scope_key, _)| visible.contains(scope_key))
+                    .map(|(id, scope_key, score)| Scored {
+                        id,
+                        score,
+                        project: scope_key.starts_with("p:"),
+                    })
+                    .collect();
+                let mut ranked = rank::rank(candidates);
+                ranked.truncate(limit);
+                let settled =
+                    ranked.len() == limit && ranked.last().is_some_and(|s| s.score >= bound);
+                if exhausted || settled {
+                    return Ok(ranked);
+                }
+                fetch *= 4;
+            }
         })
         .await
     }
@@ -349,7 +402,7 @@ impl MemoryStore for SqliteMemory {
         self.run(move |connection| {
             let at = |e: rusqlite::Error| sql_error(&path, &e);
             let mut statement = connection
-                .prepare(&format!("SELECT {NOTE_COLUMNS} FROM notes WHERE id = ?1"))
+                .prepare_cached(&format!("SELECT {NOTE_COLUMNS} FROM notes WHERE id = ?1"))
                 .map_err(at)?;
             let mut notes = Vec::with_capacity(ids.len());
             for id in &ids {
@@ -398,7 +451,7 @@ impl MemoryStore for SqliteMemory {
         let path = self.inner.path.clone();
         self.run(move |connection| {
             let at = |e: rusqlite::Error| sql_error(&path, &e);
-            let mut statement = connection.prepare(&sql).map_err(at)?;
+            let mut statement = connection.prepare_cached(&sql).map_err(at)?;
             let rows = statement
                 .query_map(
                     params![first, second, ms, after_id, limit as i64 + 1],
@@ -504,7 +557,7 @@ impl MemoryStore for SqliteMemory {
         self.run(move |connection| {
             let at = |e: rusqlite::Error| sql_error(&path, &e);
             let mut statement = connection
-                .prepare(
+                .prepare_cached(
                     "SELECT n.id, v.vector FROM vectors v JOIN notes n ON n.seq = v.note
                      WHERE v.scope_key = ?1 AND v.model = ?2",
                 )
@@ -537,9 +590,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn match_queries_quote_every_term() {
+    fn match_queries_quote_every_term_and_name_the_scopes() {
         let terms = vec!["redis".to_owned(), "port".to_owned()];
-        assert_eq!(match_query(&terms), "\"redis\" OR \"port\"");
+        let scopes = vec!["sa".to_owned(), "sb".to_owned()];
+        assert_eq!(
+            match_query(&scopes, &terms),
+            "scope : (\"sa\" OR \"sb\") AND terms : (\"redis\" OR \"port\")"
+        );
+        let token = scope_token(&ScopeKey::user("default"));
+        assert!(token.len() == 17 && token.starts_with('s'), "{token}");
+        assert_ne!(token, scope_token(&ScopeKey::project("default", "/w")));
     }
 
     #[tokio::test]
