@@ -41,6 +41,7 @@ for_both_backends!(
     bad_notes_are_refused_and_nothing_is_stored,
     semantic_search_finds_synonyms_and_survives_a_failing_embedder,
     a_forgotten_note_leaves_the_ranking_of_others_intact,
+    the_project_preference_reaches_past_many_better_user_matches,
 );
 
 async fn a_remembered_note_is_found_by_its_words_and_tags(backend: Backend) {
@@ -341,4 +342,19 @@ async fn a_forgotten_note_leaves_the_ranking_of_others_intact(backend: Backend) 
     assert_eq!(found(&memory, &v, "bravo charlie").await, ["alpha bravo"]);
     assert_eq!(found(&memory, &v, "alpha").await.len(), 2);
     assert_eq!(found(&memory, &v, "echo").await, ["delta echo"]);
+}
+
+async fn the_project_preference_reaches_past_many_better_user_matches(backend: Backend) {
+    let memory = backend.memory();
+    for _ in 0..30 {
+        remember(&memory, user_note("alpha beta")).await;
+    }
+    // A weaker match on its own (a longer note), but a project note: with
+    // the preference it beats every user note, although 30 rank above it
+    // by BM25 alone.
+    remember(&memory, project_note("/w/app", "alpha gamma delta epsilon")).await;
+    let hits = memory.search(&view("/w/app"), "alpha", 3).await.unwrap();
+    assert_eq!(hits.len(), 3);
+    assert_eq!(hits[0].note.text, "alpha gamma delta epsilon");
+    assert!(hits[0].score > hits[1].score, "{hits:?}");
 }
