@@ -214,5 +214,8 @@ fn memory_belongs_to_the_agent_loop() {
     }
     assert!(users.iter().any(|u| *u == "openheim-agent-loop"));
     let reads = files_mentioning("std::env", &[], &["services/memory"]);
-    assert!(reads.is_empty(), "openheim-memory reads the environment: {reads:?}");
+    assert!(
+        reads.is_empty(),
+        "openheim-memory reads the environment: {reads:?}"
+    );
 }
