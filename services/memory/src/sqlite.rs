@@ -248,7 +248,7 @@ fn best_rows(
     fetch: usize,
 ) -> rusqlite::Result<Vec<(String, String, f64)>> {
     // bm25() is lower for better matches; negated, higher is better.
-    let mut statement = connection.prepare_cached(
+    let mut statement = connection.prepare(
         "SELECT n.id, n.scope_key, best.score FROM (
              SELECT rowid, -bm25(notes_fts, 0.0, 1.0) AS score
              FROM notes_fts WHERE notes_fts MATCH ?1
@@ -402,7 +402,7 @@ impl MemoryStore for SqliteMemory {
         self.run(move |connection| {
             let at = |e: rusqlite::Error| sql_error(&path, &e);
             let mut statement = connection
-                .prepare_cached(&format!("SELECT {NOTE_COLUMNS} FROM notes WHERE id = ?1"))
+                .prepare(&format!("SELECT {NOTE_COLUMNS} FROM notes WHERE id = ?1"))
                 .map_err(at)?;
             let mut notes = Vec::with_capacity(ids.len());
             for id in &ids {
@@ -451,7 +451,7 @@ impl MemoryStore for SqliteMemory {
         let path = self.inner.path.clone();
         self.run(move |connection| {
             let at = |e: rusqlite::Error| sql_error(&path, &e);
-            let mut statement = connection.prepare_cached(&sql).map_err(at)?;
+            let mut statement = connection.prepare(&sql).map_err(at)?;
             let rows = statement
                 .query_map(
                     params![first, second, ms, after_id, limit as i64 + 1],
@@ -557,7 +557,7 @@ impl MemoryStore for SqliteMemory {
         self.run(move |connection| {
             let at = |e: rusqlite::Error| sql_error(&path, &e);
             let mut statement = connection
-                .prepare_cached(
+                .prepare(
                     "SELECT n.id, v.vector FROM vectors v JOIN notes n ON n.seq = v.note
                      WHERE v.scope_key = ?1 AND v.model = ?2",
                 )
