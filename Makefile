@@ -20,11 +20,13 @@ lint:
 fmt:
 	cargo fmt --all
 
-# Turn-overhead and gateway benchmarks (numbers go to docs/performance.md).
+# Turn-overhead, gateway and memory-search benchmarks (numbers go to
+# docs/performance.md).
 bench:
 	cargo build --release --workspace --bins
 	cargo run --release -p openheim-e2e --bin turn-bench
 	cargo run --release -p openheim-e2e --bin gateway-bench
+	cargo bench -p openheim-memory --bench search
 
 # Static validation of deploy/Dockerfile, docker-compose.yml and the Helm
 # chart (no Docker engine or cluster needed; tools cached after the first run).

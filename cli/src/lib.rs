@@ -8,6 +8,7 @@
 
 pub mod init;
 mod library;
+pub mod memory;
 pub mod run;
 mod runtime;
 pub mod tui;

@@ -15,11 +15,11 @@ use openheim_llm_proxy::CustomProviders;
 use openheim_llm_proxy::custom::LlmProvider;
 use openheim_proto::GrpcChannel;
 use openheim_proto::agent_loop::v1::{
-    ApprovalMode, CancelTurn, CreateSessionRequest, Decision, ListMcpServersRequest,
-    ListSessionsRequest, ListSkillsRequest, ListToolsRequest, LoadSessionRequest,
-    PermissionDecision, SessionInfo, SetSessionModeRequest, SetSessionModelRequest,
-    SetSessionSkillsRequest, StartTurn, TurnEvent, TurnInput, agent_loop_client::AgentLoopClient,
-    turn_input::Input,
+    ApprovalMode, CancelTurn, CreateSessionRequest, Decision, ForgetMemoryRequest,
+    ListMcpServersRequest, ListMemoryRequest, ListMemoryResponse, ListSessionsRequest,
+    ListSkillsRequest, ListToolsRequest, LoadSessionRequest, MemoryNote, PermissionDecision,
+    SessionInfo, SetSessionModeRequest, SetSessionModelRequest, SetSessionSkillsRequest, StartTurn,
+    TurnEvent, TurnInput, agent_loop_client::AgentLoopClient, turn_input::Input,
 };
 use openheim_proto::common::v1::{ContentBlock, Message, ToolDefinition, content_block::Block};
 use openheim_proto::llm_proxy::v1::{
@@ -319,6 +319,23 @@ impl Openheim {
     /// The configured MCP servers and their statuses.
     pub async fn mcp_servers(&self) -> Result<Vec<ServerStatus>, Error> {
         list_mcp_servers(self.client(), String::new()).await
+    }
+
+    /// Notes of the long-term memory (`docs/memory.md`): ranked by
+    /// relevance when the request has a query, else newest first.
+    pub async fn memory(&self, request: ListMemoryRequest) -> Result<ListMemoryResponse, Error> {
+        let response = self.client().list_memory(request).await.map_err(agent)?;
+        Ok(response.into_inner())
+    }
+
+    /// Deletes the note `id`; answers with it.
+    pub async fn forget_memory(&self, id: &str) -> Result<MemoryNote, Error> {
+        let request = ForgetMemoryRequest {
+            id: id.to_owned(),
+            owner: String::new(),
+        };
+        let response = self.client().forget_memory(request).await.map_err(agent)?;
+        Ok(response.into_inner())
     }
 
     /// The configured providers and their models, from the llm-proxy;

@@ -66,6 +66,11 @@ enum Command {
     },
     /// ACP agent over stdin/stdout (for Zed and other ACP clients); logs go to stderr.
     Acp,
+    /// Long-term memory of this workspace: the project's notes and the user's.
+    Memory {
+        #[command(subcommand)]
+        command: MemoryCommand,
+    },
     /// WebSocket (/ws, /acp) + REST (/api) server over the services of this
     /// configuration; see docs/api.md.
     Serve {
@@ -80,6 +85,44 @@ enum Command {
         #[arg(long, conflicts_with_all = ["host", "port"])]
         listen: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum MemoryCommand {
+    /// Notes, newest first.
+    List {
+        /// Every project's notes, not only this workspace's.
+        #[arg(long)]
+        all: bool,
+        /// At most this many (1 to 500).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=500))]
+        limit: u32,
+        /// A JSON array instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Notes most relevant to QUERY, best first.
+    Search {
+        query: String,
+        /// At most this many (1 to 20).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
+        limit: u32,
+        /// A JSON array instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete the note with this id.
+    Forget { id: String },
+}
+
+impl From<MemoryCommand> for openheim::memory::MemoryCommand {
+    fn from(command: MemoryCommand) -> Self {
+        match command {
+            MemoryCommand::List { all, limit, json } => Self::List { all, limit, json },
+            MemoryCommand::Search { query, limit, json } => Self::Search { query, limit, json },
+            MemoryCommand::Forget { id } => Self::Forget { id },
+        }
+    }
 }
 
 /// `service.name` of what this binary exports (unless configured).
@@ -166,6 +209,7 @@ async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
             };
             tui(boot, options).await
         }
+        Some(Command::Memory { command }) => memory(boot, command.into()).await,
         Some(Command::Acp) => acp(boot).await,
         Some(Command::Serve { listen, .. }) => serve(boot, listen).await,
     }
@@ -185,10 +229,26 @@ async fn acp(boot: openheim_boot::Boot) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
+/// `openheim memory …`: notes of the workspace's project and of the user.
+async fn memory(
+    boot: openheim_boot::Boot,
+    command: openheim::memory::MemoryCommand,
+) -> anyhow::Result<u8> {
+    let config = boot.config;
+    let runtime = openheim::Runtime::start(&config)?;
+    let work_dir = config.work_dir.clone().unwrap_or_default();
+    openheim::memory::run(&runtime, command, &work_dir).await
+}
+
 /// `openheim serve`: the gateway over this configuration's services,
 /// until Ctrl-C or SIGTERM (then running turns get the gateway's shutdown
 /// deadline to finish). Prints `listening on ADDR` on stdout once bound.
-async fn serve(boot: openheim_boot::Boot, listen: Option<String>) -> anyhow::Result<u8> {
+async fn serve(mut boot: openheim_boot::Boot, listen: Option<String>) -> anyhow::Result<u8> {
+    // A server serves several people: memory is opt-in here.
+    boot.config
+        .memory
+        .enabled
+        .get_or_insert(openheim_config::MEMORY_ENABLED_SERVING);
     let telemetry = boot.init_telemetry(SERVICE_NAME, "info")?;
     let config = &boot.config;
     let addr = match listen {

@@ -1,7 +1,8 @@
 //! A mock LLM provider served over real HTTP, scripted per test, speaking four wire formats:
 //! OpenAI Chat Completions (`POST /v1/chat/completions`), Anthropic Messages
 //! (`POST /v1/messages`), Gemini (`POST /v1beta/models/{model}:streamGenerateContent?alt=sse`)
-//! and the OpenAI Responses API (`POST /v1/responses`).
+//! and the OpenAI Responses API (`POST /v1/responses`); and three embeddings APIs (`embed.rs`:
+//! OpenAI `/v1/embeddings`, Ollama `/api/embed`, Gemini `batchEmbedContents`).
 //!
 //! Tests point the code under test at [`MockLlm::base_url`] (or [`MockLlm::gemini_base_url`])
 //! and give the mock a script of [`Reply`]s, consumed one per request whatever its format, and
@@ -12,6 +13,7 @@
 
 mod anthropic;
 mod chat;
+pub mod embed;
 mod gemini;
 mod reply;
 mod responses;
@@ -215,6 +217,16 @@ impl MockLlm {
         wire::last_user_text(request.wire()?, &request.body)
     }
 
+    /// Every embeddings request received, in arrival order (rejected ones included).
+    pub fn embedding_requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().embedding_requests.clone()
+    }
+
+    /// Makes every embeddings request fail with `status` (`None`: answer again).
+    pub fn fail_embeddings(&self, status: Option<u16>) {
+        self.shared.lock().embeddings_failure = status;
+    }
+
     /// Every protocol violation seen so far, each naming the request it came from.
     pub fn violations(&self) -> Vec<String> {
         self.shared.lock().violations.clone()
@@ -248,6 +260,9 @@ struct Shared {
 struct MockState {
     script: VecDeque<Reply>,
     requests: Vec<RecordedRequest>,
+    embedding_requests: Vec<RecordedRequest>,
+    /// Status every embeddings request is answered with, when set.
+    embeddings_failure: Option<u16>,
     violations: Vec<String>,
     /// Last tool-call id number handed out; ids are unique across the whole mock so tests can
     /// tell calls of different turns apart.
@@ -309,6 +324,9 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/responses", post(completion))
         .route("/v1beta/models/{model_action}", post(completion))
         .route("/v1/models", get(models))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/embeddings", post(embeddings))
+        .route("/api/embed", post(embeddings))
         .fallback(unknown_route)
         // Long conversations exceed axum's 2 MB default; the real API takes far more.
         .layer(DefaultBodyLimit::disable())
@@ -334,6 +352,19 @@ async fn unknown_route(State(shared): State<Arc<Shared>>, method: Method, uri: U
     )
 }
 
+/// Every embeddings request, whatever its API (told by its path).
+async fn embeddings(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    match embed::EmbedWire::from_path(uri.path()) {
+        Some(wire) => embed::answer(&shared, wire, &uri, &headers, &raw),
+        None => unknown_route(State(shared), Method::POST, uri).await,
+    }
+}
+
 /// Every completion request, whatever its format (told by its path).
 async fn completion(
     State(shared): State<Arc<Shared>>,
@@ -341,6 +372,12 @@ async fn completion(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
+    // Gemini's embeddings share the `models/{model}:{action}` route.
+    if let Some(wire @ (embed::EmbedWire::GeminiBatch | embed::EmbedWire::GeminiSingle)) =
+        embed::EmbedWire::from_path(uri.path())
+    {
+        return embed::answer(&shared, wire, &uri, &headers, &raw);
+    }
     let Some(wire) = Wire::from_path(uri.path()) else {
         let message = format!("unexpected request POST {uri}");
         return reject(

@@ -12,9 +12,11 @@ mod e2e {
     pub mod cli;
     pub mod context_window;
     pub mod custom_provider;
+    pub mod embeddings;
     pub mod gateway;
     pub mod library;
     pub mod mcp;
+    pub mod memory;
     pub mod providers;
     pub mod redis_store;
     pub mod run_files_task;

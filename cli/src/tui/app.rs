@@ -6,17 +6,18 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use openheim_config::Config;
-use openheim_proto::agent_loop::v1::{Decision, SessionInfo, turn_event::Event};
+use openheim_proto::agent_loop::v1::{Decision, ListMemoryRequest, SessionInfo, turn_event::Event};
 use openheim_proto::common::v1::{Message, Role as MessageRole, StopReason, content_block::Block};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines, Stdin};
 
-use super::commands::{self, COMMANDS, Command, SkillsAction, Vocabulary};
+use super::commands::{self, COMMANDS, Command, MemoryAction, SkillsAction, Vocabulary};
 use super::editor::{Entry, KeyReader, LineEditor, PromptLine, TurnKey, join_continuations};
 use super::markdown::MarkdownStream;
 use super::render::{TurnView, decision_for_answer, decision_for_key};
 use super::status::{Status, ago, compact, grouped, model_names};
 use super::term::{self, Mode, Screen, fit};
 use super::theme::{Role, Styler, Theme, color_enabled};
+use crate::memory::note_line;
 use crate::{Openheim, Runtime, Session, SessionOptions};
 
 /// How often the spinner of running tool calls moves.
@@ -666,6 +667,7 @@ impl App {
             Command::Mcp => self.mcp().await?,
             Command::Theme(name) => self.theme(name)?,
             Command::Usage => self.usage()?,
+            Command::Memory(action) => self.memory(action).await?,
         }
         Ok(Flow::Continue)
     }
@@ -921,6 +923,62 @@ impl App {
             .collect();
         self.table(&rows)?;
         self.dim(&format!("{} tools", tools.len()))
+    }
+
+    /// `/memory`: the notes of this workspace's project and the user's
+    /// (newest first), a search, or forgetting one note.
+    async fn memory(&mut self, action: MemoryAction) -> anyhow::Result<()> {
+        let work_dir = self
+            .config
+            .work_dir
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        let request = match action {
+            MemoryAction::Forget(id) => {
+                return match self.oh.forget_memory(&id).await {
+                    Ok(note) => self.dim(&format!("forgot {}", note_line(&note))),
+                    Err(e) => self.error(&e.to_string()),
+                };
+            }
+            MemoryAction::List => ListMemoryRequest {
+                limit: 20,
+                work_dir,
+                ..ListMemoryRequest::default()
+            },
+            MemoryAction::Search(query) => ListMemoryRequest {
+                query,
+                limit: 10,
+                work_dir,
+                ..ListMemoryRequest::default()
+            },
+        };
+        let searching = !request.query.is_empty();
+        let response = match self.oh.memory(request).await {
+            Ok(response) => response,
+            Err(e) => return self.error(&e.to_string()),
+        };
+        if response.notes.is_empty() {
+            return self.dim(match searching {
+                true => "no notes match",
+                false => "no notes yet: the model saves them with `remember`",
+            });
+        }
+        let mut out = String::new();
+        for note in &response.notes {
+            out.push_str("  ");
+            self.styler.paint(Role::Accent, &note_line(note), &mut out);
+            out.push('\n');
+        }
+        self.screen.write(&out)?;
+        let more = match response.next_cursor.is_empty() {
+            true => "",
+            false => " (newest 20; `openheim memory list` shows more)",
+        };
+        self.dim(&format!(
+            "{} notes{more} · /memory forget ID deletes one",
+            response.notes.len()
+        ))
     }
 
     async fn mcp(&mut self) -> anyhow::Result<()> {

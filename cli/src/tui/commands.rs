@@ -22,8 +22,19 @@ pub enum Command {
     Mcp,
     /// Show themes, or switch (and persist) one.
     Theme(Option<String>),
+    /// Long-term memory: list, search or forget notes.
+    Memory(MemoryAction),
     Usage,
     Quit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemoryAction {
+    /// This project's and the user's notes, newest first.
+    List,
+    /// The notes most relevant to the words.
+    Search(String),
+    Forget(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +68,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "show or switch the colour theme (saved)",
     ),
     ("/usage", "", "tokens used and context window fill"),
+    (
+        "/memory",
+        "[query|forget id]",
+        "saved notes: list, search or forget",
+    ),
     ("/quit", "", "exit (also Ctrl-D)"),
 ];
 
@@ -91,11 +107,23 @@ pub fn parse(line: &str) -> Option<Result<Command, ParseError>> {
         "tools" => Ok(Command::Tools),
         "mcp" => Ok(Command::Mcp),
         "theme" => Ok(Command::Theme(arg)),
+        "memory" | "memories" => parse_memory(args).map(Command::Memory),
         "usage" | "cost" => Ok(Command::Usage),
         "quit" | "exit" | "q" => Ok(Command::Quit),
         _ => Err(ParseError::Unknown(format!("/{name}"))),
     };
     Some(command)
+}
+
+fn parse_memory(args: &str) -> Result<MemoryAction, ParseError> {
+    const USAGE: &str = "/memory [QUERY | forget ID]";
+    let mut words = args.split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (None, _, _) => Ok(MemoryAction::List),
+        (Some("forget" | "rm"), Some(id), None) => Ok(MemoryAction::Forget(id.to_owned())),
+        (Some("forget" | "rm"), _, _) => Err(ParseError::Usage(USAGE)),
+        _ => Ok(MemoryAction::Search(args.to_owned())),
+    }
 }
 
 fn parse_skills(args: &str) -> Result<SkillsAction, ParseError> {
@@ -229,6 +257,26 @@ mod tests {
         assert_eq!(
             parse("/theme blue"),
             Some(Ok(Command::Theme(Some("blue".into()))))
+        );
+        assert_eq!(
+            parse("/memory"),
+            Some(Ok(Command::Memory(MemoryAction::List)))
+        );
+        assert_eq!(
+            parse("/memory staging  port"),
+            Some(Ok(Command::Memory(MemoryAction::Search(
+                "staging  port".into()
+            ))))
+        );
+        assert_eq!(
+            parse("/memory forget 3f9a1c0b7d2e"),
+            Some(Ok(Command::Memory(MemoryAction::Forget(
+                "3f9a1c0b7d2e".into()
+            ))))
+        );
+        assert_eq!(
+            parse("/memory forget"),
+            Some(Err(ParseError::Usage("/memory [QUERY | forget ID]")))
         );
     }
 

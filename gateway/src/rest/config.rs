@@ -55,6 +55,11 @@ pub fn redacted(config: &Config) -> Value {
             "mcp_broker": config.services.mcp_broker.as_deref().map(redact),
         },
         "store": { "url": config.store.url.as_deref().map(redact) },
+        "memory": {
+            "enabled": config.memory.enabled,
+            "project": config.memory.project,
+            "embeddings": config.memory.embeddings,
+        },
         "telemetry": {
             "otlp_endpoint": config.telemetry.otlp_endpoint.as_deref().map(redact),
             "service_name": config.telemetry.service_name,

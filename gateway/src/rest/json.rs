@@ -2,12 +2,31 @@
 //! messages. Field names are snake_case; enums are lower-case words.
 
 use base64::Engine;
-use openheim_proto::agent_loop::v1::{ApprovalMode, SessionInfo};
+use openheim_proto::agent_loop::v1::{ApprovalMode, MemoryNote, MemoryScope, SessionInfo};
 use openheim_proto::common::v1::content_block::Block;
 use openheim_proto::common::v1::{Message, Role, ToolDefinition, ToolKind};
 use openheim_proto::llm_proxy::v1::ListModelsResponse;
 use openheim_proto::mcp_broker::v1::{ServerState, ServerStatus};
 use serde_json::{Value, json};
+
+/// A note of the long-term memory; `score` only for search results.
+pub fn memory_note(note: &MemoryNote) -> Value {
+    let scope = match note.scope() {
+        MemoryScope::User => "user",
+        MemoryScope::Project => "project",
+        MemoryScope::Unspecified => "unknown",
+    };
+    json!({
+        "id": note.id,
+        "text": note.text,
+        "tags": note.tags,
+        "scope": scope,
+        "project": (!note.project.is_empty()).then_some(&note.project),
+        "created_at_ms": note.created_at_ms,
+        "updated_at_ms": note.updated_at_ms,
+        "score": (note.score != 0.0).then_some(note.score),
+    })
+}
 
 pub fn session(s: &SessionInfo) -> Value {
     json!({

@@ -1,6 +1,7 @@
 //! The REST API under `/api`: read-only views of the deployment (config,
-//! models, skills, tools, MCP servers) and of the stored sessions. Every
-//! answer is JSON; every failure is an [`ApiError`].
+//! models, skills, tools, MCP servers) and of the stored sessions, and the
+//! long-term memory (list, search, forget). Every answer is JSON; every
+//! failure is an [`ApiError`].
 
 pub mod config;
 pub mod json;
@@ -10,8 +11,10 @@ use axum::Json;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use openheim_proto::agent_loop::v1::{ListSessionsRequest, LoadSessionRequest};
+use axum::routing::{delete, get};
+use openheim_proto::agent_loop::v1::{
+    ForgetMemoryRequest, ListMemoryRequest, ListSessionsRequest, LoadSessionRequest,
+};
 use openheim_proto::llm_proxy::v1::ListModelsRequest;
 use openheim_proto::mcp_broker::v1 as mcp;
 use openheim_proto::tool_executor::v1::{GetSandboxInfoRequest, ListToolsRequest, Workspace};
@@ -32,6 +35,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/mcp-servers", get(mcp_servers))
         .route("/api/sessions", get(sessions))
         .route("/api/sessions/{id}", get(session))
+        .route("/api/memory", get(memory))
+        .route("/api/memory/{id}", delete(forget))
 }
 
 type ApiResult = Result<Json<Value>, ApiError>;
@@ -202,4 +207,69 @@ async fn session(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
         .unwrap_or(Value::Null);
     let messages: Vec<Value> = response.messages.iter().map(json::message).collect();
     Ok(Json(json!({ "session": info, "messages": messages })))
+}
+
+/// Most notes one listing page may hold (agent-loop's own bound).
+const MAX_MEMORY_LIMIT: u32 = 500;
+
+#[derive(Debug, Deserialize)]
+struct MemoryQuery {
+    query: Option<String>,
+    limit: Option<u32>,
+    work_dir: Option<String>,
+    all: Option<bool>,
+    cursor: Option<String>,
+}
+
+/// Notes of the long-term memory: ranked by relevance with `query`,
+/// otherwise newest first (`next_cursor` fetches the next page); those of
+/// one workspace's project and the user's, or every project's with `all`.
+async fn memory(
+    State(state): State<AppState>,
+    query: Result<Query<MemoryQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if let Some(limit) = query.limit
+        && !(1..=MAX_MEMORY_LIMIT).contains(&limit)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_MEMORY_LIMIT}"
+        )));
+    }
+    let request = ListMemoryRequest {
+        query: query.query.unwrap_or_default(),
+        limit: query.limit.unwrap_or(0),
+        work_dir: query.work_dir.unwrap_or_default(),
+        all_projects: query.all.unwrap_or(false),
+        cursor: query.cursor.unwrap_or_default(),
+        owner: String::new(),
+    };
+    let response = state
+        .backends
+        .agent_loop()
+        .list_memory(request)
+        .await
+        .map_err(failed(Backend::AgentLoop))?
+        .into_inner();
+    let notes: Vec<Value> = response.notes.iter().map(json::memory_note).collect();
+    let next = (!response.next_cursor.is_empty()).then_some(response.next_cursor);
+    Ok(Json(
+        json!({ "notes": notes, "next_cursor": next, "project": response.project }),
+    ))
+}
+
+/// Deletes one note; answers with it.
+async fn forget(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let request = ForgetMemoryRequest {
+        id,
+        owner: String::new(),
+    };
+    let note = state
+        .backends
+        .agent_loop()
+        .forget_memory(request)
+        .await
+        .map_err(failed(Backend::AgentLoop))?
+        .into_inner();
+    Ok(Json(json!({ "note": json::memory_note(&note) })))
 }

@@ -260,6 +260,20 @@ impl al::agent_loop_server::AgentLoop for Sessions {
         unimplemented()
     }
 
+    async fn list_memory(
+        &self,
+        _: Request<al::ListMemoryRequest>,
+    ) -> Result<Response<al::ListMemoryResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn forget_memory(
+        &self,
+        _: Request<al::ForgetMemoryRequest>,
+    ) -> Result<Response<al::MemoryNote>, Status> {
+        unimplemented()
+    }
+
     type TurnStream = futures::stream::Empty<Result<al::TurnEvent, Status>>;
 
     async fn turn(

@@ -8,8 +8,8 @@ use futures::{Stream, StreamExt};
 use openheim_proto::GrpcChannel;
 use openheim_proto::common::v1::{ToolCall, ToolDefinition};
 use openheim_proto::llm_proxy::v1::{
-    CompleteRequest, CompletionEvent, ResolveModelRequest, ResolveModelResponse,
-    llm_proxy_client::LlmProxyClient,
+    CompleteRequest, CompletionEvent, EmbedPurpose, EmbedRequest, ResolveModelRequest,
+    ResolveModelResponse, llm_proxy_client::LlmProxyClient,
 };
 use openheim_proto::mcp_broker::v1::{
     AttachSessionServersRequest, CallToolRequest, ListServersRequest, ServerSpec, ServerStatus,
@@ -40,11 +40,16 @@ pub struct Backends {
     mcp: McpBrokerClient<GrpcChannel>,
 }
 
+/// Deadline of one embeddings call (llm-proxy retries inside it).
+const EMBED_DEADLINE: Duration = Duration::from_secs(60);
+
 /// Where a tool runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ToolRoute {
     Executor,
     Mcp,
+    /// The memory tools, answered by the agent loop itself (`memory.rs`).
+    Memory,
 }
 
 impl Backends {
@@ -90,6 +95,29 @@ impl Backends {
             .await
             .map_err(|s| backend("llm-proxy", &s))?
             .into_inner())
+    }
+
+    /// One vector per text from the embeddings model `model`.
+    pub async fn embed(
+        &self,
+        model: &str,
+        inputs: Vec<String>,
+        purpose: EmbedPurpose,
+    ) -> Result<Vec<Vec<f32>>, AgentError> {
+        let mut request = tonic::Request::new(EmbedRequest {
+            model: model.to_owned(),
+            inputs,
+            purpose: purpose as i32,
+        });
+        request.set_timeout(EMBED_DEADLINE);
+        let response = self
+            .llm
+            .clone()
+            .embed(request)
+            .await
+            .map_err(|s| backend("llm-proxy", &s))?
+            .into_inner();
+        Ok(response.embeddings.into_iter().map(|e| e.values).collect())
     }
 
     /// Tool definitions of tool-executor and mcp-broker, with their routes.

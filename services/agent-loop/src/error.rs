@@ -24,6 +24,10 @@ pub enum AgentError {
     Llm { kind: i32, message: String },
     #[error("llm-proxy ended the stream without a final event")]
     TruncatedStream,
+    #[error(transparent)]
+    Memory(#[from] openheim_memory::MemoryError),
+    #[error("long-term memory is off (memory.enabled = false)")]
+    MemoryDisabled,
 }
 
 impl AgentError {
@@ -38,6 +42,8 @@ impl AgentError {
             Self::Busy(_) => TurnErrorKind::SessionBusy,
             Self::InvalidInput(_) => TurnErrorKind::InvalidInput,
             Self::Llm { .. } => TurnErrorKind::Llm,
+            Self::Memory(_) => TurnErrorKind::Store,
+            Self::MemoryDisabled => TurnErrorKind::InvalidInput,
         }
     }
 }

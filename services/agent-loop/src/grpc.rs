@@ -5,12 +5,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
+use openheim_memory::MemoryError;
 use openheim_proto::agent_loop::v1::{
-    CreateSessionRequest, ListMcpServersRequest, ListMcpServersResponse, ListSessionsRequest,
-    ListSessionsResponse, ListSkillsRequest, ListSkillsResponse, ListToolsRequest,
-    ListToolsResponse, LoadSessionRequest, LoadSessionResponse, SessionInfo, SetSessionModeRequest,
-    SetSessionModelRequest, SetSessionSkillsRequest, TurnError, TurnEvent, TurnInput,
-    agent_loop_server::AgentLoop, turn_event::Event, turn_input::Input,
+    CreateSessionRequest, ForgetMemoryRequest, ListMcpServersRequest, ListMcpServersResponse,
+    ListMemoryRequest, ListMemoryResponse, ListSessionsRequest, ListSessionsResponse,
+    ListSkillsRequest, ListSkillsResponse, ListToolsRequest, ListToolsResponse, LoadSessionRequest,
+    LoadSessionResponse, MemoryNote, SessionInfo, SetSessionModeRequest, SetSessionModelRequest,
+    SetSessionSkillsRequest, TurnError, TurnEvent, TurnInput, agent_loop_server::AgentLoop,
+    turn_event::Event, turn_input::Input,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -52,6 +54,13 @@ fn status(error: AgentError) -> Status {
         AgentError::Busy(_) => Status::failed_precondition(message),
         AgentError::Backend { .. } | AgentError::TruncatedStream => Status::unavailable(message),
         AgentError::Llm { .. } => Status::internal(message),
+        AgentError::MemoryDisabled => Status::failed_precondition(message),
+        AgentError::Memory(error) => match error {
+            MemoryError::Invalid(_) => Status::invalid_argument(message),
+            MemoryError::NotFound(_) => Status::not_found(message),
+            MemoryError::Locked(_) | MemoryError::Unavailable(_) => Status::unavailable(message),
+            MemoryError::Corrupt(_) | MemoryError::Backend(_) => Status::internal(message),
+        },
     }
 }
 
@@ -164,6 +173,30 @@ impl AgentLoop for AgentLoopGrpc {
             .await
             .map_err(status)?;
         Ok(Response::new(ListMcpServersResponse { servers }))
+    }
+
+    async fn list_memory(
+        &self,
+        request: Request<ListMemoryRequest>,
+    ) -> Result<Response<ListMemoryResponse>, Status> {
+        let response = self
+            .service
+            .list_memory(request.into_inner())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(response))
+    }
+
+    async fn forget_memory(
+        &self,
+        request: Request<ForgetMemoryRequest>,
+    ) -> Result<Response<MemoryNote>, Status> {
+        let note = self
+            .service
+            .forget_memory(request.into_inner())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(note))
     }
 
     type TurnStream = TurnStream;

@@ -11,6 +11,7 @@ mod client_shell;
 mod context;
 mod error;
 mod grpc;
+mod memory;
 mod permission;
 pub mod prompt;
 mod service;
@@ -31,6 +32,7 @@ use tokio::net::TcpListener;
 
 pub use backends::Backends;
 pub use error::AgentError;
+pub use memory::MemorySettings;
 pub use turn::{CANCELLED_RESULT, REJECTED_RESULT};
 
 /// What the agent loop needs from the configuration.
@@ -63,6 +65,9 @@ pub struct AgentLoopConfig {
     /// How long a turn's session lease outlives its last renewal: the
     /// longest a crashed replica blocks a session of the Redis store.
     pub lease_ttl: Duration,
+    /// Long-term memory; `None` = off. Its notes live next to the sessions:
+    /// `<data_dir>/memory.db`, or the store's Redis.
+    pub memory: Option<MemorySettings>,
 }
 
 impl AgentLoopConfig {
@@ -84,6 +89,15 @@ impl AgentLoopConfig {
             store_url: config.store.url.clone(),
             store_prefix: config.store.prefix.clone(),
             lease_ttl: Duration::from_secs(config.store.lease_ttl_secs),
+            // Binaries that serve several people set `memory.enabled` to
+            // MEMORY_ENABLED_SERVING before calling this when it is unset.
+            memory: config
+                .memory
+                .enabled_or(openheim_config::MEMORY_ENABLED_LOCALLY)
+                .then(|| MemorySettings {
+                    project: config.memory.project.clone(),
+                    embeddings: config.memory.embeddings.clone(),
+                }),
         })
     }
 }
@@ -94,6 +108,8 @@ pub enum StartError {
     Config(String),
     #[error("cannot open the session store: {0}")]
     Store(#[from] store::StoreError),
+    #[error("cannot set up long-term memory: {0}")]
+    Memory(#[from] openheim_memory::MemoryError),
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
 }
@@ -119,24 +135,48 @@ pub fn open_store(config: &AgentLoopConfig) -> Result<Arc<dyn store::SessionStor
     }
 }
 
+/// The long-term memory of this configuration, when it is on: the store's
+/// Redis, or a SQLite file in the data directory. Opens nothing yet.
+fn open_memory(
+    config: &AgentLoopConfig,
+    backends: &Backends,
+) -> Result<Option<Arc<memory::AgentMemory>>, StartError> {
+    let Some(settings) = &config.memory else {
+        return Ok(None);
+    };
+    let backend = match config.store_url.as_deref() {
+        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            memory::MemoryBackend::Redis {
+                url,
+                prefix: &config.store_prefix,
+            }
+        }
+        _ => memory::MemoryBackend::Sqlite(config.data_dir.join(memory::DATABASE_FILE)),
+    };
+    let default_work_dir = config.default_work_dir.display().to_string();
+    let memory = memory::AgentMemory::new(backend, settings, backends, default_work_dir)?;
+    Ok(Some(Arc::new(memory)))
+}
+
 /// The gRPC service, ready for a tonic server or [`in_process`].
 pub fn grpc_server(
     config: AgentLoopConfig,
     backends: Backends,
 ) -> Result<AgentLoopServer<grpc::AgentLoopGrpc>, StartError> {
     let store = open_store(&config)?;
-    Ok(server_over(config, store, backends))
+    server_over(config, store, backends)
 }
 
 fn server_over(
     config: AgentLoopConfig,
     store: Arc<dyn store::SessionStore>,
     backends: Backends,
-) -> AgentLoopServer<grpc::AgentLoopGrpc> {
-    let service = Arc::new(service::AgentService::new(config, store, backends));
-    AgentLoopServer::new(grpc::AgentLoopGrpc::new(service))
+) -> Result<AgentLoopServer<grpc::AgentLoopGrpc>, StartError> {
+    let memory = open_memory(&config, &backends)?;
+    let service = Arc::new(service::AgentService::new(config, store, backends).with_memory(memory));
+    Ok(AgentLoopServer::new(grpc::AgentLoopGrpc::new(service))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
 }
 
 /// A channel to an agent loop running in this process.
@@ -153,7 +193,7 @@ pub async fn serve(
 ) -> Result<(), StartError> {
     let store = open_store(&config)?;
     store.check().await?;
-    let server = server_over(config, store, backends);
+    let server = server_over(config, store, backends)?;
     tonic::transport::Server::builder()
         .layer(openheim_proto::transport::ServerPolicy)
         .add_service(server)

@@ -9,7 +9,12 @@ use openheim_proto::transport::remote;
 
 fn main() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();
-    let boot = Boot::start(args.config.as_deref(), Vec::new())?;
+    let mut boot = Boot::start(args.config.as_deref(), Vec::new())?;
+    // A service process serves several people: memory is opt-in here.
+    boot.config
+        .memory
+        .enabled
+        .get_or_insert(openheim_config::MEMORY_ENABLED_SERVING);
     openheim_boot::runtime()?.block_on(serve(args, boot))
 }
 

@@ -4,9 +4,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use openheim_proto::agent_loop::v1::{
-    ApprovalMode, ClientCapabilities, CreateSessionRequest, ListSessionsRequest,
-    ListSessionsResponse, LoadSessionResponse, SessionInfo, SetSessionModeRequest, StartTurn,
-    TurnEnded, TurnEvent, TurnStarted, turn_event::Event,
+    ApprovalMode, ClientCapabilities, CreateSessionRequest, ForgetMemoryRequest, ListMemoryRequest,
+    ListMemoryResponse, ListSessionsRequest, ListSessionsResponse, LoadSessionResponse, MemoryNote,
+    SessionInfo, SetSessionModeRequest, StartTurn, TurnEnded, TurnEvent, TurnStarted,
+    turn_event::Event,
 };
 use openheim_proto::common::v1::ToolDefinition;
 use openheim_proto::mcp_broker::v1::{ServerSpec, ServerStatus};
@@ -15,9 +16,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::AgentLoopConfig;
-use crate::backends::Backends;
+use crate::backends::{Backends, ToolRoute};
 use crate::client_ops::PendingClientReplies;
 use crate::error::AgentError;
+use crate::memory::{self, AgentMemory};
 use crate::permission::{PendingQuestions, Remembered};
 use crate::prompt::{self, PromptSources};
 use crate::store::{
@@ -49,6 +51,8 @@ pub struct AgentService {
     sources: PromptSources,
     store: Arc<dyn SessionStore>,
     backends: Backends,
+    /// Long-term memory, when it is on.
+    memory: Option<Arc<AgentMemory>>,
 }
 
 impl AgentService {
@@ -58,7 +62,14 @@ impl AgentService {
             config,
             store,
             backends,
+            memory: None,
         }
+    }
+
+    /// Offers long-term memory to turns and front ends.
+    pub fn with_memory(mut self, memory: Option<Arc<AgentMemory>>) -> Self {
+        self.memory = memory;
+        self
     }
 
     pub async fn create_session(
@@ -227,10 +238,29 @@ impl AgentService {
             .backends
             .list_tools(&workspace, &meta.id, meta.read_only)
             .await?;
+        let tools = with_memory_tools(tools, self.memory.is_some(), meta.read_only);
         Ok(tools
             .into_iter()
             .map(|(definition, _)| definition)
             .collect())
+    }
+
+    /// `ListMemory`: a search or a page of the notes a workspace sees.
+    pub async fn list_memory(
+        &self,
+        request: ListMemoryRequest,
+    ) -> Result<ListMemoryResponse, AgentError> {
+        let memory = self.memory.as_ref().ok_or(AgentError::MemoryDisabled)?;
+        memory.list(request).await
+    }
+
+    /// `ForgetMemory`: deletes one note of the owner.
+    pub async fn forget_memory(
+        &self,
+        request: ForgetMemoryRequest,
+    ) -> Result<MemoryNote, AgentError> {
+        let memory = self.memory.as_ref().ok_or(AgentError::MemoryDisabled)?;
+        memory.forget(request).await
     }
 
     /// Names of the skills sessions can use (`<data_dir>/skills/*.md`),
@@ -321,6 +351,7 @@ impl AgentService {
                 .map(|caps| taken_up(caps, self.config.shell_delegation)),
             client_replies: inbox.client_replies,
             cancel: cancel.clone(),
+            memory: self.memory.clone(),
         };
         let running = turn.run(prompt);
         tokio::pin!(running);
@@ -345,6 +376,33 @@ impl AgentService {
             permissions: self.config.permissions.clone(),
         }
     }
+}
+
+/// The tools of tool-executor and mcp-broker plus, when memory is on, the
+/// memory tools (only `search_memory` in a read-only session). A peer's tool
+/// that takes a memory tool's name is left out, so a call always reaches
+/// the tool the model was shown.
+pub(crate) fn with_memory_tools(
+    mut tools: Vec<(ToolDefinition, ToolRoute)>,
+    memory_on: bool,
+    read_only: bool,
+) -> Vec<(ToolDefinition, ToolRoute)> {
+    if !memory_on {
+        return tools;
+    }
+    tools.retain(|(definition, _)| {
+        let clash = memory::is_memory_tool(&definition.name);
+        if clash {
+            tracing::warn!(tool = %definition.name, "a tool named like a memory tool is left out");
+        }
+        !clash
+    });
+    tools.extend(
+        memory::definitions(read_only)
+            .into_iter()
+            .map(|definition| (definition, ToolRoute::Memory)),
+    );
+    tools
 }
 
 /// What a turn takes up of its caller's offer: commands stay in
@@ -414,6 +472,7 @@ mod tests {
             store_url: None,
             store_prefix: "openheim".into(),
             lease_ttl: Duration::from_secs(30),
+            memory: None,
         };
         let store = Arc::new(FileStore::new(data_dir.join("history")).unwrap());
         let unused = || openheim_proto::transport::remote("127.0.0.1:1").unwrap();

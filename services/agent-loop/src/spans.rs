@@ -152,6 +152,7 @@ fn tool_call(call: &ToolCall, route: ToolRoute) -> Span {
     let route = match route {
         ToolRoute::Executor => "tool-executor",
         ToolRoute::Mcp => "mcp",
+        ToolRoute::Memory => "memory",
     };
     tracing::info_span!(
         "tool_call",

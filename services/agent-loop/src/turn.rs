@@ -32,9 +32,11 @@ use crate::backends::{Backends, ToolRoute};
 use crate::client_ops::{PendingClientReplies, delegated};
 use crate::context::{self, ModelLimits};
 use crate::error::AgentError;
+use crate::memory::{self, AgentMemory};
 use crate::permission::{
     PendingQuestions, Remembered, Verdict, approval_key, kind_policy, verdict,
 };
+use crate::service::with_memory_tools;
 use crate::store::{Record, SessionMeta, SessionStore, StoredBlock, StoredMessage, now_ms};
 use crate::truncate::cap_text;
 
@@ -74,6 +76,9 @@ pub struct Turn {
     /// Cancelled by the caller (cancel input, closed stream) or when the
     /// caller stops reading events.
     pub cancel: CancellationToken,
+    /// Long-term memory, when it is on: its tools are offered and answered
+    /// here (`ToolRoute::Memory`).
+    pub memory: Option<Arc<AgentMemory>>,
 }
 
 /// The assistant's reply to one LLM call, as assembled from the stream.
@@ -138,7 +143,7 @@ impl Turn {
                 .list_tools(&workspace, &self.meta.id, self.meta.read_only),
             self.backends.resolve_model(&self.meta.model)
         );
-        let tools = tools?;
+        let tools = with_memory_tools(tools?, self.memory.is_some(), self.meta.read_only);
         let definitions: Vec<ToolDefinition> = tools.iter().map(|(d, _)| d.clone()).collect();
         let mut fit = self.context_fit(resolved, &definitions);
         self.persist(prompt).await?;
@@ -537,6 +542,10 @@ impl Turn {
                         ..Outcome::default()
                     })
             }
+            ToolRoute::Memory => match &self.memory {
+                Some(memory) => Ok(memory.call(call, &self.meta).await),
+                None => Ok(Outcome::error("long-term memory is off")),
+            },
         };
         result.unwrap_or_else(|e| Outcome::error(format!("Tool call failed: {e}")))
     }
@@ -649,6 +658,9 @@ fn describe(call: &ToolCall, kind: ToolKind) -> ToolCallStarted {
         path,
     ) {
         ("execute_command", Some(command), _) => command.to_owned(),
+        (name, _, _) if memory::is_memory_tool(name) => {
+            memory::title(name, &args).unwrap_or_else(|| name.to_owned())
+        }
         (name, _, Some(path)) => format!("{name} {path}"),
         (name, _, None) => name.to_owned(),
     };

@@ -12,9 +12,11 @@ mod persist;
 pub mod redact;
 mod schema;
 mod secret;
+mod validate;
 
-pub use load::{ConfigError, ConfigProblem, LoadOptions, check_skill_name, is_loopback_url, load};
+pub use load::{ConfigError, ConfigProblem, LoadOptions, load};
 pub use persist::{PersistError, set_file_value};
 pub use redact::{redact_url, redact_urls_in};
 pub use schema::*;
 pub use secret::Secret;
+pub use validate::{check_skill_name, is_loopback_url};

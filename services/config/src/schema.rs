@@ -56,6 +56,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub services: ServicesConfig,
     pub store: StoreConfig,
+    pub memory: MemoryConfig,
     pub telemetry: TelemetryConfig,
     pub ui: UiConfig,
     /// What processes started for the model (shell commands, stdio MCP
@@ -84,6 +85,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             services: ServicesConfig::default(),
             store: StoreConfig::default(),
+            memory: MemoryConfig::default(),
             telemetry: TelemetryConfig::default(),
             ui: UiConfig::default(),
             child_env: BTreeMap::new(),
@@ -269,6 +271,19 @@ pub enum WireApi {
     Responses,
 }
 
+/// Which embeddings API a provider speaks (`providers.NAME.embeddings_api`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbeddingsApi {
+    /// `POST {api_base}/embeddings` (OpenAI and compatible servers); Gemini
+    /// providers always use `batchEmbedContents`.
+    #[default]
+    Openai,
+    /// `POST {host}/api/embed`: Ollama's native API (a trailing `/v1` of
+    /// `api_base` is dropped).
+    Ollama,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProviderConfig {
@@ -290,6 +305,10 @@ pub struct ProviderConfig {
     /// `provider/model` entries tried in order once retries are exhausted.
     pub fallbacks: Vec<String>,
     pub wire_api: WireApi,
+    /// How an `openai_compatible` provider is asked for embeddings
+    /// (`memory.embeddings`): its OpenAI-style `/embeddings` (default) or
+    /// Ollama's own `/api/embed`.
+    pub embeddings_api: EmbeddingsApi,
 }
 
 impl Default for ProviderConfig {
@@ -309,6 +328,7 @@ impl Default for ProviderConfig {
             retry_max_delay_ms: DEFAULT_RETRY_MAX_DELAY_MS,
             fallbacks: Vec::new(),
             wire_api: WireApi::Chat,
+            embeddings_api: EmbeddingsApi::Openai,
         }
     }
 }
@@ -427,6 +447,40 @@ impl Default for StoreConfig {
             prefix: DEFAULT_STORE_PREFIX.to_owned(),
             lease_ttl_secs: DEFAULT_LEASE_TTL_SECS,
         }
+    }
+}
+
+/// `memory.enabled` when unset, for the CLI's own sessions (`run`, the TUI,
+/// `acp`): one person, one user scope.
+pub const MEMORY_ENABLED_LOCALLY: bool = true;
+/// `memory.enabled` when unset, for deployments that serve several people
+/// (`openheim serve`, the `openheim-agent-loop` binary): sessions do not yet
+/// know their user, so every caller would share one user scope.
+pub const MEMORY_ENABLED_SERVING: bool = false;
+
+/// Long-term memory (`docs/memory.md`): notes that outlive a session,
+/// stored next to the sessions (SQLite under `data_dir`, or the Redis of
+/// `store.url`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryConfig {
+    /// Whether the memory tools are offered. Unset: on for the CLI (`run`,
+    /// the TUI, `acp`), off for server deployments (`serve`, the
+    /// `openheim-agent-loop` binary), which do not yet tell their users
+    /// apart; see [`MemoryConfig::enabled_or`].
+    pub enabled: Option<bool>,
+    /// The project key of project notes; unset = the session's workspace
+    /// path.
+    pub project: Option<String>,
+    /// `provider/model` of an embeddings model: search then fuses BM25 with
+    /// cosine similarity. Unset = full-text search only.
+    pub embeddings: Option<String>,
+}
+
+impl MemoryConfig {
+    /// `enabled`, or the binary's default when it is unset.
+    pub fn enabled_or(&self, default: bool) -> bool {
+        self.enabled.unwrap_or(default)
     }
 }
 

@@ -8,15 +8,15 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use openheim_proto::llm_proxy::v1::llm_proxy_server::{LlmProxy, LlmProxyServer};
 use openheim_proto::llm_proxy::v1::{
-    CompleteRequest, CompletionEvent, ListModelsRequest, ListModelsResponse, ResolveModelRequest,
-    ResolveModelResponse,
+    CompleteRequest, CompletionEvent, EmbedRequest, EmbedResponse, ErrorKind, ListModelsRequest,
+    ListModelsResponse, ResolveModelRequest, ResolveModelResponse,
 };
 use openheim_proto::transport::MAX_MESSAGE_BYTES;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::error::LlmProxyError;
+use crate::error::{LlmError, LlmProxyError};
 use crate::service::Proxy;
 
 /// [`Proxy`] as a tonic service.
@@ -58,6 +58,39 @@ impl LlmProxy for GrpcProxy {
             .resolve_model(&request.into_inner().model)
             .map(Response::new)
             .map_err(|e| Status::failed_precondition(e.to_string()))
+    }
+
+    async fn embed(
+        &self,
+        request: Request<EmbedRequest>,
+    ) -> Result<Response<EmbedResponse>, Status> {
+        self.proxy
+            .embed(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|e| embed_status(&e))
+    }
+}
+
+/// How an embeddings failure reaches the caller: retryable provider trouble
+/// is UNAVAILABLE, our configuration FAILED_PRECONDITION, a refused key
+/// UNAUTHENTICATED, a refused request INVALID_ARGUMENT.
+fn embed_status(error: &LlmError) -> Status {
+    let message = error.to_string();
+    if error.is_retryable() {
+        return Status::unavailable(message);
+    }
+    match error.kind() {
+        ErrorKind::Config | ErrorKind::NotFound => Status::failed_precondition(message),
+        ErrorKind::Auth => Status::unauthenticated(message),
+        ErrorKind::BadRequest | ErrorKind::ContextTooLong => Status::invalid_argument(message),
+        ErrorKind::Internal => Status::invalid_argument(message),
+        ErrorKind::RateLimited
+        | ErrorKind::Overloaded
+        | ErrorKind::Timeout
+        | ErrorKind::Network
+        | ErrorKind::Provider => Status::unavailable(message),
+        ErrorKind::Protocol | ErrorKind::Unspecified => Status::internal(message),
     }
 }
 

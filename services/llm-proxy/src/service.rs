@@ -465,5 +465,7 @@ async fn send(tx: &Events, event: Event) -> Result<(), Gone> {
         .map_err(|_| Gone)
 }
 
+mod embed;
+
 #[cfg(test)]
 mod tests;

@@ -299,3 +299,34 @@ fn the_web_app_never_builds_html_from_strings() {
         }
     }
 }
+
+/// Long-term memory is agent-loop's: the storage crate depends on no other
+/// openheim crate, no other service or gateway crate uses it (they reach
+/// memory through agent-loop's RPCs), and, a library, it never reads the
+/// environment.
+#[test]
+fn memory_belongs_to_the_agent_loop() {
+    let deps = workspace_deps();
+    assert!(
+        deps["openheim-memory"].is_empty(),
+        "openheim-memory depends on {:?}",
+        deps["openheim-memory"]
+    );
+    let users: Vec<&String> = deps
+        .iter()
+        .filter(|(_, uses)| uses.contains("openheim-memory"))
+        .map(|(package, _)| package)
+        .collect();
+    for user in &users {
+        assert!(
+            ["openheim-agent-loop", "openheim", "openheim-e2e"].contains(&user.as_str()),
+            "{user} depends on openheim-memory; reach memory through agent-loop instead"
+        );
+    }
+    assert!(users.iter().any(|u| *u == "openheim-agent-loop"));
+    let reads = files_mentioning("std::env", &[], &["services/memory"]);
+    assert!(
+        reads.is_empty(),
+        "openheim-memory reads the environment: {reads:?}"
+    );
+}

@@ -431,6 +431,97 @@ async fn tokens_and_origins_guard_rest_and_sockets() {
     assert_eq!(init["result"]["agentInfo"]["name"], "openheim");
 }
 
+/// A note written by `openheim run` in the server's install.
+async fn remember_with_run(server: &Server, text: &str) {
+    let args = json!({"text": text, "tags": ["ops"]});
+    server
+        .mock
+        .push_reply(Reply::tool_calls(vec![ToolCallSpec::new("remember", args)]));
+    server.mock.push_reply(Reply::text("Noted."));
+    let output = server.install.openheim(&["run", "remember this"]).await;
+    assert!(output.status.success(), "{output:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_is_listed_searched_and_forgotten_over_rest_behind_the_tokens() {
+    let extra = format!(
+        "{AUTH}
+[memory]
+enabled = true
+"
+    );
+    let server = Server::start(Vec::new(), &extra).await;
+    remember_with_run(
+        &server,
+        "Restart the worker with systemctl restart ledgerly-worker.",
+    )
+    .await;
+    remember_with_run(&server, "The on-call handover is on Mondays at 10:00.").await;
+    let token = Some("tok-one");
+    assert_eq!(server.get("/api/memory", None).await.0, 401);
+    assert_eq!(server.delete("/api/memory/0123456789ab", None).await.0, 401);
+
+    let (status, listed) = server.get("/api/memory", token).await;
+    assert_eq!(status, 200, "{listed}");
+    let notes = listed["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 2, "{listed}");
+    assert_eq!(
+        notes[0]["text"],
+        "The on-call handover is on Mondays at 10:00."
+    );
+    assert_eq!(notes[0]["scope"], "project");
+    assert_eq!(notes[0]["tags"], json!(["ops"]));
+    assert_eq!(
+        listed["project"],
+        server.install.workspace().display().to_string()
+    );
+    assert!(notes[0]["id"].as_str().unwrap().len() == 12, "{listed}");
+    assert_eq!(listed["next_cursor"], Value::Null);
+
+    let (status, found) = server
+        .get("/api/memory?query=restart%20worker", token)
+        .await;
+    assert_eq!(status, 200, "{found}");
+    let hits = found["notes"].as_array().unwrap();
+    assert_eq!(hits.len(), 1, "{found}");
+    assert!(hits[0]["score"].as_f64().unwrap() > 0.0, "{found}");
+    let id = hits[0]["id"].as_str().unwrap().to_owned();
+
+    let (status, page) = server.get("/api/memory?limit=1", token).await;
+    assert_eq!((status, page["notes"].as_array().unwrap().len()), (200, 1));
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let (_, rest) = server
+        .get(&format!("/api/memory?limit=1&cursor={cursor}"), token)
+        .await;
+    assert_eq!(rest["notes"][0]["id"], id, "{rest}");
+
+    let (status, deleted) = server.delete(&format!("/api/memory/{id}"), token).await;
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(deleted["note"]["id"], id.as_str());
+    let (status, again) = server.delete(&format!("/api/memory/{id}"), token).await;
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{again}"
+    );
+    let (_, found) = server.get("/api/memory?query=restart", token).await;
+    assert_eq!(found["notes"], json!([]));
+    assert_eq!(server.get("/api/memory?limit=0", token).await.0, 400);
+    let (_, config) = server.get("/api/config", token).await;
+    assert_eq!(config["memory"]["enabled"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_keeps_memory_off_unless_configured() {
+    let server = Server::start(Vec::new(), "").await;
+    let (status, body) = server.get("/api/memory", None).await;
+    assert_eq!(status, 409, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("memory.enabled"), "{message}");
+    let (_, tools) = server.get("/api/config", None).await;
+    assert_eq!(tools["memory"]["enabled"], false);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_public_bind_without_tokens_refuses_to_start() {
     let mock = MockLlm::start(Vec::new()).await;

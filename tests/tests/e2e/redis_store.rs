@@ -25,9 +25,9 @@ use tokio_stream::wrappers::ReceiverStream;
 const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The peers (one each) and two agent-loop replicas sharing one Redis.
-struct Replicas {
-    a: ServiceProcess,
-    b: ServiceProcess,
+pub(crate) struct Replicas {
+    pub a: ServiceProcess,
+    pub b: ServiceProcess,
     _peers: Vec<ServiceProcess>,
 }
 
@@ -37,6 +37,18 @@ impl Replicas {
         mock: &MockLlm,
         redis: &RedisServer,
         lease_ttl_secs: u64,
+    ) -> Self {
+        Self::start_with(install, mock, redis, lease_ttl_secs, "").await
+    }
+
+    /// Like [`Replicas::start`], with `extra` (whole tables) added to the
+    /// replicas' configuration.
+    pub(crate) async fn start_with(
+        install: &Install,
+        mock: &MockLlm,
+        redis: &RedisServer,
+        lease_ttl_secs: u64,
+        extra: &str,
     ) -> Self {
         let home = install.home();
         let workspace = install.workspace();
@@ -60,7 +72,7 @@ impl Replicas {
         std::fs::write(
             &loop_config,
             format!(
-                "{base}\n[store]\nurl = \"{}\"\nprefix = \"{}\"\nlease_ttl_secs = {lease_ttl_secs}\n\n[services]\nllm_proxy = \"{}\"\ntool_executor = \"{}\"\nmcp_broker = \"{}\"\n",
+                "{base}\n[store]\nurl = \"{}\"\nprefix = \"{}\"\nlease_ttl_secs = {lease_ttl_secs}\n\n[services]\nllm_proxy = \"{}\"\ntool_executor = \"{}\"\nmcp_broker = \"{}\"\n{extra}\n",
                 redis.url(),
                 redis.prefix(),
                 llm.url(),
@@ -83,11 +95,11 @@ impl Replicas {
     }
 }
 
-fn client(replica: &ServiceProcess) -> AgentLoopClient<GrpcChannel> {
+pub(crate) fn client(replica: &ServiceProcess) -> AgentLoopClient<GrpcChannel> {
     AgentLoopClient::new(openheim_proto::transport::remote(&replica.addr()).unwrap())
 }
 
-async fn new_session(replica: &ServiceProcess, approval: ApprovalMode) -> String {
+pub(crate) async fn new_session(replica: &ServiceProcess, approval: ApprovalMode) -> String {
     let request = CreateSessionRequest {
         approval_mode: approval as i32,
         ..Default::default()
@@ -112,12 +124,16 @@ async fn load(replica: &ServiceProcess, session_id: &str) -> LoadSessionResponse
         .into_inner()
 }
 
-struct TurnHandle {
+pub(crate) struct TurnHandle {
     inputs: mpsc::Sender<TurnInput>,
     events: tonic::Streaming<TurnEvent>,
 }
 
-async fn start_turn(replica: &ServiceProcess, session_id: &str, text: &str) -> TurnHandle {
+pub(crate) async fn start_turn(
+    replica: &ServiceProcess,
+    session_id: &str,
+    text: &str,
+) -> TurnHandle {
     let (inputs, rx) = mpsc::channel(8);
     let start = StartTurn {
         session_id: session_id.to_owned(),
@@ -152,7 +168,7 @@ impl TurnHandle {
     }
 
     /// Events until the turn ends; returns them and the stop reason.
-    async fn finish(&mut self) -> (Vec<Event>, StopReason) {
+    pub(crate) async fn finish(&mut self) -> (Vec<Event>, StopReason) {
         let mut seen = Vec::new();
         loop {
             match self.next().await {

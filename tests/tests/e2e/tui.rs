@@ -355,3 +355,46 @@ async fn long_pasted_text_and_multi_line_input_reach_the_model_intact() {
     pty.send_line("/quit").unwrap();
     assert!(pty.wait_exit(WAIT).unwrap().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_is_saved_with_permission_and_managed_with_slash_memory() {
+    let note = "Deploys to staging need the VPN.";
+    let mock = MockLlm::start(vec![
+        Reply::tool_calls(vec![
+            ToolCallSpec::new("remember", json!({"text": note, "tags": ["deploy"]})).with_id("r1"),
+        ]),
+        Reply::text("I will remember that."),
+    ])
+    .await;
+    let install = Install::new(&mock, "");
+    let pty = start(&install, &[], &[]);
+    pty.expect("/help for commands", WAIT).unwrap();
+    pty.send_line("/memory").unwrap();
+    pty.expect("no notes yet", WAIT).unwrap();
+
+    // Saving a note is a change: the user is asked first.
+    pty.send_line("remember that staging needs the VPN")
+        .unwrap();
+    pty.expect("Allow remember: Deploys to staging", WAIT)
+        .unwrap();
+    pty.send("y").unwrap();
+    pty.expect("I will remember that.", WAIT).unwrap();
+
+    pty.send_line("/memory vpn").unwrap();
+    pty.expect("[deploy]  Deploys to staging need the VPN.", WAIT)
+        .unwrap();
+    let screen = pty.screen_with_scrollback();
+    let id = screen
+        .lines()
+        .find(|l| l.contains("[deploy]  Deploys"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    assert_eq!(id.len(), 12, "{screen}");
+    pty.send_line(&format!("/memory forget {id}")).unwrap();
+    pty.expect(&format!("forgot {id}"), WAIT).unwrap();
+    pty.send_line("/memory vpn").unwrap();
+    pty.expect("no notes match", WAIT).unwrap();
+    pty.send_line("/quit").unwrap();
+    mock.assert_no_violations();
+}

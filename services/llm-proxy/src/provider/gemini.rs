@@ -9,10 +9,12 @@ mod schema;
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use openheim_config::ProviderConfig;
 
 use self::events::ChunkDecoder;
+use super::embeddings::{self, EmbedRequest};
 use super::http::{self, Endpoint, KeyHeader};
 use super::{ProviderClient, ProviderEvent, ProviderRequest};
 use crate::error::LlmError;
@@ -68,11 +70,28 @@ impl ProviderClient for Gemini {
             Ok((response, ChunkDecoder::new(&endpoint.name, &request.model)))
         })
     }
+
+    fn embed(&self, request: EmbedRequest) -> BoxFuture<'static, Result<Vec<Vec<f32>>, LlmError>> {
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            let model = model_name(&request.model)?;
+            embeddings::gemini(&inner.endpoint, &request, &format!("models/{model}")).await
+        })
+    }
 }
 
 /// The streaming path of `model` (`gemini-2.5-flash` or `models/gemini-2.5-flash`)
 /// under the API base.
 fn model_path(model: &str) -> Result<String, LlmError> {
+    Ok(format!(
+        "/models/{}:streamGenerateContent?alt=sse",
+        model_name(model)?
+    ))
+}
+
+/// The model id without its `models/` prefix, checked to be safe in a URL
+/// path.
+fn model_name(model: &str) -> Result<&str, LlmError> {
     let model = model.strip_prefix("models/").unwrap_or(model);
     let valid = !model.is_empty()
         && model
@@ -83,7 +102,7 @@ fn model_path(model: &str) -> Result<String, LlmError> {
             "{model:?} is not a valid Gemini model id (letters, digits, '-', '_' and '.')"
         )));
     }
-    Ok(format!("/models/{model}:streamGenerateContent?alt=sse"))
+    Ok(model)
 }
 
 #[cfg(test)]

@@ -34,6 +34,9 @@ const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 const MAX_TRAILING_EVENTS: usize = 4;
 /// Provider messages are quoted up to this many characters.
 const MAX_ERROR_MESSAGE_CHARS: usize = 1000;
+/// JSON answers (embeddings) are read up to this size: 256 vectors of the
+/// largest common dimension (3 072) as JSON fit with room to spare.
+const MAX_JSON_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// How a provider wants its key.
 #[derive(Debug, Clone, Copy)]
@@ -124,6 +127,17 @@ impl Endpoint {
         url
     }
 
+    /// The URL of `path` beside the base's `/v1` (the base path without a
+    /// trailing `/v1`), the base's query kept: Ollama's own API lives next
+    /// to its OpenAI-compatible one.
+    pub(crate) fn url_beside_v1(&self, path: &str) -> reqwest::Url {
+        let mut url = self.base.clone();
+        let base = self.base.path().trim_end_matches('/');
+        let root = base.strip_suffix("/v1").unwrap_or(base);
+        url.set_path(&format!("{root}{path}"));
+        url
+    }
+
     /// Sends a JSON `body` asking for an event stream; waits at most the
     /// idle timeout for the response head.
     pub(crate) async fn post(
@@ -149,6 +163,62 @@ impl Endpoint {
             Ok(Err(error)) => Err(self.transport_error(&error)),
             Err(_) => Err(self.idle_error("the response")),
         }
+    }
+
+    /// Sends a JSON `body` expecting a JSON answer; waits at most the idle
+    /// timeout for the response head.
+    pub(crate) async fn post_json(
+        &self,
+        url: &reqwest::Url,
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response, LlmError> {
+        let mut builder = self
+            .client
+            .post(url.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, "application/json")
+            .body(body);
+        if let Some((name, value)) = &self.auth {
+            builder = builder.header(name, value);
+        }
+        match timeout(self.idle_timeout, builder.send()).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => Err(self.transport_error(&error)),
+            Err(_) => Err(self.idle_error("the response")),
+        }
+    }
+
+    /// Reads a successful JSON answer, bounded in size, each chunk within
+    /// the idle timeout.
+    pub(crate) async fn read_json(
+        &self,
+        mut response: reqwest::Response,
+    ) -> Result<serde_json::Value, LlmError> {
+        let mut body = Vec::new();
+        loop {
+            match timeout(self.idle_timeout, response.chunk()).await {
+                Ok(Ok(Some(bytes))) => {
+                    if body.len() + bytes.len() > MAX_JSON_BODY_BYTES {
+                        return Err(self.protocol_error(format!(
+                            "the answer is larger than {MAX_JSON_BODY_BYTES} bytes"
+                        )));
+                    }
+                    body.extend_from_slice(&bytes);
+                }
+                Ok(Ok(None)) => break,
+                Ok(Err(error)) => return Err(self.transport_error(&error)),
+                Err(_) => return Err(self.idle_error("the answer's body")),
+            }
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| self.protocol_error(format!("the answer is not JSON: {e}")))
+    }
+
+    pub(crate) fn protocol_error(&self, message: String) -> LlmError {
+        self.redact(LlmError::Protocol {
+            provider: self.name.clone(),
+            message,
+        })
     }
 
     /// A server that ignores `stream: true` answers with one JSON document;

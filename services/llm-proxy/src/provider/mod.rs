@@ -14,6 +14,7 @@
 
 mod anthropic;
 mod content;
+mod embeddings;
 mod gemini;
 mod http;
 mod openai_chat;
@@ -23,6 +24,7 @@ mod wire_error;
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use openheim_config::{ProviderConfig, ProviderKind, WireApi};
 use openheim_proto::common::v1::{Message, StopReason, ToolDefinition, Usage};
@@ -30,6 +32,7 @@ use openheim_proto::common::v1::{Message, StopReason, ToolDefinition, Usage};
 use crate::error::LlmError;
 
 pub use anthropic::{ANTHROPIC_DEFAULT_MAX_TOKENS, ANTHROPIC_VERSION, Anthropic};
+pub use embeddings::{EmbedRequest, MAX_INPUTS};
 pub use gemini::Gemini;
 /// Provider messages quoted in errors are cut to a bounded length.
 pub(crate) use http::truncate;
@@ -45,6 +48,16 @@ pub trait ProviderClient: Send + Sync {
         &self,
         request: ProviderRequest,
     ) -> BoxStream<'static, Result<ProviderEvent, LlmError>>;
+
+    /// One vector per input, in order. Providers without an embeddings API
+    /// keep this default, a configuration error.
+    fn embed(&self, request: EmbedRequest) -> BoxFuture<'static, Result<Vec<Vec<f32>>, LlmError>> {
+        let message = format!(
+            "this provider has no embeddings API (model {:?}); set memory.embeddings to an OpenAI-compatible, Gemini or Ollama model",
+            request.model
+        );
+        Box::pin(async move { Err(LlmError::config(message)) })
+    }
 }
 
 /// What to send: the model chosen by resolution and the conversation, shared

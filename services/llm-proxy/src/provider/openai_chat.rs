@@ -8,11 +8,13 @@ mod request;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use openheim_config::{ProviderConfig, ProviderKind};
+use openheim_config::{EmbeddingsApi, ProviderConfig, ProviderKind};
 
 use self::chunk::ChunkDecoder;
 use self::request::BodyOptions;
+use super::embeddings::{self, EmbedRequest};
 use super::http::{self, Endpoint, KeyHeader};
 use super::{ProviderClient, ProviderEvent, ProviderRequest};
 use crate::error::LlmError;
@@ -27,6 +29,8 @@ struct Inner {
     kind: ProviderKind,
     url: reqwest::Url,
     max_tokens: Option<u32>,
+    /// How this server is asked for embeddings.
+    embeddings_api: EmbeddingsApi,
     /// Cleared the first time an OpenAI-compatible server rejects
     /// `stream_options`, so later requests do not pay a failed round trip.
     stream_options: AtomicBool,
@@ -47,6 +51,7 @@ impl OpenAiChat {
                 endpoint: Arc::new(endpoint),
                 kind,
                 max_tokens: config.max_tokens,
+                embeddings_api: config.embeddings_api,
                 stream_options: AtomicBool::new(true),
             }),
         })
@@ -63,6 +68,16 @@ impl ProviderClient for OpenAiChat {
             let response = inner.open(&request).await?;
             let decoder = ChunkDecoder::new(&inner.endpoint.name, &request.model);
             Ok((response, decoder))
+        })
+    }
+
+    fn embed(&self, request: EmbedRequest) -> BoxFuture<'static, Result<Vec<Vec<f32>>, LlmError>> {
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            match inner.embeddings_api {
+                EmbeddingsApi::Openai => embeddings::openai(&inner.endpoint, &request).await,
+                EmbeddingsApi::Ollama => embeddings::ollama(&inner.endpoint, &request).await,
+            }
         })
     }
 }

@@ -6,10 +6,12 @@ mod request;
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use openheim_config::ProviderConfig;
 
 use self::events::EventDecoder;
+use super::embeddings::{self, EmbedRequest};
 use super::http::{self, Endpoint, KeyHeader};
 use super::{ProviderClient, ProviderEvent, ProviderRequest};
 use crate::error::LlmError;
@@ -60,5 +62,10 @@ impl ProviderClient for OpenAiResponses {
             let response = endpoint.expect_event_stream(response)?;
             Ok((response, EventDecoder::new(&endpoint.name, &request.model)))
         })
+    }
+
+    fn embed(&self, request: EmbedRequest) -> BoxFuture<'static, Result<Vec<Vec<f32>>, LlmError>> {
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move { embeddings::openai(&inner.endpoint, &request).await })
     }
 }

@@ -79,6 +79,21 @@ impl Server {
         (status, body)
     }
 
+    /// DELETE `path` with an optional bearer token: status and JSON body.
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut request = reqwest::Client::new().delete(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = tokio::time::timeout(TIMEOUT, request.send())
+            .await
+            .expect("REST call timed out")
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
     pub async fn connect(&self, path: &str, framing: Framing) -> WsClient {
         WsClient::connect(&self.ws_url(path), &[], framing)
             .await

@@ -1,0 +1,340 @@
+//! Validation of a loaded configuration: every problem, each with its key.
+
+use crate::load::ConfigProblem;
+use crate::schema::{
+    Config, EmbeddingsApi, LEASE_TTL_SECS_RANGE, ProviderConfig, ProviderKind, WireApi,
+};
+
+pub(crate) fn validate(config: &Config, problems: &mut Vec<ConfigProblem>) {
+    let mut problem = |key: String, message: String| {
+        problems.push(ConfigProblem {
+            key,
+            source: None,
+            message,
+        })
+    };
+    if config.max_iterations == 0 {
+        problem("max_iterations".into(), "must be at least 1".into());
+    }
+    if let Some(default) = &config.default_provider
+        && !config.providers.contains_key(default)
+    {
+        problem(
+            "default_provider".into(),
+            format!(
+                "provider {default:?} is not configured (known: {})",
+                known(config.providers.keys())
+            ),
+        );
+    }
+    for (i, skill) in config.default_skills.iter().enumerate() {
+        if let Err(reason) = check_skill_name(skill) {
+            problem(format!("default_skills[{i}]"), reason);
+        }
+    }
+    for (name, provider) in &config.providers {
+        validate_provider(config, name, provider, &mut problem);
+    }
+    for (name, server) in &config.mcp_servers {
+        let key = format!("mcp_servers.{name}");
+        match (&server.command, &server.url) {
+            (Some(_), Some(_)) => problem(key, "set either `command` or `url`, not both".into()),
+            (None, None) => problem(key, "set `command` (stdio) or `url` (HTTP)".into()),
+            (None, Some(url)) => {
+                if let Err(reason) = check_http_url(url) {
+                    problem(format!("{key}.url"), reason);
+                }
+            }
+            (Some(_), None) => {}
+        }
+    }
+    let services = [
+        ("services.agent_loop", &config.services.agent_loop),
+        ("services.llm_proxy", &config.services.llm_proxy),
+        ("services.tool_executor", &config.services.tool_executor),
+        ("services.mcp_broker", &config.services.mcp_broker),
+    ];
+    for (key, address) in services {
+        if let Some(address) = address
+            && address.trim().is_empty()
+        {
+            problem(key.into(), "address is empty".into());
+        }
+    }
+    if let Some(url) = &config.store.url
+        && url != "files"
+        && !url.starts_with("redis://")
+        && !url.starts_with("rediss://")
+    {
+        problem(
+            "store.url".into(),
+            format!("expected \"files\" or a redis:// URL, got {url:?}"),
+        );
+    }
+    if !LEASE_TTL_SECS_RANGE.contains(&config.store.lease_ttl_secs) {
+        problem(
+            "store.lease_ttl_secs".into(),
+            format!(
+                "must be between {} and {} seconds",
+                LEASE_TTL_SECS_RANGE.start(),
+                LEASE_TTL_SECS_RANGE.end()
+            ),
+        );
+    }
+    if let Err(reason) = check_store_prefix(&config.store.prefix) {
+        problem("store.prefix".into(), reason);
+    }
+    validate_memory(config, &mut problem);
+    if config.completion_timeout_secs == 0 {
+        problem(
+            "completion_timeout_secs".into(),
+            "must be at least 1".into(),
+        );
+    }
+    validate_server(&config.server, &mut problem);
+    if config.tools.max_result_bytes < 1024 {
+        problem(
+            "tools.max_result_bytes".into(),
+            "must be at least 1024".into(),
+        );
+    }
+}
+
+/// `[server]`: limits above zero, tokens that protect something, host
+/// names without schemes or paths.
+fn validate_server(server: &crate::ServerConfig, problem: &mut impl FnMut(String, String)) {
+    if server.max_connections == 0 {
+        problem("server.max_connections".into(), "must be at least 1".into());
+    }
+    for (key, value) in [
+        ("server.header_timeout_secs", server.header_timeout_secs),
+        ("server.idle_timeout_secs", server.idle_timeout_secs),
+        (
+            "server.max_pending_per_ip",
+            server.max_pending_per_ip as u64,
+        ),
+    ] {
+        if value == 0 {
+            problem(key.into(), "must be at least 1".into());
+        }
+    }
+    // An empty entry is "no token" (e.g. an unset variable in a compose
+    // file); a blank one would be a token anyone can send.
+    for (i, token) in server.auth_tokens.iter().enumerate() {
+        let text = token.expose();
+        if !text.is_empty() && (text.trim().is_empty() || text.chars().any(char::is_whitespace)) {
+            problem(
+                format!("server.auth_tokens[{i}]"),
+                "a token must not be blank or contain whitespace (e.g. `openssl rand -hex 32`)"
+                    .into(),
+            );
+        }
+    }
+    for host in &server.allowed_hosts {
+        if host != "*" && (host.is_empty() || host.contains("://") || host.contains('/')) {
+            problem(
+                "server.allowed_hosts".into(),
+                format!("{host:?} is not a host name (`name` or `name:port`, no scheme or path)"),
+            );
+        }
+    }
+}
+
+fn validate_provider(
+    config: &Config,
+    name: &str,
+    provider: &ProviderConfig,
+    problem: &mut impl FnMut(String, String),
+) {
+    let key = format!("providers.{name}");
+    if provider.kind_for(name) == ProviderKind::Custom {
+        validate_custom_provider(&key, provider, problem);
+    } else {
+        validate_endpoint(&key, name, provider, problem);
+    }
+    if provider.timeout_secs == 0 {
+        problem(format!("{key}.timeout_secs"), "must be at least 1".into());
+    }
+    if provider.embeddings_api == EmbeddingsApi::Ollama
+        && provider.kind_for(name) != ProviderKind::OpenaiCompatible
+    {
+        problem(
+            format!("{key}.embeddings_api"),
+            "\"ollama\" applies to openai_compatible providers only".into(),
+        );
+    }
+    if provider.retry_base_delay_ms > provider.retry_max_delay_ms {
+        problem(
+            format!("{key}.retry_base_delay_ms"),
+            "must not exceed retry_max_delay_ms".into(),
+        );
+    }
+    for (i, fallback) in provider.fallbacks.iter().enumerate() {
+        match fallback.split_once('/') {
+            Some((p, m)) if !m.is_empty() && config.providers.contains_key(p) => {}
+            Some((p, _)) if !config.providers.contains_key(p) => problem(
+                format!("{key}.fallbacks[{i}]"),
+                format!("provider {p:?} is not configured"),
+            ),
+            _ => problem(
+                format!("{key}.fallbacks[{i}]"),
+                format!("expected \"provider/model\", got {fallback:?}"),
+            ),
+        }
+    }
+}
+
+fn validate_memory(config: &Config, problem: &mut impl FnMut(String, String)) {
+    let memory = &config.memory;
+    if let Some(project) = &memory.project
+        && (project.trim().is_empty() || project.chars().any(char::is_control))
+    {
+        problem(
+            "memory.project".into(),
+            "must be a non-empty project id without control characters".into(),
+        );
+    }
+    let Some(embeddings) = &memory.embeddings else {
+        return;
+    };
+    match embeddings.split_once('/') {
+        Some((provider, model)) if !model.is_empty() => match config.providers.get(provider) {
+            None => problem(
+                "memory.embeddings".into(),
+                format!(
+                    "provider {provider:?} is not configured (known: {})",
+                    known(config.providers.keys())
+                ),
+            ),
+            Some(settings) if settings.kind_for(provider) == ProviderKind::Anthropic => problem(
+                "memory.embeddings".into(),
+                format!(
+                    "provider {provider:?} is an Anthropic provider, which has no embeddings API"
+                ),
+            ),
+            Some(_) => {}
+        },
+        _ => problem(
+            "memory.embeddings".into(),
+            format!("expected \"provider/model\", got {embeddings:?}"),
+        ),
+    }
+}
+
+/// Where a built-in provider is reached: its `api_base`, and never a key
+/// over plain http to another host.
+fn validate_endpoint(
+    key: &str,
+    name: &str,
+    provider: &ProviderConfig,
+    problem: &mut impl FnMut(String, String),
+) {
+    match provider.api_base_for(name) {
+        None => problem(
+            format!("{key}.api_base"),
+            "required for openai_compatible providers (e.g. http://localhost:11434/v1)".into(),
+        ),
+        Some(base) => match check_http_url(&base) {
+            Err(reason) => problem(format!("{key}.api_base"), reason),
+            Ok(()) => {
+                let has_key = provider.api_key.is_some();
+                if has_key && base.starts_with("http://") && !is_loopback_url(&base) {
+                    problem(
+                        format!("{key}.api_base"),
+                        "refusing to send an API key over plain http:// to a non-loopback host; use https://".into(),
+                    );
+                }
+            }
+        },
+    }
+}
+
+/// A custom provider's implementation brings its own endpoint and
+/// credentials (docs/custom-llm-provider.md): the keys that describe how to
+/// reach a built-in provider would be silently ignored, so they are refused.
+fn validate_custom_provider(
+    key: &str,
+    provider: &ProviderConfig,
+    problem: &mut impl FnMut(String, String),
+) {
+    let unused = [
+        ("api_base", provider.api_base.is_some()),
+        ("api_key", provider.api_key.is_some()),
+        ("env_var", provider.env_var.is_some()),
+        ("wire_api", provider.wire_api != WireApi::default()),
+    ];
+    for (field, set) in unused {
+        if set {
+            problem(
+                format!("{key}.{field}"),
+                "not used by custom providers: their implementation brings its own endpoint and credentials".into(),
+            );
+        }
+    }
+}
+
+fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let list: Vec<&str> = names.map(String::as_str).collect();
+    if list.is_empty() {
+        "none".to_owned()
+    } else {
+        list.join(", ")
+    }
+}
+
+/// A skill name is a bare file stem: no separators, no `..`, not empty.
+pub fn check_skill_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("skill name is empty".into());
+    }
+    if name.contains(['/', '\\', '\0']) || name == "." || name.contains("..") {
+        return Err(format!(
+            "invalid skill name {name:?}: no path separators or `..`"
+        ));
+    }
+    Ok(())
+}
+
+/// The Redis key prefix: 1 to 64 of `A-Z a-z 0-9 _ - . :`, so keys stay
+/// readable in `redis-cli` and never contain spaces or glob characters.
+fn check_store_prefix(prefix: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
+    if prefix.is_empty() || prefix.len() > 64 || !prefix.chars().all(allowed) {
+        return Err(format!(
+            "expected 1 to 64 characters of A-Z, a-z, 0-9, `_`, `-`, `.`, `:`; got {prefix:?}"
+        ));
+    }
+    Ok(())
+}
+
+fn check_http_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("expected an http:// or https:// URL, got {url:?}"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() {
+        return Err(format!("URL has no host: {url:?}"));
+    }
+    Ok(())
+}
+
+/// Whether an `http(s)://` URL points at this machine.
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit('@').next().unwrap_or_default();
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
