@@ -15,6 +15,7 @@ mod anthropic;
 mod chat;
 pub mod embed;
 mod gemini;
+mod reasoning;
 mod reply;
 mod responses;
 mod validate;
@@ -26,7 +27,7 @@ mod tests;
 #[cfg(test)]
 mod format_tests;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -264,6 +265,9 @@ struct MockState {
     /// Status every embeddings request is answered with, when set.
     embeddings_failure: Option<u16>,
     violations: Vec<String>,
+    /// Tool-call id → signature of the thinking block of the Anthropic reply
+    /// that made the call (the follow-up must bring the block back).
+    signed_calls: HashMap<String, String>,
     /// Last tool-call id number handed out; ids are unique across the whole mock so tests can
     /// tell calls of different turns apart.
     last_call_id: u64,
@@ -467,12 +471,17 @@ fn check_request(
         }
     }
     let problems = match parsed {
-        Ok(body) => match wire {
-            Wire::Chat => validate_chat_request(body),
-            Wire::Anthropic => anthropic::validate(headers, body),
-            Wire::Gemini => gemini::validate(uri, headers, body),
-            Wire::Responses => responses::validate(body),
-        },
+        Ok(body) => {
+            let mut problems = match wire {
+                Wire::Chat => validate_chat_request(body),
+                Wire::Anthropic => anthropic::validate(headers, body),
+                Wire::Gemini => gemini::validate(uri, headers, body),
+                Wire::Responses => responses::validate(body),
+            };
+            let signed = shared.lock().signed_calls.clone();
+            problems.extend(reasoning::check(wire, body, &signed));
+            problems
+        }
         Err(e) => vec![format!("request body is not valid JSON: {e}")],
     };
     if problems.is_empty() {
@@ -535,6 +544,14 @@ fn respond(
                 usage,
                 stream_error: stream_error.as_deref(),
             };
+            if wire == Wire::Anthropic && plan.thinking.is_some() {
+                let mut state = shared.lock();
+                for (id, _) in &plan.tool_calls {
+                    state
+                        .signed_calls
+                        .insert(id.clone(), anthropic::signature(n));
+                }
+            }
             let events = match wire {
                 Wire::Chat => plan.chat_events(),
                 Wire::Anthropic => anthropic::render(&plan),

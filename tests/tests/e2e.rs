@@ -24,6 +24,7 @@ mod e2e {
     pub mod scratch;
     pub mod security;
     pub mod telemetry;
+    pub mod thinking;
     pub mod tui;
     pub mod turns;
     pub mod web;

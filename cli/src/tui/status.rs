@@ -155,6 +155,7 @@ mod tests {
             output_tokens: 20,
             cache_read_tokens: 5,
             cache_write_tokens: 0,
+            reasoning_tokens: 0,
         });
         s.add(&Usage {
             input_tokens: 300,

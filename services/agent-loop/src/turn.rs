@@ -300,6 +300,7 @@ impl Turn {
             tools: tools.to_vec(),
             max_tokens: None,
             temperature: None,
+            thinking: None,
         };
         let stream = self.backends.complete(request).await?;
         let mut stream = crate::spans::observe(stream, tracing::Span::current());

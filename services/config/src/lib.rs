@@ -12,6 +12,7 @@ mod persist;
 pub mod redact;
 mod schema;
 mod secret;
+mod thinking;
 mod validate;
 
 pub use load::{ConfigError, ConfigProblem, LoadOptions, load};
@@ -19,4 +20,5 @@ pub use persist::{PersistError, set_file_value};
 pub use redact::{redact_url, redact_urls_in};
 pub use schema::*;
 pub use secret::Secret;
+pub use thinking::{Effort, MIN_THINKING_BUDGET, Thinking, ThinkingStyle};
 pub use validate::{check_skill_name, is_loopback_url};

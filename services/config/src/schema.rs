@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::Secret;
+use crate::thinking::{Thinking, ThinkingStyle};
 
 pub const DEFAULT_MAX_ITERATIONS: u32 = 10;
 pub const DEFAULT_SERVER_PORT: u16 = 1217;
@@ -309,6 +310,14 @@ pub struct ProviderConfig {
     /// (`memory.embeddings`): its OpenAI-style `/embeddings` (default) or
     /// Ollama's own `/api/embed`.
     pub embeddings_api: EmbeddingsApi,
+    /// How hard this provider's models reason unless a session says
+    /// otherwise; unset = off.
+    pub thinking: Option<Thinking>,
+    /// Per-model settings that win over `thinking` (`{ "o3" = "high" }`).
+    pub model_thinking: BTreeMap<String, Thinking>,
+    /// How an Anthropic model is asked to think; unset = by model (adaptive
+    /// for Claude 4.6 and later, a token budget before).
+    pub thinking_style: Option<ThinkingStyle>,
 }
 
 impl Default for ProviderConfig {
@@ -329,11 +338,24 @@ impl Default for ProviderConfig {
             fallbacks: Vec::new(),
             wire_api: WireApi::Chat,
             embeddings_api: EmbeddingsApi::Openai,
+            thinking: None,
+            model_thinking: BTreeMap::new(),
+            thinking_style: None,
         }
     }
 }
 
 impl ProviderConfig {
+    /// How hard `model` reasons when the request says nothing: its own
+    /// setting, else the provider's, else off.
+    pub fn thinking_for(&self, model: &str) -> Thinking {
+        self.model_thinking
+            .get(model)
+            .copied()
+            .or(self.thinking)
+            .unwrap_or_default()
+    }
+
     /// The provider's kind: explicit, or inferred from `name`.
     pub fn kind_for(&self, name: &str) -> ProviderKind {
         self.kind.unwrap_or_else(|| ProviderKind::infer(name))

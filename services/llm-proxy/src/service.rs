@@ -22,6 +22,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use openheim_config::Thinking;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -191,6 +193,7 @@ impl Proxy {
             tools,
             max_tokens,
             temperature,
+            thinking,
         } = request;
         let conversation = Arc::new(Conversation {
             system_prompt,
@@ -198,6 +201,7 @@ impl Proxy {
             tools,
             max_tokens,
             temperature,
+            thinking: thinking.and_then(thinking_from_wire),
         });
         let deadline = Deadline::starting_now(self.config.total_timeout);
         let chain = match self.chain(&requested) {
@@ -469,3 +473,21 @@ mod embed;
 
 #[cfg(test)]
 mod tests;
+
+/// A request's reasoning setting; `UNSPECIFIED` (and an unknown level) =
+/// as configured.
+fn thinking_from_wire(setting: openheim_proto::llm_proxy::v1::ThinkingSetting) -> Option<Thinking> {
+    use openheim_proto::llm_proxy::v1::ThinkingLevel as L;
+    match setting.level() {
+        L::Unspecified => None,
+        L::Off => Some(Thinking::Off),
+        L::Low => Some(Thinking::Low),
+        L::Medium => Some(Thinking::Medium),
+        L::High => Some(Thinking::High),
+        L::Budget => Some(Thinking::Budget(
+            setting
+                .budget_tokens
+                .max(openheim_config::MIN_THINKING_BUDGET),
+        )),
+    }
+}

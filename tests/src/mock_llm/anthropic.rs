@@ -35,6 +35,11 @@ fn stop_reason(plan: &StreamPlan<'_>) -> String {
     .to_owned()
 }
 
+/// The signature of the thinking block of reply `n`.
+pub(crate) fn signature(n: usize) -> String {
+    format!("EqQBmockSignature{n}")
+}
+
 /// Renders the whole event stream: `message_start`, one content block per thinking / text /
 /// tool call (with a `ping` after the first start, as the API sends), `message_delta` and
 /// `message_stop`, or an `error` event after the content.
@@ -52,7 +57,7 @@ pub(crate) fn render(plan: &StreamPlan<'_>) -> Vec<String> {
             .into_iter()
             .map(|piece| json!({ "type": "thinking_delta", "thinking": piece }))
             .collect();
-        let signature = format!("EqQBmockSignature{}", plan.n);
+        let signature = signature(plan.n);
         deltas.push(json!({ "type": "signature_delta", "signature": signature }));
         let start = json!({ "type": "thinking", "thinking": "", "signature": "" });
         blocks.push((start, deltas));

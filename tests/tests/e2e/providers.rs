@@ -9,11 +9,11 @@ use openheim_e2e::{MockLlm, Reply, ToolCallSpec, last_tool_result};
 use serde_json::{Value, json};
 
 const CONTENT: &str = "Hello from openheim! ünïcødé ✓";
-const KEY: &str = "sk-e2e-provider-key";
+pub(crate) const KEY: &str = "sk-e2e-provider-key";
 
 /// A provider kind as the user configures it.
 #[derive(Debug, Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     OpenAiChat,
     OpenAiResponses,
     Anthropic,
@@ -23,7 +23,7 @@ enum Kind {
 
 impl Kind {
     /// The `[providers.NAME]` body pointing at `mock`.
-    fn settings(self, mock: &MockLlm) -> String {
+    pub(crate) fn settings(self, mock: &MockLlm) -> String {
         let (kind, base, extra) = match self {
             Kind::OpenAiChat => ("openai", mock.base_url(), ""),
             Kind::OpenAiResponses => ("openai", mock.base_url(), "wire_api = \"responses\"\n"),
@@ -41,7 +41,7 @@ impl Kind {
         )
     }
 
-    fn wire(self) -> Wire {
+    pub(crate) fn wire(self) -> Wire {
         match self {
             Kind::OpenAiChat | Kind::Compatible => Wire::Chat,
             Kind::OpenAiResponses => Wire::Responses,
@@ -64,7 +64,7 @@ impl Kind {
         }
     }
 
-    async fn mock(self, script: Vec<Reply>) -> MockLlm {
+    pub(crate) async fn mock(self, script: Vec<Reply>) -> MockLlm {
         match self {
             Kind::Compatible => MockLlm::start(script).await,
             _ => MockLlm::builder().expect_api_key(KEY).start(script).await,
@@ -73,7 +73,7 @@ impl Kind {
 }
 
 /// An install whose only provider `p` is of `kind`, at `mock`.
-fn install(kind: Kind, mock: &MockLlm) -> Install {
+pub(crate) fn install(kind: Kind, mock: &MockLlm) -> Install {
     let install = Install::new(mock, "");
     let config = format!(
         "default_provider = \"p\"\n\n[providers.p]\n{}",

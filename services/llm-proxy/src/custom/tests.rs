@@ -174,6 +174,7 @@ fn request(model: &str) -> CompleteRequest {
         }],
         max_tokens: None,
         temperature: None,
+        thinking: None,
     }
 }
 
@@ -217,6 +218,7 @@ async fn events_retries_and_usage_go_through_the_policy() {
         output_tokens: 7,
         cache_read_tokens: 100,
         cache_write_tokens: 0,
+        reasoning_tokens: 0,
     };
     let acme = Scripted::new(vec![
         vec![Step::Fail(

@@ -7,12 +7,12 @@ mod request;
 use std::sync::Arc;
 
 use futures::stream::BoxStream;
-use openheim_config::ProviderConfig;
+use openheim_config::{ProviderConfig, ThinkingStyle};
 use reqwest::header::{HeaderName, HeaderValue};
 
 use self::events::EventDecoder;
 use super::http::{self, Endpoint, KeyHeader};
-use super::{ProviderClient, ProviderEvent, ProviderRequest};
+use super::{ProviderClient, ProviderEvent, ProviderRequest, ThinkingDefaults};
 use crate::error::LlmError;
 
 /// The API version this client speaks.
@@ -30,6 +30,8 @@ struct Inner {
     endpoint: Arc<Endpoint>,
     url: reqwest::Url,
     max_tokens: u32,
+    thinking: ThinkingDefaults,
+    thinking_style: Option<ThinkingStyle>,
     headers: [(HeaderName, HeaderValue); 1],
 }
 
@@ -46,6 +48,8 @@ impl Anthropic {
                 url: endpoint.url("/messages"),
                 endpoint: Arc::new(endpoint),
                 max_tokens: config.max_tokens.unwrap_or(ANTHROPIC_DEFAULT_MAX_TOKENS),
+                thinking: ThinkingDefaults::of(config),
+                thinking_style: config.thinking_style,
                 headers: [(
                     HeaderName::from_static("anthropic-version"),
                     HeaderValue::from_static(ANTHROPIC_VERSION),
@@ -62,7 +66,15 @@ impl ProviderClient for Anthropic {
     ) -> BoxStream<'static, Result<ProviderEvent, LlmError>> {
         let inner = Arc::clone(&self.inner);
         http::stream_with(Arc::clone(&inner.endpoint), async move {
-            let body = request::encode(&request.model, &request.conversation, inner.max_tokens)?;
+            let conversation = &request.conversation;
+            let thinking = inner.thinking.resolve(conversation, &request.model);
+            let body = request::encode(
+                &request.model,
+                conversation,
+                inner.max_tokens,
+                thinking,
+                inner.thinking_style,
+            )?;
             let endpoint = &inner.endpoint;
             let response = endpoint.post(&inner.url, &inner.headers, body).await?;
             if !response.status().is_success() {

@@ -16,7 +16,7 @@ use openheim_config::ProviderConfig;
 use self::events::ChunkDecoder;
 use super::embeddings::{self, EmbedRequest};
 use super::http::{self, Endpoint, KeyHeader};
-use super::{ProviderClient, ProviderEvent, ProviderRequest};
+use super::{ProviderClient, ProviderEvent, ProviderRequest, ThinkingDefaults};
 use crate::error::LlmError;
 
 /// A provider speaking the Gemini API.
@@ -27,6 +27,7 @@ pub struct Gemini {
 struct Inner {
     endpoint: Arc<Endpoint>,
     max_tokens: Option<u32>,
+    thinking: ThinkingDefaults,
 }
 
 impl Gemini {
@@ -41,6 +42,7 @@ impl Gemini {
             inner: Arc::new(Inner {
                 endpoint: Arc::new(endpoint),
                 max_tokens: config.max_tokens,
+                thinking: ThinkingDefaults::of(config),
             }),
         })
     }
@@ -55,7 +57,15 @@ impl ProviderClient for Gemini {
         http::stream_with(Arc::clone(&inner.endpoint), async move {
             let endpoint = &inner.endpoint;
             let url = endpoint.url(&model_path(&request.model)?);
-            let body = request::encode(&request.conversation, inner.max_tokens)?;
+            let thinking = inner
+                .thinking
+                .resolve(&request.conversation, &request.model);
+            let body = request::encode(
+                &request.model,
+                &request.conversation,
+                inner.max_tokens,
+                thinking,
+            )?;
             let response = endpoint.post(&url, &[], body).await?;
             if !response.status().is_success() {
                 let mut answer = endpoint.read_error(response).await;

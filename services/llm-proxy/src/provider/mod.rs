@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use openheim_config::{ProviderConfig, ProviderKind, WireApi};
+use openheim_config::{ProviderConfig, ProviderKind, Thinking, WireApi};
 use openheim_proto::common::v1::{Message, StopReason, ToolDefinition, Usage};
 
 use crate::error::LlmError;
@@ -77,6 +77,35 @@ pub struct Conversation {
     /// Overrides the provider's configured `max_tokens`.
     pub max_tokens: Option<u32>,
     pub temperature: Option<f32>,
+    /// How hard to reason; `None` = as the provider configures the model.
+    pub thinking: Option<Thinking>,
+}
+
+/// A provider's reasoning settings (`thinking`, `model_thinking`), for the
+/// requests that do not bring their own.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ThinkingDefaults {
+    provider: Option<Thinking>,
+    models: std::collections::BTreeMap<String, Thinking>,
+}
+
+impl ThinkingDefaults {
+    pub(crate) fn of(config: &ProviderConfig) -> Self {
+        Self {
+            provider: config.thinking,
+            models: config.model_thinking.clone(),
+        }
+    }
+
+    /// The setting a request to `model` is sent with: the conversation's
+    /// own, else the model's, else the provider's, else off.
+    pub(crate) fn resolve(&self, conversation: &Conversation, model: &str) -> Thinking {
+        conversation
+            .thinking
+            .or_else(|| self.models.get(model).copied())
+            .or(self.provider)
+            .unwrap_or_default()
+    }
 }
 
 /// One normalised piece of a streamed answer.

@@ -16,7 +16,7 @@ use self::chunk::ChunkDecoder;
 use self::request::BodyOptions;
 use super::embeddings::{self, EmbedRequest};
 use super::http::{self, Endpoint, KeyHeader};
-use super::{ProviderClient, ProviderEvent, ProviderRequest};
+use super::{ProviderClient, ProviderEvent, ProviderRequest, ThinkingDefaults};
 use crate::error::LlmError;
 
 /// A provider speaking Chat Completions.
@@ -29,6 +29,7 @@ struct Inner {
     kind: ProviderKind,
     url: reqwest::Url,
     max_tokens: Option<u32>,
+    thinking: ThinkingDefaults,
     /// How this server is asked for embeddings.
     embeddings_api: EmbeddingsApi,
     /// Cleared the first time an OpenAI-compatible server rejects
@@ -51,6 +52,7 @@ impl OpenAiChat {
                 endpoint: Arc::new(endpoint),
                 kind,
                 max_tokens: config.max_tokens,
+                thinking: ThinkingDefaults::of(config),
                 embeddings_api: config.embeddings_api,
                 stream_options: AtomicBool::new(true),
             }),
@@ -95,6 +97,7 @@ impl Inner {
                     stream_options,
                     max_completion_tokens: self.kind == ProviderKind::Openai,
                     default_max_tokens: self.max_tokens,
+                    thinking: self.thinking.resolve(&request.conversation, &request.model),
                 },
             )?;
             let response = self.endpoint.post(&self.url, &[], body).await?;

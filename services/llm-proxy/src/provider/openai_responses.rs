@@ -13,7 +13,7 @@ use openheim_config::ProviderConfig;
 use self::events::EventDecoder;
 use super::embeddings::{self, EmbedRequest};
 use super::http::{self, Endpoint, KeyHeader};
-use super::{ProviderClient, ProviderEvent, ProviderRequest};
+use super::{ProviderClient, ProviderEvent, ProviderRequest, ThinkingDefaults};
 use crate::error::LlmError;
 
 /// A provider speaking the Responses API.
@@ -25,6 +25,7 @@ struct Inner {
     endpoint: Arc<Endpoint>,
     url: reqwest::Url,
     max_tokens: Option<u32>,
+    thinking: ThinkingDefaults,
 }
 
 impl OpenAiResponses {
@@ -40,6 +41,7 @@ impl OpenAiResponses {
                 url: endpoint.url("/responses"),
                 endpoint: Arc::new(endpoint),
                 max_tokens: config.max_tokens,
+                thinking: ThinkingDefaults::of(config),
             }),
         })
     }
@@ -53,7 +55,15 @@ impl ProviderClient for OpenAiResponses {
         let inner = Arc::clone(&self.inner);
         http::stream_with(Arc::clone(&inner.endpoint), async move {
             let endpoint = &inner.endpoint;
-            let body = request::encode(&request.model, &request.conversation, inner.max_tokens)?;
+            let thinking = inner
+                .thinking
+                .resolve(&request.conversation, &request.model);
+            let body = request::encode(
+                &request.model,
+                &request.conversation,
+                inner.max_tokens,
+                thinking,
+            )?;
             let response = endpoint.post(&inner.url, &[], body).await?;
             if !response.status().is_success() {
                 let answer = endpoint.read_error(response).await;

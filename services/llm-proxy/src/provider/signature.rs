@@ -10,12 +10,29 @@
 //!   thought part), `t` (the text part) or `c<k>` (the k-th function call),
 //!   and is put back on that part when the history is replayed.
 //!
+//! - OpenAI Responses: an encrypted reasoning item is a record
+//!   `o:<item id>:<encrypted content>;`, replayed as a `reasoning` input item.
+//!
 //! A signature of one format is never sent to the other provider: it would
 //! not verify there.
 
 /// Whether `signature` is an Anthropic one (and not a Gemini record).
 pub(crate) fn is_anthropic(signature: &str) -> bool {
     !signature.is_empty() && !signature.contains([':', ';'])
+}
+
+/// The record of one encrypted OpenAI reasoning item.
+pub(crate) fn openai_record(item_id: &str, encrypted: &str) -> String {
+    format!("o:{item_id}:{encrypted};")
+}
+
+/// The encrypted reasoning items in `signature`, as (item id, content);
+/// anything else is ignored.
+pub(crate) fn openai_items(signature: &str) -> impl Iterator<Item = (&str, &str)> {
+    signature.split_terminator(';').filter_map(|record| {
+        let (id, encrypted) = record.strip_prefix("o:")?.split_once(':')?;
+        (!id.is_empty() && !encrypted.is_empty()).then_some((id, encrypted))
+    })
 }
 
 /// The part of a Gemini reply a thought signature came with.
@@ -74,6 +91,18 @@ impl<'a> GeminiSignatures<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn openai_records_round_trip_and_are_neither_anthropic_nor_gemini() {
+        let joined = openai_record("rs_1", "gAAAA+b/c=") + &openai_record("rs_2", "zz");
+        let items: Vec<_> = openai_items(&joined).collect();
+        assert_eq!(items, [("rs_1", "gAAAA+b/c="), ("rs_2", "zz")]);
+        assert!(!is_anthropic(&joined));
+        let mut gemini = GeminiSignatures::default();
+        gemini.add(&joined);
+        assert_eq!(gemini, GeminiSignatures::default());
+        assert_eq!(openai_items("EqQBsignature").count(), 0);
+    }
 
     #[test]
     fn gemini_records_round_trip_and_anthropic_ones_are_told_apart() {

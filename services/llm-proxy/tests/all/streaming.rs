@@ -169,6 +169,7 @@ fn conversation() -> CompleteRequest {
         }],
         max_tokens: Some(256),
         temperature: Some(0.25),
+        thinking: None,
     }
 }
 

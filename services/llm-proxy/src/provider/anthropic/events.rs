@@ -204,6 +204,9 @@ impl EventDecoder {
             output_tokens: u.output_tokens.unwrap_or(0),
             cache_read_tokens: cache_read,
             cache_write_tokens: cache_write,
+            // Anthropic counts thinking in the output and does not say how
+            // much of it.
+            reasoning_tokens: 0,
         }
     }
 }
@@ -335,6 +338,7 @@ mod tests {
                     output_tokens: 15,
                     cache_read_tokens: 2000,
                     cache_write_tokens: 100,
+                    reasoning_tokens: 0,
                 }),
             ]
         );

@@ -21,6 +21,8 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::error::LlmError;
+use openheim_config::{MIN_THINKING_BUDGET, Thinking, ThinkingStyle};
+
 use crate::provider::{Conversation, content, signature};
 
 #[derive(Serialize)]
@@ -35,6 +37,44 @@ struct MessagesRequest<'a> {
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<WireThinking>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_config: Option<OutputConfig>,
+}
+
+/// `thinking`: a token budget, or adaptive (the model decides, within the
+/// effort of `output_config`).
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireThinking {
+    Enabled { budget_tokens: u32 },
+    Adaptive,
+}
+
+#[derive(Serialize)]
+struct OutputConfig {
+    effort: &'static str,
+}
+
+/// Room for the answer besides a thinking budget: `max_tokens` counts both.
+const ANSWER_ROOM: u32 = 4096;
+
+/// How Anthropic is asked to think for `model` when the configuration does
+/// not say: adaptively from Claude 4.6 on (which require it from 4.7), with
+/// a token budget before.
+pub(super) fn default_style(model: &str) -> ThinkingStyle {
+    let version: Vec<u32> = model
+        .split('-')
+        .filter_map(|part| part.parse().ok())
+        .filter(|n: &u32| *n < 100)
+        .take(2)
+        .collect();
+    match version.as_slice() {
+        [major, ..] if *major >= 5 => ThinkingStyle::Adaptive,
+        [4, minor, ..] if *minor >= 6 => ThinkingStyle::Adaptive,
+        _ => ThinkingStyle::Budget,
+    }
 }
 
 #[derive(Serialize)]
@@ -131,6 +171,8 @@ pub(super) fn encode(
     model: &str,
     conversation: &Conversation,
     default_max_tokens: u32,
+    thinking: Thinking,
+    style: Option<ThinkingStyle>,
 ) -> Result<Vec<u8>, LlmError> {
     let system = if conversation.system_prompt.is_empty() {
         Vec::new()
@@ -149,14 +191,33 @@ pub(super) fn encode(
             .rev()
             .any(WireBlock::set_cache_control);
     }
+    let mut max_tokens = conversation.max_tokens.unwrap_or(default_max_tokens);
+    let (wire_thinking, output_config) = match (thinking, style.unwrap_or(default_style(model))) {
+        (Thinking::Off, _) => (None, None),
+        (thinking, ThinkingStyle::Adaptive) => (
+            Some(WireThinking::Adaptive),
+            thinking
+                .effort()
+                .map(|e| OutputConfig { effort: e.as_str() }),
+        ),
+        (thinking, ThinkingStyle::Budget) => {
+            let budget = thinking.budget().unwrap_or(MIN_THINKING_BUDGET);
+            max_tokens = max_tokens.max(budget.saturating_add(ANSWER_ROOM));
+            let budget_tokens = budget.max(MIN_THINKING_BUDGET);
+            (Some(WireThinking::Enabled { budget_tokens }), None)
+        }
+    };
     let body = MessagesRequest {
         model,
-        max_tokens: conversation.max_tokens.unwrap_or(default_max_tokens),
+        max_tokens,
         system,
         messages,
         tools: tools(&conversation.tools)?,
         stream: true,
-        temperature: conversation.temperature,
+        // Anthropic takes no temperature while the model thinks.
+        temperature: conversation.temperature.filter(|_| wire_thinking.is_none()),
+        thinking: wire_thinking,
+        output_config,
     };
     content::to_json(&body)
 }
@@ -301,7 +362,17 @@ mod tests {
     }
 
     fn encode_json(conversation: &Conversation) -> Value {
-        serde_json::from_slice(&encode("claude-test", conversation, 8192).unwrap()).unwrap()
+        serde_json::from_slice(
+            &encode(
+                "claude-test",
+                conversation,
+                8192,
+                openheim_config::Thinking::Off,
+                None,
+            )
+            .unwrap(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -344,6 +415,7 @@ mod tests {
             }],
             max_tokens: None,
             temperature: Some(0.5),
+            thinking: None,
         };
         assert_eq!(
             encode_json(&conversation),

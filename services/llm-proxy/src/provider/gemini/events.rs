@@ -190,6 +190,7 @@ impl ChunkDecoder {
                 + u.thoughts_token_count.unwrap_or(0),
             cache_read_tokens: u.cached_content_token_count.unwrap_or(0),
             cache_write_tokens: 0,
+            reasoning_tokens: u.thoughts_token_count.unwrap_or(0),
         })
     }
 }
@@ -292,7 +293,8 @@ mod tests {
                     input_tokens: 1200,
                     output_tokens: 39,
                     cache_read_tokens: 1024,
-                    cache_write_tokens: 0
+                    cache_write_tokens: 0,
+                    reasoning_tokens: 30,
                 }),
             ]
         );

@@ -19,6 +19,8 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::schema;
+use openheim_config::{Effort, Thinking};
+
 use crate::error::LlmError;
 use crate::provider::signature::GeminiSignatures;
 use crate::provider::{Conversation, content};
@@ -116,11 +118,57 @@ struct GenerationConfig {
     max_output_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_config: Option<ThinkingConfig>,
 }
 
 impl GenerationConfig {
     fn is_empty(&self) -> bool {
-        self.max_output_tokens.is_none() && self.temperature.is_none()
+        self.max_output_tokens.is_none()
+            && self.temperature.is_none()
+            && self.thinking_config.is_none()
+    }
+}
+
+/// Gemini 3 takes a level (`thinkingLevel`), earlier models a token budget
+/// (`thinkingBudget`); thoughts are asked for in the stream either way.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ThinkingConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_level: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_budget: Option<u32>,
+    include_thoughts: bool,
+}
+
+impl ThinkingConfig {
+    /// Nothing when off: the model's own default applies (models that
+    /// always think keep doing so).
+    fn of(model: &str, thinking: Thinking) -> Option<Self> {
+        let by_level = model
+            .trim_start_matches("models/")
+            .strip_prefix("gemini-")
+            .and_then(|rest| rest.split(['-', '.']).next())
+            .and_then(|major| major.parse::<u32>().ok())
+            .is_some_and(|major| major >= 3);
+        let effort = thinking.effort()?;
+        Some(match by_level {
+            true => Self {
+                // Gemini 3 knows "low" and "high".
+                thinking_level: Some(match effort {
+                    Effort::Low => "low",
+                    Effort::Medium | Effort::High => "high",
+                }),
+                thinking_budget: None,
+                include_thoughts: true,
+            },
+            false => Self {
+                thinking_level: None,
+                thinking_budget: thinking.budget(),
+                include_thoughts: true,
+            },
+        })
     }
 }
 
@@ -132,8 +180,10 @@ pub(super) fn is_synthesised_id(id: &str) -> bool {
 
 /// Encodes the JSON body of a streaming generateContent request.
 pub(super) fn encode(
+    model: &str,
     conversation: &Conversation,
     default_max_tokens: Option<u32>,
+    thinking: Thinking,
 ) -> Result<Vec<u8>, LlmError> {
     let system_instruction = (!conversation.system_prompt.is_empty()).then(|| SystemInstruction {
         parts: [Part {
@@ -148,6 +198,7 @@ pub(super) fn encode(
         generation_config: GenerationConfig {
             max_output_tokens: conversation.max_tokens.or(default_max_tokens),
             temperature: conversation.temperature,
+            thinking_config: ThinkingConfig::of(model, thinking),
         },
     };
     content::to_json(&body)
@@ -376,7 +427,16 @@ mod tests {
     }
 
     fn encode_json(conversation: &Conversation) -> Value {
-        serde_json::from_slice(&encode(conversation, Some(1000)).unwrap()).unwrap()
+        serde_json::from_slice(
+            &encode(
+                "gemini-test",
+                conversation,
+                Some(1000),
+                openheim_config::Thinking::Off,
+            )
+            .unwrap(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -422,6 +482,7 @@ mod tests {
             }],
             max_tokens: None,
             temperature: Some(0.2),
+            thinking: None,
         };
         let body = encode_json(&conversation);
         assert_eq!(

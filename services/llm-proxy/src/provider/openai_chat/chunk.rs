@@ -85,9 +85,17 @@ struct WireUsage {
     completion_tokens: Option<u64>,
     #[serde(default)]
     prompt_tokens_details: Option<PromptTokensDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionTokensDetails>,
     /// DeepSeek reports cache hits here instead.
     #[serde(default)]
     prompt_cache_hit_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct CompletionTokensDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -284,6 +292,11 @@ fn usage_of(usage: &WireUsage) -> Usage {
         output_tokens: usage.completion_tokens.unwrap_or(0),
         cache_read_tokens: cached,
         cache_write_tokens: 0,
+        reasoning_tokens: usage
+            .completion_tokens_details
+            .as_ref()
+            .and_then(|d| d.reasoning_tokens)
+            .unwrap_or(0),
     }
 }
 
@@ -338,7 +351,8 @@ mod tests {
                     input_tokens: 20,
                     output_tokens: 5,
                     cache_read_tokens: 16,
-                    cache_write_tokens: 0
+                    cache_write_tokens: 0,
+                    reasoning_tokens: 0,
                 }),
             ]
         );

@@ -8,6 +8,8 @@ use openheim_proto::common::v1::{Message, Role, ToolCall, ToolDefinition};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use openheim_config::Thinking;
+
 use crate::error::LlmError;
 use crate::provider::{Conversation, content};
 
@@ -21,6 +23,8 @@ pub(super) struct BodyOptions {
     pub max_completion_tokens: bool,
     /// The provider's configured `max_tokens`, used when the request sets none.
     pub default_max_tokens: Option<u32>,
+    /// How hard to reason (`reasoning_effort`; nothing is sent when off).
+    pub thinking: Thinking,
 }
 
 #[derive(Serialize)]
@@ -38,6 +42,8 @@ struct ChatRequest<'a> {
     max_completion_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -140,6 +146,7 @@ pub(super) fn encode(
         max_tokens: max_tokens.filter(|_| !options.max_completion_tokens),
         max_completion_tokens: max_tokens.filter(|_| options.max_completion_tokens),
         temperature: conversation.temperature,
+        reasoning_effort: options.thinking.effort().map(|e| e.as_str()),
     };
     content::to_json(&body)
 }
@@ -263,6 +270,7 @@ mod tests {
         stream_options: true,
         max_completion_tokens: true,
         default_max_tokens: None,
+        thinking: Thinking::Off,
     };
 
     fn conversation() -> Conversation {
@@ -323,6 +331,7 @@ mod tests {
             }],
             max_tokens: Some(100),
             temperature: None,
+            thinking: None,
         }
     }
 
@@ -371,6 +380,7 @@ mod tests {
             stream_options: false,
             max_completion_tokens: false,
             default_max_tokens: Some(42),
+            thinking: Thinking::Off,
         };
         let body = encode_json(&c, options);
         assert_eq!(body["max_tokens"], 42);

@@ -18,9 +18,9 @@ use openheim_proto::common::v1::{StopReason, Usage};
 use serde::Deserialize;
 
 use crate::error::LlmError;
-use crate::provider::ProviderEvent;
 use crate::provider::http::{self, Decoder};
 use crate::provider::wire_error::{self, ErrorBody, ErrorObject, Origin};
+use crate::provider::{ProviderEvent, signature};
 
 #[derive(Deserialize)]
 struct Typed<'a> {
@@ -45,6 +45,9 @@ struct OutputItem {
     name: Option<String>,
     #[serde(default)]
     arguments: Option<String>,
+    /// A reasoning item's encrypted content (asked for with `include`).
+    #[serde(default)]
+    encrypted_content: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -83,12 +86,20 @@ struct WireUsage {
     output_tokens: u64,
     #[serde(default)]
     input_tokens_details: Option<InputDetails>,
+    #[serde(default)]
+    output_tokens_details: Option<OutputDetails>,
 }
 
 #[derive(Deserialize)]
 struct InputDetails {
     #[serde(default)]
     cached_tokens: u64,
+}
+
+#[derive(Deserialize)]
+struct OutputDetails {
+    #[serde(default)]
+    reasoning_tokens: u64,
 }
 
 struct Call {
@@ -147,6 +158,18 @@ impl EventDecoder {
     /// Arguments of a finished call that sent none before (some compatible
     /// servers skip the deltas).
     fn item_done(&mut self, item: OutputItem, out: &mut VecDeque<ProviderEvent>) {
+        if item.kind == "reasoning" {
+            // Kept as a signature record, to be replayed on the next request.
+            if let (Some(id), Some(encrypted)) = (&item.id, &item.encrypted_content)
+                && !encrypted.is_empty()
+            {
+                out.push_back(ProviderEvent::ThinkingDelta {
+                    text: String::new(),
+                    signature: signature::openai_record(id, encrypted),
+                });
+            }
+            return;
+        }
         let Some(position) = item.id.as_deref().and_then(|id| self.position(id)) else {
             return;
         };
@@ -215,6 +238,9 @@ impl EventDecoder {
                 output_tokens: usage.output_tokens,
                 cache_read_tokens: usage.input_tokens_details.map_or(0, |d| d.cached_tokens),
                 cache_write_tokens: 0,
+                reasoning_tokens: usage
+                    .output_tokens_details
+                    .map_or(0, |d| d.reasoning_tokens),
             }));
         }
         let incomplete = response.incomplete_details.and_then(|d| d.reason);
@@ -359,7 +385,8 @@ mod tests {
                     input_tokens: 1200,
                     output_tokens: 7,
                     cache_read_tokens: 1024,
-                    cache_write_tokens: 0
+                    cache_write_tokens: 0,
+                    reasoning_tokens: 3,
                 }),
             ]
         );

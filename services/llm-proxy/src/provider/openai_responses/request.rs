@@ -7,8 +7,10 @@
 //! `function_call` item and each result as a `function_call_output` with
 //! the same `call_id`. Nothing is stored server-side (`store: false`), so
 //! every request carries the whole conversation, like Chat Completions.
-//! Reasoning is not replayed: without stored responses that needs encrypted
-//! reasoning items, which the shared history does not keep.
+//! When the model reasons (`reasoning.effort`, with summaries), its
+//! reasoning items are asked for encrypted (`include`) and replayed as
+//! `reasoning` input items where the history kept them (as OpenAI records
+//! in the thinking signature, see `signature`).
 
 use openheim_proto::common::v1::content_block::Block;
 use openheim_proto::common::v1::{Message, Role, ToolDefinition};
@@ -16,7 +18,9 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::error::LlmError;
-use crate::provider::{Conversation, content};
+use openheim_config::Thinking;
+
+use crate::provider::{Conversation, content, signature};
 
 #[derive(Serialize)]
 struct ResponsesRequest<'a> {
@@ -32,11 +36,27 @@ struct ResponsesRequest<'a> {
     max_output_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning: Option<Reasoning>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    include: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Reasoning {
+    effort: &'static str,
+    summary: &'static str,
 }
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Item<'a> {
+    /// An encrypted reasoning item of an earlier reply, replayed.
+    Reasoning {
+        id: &'a str,
+        encrypted_content: &'a str,
+        summary: [(); 0],
+    },
     Message {
         role: &'static str,
         content: Vec<Part<'a>>,
@@ -78,6 +98,7 @@ pub(super) fn encode(
     model: &str,
     conversation: &Conversation,
     default_max_tokens: Option<u32>,
+    thinking: Thinking,
 ) -> Result<Vec<u8>, LlmError> {
     let mut input = Vec::with_capacity(conversation.messages.len());
     for message in &conversation.messages {
@@ -92,6 +113,14 @@ pub(super) fn encode(
         store: false,
         max_output_tokens: conversation.max_tokens.or(default_max_tokens),
         temperature: conversation.temperature,
+        reasoning: thinking.effort().map(|effort| Reasoning {
+            effort: effort.as_str(),
+            summary: "auto",
+        }),
+        include: match thinking {
+            Thinking::Off => Vec::new(),
+            _ => vec!["reasoning.encrypted_content"],
+        },
     };
     content::to_json(&body)
 }
@@ -137,6 +166,16 @@ fn push_items<'a>(message: &'a Message, out: &mut Vec<Item<'a>>) {
                     call_id: &result.tool_call_id,
                     output: &result.content,
                 });
+            }
+            Block::Thinking(thinking) if assistant => {
+                for (id, encrypted_content) in signature::openai_items(&thinking.signature) {
+                    flush(assistant, &mut parts, out);
+                    out.push(Item::Reasoning {
+                        id,
+                        encrypted_content,
+                        summary: [],
+                    });
+                }
             }
             Block::Image(_) | Block::Thinking(_) => {}
         }
@@ -218,9 +257,18 @@ mod tests {
             }],
             max_tokens: Some(64),
             temperature: None,
+            thinking: None,
         };
-        let body: Value =
-            serde_json::from_slice(&encode("gpt-test", &conversation, None).unwrap()).unwrap();
+        let body: Value = serde_json::from_slice(
+            &encode(
+                "gpt-test",
+                &conversation,
+                None,
+                openheim_config::Thinking::Off,
+            )
+            .unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             body,
             json!({
