@@ -4,6 +4,7 @@
 
 pub mod trace;
 pub mod transport;
+mod usage;
 
 /// Generated code, one module per proto package.
 pub mod common {

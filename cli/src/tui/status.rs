@@ -156,6 +156,7 @@ mod tests {
             cache_read_tokens: 5,
             cache_write_tokens: 0,
             reasoning_tokens: 0,
+            cost_pico_usd: None,
         });
         s.add(&Usage {
             input_tokens: 300,

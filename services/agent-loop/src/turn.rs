@@ -147,12 +147,12 @@ impl Turn {
         let definitions: Vec<ToolDefinition> = tools.iter().map(|(d, _)| d.clone()).collect();
         let mut fit = self.context_fit(resolved, &definitions);
         self.persist(prompt).await?;
-        let mut total = Usage::default();
+        let mut total = Usage::zero();
         let mut llm_calls = 0;
         for _ in 0..self.settings.max_iterations {
             let mut reply = self.call_fitting(&definitions, &mut fit).await?;
             llm_calls += 1;
-            add_usage(&mut total, &reply.usage);
+            total.add(&reply.usage);
             let calls = std::mem::take(&mut reply.calls);
             let (cancelled, stop) = (reply.cancelled, reply.stop);
             let has_calls = !calls.is_empty() && !cancelled;
@@ -605,13 +605,6 @@ fn ended(stop: StopReason, usage: Usage, llm_calls: u32) -> TurnEnded {
         usage: Some(usage),
         llm_calls,
     }
-}
-
-fn add_usage(total: &mut Usage, usage: &Usage) {
-    total.input_tokens += usage.input_tokens;
-    total.output_tokens += usage.output_tokens;
-    total.cache_read_tokens += usage.cache_read_tokens;
-    total.cache_write_tokens += usage.cache_write_tokens;
 }
 
 /// Reassembles streamed tool calls: `index` picks the call, the first

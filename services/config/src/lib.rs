@@ -9,6 +9,7 @@
 
 mod load;
 mod persist;
+pub mod pricing;
 pub mod redact;
 mod schema;
 mod secret;
@@ -17,6 +18,7 @@ mod validate;
 
 pub use load::{ConfigError, ConfigProblem, LoadOptions, load};
 pub use persist::{PersistError, set_file_value};
+pub use pricing::{Price, Pricing, Tokens};
 pub use redact::{redact_url, redact_urls_in};
 pub use schema::*;
 pub use secret::Secret;

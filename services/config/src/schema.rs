@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::Secret;
+use crate::pricing::Price;
 use crate::thinking::{Thinking, ThinkingStyle};
 
 pub const DEFAULT_MAX_ITERATIONS: u32 = 10;
@@ -60,6 +61,8 @@ pub struct Config {
     pub memory: MemoryConfig,
     pub telemetry: TelemetryConfig,
     pub ui: UiConfig,
+    /// Prices by `"provider/model"`, USD per million tokens.
+    pub pricing: BTreeMap<String, Price>,
     /// What processes started for the model (shell commands, stdio MCP
     /// servers) may inherit: openheim's environment at start-up without the
     /// variables a deny rule matches (`[tools] env_deny`, provider keys,
@@ -89,6 +92,7 @@ impl Default for Config {
             memory: MemoryConfig::default(),
             telemetry: TelemetryConfig::default(),
             ui: UiConfig::default(),
+            pricing: BTreeMap::new(),
             child_env: BTreeMap::new(),
         }
     }
@@ -318,6 +322,9 @@ pub struct ProviderConfig {
     /// How an Anthropic model is asked to think; unset = by model (adaptive
     /// for Claude 4.6 and later, a token budget before).
     pub thinking_style: Option<ThinkingStyle>,
+    /// Prices of this provider's models (`{ "corp-large" = { input = 1.0,
+    /// output = 4.0 } }`), USD per million tokens.
+    pub pricing: BTreeMap<String, Price>,
 }
 
 impl Default for ProviderConfig {
@@ -341,6 +348,7 @@ impl Default for ProviderConfig {
             thinking: None,
             model_thinking: BTreeMap::new(),
             thinking_style: None,
+            pricing: BTreeMap::new(),
         }
     }
 }

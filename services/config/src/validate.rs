@@ -92,6 +92,11 @@ pub(crate) fn validate(config: &Config, problems: &mut Vec<ConfigProblem>) {
         );
     }
     validate_server(&config.server, &mut problem);
+    for (key, price) in crate::pricing::configured(config) {
+        if let Some(reason) = price.problem() {
+            problem(key, reason.into());
+        }
+    }
     if config.tools.max_result_bytes < 1024 {
         problem(
             "tools.max_result_bytes".into(),

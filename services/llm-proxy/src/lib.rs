@@ -64,6 +64,8 @@ pub struct LlmProxyConfig {
     pub default_provider: Option<String>,
     /// Deadline of one completion as a whole (see [`DEFAULT_TOTAL_TIMEOUT`]).
     pub total_timeout: Duration,
+    /// Prices of the models, for the cost of each call's usage.
+    pub pricing: openheim_config::Pricing,
 }
 
 impl Default for LlmProxyConfig {
@@ -72,6 +74,7 @@ impl Default for LlmProxyConfig {
             providers: BTreeMap::new(),
             default_provider: None,
             total_timeout: DEFAULT_TOTAL_TIMEOUT,
+            pricing: openheim_config::Pricing::default(),
         }
     }
 }
@@ -82,6 +85,7 @@ impl LlmProxyConfig {
             providers: config.providers.clone(),
             default_provider: config.default_provider.clone(),
             total_timeout: Duration::from_secs(config.completion_timeout_secs),
+            pricing: openheim_config::Pricing::of(config),
         }
     }
 }

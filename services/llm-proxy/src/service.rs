@@ -299,6 +299,7 @@ impl Proxy {
                 deadline,
                 tx,
                 &traced,
+                &self.config.pricing,
             );
             let (result, sent_output) =
                 tracing::Instrument::instrument(call, traced.span().clone()).await?;
@@ -408,6 +409,7 @@ async fn attempt(
     deadline: Deadline,
     tx: &Events,
     traced: &Attempt,
+    pricing: &openheim_config::Pricing,
 ) -> Result<(Result<StopReason, LlmError>, bool), Gone> {
     let mut stream = provider.stream(ProviderRequest {
         model: target.model.clone(),
@@ -421,10 +423,22 @@ async fn attempt(
         let Some(item) = next else { break };
         match item {
             Ok(ProviderEvent::Finished(stop_reason)) => return Ok((Ok(stop_reason), sent_output)),
+            Ok(ProviderEvent::Usage(mut usage)) => {
+                usage.cost_pico_usd = pricing.cost_pico_usd(
+                    &target.provider,
+                    &target.model,
+                    openheim_config::Tokens {
+                        input: usage.input_tokens,
+                        output: usage.output_tokens,
+                        cache_read: usage.cache_read_tokens,
+                        cache_write: usage.cache_write_tokens,
+                    },
+                );
+                traced.usage(&usage);
+                send(tx, Event::Usage(usage)).await?;
+                sent_output = true;
+            }
             Ok(event) => {
-                if let ProviderEvent::Usage(usage) = &event {
-                    traced.usage(usage);
-                }
                 send(tx, wire_event(event)).await?;
                 sent_output = true;
             }

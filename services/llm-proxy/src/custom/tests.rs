@@ -150,6 +150,7 @@ fn proxy(custom: Vec<(&str, ProviderConfig, Arc<Scripted>)>) -> Arc<Proxy> {
             .map(|(name, s, _)| ((*name).to_owned(), s.clone()))
             .collect(),
         total_timeout: Duration::from_secs(600),
+        pricing: openheim_config::Pricing::default(),
     };
     let registered: CustomProviders = custom
         .into_iter()
@@ -219,6 +220,7 @@ async fn events_retries_and_usage_go_through_the_policy() {
         cache_read_tokens: 100,
         cache_write_tokens: 0,
         reasoning_tokens: 0,
+        cost_pico_usd: None,
     };
     let acme = Scripted::new(vec![
         vec![Step::Fail(

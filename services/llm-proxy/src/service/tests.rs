@@ -97,6 +97,7 @@ fn proxy(providers: Vec<(&str, ProviderConfig, Arc<dyn ProviderClient>)>) -> Arc
             .map(|(name, s, _)| ((*name).to_owned(), s.clone()))
             .collect(),
         total_timeout: Duration::from_secs(600),
+        pricing: openheim_config::Pricing::default(),
     };
     let clients = providers
         .into_iter()

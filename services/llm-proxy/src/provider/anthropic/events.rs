@@ -207,6 +207,7 @@ impl EventDecoder {
             // Anthropic counts thinking in the output and does not say how
             // much of it.
             reasoning_tokens: 0,
+            cost_pico_usd: None,
         }
     }
 }
@@ -339,6 +340,7 @@ mod tests {
                     cache_read_tokens: 2000,
                     cache_write_tokens: 100,
                     reasoning_tokens: 0,
+                    cost_pico_usd: None,
                 }),
             ]
         );

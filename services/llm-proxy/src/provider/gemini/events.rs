@@ -191,6 +191,7 @@ impl ChunkDecoder {
             cache_read_tokens: u.cached_content_token_count.unwrap_or(0),
             cache_write_tokens: 0,
             reasoning_tokens: u.thoughts_token_count.unwrap_or(0),
+            cost_pico_usd: None,
         })
     }
 }
@@ -295,6 +296,7 @@ mod tests {
                     cache_read_tokens: 1024,
                     cache_write_tokens: 0,
                     reasoning_tokens: 30,
+                    cost_pico_usd: None,
                 }),
             ]
         );

@@ -297,6 +297,7 @@ fn usage_of(usage: &WireUsage) -> Usage {
             .as_ref()
             .and_then(|d| d.reasoning_tokens)
             .unwrap_or(0),
+        cost_pico_usd: None,
     }
 }
 
@@ -353,6 +354,7 @@ mod tests {
                     cache_read_tokens: 16,
                     cache_write_tokens: 0,
                     reasoning_tokens: 0,
+                    cost_pico_usd: None,
                 }),
             ]
         );

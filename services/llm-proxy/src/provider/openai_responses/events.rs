@@ -241,6 +241,7 @@ impl EventDecoder {
                 reasoning_tokens: usage
                     .output_tokens_details
                     .map_or(0, |d| d.reasoning_tokens),
+                cost_pico_usd: None,
             }));
         }
         let incomplete = response.incomplete_details.and_then(|d| d.reason);
@@ -387,6 +388,7 @@ mod tests {
                     cache_read_tokens: 1024,
                     cache_write_tokens: 0,
                     reasoning_tokens: 3,
+                    cost_pico_usd: None,
                 }),
             ]
         );
