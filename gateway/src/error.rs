@@ -57,6 +57,8 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0} is not allowed on this route")]
+    MethodNotAllowed(String),
     #[error("the request body is larger than {0} bytes")]
     TooLarge(usize),
     #[error("too many open WebSocket connections; try again later")]
@@ -109,6 +111,7 @@ impl ApiError {
                 StatusCode::FORBIDDEN
             }
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyConnections | Self::ShuttingDown | Self::NotConfigured(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -129,6 +132,7 @@ impl ApiError {
             Self::HostNotAllowed(_) => "host_not_allowed",
             Self::Forbidden(_) => "forbidden",
             Self::Conflict(_) => "conflict",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::TooLarge(_) => "too_large",
             Self::TooManyConnections => "too_many_connections",
             Self::ShuttingDown => "shutting_down",

@@ -189,6 +189,11 @@ async fn sessions(
 /// One session with its whole history (messages with their tool calls and
 /// results).
 async fn session(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    if !is_session_id(&id) {
+        return Err(ApiError::BadRequest(format!(
+            "{id:?} is not a session id (a UUID such as 0f3c2a9e-8d1b-4c7a-9e55-2b6f4d1a7c30)"
+        )));
+    }
     let request = LoadSessionRequest {
         session_id: id,
         mcp_servers: Vec::new(),
@@ -207,6 +212,17 @@ async fn session(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
         .unwrap_or(Value::Null);
     let messages: Vec<Value> = response.messages.iter().map(json::message).collect();
     Ok(Json(json!({ "session": info, "messages": messages })))
+}
+
+/// Session ids are UUIDs in their hyphenated text form, as agent-loop
+/// mints them.
+fn is_session_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    bytes.len() == 36
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
 }
 
 /// Most notes one listing page may hold (agent-loop's own bound).

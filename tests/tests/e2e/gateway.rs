@@ -345,11 +345,14 @@ async fn sessions_are_listed_newest_first_in_pages_with_their_tool_calls() {
     );
     assert_eq!(messages[2]["content"][0]["tool_call_id"], "r1");
 
-    let (status, bad) = server.get("/api/sessions/bad%20id!", None).await;
-    assert_eq!(
-        (status, bad["error"]["code"].as_str()),
-        (400, Some("invalid_request"))
-    );
+    for malformed in ["/api/sessions/bad%20id!", "/api/sessions/not-a-uuid"] {
+        let (status, bad) = server.get(malformed, None).await;
+        assert_eq!(
+            (status, bad["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{malformed}"
+        );
+    }
     let unknown = "00000000-0000-4000-8000-000000000000";
     let (status, missing) = server.get(&format!("/api/sessions/{unknown}"), None).await;
     assert_eq!(
