@@ -257,7 +257,10 @@ async fn a_wrong_method_gets_the_documented_error_shape() {
     for (method, uri) in [
         ("POST", "/api/sessions"),
         ("PUT", "/api/config"),
-        ("DELETE", "/api/sessions/00000000-0000-4000-8000-000000000000"),
+        (
+            "DELETE",
+            "/api/sessions/00000000-0000-4000-8000-000000000000",
+        ),
         ("GET", "/api/memory/n1"),
     ] {
         let request = Request::builder()
@@ -267,12 +270,19 @@ async fn a_wrong_method_gets_the_documented_error_shape() {
             .body(Body::empty())
             .unwrap();
         let response = router.clone().oneshot(request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {uri}"
+        );
         let bytes = axum::body::to_bytes(response.into_body(), 4096)
             .await
             .unwrap();
         let body: Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(body["error"]["code"], "method_not_allowed", "{method} {uri}");
+        assert_eq!(
+            body["error"]["code"], "method_not_allowed",
+            "{method} {uri}"
+        );
         assert!(
             body["error"]["message"].as_str().unwrap().contains(method),
             "{body}"

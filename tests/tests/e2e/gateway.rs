@@ -329,10 +329,13 @@ async fn sessions_are_listed_newest_first_in_pages_with_their_tool_calls() {
     assert_eq!(second["next_cursor"], Value::Null);
     assert_eq!(second["sessions"][0]["title"], "read f.txt");
     assert_eq!(second["sessions"][0]["approval_mode"], "auto");
+    // Sessions on the default model name the model that serves them.
+    assert_eq!(second["sessions"][0]["model"], "mock/mock-model");
 
     let (status, one) = server.get(&format!("/api/sessions/{}", ids[0]), None).await;
     assert_eq!(status, 200);
     assert_eq!(one["session"]["id"], ids[0]);
+    assert_eq!(one["session"]["model"], "mock/mock-model");
     let messages = one["messages"].as_array().unwrap();
     let roles: Vec<&str> = messages
         .iter()
