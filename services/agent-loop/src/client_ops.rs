@@ -379,6 +379,17 @@ fn normalise(path: &Path, outside: &dyn Fn(&str) -> String) -> Result<PathBuf, S
     Ok(out)
 }
 
+/// Whether `path` certainly does not exist yet: the workspace is visible
+/// here and holds no such entry. Where it is not visible from this process
+/// (a deployment whose agent-loop does not mount it), nothing is certain and
+/// the client is asked.
+async fn is_new_file(work_dir: &str, path: &Path) -> bool {
+    let visible = tokio::fs::metadata(work_dir)
+        .await
+        .is_ok_and(|m| m.is_dir());
+    visible && matches!(tokio::fs::try_exists(path).await, Ok(false))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,15 +476,4 @@ mod tests {
         pending.clear();
         assert!(rx.await.is_err());
     }
-}
-
-/// Whether `path` certainly does not exist yet: the workspace is visible
-/// here and holds no such entry. Where it is not visible from this process
-/// (a deployment whose agent-loop does not mount it), nothing is certain and
-/// the client is asked.
-async fn is_new_file(work_dir: &str, path: &Path) -> bool {
-    let visible = tokio::fs::metadata(work_dir)
-        .await
-        .is_ok_and(|m| m.is_dir());
-    visible && matches!(tokio::fs::try_exists(path).await, Ok(false))
 }
