@@ -51,6 +51,7 @@ fn status(error: AgentError) -> Status {
             StoreError::Corrupt { .. } | StoreError::Io(_) | StoreError::Backend(_),
         ) => Status::internal(message),
         AgentError::Store(StoreError::Unavailable(_)) => Status::unavailable(message),
+        AgentError::Store(StoreError::Fenced(_)) => Status::aborted(message),
         AgentError::Busy { .. } => Status::failed_precondition(message),
         AgentError::Backend { .. } | AgentError::TruncatedStream => Status::unavailable(message),
         AgentError::Llm { .. } => Status::internal(message),

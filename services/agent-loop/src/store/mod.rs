@@ -127,6 +127,11 @@ pub enum StoreError {
     /// of another kind): retrying does not help.
     #[error("session store error: {0}")]
     Backend(String),
+    /// A turn's write after its lease passed to another holder (it could
+    /// not be renewed in time): refused, so two turns never interleave
+    /// their records.
+    #[error("session {0:?} was taken over by another turn: this turn's lease had lapsed")]
+    Fenced(String),
 }
 
 impl StoreError {
@@ -139,7 +144,8 @@ impl StoreError {
             | Self::InvalidId(_)
             | Self::InvalidCursor(_)
             | Self::Corrupt { .. }
-            | Self::Backend(_) => false,
+            | Self::Backend(_)
+            | Self::Fenced(_) => false,
         }
     }
 }

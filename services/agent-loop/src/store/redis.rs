@@ -15,7 +15,11 @@
 //! is `SET NX PX ttl` with a random token; its holder renews it every fifth
 //! of the TTL and releases it with scripts that first check the token, so a
 //! replica never extends or frees another's lease. A replica that dies stops
-//! renewing: its sessions are free again at most one TTL later.
+//! renewing: its sessions are free again at most one TTL later. Records
+//! written while the store holds the session's lease are fenced: the append
+//! script refuses them once another holder has the lease, so a turn whose
+//! lease lapsed (Redis out of reach for a whole TTL) cannot interleave its
+//! records with the next holder's.
 //!
 //! Redis going away (a restart, a failover, a network cut) costs no request
 //! and no record: every command that fails for want of a connection is sent
@@ -27,6 +31,7 @@
 //! is stored succeeds, and taking a lease we already hold succeeds.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use std::future::Future;
@@ -78,11 +83,17 @@ return 1
 ";
 
 /// Appends a record to an existing session and marks it updated.
-/// KEYS: session list, index. ARGV: record JSON, id, "1" when this is a
-/// retry. Returns the new length, or 0 when the session does not exist. A
-/// retry whose record is already the last one was written by the attempt
-/// whose answer was lost: it is not written twice.
+/// KEYS: session list, index, lease. ARGV: record JSON, id, "1" when this
+/// is a retry, the caller's lease token ("" when it holds none). Returns the
+/// new length, 0 when the session does not exist, -1 when another holder
+/// has the session's lease (the caller's lapsed: fenced off). A retry whose
+/// record is already the last one was written by the attempt whose answer
+/// was lost: it is not written twice.
 const APPEND: &str = r"
+if ARGV[4] ~= '' then
+  local holder = redis.call('GET', KEYS[3])
+  if holder and holder ~= ARGV[4] then return -1 end
+end
 if ARGV[3] == '1' and redis.call('LINDEX', KEYS[1], -1) == ARGV[1] then
   return redis.call('LLEN', KEYS[1])
 end
@@ -126,7 +137,14 @@ pub struct RedisStore {
     /// Host and port, never the credentials: goes into error messages.
     server: String,
     retry_window: Duration,
+    /// Tokens of the leases this store holds, by session: a turn's appends
+    /// are fenced with them.
+    held: HeldTokens,
 }
+
+/// Session id → token of each lease a store holds; shared with the leases,
+/// which take their entry out when they are released.
+pub(super) type HeldTokens = Arc<Mutex<HashMap<String, String>>>;
 
 struct Keys {
     prefix: String,
@@ -189,6 +207,7 @@ impl RedisStore {
             },
             server,
             retry_window: options.retry_window,
+            held: HeldTokens::default(),
         })
     }
 
@@ -341,6 +360,15 @@ impl SessionStore for RedisStore {
         check_session_id(session_id)?;
         let json = to_json(record)?;
         let (session, index) = (self.keys.session(session_id), self.keys.index());
+        let lease = self.keys.lease(session_id);
+        // Written while this store holds the session's lease (a turn's
+        // records): only while no other holder has it.
+        let fence = self
+            .held
+            .lock()
+            .ok()
+            .and_then(|held| held.get(session_id).cloned())
+            .unwrap_or_default();
         let script = &self.scripts.append;
         let length: i64 = self
             .run(move |mut connection, retrying| {
@@ -348,16 +376,19 @@ impl SessionStore for RedisStore {
                 invocation
                     .key(&session)
                     .key(&index)
+                    .key(&lease)
                     .arg(&json)
                     .arg(session_id)
-                    .arg(if retrying { "1" } else { "0" });
+                    .arg(if retrying { "1" } else { "0" })
+                    .arg(&fence);
                 async move { invocation.invoke_async(&mut connection).await }
             })
             .await?;
-        if length == 0 {
-            return Err(StoreError::NotFound(session_id.to_owned()));
+        match length {
+            0 => Err(StoreError::NotFound(session_id.to_owned())),
+            -1 => Err(StoreError::Fenced(session_id.to_owned())),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     async fn load(&self, session_id: &str) -> Result<StoredSession, StoreError> {
@@ -439,6 +470,7 @@ impl SessionStore for RedisStore {
             key: self.keys.lease(session_id),
             token: uuid::Uuid::new_v4().to_string(),
             ttl: ttl.max(Duration::from_millis(5)),
+            held: Arc::clone(&self.held),
         };
         held.acquire(&self.scripts.lease).await
     }

@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::redis::{Retry, millis, redis_error};
+use super::redis::{HeldTokens, Retry, millis, redis_error};
 use super::{Lease, StoreError};
 
 /// Renewals per TTL: a lease survives a Redis outage of up to four fifths
@@ -78,6 +78,10 @@ pub(super) struct HeldLease {
     pub(super) key: String,
     pub(super) token: String,
     pub(super) ttl: Duration,
+    /// The store's table of held leases: the lease is in it from when it is
+    /// taken until it is released (also once lost, so the fence refuses the
+    /// lost turn's writes).
+    pub(super) held: HeldTokens,
 }
 
 impl HeldLease {
@@ -97,6 +101,9 @@ impl HeldLease {
             .await?;
         if taken != 1 {
             return Ok(None);
+        }
+        if let Ok(mut held) = self.held.lock() {
+            held.insert(self.session_id.clone(), self.token.clone());
         }
         let lost = CancellationToken::new();
         let renewal = tokio::spawn(
@@ -154,6 +161,11 @@ impl HeldLease {
     /// window, so a turn that ends while Redis is briefly away does not
     /// leave its session blocked until the TTL runs out.
     async fn release(self, script: Script) {
+        if let Ok(mut held) = self.held.lock()
+            && held.get(&self.session_id) == Some(&self.token)
+        {
+            held.remove(&self.session_id);
+        }
         let (script, key, token) = (&script, &self.key, &self.token);
         let freed = self
             .retry

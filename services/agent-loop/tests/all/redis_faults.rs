@@ -1,11 +1,12 @@
 //! The Redis store across Redis faults, with a real `redis-server` that is
 //! killed and started again: no request fails because Redis restarted, a
 //! write made while it is away lands (once) when it is back, and a lease
-//! given back or held across an outage behaves as if there had been none.
+//! given back or held across an outage behaves as if there had been none,
+//! and a turn whose lease lapsed cannot write into the session any more.
 
 use std::time::{Duration, Instant};
 
-use openheim_agent_loop::store::{RedisStore, RedisStoreOptions, SessionStore};
+use openheim_agent_loop::store::{RedisStore, RedisStoreOptions, SessionStore, StoreError};
 
 use crate::redis_server::RedisServer;
 use crate::store_contract::{meta, user};
@@ -129,4 +130,33 @@ async fn a_holder_takes_its_lease_again_when_a_restart_lost_it() {
     assert!(b.try_lease("s1", ttl).await.unwrap().is_none());
     assert!(!lease.is_lost());
     lease.release().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_whose_lease_was_taken_over_cannot_write_into_the_session() {
+    let server = RedisServer::start();
+    let (a, b) = (store(&server), store(&server));
+    a.create(&meta("s1")).await.unwrap();
+    let lapsed = a.try_lease("s1", LONG_TTL).await.unwrap().unwrap();
+    a.append("s1", &user("a's turn")).await.unwrap();
+    // A's lease lapses behind its back (as after a long outage) and B's turn
+    // takes the session.
+    let mut raw = crate::redis_server::raw(&server).await;
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("{}:lease:s1", server.prefix()))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let taken = b.try_lease("s1", LONG_TTL).await.unwrap().unwrap();
+    b.append("s1", &user("b's turn")).await.unwrap();
+    let refused = a.append("s1", &user("a again")).await.unwrap_err();
+    assert!(matches!(refused, StoreError::Fenced(_)), "{refused:?}");
+    assert!(!refused.is_retryable());
+    assert_eq!(b.load("s1").await.unwrap().messages.len(), 2);
+    // Writes to sessions A holds no lease of are not fenced; once B is done
+    // and A's lease is given back, A writes again.
+    taken.release().await;
+    lapsed.release().await;
+    a.append("s1", &user("a later")).await.unwrap();
+    assert_eq!(b.load("s1").await.unwrap().messages.len(), 3);
 }
