@@ -122,6 +122,28 @@ impl ApiError {
         }
     }
 
+    /// When the same request may succeed (the `Retry-After` header): a
+    /// backend that is away is usually replaced within a second (a balanced
+    /// channel checks its replicas every second); a full server frees
+    /// sockets as sessions end.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::Unavailable { .. } | Self::TooManyConnections | Self::ShuttingDown => Some(1),
+            Self::BadRequest(_)
+            | Self::NotFound(_)
+            | Self::Unauthorized
+            | Self::OriginNotAllowed(_)
+            | Self::HostNotAllowed(_)
+            | Self::Forbidden(_)
+            | Self::Conflict(_)
+            | Self::TooLarge(_)
+            | Self::NotConfigured(_)
+            | Self::Timeout(_)
+            | Self::RequestTimeout(_)
+            | Self::Backend { .. } => None,
+        }
+    }
+
     /// The stable, machine-readable code of the error.
     pub fn code(&self) -> &'static str {
         match self {
@@ -170,6 +192,11 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let Some(seconds) = self.retry_after_secs() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }
@@ -207,6 +234,13 @@ mod tests {
             json,
             serde_json::json!({"error": {"code": "not_found", "message": "session \"x\" not found"}})
         );
+        let unavailable = ApiError::Unavailable {
+            service: Backend::AgentLoop,
+            message: "connection refused".into(),
+        };
+        let response = unavailable.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
         let (status, json) = body(ApiError::NotConfigured(Backend::LlmProxy)).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(json["error"]["code"], "backend_not_configured");

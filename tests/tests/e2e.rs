@@ -22,6 +22,7 @@ mod e2e {
     pub mod redis_store;
     pub mod run_files_task;
     pub mod sandbox;
+    pub mod scale;
     pub mod scratch;
     pub mod security;
     pub mod telemetry;

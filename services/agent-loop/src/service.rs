@@ -297,11 +297,17 @@ impl AgentService {
         check_session_id(&start.session_id)?;
         let prompt =
             StoredMessage::user_from_wire(&start.prompt).map_err(AgentError::InvalidInput)?;
-        let lease = self
+        let Some(lease) = self
             .store
             .try_lease(&start.session_id, self.config.lease_ttl)
             .await?
-            .ok_or_else(|| AgentError::Busy(start.session_id.clone()))?;
+        else {
+            let retry_after = self.store.busy_for(&start.session_id).await.ok().flatten();
+            return Err(AgentError::Busy {
+                session_id: start.session_id,
+                retry_after,
+            });
+        };
         let result = self
             .run_leased(start, prompt, events, inbox, cancel, &lease)
             .await;
