@@ -136,6 +136,7 @@ impl ApiError {
             | Self::HostNotAllowed(_)
             | Self::Forbidden(_)
             | Self::Conflict(_)
+            | Self::MethodNotAllowed(_)
             | Self::TooLarge(_)
             | Self::NotConfigured(_)
             | Self::Timeout(_)
