@@ -197,6 +197,7 @@ mod tests {
                     tool_call_id: "c1".into(),
                     content: "hi".into(),
                     is_error: false,
+                    images: Vec::new(),
                 })),
             }],
         };

@@ -16,8 +16,8 @@ use openheim_proto::mcp_broker::v1::{
     mcp_broker_client::McpBrokerClient,
 };
 use openheim_proto::tool_executor::v1::{
-    ExecuteRequest, ExecuteResponse, ListToolsRequest, Workspace,
-    tool_executor_client::ToolExecutorClient,
+    ExecuteRequest, ExecuteResponse, ListToolsRequest, ReadFileRequest, ReadFileResponse,
+    Workspace, tool_executor_client::ToolExecutorClient,
 };
 use openheim_proto::transport::MAX_MESSAGE_BYTES;
 
@@ -182,6 +182,27 @@ impl Backends {
             .await
             .map_err(|s| backend("tool-executor", &s))?
             .into_inner())
+    }
+
+    /// Reads at most `max_bytes` of a workspace file through tool-executor
+    /// (which holds the workspace and confines the read to it); `None` when
+    /// the file does not exist.
+    pub async fn read_file(
+        &self,
+        workspace: &Workspace,
+        path: &str,
+        max_bytes: u64,
+    ) -> Result<Option<ReadFileResponse>, AgentError> {
+        let request = with_deadline(ReadFileRequest {
+            workspace: Some(workspace.clone()),
+            path: path.to_owned(),
+            max_bytes,
+        });
+        match self.tools.clone().read_file(request).await {
+            Ok(response) => Ok(Some(response.into_inner())),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+            Err(status) => Err(backend("tool-executor", &status)),
+        }
     }
 
     /// Runs an MCP tool; returns (output, is_error).

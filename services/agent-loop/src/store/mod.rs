@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 pub use files::FileStore;
-pub use record::{StoredBlock, StoredMessage};
+pub use record::{StoredBlock, StoredImage, StoredMessage};
 pub use redis::{RedisStore, RedisStoreOptions};
 
 use futures::future::BoxFuture;
