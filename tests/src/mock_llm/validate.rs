@@ -372,6 +372,24 @@ mod tests {
     }
 
     #[test]
+    fn images_must_be_well_formed_and_stay_out_of_tool_messages() {
+        let png = "data:image/png;base64,iVBORw0KGgoAAAA=";
+        let image = |url: &str| json!({ "type": "image_url", "image_url": { "url": url } });
+        let body = request(json!([
+            { "role": "user", "content": [{ "type": "text", "text": "see" }, image(png)] },
+            { "role": "assistant", "tool_calls": [call("a")] },
+            { "role": "tool", "tool_call_id": "a", "content": [image(png)] },
+            { "role": "user", "content": [image("data:image/jpeg;base64,iVBORw0KGgoAAAA=")] },
+        ]));
+        let problems = validate_chat_request(&body);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("messages[2].content[0]: part type \"image_url\" is not allowed")
+        );
+        assert!(problems[1].contains("declared as image/jpeg but its bytes are image/png"));
+    }
+
+    #[test]
     fn tools_are_checked() {
         let tool = |name: &str| {
             json!({ "type": "function", "function": {
