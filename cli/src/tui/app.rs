@@ -421,8 +421,7 @@ impl App {
 
     async fn turn(&mut self, prompt: String) -> anyhow::Result<Flow> {
         let interactive = self.mode == Mode::Interactive;
-        let session = self.ensure_session().await?;
-        let work_dir = PathBuf::from(&session.info().work_dir);
+        let work_dir = PathBuf::from(&self.ensure_session().await?.info().work_dir);
         let images = match attached_images(&prompt, &work_dir) {
             Ok(images) => images,
             Err(e) => {
@@ -430,6 +429,13 @@ impl App {
                 return Ok(Flow::Continue);
             }
         };
+        if !images.is_empty() {
+            let mut out = String::new();
+            let line = format!("  attached {}\n", describe_images(&images));
+            self.styler.paint(Role::Dim, &line, &mut out);
+            self.screen.write(&out)?;
+        }
+        let session = self.ensure_session().await?;
         let mut turn = match session.prompt_with_images(prompt, images).await {
             Ok(turn) => turn,
             Err(e) => {
@@ -1141,6 +1147,19 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// `2 images (image/png 12 KB, image/gif 3 KB)`: what was attached.
+fn describe_images(images: &[openheim_proto::common::v1::Image]) -> String {
+    let each: Vec<String> = images
+        .iter()
+        .map(|i| format!("{} {} KB", i.mime_type, i.data.len().div_ceil(1024)))
+        .collect();
+    let count = match images.len() {
+        1 => "1 image".to_owned(),
+        n => format!("{n} images"),
+    };
+    format!("{count} ({})", each.join(", "))
 }
 
 /// The images a prompt names with `@path` (see `attach`), read now so a

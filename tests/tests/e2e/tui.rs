@@ -289,6 +289,8 @@ async fn an_at_image_path_attaches_the_image_and_a_bad_one_sends_nothing() {
         .unwrap();
     pty.expect("nothing was sent", WAIT).unwrap();
     pty.send_line(r"what is in @shots/a\ b.png?").unwrap();
+    pty.expect("attached 1 image (image/png 1 KB)", WAIT)
+        .unwrap();
     pty.expect("A tiny screenshot.", WAIT).unwrap();
     pty.send_line("/quit").unwrap();
     assert!(pty.wait_exit(WAIT).unwrap().success());
