@@ -12,8 +12,8 @@ use openheim_proto::llm_proxy::v1::{
     ResolveModelResponse, llm_proxy_client::LlmProxyClient,
 };
 use openheim_proto::mcp_broker::v1::{
-    AttachSessionServersRequest, CallToolRequest, ListServersRequest, ServerSpec, ServerStatus,
-    mcp_broker_client::McpBrokerClient,
+    AttachSessionServersRequest, CallToolRequest, CallToolResponse, ListServersRequest, ServerSpec,
+    ServerStatus, mcp_broker_client::McpBrokerClient,
 };
 use openheim_proto::tool_executor::v1::{
     ExecuteRequest, ExecuteResponse, ListToolsRequest, ReadFileRequest, ReadFileResponse,
@@ -205,25 +205,24 @@ impl Backends {
         }
     }
 
-    /// Runs an MCP tool; returns (output, is_error).
+    /// Runs an MCP tool: its text, whether it failed, and its images.
     pub async fn call_mcp(
         &self,
         session_id: &str,
         call: &ToolCall,
-    ) -> Result<(String, bool), AgentError> {
+    ) -> Result<CallToolResponse, AgentError> {
         let request = CallToolRequest {
             session_id: session_id.to_owned(),
             call: Some(call.clone()),
             timeout_ms: 0,
         };
-        let resp = self
+        Ok(self
             .mcp
             .clone()
             .call_tool(request)
             .await
             .map_err(|s| backend("mcp-broker", &s))?
-            .into_inner();
-        Ok((resp.output, resp.is_error))
+            .into_inner())
     }
 
     /// Statuses of the configured MCP servers, plus `session_id`'s own.

@@ -544,16 +544,16 @@ impl Turn {
                     diffs: r.diffs,
                     images: r.images,
                 }),
-            ToolRoute::Mcp => {
-                self.backends
-                    .call_mcp(&self.meta.id, call)
-                    .await
-                    .map(|(text, is_error)| Outcome {
-                        text,
-                        is_error,
-                        ..Outcome::default()
-                    })
-            }
+            ToolRoute::Mcp => self
+                .backends
+                .call_mcp(&self.meta.id, call)
+                .await
+                .map(|r| Outcome {
+                    text: r.output,
+                    is_error: r.is_error,
+                    images: r.images,
+                    ..Outcome::default()
+                }),
             ToolRoute::Memory => match &self.memory {
                 Some(memory) => Ok(memory.call(call, &self.meta).await),
                 None => Ok(Outcome::error("long-term memory is off")),
