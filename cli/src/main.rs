@@ -28,6 +28,10 @@ struct Cli {
     /// no id is given (interactive mode).
     #[arg(long, num_args = 0..=1, default_missing_value = "")]
     resume: Option<String>,
+    /// How hard the model reasons: off, low, medium, high or a token budget
+    /// (interactive mode; `/thinking` changes it).
+    #[arg(long, value_parser = openheim_config::Thinking::parse)]
+    thinking: Option<openheim_config::Thinking>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -60,9 +64,14 @@ enum Command {
         /// Offer only read-only tools (plan mode).
         #[arg(long)]
         read_only: bool,
-        /// Report the setup (model, sandbox level) on stderr before running.
+        /// Report the setup (model, sandbox level) on stderr before running,
+        /// and show the model's thinking there.
         #[arg(long, short = 'v')]
         verbose: bool,
+        /// How hard the model reasons: off, low, medium, high or a token
+        /// budget (default: as configured for the model).
+        #[arg(long, value_parser = openheim_config::Thinking::parse)]
+        thinking: Option<openheim_config::Thinking>,
     },
     /// ACP agent over stdin/stdout (for Zed and other ACP clients); logs go to stderr.
     Acp,
@@ -174,6 +183,7 @@ async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
             deny,
             read_only,
             verbose,
+            thinking,
         }) => {
             let telemetry = boot.init_telemetry(SERVICE_NAME, "warn")?;
             let config = &boot.config;
@@ -189,6 +199,8 @@ async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
                 skills,
                 work_dir: None,
                 resume,
+                thinking,
+                verbose,
             };
             let interrupt = async {
                 let _ = tokio::signal::ctrl_c().await;
@@ -202,6 +214,7 @@ async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
                 model: cli.model,
                 skills: cli.skills,
                 resume: cli.resume.map(|id| Some(id).filter(|id| !id.is_empty())),
+                thinking: cli.thinking,
                 config_file: match &cli.config {
                     Some(file) => file.clone(),
                     None => openheim_boot::home_dir(&boot.env)?.join("config.toml"),

@@ -10,6 +10,7 @@ mod e2e {
     pub mod acp;
     pub mod architecture;
     pub mod cli;
+    pub mod compaction;
     pub mod context_window;
     pub mod custom_provider;
     pub mod embeddings;

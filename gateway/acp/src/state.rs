@@ -35,6 +35,8 @@ pub struct ClientFeatures {
     pub terminal: bool,
     /// The client renders `notice` session updates.
     pub notices: bool,
+    /// The client renders `compaction_update` session updates.
+    pub compaction: bool,
 }
 
 impl ClientFeatures {
@@ -44,6 +46,10 @@ impl ClientFeatures {
             fs_write: caps.fs.write_text_file,
             terminal: caps.terminal,
             notices: caps.session.as_ref().is_some_and(|s| s.notices.is_some()),
+            compaction: caps
+                .session
+                .as_ref()
+                .is_some_and(|s| s.compaction.is_some()),
         }
     }
 
@@ -64,6 +70,9 @@ pub struct SessionView {
     pub id: String,
     pub work_dir: PathBuf,
     pub model: String,
+    /// The `thinking` config option; `None` = as configured. Kept by this
+    /// connection and sent with each of the session's turns.
+    pub thinking: Option<openheim_config::Thinking>,
 }
 
 struct OpenSession {
@@ -144,6 +153,12 @@ impl Connection {
     pub fn set_model(&self, id: &str, model: String) {
         if let Some(open) = locked(&self.sessions).get_mut(id) {
             open.view.model = model;
+        }
+    }
+
+    pub fn set_thinking(&self, id: &str, thinking: Option<openheim_config::Thinking>) {
+        if let Some(open) = locked(&self.sessions).get_mut(id) {
+            open.view.thinking = thinking;
         }
     }
 
@@ -233,6 +248,7 @@ mod tests {
             id: id.into(),
             work_dir: PathBuf::from("/ws"),
             model: String::new(),
+            thinking: None,
         }
     }
 

@@ -8,8 +8,10 @@
 //!   turn is cancelled (`Cancelled by user.`), so the history stays valid;
 //! - results go back in call order, whatever order the calls finish in;
 //! - output of an interrupted LLM attempt is never persisted;
-//! - each LLM call sends the suffix of whole turns that fits the model's
-//!   context window (`context.rs`), the stored history stays whole.
+//! - each LLM call sends the history as the latest summary left it
+//!   (`compaction.rs`), compacted first when it passes the threshold
+//!   (`summarise.rs`), and then the suffix of whole turns that fits the
+//!   model's context window (`context.rs`); the stored history stays whole.
 
 use std::sync::Arc;
 
@@ -22,7 +24,7 @@ use openheim_proto::common::v1::{
     FileDiff, Message, StopReason, ToolCall, ToolDefinition, ToolKind, Usage,
 };
 use openheim_proto::llm_proxy::v1::{
-    CompleteRequest, ErrorKind, ResolveModelResponse, completion_event,
+    CompleteRequest, ErrorKind, ResolveModelResponse, ThinkingSetting, completion_event,
 };
 use openheim_proto::tool_executor::v1::Workspace;
 use tokio::sync::{Mutex, mpsc};
@@ -37,7 +39,9 @@ use crate::permission::{
     PendingQuestions, Remembered, Verdict, approval_key, kind_policy, verdict,
 };
 use crate::service::with_memory_tools;
-use crate::store::{Record, SessionMeta, SessionStore, StoredBlock, StoredMessage, now_ms};
+use crate::store::{
+    Compaction, Record, SessionMeta, SessionStore, StoredBlock, StoredMessage, now_ms,
+};
 use crate::truncate::cap_text;
 
 pub const CANCELLED_RESULT: &str = "Cancelled by user.";
@@ -56,6 +60,10 @@ pub struct TurnSettings {
     pub max_result_bytes: usize,
     /// Policy of the permission gate per tool kind.
     pub permissions: openheim_config::PermissionsConfig,
+    /// Fraction of the window past which the conversation is compacted.
+    pub compact_at: f64,
+    /// Who writes summaries; `None` = the session's model.
+    pub compaction_model: Option<String>,
 }
 
 /// Everything one running turn needs.
@@ -79,28 +87,65 @@ pub struct Turn {
     /// Long-term memory, when it is on: its tools are offered and answered
     /// here (`ToolRoute::Memory`).
     pub memory: Option<Arc<AgentMemory>>,
+    /// The latest summary of the session's older messages, if any.
+    pub compaction: Option<Compaction>,
+    /// The caller's reasoning setting for this turn; `None` = as configured.
+    pub thinking: Option<ThinkingSetting>,
 }
 
 /// The assistant's reply to one LLM call, as assembled from the stream.
 #[derive(Default)]
 struct Reply {
     text: String,
-    thinking: String,
-    signature: String,
+    /// Thinking blocks in the order they came, each with its own signature
+    /// (a provider may send several, and redacted ones).
+    thinking: Vec<ThinkingBlock>,
     calls: Vec<ToolCall>,
     stop: StopReason,
     usage: Usage,
     cancelled: bool,
 }
 
+/// One thinking block of a reply.
+#[derive(Default)]
+struct ThinkingBlock {
+    text: String,
+    signature: String,
+    redacted: bool,
+}
+
 impl Reply {
+    /// Adds a thinking fragment: to the current block, or as the start of
+    /// a new one when the provider says so.
+    fn add_thinking(&mut self, delta: openheim_proto::llm_proxy::v1::ThinkingDelta) {
+        let reuse = self
+            .thinking
+            .last()
+            .is_some_and(|b| !b.redacted && b.text.is_empty() && b.signature.is_empty());
+        if self.thinking.is_empty() || (delta.new_block && !reuse) {
+            self.thinking.push(ThinkingBlock::default());
+        }
+        if let Some(block) = self.thinking.last_mut() {
+            block.text.push_str(&delta.text);
+            block.signature.push_str(&delta.signature);
+            block.redacted |= delta.redacted;
+        }
+        // A redacted block is whole in its one fragment.
+        if delta.redacted {
+            self.thinking.push(ThinkingBlock::default());
+        }
+    }
+
     fn into_message(self) -> Option<StoredMessage> {
         let mut content = Vec::new();
-        if !self.thinking.is_empty() || !self.signature.is_empty() {
-            content.push(StoredBlock::Thinking {
-                text: self.thinking,
-                signature: self.signature,
-            });
+        for block in self.thinking {
+            if !block.text.is_empty() || !block.signature.is_empty() {
+                content.push(StoredBlock::Thinking {
+                    text: block.text,
+                    signature: block.signature,
+                    redacted: block.redacted,
+                });
+            }
         }
         if !self.text.is_empty() {
             content.push(StoredBlock::Text { text: self.text });
@@ -117,15 +162,22 @@ impl Reply {
 }
 
 /// How one turn fits its history into the model's context window.
-struct ContextFit {
+pub(crate) struct ContextFit {
     /// `provider/model`, for notes.
     model: String,
     /// The model's window in tokens, 0 when unknown.
     window: u64,
+    /// The model's limits as llm-proxy reported them.
+    pub(crate) limits: ModelLimits,
     /// Estimated tokens the history may take per call; `None` = no limit
     /// known. Lowered for the rest of the turn when the provider refuses a
     /// conversation as too long.
     budget: Option<u64>,
+    /// Estimated history tokens past which the conversation is compacted
+    /// before the next call; `None` = no window known.
+    pub(crate) threshold: Option<u64>,
+    /// A summary failed in this turn: no other is tried until the next.
+    pub(crate) compaction_failed: bool,
     /// Turns left out as last announced: the note is given once, and again
     /// only when the count changes.
     announced: usize,
@@ -150,6 +202,10 @@ impl Turn {
         let mut total = Usage::zero();
         let mut llm_calls = 0;
         for _ in 0..self.settings.max_iterations {
+            if let Some(usage) = self.compact_if_needed(&mut fit).await {
+                total.add(&usage);
+                llm_calls += 1;
+            }
             let mut reply = self.call_fitting(&definitions, &mut fit).await?;
             llm_calls += 1;
             total.add(&reply.usage);
@@ -205,7 +261,7 @@ impl Turn {
     /// session's model. Without an answer (an older llm-proxy, a model that
     /// does not resolve, which `Complete` then reports) nothing is dropped
     /// up front.
-    fn context_fit(
+    pub(crate) fn context_fit(
         &self,
         resolved: Result<ResolveModelResponse, AgentError>,
         tools: &[ToolDefinition],
@@ -216,10 +272,17 @@ impl Turn {
                     context_window: r.context_window,
                     max_output_tokens: u64::from(r.max_output_tokens),
                 };
+                let budget = limits.history_budget(&self.system_prompt, tools);
+                let fixed =
+                    context::text_tokens(&self.system_prompt) + context::tools_tokens(tools);
+                let at = (self.settings.compact_at * r.context_window as f64) as u64;
                 ContextFit {
                     model: format!("{}/{}", r.provider, r.model),
                     window: r.context_window,
-                    budget: limits.history_budget(&self.system_prompt, tools),
+                    limits,
+                    budget,
+                    threshold: budget.map(|b| b.min(at.saturating_sub(fixed))),
+                    compaction_failed: false,
                     announced: 0,
                 }
             }
@@ -232,7 +295,10 @@ impl Turn {
                 ContextFit {
                     model,
                     window: 0,
+                    limits: ModelLimits::default(),
                     budget: None,
+                    threshold: None,
+                    compaction_failed: false,
                     announced: 0,
                 }
             }
@@ -249,8 +315,9 @@ impl Turn {
         fit: &mut ContextFit,
     ) -> Result<Reply, AgentError> {
         let mut retries = 0;
+        let view = self.view();
         loop {
-            let selection = context::select(&self.history, fit.budget);
+            let selection = context::select(&view, fit.budget);
             if selection.dropped_turns != fit.announced {
                 fit.announced = selection.dropped_turns;
                 if selection.dropped_turns > 0 {
@@ -265,7 +332,7 @@ impl Turn {
                     "the current turn alone is over the context budget"
                 );
             }
-            let messages = self.history[selection.start..]
+            let messages = view[selection.start..]
                 .iter()
                 .map(StoredMessage::to_wire)
                 .collect();
@@ -275,12 +342,12 @@ impl Turn {
                 Err(error) if is_context_too_long(&error) && retries < MAX_CONTEXT_RETRIES => error,
                 other => return other,
             };
-            let Some(budget) = context::shrink(&self.history, &selection) else {
+            let Some(budget) = context::shrink(&view, &selection) else {
                 return Err(error);
             };
             retries += 1;
             fit.budget = Some(budget);
-            let next = context::select(&self.history, fit.budget);
+            let next = context::select(&view, fit.budget);
             tracing::warn!(%error, dropped_turns = next.dropped_turns, "context too long; retrying with fewer turns");
             fit.announced = next.dropped_turns;
             self.notice(NoticeLevel::Warning, context::retry_note(&next, &fit.model))
@@ -300,7 +367,7 @@ impl Turn {
             tools: tools.to_vec(),
             max_tokens: None,
             temperature: None,
-            thinking: None,
+            thinking: self.thinking,
         };
         let stream = self.backends.complete(request).await?;
         let mut stream = crate::spans::observe(stream, tracing::Span::current());
@@ -334,10 +401,10 @@ impl Turn {
                     self.emit(Event::TextDelta(text)).await;
                 }
                 E::ThinkingDelta(delta) => {
-                    reply.thinking.push_str(&delta.text);
-                    reply.signature.push_str(&delta.signature);
-                    if !delta.text.is_empty() {
-                        self.emit(Event::ThinkingDelta(delta.text)).await;
+                    let text = delta.text.clone();
+                    reply.add_thinking(delta);
+                    if !text.is_empty() {
+                        self.emit(Event::ThinkingDelta(text)).await;
                     }
                 }
                 E::ToolCallDelta(delta) => apply_tool_delta(&mut partial, delta),
@@ -367,7 +434,8 @@ impl Turn {
                 E::Error(error) => {
                     // Output streamed before a refusal that is retried with
                     // a shorter history is not part of any answer.
-                    let streamed = !reply.text.is_empty() || !reply.thinking.is_empty();
+                    let streamed =
+                        !reply.text.is_empty() || reply.thinking.iter().any(|b| !b.text.is_empty());
                     if error.kind() == ErrorKind::ContextTooLong && streamed {
                         let reason = error.message.clone();
                         self.emit(Event::Retracted(Retracted { reason })).await;
@@ -381,7 +449,7 @@ impl Turn {
         }
     }
 
-    async fn notice(&self, level: NoticeLevel, message: String) {
+    pub(crate) async fn notice(&self, level: NoticeLevel, message: String) {
         let notice = Notice {
             level: level as i32,
             message,
@@ -689,6 +757,46 @@ mod tests {
         assert_eq!(calls.len(), 2);
         assert_eq!(calls[0].arguments_json, "{\"path\":1}");
         assert_eq!(calls[1].name, "write_file");
+    }
+
+    #[test]
+    fn thinking_blocks_are_kept_apart_in_order_with_redacted_ones() {
+        use openheim_proto::llm_proxy::v1::ThinkingDelta;
+        let delta = |text: &str, signature: &str, new_block, redacted| ThinkingDelta {
+            text: text.into(),
+            signature: signature.into(),
+            new_block,
+            redacted,
+        };
+        let mut reply = Reply::default();
+        reply.add_thinking(delta("", "", true, false));
+        reply.add_thinking(delta("first", "", false, false));
+        reply.add_thinking(delta("", "SIG1", false, false));
+        reply.add_thinking(delta("", "DATA", true, true));
+        reply.add_thinking(delta("", "", true, false));
+        reply.add_thinking(delta("second", "SIG2", false, false));
+        // A provider that never says where blocks start: one block.
+        let mut single = Reply::default();
+        single.add_thinking(delta("a", "", false, false));
+        single.add_thinking(delta("b", "r:x;", false, false));
+        let blocks = |reply: Reply| match reply.into_message() {
+            Some(StoredMessage::Assistant { content }) => content,
+            other => panic!("{other:?}"),
+        };
+        let thinking = |text: &str, signature: &str, redacted| StoredBlock::Thinking {
+            text: text.into(),
+            signature: signature.into(),
+            redacted,
+        };
+        assert_eq!(
+            blocks(reply),
+            [
+                thinking("first", "SIG1", false),
+                thinking("", "DATA", true),
+                thinking("second", "SIG2", false),
+            ]
+        );
+        assert_eq!(blocks(single), [thinking("ab", "r:x;", false)]);
     }
 
     #[test]

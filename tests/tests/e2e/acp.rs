@@ -8,6 +8,7 @@
 mod client_terminal;
 mod fuzz;
 mod modes;
+mod reasoning;
 mod support;
 mod terminals;
 

@@ -231,6 +231,7 @@ mod tests {
                         Block::Thinking(Thinking {
                             text: "hmm".into(),
                             signature: String::new(),
+                            redacted: false,
                         }),
                         Block::Text("Reading.".into()),
                         Block::ToolCall(ToolCall {
