@@ -8,7 +8,9 @@
 use futures::StreamExt;
 use openheim_proto::agent_loop::v1::{Compacted, NoticeLevel, TurnEnded, turn_event::Event};
 use openheim_proto::common::v1::{ContentBlock, Message, Role, StopReason, Usage, content_block};
-use openheim_proto::llm_proxy::v1::{CompleteRequest, completion_event};
+use openheim_proto::llm_proxy::v1::{
+    CompleteRequest, ThinkingLevel, ThinkingSetting, completion_event,
+};
 
 use crate::compaction::{self, SUMMARY_MAX_TOKENS, SUMMARY_SYSTEM_PROMPT};
 use crate::context::ModelLimits;
@@ -190,7 +192,12 @@ impl Turn {
             tools: Vec::new(),
             max_tokens: Some(u32::try_from(max_tokens).unwrap_or(u32::MAX)),
             temperature: None,
-            thinking: None,
+            // A summary needs no reasoning, and reasoning would raise the
+            // output reserve (Anthropic) past a small window.
+            thinking: Some(ThinkingSetting {
+                level: ThinkingLevel::Off as i32,
+                budget_tokens: 0,
+            }),
         };
         let before = compaction::tokens(&self.view());
         let (summary, usage, served_by) = self.stream_summary(request).await?;
