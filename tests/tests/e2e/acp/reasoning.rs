@@ -119,3 +119,38 @@ async fn thinking_option_thought_chunks_and_the_compact_command() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_provider_streams_its_thinking_as_thought_chunks() {
+    for kind in [Kind::Anthropic, Kind::Gemini, Kind::OpenAiResponses] {
+        let reply = Reply::text("Answered.").with_thinking(format!("Reasoning of {kind:?}."));
+        let mock = kind.mock(vec![reply]).await;
+        let install = install(kind, &mock);
+        let config = install.home().join("config.toml");
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, format!("{text}thinking = \"low\"\n")).unwrap();
+        let workspace = install.workspace();
+        let mut agent = AcpProcess::spawn(&install, Stdio::inherit());
+        let recorder = Recorder::answering(None);
+        run_client(&mut agent, &recorder, async |cx| {
+            initialize_with(&cx, ClientCapabilities::new()).await?;
+            let created = cx
+                .send_request(NewSessionRequest::new(workspace.clone()))
+                .block_task()
+                .await?;
+            prompt_text(&cx, &created.session_id.0, "think").await?;
+            Ok(())
+        })
+        .await;
+        mock.assert_no_violations();
+        let updates = recorder.updates();
+        let thought = chunks(&updates, |u| {
+            matches!(u, SessionUpdate::AgentThoughtChunk(_))
+        });
+        assert_eq!(thought, format!("Reasoning of {kind:?}."), "{kind:?}");
+        let answer = chunks(&updates, |u| {
+            matches!(u, SessionUpdate::AgentMessageChunk(_))
+        });
+        assert_eq!(answer, "Answered.", "{kind:?}");
+    }
+}
