@@ -30,12 +30,10 @@ use std::time::Duration;
 
 use agent_client_protocol::schema::ProtocolVersion;
 use agent_client_protocol::v1::schema::{
-    AgentCapabilities, AvailableCommandsUpdate, CancelNotification, Implementation,
-    InitializeRequest, InitializeResponse, ListSessionsRequest, LoadSessionRequest,
-    LoadSessionResponse, McpCapabilities, NewSessionRequest, NewSessionResponse,
+    AgentCapabilities, CancelNotification, Implementation, InitializeRequest, InitializeResponse,
+    ListSessionsRequest, LoadSessionRequest, McpCapabilities, NewSessionRequest,
     PromptCapabilities, PromptRequest, PromptResponse, SessionCapabilities,
-    SessionListCapabilities, SessionNotification, SessionUpdate, SetSessionConfigOptionRequest,
-    SetSessionModeRequest,
+    SessionListCapabilities, SetSessionConfigOptionRequest, SetSessionModeRequest,
 };
 use agent_client_protocol::v1::{ConnectionTo, Responder};
 use agent_client_protocol::{Agent, Client, ConnectTo, Error as RpcError, JsonRpcResponse};
@@ -132,38 +130,6 @@ where
     conn.tasks.spawn(tracing::Instrument::in_current_span(task));
 }
 
-/// Like [`respond_later`] for a request that opens a session: once the
-/// client has the answer (and so knows the session), it is told the
-/// session's slash commands (`available_commands_update`).
-fn respond_then_commands<T, F>(
-    conn: &Connection,
-    responder: Responder<T>,
-    cx: ConnectionTo<Client>,
-    work: F,
-    session_of: impl FnOnce(&T) -> String + Send + 'static,
-) where
-    T: JsonRpcResponse + Send + 'static,
-    F: Future<Output = Result<T, AcpError>> + Send + 'static,
-{
-    let task = async move {
-        let result = work.await;
-        let session = result.as_ref().ok().map(session_of);
-        if let Err(error) = responder.respond_with_result(result.map_err(RpcError::from)) {
-            tracing::debug!(%error, "an answer could not be sent");
-            return;
-        }
-        if let Some(session) = session {
-            let update = SessionUpdate::AvailableCommandsUpdate(AvailableCommandsUpdate::new(
-                thinking::commands(),
-            ));
-            if let Err(error) = cx.send_notification(SessionNotification::new(session, update)) {
-                tracing::debug!(%error, "the session's commands could not be sent");
-            }
-        }
-    };
-    conn.tasks.spawn(tracing::Instrument::in_current_span(task));
-}
-
 /// A request handler that answers from a task with
 /// `$work(&Connection, request, &ConnectionTo<Client>)`: session methods
 /// wait on the agent loop, and the dispatch loop must keep running meanwhile.
@@ -196,34 +162,11 @@ async fn connect(
             agent_client_protocol::on_receive_request!(),
         )
         .on_receive_request(
-            {
-                let conn = Arc::clone(conn);
-                async move |request: NewSessionRequest, responder, cx: ConnectionTo<Client>| {
-                    let task_conn = Arc::clone(&conn);
-                    let work_cx = cx.clone();
-                    let work =
-                        async move { sessions::new_session(&task_conn, request, &work_cx).await };
-                    let id = |r: &NewSessionResponse| r.session_id.0.to_string();
-                    respond_then_commands(&conn, responder, cx, work, id);
-                    Ok(())
-                }
-            },
+            deferred!(conn, NewSessionRequest, sessions::new_session),
             agent_client_protocol::on_receive_request!(),
         )
         .on_receive_request(
-            {
-                let conn = Arc::clone(conn);
-                async move |request: LoadSessionRequest, responder, cx: ConnectionTo<Client>| {
-                    let task_conn = Arc::clone(&conn);
-                    let work_cx = cx.clone();
-                    let session_id = request.session_id.0.to_string();
-                    let work =
-                        async move { sessions::load_session(&task_conn, request, &work_cx).await };
-                    let id = move |_: &LoadSessionResponse| session_id;
-                    respond_then_commands(&conn, responder, cx, work, id);
-                    Ok(())
-                }
-            },
+            deferred!(conn, LoadSessionRequest, sessions::load_session),
             agent_client_protocol::on_receive_request!(),
         )
         .on_receive_request(

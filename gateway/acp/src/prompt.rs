@@ -165,6 +165,13 @@ impl TurnRelay {
         blocks: Vec<openheim_proto::common::v1::ContentBlock>,
         input_rx: mpsc::Receiver<TurnInput>,
     ) -> Result<acp::StopReason, AcpError> {
+        // A session's commands are offered with its first prompt on this
+        // connection: an update sent right after `session/new` would race a
+        // client that closes, and before it the client does not know the
+        // session yet.
+        if self.conn.commands_unsent(&self.session.id) {
+            self.notify(crate::thinking::commands_update());
+        }
         let start = StartTurn {
             session_id: self.session.id.clone(),
             client_capabilities: self.conn.client().for_turn(),

@@ -222,12 +222,18 @@ pub async fn load_session(
         .session
         .ok_or_else(|| AcpError::AgentLoop("the agent loop sent no session".into()))?;
     let view = view(conn, &info);
-    for update in crate::updates::replay(&loaded.messages, &view.work_dir) {
+    let mut updates = crate::updates::replay(&loaded.messages, &view.work_dir);
+    // A loaded conversation can be compacted at once: its commands come
+    // with the replay, before the answer (for a new session they come with
+    // its first prompt, when there is something to compact).
+    updates.push(thinking::commands_update());
+    for update in updates {
         cx.send_notification(SessionNotification::new(session_id.clone(), update))
             .map_err(|e| AcpError::Connection(e.message))?;
     }
     let options = config_options(conn, &view);
     conn.open(view);
+    conn.commands_unsent(&session_id);
     let meta = session_meta(conn, &session_id, attached, refused).await;
     Ok(LoadSessionResponse::new()
         .config_options(options)

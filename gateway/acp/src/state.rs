@@ -78,6 +78,8 @@ pub struct SessionView {
 struct OpenSession {
     view: SessionView,
     active: Option<ActiveTurn>,
+    /// The client was told the session's slash commands.
+    commands_sent: bool,
 }
 
 /// Handles of the turn running in a session.
@@ -137,7 +139,11 @@ impl Connection {
         match sessions.get_mut(&view.id) {
             Some(open) => open.view = view,
             None => {
-                let open = OpenSession { view, active: None };
+                let open = OpenSession {
+                    view,
+                    active: None,
+                    commands_sent: false,
+                };
                 sessions.insert(open.view.id.clone(), open);
             }
         }
@@ -154,6 +160,14 @@ impl Connection {
         if let Some(open) = locked(&self.sessions).get_mut(id) {
             open.view.model = model;
         }
+    }
+
+    /// Whether the session's slash commands still have to be sent to the
+    /// client; marks them sent.
+    pub fn commands_unsent(&self, id: &str) -> bool {
+        locked(&self.sessions)
+            .get_mut(id)
+            .is_some_and(|open| !std::mem::replace(&mut open.commands_sent, true))
     }
 
     pub fn set_thinking(&self, id: &str, thinking: Option<openheim_config::Thinking>) {

@@ -3,8 +3,9 @@
 //! turns) and the slash commands the agent offers (`/compact`).
 
 use agent_client_protocol::v1::schema::{
-    AvailableCommand, AvailableCommandInput, SessionConfigOption, SessionConfigOptionCategory,
-    SessionConfigSelectOption, UnstructuredCommandInput,
+    AvailableCommand, AvailableCommandInput, AvailableCommandsUpdate, SessionConfigOption,
+    SessionConfigOptionCategory, SessionConfigSelectOption, SessionUpdate,
+    UnstructuredCommandInput,
 };
 use openheim_config::Thinking;
 use openheim_proto::llm_proxy::v1::{ThinkingLevel, ThinkingSetting};
@@ -69,6 +70,11 @@ fn capitalised(word: &str) -> String {
     chars.next().map_or_else(String::new, |first| {
         first.to_uppercase().chain(chars).collect()
     })
+}
+
+/// The `available_commands_update` of every session.
+pub fn commands_update() -> SessionUpdate {
+    SessionUpdate::AvailableCommandsUpdate(AvailableCommandsUpdate::new(commands()))
 }
 
 /// The slash commands of every session.

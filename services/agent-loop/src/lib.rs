@@ -15,6 +15,7 @@ mod grpc;
 mod memory;
 mod permission;
 pub mod prompt;
+mod reply;
 mod service;
 mod spans;
 pub mod store;
