@@ -46,7 +46,7 @@ pub mod llm {
 /// Configuration types for the builder.
 pub mod config {
     pub use openheim_config::{
-        Config, McpServerConfig, PermissionsConfig, ProviderConfig, ProviderKind, Secret,
+        Config, McpServerConfig, PermissionsConfig, ProviderConfig, ProviderKind, Secret, Thinking,
         ToolPolicy,
     };
 }
@@ -55,7 +55,7 @@ pub mod config {
 /// (tools, MCP server statuses, provider models).
 pub mod events {
     pub use openheim_proto::agent_loop::v1::{
-        ApprovalMode, Decision, ModelSelected, SessionInfo, ToolCallStatus, TurnEvent,
+        ApprovalMode, Compacted, Decision, ModelSelected, SessionInfo, ToolCallStatus, TurnEvent,
         turn_event::Event,
     };
     pub use openheim_proto::common::v1::{Message, StopReason, ToolDefinition, ToolKind, Usage};

@@ -14,6 +14,7 @@ use openheim_config::{Config, LoadOptions, McpServerConfig, ProviderConfig};
 use openheim_llm_proxy::CustomProviders;
 use openheim_llm_proxy::custom::LlmProvider;
 use openheim_proto::GrpcChannel;
+use openheim_proto::agent_loop::v1::Compact;
 use openheim_proto::agent_loop::v1::{
     ApprovalMode, CancelTurn, CreateSessionRequest, Decision, ForgetMemoryRequest,
     ListMcpServersRequest, ListMemoryRequest, ListMemoryResponse, ListSessionsRequest,
@@ -261,6 +262,7 @@ impl Openheim {
         Ok(Session {
             info,
             client: self.client(),
+            thinking: None,
         })
     }
 
@@ -282,6 +284,7 @@ impl Openheim {
         let session = Session {
             info,
             client: self.client(),
+            thinking: None,
         };
         Ok((session, loaded.messages))
     }
@@ -386,6 +389,8 @@ async fn list_mcp_servers(
 pub struct Session {
     info: SessionInfo,
     client: AgentLoopClient<GrpcChannel>,
+    /// Reasoning setting sent with every turn; `None` = as configured.
+    thinking: Option<openheim_config::Thinking>,
 }
 
 impl Session {
@@ -395,6 +400,17 @@ impl Session {
 
     pub fn info(&self) -> &SessionInfo {
         &self.info
+    }
+
+    /// How hard the model reasons in this session's next turns (the
+    /// session-level `--thinking` / `/thinking`); `None` = as configured
+    /// for the model. Kept by this handle, sent with each turn.
+    pub fn set_thinking(&mut self, thinking: Option<openheim_config::Thinking>) {
+        self.thinking = thinking;
+    }
+
+    pub fn thinking(&self) -> Option<openheim_config::Thinking> {
+        self.thinking
     }
 
     /// Sends a prompt; the returned [`Turn`] streams its events.
@@ -409,12 +425,32 @@ impl Session {
         text: impl Into<String>,
         images: Vec<Image>,
     ) -> Result<Turn, Error> {
-        let (inputs, rx) = mpsc::channel(8);
         let start = StartTurn {
             session_id: self.info.id.clone(),
             prompt: crate::images::prompt_blocks(text.into(), images),
             client_capabilities: None,
+            thinking: self.thinking.map(openheim_acp::thinking_setting),
+            compact: None,
         };
+        self.start(start).await
+    }
+
+    /// Summarises the conversation so far (`/compact`): the turn streams a
+    /// notice with the tokens before and after, and no answer. `focus`
+    /// tells the summary what to keep above all ("" = nothing special).
+    pub async fn compact(&mut self, focus: impl Into<String>) -> Result<Turn, Error> {
+        let start = StartTurn {
+            session_id: self.info.id.clone(),
+            compact: Some(Compact {
+                focus: focus.into(),
+            }),
+            ..StartTurn::default()
+        };
+        self.start(start).await
+    }
+
+    async fn start(&mut self, start: StartTurn) -> Result<Turn, Error> {
+        let (inputs, rx) = mpsc::channel(8);
         let first = TurnInput {
             input: Some(Input::Start(start)),
         };

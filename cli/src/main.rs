@@ -28,6 +28,10 @@ struct Cli {
     /// no id is given (interactive mode).
     #[arg(long, num_args = 0..=1, default_missing_value = "")]
     resume: Option<String>,
+    /// How hard the model reasons: off, low, medium, high or a token budget
+    /// (interactive mode; `/thinking` changes it).
+    #[arg(long, value_parser = openheim_config::Thinking::parse)]
+    thinking: Option<openheim_config::Thinking>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -60,12 +64,17 @@ enum Command {
         /// Offer only read-only tools (plan mode).
         #[arg(long)]
         read_only: bool,
-        /// Report the setup (model, sandbox level) on stderr before running.
+        /// Report the setup (model, sandbox level) on stderr before running,
+        /// and show the model's thinking there.
         #[arg(long, short = 'v')]
         verbose: bool,
         /// Send this image (PNG, JPEG, GIF or WebP, up to 5 MB) with the prompt; repeatable.
         #[arg(long = "image", value_name = "PATH")]
         images: Vec<PathBuf>,
+        /// How hard the model reasons: off, low, medium, high or a token
+        /// budget (default: as configured for the model).
+        #[arg(long, value_parser = openheim_config::Thinking::parse)]
+        thinking: Option<openheim_config::Thinking>,
     },
     /// ACP agent over stdin/stdout (for Zed and other ACP clients); logs go to stderr.
     Acp,
@@ -178,6 +187,7 @@ async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
             read_only,
             verbose,
             images,
+            thinking,
         }) => {
             let telemetry = boot.init_telemetry(SERVICE_NAME, "warn")?;
             let config = &boot.config;
@@ -194,6 +204,8 @@ async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
                 work_dir: None,
                 resume,
                 images,
+                thinking,
+                verbose,
             };
             let interrupt = async {
                 let _ = tokio::signal::ctrl_c().await;
@@ -207,6 +219,7 @@ async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
                 model: cli.model,
                 skills: cli.skills,
                 resume: cli.resume.map(|id| Some(id).filter(|id| !id.is_empty())),
+                thinking: cli.thinking,
                 config_file: match &cli.config {
                     Some(file) => file.clone(),
                     None => openheim_boot::home_dir(&boot.env)?.join("config.toml"),

@@ -42,6 +42,10 @@ pub struct RunOptions {
     /// Image files sent with the prompt (`--image`), relative to the
     /// current directory.
     pub images: Vec<std::path::PathBuf>,
+    /// How hard the model reasons in this turn; `None` = as configured.
+    pub thinking: Option<openheim_config::Thinking>,
+    /// Also show the model's thinking (on stderr, like the tool activity).
+    pub verbose: bool,
 }
 
 /// Runs one turn and returns the exit code. Traced as one `session` span
@@ -102,6 +106,8 @@ async fn run_session(
         session_id: session_id.clone(),
         prompt: crate::images::prompt_blocks(prompt, images),
         client_capabilities: None,
+        thinking: options.thinking.map(openheim_acp::thinking_setting),
+        compact: None,
     };
     inputs
         .send(TurnInput {
@@ -113,7 +119,10 @@ async fn run_session(
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .into_inner();
-    let mut view = View::default();
+    let mut view = View {
+        show_thinking: options.verbose,
+        ..View::default()
+    };
     tokio::pin!(interrupt);
     let mut interrupted = false;
     let code = loop {
@@ -151,6 +160,10 @@ struct View {
     titles: HashMap<String, (String, Instant)>,
     text_ends_with_newline: bool,
     wrote_text: bool,
+    /// `--verbose`: thinking goes to stderr.
+    show_thinking: bool,
+    /// Thinking is being written to stderr (its line is still open).
+    in_thinking: bool,
 }
 
 impl View {
@@ -159,7 +172,17 @@ impl View {
             return Ok(None);
         };
         match event {
+            Event::ThinkingDelta(text) if self.show_thinking => {
+                let mut err = std::io::stderr().lock();
+                if !self.in_thinking {
+                    err.write_all("thinking: ".as_bytes())?;
+                    self.in_thinking = true;
+                }
+                err.write_all(text.as_bytes())?;
+                err.flush()?;
+            }
             Event::TextDelta(text) => {
+                self.end_thinking();
                 let mut out = std::io::stdout().lock();
                 out.write_all(text.as_bytes())?;
                 out.flush()?;
@@ -172,7 +195,14 @@ impl View {
                 self.titles.insert(call.id, (call.title, Instant::now()));
             }
             Event::ToolCallUpdate(update) => self.tool_done(&update),
-            Event::Notice(notice) => eprintln!("note: {}", notice.message),
+            Event::Notice(notice) => {
+                self.end_thinking();
+                eprintln!("note: {}", notice.message)
+            }
+            Event::Compacted(compacted) => {
+                self.finish_line()?;
+                eprintln!("note: {}", compacted.message)
+            }
             Event::Retracted(r) => {
                 eprintln!("note: the reply was interrupted ({}); retrying", r.reason)
             }
@@ -237,8 +267,16 @@ impl View {
         }
     }
 
+    /// Ends the line of thinking on stderr, if one is open.
+    fn end_thinking(&mut self) {
+        if std::mem::take(&mut self.in_thinking) {
+            eprintln!();
+        }
+    }
+
     /// Ends a partial line of answer text before writing to stderr.
     fn finish_line(&mut self) -> std::io::Result<()> {
+        self.end_thinking();
         if self.wrote_text && !self.text_ends_with_newline {
             let mut out = std::io::stdout().lock();
             out.write_all(b"\n")?;

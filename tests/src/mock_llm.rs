@@ -75,6 +75,16 @@ impl RecordedRequest {
         Wire::from_path(&self.path)
     }
 
+    /// The system prompt, whatever the format.
+    pub fn system_prompt(&self) -> Option<String> {
+        wire::system_prompt(self.wire()?, &self.body)
+    }
+
+    /// The text of the last user message (tool results excluded), whatever the format.
+    pub fn last_user_text(&self) -> Option<String> {
+        wire::last_user_text(self.wire()?, &self.body)
+    }
+
     /// The `messages` array (Chat Completions, Anthropic), or an empty slice if the body has
     /// none.
     pub fn messages(&self) -> &[Value] {
@@ -219,6 +229,20 @@ impl MockLlm {
         wire::last_user_text(request.wire()?, &request.body)
     }
 
+    /// Answers every request `matches` accepts with `answer` instead of the script (the
+    /// script is not consumed), e.g. the summary requests of a compaction, which come whenever
+    /// the client decides. `answer` checks the request: an `Err` is a violation, answered `400`.
+    pub fn answer_matching(
+        &self,
+        matches: impl Fn(&RecordedRequest) -> bool + Send + Sync + 'static,
+        answer: impl Fn(&RecordedRequest) -> Result<Reply, String> + Send + Sync + 'static,
+    ) {
+        self.shared.lock().routes.push(Route {
+            matches: Arc::new(matches),
+            answer: Arc::new(answer),
+        });
+    }
+
     /// Every embeddings request received, in arrival order (rejected ones included).
     pub fn embedding_requests(&self) -> Vec<RecordedRequest> {
         self.shared.lock().embedding_requests.clone()
@@ -266,15 +290,57 @@ struct MockState {
     /// Status every embeddings request is answered with, when set.
     embeddings_failure: Option<u16>,
     violations: Vec<String>,
-    /// Tool-call id → signature of the thinking block of the Anthropic reply
-    /// that made the call (the follow-up must bring the block back).
-    signed_calls: HashMap<String, String>,
+    /// Tool-call id → the thinking blocks (type, signature or data) of the
+    /// Anthropic reply that made the call (the follow-up must bring them
+    /// back, in order).
+    signed_calls: HashMap<String, Vec<(String, String)>>,
+    /// Requests answered outside the script (see [`MockLlm::answer_matching`]).
+    routes: Vec<Route>,
     /// Last tool-call id number handed out; ids are unique across the whole mock so tests can
     /// tell calls of different turns apart.
     last_call_id: u64,
 }
 
+type RouteMatch = dyn Fn(&RecordedRequest) -> bool + Send + Sync;
+type RouteAnswer = dyn Fn(&RecordedRequest) -> Result<Reply, String> + Send + Sync;
+
+/// A kind of request answered outside the script.
+#[derive(Clone)]
+struct Route {
+    matches: Arc<RouteMatch>,
+    answer: Arc<RouteAnswer>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Route")
+    }
+}
+
 impl Shared {
+    /// The answer of the first route matching the request, if any. The routes run without
+    /// the lock held.
+    fn route(
+        &self,
+        _wire: Wire,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &Value,
+    ) -> Option<Result<Reply, String>> {
+        let routes = self.lock().routes.clone();
+        if routes.is_empty() {
+            return None;
+        }
+        let request = RecordedRequest {
+            path: uri.path().to_owned(),
+            query: uri.query().map(str::to_owned),
+            headers: headers.clone(),
+            body: body.clone(),
+        };
+        let route = routes.iter().find(|r| (r.matches)(&request))?;
+        Some((route.answer)(&request))
+    }
+
     /// Locks the state, ignoring poisoning: a panicking test thread must not hide the
     /// diagnostics other assertions want to read.
     fn lock(&self) -> MutexGuard<'_, MockState> {
@@ -402,6 +468,24 @@ async fn completion(
     if let Some(rejection) = check_request(&shared, n, wire, &uri, &headers, &parsed) {
         return rejection;
     }
+    if let Some(answer) = shared.route(wire, &uri, &headers, &body) {
+        return match answer {
+            Ok(reply) => {
+                let reply = reply.resolve(&body);
+                respond(&shared, n, wire, &model_of(wire, &uri, &body), &body, reply)
+            }
+            Err(problem) => {
+                let message = format!("request {n}: {problem}");
+                reject(
+                    &shared,
+                    wire,
+                    StatusCode::BAD_REQUEST,
+                    message,
+                    "invalid_request_error",
+                )
+            }
+        };
+    }
     // Popped in its own statement so the lock is released before `violation` takes it again.
     let next = shared.lock().script.pop_front();
     let Some(reply) = next else {
@@ -426,15 +510,19 @@ async fn completion(
     if let Some(ms) = reply.options.delay_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    let model = match wire {
+    respond(&shared, n, wire, &model_of(wire, &uri, &body), &body, reply)
+}
+
+/// The model a request names: in the path (Gemini) or the body.
+fn model_of(wire: Wire, uri: &Uri, body: &Value) -> String {
+    match wire {
         Wire::Gemini => gemini::model_of(uri.path()).to_owned(),
         _ => body
             .get("model")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned(),
-    };
-    respond(&shared, n, wire, &model, &body, reply)
+    }
 }
 
 /// Where each format carries the key.
@@ -540,6 +628,7 @@ fn respond(
                     == Some(&Value::Bool(true)),
                 text: text.as_deref(),
                 thinking: thinking.as_deref(),
+                split_thinking: reply.options.split_thinking.unwrap_or(false),
                 tool_calls: shared.assign_ids(wire, &tool_calls),
                 finish_reason: finish_reason.as_deref(),
                 usage,
@@ -548,9 +637,8 @@ fn respond(
             if wire == Wire::Anthropic && plan.thinking.is_some() {
                 let mut state = shared.lock();
                 for (id, _) in &plan.tool_calls {
-                    state
-                        .signed_calls
-                        .insert(id.clone(), anthropic::signature(n));
+                    let blocks = anthropic::thinking_blocks(n, plan.split_thinking);
+                    state.signed_calls.insert(id.clone(), blocks);
                 }
             }
             let events = match wire {

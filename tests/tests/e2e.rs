@@ -11,6 +11,7 @@ mod e2e {
     pub mod acp_sdk_client;
     pub mod architecture;
     pub mod cli;
+    pub mod compaction;
     pub mod context_window;
     pub mod custom_provider;
     pub mod embeddings;

@@ -39,6 +39,15 @@ pub struct TuiOptions {
     pub resume: Option<Option<String>>,
     /// The config file `/theme` writes to.
     pub config_file: PathBuf,
+    /// `--thinking`: how hard the model reasons; `/thinking` changes it.
+    pub thinking: Option<openheim_config::Thinking>,
+}
+
+/// What a turn is asked to do.
+enum Ask {
+    Prompt(String),
+    /// `/compact [focus]`.
+    Compact(String),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -176,7 +185,7 @@ impl App {
                             Flow::Continue
                         }
                         None if line.trim().is_empty() => Flow::Continue,
-                        None => self.turn(line).await?,
+                        None => self.turn(Ask::Prompt(line)).await?,
                     }
                 }
             };
@@ -419,15 +428,19 @@ impl App {
 
     // ----- turns ----------------------------------------------------------
 
-    async fn turn(&mut self, prompt: String) -> anyhow::Result<Flow> {
+    async fn turn(&mut self, ask: Ask) -> anyhow::Result<Flow> {
         let interactive = self.mode == Mode::Interactive;
+        let thinking = self.options.thinking;
         let work_dir = PathBuf::from(&self.ensure_session().await?.info().work_dir);
-        let images = match attached_images(&prompt, &work_dir) {
-            Ok(images) => images,
-            Err(e) => {
-                self.error(&format!("{e}; nothing was sent"))?;
-                return Ok(Flow::Continue);
-            }
+        let images = match &ask {
+            Ask::Prompt(prompt) => match attached_images(prompt, &work_dir) {
+                Ok(images) => images,
+                Err(e) => {
+                    self.error(&format!("{e}; nothing was sent"))?;
+                    return Ok(Flow::Continue);
+                }
+            },
+            Ask::Compact(_) => Vec::new(),
         };
         if !images.is_empty() {
             let mut out = String::new();
@@ -436,7 +449,12 @@ impl App {
             self.screen.write(&out)?;
         }
         let session = self.ensure_session().await?;
-        let mut turn = match session.prompt_with_images(prompt, images).await {
+        session.set_thinking(thinking);
+        let started = match ask {
+            Ask::Prompt(prompt) => session.prompt_with_images(prompt, images).await,
+            Ask::Compact(focus) => session.compact(focus).await,
+        };
+        let mut turn = match started {
             Ok(turn) => turn,
             Err(e) => {
                 self.error(&e.to_string())?;
@@ -490,6 +508,11 @@ impl App {
                         Event::ToolCallUpdate(update) => view.tool_updated(&update, now, &mut out),
                         Event::PermissionRequest(request) => view.ask(request, &mut out),
                         Event::Notice(notice) => view.notice(&notice.message, &mut out),
+                        Event::Compacted(compacted) => {
+                            view.notice(&compacted.message, &mut out);
+                            // What the next call sends is about the summary's size.
+                            self.status.context_used = compacted.tokens_after;
+                        }
                         Event::Retracted(r) => view.notice(
                             &format!("the reply was interrupted ({}); retrying", r.reason),
                             &mut out,
@@ -681,6 +704,14 @@ impl App {
             Command::Mcp => self.mcp().await?,
             Command::Theme(name) => self.theme(name)?,
             Command::Usage => self.usage()?,
+            Command::Thinking(setting) => self.thinking(setting)?,
+            Command::Compact(focus) => {
+                if self.session.is_none() {
+                    self.dim("context: nothing to compact yet")?;
+                } else {
+                    return self.turn(Ask::Compact(focus)).await;
+                }
+            }
             Command::Memory(action) => self.memory(action).await?,
         }
         Ok(Flow::Continue)
@@ -1071,6 +1102,31 @@ impl App {
             self.dim("colours are off here (NO_COLOR or not a terminal)")?;
         }
         Ok(())
+    }
+
+    /// `/thinking [setting]`: shows or sets the session's reasoning
+    /// setting, sent with each of its turns.
+    fn thinking(&mut self, setting: Option<String>) -> anyhow::Result<()> {
+        let label = |t: Option<openheim_config::Thinking>| {
+            t.map_or_else(|| "default (as configured)".to_owned(), |t| t.to_string())
+        };
+        let Some(setting) = setting else {
+            let current = label(self.options.thinking);
+            self.line(Some(Role::Accent), &format!("thinking: {current}"))?;
+            return self.dim("set with /thinking off|low|medium|high|TOKENS|default");
+        };
+        let parsed = match setting.as_str() {
+            "default" => Ok(None),
+            other => openheim_config::Thinking::parse(other).map(Some),
+        };
+        match parsed {
+            Ok(thinking) => {
+                self.options.thinking = thinking;
+                let label = label(thinking);
+                self.line(Some(Role::Accent), &format!("thinking: {label}"))
+            }
+            Err(reason) => self.error(&reason),
+        }
     }
 
     fn usage(&mut self) -> anyhow::Result<()> {

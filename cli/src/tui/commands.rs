@@ -22,6 +22,10 @@ pub enum Command {
     Mcp,
     /// Show themes, or switch (and persist) one.
     Theme(Option<String>),
+    /// Show or set how hard the model reasons in this session.
+    Thinking(Option<String>),
+    /// Summarise the conversation so far; the text is what to focus on.
+    Compact(String),
     /// Long-term memory: list, search or forget notes.
     Memory(MemoryAction),
     Usage,
@@ -67,6 +71,16 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "[name]",
         "show or switch the colour theme (saved)",
     ),
+    (
+        "/thinking",
+        "[off|low|medium|high|N|default]",
+        "show or set how hard the model reasons",
+    ),
+    (
+        "/compact",
+        "[focus]",
+        "summarise the conversation to free the context",
+    ),
     ("/usage", "", "tokens used and context window fill"),
     (
         "/memory",
@@ -107,6 +121,8 @@ pub fn parse(line: &str) -> Option<Result<Command, ParseError>> {
         "tools" => Ok(Command::Tools),
         "mcp" => Ok(Command::Mcp),
         "theme" => Ok(Command::Theme(arg)),
+        "thinking" | "think" => Ok(Command::Thinking(arg)),
+        "compact" => Ok(Command::Compact(args.to_owned())),
         "memory" | "memories" => parse_memory(args).map(Command::Memory),
         "usage" | "cost" => Ok(Command::Usage),
         "quit" | "exit" | "q" => Ok(Command::Quit),
@@ -179,6 +195,9 @@ impl CommandCompleter {
         let pool: Vec<String> = match command {
             "/model" => vocabulary.models,
             "/theme" => vocabulary.themes,
+            "/thinking" => ["default", "off", "low", "medium", "high"]
+                .map(str::to_owned)
+                .to_vec(),
             "/skills" => match arg.split_once(' ') {
                 None => vec!["add".into(), "remove".into()],
                 Some((_, name_part)) => {
@@ -257,6 +276,15 @@ mod tests {
         assert_eq!(
             parse("/theme blue"),
             Some(Ok(Command::Theme(Some("blue".into()))))
+        );
+        assert_eq!(
+            parse("/thinking high"),
+            Some(Ok(Command::Thinking(Some("high".into()))))
+        );
+        assert_eq!(parse("/compact"), Some(Ok(Command::Compact(String::new()))));
+        assert_eq!(
+            parse("/compact  the failing test "),
+            Some(Ok(Command::Compact("the failing test".into())))
         );
         assert_eq!(
             parse("/memory"),

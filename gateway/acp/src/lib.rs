@@ -21,6 +21,7 @@ mod prompt;
 mod sessions;
 mod state;
 mod terminal;
+mod thinking;
 mod updates;
 
 use std::future::Future;
@@ -43,6 +44,7 @@ pub use error::AcpError;
 pub use lines::{MAX_LINE_BYTES, transport as line_transport};
 pub use models::ModelCatalog;
 pub use sessions::{SetModelRequest, SetSessionModelResponse};
+pub use thinking::thinking_setting;
 
 use crate::state::{ClientFeatures, Connection};
 

@@ -21,8 +21,8 @@ use agent_client_protocol::v1::schema::{
 use agent_client_protocol::v1::{ConnectionTo, Responder};
 use agent_client_protocol::{Client, Error as RpcError};
 use openheim_proto::agent_loop::v1::{
-    ClientRequest, ClientResponse, PermissionDecision, PermissionRequest, StartTurn,
-    ToolCallStatus, ToolCallUpdate, TurnEvent, TurnInput, client_request::Operation,
+    ClientRequest, ClientResponse, Compact, Compacted, PermissionDecision, PermissionRequest,
+    StartTurn, ToolCallStatus, ToolCallUpdate, TurnEvent, TurnInput, client_request::Operation,
     client_response, turn_event::Event, turn_input::Input,
 };
 use tokio::sync::mpsc;
@@ -87,6 +87,29 @@ pub fn start(
     Ok(())
 }
 
+/// A turn for `blocks`: the `/compact [focus]` command (see
+/// `available_commands_update`) compacts instead of prompting.
+fn compact_or_prompt(blocks: Vec<openheim_proto::common::v1::ContentBlock>) -> StartTurn {
+    use openheim_proto::common::v1::content_block::Block;
+    let focus = match blocks.as_slice() {
+        [only] => match &only.block {
+            Some(Block::Text(text)) => crate::thinking::compact_focus(text),
+            _ => None,
+        },
+        _ => None,
+    };
+    match focus {
+        Some(focus) => StartTurn {
+            compact: Some(Compact { focus }),
+            ..StartTurn::default()
+        },
+        None => StartTurn {
+            prompt: blocks,
+            ..StartTurn::default()
+        },
+    }
+}
+
 /// Relays one turn between the agent loop and the client.
 struct TurnRelay {
     conn: Arc<Connection>,
@@ -142,10 +165,18 @@ impl TurnRelay {
         blocks: Vec<openheim_proto::common::v1::ContentBlock>,
         input_rx: mpsc::Receiver<TurnInput>,
     ) -> Result<acp::StopReason, AcpError> {
+        // A session's commands are offered with its first prompt on this
+        // connection: an update sent right after `session/new` would race a
+        // client that closes, and before it the client does not know the
+        // session yet.
+        if self.conn.commands_unsent(&self.session.id) {
+            self.notify(crate::thinking::commands_update());
+        }
         let start = StartTurn {
             session_id: self.session.id.clone(),
-            prompt: blocks,
             client_capabilities: self.conn.client().for_turn(),
+            thinking: self.session.thinking.map(crate::thinking::thinking_setting),
+            ..compact_or_prompt(blocks)
         };
         self.send(Input::Start(start)).await;
         let mut events = self
@@ -187,6 +218,7 @@ impl TurnRelay {
             Event::PermissionRequest(request) => self.ask_permission(&request).await,
             Event::ClientRequest(request) => self.start_client_op(request),
             Event::Notice(notice) => self.notice(notice.message),
+            Event::Compacted(compacted) => self.compacted(compacted),
             Event::Retracted(retracted) => self.notify(updates::thought_chunk(format!(
                 "\n(the reply was interrupted: {}; it is being redone)\n",
                 retracted.reason
@@ -252,6 +284,29 @@ impl TurnRelay {
         } else {
             tracing::info!(session = %self.session.id, "{message}");
         }
+    }
+
+    /// A compaction: an ACP `compaction_update` with the summary for a
+    /// client that advertised `session.compaction`, else the notice.
+    fn compacted(&self, compacted: Compacted) {
+        if !self.conn.client().compaction {
+            return self.notice(compacted.message);
+        }
+        let id = format!("compaction-{}", compacted.covers);
+        let summary = vec![acp::ContentBlock::Text(acp::TextContent::new(
+            compacted.summary,
+        ))];
+        let meta = serde_json::json!({ "openheim": {
+            "message": compacted.message,
+            "tokensBefore": compacted.tokens_before,
+            "tokensAfter": compacted.tokens_after,
+        }});
+        let mut update =
+            acp::CompactionUpdate::new(id, acp::CompactionStatus::Completed).summary(summary);
+        if let serde_json::Value::Object(meta) = meta {
+            update = update.meta(meta);
+        }
+        self.notify(SessionUpdate::CompactionUpdate(update));
     }
 
     /// Asks the client; a failed, cancelled or abandoned question rejects.

@@ -22,6 +22,7 @@ use crate::error::AcpError;
 use crate::models::{MODEL_OPTION, ModelCatalog};
 use crate::modes::mode_state;
 use crate::state::{Connection, SessionView};
+use crate::thinking::{self, THINKING_OPTION};
 use openheim_proto::mcp_broker::v1::{ServerSpec, ServerState, ServerStatus};
 
 /// `session/set_model` (the model selector of Zed and other clients that
@@ -91,12 +92,23 @@ impl NewSessionMeta {
     }
 }
 
-fn view(info: &SessionInfo) -> SessionView {
+/// What this connection knows of a session the agent loop returned; the
+/// thinking setting is this connection's (kept when the session was
+/// already open here).
+fn view(conn: &Connection, info: &SessionInfo) -> SessionView {
     SessionView {
         id: info.id.clone(),
         work_dir: PathBuf::from(&info.work_dir),
         model: info.model.clone(),
+        thinking: conn.session(&info.id).ok().and_then(|v| v.thinking),
     }
+}
+
+/// Every config option of a session: the model, then thinking.
+fn config_options(conn: &Connection, view: &SessionView) -> Vec<acp::SessionConfigOption> {
+    let mut options = conn.options.models.config_options(&view.model);
+    options.push(thinking::option(view.thinking));
+    options
 }
 
 /// `_meta` of a session's response: the statuses of the servers the client
@@ -175,8 +187,9 @@ pub async fn new_session(
         .await
         .map_err(|s| AcpError::from_status("", &s))?
         .into_inner();
-    conn.open(view(&info));
-    let options = conn.options.models.config_options(&info.model);
+    let view = view(conn, &info);
+    let options = config_options(conn, &view);
+    conn.open(view);
     let meta = session_meta(conn, &info.id, attached, refused).await;
     Ok(NewSessionResponse::new(info.id.clone())
         .config_options(options)
@@ -208,13 +221,19 @@ pub async fn load_session(
     let info = loaded
         .session
         .ok_or_else(|| AcpError::AgentLoop("the agent loop sent no session".into()))?;
-    let view = view(&info);
-    for update in crate::updates::replay(&loaded.messages, &view.work_dir) {
+    let view = view(conn, &info);
+    let mut updates = crate::updates::replay(&loaded.messages, &view.work_dir);
+    // A loaded conversation can be compacted at once: its commands come
+    // with the replay, before the answer (for a new session they come with
+    // its first prompt, when there is something to compact).
+    updates.push(thinking::commands_update());
+    for update in updates {
         cx.send_notification(SessionNotification::new(session_id.clone(), update))
             .map_err(|e| AcpError::Connection(e.message))?;
     }
+    let options = config_options(conn, &view);
     conn.open(view);
-    let options = conn.options.models.config_options(&info.model);
+    conn.commands_unsent(&session_id);
     let meta = session_meta(conn, &session_id, attached, refused).await;
     Ok(LoadSessionResponse::new()
         .config_options(options)
@@ -287,20 +306,27 @@ pub async fn set_config_option(
     _cx: &ConnectionTo<Client>,
 ) -> Result<SetSessionConfigOptionResponse, AcpError> {
     let session_id = request.session_id.0.to_string();
-    if &*request.config_id.0 != MODEL_OPTION {
+    let option = &*request.config_id.0;
+    if option != MODEL_OPTION && option != THINKING_OPTION {
         return Err(AcpError::InvalidParams(format!(
-            "unknown config option {:?}; this agent has \"{MODEL_OPTION}\"",
-            request.config_id.0
+            "unknown config option {option:?}; this agent has \"{MODEL_OPTION}\" and \"{THINKING_OPTION}\""
         )));
     }
     let value = request
         .value
         .as_value_id()
-        .ok_or_else(|| AcpError::InvalidParams("the model option takes a value id".into()))?;
-    let model = switch_model(conn, &session_id, &value.0).await?;
-    Ok(SetSessionConfigOptionResponse::new(
-        conn.options.models.config_options(&model),
-    ))
+        .ok_or_else(|| AcpError::InvalidParams(format!("the {option} option takes a value id")))?;
+    if option == MODEL_OPTION {
+        switch_model(conn, &session_id, &value.0).await?;
+    } else {
+        conn.session(&session_id)?;
+        let setting = thinking::parse(&value.0).map_err(AcpError::InvalidParams)?;
+        conn.set_thinking(&session_id, setting);
+    }
+    let view = conn.session(&session_id)?;
+    Ok(SetSessionConfigOptionResponse::new(config_options(
+        conn, &view,
+    )))
 }
 
 pub async fn set_model(

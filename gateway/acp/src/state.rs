@@ -35,6 +35,8 @@ pub struct ClientFeatures {
     pub terminal: bool,
     /// The client renders `notice` session updates.
     pub notices: bool,
+    /// The client renders `compaction_update` session updates.
+    pub compaction: bool,
 }
 
 impl ClientFeatures {
@@ -44,6 +46,10 @@ impl ClientFeatures {
             fs_write: caps.fs.write_text_file,
             terminal: caps.terminal,
             notices: caps.session.as_ref().is_some_and(|s| s.notices.is_some()),
+            compaction: caps
+                .session
+                .as_ref()
+                .is_some_and(|s| s.compaction.is_some()),
         }
     }
 
@@ -64,11 +70,16 @@ pub struct SessionView {
     pub id: String,
     pub work_dir: PathBuf,
     pub model: String,
+    /// The `thinking` config option; `None` = as configured. Kept by this
+    /// connection and sent with each of the session's turns.
+    pub thinking: Option<openheim_config::Thinking>,
 }
 
 struct OpenSession {
     view: SessionView,
     active: Option<ActiveTurn>,
+    /// The client was told the session's slash commands.
+    commands_sent: bool,
 }
 
 /// Handles of the turn running in a session.
@@ -128,7 +139,11 @@ impl Connection {
         match sessions.get_mut(&view.id) {
             Some(open) => open.view = view,
             None => {
-                let open = OpenSession { view, active: None };
+                let open = OpenSession {
+                    view,
+                    active: None,
+                    commands_sent: false,
+                };
                 sessions.insert(open.view.id.clone(), open);
             }
         }
@@ -144,6 +159,20 @@ impl Connection {
     pub fn set_model(&self, id: &str, model: String) {
         if let Some(open) = locked(&self.sessions).get_mut(id) {
             open.view.model = model;
+        }
+    }
+
+    /// Whether the session's slash commands still have to be sent to the
+    /// client; marks them sent.
+    pub fn commands_unsent(&self, id: &str) -> bool {
+        locked(&self.sessions)
+            .get_mut(id)
+            .is_some_and(|open| !std::mem::replace(&mut open.commands_sent, true))
+    }
+
+    pub fn set_thinking(&self, id: &str, thinking: Option<openheim_config::Thinking>) {
+        if let Some(open) = locked(&self.sessions).get_mut(id) {
+            open.view.thinking = thinking;
         }
     }
 
@@ -233,6 +262,7 @@ mod tests {
             id: id.into(),
             work_dir: PathBuf::from("/ws"),
             model: String::new(),
+            thinking: None,
         }
     }
 

@@ -259,6 +259,7 @@ mod tests {
                     Block::Thinking(Thinking {
                         text: "hmm".into(),
                         signature: String::new(),
+                        redacted: false,
                     }),
                     Block::Text("ok".into()),
                     Block::ToolCall(ToolCall {

@@ -248,7 +248,7 @@ fn oldest_turns(n: usize) -> String {
 }
 
 /// `950`, `41k`, `1.2M`: what a person reads at a glance.
-fn approx_tokens(n: u64) -> String {
+pub(crate) fn approx_tokens(n: u64) -> String {
     match n {
         0..1_000 => n.to_string(),
         1_000..1_000_000 => format!("{}k", (n + 500) / 1_000),
@@ -323,6 +323,7 @@ mod tests {
                 StoredBlock::Thinking {
                     text: "abcd".into(),
                     signature: "s".repeat(400),
+                    redacted: false,
                 },
             ],
         };

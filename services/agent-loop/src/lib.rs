@@ -8,6 +8,7 @@
 mod backends;
 mod client_ops;
 mod client_shell;
+mod compaction;
 mod context;
 mod error;
 mod grpc;
@@ -16,9 +17,11 @@ mod memory;
 mod peer_cache;
 mod permission;
 pub mod prompt;
+mod reply;
 mod service;
 mod spans;
 pub mod store;
+mod summarise;
 mod truncate;
 mod turn;
 
@@ -73,6 +76,11 @@ pub struct AgentLoopConfig {
     /// Long-term memory; `None` = off. Its notes live next to the sessions:
     /// `<data_dir>/memory.db`, or the store's Redis.
     pub memory: Option<MemorySettings>,
+    /// `context.compact_at`: fraction of the window past which the
+    /// conversation is summarised.
+    pub compact_at: f64,
+    /// `context.compaction_model`; `None` = each session's model.
+    pub compaction_model: Option<String>,
 }
 
 impl AgentLoopConfig {
@@ -104,6 +112,8 @@ impl AgentLoopConfig {
                     project: config.memory.project.clone(),
                     embeddings: config.memory.embeddings.clone(),
                 }),
+            compact_at: config.context.compact_at,
+            compaction_model: config.context.compaction_model.clone(),
         })
     }
 }

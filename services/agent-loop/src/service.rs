@@ -296,8 +296,16 @@ impl AgentService {
         cancel: CancellationToken,
     ) -> Result<TurnEnded, AgentError> {
         check_session_id(&start.session_id)?;
-        let prompt =
-            StoredMessage::user_from_wire(&start.prompt).map_err(AgentError::InvalidInput)?;
+        let prompt = match &start.compact {
+            Some(_) if !start.prompt.is_empty() => {
+                let reason = "a compaction takes no prompt".to_owned();
+                return Err(AgentError::InvalidInput(reason));
+            }
+            Some(_) => None,
+            None => Some(
+                StoredMessage::user_from_wire(&start.prompt).map_err(AgentError::InvalidInput)?,
+            ),
+        };
         let Some(lease) = self
             .store
             .try_lease(&start.session_id, self.config.lease_ttl)
@@ -321,7 +329,7 @@ impl AgentService {
     async fn run_leased(
         &self,
         start: StartTurn,
-        prompt: StoredMessage,
+        prompt: Option<StoredMessage>,
         events: mpsc::Sender<TurnEvent>,
         inbox: TurnInbox,
         cancel: CancellationToken,
@@ -360,8 +368,18 @@ impl AgentService {
             client_replies: inbox.client_replies,
             cancel: cancel.clone(),
             memory: self.memory.clone(),
+            compaction: stored.compaction,
+            thinking: start.thinking,
         };
-        let running = turn.run(prompt);
+        let running = async move {
+            match (prompt, start.compact) {
+                (Some(prompt), _) => turn.run(prompt).await,
+                (None, compact) => {
+                    let focus = compact.map(|c| c.focus).unwrap_or_default();
+                    turn.compact_now(&focus).await
+                }
+            }
+        };
         tokio::pin!(running);
         let result = tokio::select! {
             result = &mut running => result,
@@ -382,6 +400,8 @@ impl AgentService {
             shell_timeout: self.config.shell_timeout,
             max_result_bytes: self.config.max_result_bytes,
             permissions: self.config.permissions.clone(),
+            compact_at: self.config.compact_at,
+            compaction_model: self.config.compaction_model.clone(),
         }
     }
 }
@@ -482,6 +502,8 @@ mod tests {
             store_prefix: "openheim".into(),
             lease_ttl: Duration::from_secs(30),
             memory: None,
+            compact_at: 0.8,
+            compaction_model: None,
         };
         let store = Arc::new(FileStore::new(data_dir.join("history")).unwrap());
         let unused = || openheim_proto::transport::remote("127.0.0.1:1").unwrap();

@@ -8,8 +8,10 @@
 //!   turn is cancelled (`Cancelled by user.`), so the history stays valid;
 //! - results go back in call order, whatever order the calls finish in;
 //! - output of an interrupted LLM attempt is never persisted;
-//! - each LLM call sends the suffix of whole turns that fits the model's
-//!   context window (`context.rs`), the stored history stays whole.
+//! - each LLM call sends the history as the latest summary left it
+//!   (`compaction.rs`), compacted first when it passes the threshold
+//!   (`summarise.rs`), and then the suffix of whole turns that fits the
+//!   model's context window (`context.rs`); the stored history stays whole.
 
 use std::sync::Arc;
 
@@ -23,7 +25,7 @@ use openheim_proto::common::v1::{
     FileDiff, Image, Message, StopReason, ToolCall, ToolDefinition, ToolKind, Usage,
 };
 use openheim_proto::llm_proxy::v1::{
-    CompleteRequest, ErrorKind, ResolveModelResponse, completion_event,
+    CompleteRequest, ErrorKind, ResolveModelResponse, ThinkingSetting, completion_event,
 };
 use openheim_proto::tool_executor::v1::Workspace;
 use tokio::sync::{Mutex, mpsc};
@@ -37,9 +39,10 @@ use crate::memory::{self, AgentMemory};
 use crate::permission::{
     PendingQuestions, Remembered, Verdict, approval_key, kind_policy, verdict,
 };
+use crate::reply::{Reply, apply_tool_delta};
 use crate::service::with_memory_tools;
 use crate::store::{
-    Record, SessionMeta, SessionStore, StoredBlock, StoredImage, StoredMessage, now_ms,
+    Compaction, Record, SessionMeta, SessionStore, StoredImage, StoredMessage, now_ms,
 };
 use crate::truncate::cap_text;
 
@@ -59,6 +62,10 @@ pub struct TurnSettings {
     pub max_result_bytes: usize,
     /// Policy of the permission gate per tool kind.
     pub permissions: openheim_config::PermissionsConfig,
+    /// Fraction of the window past which the conversation is compacted.
+    pub compact_at: f64,
+    /// Who writes summaries; `None` = the session's model.
+    pub compaction_model: Option<String>,
 }
 
 /// Everything one running turn needs.
@@ -82,53 +89,29 @@ pub struct Turn {
     /// Long-term memory, when it is on: its tools are offered and answered
     /// here (`ToolRoute::Memory`).
     pub memory: Option<Arc<AgentMemory>>,
-}
-
-/// The assistant's reply to one LLM call, as assembled from the stream.
-#[derive(Default)]
-struct Reply {
-    text: String,
-    thinking: String,
-    signature: String,
-    calls: Vec<ToolCall>,
-    stop: StopReason,
-    usage: Usage,
-    cancelled: bool,
-}
-
-impl Reply {
-    fn into_message(self) -> Option<StoredMessage> {
-        let mut content = Vec::new();
-        if !self.thinking.is_empty() || !self.signature.is_empty() {
-            content.push(StoredBlock::Thinking {
-                text: self.thinking,
-                signature: self.signature,
-            });
-        }
-        if !self.text.is_empty() {
-            content.push(StoredBlock::Text { text: self.text });
-        }
-        for call in self.calls {
-            content.push(StoredBlock::ToolCall {
-                id: call.id,
-                name: call.name,
-                arguments: call.arguments_json,
-            });
-        }
-        (!content.is_empty()).then_some(StoredMessage::Assistant { content })
-    }
+    /// The latest summary of the session's older messages, if any.
+    pub compaction: Option<Compaction>,
+    /// The caller's reasoning setting for this turn; `None` = as configured.
+    pub thinking: Option<ThinkingSetting>,
 }
 
 /// How one turn fits its history into the model's context window.
-struct ContextFit {
+pub(crate) struct ContextFit {
     /// `provider/model`, for notes.
     model: String,
     /// The model's window in tokens, 0 when unknown.
     window: u64,
+    /// The model's limits as llm-proxy reported them.
+    pub(crate) limits: ModelLimits,
     /// Estimated tokens the history may take per call; `None` = no limit
     /// known. Lowered for the rest of the turn when the provider refuses a
     /// conversation as too long.
     budget: Option<u64>,
+    /// Estimated history tokens past which the conversation is compacted
+    /// before the next call; `None` = no window known.
+    pub(crate) threshold: Option<u64>,
+    /// A summary failed in this turn: no other is tried until the next.
+    pub(crate) compaction_failed: bool,
     /// Turns left out as last announced: the note is given once, and again
     /// only when the count changes.
     announced: usize,
@@ -154,6 +137,10 @@ impl Turn {
         let mut total = Usage::zero();
         let mut llm_calls = 0;
         for _ in 0..self.settings.max_iterations {
+            if let Some(usage) = self.compact_if_needed(&mut fit).await {
+                total.add(&usage);
+                llm_calls += 1;
+            }
             let mut reply = self.call_fitting(&definitions, &mut fit).await?;
             llm_calls += 1;
             total.add(&reply.usage);
@@ -224,7 +211,7 @@ impl Turn {
     /// session's model. Without an answer (an older llm-proxy, a model that
     /// does not resolve, which `Complete` then reports) nothing is dropped
     /// up front.
-    fn context_fit(
+    pub(crate) fn context_fit(
         &self,
         resolved: Result<ResolveModelResponse, AgentError>,
         tools: &[ToolDefinition],
@@ -235,10 +222,17 @@ impl Turn {
                     context_window: r.context_window,
                     max_output_tokens: u64::from(r.max_output_tokens),
                 };
+                let budget = limits.history_budget(&self.system_prompt, tools);
+                let fixed =
+                    context::text_tokens(&self.system_prompt) + context::tools_tokens(tools);
+                let at = (self.settings.compact_at * r.context_window as f64) as u64;
                 ContextFit {
                     model: format!("{}/{}", r.provider, r.model),
                     window: r.context_window,
-                    budget: limits.history_budget(&self.system_prompt, tools),
+                    limits,
+                    budget,
+                    threshold: budget.map(|b| b.min(at.saturating_sub(fixed))),
+                    compaction_failed: false,
                     announced: 0,
                 }
             }
@@ -251,7 +245,10 @@ impl Turn {
                 ContextFit {
                     model,
                     window: 0,
+                    limits: ModelLimits::default(),
                     budget: None,
+                    threshold: None,
+                    compaction_failed: false,
                     announced: 0,
                 }
             }
@@ -268,8 +265,9 @@ impl Turn {
         fit: &mut ContextFit,
     ) -> Result<Reply, AgentError> {
         let mut retries = 0;
+        let view = self.view();
         loop {
-            let selection = context::select(&self.history, fit.budget);
+            let selection = context::select(&view, fit.budget);
             if selection.dropped_turns != fit.announced {
                 fit.announced = selection.dropped_turns;
                 if selection.dropped_turns > 0 {
@@ -284,7 +282,7 @@ impl Turn {
                     "the current turn alone is over the context budget"
                 );
             }
-            let messages = self.history[selection.start..]
+            let messages = view[selection.start..]
                 .iter()
                 .map(StoredMessage::to_wire)
                 .collect();
@@ -294,12 +292,12 @@ impl Turn {
                 Err(error) if is_context_too_long(&error) && retries < MAX_CONTEXT_RETRIES => error,
                 other => return other,
             };
-            let Some(budget) = context::shrink(&self.history, &selection) else {
+            let Some(budget) = context::shrink(&view, &selection) else {
                 return Err(error);
             };
             retries += 1;
             fit.budget = Some(budget);
-            let next = context::select(&self.history, fit.budget);
+            let next = context::select(&view, fit.budget);
             tracing::warn!(%error, dropped_turns = next.dropped_turns, "context too long; retrying with fewer turns");
             fit.announced = next.dropped_turns;
             self.notice(NoticeLevel::Warning, context::retry_note(&next, &fit.model))
@@ -319,7 +317,7 @@ impl Turn {
             tools: tools.to_vec(),
             max_tokens: None,
             temperature: None,
-            thinking: None,
+            thinking: self.thinking,
         };
         let stream = self.backends.complete(request).await?;
         let mut stream = crate::spans::observe(stream, tracing::Span::current());
@@ -353,10 +351,10 @@ impl Turn {
                     self.emit(Event::TextDelta(text)).await;
                 }
                 E::ThinkingDelta(delta) => {
-                    reply.thinking.push_str(&delta.text);
-                    reply.signature.push_str(&delta.signature);
-                    if !delta.text.is_empty() {
-                        self.emit(Event::ThinkingDelta(delta.text)).await;
+                    let text = delta.text.clone();
+                    reply.add_thinking(delta);
+                    if !text.is_empty() {
+                        self.emit(Event::ThinkingDelta(text)).await;
                     }
                 }
                 E::ToolCallDelta(delta) => apply_tool_delta(&mut partial, delta),
@@ -386,7 +384,8 @@ impl Turn {
                 E::Error(error) => {
                     // Output streamed before a refusal that is retried with
                     // a shorter history is not part of any answer.
-                    let streamed = !reply.text.is_empty() || !reply.thinking.is_empty();
+                    let streamed =
+                        !reply.text.is_empty() || reply.thinking.iter().any(|b| !b.text.is_empty());
                     if error.kind() == ErrorKind::ContextTooLong && streamed {
                         let reason = error.message.clone();
                         self.emit(Event::Retracted(Retracted { reason })).await;
@@ -400,7 +399,7 @@ impl Turn {
         }
     }
 
-    async fn notice(&self, level: NoticeLevel, message: String) {
+    pub(crate) async fn notice(&self, level: NoticeLevel, message: String) {
         let notice = Notice {
             level: level as i32,
             message,
@@ -637,32 +636,6 @@ fn ended(stop: StopReason, usage: Usage, llm_calls: u32) -> TurnEnded {
     }
 }
 
-/// Reassembles streamed tool calls: `index` picks the call, the first
-/// fragment of an index carries its id and name.
-fn apply_tool_delta(
-    calls: &mut Vec<ToolCall>,
-    delta: openheim_proto::llm_proxy::v1::ToolCallDelta,
-) {
-    let index = delta.index as usize;
-    // Indexes come from the provider; never let one allocate unbounded memory.
-    const MAX_CALLS_PER_REPLY: usize = 128;
-    if index >= MAX_CALLS_PER_REPLY {
-        tracing::warn!(index, "ignoring tool call with an absurd index");
-        return;
-    }
-    if calls.len() <= index {
-        calls.resize_with(index + 1, ToolCall::default);
-    }
-    let call = &mut calls[index];
-    if !delta.id.is_empty() {
-        call.id = delta.id;
-    }
-    if !delta.name.is_empty() {
-        call.name = delta.name;
-    }
-    call.arguments_json.push_str(&delta.arguments_fragment);
-}
-
 fn tool_names(tools: &[(ToolDefinition, ToolRoute)]) -> String {
     let names: Vec<&str> = tools.iter().map(|(d, _)| d.name.as_str()).collect();
     names.join(", ")
@@ -701,25 +674,6 @@ fn describe(call: &ToolCall, kind: ToolKind) -> ToolCallStarted {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openheim_proto::llm_proxy::v1::ToolCallDelta;
-
-    #[test]
-    fn tool_call_fragments_reassemble_by_index() {
-        let mut calls = Vec::new();
-        let delta = |index, id: &str, name: &str, args: &str| ToolCallDelta {
-            index,
-            id: id.into(),
-            name: name.into(),
-            arguments_fragment: args.into(),
-        };
-        apply_tool_delta(&mut calls, delta(0, "a", "read_file", "{\"pa"));
-        apply_tool_delta(&mut calls, delta(1, "b", "write_file", "{}"));
-        apply_tool_delta(&mut calls, delta(0, "", "", "th\":1}"));
-        apply_tool_delta(&mut calls, delta(100_000, "x", "y", "{}"));
-        assert_eq!(calls.len(), 2);
-        assert_eq!(calls[0].arguments_json, "{\"path\":1}");
-        assert_eq!(calls[1].name, "write_file");
-    }
 
     #[test]
     fn titles_and_locations() {

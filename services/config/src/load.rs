@@ -195,6 +195,7 @@ fn typed(table: BTreeMap<String, Value>, problems: &mut Vec<ConfigProblem>) -> C
             "store" => field(&mut |v| set(&mut config.store, v)),
             "memory" => field(&mut |v| set(&mut config.memory, v)),
             "telemetry" => field(&mut |v| set(&mut config.telemetry, v)),
+            "context" => field(&mut |v| set(&mut config.context, v)),
             "ui" => {
                 field(&mut |v| set(&mut config.ui, v));
                 if !THEMES.contains(&config.ui.theme.as_str()) {
@@ -531,6 +532,27 @@ env_var = "MY_KEY"
         assert_eq!(
             keys,
             ["store.url", "store.lease_ttl_secs", "store.prefix"],
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn context_keys_have_defaults_and_are_checked() {
+        let context = load(&LoadOptions::default()).unwrap().context;
+        assert_eq!(context.compact_at, 0.8);
+        assert_eq!(context.compaction_model, None);
+
+        let file = write_config("[context]\ncompact_at = 0.5\ncompaction_model = \"mock/small\"\n");
+        let context = load(&options(&file, &[])).unwrap().context;
+        assert_eq!(context.compact_at, 0.5);
+        assert_eq!(context.compaction_model.as_deref(), Some("mock/small"));
+
+        let file = write_config("[context]\ncompact_at = 1.5\ncompaction_model = \" \"\n");
+        let err = load(&options(&file, &[])).expect_err("invalid context");
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["context.compact_at", "context.compaction_model"],
             "{err}"
         );
     }

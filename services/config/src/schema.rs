@@ -65,6 +65,8 @@ pub struct Config {
     pub memory: MemoryConfig,
     pub telemetry: TelemetryConfig,
     pub ui: UiConfig,
+    /// Fitting the conversation into the model's window: compaction.
+    pub context: ContextConfig,
     /// Prices by `"provider/model"`, USD per million tokens.
     pub pricing: BTreeMap<String, Price>,
     /// What processes started for the model (shell commands, stdio MCP
@@ -97,6 +99,7 @@ impl Default for Config {
             memory: MemoryConfig::default(),
             telemetry: TelemetryConfig::default(),
             ui: UiConfig::default(),
+            context: ContextConfig::default(),
             pricing: BTreeMap::new(),
             child_env: BTreeMap::new(),
         }
@@ -546,6 +549,32 @@ pub struct TelemetryConfig {
 
 /// Colour themes of the interactive terminal UI (`ui.theme`).
 pub const THEMES: &[&str] = &["green", "blue", "red", "white", "cyan", "magenta", "yellow"];
+
+/// `context.compact_at` when unset: summarise once the conversation would
+/// take 80% of the model's window.
+pub const DEFAULT_COMPACT_AT: f64 = 0.8;
+
+/// How a long conversation is kept inside the model's context window
+/// (docs/context.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContextConfig {
+    /// Fraction of the window (0 < x ≤ 1) past which the older part of the
+    /// conversation is summarised before the next call.
+    pub compact_at: f64,
+    /// `model` or `provider/model` that writes the summaries; unset = the
+    /// session's model.
+    pub compaction_model: Option<String>,
+}
+
+impl Default for ContextConfig {
+    fn default() -> Self {
+        Self {
+            compact_at: DEFAULT_COMPACT_AT,
+            compaction_model: None,
+        }
+    }
+}
 
 /// The interactive terminal UI.
 #[derive(Debug, Clone, Deserialize)]

@@ -112,6 +112,24 @@ pub(crate) fn validate(config: &Config, problems: &mut Vec<ConfigProblem>) {
             problem(key, reason.into());
         }
     }
+    let compact_at = config.context.compact_at;
+    if !(compact_at > 0.0 && compact_at <= 1.0) {
+        problem(
+            "context.compact_at".into(),
+            format!("must be a fraction of the window above 0 and at most 1, got {compact_at}"),
+        );
+    }
+    if config
+        .context
+        .compaction_model
+        .as_deref()
+        .is_some_and(|m| m.trim().is_empty())
+    {
+        problem(
+            "context.compaction_model".into(),
+            "is empty; leave it unset to use the session's model".into(),
+        );
+    }
     if config.tools.max_result_bytes < 1024 {
         problem(
             "tools.max_result_bytes".into(),

@@ -462,9 +462,17 @@ async fn attempt(
 fn wire_event(event: ProviderEvent) -> Event {
     match event {
         ProviderEvent::TextDelta(text) => Event::TextDelta(text),
-        ProviderEvent::ThinkingDelta { text, signature } => {
-            Event::ThinkingDelta(ThinkingDelta { text, signature })
-        }
+        ProviderEvent::ThinkingDelta { text, signature } => Event::ThinkingDelta(ThinkingDelta {
+            text,
+            signature,
+            ..ThinkingDelta::default()
+        }),
+        ProviderEvent::ThinkingBlock { redacted } => Event::ThinkingDelta(ThinkingDelta {
+            text: String::new(),
+            new_block: true,
+            redacted: redacted.is_some(),
+            signature: redacted.unwrap_or_default(),
+        }),
         ProviderEvent::ToolCallDelta {
             index,
             id,

@@ -40,6 +40,36 @@ pub(crate) fn signature(n: usize) -> String {
     format!("EqQBmockSignature{n}")
 }
 
+/// The thinking blocks of reply `n` as the follow-up must replay them: `(type, signature or
+/// redacted data)`, in order.
+pub(crate) fn thinking_blocks(n: usize, split: bool) -> Vec<(String, String)> {
+    match split {
+        false => vec![("thinking".into(), signature(n))],
+        true => vec![
+            ("thinking".into(), format!("{}a", signature(n))),
+            (
+                "redacted_thinking".into(),
+                format!("EmwKAhgBmockRedacted{n}"),
+            ),
+            ("thinking".into(), format!("{}b", signature(n))),
+        ],
+    }
+}
+
+/// A `thinking` (with its text) or `redacted_thinking` block: its start and its deltas.
+fn thinking_block(kind: &str, value: &str, text: &str) -> (Value, Vec<Value>) {
+    if kind == "redacted_thinking" {
+        return (json!({ "type": kind, "data": value }), Vec::new());
+    }
+    let mut deltas: Vec<Value> = split_at_char_boundaries(text, CONTENT_PIECE_BYTES)
+        .into_iter()
+        .map(|piece| json!({ "type": "thinking_delta", "thinking": piece }))
+        .collect();
+    deltas.push(json!({ "type": "signature_delta", "signature": value }));
+    let start = json!({ "type": "thinking", "thinking": "", "signature": "" });
+    (start, deltas)
+}
+
 /// Renders the whole event stream: `message_start`, one content block per thinking / text /
 /// tool call (with a `ping` after the first start, as the API sends), `message_delta` and
 /// `message_stop`, or an `error` event after the content.
@@ -53,14 +83,19 @@ pub(crate) fn render(plan: &StreamPlan<'_>) -> Vec<String> {
                    "cache_read_input_tokens": usage.cached_tokens, "output_tokens": 1 } } }))];
     let mut blocks: Vec<(Value, Vec<Value>)> = Vec::new();
     if let Some(thinking) = plan.thinking {
-        let mut deltas: Vec<Value> = split_at_char_boundaries(thinking, CONTENT_PIECE_BYTES)
-            .into_iter()
-            .map(|piece| json!({ "type": "thinking_delta", "thinking": piece }))
-            .collect();
-        let signature = signature(plan.n);
-        deltas.push(json!({ "type": "signature_delta", "signature": signature }));
-        let start = json!({ "type": "thinking", "thinking": "", "signature": "" });
-        blocks.push((start, deltas));
+        let expected = thinking_blocks(plan.n, plan.split_thinking);
+        // Split thinking: the first half in the first block, the rest in the last.
+        let mut half = thinking.len() / 2;
+        while !thinking.is_char_boundary(half) {
+            half += 1;
+        }
+        let texts: Vec<&str> = match plan.split_thinking {
+            false => vec![thinking],
+            true => vec![&thinking[..half], "", &thinking[half..]],
+        };
+        for ((kind, value), text) in expected.iter().zip(texts) {
+            blocks.push(thinking_block(kind, value, text));
+        }
     }
     if let Some(text) = plan.text {
         let deltas = split_at_char_boundaries(text, CONTENT_PIECE_BYTES)
@@ -285,6 +320,9 @@ fn check_block(at: &str, kind: &str, block: &Value, problems: &mut Vec<String>) 
         }
         "image" => check_image(at, block, problems),
         "tool_use" => check_tool_use(at, block, problems),
+        "redacted_thinking" if !block.get("data").is_some_and(Value::is_string) => {
+            problems.push(format!("{at}: a redacted_thinking block needs its data"));
+        }
         "thinking"
             if block
                 .get("signature")

@@ -15,7 +15,11 @@ const ANTHROPIC_EFFORTS: [&str; 4] = ["low", "medium", "high", "max"];
 /// Problems with the reasoning parameters of `body`. `signed` maps the id of
 /// every tool call the mock sent in an Anthropic reply with thinking to that
 /// thinking block's signature.
-pub(crate) fn check(wire: Wire, body: &Value, signed: &HashMap<String, String>) -> Vec<String> {
+pub(crate) fn check(
+    wire: Wire,
+    body: &Value,
+    signed: &HashMap<String, Vec<(String, String)>>,
+) -> Vec<String> {
     let mut problems = Vec::new();
     match wire {
         Wire::Chat => check_effort(
@@ -140,8 +144,13 @@ fn check_anthropic(body: &Value, problems: &mut Vec<String>) {
 }
 
 /// The last assistant message, when it called tools the mock answered with
-/// a signed thinking block, must start with that block, signature intact.
-fn check_replay(body: &Value, signed: &HashMap<String, String>, problems: &mut Vec<String>) {
+/// signed thinking blocks, must start with those blocks, in order, their
+/// signatures (and redacted data) intact.
+fn check_replay(
+    body: &Value,
+    signed: &HashMap<String, Vec<(String, String)>>,
+    problems: &mut Vec<String>,
+) {
     let messages = body
         .get("messages")
         .and_then(Value::as_array)
@@ -166,14 +175,18 @@ fn check_replay(body: &Value, signed: &HashMap<String, String>, problems: &mut V
     let Some(expected) = expected else {
         return;
     };
-    let first = blocks.first();
-    let replayed = first.is_some_and(|b| {
-        b.get("type").and_then(Value::as_str) == Some("thinking")
-            && b.get("signature").and_then(Value::as_str) == Some(expected.as_str())
-    });
+    let replayed = expected.len() <= blocks.len()
+        && expected.iter().zip(&blocks).all(|((kind, value), b)| {
+            let key = match kind.as_str() {
+                "redacted_thinking" => "data",
+                _ => "signature",
+            };
+            b.get("type").and_then(Value::as_str) == Some(kind.as_str())
+                && b.get(key).and_then(Value::as_str) == Some(value.as_str())
+        });
     if !replayed {
         problems.push(format!(
-            "messages[{i}]: with thinking on, the assistant message that called tools must start with its signed thinking block (signature {expected}), as the reply had it"
+            "messages[{i}]: with thinking on, the assistant message that called tools must start with its thinking blocks {expected:?}, in order and unchanged, as the reply had them"
         ));
     }
 }
@@ -213,7 +226,10 @@ mod tests {
 
     #[test]
     fn a_follow_up_without_the_signed_thinking_block_is_refused() {
-        let signed = HashMap::from([("toolu_1".to_owned(), "EqQBsig".to_owned())]);
+        let signed = HashMap::from([(
+            "toolu_1".to_owned(),
+            vec![("thinking".to_owned(), "EqQBsig".to_owned())],
+        )]);
         let request = |first: Value| {
             json!({
                 "max_tokens": 32000,
@@ -231,6 +247,25 @@ mod tests {
         assert_eq!(check(Wire::Anthropic, &forged, &signed).len(), 1);
         let without = request(json!({"type": "text", "text": "hm"}));
         assert_eq!(check(Wire::Anthropic, &without, &signed).len(), 1);
+        // Several blocks: all of them, in order, the redacted one's data intact.
+        let split = HashMap::from([(
+            "toolu_1".to_owned(),
+            vec![
+                ("thinking".to_owned(), "S1".to_owned()),
+                ("redacted_thinking".to_owned(), "R".to_owned()),
+            ],
+        )]);
+        let both = |data: &str| {
+            let mut body = request(json!({"type": "thinking", "thinking": "a", "signature": "S1"}));
+            let content = body.pointer_mut("/messages/1/content").unwrap();
+            let content = content.as_array_mut().unwrap();
+            content.insert(1, json!({"type": "redacted_thinking", "data": data}));
+            body
+        };
+        assert!(check(Wire::Anthropic, &both("R"), &split).is_empty());
+        assert_eq!(check(Wire::Anthropic, &both("changed"), &split).len(), 1);
+        let first_only = request(json!({"type": "thinking", "thinking": "a", "signature": "S1"}));
+        assert_eq!(check(Wire::Anthropic, &first_only, &split).len(), 1);
     }
 
     #[test]

@@ -94,6 +94,7 @@ pub(crate) struct ReplyOptions {
     pub(crate) delay_ms: Option<u64>,
     pub(crate) chunk_delay_ms: Option<u64>,
     pub(crate) cut_after: Option<usize>,
+    pub(crate) split_thinking: Option<bool>,
 }
 
 impl ReplyOptions {
@@ -104,6 +105,7 @@ impl ReplyOptions {
             delay_ms: self.delay_ms.or(outer.delay_ms),
             chunk_delay_ms: self.chunk_delay_ms.or(outer.chunk_delay_ms),
             cut_after: self.cut_after.or(outer.cut_after),
+            split_thinking: self.split_thinking.or(outer.split_thinking),
         }
     }
 }
@@ -215,6 +217,14 @@ impl Reply {
         self
     }
 
+    /// Anthropic: sends the thinking as two signed `thinking` blocks with a
+    /// `redacted_thinking` block between them, as models do when part of the reasoning is
+    /// flagged; all three must come back, in order, with the follow-up of a tool call.
+    pub fn with_split_thinking(mut self) -> Self {
+        self.options.split_thinking = Some(true);
+        self
+    }
+
     /// Ends the stream after its content with the format's transient error event (Chat: an
     /// `error` chunk; Anthropic: `event: error` `overloaded_error`; Gemini: an `error` chunk
     /// `UNAVAILABLE`; Responses: `response.failed`), instead of finishing.
@@ -299,6 +309,8 @@ pub(crate) struct StreamPlan<'a> {
     pub(crate) include_usage: bool,
     pub(crate) text: Option<&'a str>,
     pub(crate) thinking: Option<&'a str>,
+    /// Anthropic: the thinking as two signed blocks around a redacted one.
+    pub(crate) split_thinking: bool,
     /// Tool calls with their ids already assigned.
     pub(crate) tool_calls: Vec<(String, &'a ToolCallSpec)>,
     pub(crate) finish_reason: Option<&'a str>,

@@ -9,6 +9,7 @@ mod client_terminal;
 mod fuzz;
 mod images;
 mod modes;
+mod reasoning;
 mod support;
 mod terminals;
 

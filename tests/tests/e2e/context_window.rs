@@ -1,7 +1,8 @@
-//! The context window (SPEC §3): a long session sent to a model with a
-//! known window leaves its oldest whole turns out, with a note; a provider
-//! refusing the conversation as too long gets it again, shorter. The stored
-//! history always keeps everything.
+//! The context window (docs/context.md): a long session sent to a model
+//! with a known window whose summary fails leaves its oldest whole turns
+//! out, with a note; a provider refusing the conversation as too long gets
+//! it again, shorter. The stored history always keeps everything.
+//! Compaction itself: `compaction.rs`.
 
 use openheim_e2e::install::{history, session_id, stderr, stdout};
 use openheim_e2e::{Install, MockLlm, Reply};
@@ -42,6 +43,24 @@ async fn turn(install: &Install, prompt: &str, id: Option<&str>) -> (String, Str
     (session_id(&output), stderr(&output))
 }
 
+/// Summary requests (compaction) are refused as a provider would refuse a
+/// bad request: compaction falls back to leaving turns out.
+fn refuse_summaries(mock: &MockLlm) {
+    mock.answer_matching(
+        |request| {
+            request
+                .system_prompt()
+                .is_some_and(|s| s.starts_with("You write the summary"))
+        },
+        |_| {
+            Ok(Reply::http_error(
+                400,
+                json!({"error": {"message": "summaries are refused here", "type": "invalid_request_error"}}),
+            ))
+        },
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_known_window_drops_the_oldest_turns_but_keeps_the_history() {
     // Turns of ≈10k estimated tokens (20 kB prompt + 20 kB answer) in a 50k
@@ -52,6 +71,7 @@ async fn a_known_window_drops_the_oldest_turns_but_keeps_the_history() {
         .map(|n| Reply::text(long(&format!("ANSWER-{n}"), 20_000)))
         .collect();
     let mock = MockLlm::start(answers).await;
+    refuse_summaries(&mock);
     let install = Install::new(&mock, "");
     install.configure_mock_provider("context_window = 50000\nmax_tokens = 1000");
 
@@ -65,17 +85,19 @@ async fn a_known_window_drops_the_oldest_turns_but_keeps_the_history() {
 
     let (_, last) = turn(&install, &long("PROMPT-5", 20_000), Some(&id)).await;
     assert!(
-        last.contains(
-            "note: context: dropped the oldest turn (≈10k tokens) to fit the 50k window of mock/mock-model"
-        ),
+        last.contains("note: context: could not summarise the conversation")
+            && last.contains(
+                "note: context: dropped the oldest turn (≈10k tokens) to fit the 50k window of mock/mock-model"
+            ),
         "{last}"
     );
-    // The oldest turn is gone as a whole; the rest is sent in order.
-    assert!(!sent(&mock, 4, "PROMPT-1") && !sent(&mock, 4, "ANSWER-1"));
+    // Request 4 was the refused summary; request 5 the call. The oldest
+    // turn is gone as a whole; the rest is sent in order.
+    assert!(!sent(&mock, 5, "PROMPT-1") && !sent(&mock, 5, "ANSWER-1"));
     for marker in ["PROMPT-2", "ANSWER-2", "ANSWER-4", "PROMPT-5"] {
-        assert!(sent(&mock, 4, marker), "{marker} missing");
+        assert!(sent(&mock, 5, marker), "{marker} missing");
     }
-    assert_eq!(mock.request(4).messages()[1]["role"], "user");
+    assert_eq!(mock.request(5).messages()[1]["role"], "user");
     // Stored history is never rewritten.
     let records = history(&install.history_file(&id));
     assert_eq!(roles(&records).len(), 10);

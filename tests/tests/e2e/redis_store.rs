@@ -191,6 +191,7 @@ pub(crate) async fn start_turn(
             block: Some(Block::Text(text.to_owned())),
         }],
         client_capabilities: None,
+        ..StartTurn::default()
     };
     inputs
         .send(TurnInput {

@@ -96,3 +96,82 @@ async fn anthropic_signed_thinking_is_replayed_in_the_tool_loop() {
         .any(|r| r.to_string().contains("EqQBmockSignature"));
     assert!(stored, "{records:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_signed_blocks_and_redacted_thinking_come_back_in_order() {
+    let script = vec![
+        Reply::tool_calls(vec![ToolCallSpec::new("list_dir", json!({"path": "."}))])
+            .with_thinking("First I look. Then I decide.")
+            .with_split_thinking(),
+        Reply::text("Looked."),
+        Reply::text("Still fine."),
+    ];
+    let mock = Kind::Anthropic.mock(script).await;
+    let install = install(Kind::Anthropic, &mock);
+    let config = install.home().join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}thinking = \"low\"\n")).unwrap();
+    let output = install.openheim(&["run", "look"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    // The mock refuses a follow-up that lacks any of the three blocks, or
+    // has them out of order or changed.
+    mock.assert_no_violations();
+    let follow_up = mock.request(1).body;
+    let blocks = follow_up["messages"][1]["content"].as_array().unwrap();
+    let kinds: Vec<&str> = blocks.iter().map(|b| b["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["thinking", "redacted_thinking", "thinking", "tool_use"],
+        "{follow_up}"
+    );
+    assert_eq!(blocks[1]["data"], "EmwKAhgBmockRedacted1");
+    // Stored as three blocks: a resumed session replays them too.
+    let id = session_id(&output);
+    let resumed = install.openheim(&["run", "--resume", &id, "again"]).await;
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    mock.assert_no_violations();
+    let replayed = mock.request(2).body["messages"][1]["content"].clone();
+    // Thinking blocks carry no cache markers, so they compare exactly.
+    assert_eq!(replayed.as_array().unwrap()[..3], blocks[..3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_setting_overrides_the_configuration_and_verbose_shows_thinking() {
+    let script = vec![
+        Reply::text("Answer one.").with_thinking("Deep thought one."),
+        Reply::text("Answer two.").with_thinking("Deep thought two."),
+    ];
+    let mock = Kind::Anthropic.mock(script).await;
+    let install = install(Kind::Anthropic, &mock);
+    // Configured off; the run asks for a budget.
+    let output = install
+        .openheim(&["run", "--thinking", "3000", "--verbose", "think"])
+        .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        mock.request(0).body["thinking"],
+        json!({"type": "enabled", "budget_tokens": 3000})
+    );
+    let err = stderr(&output);
+    assert!(err.contains("thinking: Deep thought one."), "{err}");
+    assert!(!openheim_e2e::install::stdout(&output).contains("Deep thought"));
+    // Without the flags: the configuration (off), and no thinking shown.
+    let id = session_id(&output);
+    let plain = install.openheim(&["run", "--resume", &id, "again"]).await;
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    assert!(mock.request(1).body.get("thinking").is_none());
+    assert!(
+        !stderr(&plain).contains("Deep thought two"),
+        "{}",
+        stderr(&plain)
+    );
+    // A setting that is not one is refused before anything runs.
+    let bad = install.openheim(&["run", "--thinking", "lots", "x"]).await;
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("not a thinking setting"),
+        "{}",
+        stderr(&bad)
+    );
+    mock.assert_no_violations();
+}

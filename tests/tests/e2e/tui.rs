@@ -437,3 +437,63 @@ async fn memory_is_saved_with_permission_and_managed_with_slash_memory() {
     pty.send_line("/quit").unwrap();
     mock.assert_no_violations();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thinking_is_set_per_session_and_compact_summarises_on_demand() {
+    let mock = MockLlm::builder()
+        .expect_api_key("sk-tui")
+        .start(vec![
+            Reply::text("Noted the code.").with_thinking("Mulling it over."),
+            Reply::text("Still know it."),
+        ])
+        .await;
+    mock.answer_matching(
+        |request| {
+            request
+                .system_prompt()
+                .is_some_and(|s| s.starts_with("You write the summary"))
+        },
+        |request| {
+            let text = request.last_user_text().unwrap_or_default();
+            match text.contains("Pay most attention to: the code") && text.contains("KIWI-9") {
+                true => Ok(Reply::text("## Facts\nTUI-SUMMARY: the code is KIWI-9.")),
+                false => Err(format!("unexpected summary request: {text}")),
+            }
+        },
+    );
+    let install = Install::new(&mock, "");
+    let config = format!(
+        "default_provider = \"mock\"\n\n[providers.mock]\nkind = \"anthropic\"\napi_base = \"{}\"\napi_key = \"sk-tui\"\ndefault_model = \"mock-model\"\n",
+        mock.base_url()
+    );
+    std::fs::write(install.home().join("config.toml"), config).unwrap();
+    let mut pty = start(&install, &["--thinking", "low"], &[]);
+    pty.expect("/help for commands", WAIT).unwrap();
+    pty.send_line("/thinking").unwrap();
+    pty.expect("thinking: low", WAIT).unwrap();
+    pty.send_line("/thinking high").unwrap();
+    pty.expect("thinking: high", WAIT).unwrap();
+    pty.send_line("Remember the code KIWI-9.").unwrap();
+    // Thinking is shown (dimmed) before the answer.
+    pty.expect("Mulling it over.", WAIT).unwrap();
+    pty.expect("Noted the code.", WAIT).unwrap();
+    pty.send_line("/compact the code").unwrap();
+    pty.expect("context: summarised 2 messages with mock/mock-model", WAIT)
+        .unwrap();
+    pty.send_line("/thinking default").unwrap();
+    pty.expect("thinking: default", WAIT).unwrap();
+    pty.send_line("Do you still know it?").unwrap();
+    pty.expect("Still know it.", WAIT).unwrap();
+    pty.send_line("/quit").unwrap();
+    assert!(pty.wait_exit(WAIT).unwrap().success());
+
+    mock.assert_no_violations();
+    assert_eq!(
+        mock.request(0).body["thinking"],
+        json!({"type": "enabled", "budget_tokens": 24576})
+    );
+    let last = mock.request(2).body;
+    assert!(last.get("thinking").is_none(), "{last}");
+    let sent = last.to_string();
+    assert!(sent.contains("TUI-SUMMARY") && !sent.contains("Remember the code"));
+}

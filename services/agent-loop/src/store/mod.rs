@@ -65,6 +65,29 @@ pub struct SessionSummary {
 pub struct StoredSession {
     pub summary: SessionSummary,
     pub messages: Vec<StoredMessage>,
+    /// The latest compaction: what the model sees in place of the first
+    /// `covers` messages.
+    pub compaction: Option<Compaction>,
+}
+
+/// The older part of a conversation, summarised (docs/context.md). The
+/// messages it covers stay stored; the model is sent `text` in their
+/// place. A later compaction covers at least as much (its summary was
+/// written from this one), so only the latest counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Compaction {
+    /// How many messages from the start of the history the summary
+    /// replaces.
+    pub covers: u64,
+    pub text: String,
+    /// Who wrote it: `provider/model`.
+    #[serde(default)]
+    pub model: String,
+    /// Estimated tokens of the conversation sent before and after it.
+    #[serde(default)]
+    pub tokens_before: u64,
+    #[serde(default)]
+    pub tokens_after: u64,
 }
 
 /// One line of a session log.
@@ -94,6 +117,12 @@ pub enum Record {
     Skills {
         at_ms: i64,
         skills: Vec<String>,
+    },
+    /// The older part of the conversation was summarised.
+    Compaction {
+        at_ms: i64,
+        #[serde(flatten)]
+        compaction: Compaction,
     },
 }
 
@@ -309,9 +338,15 @@ pub fn title_of(messages: &[StoredMessage]) -> String {
 pub(crate) fn replay(meta: SessionMeta, records: Vec<Record>, updated_at_ms: i64) -> StoredSession {
     let mut meta = meta;
     let mut messages = Vec::new();
+    let mut compaction = None;
     for record in records {
         match record {
             Record::Message { message, .. } => messages.push(message),
+            // A summary can only cover messages stored before it.
+            Record::Compaction { compaction: c, .. } => {
+                let covers = c.covers.min(messages.len() as u64);
+                compaction = Some(Compaction { covers, ..c });
+            }
             Record::Model { model, .. } => meta.model = model,
             Record::Mode {
                 approval,
@@ -333,6 +368,7 @@ pub(crate) fn replay(meta: SessionMeta, records: Vec<Record>, updated_at_ms: i64
             meta,
         },
         messages,
+        compaction,
     }
 }
 

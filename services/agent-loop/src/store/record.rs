@@ -64,6 +64,9 @@ pub enum StoredBlock {
         text: String,
         #[serde(default, skip_serializing_if = "String::is_empty")]
         signature: String,
+        /// A redacted block (Anthropic): `signature` holds its opaque data.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        redacted: bool,
     },
     ToolCall {
         id: String,
@@ -161,9 +164,14 @@ impl StoredBlock {
     fn to_wire(&self) -> ContentBlock {
         let block = match self {
             Self::Text { text } => Block::Text(text.clone()),
-            Self::Thinking { text, signature } => Block::Thinking(Thinking {
+            Self::Thinking {
+                text,
+                signature,
+                redacted,
+            } => Block::Thinking(Thinking {
                 text: text.clone(),
                 signature: signature.clone(),
+                redacted: *redacted,
             }),
             Self::ToolCall {
                 id,

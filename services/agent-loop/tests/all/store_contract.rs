@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openheim_agent_loop::store::{
-    Approval, FileStore, Record, RedisStore, RedisStoreOptions, SessionMeta, SessionStore,
-    StoreError, StoredBlock, StoredMessage,
+    Approval, Compaction, FileStore, Record, RedisStore, RedisStoreOptions, SessionMeta,
+    SessionStore, StoreError, StoredBlock, StoredMessage,
 };
 
 use crate::redis_server::RedisServer;
@@ -148,8 +148,25 @@ async fn records_round_trip(backend: Backend) {
         skills: vec!["tests".into()],
     };
     store.append("s1", &skills).await.unwrap();
+    // Compactions: the latest counts, and covers no more than was stored
+    // before it.
+    let compaction = |covers: u64, text: &str| Record::Compaction {
+        at_ms: 8,
+        compaction: Compaction {
+            covers,
+            text: text.into(),
+            model: "mock/m".into(),
+            tokens_before: 900,
+            tokens_after: 100,
+        },
+    };
+    store.append("s1", &compaction(1, "first")).await.unwrap();
+    store.append("s1", &compaction(7, "second")).await.unwrap();
 
     let loaded = store.load("s1").await.unwrap();
+    let latest = loaded.compaction.clone().unwrap();
+    assert_eq!((latest.covers, latest.text.as_str()), (3, "second"));
+    assert_eq!((latest.tokens_before, latest.tokens_after), (900, 100));
     assert_eq!(loaded.messages.len(), 3);
     assert!(
         matches!(&loaded.messages[2], StoredMessage::Tool { content, .. } if content == "contents")

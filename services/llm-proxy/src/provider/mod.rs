@@ -116,6 +116,12 @@ pub enum ProviderEvent {
         text: String,
         signature: String,
     },
+    /// A new thinking block of the same answer begins (Anthropic sends
+    /// several, each signed). `redacted` is the opaque data of a
+    /// `redacted_thinking` block, which has no text and no deltas.
+    ThinkingBlock {
+        redacted: Option<String>,
+    },
     /// A fragment of tool call `index`; `id` and `name` are non-empty only on
     /// the first fragment of that index.
     ToolCallDelta {

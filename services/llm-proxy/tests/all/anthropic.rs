@@ -192,9 +192,11 @@ async fn thinking_streams_with_its_signature() {
             _ => None,
         })
         .collect();
-    assert_eq!(thinking.len(), 2);
-    assert_eq!(thinking[0].text, "The user wants");
-    assert_eq!(thinking[1].signature, "EqQBCgIYAhIM1gbcDa9GJwZA2b3h");
+    // The block's start is marked, so several signed blocks stay apart.
+    assert_eq!(thinking.len(), 3);
+    assert!(thinking[0].new_block && !thinking[0].redacted);
+    assert_eq!(thinking[1].text, "The user wants");
+    assert_eq!(thinking[2].signature, "EqQBCgIYAhIM1gbcDa9GJwZA2b3h");
     assert!(shape(&events).contains(&"text Done.".to_owned()));
 }
 

@@ -82,6 +82,9 @@ struct Block<'a> {
     thinking: Option<String>,
     #[serde(default)]
     signature: Option<String>,
+    /// A `redacted_thinking` block's opaque content.
+    #[serde(default)]
+    data: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -142,7 +145,15 @@ impl EventDecoder {
                     arguments_fragment: String::new(),
                 });
             }
-            "thinking" => push_thinking(block.thinking, block.signature, out),
+            // Each thinking block is signed on its own and must be replayed
+            // as a block of its own, in order.
+            "thinking" => {
+                out.push_back(ProviderEvent::ThinkingBlock { redacted: None });
+                push_thinking(block.thinking, block.signature, out);
+            }
+            "redacted_thinking" => out.push_back(ProviderEvent::ThinkingBlock {
+                redacted: Some(block.data.unwrap_or_default()),
+            }),
             _ => {}
         }
     }
@@ -348,6 +359,50 @@ mod tests {
     }
 
     #[test]
+    fn every_thinking_block_starts_anew_and_redacted_ones_keep_their_data() {
+        let (events, _) = run(&[
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":"","signature":""}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"SIG1"}}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":1,"content_block":{"type":"redacted_thinking","data":"EmwKAhgB"}}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":2,"content_block":{"type":"thinking","thinking":"","signature":""}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":2,"delta":{"type":"thinking_delta","thinking":"more"}}"#,
+            ),
+            ("message_stop", r#"{"type":"message_stop"}"#),
+        ]);
+        let block = |redacted: Option<&str>| ProviderEvent::ThinkingBlock {
+            redacted: redacted.map(str::to_owned),
+        };
+        let thinking = |text: &str, signature: &str| ProviderEvent::ThinkingDelta {
+            text: text.into(),
+            signature: signature.into(),
+        };
+        assert_eq!(
+            events[..5],
+            [
+                block(None),
+                thinking("", "SIG1"),
+                block(Some("EmwKAhgB")),
+                block(None),
+                thinking("more", ""),
+            ]
+        );
+    }
+
+    #[test]
     fn tool_blocks_get_dense_indexes_and_thinking_keeps_its_signature() {
         let (events, stop) = run(&[
             (
@@ -389,8 +444,9 @@ mod tests {
             signature: signature.into(),
         };
         assert_eq!(
-            events[..4],
+            events[..5],
             [
+                ProviderEvent::ThinkingBlock { redacted: None },
                 thinking("hmm", ""),
                 thinking("", "EqQB"),
                 ProviderEvent::ToolCallDelta {

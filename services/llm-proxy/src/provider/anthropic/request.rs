@@ -132,6 +132,9 @@ enum WireBlock<'a> {
         thinking: &'a str,
         signature: &'a str,
     },
+    RedactedThinking {
+        data: &'a str,
+    },
 }
 
 impl WireBlock<'_> {
@@ -145,7 +148,7 @@ impl WireBlock<'_> {
                 *cache_control = Some(EPHEMERAL);
                 true
             }
-            Self::Thinking { .. } => false,
+            Self::Thinking { .. } | Self::RedactedThinking { .. } => false,
         }
     }
 }
@@ -304,6 +307,13 @@ fn user_blocks(message: &Message) -> Vec<WireBlock<'_>> {
 fn assistant_blocks(message: &Message) -> Vec<WireBlock<'_>> {
     content::blocks(message)
         .filter_map(|block| match block {
+            Block::Thinking(thinking)
+                if thinking.redacted && signature::is_anthropic(&thinking.signature) =>
+            {
+                Some(WireBlock::RedactedThinking {
+                    data: &thinking.signature,
+                })
+            }
             Block::Thinking(thinking) if signature::is_anthropic(&thinking.signature) => {
                 Some(WireBlock::Thinking {
                     thinking: &thinking.text,
@@ -444,6 +454,12 @@ mod tests {
                         Block::Thinking(Thinking {
                             text: "let me see".into(),
                             signature: "EqQBCgIYAhIM1gbcDa9GJwZA2b3h".into(),
+                            redacted: false,
+                        }),
+                        Block::Thinking(Thinking {
+                            text: String::new(),
+                            signature: "EmwKAhgBEgy3va3pzix".into(),
+                            redacted: true,
                         }),
                         Block::Text("Reading.".into()),
                         call("toolu_1", "read_file", r#"{"path":"a"}"#),
@@ -480,6 +496,7 @@ mod tests {
                     ]},
                     {"role": "assistant", "content": [
                         {"type": "thinking", "thinking": "let me see", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3h"},
+                        {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix"},
                         {"type": "text", "text": "Reading."},
                         {"type": "tool_use", "id": "toolu_1", "name": "read_file", "input": {"path": "a"}},
                         {"type": "tool_use", "id": "toolu_2", "name": "list_dir", "input": {}}
@@ -513,10 +530,12 @@ mod tests {
                         Block::Thinking(Thinking {
                             text: "from another provider".into(),
                             signature: String::new(),
+                            redacted: false,
                         }),
                         Block::Thinking(Thinking {
                             text: String::new(),
                             signature: "t:gemini-signature;".into(),
+                            redacted: false,
                         }),
                         Block::Text(" ".into()),
                     ],

@@ -484,6 +484,7 @@ mod tests {
                         Block::Thinking(Thinking {
                             text: "unsigned thoughts stay home".into(),
                             signature: signatures,
+                            redacted: false,
                         }),
                         Block::Text("Reading.".into()),
                         call("call_0", "read_file", r#"{"path":"a"}"#),
@@ -559,6 +560,7 @@ mod tests {
                     vec![Block::Thinking(Thinking {
                         text: "pondering".into(),
                         signature: signatures,
+                        redacted: false,
                     })],
                 ),
             ],

@@ -257,6 +257,7 @@ mod tests {
                         Block::Thinking(Thinking {
                             text: "hmm".into(),
                             signature: String::new(),
+                            redacted: false,
                         }),
                         Block::Text("Reading.".into()),
                         Block::ToolCall(ToolCall {
