@@ -14,9 +14,11 @@ mod e2e {
     pub mod custom_provider;
     pub mod embeddings;
     pub mod gateway;
+    pub mod interrupted;
     pub mod library;
     pub mod mcp;
     pub mod memory;
+    pub mod provider_faults;
     pub mod providers;
     pub mod redis_store;
     pub mod run_files_task;

@@ -38,6 +38,9 @@ pub struct TuiOptions {
     pub resume: Option<Option<String>>,
     /// The config file `/theme` writes to.
     pub config_file: PathBuf,
+    /// `NO_COLOR` and `TERM` of the environment, read by the binary.
+    pub no_color: Option<String>,
+    pub term: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -50,12 +53,10 @@ enum Flow {
 pub async fn run(runtime: Runtime, config: Config, options: TuiOptions) -> anyhow::Result<u8> {
     let mode = Mode::detect();
     let theme = config.ui.theme.parse::<Theme>().unwrap_or_default();
-    let no_color = std::env::var("NO_COLOR").ok();
-    let term_name = std::env::var("TERM").ok();
     let color = color_enabled(
         mode == Mode::Interactive,
-        no_color.as_deref(),
-        term_name.as_deref(),
+        options.no_color.as_deref(),
+        options.term.as_deref(),
     );
     let vocabulary = Arc::new(Mutex::new(Vocabulary {
         models: Vec::new(),
@@ -477,7 +478,7 @@ impl App {
                         Event::PermissionRequest(request) => view.ask(request, &mut out),
                         Event::Notice(notice) => view.notice(&notice.message, &mut out),
                         Event::Retracted(r) => view.notice(
-                            &format!("the reply was interrupted ({}); retrying", r.reason),
+                            &format!("the reply was interrupted ({}); it restarts here", r.reason),
                             &mut out,
                         ),
                         Event::Usage(usage) => self.status.add(&usage),

@@ -15,6 +15,7 @@ mod memory;
 mod permission;
 pub mod prompt;
 mod service;
+mod shown;
 mod spans;
 pub mod store;
 mod truncate;

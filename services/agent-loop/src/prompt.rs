@@ -1,4 +1,5 @@
-//! The system prompt, assembled per turn in a fixed order (SPEC §3):
+//! The system prompt, assembled per turn in a fixed order
+//! (docs/configuration.md, "The system prompt"):
 //! the introduction line, `---`, the identity from `system.md`, `---`, then
 //! each skill as `### <name>` followed by its markdown.
 
@@ -104,7 +105,7 @@ pub async fn assemble(
 }
 
 async fn read_skill(sources: &PromptSources, name: &str) -> Result<String, PromptError> {
-    check_skill_name(name).map_err(PromptError::InvalidSkill)?;
+    check_skill_name(name).map_err(|e| PromptError::InvalidSkill(e.to_string()))?;
     let path = sources.skills_dir.join(format!("{name}.md"));
     match tokio::fs::read_to_string(&path).await {
         Ok(text) => Ok(text),

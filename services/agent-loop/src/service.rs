@@ -296,8 +296,8 @@ impl AgentService {
         cancel: CancellationToken,
     ) -> Result<TurnEnded, AgentError> {
         check_session_id(&start.session_id)?;
-        let prompt =
-            StoredMessage::user_from_wire(&start.prompt).map_err(AgentError::InvalidInput)?;
+        let prompt = StoredMessage::user_from_wire(&start.prompt)
+            .map_err(|e| AgentError::InvalidInput(e.to_string()))?;
         let lease = self
             .store
             .try_lease(&start.session_id, self.config.lease_ttl)

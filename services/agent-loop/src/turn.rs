@@ -37,6 +37,7 @@ use crate::permission::{
     PendingQuestions, Remembered, Verdict, approval_key, kind_policy, verdict,
 };
 use crate::service::with_memory_tools;
+use crate::shown::Shown;
 use crate::store::{Record, SessionMeta, SessionStore, StoredBlock, StoredMessage, now_ms};
 use crate::truncate::cap_text;
 
@@ -306,6 +307,7 @@ impl Turn {
         let mut stream = crate::spans::observe(stream, tracing::Span::current());
         let mut reply = Reply::default();
         let mut partial: Vec<ToolCall> = Vec::new();
+        let mut shown = Shown::default();
         loop {
             let item = tokio::select! {
                 biased;
@@ -331,13 +333,13 @@ impl Turn {
                 }
                 E::TextDelta(text) => {
                     reply.text.push_str(&text);
-                    self.emit(Event::TextDelta(text)).await;
+                    self.emit_all(shown.text(&text)).await;
                 }
                 E::ThinkingDelta(delta) => {
                     reply.thinking.push_str(&delta.text);
                     reply.signature.push_str(&delta.signature);
                     if !delta.text.is_empty() {
-                        self.emit(Event::ThinkingDelta(delta.text)).await;
+                        self.emit_all(shown.thinking(&delta.text)).await;
                     }
                 }
                 E::ToolCallDelta(delta) => apply_tool_delta(&mut partial, delta),
@@ -349,7 +351,7 @@ impl Turn {
                     let reason = interrupted.error.map(|e| e.message).unwrap_or_default();
                     reply = Reply::default();
                     partial.clear();
-                    self.emit(Event::Retracted(Retracted { reason })).await;
+                    shown.interrupted(reason);
                 }
                 E::Retrying(retrying) => {
                     let cause = retrying.error.map(|e| e.message).unwrap_or_default();
@@ -360,6 +362,7 @@ impl Turn {
                     self.notice(NoticeLevel::Warning, message).await;
                 }
                 E::Finished(finished) => {
+                    self.emit_all(shown.finished()).await;
                     reply.stop = finished.stop_reason();
                     reply.calls = partial;
                     return Ok(reply);
@@ -378,6 +381,12 @@ impl Turn {
                     });
                 }
             }
+        }
+    }
+
+    async fn emit_all(&self, events: Vec<Event>) {
+        for event in events {
+            self.emit(event).await;
         }
     }
 

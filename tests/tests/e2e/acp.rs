@@ -7,8 +7,9 @@
 
 mod client_terminal;
 mod fuzz;
+mod limits;
 mod modes;
-mod support;
+pub(crate) mod support;
 mod terminals;
 
 use std::process::Stdio;

@@ -1,4 +1,4 @@
-//! The context window (SPEC §3): a long session sent to a model with a
+//! The context window (docs/configuration.md, `context_window`): a long session sent to a model with a
 //! known window leaves its oldest whole turns out, with a note; a provider
 //! refusing the conversation as too long gets it again, shorter. The stored
 //! history always keeps everything.

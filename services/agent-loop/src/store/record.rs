@@ -48,6 +48,15 @@ pub enum StoredBlock {
     },
 }
 
+/// A prompt a user cannot send.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadPrompt {
+    #[error("a prompt may only contain text and images")]
+    NotUserContent,
+    #[error("the prompt is empty")]
+    Empty,
+}
+
 impl StoredMessage {
     /// Tool calls of an assistant message.
     pub fn tool_calls(&self) -> impl Iterator<Item = (&str, &str, &str)> {
@@ -94,7 +103,7 @@ impl StoredMessage {
 
     /// Converts user prompt blocks from the wire. Blocks a user cannot send
     /// (tool calls, results, thinking) are refused.
-    pub fn user_from_wire(blocks: &[ContentBlock]) -> Result<Self, String> {
+    pub fn user_from_wire(blocks: &[ContentBlock]) -> Result<Self, BadPrompt> {
         let mut content = Vec::with_capacity(blocks.len());
         for b in blocks {
             match &b.block {
@@ -103,12 +112,12 @@ impl StoredMessage {
                     mime_type: img.mime_type.clone(),
                     data: base64::engine::general_purpose::STANDARD.encode(&img.data),
                 }),
-                Some(_) => return Err("a prompt may only contain text and images".to_owned()),
+                Some(_) => return Err(BadPrompt::NotUserContent),
                 None => {}
             }
         }
         if content.is_empty() {
-            return Err("the prompt is empty".to_owned());
+            return Err(BadPrompt::Empty);
         }
         Ok(Self::User { content })
     }
