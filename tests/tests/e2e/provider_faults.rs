@@ -186,3 +186,49 @@ async fn a_provider_without_its_required_key_fails_at_once_naming_the_variable()
         assert!(started.elapsed() < Duration::from_secs(3), "{kind}");
     }
 }
+
+/// What `openheim run` prints for a turn with tool calls, a retry and a
+/// restarted reply, as a user sees it (timings and the session id masked):
+/// a change of the output shows up as a snapshot diff in review.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_output_as_users_see_it() {
+    let kind = Kind::OpenAiChat;
+    let mock = kind
+        .mock(vec![
+            server_error(),
+            Reply::tool_calls(vec![list_dir()]).with_text("Looking."),
+            Reply::text("A partial answer that dies.").cut_after(kind.events_through_first_text()),
+            Reply::text("The workspace is empty."),
+        ])
+        .await;
+    let home = install(kind, &mock);
+    let output = home
+        .openheim_with_env_removed(&["run", "What is here?"], &[], &["RUST_LOG"])
+        .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let masked = |text: String| {
+        text.lines()
+            .map(|line| {
+                let line = match line.find(" ms") {
+                    Some(end) => {
+                        let start = line[..end]
+                            .rfind(|c: char| !c.is_ascii_digit())
+                            .map_or(0, |i| i + 1);
+                        format!("{}N{}", &line[..start], &line[end..])
+                    }
+                    None => line.to_owned(),
+                };
+                match line.strip_prefix("session: ") {
+                    Some(_) => "session: ID".to_owned(),
+                    None => line,
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    insta::assert_snapshot!(format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        stdout(&output),
+        masked(stderr(&output))
+    ));
+}
