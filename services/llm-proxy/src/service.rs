@@ -301,6 +301,34 @@ impl Proxy {
         Ok(chain)
     }
 
+    /// One attempt against `target` in its own `chat` span; its result and
+    /// whether output reached the caller.
+    async fn traced_attempt(
+        &self,
+        provider: &dyn ProviderClient,
+        target: &Target,
+        conversation: &Arc<Conversation>,
+        deadline: Deadline,
+        tx: &Events,
+    ) -> Result<(Result<StopReason, LlmError>, bool), Gone> {
+        let kind = self.config.providers.get(&target.provider);
+        let traced = Attempt::start(target, kind.map(|p| p.kind_for(&target.provider)));
+        let pricing = &self.config.pricing;
+        let call = attempt(
+            provider,
+            target,
+            conversation,
+            deadline,
+            tx,
+            &traced,
+            pricing,
+        );
+        let (result, sent_output) =
+            tracing::Instrument::instrument(call, traced.span().clone()).await?;
+        traced.finish(&result);
+        Ok((result, sent_output))
+    }
+
     /// Runs attempts against one target until it answers, fails for good or
     /// runs out of retries.
     async fn run_target(
@@ -329,20 +357,9 @@ impl Proxy {
                 is_fallback,
             };
             send(tx, Event::ModelSelected(selected)).await?;
-            let kind = self.config.providers.get(&target.provider);
-            let traced = Attempt::start(target, kind.map(|p| p.kind_for(&target.provider)));
-            let call = attempt(
-                provider.as_ref(),
-                target,
-                conversation,
-                deadline,
-                tx,
-                &traced,
-                &self.config.pricing,
-            );
-            let (result, sent_output) =
-                tracing::Instrument::instrument(call, traced.span().clone()).await?;
-            traced.finish(&result);
+            let (result, sent_output) = self
+                .traced_attempt(provider.as_ref(), target, conversation, deadline, tx)
+                .await?;
             let error = match result {
                 Ok(stop_reason) => {
                     let finished = Finished {
