@@ -64,6 +64,9 @@ enum Command {
         /// and log warnings (without it, logs appear only with `RUST_LOG`).
         #[arg(long, short = 'v')]
         verbose: bool,
+        /// Send this image (PNG, JPEG, GIF or WebP, up to 5 MB) with the prompt; repeatable.
+        #[arg(long = "image", value_name = "PATH")]
+        images: Vec<PathBuf>,
     },
     /// ACP agent over stdin/stdout (for Zed and other ACP clients); logs go to stderr.
     Acp,
@@ -175,6 +178,7 @@ async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
             deny,
             read_only,
             verbose,
+            images,
         }) => {
             // Everything a user needs (retries, fallbacks, errors) comes as
             // one `note:`/`error:` line from the turn's events; log lines
@@ -194,6 +198,7 @@ async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
                 skills,
                 work_dir: None,
                 resume,
+                images,
             };
             let interrupt = async {
                 let _ = tokio::signal::ctrl_c().await;

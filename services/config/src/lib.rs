@@ -15,6 +15,7 @@ mod schema;
 mod secret;
 mod thinking;
 mod validate;
+pub mod vision;
 
 pub use load::{ConfigError, ConfigProblem, LoadOptions, load};
 pub use persist::{PersistError, set_file_value};

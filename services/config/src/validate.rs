@@ -83,6 +83,21 @@ fn validate_top_level(config: &Config, problem: &mut impl FnMut(String, String))
             problem(format!("default_skills[{i}]"), reason.to_string());
         }
     }
+    for (i, path) in config.project_instructions.iter().enumerate() {
+        let escapes = path.is_absolute()
+            || path
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir));
+        if escapes || path.as_os_str().is_empty() {
+            problem(
+                format!("project_instructions[{i}]"),
+                format!(
+                    "{} must be a path inside the workspace, relative to it",
+                    path.display()
+                ),
+            );
+        }
+    }
 }
 
 /// `[mcp_servers]` and `[services]`: what to reach, and how.
