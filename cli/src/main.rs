@@ -65,7 +65,8 @@ enum Command {
         #[arg(long)]
         read_only: bool,
         /// Report the setup (model, sandbox level) on stderr before running,
-        /// and show the model's thinking there.
+        /// show the model's thinking there, and log warnings (without it,
+        /// logs appear only with `RUST_LOG`).
         #[arg(long, short = 'v')]
         verbose: bool,
         /// Send this image (PNG, JPEG, GIF or WebP, up to 5 MB) with the prompt; repeatable.
@@ -189,7 +190,11 @@ async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
             images,
             thinking,
         }) => {
-            let telemetry = boot.init_telemetry(SERVICE_NAME, "warn")?;
+            // Everything a user needs (retries, fallbacks, errors) comes as
+            // one `note:`/`error:` line from the turn's events; log lines
+            // would say it twice, so they appear only when asked for.
+            let logs = if verbose { "warn" } else { "off" };
+            let telemetry = boot.init_telemetry(SERVICE_NAME, logs)?;
             let config = &boot.config;
             let runtime = openheim::Runtime::start(config)?;
             let approval = run_approval(config, yes, deny);
@@ -224,6 +229,8 @@ async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
                     Some(file) => file.clone(),
                     None => openheim_boot::home_dir(&boot.env)?.join("config.toml"),
                 },
+                no_color: boot.env.get("NO_COLOR").map(str::to_owned),
+                term: boot.env.get("TERM").map(str::to_owned),
             };
             tui(boot, options).await
         }
@@ -276,14 +283,10 @@ async fn serve(mut boot: openheim_boot::Boot, listen: Option<String>) -> anyhow:
         None => openheim_gateway::listen_address(&config.server.host, config.server.port)
             .map_err(anyhow::Error::msg)?,
     };
-    let mut options = openheim_gateway::GatewayOptions::from_config(config);
+    let options = openheim_gateway::GatewayOptions::from_config(config);
     options.check_exposure(addr)?;
     // Remote clients work inside the configured workspace only.
     let runtime = openheim::Runtime::start_server(config)?;
-    if config.services.agent_loop.is_none() {
-        // The agent loop runs here, so its data directory is ours to list.
-        options.available_skills = local_skills(config).await;
-    }
     let backends = openheim_gateway::Backends {
         agent_loop: runtime.agent_loop_channel(),
         tool_executor: runtime.tool_executor_channel(),
@@ -296,24 +299,6 @@ async fn serve(mut boot: openheim_boot::Boot, listen: Option<String>) -> anyhow:
     telemetry.shutdown().await;
     served?;
     Ok(exit::OK)
-}
-
-/// Names of the skills (`<data_dir>/skills/*.md`), sorted; `None` when the
-/// directory cannot be read.
-async fn local_skills(config: &openheim_config::Config) -> Option<Vec<String>> {
-    let dir = config.data_dir.as_ref()?.join("skills");
-    let mut entries = tokio::fs::read_dir(&dir).await.ok()?;
-    let mut names = Vec::new();
-    while let Ok(Some(entry)) = entries.next_entry().await {
-        let path = entry.path();
-        if path.extension().is_some_and(|e| e == "md")
-            && let Some(stem) = path.file_stem()
-        {
-            names.push(stem.to_string_lossy().into_owned());
-        }
-    }
-    names.sort();
-    Some(names)
 }
 
 async fn report_setup(

@@ -79,11 +79,21 @@ pub async fn run(runtime: &Runtime, command: MemoryCommand, work_dir: &Path) -> 
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .into_inner();
+    print_notes(&response, json, searching)?;
+    Ok(exit::OK)
+}
+
+/// Notes to stdout (as lines or one JSON array), what is missing to stderr.
+fn print_notes(
+    response: &openheim_proto::agent_loop::v1::ListMemoryResponse,
+    json: bool,
+    searching: bool,
+) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
         let notes: Vec<serde_json::Value> = response.notes.iter().map(note_json).collect();
         writeln!(out, "{}", serde_json::Value::Array(notes))?;
-        return Ok(exit::OK);
+        return Ok(());
     }
     for note in &response.notes {
         writeln!(out, "{}", note_line(note))?;
@@ -96,7 +106,7 @@ pub async fn run(runtime: &Runtime, command: MemoryCommand, work_dir: &Path) -> 
         }
         (false, _) => {}
     }
-    Ok(exit::OK)
+    Ok(())
 }
 
 /// `ID  SCOPE  DATE  [tags]  first line of the text`.

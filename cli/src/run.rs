@@ -1,9 +1,12 @@
 //! `openheim run`: one prompt, headless. The answer streams to stdout; tool
 //! activity, notices and errors go to stderr, so `openheim run … > out.txt`
-//! captures exactly the answer.
+//! captures exactly the answer. When stdout is not a terminal, each LLM
+//! call's text is written once the call is over, so a reply restarted after
+//! the provider's stream broke never reaches a file or pipe twice
+//! (docs/decisions.md).
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -80,24 +83,10 @@ async fn run_session(
         .map(|path| crate::images::read_image(path))
         .collect::<Result<Vec<_>, _>>()?;
     let mut client = runtime.agent_loop();
-    let session_id = match options.resume {
+    let (thinking, verbose) = (options.thinking, options.verbose);
+    let session_id = match options.resume.clone() {
         Some(id) => id,
-        None => {
-            let request = CreateSessionRequest {
-                work_dir: options.work_dir.unwrap_or_default(),
-                skills: options.skills,
-                model: options.model.unwrap_or_default(),
-                mcp_servers: Vec::new(),
-                approval_mode: options.approval as i32,
-                read_only: options.read_only,
-            };
-            client
-                .create_session(request)
-                .await
-                .map_err(|s| anyhow::anyhow!("{}", s.message()))?
-                .into_inner()
-                .id
-        }
+        None => create_session(runtime, options).await?,
     };
     tracing::Span::current().record("gen_ai.conversation.id", session_id.as_str());
     // Kept open for the whole turn: closing the input stream cancels it.
@@ -106,7 +95,7 @@ async fn run_session(
         session_id: session_id.clone(),
         prompt: crate::images::prompt_blocks(prompt, images),
         client_capabilities: None,
-        thinking: options.thinking.map(openheim_acp::thinking_setting),
+        thinking: thinking.map(openheim_acp::thinking_setting),
         compact: None,
     };
     inputs
@@ -114,18 +103,46 @@ async fn run_session(
             input: Some(Input::Start(start)),
         })
         .await?;
-    let mut events = client
+    let events = client
         .turn(ReceiverStream::new(input_rx))
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .into_inner();
-    let mut view = View {
-        show_thinking: options.verbose,
-        ..View::default()
+    let code = follow(events, &inputs, interrupt, verbose).await?;
+    eprintln!("session: {session_id}");
+    Ok(code)
+}
+
+async fn create_session(runtime: &Runtime, options: RunOptions) -> anyhow::Result<String> {
+    let request = CreateSessionRequest {
+        work_dir: options.work_dir.unwrap_or_default(),
+        skills: options.skills,
+        model: options.model.unwrap_or_default(),
+        mcp_servers: Vec::new(),
+        approval_mode: options.approval as i32,
+        read_only: options.read_only,
     };
+    Ok(runtime
+        .agent_loop()
+        .create_session(request)
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner()
+        .id)
+}
+
+/// Shows the turn's events until it is over (a Ctrl-C cancels it); the
+/// exit code.
+async fn follow(
+    mut events: tonic::Streaming<TurnEvent>,
+    inputs: &mpsc::Sender<TurnInput>,
+    interrupt: impl std::future::Future<Output = ()>,
+    show_thinking: bool,
+) -> anyhow::Result<u8> {
+    let mut view = View::new(std::io::stdout().is_terminal(), show_thinking);
     tokio::pin!(interrupt);
     let mut interrupted = false;
-    let code = loop {
+    loop {
         let next = tokio::select! {
             () = &mut interrupt, if !interrupted => {
                 interrupted = true;
@@ -134,24 +151,42 @@ async fn run_session(
             }
             next = events.next() => next,
         };
-        match next {
-            Some(Ok(event)) => {
-                if let Some(code) = view.show(event)? {
-                    break code;
-                }
-            }
-            Some(Err(status)) => {
-                eprintln!("error: {}", status.message());
-                break exit::FAILED;
-            }
-            None => {
-                eprintln!("error: the agent stopped without finishing the turn");
-                break exit::FAILED;
-            }
+        let failure = match next {
+            Some(Ok(event)) => match view.show(event)? {
+                Some(code) => return Ok(code),
+                None => continue,
+            },
+            Some(Err(status)) => status.message().to_owned(),
+            None => "the agent stopped without finishing the turn".to_owned(),
+        };
+        view.release()?;
+        view.finish_line()?;
+        eprintln!("error: {failure}");
+        return Ok(exit::FAILED);
+    }
+}
+
+/// The exit code of a turn that ended for `reason`, with its note on stderr.
+fn exit_code(reason: StopReason) -> u8 {
+    match reason {
+        StopReason::EndTurn | StopReason::ToolUse | StopReason::Unspecified => exit::OK,
+        StopReason::MaxTokens => {
+            eprintln!("note: the answer was cut at the model's output limit");
+            exit::OK
         }
-    };
-    eprintln!("session: {session_id}");
-    Ok(code)
+        StopReason::Refusal => {
+            eprintln!("note: the model refused to answer");
+            exit::OK
+        }
+        StopReason::MaxTurnRequests => {
+            eprintln!("stopped: reached max_iterations before a final answer");
+            exit::MAX_ITERATIONS
+        }
+        StopReason::Cancelled => {
+            eprintln!("cancelled");
+            exit::CANCELLED
+        }
+    }
 }
 
 /// Renders turn events; returns an exit code once the turn is over.
@@ -164,15 +199,48 @@ struct View {
     show_thinking: bool,
     /// Thinking is being written to stderr (its line is still open).
     in_thinking: bool,
+    /// Text of the running LLM call not written yet; `None` when text is
+    /// written as it arrives (stdout is a terminal).
+    held: Option<String>,
 }
 
 impl View {
+    fn new(live: bool, show_thinking: bool) -> Self {
+        Self {
+            held: (!live).then(String::new),
+            show_thinking,
+            ..Self::default()
+        }
+    }
+
+    fn write_text(&mut self, text: &str) -> std::io::Result<()> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
+        self.wrote_text = true;
+        self.text_ends_with_newline = text.ends_with('\n');
+        Ok(())
+    }
+
+    /// Writes the held text: the LLM call that produced it is over.
+    fn release(&mut self) -> std::io::Result<()> {
+        let Some(held) = self.held.as_mut() else {
+            return Ok(());
+        };
+        let text = std::mem::take(held);
+        self.write_text(&text)
+    }
+
     fn show(&mut self, event: TurnEvent) -> anyhow::Result<Option<u8>> {
         let Some(event) = event.event else {
             return Ok(None);
         };
         match event {
             Event::ThinkingDelta(text) if self.show_thinking => {
+                self.release()?;
                 let mut err = std::io::stderr().lock();
                 if !self.in_thinking {
                     err.write_all("thinking: ".as_bytes())?;
@@ -183,13 +251,13 @@ impl View {
             }
             Event::TextDelta(text) => {
                 self.end_thinking();
-                let mut out = std::io::stdout().lock();
-                out.write_all(text.as_bytes())?;
-                out.flush()?;
-                self.wrote_text = true;
-                self.text_ends_with_newline = text.ends_with('\n');
+                match self.held.as_mut() {
+                    Some(held) => held.push_str(&text),
+                    None => self.write_text(&text)?,
+                }
             }
             Event::ToolCall(call) => {
+                self.release()?;
                 self.finish_line()?;
                 eprintln!("▸ {}", call.title);
                 self.titles.insert(call.id, (call.title, Instant::now()));
@@ -204,31 +272,24 @@ impl View {
                 eprintln!("note: {}", compacted.message)
             }
             Event::Retracted(r) => {
-                eprintln!("note: the reply was interrupted ({}); retrying", r.reason)
+                // Held text is dropped: the redone reply follows in full.
+                if let Some(held) = self.held.as_mut() {
+                    held.clear();
+                } else {
+                    self.finish_line()?;
+                }
+                eprintln!(
+                    "note: the reply was interrupted ({}); it restarts here",
+                    r.reason
+                );
             }
             Event::Ended(ended) => {
+                self.release()?;
                 self.finish_line()?;
-                return Ok(Some(match ended.stop_reason() {
-                    StopReason::EndTurn | StopReason::ToolUse | StopReason::Unspecified => exit::OK,
-                    StopReason::MaxTokens => {
-                        eprintln!("note: the answer was cut at the model's output limit");
-                        exit::OK
-                    }
-                    StopReason::Refusal => {
-                        eprintln!("note: the model refused to answer");
-                        exit::OK
-                    }
-                    StopReason::MaxTurnRequests => {
-                        eprintln!("stopped: reached max_iterations before a final answer");
-                        exit::MAX_ITERATIONS
-                    }
-                    StopReason::Cancelled => {
-                        eprintln!("cancelled");
-                        exit::CANCELLED
-                    }
-                }));
+                return Ok(Some(exit_code(ended.stop_reason())));
             }
             Event::Error(error) => {
+                self.release()?;
                 self.finish_line()?;
                 eprintln!("error: {}", error.message);
                 return Ok(Some(exit::FAILED));
@@ -240,6 +301,8 @@ impl View {
             | Event::ModelSelected(_)
             | Event::ClientRequest(_) => {}
             Event::PermissionRequest(request) => {
+                self.release()?;
+                self.finish_line()?;
                 // Sessions created by `run` never ask; answer nothing (reject).
                 eprintln!(
                     "note: permission requested for {} was not granted",

@@ -269,6 +269,42 @@ mod tests {
         }
     }
 
+    /// Every error as a client receives it: a wire change shows up as a
+    /// snapshot diff in review.
+    #[tokio::test]
+    async fn error_bodies_as_clients_see_them() {
+        let errors = [
+            ApiError::BadRequest("limit must be a number".into()),
+            ApiError::NotFound("session \"x\" not found".into()),
+            ApiError::Unauthorized,
+            ApiError::OriginNotAllowed("https://evil.example".into()),
+            ApiError::HostNotAllowed("evil.example".into()),
+            ApiError::Forbidden("outside the workspace".into()),
+            ApiError::Conflict("the session is busy".into()),
+            ApiError::MethodNotAllowed("PUT".into()),
+            ApiError::TooLarge(1024),
+            ApiError::TooManyConnections,
+            ApiError::ShuttingDown,
+            ApiError::NotConfigured(Backend::ToolExecutor),
+            ApiError::Unavailable {
+                service: Backend::McpBroker,
+                message: "connection refused".into(),
+            },
+            ApiError::Timeout(Backend::LlmProxy),
+            ApiError::RequestTimeout(std::time::Duration::from_secs(30)),
+            ApiError::Backend {
+                service: Backend::AgentLoop,
+                message: "internal".into(),
+            },
+        ];
+        let mut shown = String::new();
+        for error in errors {
+            let (status, json) = body(error).await;
+            shown.push_str(&format!("{} {json}\n", status.as_u16()));
+        }
+        insta::assert_snapshot!(shown);
+    }
+
     #[tokio::test]
     async fn unauthorized_asks_for_a_bearer_token() {
         let response = ApiError::Unauthorized.into_response();

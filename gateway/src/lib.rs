@@ -49,7 +49,7 @@ pub use auth::{AccessPolicy, AuthTokens};
 pub use backends::Backends;
 pub use drain::Drain;
 pub use error::{ApiError, Backend, GatewayError};
-pub use options::{GatewayOptions, Limits, listen_address};
+pub use options::{BadHost, GatewayOptions, Limits, listen_address};
 
 /// How long `/readyz` waits for each backend.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -272,7 +272,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_json::V
         .map(|(backend, result)| {
             let value = match result {
                 Ok(()) => json!("ok"),
-                Err(message) => json!(message),
+                Err(why) => json!(why.to_string()),
             };
             (backend.name().to_owned(), value)
         })
@@ -285,32 +285,41 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_json::V
     (status, Json(json!({ "status": word, "backends": report })))
 }
 
+/// Why a backend is not ready, as `/readyz` reports it.
+#[derive(Debug, thiserror::Error)]
+enum NotReady {
+    #[error("no answer in time")]
+    Timeout,
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// One backend's readiness: `None` when it is not configured.
-async fn probe<F, R>(backend: Backend, call: F) -> Option<(Backend, Result<(), String>)>
+async fn probe<F, R>(backend: Backend, call: F) -> Option<(Backend, Result<(), NotReady>)>
 where
     F: Future<Output = R>,
     R: IntoProbe,
 {
     let result = match tokio::time::timeout(READY_TIMEOUT, call).await {
         Ok(result) => result.into_probe()?,
-        Err(_) => Err("no answer in time".to_owned()),
+        Err(_) => Err(NotReady::Timeout),
     };
     Some((backend, result))
 }
 
 /// What a readiness call returns: a result, or `None` for "not configured".
 trait IntoProbe {
-    fn into_probe(self) -> Option<Result<(), String>>;
+    fn into_probe(self) -> Option<Result<(), NotReady>>;
 }
 
 impl IntoProbe for Result<(), tonic::Status> {
-    fn into_probe(self) -> Option<Result<(), String>> {
-        Some(self.map_err(|s| s.message().to_owned()))
+    fn into_probe(self) -> Option<Result<(), NotReady>> {
+        Some(self.map_err(|s| NotReady::Failed(s.message().to_owned())))
     }
 }
 
 impl IntoProbe for Option<Result<(), tonic::Status>> {
-    fn into_probe(self) -> Option<Result<(), String>> {
-        self.map(|r| r.map_err(|s| s.message().to_owned()))
+    fn into_probe(self) -> Option<Result<(), NotReady>> {
+        self.map(|r| r.map_err(|s| NotReady::Failed(s.message().to_owned())))
     }
 }

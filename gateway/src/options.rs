@@ -12,8 +12,9 @@ use crate::auth::{AccessPolicy, AuthTokens, HostPolicy};
 use crate::error::GatewayError;
 
 /// Largest WebSocket message (and frame) accepted; larger ones close the
-/// socket with 1009. Prompts carry base64 images, so it is generous.
-pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+/// socket with 1009. Prompts carry base64 images, so it is generous. The
+/// same cap as a line of `openheim acp` over stdio.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = openheim_acp::MAX_LINE_BYTES;
 /// Largest HTTP request body accepted (REST takes no large bodies).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Open WebSocket connections at once (`server.max_connections`); more are
@@ -94,10 +95,6 @@ pub struct GatewayOptions {
     pub acp: AcpOptions,
     /// `GET /api/config`: the configuration with every secret redacted.
     pub config_view: serde_json::Value,
-    /// Skills the composition root found in the data directory (`None`:
-    /// unknown to this gateway, e.g. the data directory is another
-    /// container's).
-    pub available_skills: Option<Vec<String>>,
     pub default_skills: Vec<String>,
 }
 
@@ -131,7 +128,6 @@ impl GatewayOptions {
                 ..AcpOptions::from_config(config)
             },
             config_view: crate::rest::config::redacted(config),
-            available_skills: None,
             default_skills: config.default_skills.clone(),
         }
     }
@@ -149,16 +145,20 @@ impl GatewayOptions {
 
 /// The address to listen on from `host` and `port`: an IP address, or
 /// `localhost`.
-pub fn listen_address(host: &str, port: u16) -> Result<SocketAddr, String> {
+pub fn listen_address(host: &str, port: u16) -> Result<SocketAddr, BadHost> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let ip = if host.eq_ignore_ascii_case("localhost") {
         std::net::IpAddr::from([127, 0, 0, 1])
     } else {
-        host.parse()
-            .map_err(|_| format!("invalid host {host:?}: expected an IP address or localhost"))?
+        host.parse().map_err(|_| BadHost(host.to_owned()))?
     };
     Ok(SocketAddr::new(ip, port))
 }
+
+/// `server.host` is neither an IP address nor `localhost`.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid host {0:?}: expected an IP address or localhost")]
+pub struct BadHost(pub String);
 
 #[cfg(test)]
 mod tests {

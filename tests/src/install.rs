@@ -75,6 +75,17 @@ impl Install {
 
     /// Like [`Install::openheim`], with extra environment variables.
     pub async fn openheim_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.openheim_with_env_removed(args, env, &[]).await
+    }
+
+    /// Like [`Install::openheim_with_env`], without the variables `removed`
+    /// (`RUST_LOG` included: it is set to `warn` otherwise).
+    pub async fn openheim_with_env_removed(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        removed: &[&str],
+    ) -> Output {
         let mut command = tokio::process::Command::new(bin_path("openheim"));
         command
             .args(args)
@@ -85,6 +96,9 @@ impl Install {
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .kill_on_drop(true);
+        for name in removed {
+            command.env_remove(name);
+        }
         tokio::time::timeout(RUN_TIMEOUT, command.output())
             .await
             .expect("openheim did not finish in time")

@@ -17,10 +17,12 @@ mod e2e {
     pub mod embeddings;
     pub mod gateway;
     pub mod images;
+    pub mod interrupted;
     pub mod library;
     pub mod mcp;
     pub mod memory;
     pub mod project_instructions;
+    pub mod provider_faults;
     pub mod providers;
     pub mod redis_store;
     pub mod run_files_task;

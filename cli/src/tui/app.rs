@@ -41,6 +41,9 @@ pub struct TuiOptions {
     pub config_file: PathBuf,
     /// `--thinking`: how hard the model reasons; `/thinking` changes it.
     pub thinking: Option<openheim_config::Thinking>,
+    /// `NO_COLOR` and `TERM` of the environment, read by the binary.
+    pub no_color: Option<String>,
+    pub term: Option<String>,
 }
 
 /// What a turn is asked to do.
@@ -60,12 +63,10 @@ enum Flow {
 pub async fn run(runtime: Runtime, config: Config, options: TuiOptions) -> anyhow::Result<u8> {
     let mode = Mode::detect();
     let theme = config.ui.theme.parse::<Theme>().unwrap_or_default();
-    let no_color = std::env::var("NO_COLOR").ok();
-    let term_name = std::env::var("TERM").ok();
     let color = color_enabled(
         mode == Mode::Interactive,
-        no_color.as_deref(),
-        term_name.as_deref(),
+        options.no_color.as_deref(),
+        options.term.as_deref(),
     );
     let vocabulary = Arc::new(Mutex::new(Vocabulary {
         models: Vec::new(),
@@ -514,7 +515,7 @@ impl App {
                             self.status.context_used = compacted.tokens_after;
                         }
                         Event::Retracted(r) => view.notice(
-                            &format!("the reply was interrupted ({}); retrying", r.reason),
+                            &format!("the reply was interrupted ({}); it restarts here", r.reason),
                             &mut out,
                         ),
                         Event::Usage(usage) => self.status.add(&usage),
@@ -1125,7 +1126,7 @@ impl App {
                 let label = label(thinking);
                 self.line(Some(Role::Accent), &format!("thinking: {label}"))
             }
-            Err(reason) => self.error(&reason),
+            Err(reason) => self.error(&reason.to_string()),
         }
     }
 

@@ -13,6 +13,7 @@
 
 mod convert;
 mod error;
+mod gate;
 mod lines;
 mod mcp;
 mod models;
@@ -41,6 +42,7 @@ use openheim_proto::GrpcChannel;
 use openheim_proto::agent_loop::v1::agent_loop_client::AgentLoopClient;
 
 pub use error::AcpError;
+pub use gate::lines;
 pub use lines::{MAX_LINE_BYTES, transport as line_transport};
 pub use models::ModelCatalog;
 pub use sessions::{SetModelRequest, SetSessionModelResponse};

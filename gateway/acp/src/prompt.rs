@@ -219,10 +219,13 @@ impl TurnRelay {
             Event::ClientRequest(request) => self.start_client_op(request),
             Event::Notice(notice) => self.notice(notice.message),
             Event::Compacted(compacted) => self.compacted(compacted),
-            Event::Retracted(retracted) => self.notify(updates::thought_chunk(format!(
-                "\n(the reply was interrupted: {}; it is being redone)\n",
-                retracted.reason
-            ))),
+            // A client cannot take chunks back: the restart is marked in the
+            // message itself, and the redone reply follows in full.
+            Event::Retracted(retracted) => {
+                self.notify(updates::text_chunk(updates::restart_marker(
+                    &retracted.reason,
+                )));
+            }
             Event::Ended(ended) => return Some(Ok(stop_reason(ended.stop_reason()))),
             Event::Error(error) => {
                 return Some(Err(AcpError::from_turn_error(&self.session.id, &error)));
@@ -346,7 +349,7 @@ impl TurnRelay {
                 // Watches the cancellation itself: it must kill the command.
                 let ran = self.shell().run(tool_call_id, run, &self.cancel).await;
                 return ran.map_or_else(
-                    client_response::Result::Error,
+                    |e| client_response::Result::Error(e.to_string()),
                     client_response::Result::Command,
                 );
             }

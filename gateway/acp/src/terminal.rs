@@ -99,6 +99,18 @@ enum Ended {
     WaitFailed(String),
 }
 
+/// Why a command could not be run in the client's terminal or waited for.
+#[derive(Debug, thiserror::Error)]
+pub enum TerminalError {
+    #[error("cancelled")]
+    Cancelled,
+    /// A `terminal/*` request failed: the method and the client's message.
+    #[error("terminal/{0} failed: {1}")]
+    Client(&'static str, String),
+    #[error("the client did not send the command's output in time")]
+    OutputTimeout,
+}
+
 /// The `terminal/*` methods of one session's client.
 pub struct Shell<'a> {
     pub cx: &'a ConnectionTo<Client>,
@@ -114,7 +126,7 @@ impl Shell<'_> {
         tool_call_id: &str,
         run: RunCommand,
         cancel: &CancellationToken,
-    ) -> Result<CommandResult, String> {
+    ) -> Result<CommandResult, TerminalError> {
         let create = self.create(&run);
         tokio::pin!(create);
         let id = tokio::select! {
@@ -128,7 +140,7 @@ impl Shell<'_> {
                     self.kill(&id).await;
                     self.terminals.settle(tool_call_id);
                 }
-                return Err("cancelled".to_owned());
+                return Err(TerminalError::Cancelled);
             }
         };
         self.terminals.add(tool_call_id, id.clone());
@@ -144,8 +156,8 @@ impl Shell<'_> {
             self.kill(&id).await;
         }
         let result = match ended {
-            Ended::Cancelled => Err("cancelled".to_owned()),
-            Ended::WaitFailed(error) => Err(format!("terminal/wait_for_exit failed: {error}")),
+            Ended::Cancelled => Err(TerminalError::Cancelled),
+            Ended::WaitFailed(error) => Err(TerminalError::Client("wait_for_exit", error)),
             Ended::Exited(status) => self
                 .output(&id)
                 .await
@@ -156,7 +168,7 @@ impl Shell<'_> {
         result
     }
 
-    async fn create(&self, run: &RunCommand) -> Result<TerminalId, String> {
+    async fn create(&self, run: &RunCommand) -> Result<TerminalId, TerminalError> {
         let request = CreateTerminalRequest::new(self.session_id.to_owned(), SHELL)
             .args(vec!["-c".to_owned(), run.command.clone()])
             .cwd(PathBuf::from(&run.cwd))
@@ -164,7 +176,7 @@ impl Shell<'_> {
         let created = self.cx.send_request(request).block_task().await;
         created
             .map(|c| c.terminal_id)
-            .map_err(|e| format!("terminal/create failed: {}", e.message))
+            .map_err(|e| TerminalError::Client("create", e.message))
     }
 
     /// Waits for the command to exit, at most `timeout_secs` (0 = no limit).
@@ -187,14 +199,14 @@ impl Shell<'_> {
         }
     }
 
-    async fn output(&self, id: &TerminalId) -> Result<TerminalOutputResponse, String> {
+    async fn output(&self, id: &TerminalId) -> Result<TerminalOutputResponse, TerminalError> {
         let request = TerminalOutputRequest::new(self.session_id.to_owned(), id.clone());
         match tokio::time::timeout(OUTPUT_DEADLINE, self.cx.send_request(request).block_task())
             .await
         {
             Ok(Ok(output)) => Ok(output),
-            Ok(Err(error)) => Err(format!("terminal/output failed: {}", error.message)),
-            Err(_) => Err("the client did not send the command's output in time".to_owned()),
+            Ok(Err(error)) => Err(TerminalError::Client("output", error.message)),
+            Err(_) => Err(TerminalError::OutputTimeout),
         }
     }
 

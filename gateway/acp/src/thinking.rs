@@ -42,7 +42,7 @@ fn value(thinking: Option<Thinking>) -> String {
 pub fn parse(value: &str) -> Result<Option<Thinking>, String> {
     match value {
         DEFAULT_THINKING => Ok(None),
-        other => Thinking::parse(other).map(Some),
+        other => Thinking::parse(other).map(Some).map_err(|e| e.to_string()),
     }
 }
 

@@ -22,6 +22,12 @@ pub fn text_chunk(text: String) -> SessionUpdate {
     ))))
 }
 
+/// The text that separates a reply shown in part from its redone version
+/// when the provider's stream broke and the redo differs (docs/acp.md).
+pub fn restart_marker(reason: &str) -> String {
+    format!("\n\n---\n*(the reply was interrupted: {reason}; it restarts here)*\n\n")
+}
+
 pub fn thought_chunk(text: String) -> SessionUpdate {
     SessionUpdate::AgentThoughtChunk(ContentChunk::new(ContentBlock::Text(TextContent::new(
         text,
@@ -298,6 +304,58 @@ mod tests {
         assert_eq!(call.title, "write_file a.txt");
         assert_eq!(call.kind, acp::ToolKind::Edit);
         assert_eq!(call.locations[0].path, Path::new("/ws/a.txt"));
+    }
+
+    /// The ACP mapping of each kind of turn event and of a replayed
+    /// history, as clients receive it: a wire change shows up as a snapshot
+    /// diff in review.
+    #[test]
+    fn updates_as_clients_see_them() {
+        let started = ToolCallStarted {
+            id: "c1".into(),
+            name: "write_file".into(),
+            title: "write_file a.txt".into(),
+            kind: ToolKind::Edit as i32,
+            raw_input_json: r#"{"path":"a.txt","content":"x"}"#.into(),
+            locations: vec!["a.txt".into()],
+        };
+        let finished = ToolCallUpdate {
+            id: "c1".into(),
+            status: ToolCallStatus::Completed as i32,
+            content: "Wrote 1 bytes to a.txt".into(),
+            raw_output_json: r#"{"bytes":1}"#.into(),
+            diffs: vec![FileDiff {
+                path: "/ws/a.txt".into(),
+                old_text: Some("y".into()),
+                new_text: "x".into(),
+            }],
+        };
+        let running = ToolCallUpdate {
+            id: "c1".into(),
+            status: ToolCallStatus::InProgress as i32,
+            ..ToolCallUpdate::default()
+        };
+        let terminal = TerminalId::new("t1");
+        let mut updates = vec![
+            text_chunk("Hello".into()),
+            thought_chunk("thinking".into()),
+            text_chunk(restart_marker("network error")),
+            tool_call(&started, Path::new("/ws")),
+            tool_call_update(&running),
+            tool_call_update(&finished),
+            terminal_embed("c2", &terminal),
+            finished_in_terminal(&finished, &terminal),
+        ];
+        let history = [
+            message(Role::User, vec![Block::Text("write it".into())]),
+            message(Role::Assistant, vec![Block::Text("ok".into())]),
+        ];
+        updates.extend(replay(&history, Path::new("/ws")));
+        let shown: Vec<String> = updates
+            .iter()
+            .map(|u| serde_json::to_string(u).unwrap())
+            .collect();
+        insta::assert_snapshot!(shown.join("\n"));
     }
 
     #[test]

@@ -83,6 +83,7 @@ fn provider(name: &str, p: &ProviderConfig) -> Value {
         "retry_base_delay_ms": p.retry_base_delay_ms,
         "retry_max_delay_ms": p.retry_max_delay_ms,
         "fallbacks": p.fallbacks,
+        "cooldown_secs": p.cooldown_secs,
         "wire_api": match p.wire_api {
             WireApi::Chat => "chat",
             WireApi::Responses => "responses",

@@ -14,7 +14,8 @@ use axum::extract::{Path, Query, State};
 use axum::routing::{delete, get};
 use openheim_proto::agent_loop::v1::SessionInfo;
 use openheim_proto::agent_loop::v1::{
-    ForgetMemoryRequest, ListMemoryRequest, ListSessionsRequest, LoadSessionRequest,
+    ForgetMemoryRequest, ListMemoryRequest, ListSessionsRequest, ListSkillsRequest,
+    LoadSessionRequest,
 };
 use openheim_proto::llm_proxy::v1::{ListModelsRequest, ResolveModelRequest};
 use openheim_proto::mcp_broker::v1 as mcp;
@@ -83,12 +84,19 @@ async fn models(State(state): State<AppState>) -> ApiResult {
 }
 
 /// Skills live in agent-loop's data directory, which the gateway never
-/// reads: it reports the configured defaults and what its composition root
-/// found there at startup (`null` when it could not look).
+/// reads: the configured defaults, and agent-loop's listing.
 async fn skills(State(state): State<AppState>) -> ApiResult {
+    let available = state
+        .backends
+        .agent_loop()
+        .list_skills(ListSkillsRequest {})
+        .await
+        .map_err(failed(Backend::AgentLoop))?
+        .into_inner()
+        .names;
     Ok(Json(json!({
         "default_skills": state.options.default_skills,
-        "available": state.options.available_skills,
+        "available": available,
     })))
 }
 

@@ -15,7 +15,6 @@ use std::collections::HashSet;
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use agent_client_protocol::Lines;
 use openheim_acp::AcpOptions;
 use serde::Deserialize;
 use serde_json::Value;
@@ -80,7 +79,8 @@ impl AgentChannel {
             }
         });
         let stream = ReceiverStream::new(rx).map(Ok::<_, io::Error>);
-        let transport = Lines::new(Box::pin(sink), Box::pin(stream));
+        // Gated like stdio: messages pipelined behind `initialize` wait for its answer.
+        let transport = openheim_acp::lines(Box::pin(sink), Box::pin(stream));
         let agent_loop = backends.agent_loop();
         drain.spawn(async move {
             if let Err(error) = openheim_acp::serve_acp(agent_loop, options, transport).await {

@@ -19,6 +19,7 @@ mod permission;
 pub mod prompt;
 mod reply;
 mod service;
+mod shown;
 mod spans;
 pub mod store;
 mod summarise;

@@ -461,7 +461,11 @@ impl Embedder for LlmEmbedder {
         &self.model
     }
 
-    async fn embed(&self, texts: Vec<String>, purpose: Purpose) -> Result<Vec<Vec<f32>>, String> {
+    async fn embed(
+        &self,
+        texts: Vec<String>,
+        purpose: Purpose,
+    ) -> Result<Vec<Vec<f32>>, openheim_memory::EmbedError> {
         let purpose = match purpose {
             Purpose::Document => EmbedPurpose::Document,
             Purpose::Query => EmbedPurpose::Query,
@@ -469,7 +473,7 @@ impl Embedder for LlmEmbedder {
         self.backends
             .embed(&self.model, texts, purpose)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(openheim_memory::EmbedError::new)
     }
 }
 

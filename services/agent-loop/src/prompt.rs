@@ -166,7 +166,7 @@ pub fn text_prefix(bytes: &[u8], limit: usize) -> String {
 }
 
 async fn read_skill(sources: &PromptSources, name: &str) -> Result<String, PromptError> {
-    check_skill_name(name).map_err(PromptError::InvalidSkill)?;
+    check_skill_name(name).map_err(|e| PromptError::InvalidSkill(e.to_string()))?;
     let path = sources.skills_dir.join(format!("{name}.md"));
     match tokio::fs::read_to_string(&path).await {
         Ok(text) => Ok(text),

@@ -303,7 +303,8 @@ impl AgentService {
             }
             Some(_) => None,
             None => Some(
-                StoredMessage::user_from_wire(&start.prompt).map_err(AgentError::InvalidInput)?,
+                StoredMessage::user_from_wire(&start.prompt)
+                    .map_err(|e| AgentError::InvalidInput(e.to_string()))?,
             ),
         };
         let Some(lease) = self

@@ -1,5 +1,6 @@
-//! The cap on every tool result the model sees (SPEC §3), whatever produced
-//! it: built-in, MCP or custom tool.
+//! The cap on every tool result the model sees, whatever produced it:
+//! built-in, MCP or custom tool (docs/configuration.md, "The system
+//! prompt").
 
 use std::borrow::Cow;
 

@@ -41,6 +41,7 @@ use crate::permission::{
 };
 use crate::reply::{Reply, apply_tool_delta};
 use crate::service::with_memory_tools;
+use crate::shown::Shown;
 use crate::store::{
     Compaction, Record, SessionMeta, SessionStore, StoredImage, StoredMessage, now_ms,
 };
@@ -323,6 +324,7 @@ impl Turn {
         let mut stream = crate::spans::observe(stream, tracing::Span::current());
         let mut reply = Reply::default();
         let mut partial: Vec<ToolCall> = Vec::new();
+        let mut shown = Shown::default();
         loop {
             let item = tokio::select! {
                 biased;
@@ -348,13 +350,13 @@ impl Turn {
                 }
                 E::TextDelta(text) => {
                     reply.text.push_str(&text);
-                    self.emit(Event::TextDelta(text)).await;
+                    self.emit_all(shown.text(&text)).await;
                 }
                 E::ThinkingDelta(delta) => {
                     let text = delta.text.clone();
                     reply.add_thinking(delta);
                     if !text.is_empty() {
-                        self.emit(Event::ThinkingDelta(text)).await;
+                        self.emit_all(shown.thinking(&text)).await;
                     }
                 }
                 E::ToolCallDelta(delta) => apply_tool_delta(&mut partial, delta),
@@ -366,7 +368,7 @@ impl Turn {
                     let reason = interrupted.error.map(|e| e.message).unwrap_or_default();
                     reply = Reply::default();
                     partial.clear();
-                    self.emit(Event::Retracted(Retracted { reason })).await;
+                    shown.interrupted(reason);
                 }
                 E::Retrying(retrying) => {
                     let cause = retrying.error.map(|e| e.message).unwrap_or_default();
@@ -377,6 +379,7 @@ impl Turn {
                     self.notice(NoticeLevel::Warning, message).await;
                 }
                 E::Finished(finished) => {
+                    self.emit_all(shown.finished()).await;
                     reply.stop = finished.stop_reason();
                     reply.calls = partial;
                     return Ok(reply);
@@ -396,6 +399,12 @@ impl Turn {
                     });
                 }
             }
+        }
+    }
+
+    async fn emit_all(&self, events: Vec<Event>) {
+        for event in events {
+            self.emit(event).await;
         }
     }
 

@@ -23,5 +23,5 @@ pub use pricing::{Price, Pricing, Tokens};
 pub use redact::{redact_url, redact_urls_in};
 pub use schema::*;
 pub use secret::Secret;
-pub use thinking::{Effort, MIN_THINKING_BUDGET, Thinking, ThinkingStyle};
-pub use validate::{check_skill_name, is_loopback_url};
+pub use thinking::{BadThinking, Effort, MIN_THINKING_BUDGET, Thinking, ThinkingStyle};
+pub use validate::{InvalidValue, check_skill_name, is_loopback_url};

@@ -9,7 +9,7 @@ use config::{Environment, File, FileFormat, Source, Value};
 use serde::de::DeserializeOwned;
 
 use crate::Secret;
-use crate::schema::{Config, McpServerConfig, ProviderConfig, ProviderKind, THEMES};
+use crate::schema::{Config, McpServerConfig, ProviderConfig, THEMES};
 use crate::validate::validate;
 
 /// Environment variables that steer the binaries themselves and are not config keys.
@@ -303,12 +303,7 @@ fn name_file_as_given(problems: &mut [ConfigProblem], file: &Path) {
 fn resolve_api_keys(config: &mut Config, env: &BTreeMap<String, String>) {
     for (name, provider) in &mut config.providers {
         if provider.env_var.is_none() {
-            provider.env_var = match provider.kind_for(name) {
-                ProviderKind::Openai => Some("OPENAI_API_KEY".to_owned()),
-                ProviderKind::Anthropic => Some("ANTHROPIC_API_KEY".to_owned()),
-                ProviderKind::Gemini => Some("GEMINI_API_KEY".to_owned()),
-                ProviderKind::OpenaiCompatible | ProviderKind::Custom => None,
-            };
+            provider.env_var = provider.kind_for(name).default_key_var().map(str::to_owned);
         }
         let has_key = provider.api_key.as_ref().is_some_and(|k| !k.is_empty());
         if !has_key {
@@ -325,7 +320,7 @@ fn resolve_api_keys(config: &mut Config, env: &BTreeMap<String, String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::EmbeddingsApi;
+    use crate::schema::{EmbeddingsApi, ProviderKind};
     use crate::validate::is_loopback_url;
     use std::io::Write;
 

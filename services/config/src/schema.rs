@@ -22,6 +22,10 @@ pub const DEFAULT_PROVIDER_TIMEOUT_SECS: u64 = 300;
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
 pub const DEFAULT_RETRY_BASE_DELAY_MS: u64 = 500;
 pub const DEFAULT_RETRY_MAX_DELAY_MS: u64 = 30_000;
+/// `providers.NAME.cooldown_secs`: after a model of the provider failed
+/// and its fallback took over, later calls go straight to the fallback for
+/// this long.
+pub const DEFAULT_COOLDOWN_SECS: u64 = 60;
 pub const DEFAULT_MCP_CALL_TIMEOUT_SECS: u64 = 60;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// `server.header_timeout_secs`: a client that has not sent a request's
@@ -264,6 +268,18 @@ impl ProviderKind {
         }
     }
 
+    /// The environment variable a provider of this kind takes its key from
+    /// when its config names none; `Some` exactly for the kinds whose API
+    /// always needs a key.
+    pub fn default_key_var(self) -> Option<&'static str> {
+        match self {
+            Self::Openai => Some("OPENAI_API_KEY"),
+            Self::Anthropic => Some("ANTHROPIC_API_KEY"),
+            Self::Gemini => Some("GEMINI_API_KEY"),
+            Self::OpenaiCompatible | Self::Custom => None,
+        }
+    }
+
     /// Public API base of the kind, when it has one.
     pub fn default_api_base(self) -> Option<&'static str> {
         match self {
@@ -317,6 +333,9 @@ pub struct ProviderConfig {
     pub retry_max_delay_ms: u64,
     /// `provider/model` entries tried in order once retries are exhausted.
     pub fallbacks: Vec<String>,
+    /// Seconds a model that failed over to a fallback is skipped by later
+    /// calls (0: never skipped).
+    pub cooldown_secs: u64,
     pub wire_api: WireApi,
     /// How an `openai_compatible` provider is asked for embeddings
     /// (`memory.embeddings`): its OpenAI-style `/embeddings` (default) or
@@ -356,6 +375,7 @@ impl Default for ProviderConfig {
             retry_base_delay_ms: DEFAULT_RETRY_BASE_DELAY_MS,
             retry_max_delay_ms: DEFAULT_RETRY_MAX_DELAY_MS,
             fallbacks: Vec::new(),
+            cooldown_secs: DEFAULT_COOLDOWN_SECS,
             wire_api: WireApi::Chat,
             embeddings_api: EmbeddingsApi::Openai,
             thinking: None,

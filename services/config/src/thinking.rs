@@ -29,9 +29,21 @@ pub const LOW_BUDGET: u32 = 2048;
 pub const MEDIUM_BUDGET: u32 = 8192;
 pub const HIGH_BUDGET: u32 = 24576;
 
+/// A thinking setting that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadThinking {
+    #[error(
+        "a thinking budget of {0} tokens is below the minimum of {min}",
+        min = MIN_THINKING_BUDGET
+    )]
+    BelowMinimum(u32),
+    #[error("{0:?} is not a thinking setting (off, low, medium, high or a number of tokens)")]
+    Unknown(String),
+}
+
 impl Thinking {
     /// `off`, `low`, `medium`, `high` or a number of tokens.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, BadThinking> {
         let text = text.trim();
         match text.to_ascii_lowercase().as_str() {
             "off" | "none" => Ok(Self::Off),
@@ -40,12 +52,8 @@ impl Thinking {
             "high" => Ok(Self::High),
             other => match other.parse::<u32>() {
                 Ok(n) if n >= MIN_THINKING_BUDGET => Ok(Self::Budget(n)),
-                Ok(n) => Err(format!(
-                    "a thinking budget of {n} tokens is below the minimum of {MIN_THINKING_BUDGET}"
-                )),
-                Err(_) => Err(format!(
-                    "{text:?} is not a thinking setting (off, low, medium, high or a number of tokens)"
-                )),
+                Ok(n) => Err(BadThinking::BelowMinimum(n)),
+                Err(_) => Err(BadThinking::Unknown(text.to_owned())),
             },
         }
     }
@@ -146,10 +154,16 @@ mod tests {
         assert_eq!(Thinking::parse("HIGH"), Ok(Thinking::High));
         assert_eq!(Thinking::parse("off"), Ok(Thinking::Off));
         assert_eq!(Thinking::parse("4096"), Ok(Thinking::Budget(4096)));
-        assert!(Thinking::parse("100").unwrap_err().contains("minimum"));
+        assert!(
+            Thinking::parse("100")
+                .unwrap_err()
+                .to_string()
+                .contains("minimum")
+        );
         assert!(
             Thinking::parse("lots")
                 .unwrap_err()
+                .to_string()
                 .contains("not a thinking setting")
         );
         assert_eq!(Thinking::Budget(4096).to_string(), "4096");

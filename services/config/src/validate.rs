@@ -13,69 +13,11 @@ pub(crate) fn validate(config: &Config, problems: &mut Vec<ConfigProblem>) {
             message,
         })
     };
-    if config.max_iterations == 0 {
-        problem("max_iterations".into(), "must be at least 1".into());
-    }
-    if let Some(default) = &config.default_provider
-        && !config.providers.contains_key(default)
-    {
-        problem(
-            "default_provider".into(),
-            format!(
-                "provider {default:?} is not configured (known: {})",
-                known(config.providers.keys())
-            ),
-        );
-    }
-    for (i, skill) in config.default_skills.iter().enumerate() {
-        if let Err(reason) = check_skill_name(skill) {
-            problem(format!("default_skills[{i}]"), reason);
-        }
-    }
-    for (i, path) in config.project_instructions.iter().enumerate() {
-        let escapes = path.is_absolute()
-            || path
-                .components()
-                .any(|c| matches!(c, std::path::Component::ParentDir));
-        if escapes || path.as_os_str().is_empty() {
-            problem(
-                format!("project_instructions[{i}]"),
-                format!(
-                    "{} must be a path inside the workspace, relative to it",
-                    path.display()
-                ),
-            );
-        }
-    }
+    validate_top_level(config, &mut problem);
     for (name, provider) in &config.providers {
         validate_provider(config, name, provider, &mut problem);
     }
-    for (name, server) in &config.mcp_servers {
-        let key = format!("mcp_servers.{name}");
-        match (&server.command, &server.url) {
-            (Some(_), Some(_)) => problem(key, "set either `command` or `url`, not both".into()),
-            (None, None) => problem(key, "set `command` (stdio) or `url` (HTTP)".into()),
-            (None, Some(url)) => {
-                if let Err(reason) = check_http_url(url) {
-                    problem(format!("{key}.url"), reason);
-                }
-            }
-            (Some(_), None) => {}
-        }
-    }
-    let services = [
-        ("services.agent_loop", &config.services.agent_loop),
-        ("services.llm_proxy", &config.services.llm_proxy),
-        ("services.tool_executor", &config.services.tool_executor),
-        ("services.mcp_broker", &config.services.mcp_broker),
-    ];
-    for (key, address) in services {
-        if let Some(address) = address
-            && address.trim().is_empty()
-        {
-            problem(key.into(), "address is empty".into());
-        }
-    }
+    validate_endpoints(config, &mut problem);
     if let Some(url) = &config.store.url
         && url != "files"
         && !url.starts_with("redis://")
@@ -97,7 +39,7 @@ pub(crate) fn validate(config: &Config, problems: &mut Vec<ConfigProblem>) {
         );
     }
     if let Err(reason) = check_store_prefix(&config.store.prefix) {
-        problem("store.prefix".into(), reason);
+        problem("store.prefix".into(), reason.to_string());
     }
     validate_memory(config, &mut problem);
     if config.completion_timeout_secs == 0 {
@@ -135,6 +77,74 @@ pub(crate) fn validate(config: &Config, problems: &mut Vec<ConfigProblem>) {
             "tools.max_result_bytes".into(),
             "must be at least 1024".into(),
         );
+    }
+}
+
+/// Keys at the top of the file.
+fn validate_top_level(config: &Config, problem: &mut impl FnMut(String, String)) {
+    if config.max_iterations == 0 {
+        problem("max_iterations".into(), "must be at least 1".into());
+    }
+    if let Some(default) = &config.default_provider
+        && !config.providers.contains_key(default)
+    {
+        problem(
+            "default_provider".into(),
+            format!(
+                "provider {default:?} is not configured (known: {})",
+                known(config.providers.keys())
+            ),
+        );
+    }
+    for (i, skill) in config.default_skills.iter().enumerate() {
+        if let Err(reason) = check_skill_name(skill) {
+            problem(format!("default_skills[{i}]"), reason.to_string());
+        }
+    }
+    for (i, path) in config.project_instructions.iter().enumerate() {
+        let escapes = path.is_absolute()
+            || path
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir));
+        if escapes || path.as_os_str().is_empty() {
+            problem(
+                format!("project_instructions[{i}]"),
+                format!(
+                    "{} must be a path inside the workspace, relative to it",
+                    path.display()
+                ),
+            );
+        }
+    }
+}
+
+/// `[mcp_servers]` and `[services]`: what to reach, and how.
+fn validate_endpoints(config: &Config, problem: &mut impl FnMut(String, String)) {
+    for (name, server) in &config.mcp_servers {
+        let key = format!("mcp_servers.{name}");
+        match (&server.command, &server.url) {
+            (Some(_), Some(_)) => problem(key, "set either `command` or `url`, not both".into()),
+            (None, None) => problem(key, "set `command` (stdio) or `url` (HTTP)".into()),
+            (None, Some(url)) => {
+                if let Err(reason) = check_http_url(url) {
+                    problem(format!("{key}.url"), reason.to_string());
+                }
+            }
+            (Some(_), None) => {}
+        }
+    }
+    let services = [
+        ("services.agent_loop", &config.services.agent_loop),
+        ("services.llm_proxy", &config.services.llm_proxy),
+        ("services.tool_executor", &config.services.tool_executor),
+        ("services.mcp_broker", &config.services.mcp_broker),
+    ];
+    for (key, address) in services {
+        if let Some(address) = address
+            && address.trim().is_empty()
+        {
+            problem(key.into(), "address is empty".into());
+        }
     }
 }
 
@@ -273,7 +283,7 @@ fn validate_endpoint(
             "required for openai_compatible providers (e.g. http://localhost:11434/v1)".into(),
         ),
         Some(base) => match check_http_url(&base) {
-            Err(reason) => problem(format!("{key}.api_base"), reason),
+            Err(reason) => problem(format!("{key}.api_base"), reason.to_string()),
             Ok(()) => {
                 let has_key = provider.api_key.is_some();
                 if has_key && base.starts_with("http://") && !is_loopback_url(&base) {
@@ -320,39 +330,51 @@ fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
     }
 }
 
+/// Why a value of the configuration is refused (its key is added by the
+/// caller).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidValue {
+    #[error("skill name is empty")]
+    EmptySkillName,
+    #[error("invalid skill name {0:?}: no path separators or `..`")]
+    SkillName(String),
+    #[error("expected 1 to 64 characters of A-Z, a-z, 0-9, `_`, `-`, `.`, `:`; got {0:?}")]
+    StorePrefix(String),
+    #[error("expected an http:// or https:// URL, got {0:?}")]
+    NotHttp(String),
+    #[error("URL has no host: {0:?}")]
+    NoHost(String),
+}
+
 /// A skill name is a bare file stem: no separators, no `..`, not empty.
-pub fn check_skill_name(name: &str) -> Result<(), String> {
+pub fn check_skill_name(name: &str) -> Result<(), InvalidValue> {
     if name.is_empty() {
-        return Err("skill name is empty".into());
+        return Err(InvalidValue::EmptySkillName);
     }
     if name.contains(['/', '\\', '\0']) || name == "." || name.contains("..") {
-        return Err(format!(
-            "invalid skill name {name:?}: no path separators or `..`"
-        ));
+        return Err(InvalidValue::SkillName(name.to_owned()));
     }
     Ok(())
 }
 
 /// The Redis key prefix: 1 to 64 of `A-Z a-z 0-9 _ - . :`, so keys stay
 /// readable in `redis-cli` and never contain spaces or glob characters.
-fn check_store_prefix(prefix: &str) -> Result<(), String> {
+fn check_store_prefix(prefix: &str) -> Result<(), InvalidValue> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
     if prefix.is_empty() || prefix.len() > 64 || !prefix.chars().all(allowed) {
-        return Err(format!(
-            "expected 1 to 64 characters of A-Z, a-z, 0-9, `_`, `-`, `.`, `:`; got {prefix:?}"
-        ));
+        return Err(InvalidValue::StorePrefix(prefix.to_owned()));
     }
     Ok(())
 }
 
-fn check_http_url(url: &str) -> Result<(), String> {
+fn check_http_url(url: &str) -> Result<(), InvalidValue> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| format!("expected an http:// or https:// URL, got {url:?}"))?;
+        .ok_or_else(|| InvalidValue::NotHttp(url.to_owned()))?;
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if host.is_empty() {
-        return Err(format!("URL has no host: {url:?}"));
+        return Err(InvalidValue::NoHost(url.to_owned()));
     }
     Ok(())
 }

@@ -10,6 +10,9 @@
 //! - once the target's retries are exhausted (or at once when it is
 //!   overloaded), the provider's `fallbacks` are tried in order, each with
 //!   its own provider's retry policy;
+//! - a target that failed over to a fallback cools down (`cooldown_secs` of
+//!   its provider): until then, later completions start at the next target
+//!   of the chain (the last one is always tried);
 //! - the stream ends with exactly one `Finished` or `Error`;
 //! - the whole completion has a deadline (`total_timeout`): no retry or
 //!   fallback starts that would end after it, and an attempt still running
@@ -53,6 +56,9 @@ pub const EVENT_CHANNEL_CAPACITY: usize = 64;
 pub struct Proxy {
     config: LlmProxyConfig,
     providers: BTreeMap<String, ProviderEntry>,
+    /// Targets that failed over to a fallback, and until when later calls
+    /// skip them (their provider's `cooldown_secs`).
+    cooldowns: Cooldowns,
 }
 
 struct ProviderEntry {
@@ -61,6 +67,37 @@ struct ProviderEntry {
     client: Result<Arc<dyn ProviderClient>, LlmError>,
     policy: RetryPolicy,
     context_window: u64,
+    cooldown: Duration,
+}
+
+/// Models cooling down after a failure their fallback took over from; as
+/// LiteLLM's router does, later calls go straight to the fallback instead
+/// of paying the failing model's retries again on every call of a turn.
+#[derive(Default)]
+struct Cooldowns(std::sync::Mutex<BTreeMap<(String, String), Instant>>);
+
+impl Cooldowns {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), Instant>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn start(&self, target: &Target, period: Duration) {
+        if period.is_zero() {
+            return;
+        }
+        let key = (target.provider.clone(), target.model.clone());
+        self.lock().insert(key, Instant::now() + period);
+    }
+
+    /// Whether `target` is still cooling down; forgets expired entries.
+    fn active(&self, target: &Target) -> bool {
+        let now = Instant::now();
+        let mut cooling = self.lock();
+        cooling.retain(|_, until| *until > now);
+        cooling.contains_key(&(target.provider.clone(), target.model.clone()))
+    }
 }
 
 /// The caller dropped the stream; stop working.
@@ -136,7 +173,11 @@ impl Proxy {
                 (name.clone(), entry(client, settings))
             })
             .collect();
-        Self { config, providers }
+        Self {
+            config,
+            providers,
+            cooldowns: Cooldowns::default(),
+        }
     }
 
     /// Uses the given provider implementations (custom providers, test
@@ -154,7 +195,11 @@ impl Proxy {
                 (name, entry(Ok(client), &settings))
             })
             .collect();
-        Self { config, providers }
+        Self {
+            config,
+            providers,
+            cooldowns: Cooldowns::default(),
+        }
     }
 
     /// The configured providers and models, never their keys.
@@ -186,23 +231,8 @@ impl Proxy {
     }
 
     async fn run(&self, request: CompleteRequest, tx: &Events) {
-        let CompleteRequest {
-            model: requested,
-            system_prompt,
-            messages,
-            tools,
-            max_tokens,
-            temperature,
-            thinking,
-        } = request;
-        let conversation = Arc::new(Conversation {
-            system_prompt,
-            messages,
-            tools,
-            max_tokens,
-            temperature,
-            thinking: thinking.and_then(thinking_from_wire),
-        });
+        let requested = request.model.clone();
+        let conversation = Arc::new(conversation(request));
         let deadline = Deadline::starting_now(self.config.total_timeout);
         let chain = match self.chain(&requested) {
             Ok(chain) => chain,
@@ -214,6 +244,12 @@ impl Proxy {
         };
         for (position, target) in chain.iter().enumerate() {
             let has_fallback = position + 1 < chain.len();
+            // The last target is always tried: a cooldown only saves time
+            // when something else can answer.
+            if has_fallback && self.cooldowns.active(target) {
+                tracing::debug!(provider = %target.provider, model = %target.model, "cooling down; skipped");
+                continue;
+            }
             let outcome = self
                 .run_target(
                     target,
@@ -230,6 +266,9 @@ impl Proxy {
                     if error.is_retryable() && has_fallback && deadline.allows(Duration::ZERO) =>
                 {
                     tracing::warn!(provider = %target.provider, model = %target.model, %error, "falling back");
+                    if let Some(entry) = self.providers.get(&target.provider) {
+                        self.cooldowns.start(target, entry.cooldown);
+                    }
                 }
                 Ok(Outcome::Failed(error)) => {
                     let wire = error.to_wire(&target.provider, &target.model);
@@ -260,6 +299,34 @@ impl Proxy {
             }
         }
         Ok(chain)
+    }
+
+    /// One attempt against `target` in its own `chat` span; its result and
+    /// whether output reached the caller.
+    async fn traced_attempt(
+        &self,
+        provider: &dyn ProviderClient,
+        target: &Target,
+        conversation: &Arc<Conversation>,
+        deadline: Deadline,
+        tx: &Events,
+    ) -> Result<(Result<StopReason, LlmError>, bool), Gone> {
+        let kind = self.config.providers.get(&target.provider);
+        let traced = Attempt::start(target, kind.map(|p| p.kind_for(&target.provider)));
+        let pricing = &self.config.pricing;
+        let call = attempt(
+            provider,
+            target,
+            conversation,
+            deadline,
+            tx,
+            &traced,
+            pricing,
+        );
+        let (result, sent_output) =
+            tracing::Instrument::instrument(call, traced.span().clone()).await?;
+        traced.finish(&result);
+        Ok((result, sent_output))
     }
 
     /// Runs attempts against one target until it answers, fails for good or
@@ -296,20 +363,9 @@ impl Proxy {
                 is_fallback,
             };
             send(tx, Event::ModelSelected(selected)).await?;
-            let kind = self.config.providers.get(&target.provider);
-            let traced = Attempt::start(target, kind.map(|p| p.kind_for(&target.provider)));
-            let call = attempt(
-                provider.as_ref(),
-                target,
-                conversation,
-                deadline,
-                tx,
-                &traced,
-                &self.config.pricing,
-            );
-            let (result, sent_output) =
-                tracing::Instrument::instrument(call, traced.span().clone()).await?;
-            traced.finish(&result);
+            let (result, sent_output) = self
+                .traced_attempt(provider.as_ref(), target, conversation, deadline, tx)
+                .await?;
             let error = match result {
                 Ok(stop_reason) => {
                     let finished = Finished {
@@ -335,6 +391,27 @@ impl Proxy {
                 None => return Ok(Outcome::Failed(error)),
             }
         }
+    }
+}
+
+/// The conversation of a request, as providers take it.
+fn conversation(request: CompleteRequest) -> Conversation {
+    let CompleteRequest {
+        model: _,
+        system_prompt,
+        messages,
+        tools,
+        max_tokens,
+        temperature,
+        thinking,
+    } = request;
+    Conversation {
+        system_prompt,
+        messages,
+        tools,
+        max_tokens,
+        temperature,
+        thinking: thinking.and_then(thinking_from_wire),
     }
 }
 
@@ -402,6 +479,7 @@ fn entry(
         client,
         policy: RetryPolicy::from_provider(settings),
         context_window: settings.context_window.unwrap_or(0),
+        cooldown: Duration::from_secs(settings.cooldown_secs),
     }
 }
 

@@ -34,3 +34,15 @@ impl MemoryError {
         }
     }
 }
+
+/// An [`crate::Embedder`] could not turn texts into vectors; the note is
+/// stored (or the search run) without them.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct EmbedError(Box<dyn std::error::Error + Send + Sync>);
+
+impl EmbedError {
+    pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(cause.into())
+    }
+}

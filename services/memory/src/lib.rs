@@ -23,7 +23,7 @@ mod sqlite;
 mod store;
 pub mod terms;
 
-pub use error::MemoryError;
+pub use error::{EmbedError, MemoryError};
 pub use memory::{Embedder, Hit, Memory, Purpose};
 pub use note::{
     DEFAULT_OWNER, DEFAULT_SEARCH_LIMIT, Listing, MAX_NOTE_CHARS, MAX_SEARCH_LIMIT, MAX_TAG_CHARS,

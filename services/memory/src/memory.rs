@@ -28,8 +28,12 @@ pub trait Embedder: Send + Sync {
     /// `provider/model`, stored with every vector it makes: vectors of
     /// another model are never compared with its own.
     fn model(&self) -> &str;
-    /// One vector per text, in order. The error is a sentence for logs.
-    async fn embed(&self, texts: Vec<String>, purpose: Purpose) -> Result<Vec<Vec<f32>>, String>;
+    /// One vector per text, in order.
+    async fn embed(
+        &self,
+        texts: Vec<String>,
+        purpose: Purpose,
+    ) -> Result<Vec<Vec<f32>>, crate::EmbedError>;
 }
 
 /// One search result.

@@ -91,32 +91,44 @@ struct Spec {
     args: Vec<OsString>,
 }
 
+/// Why the launcher's command line was refused.
+#[derive(Debug, thiserror::Error)]
+enum BadSpec {
+    #[error("missing {0}")]
+    Missing(&'static str),
+    #[error(
+        "launcher protocol {0:?} is not {expected:?} (mixed openheim versions?)",
+        expected = PROTOCOL
+    )]
+    Protocol(OsString),
+    #[error("unknown sandbox mode {0:?}")]
+    Mode(OsString),
+    #[error("bad writable count {0:?}")]
+    Count(OsString),
+}
+
 impl Spec {
-    fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Self, String> {
-        let mut next = |what: &str| args.next().ok_or_else(|| format!("missing {what}"));
+    fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Self, BadSpec> {
+        let mut next = |what: &'static str| args.next().ok_or(BadSpec::Missing(what));
         let protocol = next("protocol version")?;
         if protocol != PROTOCOL {
-            return Err(format!(
-                "launcher protocol {protocol:?} is not {PROTOCOL:?} (mixed openheim versions?)"
-            ));
+            return Err(BadSpec::Protocol(protocol));
         }
         let mode = next("mode")?;
-        let mode = mode
-            .to_str()
-            .and_then(SandboxMode::from_name)
-            .ok_or_else(|| format!("unknown sandbox mode {mode:?}"))?;
+        let Some(mode_name) = mode.to_str().and_then(SandboxMode::from_name) else {
+            return Err(BadSpec::Mode(mode));
+        };
         let count = next("writable count")?;
-        let count: usize = count
-            .to_str()
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("bad writable count {count:?}"))?;
-        let mut writable = Vec::with_capacity(count.min(64));
-        for _ in 0..count {
+        let Some(count_value) = count.to_str().and_then(|c| c.parse::<usize>().ok()) else {
+            return Err(BadSpec::Count(count));
+        };
+        let mut writable = Vec::with_capacity(count_value.min(64));
+        for _ in 0..count_value {
             writable.push(PathBuf::from(next("writable directory")?));
         }
         let program = next("program")?;
         Ok(Self {
-            mode,
+            mode: mode_name,
             writable,
             program,
             args: args.collect(),
@@ -307,7 +319,8 @@ mod tests {
 
     #[test]
     fn a_foreign_layout_is_refused() {
-        let parse = |args: &[&str]| Spec::parse(args.iter().map(OsString::from));
+        let parse =
+            |args: &[&str]| Spec::parse(args.iter().map(OsString::from)).map_err(|e| e.to_string());
         assert!(
             parse(&["2", "enforce", "0", "/bin/sh"])
                 .unwrap_err()

@@ -8,9 +8,10 @@
 mod client_terminal;
 mod fuzz;
 mod images;
+mod limits;
 mod modes;
 mod reasoning;
-mod support;
+pub(crate) mod support;
 mod terminals;
 
 use std::process::Stdio;

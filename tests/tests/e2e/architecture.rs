@@ -1,5 +1,6 @@
-//! The dependency rules of SPEC §2, read from `cargo metadata`, and the
-//! confinement of transport types and secrets to their modules.
+//! The dependency rules of ARCHITECTURE.md ("Invariants"), read from
+//! `cargo metadata`, and the confinement of transport types, secrets and
+//! environment reads to their modules.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -173,6 +174,55 @@ fn tonic_types_stay_in_adapters() {
     // Any `tonic::` path, imports included, names a transport type.
     let hits = files_mentioning("tonic::", &allowed, SERVICE_DIRS);
     assert!(hits.is_empty(), "tonic used outside adapters: {hits:?}");
+}
+
+/// The workspace members, as `Cargo.toml` lists them.
+fn workspace_members() -> Vec<String> {
+    let manifest = std::fs::read_to_string(workspace_root().join("Cargo.toml")).unwrap();
+    let list = manifest
+        .split("members = [")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .expect("a members list in Cargo.toml");
+    list.split(',')
+        .map(|m| m.trim().trim_matches('"').to_owned())
+        .filter(|m| !m.is_empty())
+        .collect()
+}
+
+/// Only binaries (`main.rs`, `src/bin/`) and `openheim-boot` read the
+/// process environment or the current directory; every library gets them
+/// passed in.
+#[test]
+fn libraries_never_read_the_environment() {
+    const READS: &[&str] = &[
+        "env::var(",
+        "env::var_os(",
+        "env::vars(",
+        "env::vars_os(",
+        "env::current_dir(",
+        "env::set_var(",
+        "env::remove_var(",
+        "env::set_current_dir(",
+        "from_default_env(",
+    ];
+    // Test support is not a library of the product.
+    let exempt = ["services/boot", "tests", "tests/redis-server"];
+    let libraries: Vec<String> = workspace_members()
+        .into_iter()
+        .filter(|m| !exempt.contains(&m.as_str()))
+        .collect();
+    assert!(libraries.iter().any(|m| m == "cli"), "{libraries:?}");
+    let dirs: Vec<&str> = libraries.iter().map(String::as_str).collect();
+    let mut hits = Vec::new();
+    for read in READS {
+        for hit in files_mentioning(read, &["main.rs"], &dirs) {
+            if !hit.contains("/src/bin/") {
+                hits.push(format!("{hit}: {read}"));
+            }
+        }
+    }
+    assert!(hits.is_empty(), "libraries read the environment: {hits:#?}");
 }
 
 /// Provider keys are read only by llm-proxy. The one other secret reader is

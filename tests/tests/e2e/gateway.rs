@@ -710,6 +710,10 @@ async fn the_standalone_gateway_serves_a_remote_agent_loop() {
     let (status, sessions) = server.get("/api/sessions", None).await;
     assert_eq!(status, 200);
     assert_eq!(sessions["sessions"].as_array().unwrap().len(), 1);
+    // Skills come from the agent-loop, wherever it runs.
+    let (status, skills) = server.get("/api/skills", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(skills["available"], json!(["a", "b"]), "{skills}");
     let (status, body) = server.get("/api/tools", None).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),

@@ -51,7 +51,7 @@ impl Kind {
     }
 
     /// SSE events of `Reply::text(..)` up to and including its first text piece.
-    fn events_through_first_text(self) -> usize {
+    pub(crate) fn events_through_first_text(self) -> usize {
         match self {
             // role chunk, first piece
             Kind::OpenAiChat | Kind::Compatible => 2,

@@ -1,4 +1,4 @@
-//! The Redis session store with real processes (SPEC §3, §10): two
+//! The Redis session store with real processes (docs/deployment.md): two
 //! `openheim-agent-loop` replicas over one Redis, with llm-proxy,
 //! tool-executor and mcp-broker as processes and the mock LLM. A session
 //! moves between replicas with its history and remembered approvals; a turn

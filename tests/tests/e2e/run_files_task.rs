@@ -58,7 +58,7 @@ async fn files_task(install: &Install, mock: &MockLlm) {
     assert!(!out.contains("▸"), "stdout: {out}");
     assert!(stderr(&output).contains("▸ write_file hello.txt"));
 
-    // The system prompt has the §3 order: intro, ---, identity, ---, skills.
+    // The system prompt's documented order: intro, ---, identity, ---, skills.
     assert_eq!(mock.request_count(), 3);
     let system = mock.system_prompt(0).expect("a system message");
     let at = |needle: &str| {

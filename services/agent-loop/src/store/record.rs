@@ -80,6 +80,18 @@ pub enum StoredBlock {
     },
 }
 
+/// A prompt a user cannot send.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadPrompt {
+    #[error("a prompt may only contain text and images")]
+    NotUserContent,
+    #[error("the prompt is empty")]
+    Empty,
+    /// An image that breaks the image rules, in words.
+    #[error("{0}")]
+    Image(String),
+}
+
 impl StoredMessage {
     /// Tool calls of an assistant message.
     pub fn tool_calls(&self) -> impl Iterator<Item = (&str, &str, &str)> {
@@ -130,31 +142,32 @@ impl StoredMessage {
     /// (tool calls, results, thinking) are refused, and so are images that
     /// break the image rules (`openheim_proto::image`); an image's type is
     /// taken from its bytes.
-    pub fn user_from_wire(blocks: &[ContentBlock]) -> Result<Self, String> {
+    pub fn user_from_wire(blocks: &[ContentBlock]) -> Result<Self, BadPrompt> {
         let mut content = Vec::with_capacity(blocks.len());
         for b in blocks {
             match &b.block {
                 Some(Block::Text(text)) => content.push(StoredBlock::Text { text: text.clone() }),
                 Some(Block::Image(img)) => {
-                    openheim_proto::image::check_size(img.data.len()).map_err(|e| e.to_string())?;
+                    openheim_proto::image::check_size(img.data.len())
+                        .map_err(|e| BadPrompt::Image(e.to_string()))?;
                     let mime = openheim_proto::image::sniff_mime(&img.data).ok_or_else(|| {
-                        format!(
+                        BadPrompt::Image(format!(
                             "an image declared as {:?} is {}",
                             img.mime_type,
                             openheim_proto::image::ImageError::UnknownFormat
-                        )
+                        ))
                     })?;
                     content.push(StoredBlock::Image {
                         mime_type: mime.to_owned(),
                         data: base64::engine::general_purpose::STANDARD.encode(&img.data),
                     });
                 }
-                Some(_) => return Err("a prompt may only contain text and images".to_owned()),
+                Some(_) => return Err(BadPrompt::NotUserContent),
                 None => {}
             }
         }
         if content.is_empty() {
-            return Err("the prompt is empty".to_owned());
+            return Err(BadPrompt::Empty);
         }
         Ok(Self::User { content })
     }
@@ -248,11 +261,14 @@ mod tests {
         );
 
         let err = StoredMessage::user_from_wire(&[image_block("image/png", b"<svg/>".to_vec())])
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a PNG, JPEG, GIF or WebP"), "{err}");
         let mut big = b"GIF89a".to_vec();
         big.resize(openheim_proto::image::MAX_IMAGE_BYTES + 1, 0);
-        let err = StoredMessage::user_from_wire(&[image_block("image/gif", big)]).unwrap_err();
+        let err = StoredMessage::user_from_wire(&[image_block("image/gif", big)])
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("the image is 5.0 MB"), "{err}");
     }
 

@@ -1,5 +1,6 @@
 //! Redis backend: the file backend's records, in Redis, shared by every
-//! agent-loop replica (SPEC §10: any replica can serve any session).
+//! agent-loop replica (docs/deployment.md: any replica can serve any
+//! session).
 //!
 //! Key layout, every key under the configured prefix `P` (`store.prefix`):
 //!

@@ -204,6 +204,18 @@ pub enum ProviderEvent {
 /// the agent loop accepts no more.
 pub const MAX_TOOL_CALLS: u32 = 128;
 
+/// A tool call a custom provider started wrongly.
+#[derive(Debug, thiserror::Error)]
+enum BadToolCall {
+    #[error(
+        "tool call index {0} is out of range (at most {max} calls per answer)",
+        max = MAX_TOOL_CALLS
+    )]
+    OutOfRange(u32),
+    #[error("tool call {0} has no name")]
+    NoName(u32),
+}
+
 /// Where an [`LlmProvider`] writes its events. Writing waits while the
 /// reader is behind, so a slow client slows the provider's read instead of
 /// filling memory.
@@ -216,6 +228,8 @@ pub struct EventSink {
     provider: Arc<str>,
     /// Bit `i` set: tool call `i` has started.
     started_calls: u128,
+    /// For the ids of calls started without one.
+    nonce: u64,
     failed: bool,
 }
 
@@ -228,6 +242,7 @@ impl EventSink {
             tx,
             provider,
             started_calls: 0,
+            nonce: fastrand::u64(..),
             failed: false,
         }
     }
@@ -249,12 +264,11 @@ impl EventSink {
                 signature,
             },
             ProviderEvent::ToolCallStart { index, id, name } => {
-                match self.start_call(index, &name) {
-                    Ok(()) => {}
-                    Err(error) => return self.fail(error).await,
+                if let Err(problem) = self.start_call(index, &name) {
+                    return self.fail(problem.to_string()).await;
                 }
                 let id = if id.is_empty() {
-                    format!("call_{index}")
+                    provider::made_up_call_id(index, self.nonce)
                 } else {
                     id
                 };
@@ -320,14 +334,12 @@ impl EventSink {
         self.send(ProviderEvent::Usage(usage)).await;
     }
 
-    fn start_call(&mut self, index: u32, name: &str) -> Result<(), String> {
+    fn start_call(&mut self, index: u32, name: &str) -> Result<(), BadToolCall> {
         if index >= MAX_TOOL_CALLS {
-            return Err(format!(
-                "tool call index {index} is out of range (at most {MAX_TOOL_CALLS} calls per answer)"
-            ));
+            return Err(BadToolCall::OutOfRange(index));
         }
         if name.is_empty() {
-            return Err(format!("tool call {index} has no name"));
+            return Err(BadToolCall::NoName(index));
         }
         self.started_calls |= 1 << index;
         Ok(())

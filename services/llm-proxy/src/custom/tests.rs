@@ -245,8 +245,17 @@ async fn events_retries_and_usage_go_through_the_policy() {
     let proxy = proxy(vec![("acme", settings(3, &[]), acme.clone())]);
     let started = Instant::now();
     let events = collect(&proxy, request("")).await;
+    let mut shape = shape(&events);
+    // A call started without an id gets one unique across answers.
+    let made_up = shape[9].clone();
+    assert!(made_up.starts_with("tool 1 \"call_1_"), "{made_up}");
     assert_eq!(
-        shape(&events),
+        made_up.len(),
+        "tool 1 \"call_1_\" \"write_file\" \"\"".len() + 16
+    );
+    shape[9] = "tool 1 \"call_1\" \"write_file\" \"\"".into();
+    assert_eq!(
+        shape,
         [
             "selected acme/acme-large fallback=false",
             "retrying 1 after 250 ms",

@@ -138,6 +138,14 @@ pub enum ProviderEvent {
     Finished(StopReason),
 }
 
+/// The id given to tool call `index` of an answer whose provider sent none
+/// (older Gemini models, some OpenAI-compatible servers, custom
+/// providers): `nonce` is random per answer, so ids stay unique across the
+/// answers of a session, as clients and the history need.
+pub(crate) fn made_up_call_id(index: u32, nonce: u64) -> String {
+    format!("call_{index}_{nonce:016x}")
+}
+
 /// Builds the client for provider `name`. Unusable settings are errors
 /// here, reported on first use of the provider. A `custom` provider has no
 /// built-in client: its implementation comes from the embedding
@@ -149,6 +157,16 @@ pub fn build(
     client: &reqwest::Client,
 ) -> Result<Arc<dyn ProviderClient>, LlmError> {
     let kind = config.kind_for(name);
+    if let Some(default_var) = kind.default_key_var()
+        && config.api_key.as_ref().is_none_or(|k| k.is_empty())
+    {
+        // Known before any request: say so instead of asking the provider.
+        let var = config.env_var.as_deref().unwrap_or(default_var);
+        return Err(LlmError::config(format!(
+            "provider {name} ({}) needs an API key: set {var} (or api_key in [providers.{name}])",
+            kind.as_str()
+        )));
+    }
     let client = client.clone();
     Ok(match (kind, config.wire_api) {
         (ProviderKind::Openai | ProviderKind::OpenaiCompatible, WireApi::Chat) => {
@@ -201,6 +219,29 @@ mod tests {
     }
 
     #[test]
+    fn kinds_that_need_a_key_refuse_to_build_without_one_naming_the_variable() {
+        for (name, var) in [
+            ("openai", "OPENAI_API_KEY"),
+            ("anthropic", "ANTHROPIC_API_KEY"),
+            ("gemini", "GEMINI_API_KEY"),
+        ] {
+            let message = build_err(name, ProviderConfig::default());
+            assert!(message.contains(var), "{message}");
+        }
+        let named = ProviderConfig {
+            env_var: Some("CORP_KEY".into()),
+            api_key: Some(Secret::new("")),
+            ..ProviderConfig::default()
+        };
+        assert!(build_err("openai", named).contains("CORP_KEY"));
+        let local = ProviderConfig {
+            api_base: Some("http://127.0.0.1:1/v1".into()),
+            ..ProviderConfig::default()
+        };
+        assert!(build("ollama", &local, &reqwest::Client::new()).is_ok());
+    }
+
+    #[test]
     fn keys_are_never_sent_over_plain_http_to_remote_hosts() {
         let remote = ProviderConfig {
             api_base: Some("http://example.com/v1".into()),
@@ -216,10 +257,11 @@ mod tests {
         };
         assert!(build("openai", &local, &reqwest::Client::new()).is_ok());
         let keyless = ProviderConfig {
+            kind: Some(ProviderKind::OpenaiCompatible),
             api_key: None,
             ..remote
         };
-        assert!(build("openai", &keyless, &reqwest::Client::new()).is_ok());
+        assert!(build("corp", &keyless, &reqwest::Client::new()).is_ok());
     }
 
     #[test]

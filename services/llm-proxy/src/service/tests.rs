@@ -345,6 +345,39 @@ async fn fallbacks_follow_exhausted_retries_and_skip_them_on_overload() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_model_that_failed_over_cools_down_and_later_calls_skip_it() {
+    let a = ScriptedProvider::new(vec![vec![network()], vec![text("a is back"), finished()]]);
+    let b = ScriptedProvider::new(vec![
+        vec![text("b 1"), finished()],
+        vec![text("b 2"), finished()],
+    ]);
+    let mut primary = settings(0, &["b/model-b"]);
+    primary.cooldown_secs = 30;
+    let proxy = proxy(vec![
+        ("a", primary, a.clone()),
+        ("b", settings(0, &[]), b.clone()),
+    ]);
+    collect(&proxy, "").await;
+    // Within the cooldown: straight to the fallback, `a` is not asked.
+    let events = collect(&proxy, "").await;
+    assert_eq!(
+        shape(&events),
+        [
+            "selected b/model-b fallback=true",
+            "text b 2",
+            "finished EndTurn",
+        ]
+    );
+    assert_eq!(a.calls(), ["model-a"]);
+    // Once it is over, the primary is tried first again.
+    tokio::time::advance(Duration::from_secs(31)).await;
+    let events = collect(&proxy, "").await;
+    assert_eq!(shape(&events)[1], "text a is back");
+    assert_eq!(a.calls(), ["model-a", "model-a"]);
+    assert_eq!(b.calls(), ["model-b", "model-b"]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn non_retryable_errors_do_not_fall_back() {
     let a = ScriptedProvider::new(vec![vec![Err(LlmError::BadRequest {
         provider: "a".into(),

@@ -126,17 +126,27 @@ async fn function_calls_arrive_whole_with_synthesised_ids() {
     )])
     .await;
     let events = run(&fake).await;
+    let calls = tool_calls(&events);
+    let without_ids: Vec<_> = calls
+        .iter()
+        .map(|(_, n, a)| (n.clone(), a.clone()))
+        .collect();
     assert_eq!(
-        tool_calls(&events),
+        without_ids,
         [
-            (
-                "call_0".into(),
-                "read_file".into(),
-                json!({"path": "src/main.rs"})
-            ),
-            ("call_1".into(), "list_dir".into(), json!({"path": "."})),
+            ("read_file".to_owned(), json!({"path": "src/main.rs"})),
+            ("list_dir".to_owned(), json!({"path": "."})),
         ]
     );
+    // Made-up ids: `call_<index>_<random>`, so they never repeat across
+    // the answers of a session.
+    let (first, second) = (&calls[0].0, &calls[1].0);
+    assert!(
+        first.starts_with("call_0_") && second.starts_with("call_1_"),
+        "{calls:?}"
+    );
+    assert_eq!(first.len(), "call_0_".len() + 16, "{first}");
+    assert_eq!(first["call_0".len()..], second["call_1".len()..]);
     assert_eq!(last_stop(&events), StopReason::ToolUse);
 }
 

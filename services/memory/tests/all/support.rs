@@ -137,9 +137,15 @@ impl Embedder for SynonymEmbedder {
         "test/synonyms"
     }
 
-    async fn embed(&self, texts: Vec<String>, _purpose: Purpose) -> Result<Vec<Vec<f32>>, String> {
+    async fn embed(
+        &self,
+        texts: Vec<String>,
+        _purpose: Purpose,
+    ) -> Result<Vec<Vec<f32>>, openheim_memory::EmbedError> {
         if self.failing.load(Ordering::SeqCst) {
-            return Err("the embedding service is down".into());
+            return Err(openheim_memory::EmbedError::new(
+                "the embedding service is down",
+            ));
         }
         Ok(texts
             .iter()

@@ -420,7 +420,8 @@ mod tests {
 
     #[test]
     fn builtin_schemas_stay_small() {
-        // Every byte of every schema is sent on every LLM call (SPEC §13);
+        // Every byte of every schema is sent on every LLM call
+        // (docs/configuration.md, "The system prompt");
         // seven tools, with the system prompt well under the 6 KB budget.
         let registry = ToolRegistry::new(Vec::new());
         let bytes: usize = registry

@@ -51,8 +51,13 @@ pub struct Page {
 #[derive(Debug)]
 pub struct WebFetcher {
     policy: AddressPolicy,
-    client: OnceLock<Result<Client, String>>,
+    client: OnceLock<Result<Client, ClientUnavailable>>,
 }
+
+/// The HTTP client could not be built (kept, so each fetch reports it).
+#[derive(Debug, thiserror::Error)]
+#[error("the HTTP client is unavailable: {0}")]
+struct ClientUnavailable(String);
 
 impl WebFetcher {
     pub fn new(policy: AddressPolicy) -> Self {
@@ -74,11 +79,9 @@ impl WebFetcher {
                 .connect_timeout(CONNECT_TIMEOUT)
                 .user_agent(concat!("openheim-web-fetch/", env!("CARGO_PKG_VERSION")))
                 .build()
-                .map_err(|e| chain(&e))
+                .map_err(|e| ClientUnavailable(chain(&e)))
         });
-        built
-            .as_ref()
-            .map_err(|e| ToolError::Failed(format!("the HTTP client is unavailable: {e}")))
+        built.as_ref().map_err(|e| ToolError::Failed(e.to_string()))
     }
 
     /// Fetches `url`, following up to [`MAX_REDIRECTS`] redirects.

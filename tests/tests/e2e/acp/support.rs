@@ -421,6 +421,23 @@ impl RawAgent {
         stdin.write_all(b"\n").await.unwrap();
     }
 
+    /// Writes `bytes` as they are, in one write.
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin already closed");
+        stdin.write_all(bytes).await.unwrap();
+        stdin.flush().await.unwrap();
+    }
+
+    /// The next message the agent writes, whatever it is.
+    pub async fn next_message(&mut self) -> Value {
+        let line = tokio::time::timeout(TIMEOUT, self.lines.recv())
+            .await
+            .expect("no message from the agent")
+            .expect("the agent closed stdout");
+        serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("the agent wrote a line that is not JSON: {line}"))
+    }
+
     pub async fn send(&mut self, message: Value) {
         self.send_line(message.to_string().as_bytes()).await;
     }

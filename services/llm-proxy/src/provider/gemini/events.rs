@@ -17,11 +17,11 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::error::LlmError;
-use crate::provider::ProviderEvent;
 use crate::provider::content::first_element;
 use crate::provider::http::{self, Decoder};
 use crate::provider::signature::{GeminiTarget, gemini_record};
 use crate::provider::wire_error::{self, ErrorBody, Origin};
+use crate::provider::{ProviderEvent, made_up_call_id};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -109,6 +109,9 @@ pub(super) struct ChunkDecoder {
     model: String,
     /// Function calls seen so far; the next one gets this index.
     calls: u32,
+    /// Random per reply, for the ids of calls Gemini sent without one
+    /// ([`made_up_call_id`]).
+    nonce: u64,
     usage: Option<UsageMetadata>,
     stop: Option<StopReason>,
 }
@@ -119,6 +122,7 @@ impl ChunkDecoder {
             provider: provider.to_owned(),
             model: model.to_owned(),
             calls: 0,
+            nonce: fastrand::u64(..),
             usage: None,
             stop: None,
         }
@@ -130,11 +134,12 @@ impl ChunkDecoder {
             self.calls += 1;
             out.push_back(ProviderEvent::ToolCallDelta {
                 index: k,
-                // Older models send no ids; these are stable within a reply.
+                // Older models send no ids; made-up ones must not repeat
+                // across replies (clients and the history key calls by id).
                 id: call
                     .id
                     .filter(|id| !id.is_empty())
-                    .unwrap_or_else(|| format!("call_{k}")),
+                    .unwrap_or_else(|| made_up_call_id(k, self.nonce)),
                 name: call.name,
                 arguments_fragment: call
                     .args
@@ -262,7 +267,12 @@ mod tests {
     use super::*;
 
     fn run(chunks: &[&str]) -> (Vec<ProviderEvent>, Option<StopReason>) {
+        run_with_nonce(fastrand::u64(..), chunks)
+    }
+
+    fn run_with_nonce(nonce: u64, chunks: &[&str]) -> (Vec<ProviderEvent>, Option<StopReason>) {
         let mut decoder = ChunkDecoder::new("gemini", "gemini-test");
+        decoder.nonce = nonce;
         let mut out = VecDeque::new();
         for chunk in chunks {
             assert_eq!(decoder.decode("", chunk, &mut out).unwrap(), None);
@@ -305,15 +315,26 @@ mod tests {
 
     #[test]
     fn function_calls_get_ids_and_make_stop_a_tool_use() {
-        let (events, stop) = run(&[
-            r#"{"candidates":[{"content":{"role":"model","parts":[{"functionCall":{"name":"read_file","args":{"path":"a.txt"}},"thoughtSignature":"Cs0B"},{"functionCall":{"id":"fc-2","name":"list_dir","args":{}}}]},"finishReason":"STOP"}]}"#,
-        ]);
+        let chunk = r#"{"candidates":[{"content":{"role":"model","parts":[{"functionCall":{"name":"read_file","args":{}}}]},"finishReason":"STOP"}]}"#;
+        let made_up = |events: Vec<ProviderEvent>| match &events[0] {
+            ProviderEvent::ToolCallDelta { id, .. } => id.clone(),
+            other => panic!("{other:?}"),
+        };
+        let (first, second) = (made_up(run(&[chunk]).0), made_up(run(&[chunk]).0));
+        assert_ne!(first, second, "made-up ids repeat across replies");
+        let nonce = 7;
+        let (events, stop) = run_with_nonce(
+            nonce,
+            &[
+                r#"{"candidates":[{"content":{"role":"model","parts":[{"functionCall":{"name":"read_file","args":{"path":"a.txt"}},"thoughtSignature":"Cs0B"},{"functionCall":{"id":"fc-2","name":"list_dir","args":{}}}]},"finishReason":"STOP"}]}"#,
+            ],
+        );
         assert_eq!(
             events,
             [
                 ProviderEvent::ToolCallDelta {
                     index: 0,
-                    id: "call_0".into(),
+                    id: made_up_call_id(0, nonce),
                     name: "read_file".into(),
                     arguments_fragment: r#"{"path":"a.txt"}"#.into()
                 },

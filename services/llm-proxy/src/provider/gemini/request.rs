@@ -7,8 +7,9 @@
 //!   together, as Gemini requires;
 //! - a tool result carries only the call id, so its `functionResponse` takes
 //!   the function name from the call with that id in the latest model turn;
-//! - ids Gemini sent are replayed; ids the proxy made up (`call_<n>`, for
-//!   models that send none) are not, since Gemini never saw them;
+//! - ids Gemini sent are replayed; ids the proxy made up
+//!   (`call_<n>_<nonce>`, or `call_<n>` in older histories, for models that
+//!   send none) are not, since Gemini never saw them;
 //! - thought signatures go back on the part they came with (see
 //!   [`crate::provider::signature`]); thought text without one is not sent.
 
@@ -174,8 +175,17 @@ impl ThinkingConfig {
 
 /// Whether `id` is one the proxy made up for a call Gemini sent without one.
 pub(super) fn is_synthesised_id(id: &str) -> bool {
-    id.strip_prefix("call_")
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let Some(rest) = id.strip_prefix("call_") else {
+        return false;
+    };
+    match rest.split_once('_') {
+        Some((index, nonce)) => {
+            digits(index) && nonce.len() == 16 && nonce.bytes().all(|b| b.is_ascii_hexdigit())
+        }
+        // Histories from before the nonce.
+        None => digits(rest),
+    }
 }
 
 /// Encodes the JSON body of a streaming generateContent request.
@@ -600,6 +610,12 @@ mod tests {
             "second"
         );
         assert!(is_synthesised_id("call_12"));
+        assert!(is_synthesised_id(&crate::provider::made_up_call_id(
+            3,
+            u64::MAX
+        )));
+        assert!(!is_synthesised_id("call_3_"));
+        assert!(!is_synthesised_id("call_x_0123456789abcdef"));
         assert!(!is_synthesised_id("call_"));
         assert!(!is_synthesised_id("call_x1"));
     }

@@ -240,7 +240,7 @@ impl ChunkDecoder {
             };
             return (String::new(), name);
         }
-        let id = id.unwrap_or_else(|| format!("call_{index}_{:016x}", self.nonce));
+        let id = id.unwrap_or_else(|| crate::provider::made_up_call_id(index, self.nonce));
         self.tool_calls.push(ToolCallState {
             index,
             id: id.clone(),
