@@ -8,6 +8,7 @@
 
 mod e2e {
     pub mod acp;
+    pub mod agents;
     pub mod architecture;
     pub mod cli;
     pub mod context_window;

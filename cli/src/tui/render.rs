@@ -9,12 +9,13 @@
 //! region* at the bottom: it is erased and redrawn in place, everything
 //! above it is final scrollback.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use openheim_proto::agent_loop::v1::{
-    Decision, PermissionRequest, ToolCallStarted, ToolCallStatus, ToolCallUpdate,
+    ChildActivity, Decision, PermissionRequest, ToolCallStarted, ToolCallStatus, ToolCallUpdate,
+    child_activity,
 };
 
 use super::diff;
@@ -47,6 +48,8 @@ pub struct TurnView {
     /// The committed output ends at the start of a line.
     line_start: bool,
     tools: Vec<LiveTool>,
+    /// Titles of sub-agents' running tool calls, by (session, call).
+    child_titles: HashMap<(String, String), String>,
     questions: VecDeque<PermissionRequest>,
     live_rows: usize,
     frame: usize,
@@ -65,6 +68,7 @@ impl TurnView {
             thinking: false,
             line_start: true,
             tools: Vec::new(),
+            child_titles: HashMap::new(),
             questions: VecDeque::new(),
             live_rows: 0,
             frame: 0,
@@ -230,6 +234,43 @@ impl TurnView {
     }
 
     /// A notice from the agent (context trimmed, retrying, …).
+    /// A sub-agent's finished tool call, as an indented line under its
+    /// delegation: `  │ agent ✓ title`.
+    pub fn child(&mut self, child: &ChildActivity, out: &mut String) {
+        let Some(child_activity::Activity::ToolCallUpdate(update)) = &child.activity else {
+            return;
+        };
+        let (role, mark) = match update.status() {
+            ToolCallStatus::Completed => (Role::Success, "✓"),
+            ToolCallStatus::Failed => (Role::Error, "✗"),
+            _ => return,
+        };
+        let title = self
+            .child_titles
+            .remove(&(child.session_id.clone(), update.id.clone()))
+            .unwrap_or_else(|| update.id.clone());
+        let mut line = String::from("  ");
+        self.styler.paint(Role::Dim, "│", &mut line);
+        line.push(' ');
+        self.styler.paint(Role::Accent, &child.agent, &mut line);
+        line.push(' ');
+        self.styler.paint(role, mark, &mut line);
+        line.push(' ');
+        line.push_str(&title);
+        line.push('\n');
+        self.commit(&line, out);
+    }
+
+    /// Remembers a sub-agent's tool call title until it finishes.
+    pub fn child_started(&mut self, child: &ChildActivity) {
+        if let Some(child_activity::Activity::ToolCall(call)) = &child.activity {
+            self.child_titles.insert(
+                (child.session_id.clone(), call.id.clone()),
+                call.title.clone(),
+            );
+        }
+    }
+
     pub fn notice(&mut self, message: &str, out: &mut String) {
         let mut line = String::new();
         self.styler.paint(Role::Warning, "note:", &mut line);

@@ -9,6 +9,7 @@ mod backends;
 mod client_ops;
 mod client_shell;
 mod context;
+mod delegate;
 mod error;
 mod grpc;
 mod memory;
@@ -68,6 +69,11 @@ pub struct AgentLoopConfig {
     /// Long-term memory; `None` = off. Its notes live next to the sessions:
     /// `<data_dir>/memory.db`, or the store's Redis.
     pub memory: Option<MemorySettings>,
+    /// Sub-agents: limits and configured profiles (`[agents]`).
+    pub agents: openheim_config::AgentsConfig,
+    /// Where sub-agents' sessions and turns go: an agent-loop address (a
+    /// deployment's, so any replica may run them); `None` = this process.
+    pub agents_address: Option<String>,
 }
 
 impl AgentLoopConfig {
@@ -98,6 +104,8 @@ impl AgentLoopConfig {
                     project: config.memory.project.clone(),
                     embeddings: config.memory.embeddings.clone(),
                 }),
+            agents: config.agents.clone(),
+            agents_address: None,
         })
     }
 }
@@ -173,10 +181,44 @@ fn server_over(
     backends: Backends,
 ) -> Result<AgentLoopServer<grpc::AgentLoopGrpc>, StartError> {
     let memory = open_memory(&config, &backends)?;
-    let service = Arc::new(service::AgentService::new(config, store, backends).with_memory(memory));
-    Ok(AgentLoopServer::new(grpc::AgentLoopGrpc::new(service))
+    let remote_peer = match &config.agents_address {
+        Some(address) => Some(
+            openheim_proto::transport::remote(address)
+                .map_err(|e| StartError::Config(format!("`services.agent_loop`: {e}")))?,
+        ),
+        None => None,
+    };
+    let service = Arc::new_cyclic(|this: &std::sync::Weak<service::AgentService>| {
+        let peer = match remote_peer {
+            Some(channel) => backends::AgentLoopPeer::new(move || Some(channel.clone())),
+            // This process: a fresh in-process channel per delegation,
+            // holding the service only while it is used.
+            None => {
+                let this = this.clone();
+                backends::AgentLoopPeer::new(move || {
+                    let service = this.upgrade()?;
+                    Some(channel_in_process(agent_loop_server(service)))
+                })
+            }
+        };
+        let delegation = Arc::new(delegate::Delegation {
+            max_depth: config.agents.max_depth,
+            max_children: config.agents.max_children,
+            configured: config.agents.profiles.clone(),
+            dir: config.data_dir.join("agents"),
+            peer,
+        });
+        service::AgentService::new(config, store, backends)
+            .with_memory(memory)
+            .with_delegation(Some(delegation))
+    });
+    Ok(agent_loop_server(service))
+}
+
+fn agent_loop_server(service: Arc<service::AgentService>) -> AgentLoopServer<grpc::AgentLoopGrpc> {
+    AgentLoopServer::new(grpc::AgentLoopGrpc::new(service))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 /// A channel to an agent loop running in this process.

@@ -59,6 +59,10 @@ pub struct Config {
     pub services: ServicesConfig,
     pub store: StoreConfig,
     pub memory: MemoryConfig,
+    /// Sub-agents: `[agents]` limits and `[agents.NAME]` profiles, read key
+    /// by key (`agents.rs`).
+    #[serde(skip)]
+    pub agents: crate::agents::AgentsConfig,
     pub telemetry: TelemetryConfig,
     pub ui: UiConfig,
     /// Prices by `"provider/model"`, USD per million tokens.
@@ -90,6 +94,7 @@ impl Default for Config {
             services: ServicesConfig::default(),
             store: StoreConfig::default(),
             memory: MemoryConfig::default(),
+            agents: crate::agents::AgentsConfig::default(),
             telemetry: TelemetryConfig::default(),
             ui: UiConfig::default(),
             pricing: BTreeMap::new(),

@@ -8,6 +8,7 @@
 mod client_terminal;
 mod fuzz;
 mod modes;
+mod subagents;
 mod support;
 mod terminals;
 
