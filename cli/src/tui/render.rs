@@ -480,6 +480,37 @@ mod tests {
     }
 
     #[test]
+    fn a_sub_agents_finished_calls_are_indented_under_the_delegation() {
+        let mut view = TurnView::new(Styler::plain(), false, 80);
+        let mut out = String::new();
+        let t0 = Instant::now();
+        view.tool_started(&started("d1", "reviewer: check lib.rs"), t0, &mut out);
+        let child = |activity| ChildActivity {
+            tool_call_id: "d1".into(),
+            agent: "reviewer".into(),
+            session_id: "s2".into(),
+            activity: Some(activity),
+        };
+        let call = child(child_activity::Activity::ToolCall(started(
+            "c1",
+            "read_file lib.rs",
+        )));
+        view.child_started(&call);
+        view.child(&call, &mut out);
+        let finished = child(child_activity::Activity::ToolCallUpdate(done(
+            "c1",
+            ToolCallStatus::Completed,
+            "ok",
+        )));
+        view.child_started(&finished);
+        view.child(&finished, &mut out);
+        assert_eq!(
+            out,
+            "▸ reviewer: check lib.rs\n  │ reviewer ✓ read_file lib.rs\n"
+        );
+    }
+
+    #[test]
     fn plain_view_prints_start_and_end_lines_with_duration() {
         let mut view = TurnView::new(Styler::plain(), false, 80);
         let mut out = String::new();

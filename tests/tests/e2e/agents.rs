@@ -435,3 +435,89 @@ async fn the_childs_activity_is_reported_and_its_usage_added_to_the_turn() {
     assert_eq!((usage.input_tokens, usage.output_tokens), (2200, 220));
     mock.assert_no_violations();
 }
+
+/// In a deployment: a replica whose `services.agent_loop` names another
+/// replica creates and runs its sub-agents there, through the same RPCs;
+/// the child's session lives in the shared Redis, linked to its parent,
+/// and any replica shows both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_runs_its_sub_agent_on_the_replica_its_agent_loop_address_names() {
+    use openheim_e2e::{RedisServer, ServiceProcess};
+    use openheim_proto::agent_loop::v1::{ApprovalMode, LoadSessionRequest};
+
+    use super::redis_store::{Replicas, client, new_session, start_turn};
+
+    const PARENT_IDENTITY: &str = "You are the parent on replica C.";
+    let route = || {
+        Reply::dynamic(|body| {
+            let system = system_prompt(body);
+            let results = tool_results(body);
+            match (system.contains(PARENT_IDENTITY), results.first()) {
+                (true, None) => Reply::tool_calls(vec![
+                    ToolCallSpec::new("delegate_task", json!({"task": "count to three"}))
+                        .with_id("d1"),
+                ]),
+                (true, Some((_, answer))) => Reply::text(format!("Parent heard: {answer}")),
+                (false, _) => Reply::text("one, two, three"),
+            }
+        })
+    };
+    let mock = MockLlm::start((0..3).map(|_| route()).collect()).await;
+    let install = Install::new(&mock, "");
+    let redis = RedisServer::start();
+    let replicas = Replicas::start_with(&install, &mock, &redis, 30, "").await;
+    // Replica C: its own data directory (identity), children sent to B.
+    let c_home = install.root.path().join("c-home");
+    std::fs::create_dir_all(&c_home).unwrap();
+    std::fs::write(c_home.join("system.md"), PARENT_IDENTITY).unwrap();
+    let loop_config = install.root.path().join("agent-loop.toml");
+    let env = [
+        ("OPENHEIM_CONFIG", loop_config.to_str().unwrap()),
+        ("OPENHEIM_HOME", c_home.to_str().unwrap()),
+        ("OPENHEIM_DATA_DIR", c_home.to_str().unwrap()),
+        ("OPENHEIM_SERVICES__AGENT_LOOP", &replicas.b.url()),
+    ];
+    let c = ServiceProcess::spawn("openheim-agent-loop", &[], &env).await;
+
+    let parent = new_session(&c, ApprovalMode::Auto).await;
+    let mut turn = start_turn(&c, &parent, "delegate the counting").await;
+    let (_, stop) = turn.finish().await;
+    assert_eq!(stop, openheim_proto::common::v1::StopReason::EndTurn);
+    mock.assert_no_violations();
+    // The child's prompt was assembled by B (the shared home's identity),
+    // the parent's by C.
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 3);
+    let child_system = system_prompt(&requests[1].body);
+    assert!(
+        child_system.contains(openheim_e2e::install::IDENTITY)
+            && !child_system.contains(PARENT_IDENTITY),
+        "{child_system}"
+    );
+    assert_eq!(
+        tool_results(&requests[2].body),
+        [("d1".to_owned(), "one, two, three".to_owned())]
+    );
+
+    // Replica A, which took no part, shows the link both ways from Redis.
+    let load = |id: &str| LoadSessionRequest {
+        session_id: id.to_owned(),
+        mcp_servers: vec![],
+    };
+    let loaded = client(&replicas.a)
+        .load_session(load(&parent))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(loaded.children.len(), 1, "{:?}", loaded.children);
+    assert_eq!(loaded.children[0].tool_call_id, "d1");
+    let child = client(&replicas.a)
+        .load_session(load(&loaded.children[0].session_id))
+        .await
+        .unwrap()
+        .into_inner();
+    let info = child.session.unwrap();
+    assert_eq!(info.parent.unwrap().session_id, parent);
+    assert_eq!(info.depth, 1);
+    assert_eq!(child.messages.len(), 2);
+}
