@@ -116,3 +116,53 @@ async fn a_childs_question_reaches_the_client_and_cancelling_the_parent_stops_it
     assert_eq!(results[1].1, "Cancelled by user.");
     mock.assert_no_violations();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_question_of_a_child_is_a_denied_call_in_the_child() {
+    let script = vec![
+        Reply::tool_calls(vec![
+            ToolCallSpec::new("delegate_task", json!({"task": "write the file"})).with_id("d1"),
+        ]),
+        Reply::tool_calls(vec![
+            ToolCallSpec::new("write_file", json!({"path": "x.txt", "content": "no"}))
+                .with_id("w1"),
+        ]),
+        Reply::dynamic(|body| {
+            Reply::text(format!(
+                "Could not: {}",
+                openheim_e2e::last_tool_result(body).unwrap_or_default()
+            ))
+        }),
+        Reply::dynamic(|body| {
+            Reply::text(format!(
+                "The child said: {}",
+                openheim_e2e::last_tool_result(body).unwrap_or_default()
+            ))
+        }),
+    ];
+    let mock = MockLlm::start(script).await;
+    let install = Install::new(&mock, "");
+    let workspace = install.workspace();
+    let mut agent = AcpProcess::spawn(&install, Stdio::inherit());
+    let recorder = Recorder::answering(Some(PermissionOptionKind::RejectOnce));
+    let stop = run_client(&mut agent, &recorder, async |cx| {
+        initialize(&cx, false).await?;
+        let session = new_session(&cx, &workspace).await?;
+        Ok(prompt_text(&cx, &session, "delegate a write").await?.stop_reason)
+    })
+    .await;
+    assert_eq!(stop, StopReason::EndTurn);
+    let permissions = recorder.permissions.lock().unwrap().clone();
+    assert_eq!(permissions.len(), 1);
+    assert_eq!(
+        permissions[0].tool_call.fields.title.as_deref(),
+        Some("[agent] write_file x.txt")
+    );
+    assert!(!workspace.join("x.txt").exists());
+    let told = openheim_e2e::last_tool_result(&mock.request(3).body).unwrap();
+    assert!(
+        told.starts_with("Could not: Permission denied: "),
+        "{told}"
+    );
+    mock.assert_no_violations();
+}
