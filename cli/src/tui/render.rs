@@ -33,6 +33,9 @@ struct LiveTool {
     id: String,
     title: String,
     started: Instant,
+    /// An `in_progress` update came (later ones are progress, e.g. of a
+    /// sub-agent, and do not restart the clock).
+    running: bool,
 }
 
 /// The rendering state of one turn.
@@ -117,6 +120,7 @@ impl TurnView {
             id: call.id.clone(),
             title: call.title.clone(),
             started: now,
+            running: false,
         });
         if !self.live {
             let mut line = String::new();
@@ -137,8 +141,11 @@ impl TurnView {
         let status = update.status();
         if status == ToolCallStatus::InProgress {
             // Approved (or never asked): the duration counts from here.
-            if let Some(tool) = self.tools.iter_mut().find(|t| t.id == update.id) {
+            if let Some(tool) = self.tools.iter_mut().find(|t| t.id == update.id)
+                && !tool.running
+            {
                 tool.started = now;
+                tool.running = true;
             }
             return;
         }

@@ -148,7 +148,9 @@ async fn a_rejected_question_of_a_child_is_a_denied_call_in_the_child() {
     let stop = run_client(&mut agent, &recorder, async |cx| {
         initialize(&cx, false).await?;
         let session = new_session(&cx, &workspace).await?;
-        Ok(prompt_text(&cx, &session, "delegate a write").await?.stop_reason)
+        Ok(prompt_text(&cx, &session, "delegate a write")
+            .await?
+            .stop_reason)
     })
     .await;
     assert_eq!(stop, StopReason::EndTurn);
@@ -160,9 +162,6 @@ async fn a_rejected_question_of_a_child_is_a_denied_call_in_the_child() {
     );
     assert!(!workspace.join("x.txt").exists());
     let told = openheim_e2e::last_tool_result(&mock.request(3).body).unwrap();
-    assert!(
-        told.starts_with("Could not: Permission denied: "),
-        "{told}"
-    );
+    assert!(told.starts_with("Could not: Permission denied: "), "{told}");
     mock.assert_no_violations();
 }
