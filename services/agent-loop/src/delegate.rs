@@ -269,33 +269,10 @@ impl Turn {
                 ));
             }
         };
-        let profiles = &self.children.profiles;
-        if args.task.trim().is_empty() {
-            return Outcome::error("delegate_task needs a non-empty `task`.");
-        }
-        if self.meta.depth >= delegation.max_depth {
-            return Outcome::error(unavailable(delegation, self.meta.depth, profiles));
-        }
-        let profile = match &args.agent {
-            None => None,
-            Some(name) if name.is_empty() => None,
-            Some(name) => match profiles.get(name) {
-                Some(profile) => Some((name.clone(), profile.clone())),
-                None => {
-                    return Outcome::error(format!(
-                        "Unknown agent profile {name:?}. Valid profiles: {}.",
-                        valid_profiles(profiles)
-                    ));
-                }
-            },
+        let profile = match self.admit(&args, delegation) {
+            Ok(profile) => profile,
+            Err(refusal) => return Outcome::error(refusal),
         };
-        let started = self.children.started.fetch_add(1, Ordering::SeqCst);
-        if started >= delegation.max_children {
-            return Outcome::error(format!(
-                "Sub-agent limit reached: this turn already started {started} (agents.max_children = {}). Do the rest yourself.",
-                delegation.max_children
-            ));
-        }
         let agent = profile
             .as_ref()
             .map_or_else(|| GENERAL_AGENT.to_owned(), |(n, _)| n.clone());
@@ -321,6 +298,42 @@ impl Turn {
         }
         self.run_child(call, &delegation.peer, agent, info.id, args.task)
             .await
+    }
+
+    /// The checks before a child starts: a task, the depth limit, a known
+    /// profile, the per-turn cap. The profile to run, or why not.
+    fn admit(
+        &self,
+        args: &DelegateArgs,
+        delegation: &Delegation,
+    ) -> Result<Option<(String, AgentProfile)>, String> {
+        let profiles = &self.children.profiles;
+        if args.task.trim().is_empty() {
+            return Err("delegate_task needs a non-empty `task`.".to_owned());
+        }
+        if self.meta.depth >= delegation.max_depth {
+            return Err(unavailable(delegation, self.meta.depth, profiles));
+        }
+        let profile = match args.agent.as_deref() {
+            None | Some("") => None,
+            Some(name) => match profiles.get(name) {
+                Some(profile) => Some((name.to_owned(), profile.clone())),
+                None => {
+                    return Err(format!(
+                        "Unknown agent profile {name:?}. Valid profiles: {}.",
+                        valid_profiles(profiles)
+                    ));
+                }
+            },
+        };
+        let started = self.children.started.fetch_add(1, Ordering::SeqCst);
+        if started >= delegation.max_children {
+            return Err(format!(
+                "Sub-agent limit reached: this turn already started {0} (agents.max_children = {0}). Do the rest yourself.",
+                delegation.max_children
+            ));
+        }
+        Ok(profile)
     }
 
     /// The child's session: the parent's workspace, approval mode and (for
