@@ -8,6 +8,7 @@
 
 mod e2e {
     pub mod acp;
+    pub mod acp_sdk_client;
     pub mod agents;
     pub mod architecture;
     pub mod cli;
@@ -22,6 +23,7 @@ mod e2e {
     pub mod redis_store;
     pub mod run_files_task;
     pub mod sandbox;
+    pub mod scale;
     pub mod scratch;
     pub mod security;
     pub mod telemetry;

@@ -7,7 +7,7 @@ use openheim_proto::agent_loop::v1::{
     ApprovalMode, ChildSession, ClientCapabilities, CreateSessionRequest, ForgetMemoryRequest,
     ListMemoryRequest, ListMemoryResponse, ListSessionsRequest, ListSessionsResponse,
     LoadSessionResponse, MemoryNote, ParentLink, SessionInfo, SetSessionModeRequest, StartTurn,
-    TurnEnded, TurnEvent, TurnStarted, turn_event::Event,
+    TurnEnded, TurnEvent,
 };
 use openheim_proto::common::v1::ToolDefinition;
 use openheim_proto::mcp_broker::v1::{ServerSpec, ServerStatus};
@@ -326,11 +326,17 @@ impl AgentService {
         check_session_id(&start.session_id)?;
         let prompt =
             StoredMessage::user_from_wire(&start.prompt).map_err(AgentError::InvalidInput)?;
-        let lease = self
+        let Some(lease) = self
             .store
             .try_lease(&start.session_id, self.config.lease_ttl)
             .await?
-            .ok_or_else(|| AgentError::Busy(start.session_id.clone()))?;
+        else {
+            let retry_after = self.store.busy_for(&start.session_id).await.ok().flatten();
+            return Err(AgentError::Busy {
+                session_id: start.session_id,
+                retry_after,
+            });
+        };
         let result = self
             .run_leased(start, prompt, events, inbox, cancel, &lease)
             .await;
@@ -359,16 +365,6 @@ impl AgentService {
             settings.max_iterations = n;
         }
         let remembered = Arc::new(Remembered::load(Arc::clone(&self.store), &meta.id).await?);
-        let started = TurnStarted {
-            session_id: meta.id.clone(),
-            provider: String::new(),
-            model: meta.model.clone(),
-        };
-        let _ = events
-            .send(TurnEvent {
-                event: Some(Event::Started(started)),
-            })
-            .await;
         let session_id = meta.id.clone();
         let turn = Turn {
             remembered: Arc::clone(&remembered),

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use futures::StreamExt;
 use openheim_proto::agent_loop::v1::{
     ClientCapabilities, ModelSelected, Notice, NoticeLevel, PermissionRequest, Retracted,
-    ToolCallStarted, ToolCallStatus, ToolCallUpdate, TurnEnded, TurnEvent, turn_event::Event,
+    ToolCallStarted, ToolCallStatus, ToolCallUpdate, TurnEnded, TurnEvent, TurnStarted,
+    turn_event::Event,
 };
 use openheim_proto::common::v1::{
     FileDiff, Message, StopReason, ToolCall, ToolDefinition, ToolKind, Usage,
@@ -150,6 +151,7 @@ impl Turn {
                 .list_tools(&workspace, &self.meta.id, self.meta.read_only),
             self.backends.resolve_model(&self.meta.model)
         );
+        self.announce_start(&resolved).await;
         let mut tools = with_memory_tools(tools?, self.memory.is_some(), self.meta.read_only);
         self.add_delegation(&mut tools).await;
         let definitions: Vec<ToolDefinition> = tools.iter().map(|(d, _)| d.clone()).collect();
@@ -195,6 +197,21 @@ impl Turn {
     async fn add_delegation(&mut self, tools: &mut Vec<(ToolDefinition, ToolRoute)>) {
         self.children.profiles =
             delegate::offer(self.delegation.as_deref(), &self.meta, tools).await;
+    }
+
+    /// The first event of a turn: its session and the model that serves
+    /// it, resolved (a session on the default model names the default).
+    async fn announce_start(&self, resolved: &Result<ResolveModelResponse, AgentError>) {
+        let (provider, model) = match resolved {
+            Ok(r) => (r.provider.clone(), r.model.clone()),
+            Err(_) => (String::new(), self.meta.model.clone()),
+        };
+        let started = TurnStarted {
+            session_id: self.meta.id.clone(),
+            provider,
+            model,
+        };
+        self.emit(Event::Started(started)).await;
     }
 
     async fn persist(&mut self, message: StoredMessage) -> Result<(), AgentError> {
