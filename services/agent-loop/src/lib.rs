@@ -186,7 +186,9 @@ fn server_over(
     let memory = open_memory(&config, &backends)?;
     let remote_peer = match &config.agents_address {
         Some(address) => Some(
-            openheim_proto::transport::remote(address)
+            // Balanced like every caller of the agent loop: a child may run
+            // on any replica the address resolves to.
+            openheim_proto::balance::balanced(address)
                 .map_err(|e| StartError::Config(format!("`services.agent_loop`: {e}")))?,
         ),
         None => None,
