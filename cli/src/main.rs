@@ -63,6 +63,9 @@ enum Command {
         /// Report the setup (model, sandbox level) on stderr before running.
         #[arg(long, short = 'v')]
         verbose: bool,
+        /// Send this image (PNG, JPEG, GIF or WebP, up to 5 MB) with the prompt; repeatable.
+        #[arg(long = "image", value_name = "PATH")]
+        images: Vec<PathBuf>,
     },
     /// ACP agent over stdin/stdout (for Zed and other ACP clients); logs go to stderr.
     Acp,
@@ -174,6 +177,7 @@ async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
             deny,
             read_only,
             verbose,
+            images,
         }) => {
             let telemetry = boot.init_telemetry(SERVICE_NAME, "warn")?;
             let config = &boot.config;
@@ -189,6 +193,7 @@ async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
                 skills,
                 work_dir: None,
                 resume,
+                images,
             };
             let interrupt = async {
                 let _ = tokio::signal::ctrl_c().await;

@@ -11,7 +11,7 @@ use openheim_proto::agent_loop::v1::{
     ApprovalMode, CancelTurn, CreateSessionRequest, StartTurn, ToolCallStatus, TurnEvent,
     TurnInput, turn_event::Event, turn_input::Input,
 };
-use openheim_proto::common::v1::{ContentBlock, StopReason, content_block::Block};
+use openheim_proto::common::v1::StopReason;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -39,6 +39,9 @@ pub struct RunOptions {
     pub work_dir: Option<String>,
     /// Continue this session instead of creating one.
     pub resume: Option<String>,
+    /// Image files sent with the prompt (`--image`), relative to the
+    /// current directory.
+    pub images: Vec<std::path::PathBuf>,
 }
 
 /// Runs one turn and returns the exit code. Traced as one `session` span
@@ -66,6 +69,12 @@ async fn run_session(
     options: RunOptions,
     interrupt: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<u8> {
+    // Checked before a session is made: a bad file costs nothing.
+    let images = options
+        .images
+        .iter()
+        .map(|path| crate::images::read_image(path))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut client = runtime.agent_loop();
     let session_id = match options.resume {
         Some(id) => id,
@@ -93,9 +102,7 @@ async fn run_session(
     let (inputs, input_rx) = mpsc::channel(8);
     let start = StartTurn {
         session_id: session_id.clone(),
-        prompt: vec![ContentBlock {
-            block: Some(Block::Text(prompt)),
-        }],
+        prompt: crate::images::prompt_blocks(prompt, images),
         client_capabilities: None,
     };
     inputs

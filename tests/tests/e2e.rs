@@ -16,9 +16,11 @@ mod e2e {
     pub mod custom_provider;
     pub mod embeddings;
     pub mod gateway;
+    pub mod images;
     pub mod library;
     pub mod mcp;
     pub mod memory;
+    pub mod project_instructions;
     pub mod providers;
     pub mod redis_store;
     pub mod run_files_task;

@@ -20,6 +20,7 @@ use crate::backends::{Backends, ToolRoute};
 use crate::client_ops::PendingClientReplies;
 use crate::delegate::{self, Delegation, TurnChildren};
 use crate::error::AgentError;
+use crate::instructions;
 use crate::memory::{self, AgentMemory};
 use crate::permission::{PendingQuestions, Remembered};
 use crate::prompt::{self, PromptSources};
@@ -358,12 +359,23 @@ impl AgentService {
         let stored = self.store.load(&start.session_id).await?;
         let meta = stored.summary.meta;
         let identity = meta.agent.as_ref().map(|a| a.identity.as_str());
-        let system_prompt =
+        let mut system_prompt =
             prompt::assemble_as(&self.sources, identity, &meta.skills, &meta.work_dir).await?;
         let mut settings = self.turn_settings();
         if let Some(n) = meta.agent.as_ref().and_then(|a| a.max_iterations) {
             settings.max_iterations = n;
         }
+        let workspace = Workspace {
+            root: meta.work_dir.clone(),
+            allow_shell: self.config.allow_shell,
+        };
+        let project = instructions::read(
+            &self.backends,
+            &workspace,
+            &self.config.project_instructions,
+        )
+        .await;
+        prompt::push_project_instructions(&mut system_prompt, &project);
         let remembered = Arc::new(Remembered::load(Arc::clone(&self.store), &meta.id).await?);
         let session_id = meta.id.clone();
         let turn = Turn {
@@ -512,6 +524,7 @@ mod tests {
         let config = AgentLoopConfig {
             max_iterations: 3,
             default_skills: vec!["rust".into()],
+            project_instructions: Vec::new(),
             data_dir: data_dir.to_path_buf(),
             default_work_dir: data_dir.to_path_buf(),
             workspace_root: None,

@@ -20,7 +20,7 @@ use openheim_proto::agent_loop::v1::{
     turn_event::Event,
 };
 use openheim_proto::common::v1::{
-    FileDiff, Message, StopReason, ToolCall, ToolDefinition, ToolKind, Usage,
+    FileDiff, Image, Message, StopReason, ToolCall, ToolDefinition, ToolKind, Usage,
 };
 use openheim_proto::llm_proxy::v1::{
     CompleteRequest, ErrorKind, ResolveModelResponse, completion_event,
@@ -30,7 +30,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::backends::{Backends, ToolRoute};
-use crate::client_ops::{PendingClientReplies, delegated};
+use crate::client_ops::{PendingClientReplies, delegated, reads_image};
 use crate::context::{self, ModelLimits};
 use crate::delegate::{self, Delegation, TurnChildren};
 use crate::error::AgentError;
@@ -39,7 +39,9 @@ use crate::permission::{
     PendingQuestions, Remembered, Verdict, approval_key, kind_policy, verdict,
 };
 use crate::service::with_memory_tools;
-use crate::store::{Record, SessionMeta, SessionStore, StoredBlock, StoredMessage, now_ms};
+use crate::store::{
+    Record, SessionMeta, SessionStore, StoredBlock, StoredImage, StoredMessage, now_ms,
+};
 use crate::truncate::cap_text;
 
 pub const CANCELLED_RESULT: &str = "Cancelled by user.";
@@ -547,11 +549,16 @@ impl Turn {
         };
         let mut done = outcome;
         done.text.clone_from(&content);
+        let images = std::mem::take(&mut done.images)
+            .iter()
+            .map(StoredImage::from_wire)
+            .collect();
         self.update(call, status, Some(done)).await;
         StoredMessage::Tool {
             tool_call_id: call.id.clone(),
             content,
             is_error: status == ToolCallStatus::Failed,
+            images,
         }
     }
 
@@ -562,7 +569,10 @@ impl Turn {
     async fn execute(&self, call: &ToolCall, route: ToolRoute, workspace: &Workspace) -> Outcome {
         // Built-in file tools go through a caller that offers them (editor
         // buffers, undo); everything else runs where it is routed.
-        if route == ToolRoute::Executor && delegated(self.client_caps(), &call.name) {
+        if route == ToolRoute::Executor
+            && delegated(self.client_caps(), &call.name)
+            && !reads_image(call)
+        {
             return self.run_on_client(call).await;
         }
         let result = match route {
@@ -575,17 +585,18 @@ impl Turn {
                     is_error: r.is_error,
                     raw_output_json: r.raw_output_json,
                     diffs: r.diffs,
+                    images: r.images,
                 }),
-            ToolRoute::Mcp => {
-                self.backends
-                    .call_mcp(&self.meta.id, call)
-                    .await
-                    .map(|(text, is_error)| Outcome {
-                        text,
-                        is_error,
-                        ..Outcome::default()
-                    })
-            }
+            ToolRoute::Mcp => self
+                .backends
+                .call_mcp(&self.meta.id, call)
+                .await
+                .map(|r| Outcome {
+                    text: r.output,
+                    is_error: r.is_error,
+                    images: r.images,
+                    ..Outcome::default()
+                }),
             ToolRoute::Memory => match &self.memory {
                 Some(memory) => Ok(memory.call(call, &self.meta).await),
                 None => Ok(Outcome::error("long-term memory is off")),
@@ -618,6 +629,8 @@ pub(crate) struct Outcome {
     pub is_error: bool,
     pub raw_output_json: String,
     pub diffs: Vec<FileDiff>,
+    /// Images for the model (stored with the result, not shown in updates).
+    pub images: Vec<Image>,
 }
 
 impl Outcome {

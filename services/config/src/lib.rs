@@ -16,6 +16,7 @@ mod schema;
 mod secret;
 mod thinking;
 mod validate;
+pub mod vision;
 
 pub use agents::{AgentProfile, AgentsConfig, check_agent_name, parse_profile_file};
 pub use load::{ConfigError, ConfigProblem, LoadOptions, load};
