@@ -55,8 +55,8 @@ pub mod config {
 /// (tools, MCP server statuses, provider models).
 pub mod events {
     pub use openheim_proto::agent_loop::v1::{
-        ApprovalMode, Compacted, Decision, ModelSelected, SessionInfo, ToolCallStatus, TurnEvent,
-        turn_event::Event,
+        ApprovalMode, ChildActivity, Compacted, Decision, ModelSelected, SessionInfo,
+        ToolCallStatus, TurnEvent, child_activity, turn_event::Event,
     };
     pub use openheim_proto::common::v1::{Message, StopReason, ToolDefinition, ToolKind, Usage};
     pub use openheim_proto::llm_proxy::v1::{ProviderModels, ResolveModelResponse};

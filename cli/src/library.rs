@@ -252,6 +252,8 @@ impl Openheim {
             mcp_servers: Vec::new(),
             approval_mode: options.approval as i32,
             read_only: options.read_only,
+            parent: None,
+            agent: None,
         };
         let info = self
             .client()

@@ -121,6 +121,8 @@ async fn create_session(runtime: &Runtime, options: RunOptions) -> anyhow::Resul
         mcp_servers: Vec::new(),
         approval_mode: options.approval as i32,
         read_only: options.read_only,
+        parent: None,
+        agent: None,
     };
     Ok(runtime
         .agent_loop()
@@ -263,6 +265,10 @@ impl View {
                 self.titles.insert(call.id, (call.title, Instant::now()));
             }
             Event::ToolCallUpdate(update) => self.tool_done(&update),
+            Event::Child(child) => {
+                self.finish_line()?;
+                self.child(child);
+            }
             Event::Notice(notice) => {
                 self.end_thinking();
                 eprintln!("note: {}", notice.message)
@@ -313,21 +319,49 @@ impl View {
         Ok(None)
     }
 
+    /// A sub-agent's tool line, prefixed with its agent's name.
+    fn child(&mut self, child: openheim_proto::agent_loop::v1::ChildActivity) {
+        use openheim_proto::agent_loop::v1::child_activity::Activity;
+        match child.activity {
+            Some(Activity::ToolCall(call)) => {
+                eprintln!("[{}] ▸ {}", child.agent, call.title);
+                let key = format!("{}>{}", child.session_id, call.id);
+                self.titles.insert(key, (call.title, Instant::now()));
+            }
+            Some(Activity::ToolCallUpdate(update)) => {
+                let key = format!("{}>{}", child.session_id, update.id);
+                if let Some(line) = self.done_line(&key, &update) {
+                    eprintln!("[{}] {line}", child.agent);
+                }
+            }
+            None => {}
+        }
+    }
+
     fn tool_done(&mut self, update: &openheim_proto::agent_loop::v1::ToolCallUpdate) {
+        if let Some(line) = self.done_line(&update.id, update) {
+            eprintln!("{line}");
+        }
+    }
+
+    /// `✓ title (ms)` or `✗ title (ms): first line` for a finished call.
+    fn done_line(
+        &mut self,
+        key: &str,
+        update: &openheim_proto::agent_loop::v1::ToolCallUpdate,
+    ) -> Option<String> {
         let status = update.status();
         if status == ToolCallStatus::InProgress || status == ToolCallStatus::Pending {
-            return;
+            return None;
         }
-        let Some((title, started)) = self.titles.remove(&update.id) else {
-            return;
-        };
+        let (title, started) = self.titles.remove(key)?;
         let ms = started.elapsed().as_millis();
-        if status == ToolCallStatus::Failed {
+        Some(if status == ToolCallStatus::Failed {
             let first = update.content.lines().next().unwrap_or_default();
-            eprintln!("✗ {title} ({ms} ms): {first}");
+            format!("✗ {title} ({ms} ms): {first}")
         } else {
-            eprintln!("✓ {title} ({ms} ms)");
-        }
+            format!("✓ {title} ({ms} ms)")
+        })
     }
 
     /// Ends the line of thinking on stderr, if one is open.

@@ -62,6 +62,8 @@ pub struct RecordedRequest {
     pub headers: HeaderMap,
     /// The parsed JSON body; a body that is not JSON is kept as a JSON string of its text.
     pub body: Value,
+    /// When the request arrived (tests measure concurrency with it).
+    pub received_at: std::time::Instant,
 }
 
 impl RecordedRequest {
@@ -336,6 +338,7 @@ impl Shared {
             query: uri.query().map(str::to_owned),
             headers: headers.clone(),
             body: body.clone(),
+            received_at: std::time::Instant::now(),
         };
         let route = routes.iter().find(|r| (r.matches)(&request))?;
         Some((route.answer)(&request))
@@ -359,6 +362,7 @@ impl Shared {
             query: uri.query().map(str::to_owned),
             headers: headers.clone(),
             body: body.clone(),
+            received_at: std::time::Instant::now(),
         });
         state.requests.len()
     }

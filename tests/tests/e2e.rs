@@ -9,6 +9,7 @@
 mod e2e {
     pub mod acp;
     pub mod acp_sdk_client;
+    pub mod agents;
     pub mod architecture;
     pub mod cli;
     pub mod compaction;

@@ -507,6 +507,10 @@ impl App {
                         Event::ThinkingDelta(text) => view.thinking(&text, &mut out),
                         Event::ToolCall(call) => view.tool_started(&call, now, &mut out),
                         Event::ToolCallUpdate(update) => view.tool_updated(&update, now, &mut out),
+                        Event::Child(child) => {
+                            view.child_started(&child);
+                            view.child(&child, &mut out);
+                        }
                         Event::PermissionRequest(request) => view.ask(request, &mut out),
                         Event::Notice(notice) => view.notice(&notice.message, &mut out),
                         Event::Compacted(compacted) => {

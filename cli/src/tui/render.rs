@@ -9,12 +9,13 @@
 //! region* at the bottom: it is erased and redrawn in place, everything
 //! above it is final scrollback.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use openheim_proto::agent_loop::v1::{
-    Decision, PermissionRequest, ToolCallStarted, ToolCallStatus, ToolCallUpdate,
+    ChildActivity, Decision, PermissionRequest, ToolCallStarted, ToolCallStatus, ToolCallUpdate,
+    child_activity,
 };
 
 use super::diff;
@@ -32,6 +33,9 @@ struct LiveTool {
     id: String,
     title: String,
     started: Instant,
+    /// An `in_progress` update came (later ones are progress, e.g. of a
+    /// sub-agent, and do not restart the clock).
+    running: bool,
 }
 
 /// The rendering state of one turn.
@@ -47,6 +51,8 @@ pub struct TurnView {
     /// The committed output ends at the start of a line.
     line_start: bool,
     tools: Vec<LiveTool>,
+    /// Titles of sub-agents' running tool calls, by (session, call).
+    child_titles: HashMap<(String, String), String>,
     questions: VecDeque<PermissionRequest>,
     live_rows: usize,
     frame: usize,
@@ -65,6 +71,7 @@ impl TurnView {
             thinking: false,
             line_start: true,
             tools: Vec::new(),
+            child_titles: HashMap::new(),
             questions: VecDeque::new(),
             live_rows: 0,
             frame: 0,
@@ -113,6 +120,7 @@ impl TurnView {
             id: call.id.clone(),
             title: call.title.clone(),
             started: now,
+            running: false,
         });
         if !self.live {
             let mut line = String::new();
@@ -133,8 +141,11 @@ impl TurnView {
         let status = update.status();
         if status == ToolCallStatus::InProgress {
             // Approved (or never asked): the duration counts from here.
-            if let Some(tool) = self.tools.iter_mut().find(|t| t.id == update.id) {
+            if let Some(tool) = self.tools.iter_mut().find(|t| t.id == update.id)
+                && !tool.running
+            {
                 tool.started = now;
+                tool.running = true;
             }
             return;
         }
@@ -230,6 +241,43 @@ impl TurnView {
     }
 
     /// A notice from the agent (context trimmed, retrying, …).
+    /// A sub-agent's finished tool call, as an indented line under its
+    /// delegation: `  │ agent ✓ title`.
+    pub fn child(&mut self, child: &ChildActivity, out: &mut String) {
+        let Some(child_activity::Activity::ToolCallUpdate(update)) = &child.activity else {
+            return;
+        };
+        let (role, mark) = match update.status() {
+            ToolCallStatus::Completed => (Role::Success, "✓"),
+            ToolCallStatus::Failed => (Role::Error, "✗"),
+            _ => return,
+        };
+        let title = self
+            .child_titles
+            .remove(&(child.session_id.clone(), update.id.clone()))
+            .unwrap_or_else(|| update.id.clone());
+        let mut line = String::from("  ");
+        self.styler.paint(Role::Dim, "│", &mut line);
+        line.push(' ');
+        self.styler.paint(Role::Accent, &child.agent, &mut line);
+        line.push(' ');
+        self.styler.paint(role, mark, &mut line);
+        line.push(' ');
+        line.push_str(&title);
+        line.push('\n');
+        self.commit(&line, out);
+    }
+
+    /// Remembers a sub-agent's tool call title until it finishes.
+    pub fn child_started(&mut self, child: &ChildActivity) {
+        if let Some(child_activity::Activity::ToolCall(call)) = &child.activity {
+            self.child_titles.insert(
+                (child.session_id.clone(), call.id.clone()),
+                call.title.clone(),
+            );
+        }
+    }
+
     pub fn notice(&mut self, message: &str, out: &mut String) {
         let mut line = String::new();
         self.styler.paint(Role::Warning, "note:", &mut line);
@@ -436,6 +484,37 @@ mod tests {
             content: content.into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_sub_agents_finished_calls_are_indented_under_the_delegation() {
+        let mut view = TurnView::new(Styler::plain(), false, 80);
+        let mut out = String::new();
+        let t0 = Instant::now();
+        view.tool_started(&started("d1", "reviewer: check lib.rs"), t0, &mut out);
+        let child = |activity| ChildActivity {
+            tool_call_id: "d1".into(),
+            agent: "reviewer".into(),
+            session_id: "s2".into(),
+            activity: Some(activity),
+        };
+        let call = child(child_activity::Activity::ToolCall(started(
+            "c1",
+            "read_file lib.rs",
+        )));
+        view.child_started(&call);
+        view.child(&call, &mut out);
+        let finished = child(child_activity::Activity::ToolCallUpdate(done(
+            "c1",
+            ToolCallStatus::Completed,
+            "ok",
+        )));
+        view.child_started(&finished);
+        view.child(&finished, &mut out);
+        assert_eq!(
+            out,
+            "▸ reviewer: check lib.rs\n  │ reviewer ✓ read_file lib.rs\n"
+        );
     }
 
     #[test]

@@ -170,6 +170,7 @@ pub fn kind_of_tool(name: &str) -> acp::ToolKind {
         "execute_command" => acp::ToolKind::Execute,
         "web_fetch" => acp::ToolKind::Fetch,
         "web_search" | "grep" | "glob" | "search" => acp::ToolKind::Search,
+        "delegate_task" => acp::ToolKind::Think,
         _ => acp::ToolKind::Other,
     }
 }

@@ -230,7 +230,9 @@ impl TurnRelay {
             Event::Error(error) => {
                 return Some(Err(AcpError::from_turn_error(&self.session.id, &error)));
             }
-            Event::Started(_) | Event::Usage(_) | Event::ModelSelected(_) => {}
+            // A sub-agent's progress also arrives as updates of the
+            // delegation's tool call, which carry its summary.
+            Event::Started(_) | Event::Usage(_) | Event::ModelSelected(_) | Event::Child(_) => {}
         }
         None
     }

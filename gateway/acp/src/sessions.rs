@@ -179,6 +179,8 @@ pub async fn new_session(
         // An ACP client is there to answer permission questions.
         approval_mode: ApprovalMode::Ask as i32,
         read_only: meta.read_only,
+        parent: None,
+        agent: None,
     };
     let info = conn
         .agent_loop

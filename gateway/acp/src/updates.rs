@@ -70,6 +70,10 @@ pub fn tool_call_update(update: &ToolCallUpdate) -> SessionUpdate {
         fields = fields
             .content(content)
             .raw_output(raw_json(&update.raw_output_json));
+    } else if !update.content.is_empty() {
+        // Progress of a running call (a sub-agent's tool calls so far).
+        let text = ContentBlock::Text(TextContent::new(update.content.clone()));
+        fields = fields.content(vec![text.into()]);
     }
     SessionUpdate::ToolCallUpdate(acp::ToolCallUpdate::new(update.id.clone(), fields))
 }

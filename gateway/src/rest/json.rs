@@ -2,7 +2,9 @@
 //! messages. Field names are snake_case; enums are lower-case words.
 
 use base64::Engine;
-use openheim_proto::agent_loop::v1::{ApprovalMode, MemoryNote, MemoryScope, SessionInfo};
+use openheim_proto::agent_loop::v1::{
+    ApprovalMode, ChildSession, MemoryNote, MemoryScope, SessionInfo,
+};
 use openheim_proto::common::v1::content_block::Block;
 use openheim_proto::common::v1::{Image, Message, Role, ToolDefinition, ToolKind};
 use openheim_proto::llm_proxy::v1::ListModelsResponse;
@@ -40,6 +42,22 @@ pub fn session(s: &SessionInfo) -> Value {
         "message_count": s.message_count,
         "approval_mode": approval_mode(s.approval_mode()),
         "read_only": s.read_only,
+        "parent": s.parent.as_ref().map(|p| json!({
+            "session_id": p.session_id,
+            "tool_call_id": p.tool_call_id,
+        })),
+        "agent": (!s.agent.is_empty()).then_some(&s.agent),
+        "depth": s.depth,
+    })
+}
+
+/// A sub-agent session started by one of a session's turns.
+pub fn child(c: &ChildSession) -> Value {
+    json!({
+        "session_id": c.session_id,
+        "tool_call_id": c.tool_call_id,
+        "agent": (!c.agent.is_empty()).then_some(&c.agent),
+        "created_at_ms": c.created_at_ms,
     })
 }
 

@@ -223,7 +223,10 @@ async fn session(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
         .map(json::session)
         .unwrap_or(Value::Null);
     let messages: Vec<Value> = response.messages.iter().map(json::message).collect();
-    Ok(Json(json!({ "session": info, "messages": messages })))
+    let children: Vec<Value> = response.children.iter().map(json::child).collect();
+    Ok(Json(
+        json!({ "session": info, "messages": messages, "children": children }),
+    ))
 }
 
 /// Sessions on the default model (stored as `""`, so they follow the

@@ -5,8 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use openheim_proto::GrpcChannel;
+use openheim_proto::agent_loop::v1::{
+    CreateSessionRequest, SessionInfo, TurnEvent, TurnInput, agent_loop_client::AgentLoopClient,
+};
 use openheim_proto::common::v1::{ToolCall, ToolDefinition};
 use openheim_proto::llm_proxy::v1::{
     CompleteRequest, CompletionEvent, EmbedPurpose, EmbedRequest, ResolveModelRequest,
@@ -62,6 +66,8 @@ pub enum ToolRoute {
     Mcp,
     /// The memory tools, answered by the agent loop itself (`memory.rs`).
     Memory,
+    /// `delegate_task`, answered by the agent loop itself (`delegate.rs`).
+    Delegate,
 }
 
 impl Backends {
@@ -299,6 +305,69 @@ impl Backends {
             .await
             .map_err(|s| backend("mcp-broker", &s))?;
         Ok(())
+    }
+}
+
+/// How a turn reaches an agent loop for its sub-agents: their sessions are
+/// created and their turns run through the `AgentLoop` RPCs like any
+/// caller's — in this process over an in-process channel, or over a remote
+/// one (a deployment's agent-loop address, where any replica may serve it).
+#[derive(Clone)]
+pub struct AgentLoopPeer {
+    connect: Arc<dyn Fn() -> Option<GrpcChannel> + Send + Sync>,
+}
+
+impl AgentLoopPeer {
+    /// `connect` gives a channel per use; `None` when the agent loop is
+    /// shutting down.
+    pub fn new(connect: impl Fn() -> Option<GrpcChannel> + Send + Sync + 'static) -> Self {
+        Self {
+            connect: Arc::new(connect),
+        }
+    }
+
+    fn client(&self) -> Result<AgentLoopClient<GrpcChannel>, AgentError> {
+        let channel = (self.connect)().ok_or_else(|| AgentError::Backend {
+            service: "agent-loop",
+            message: "the agent loop is shutting down".to_owned(),
+        })?;
+        Ok(AgentLoopClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    }
+
+    pub async fn create_session(
+        &self,
+        request: CreateSessionRequest,
+    ) -> Result<SessionInfo, AgentError> {
+        let info = self
+            .client()?
+            .create_session(with_deadline(request))
+            .await
+            .map_err(|s| match s.code() {
+                tonic::Code::InvalidArgument | tonic::Code::NotFound => {
+                    AgentError::InvalidInput(s.message().to_owned())
+                }
+                _ => backend("agent-loop", &s),
+            })?;
+        Ok(info.into_inner())
+    }
+
+    /// Opens a turn: `inputs` must start with `start`; dropping the
+    /// returned stream cancels the turn.
+    pub async fn turn(
+        &self,
+        inputs: tokio::sync::mpsc::Receiver<TurnInput>,
+    ) -> Result<BoxStream<'static, Result<TurnEvent, AgentError>>, AgentError> {
+        let stream = self
+            .client()?
+            .turn(tokio_stream::wrappers::ReceiverStream::new(inputs))
+            .await
+            .map_err(|s| backend("agent-loop", &s))?
+            .into_inner();
+        Ok(stream
+            .map(|item| item.map_err(|s| backend("agent-loop", &s)))
+            .boxed())
     }
 }
 

@@ -10,6 +10,7 @@ mod client_ops;
 mod client_shell;
 mod compaction;
 mod context;
+mod delegate;
 mod error;
 mod grpc;
 mod instructions;
@@ -82,6 +83,11 @@ pub struct AgentLoopConfig {
     pub compact_at: f64,
     /// `context.compaction_model`; `None` = each session's model.
     pub compaction_model: Option<String>,
+    /// Sub-agents: limits and configured profiles (`[agents]`).
+    pub agents: openheim_config::AgentsConfig,
+    /// Where sub-agents' sessions and turns go: an agent-loop address (a
+    /// deployment's, so any replica may run them); `None` = this process.
+    pub agents_address: Option<String>,
 }
 
 impl AgentLoopConfig {
@@ -115,6 +121,8 @@ impl AgentLoopConfig {
                 }),
             compact_at: config.context.compact_at,
             compaction_model: config.context.compaction_model.clone(),
+            agents: config.agents.clone(),
+            agents_address: None,
         })
     }
 }
@@ -192,10 +200,46 @@ fn server_over(
     backends: Backends,
 ) -> Result<AgentLoopServer<grpc::AgentLoopGrpc>, StartError> {
     let memory = open_memory(&config, &backends)?;
-    let service = Arc::new(service::AgentService::new(config, store, backends).with_memory(memory));
-    Ok(AgentLoopServer::new(grpc::AgentLoopGrpc::new(service))
+    let remote_peer = match &config.agents_address {
+        Some(address) => Some(
+            // Balanced like every caller of the agent loop: a child may run
+            // on any replica the address resolves to.
+            openheim_proto::balance::balanced(address)
+                .map_err(|e| StartError::Config(format!("`services.agent_loop`: {e}")))?,
+        ),
+        None => None,
+    };
+    let service = Arc::new_cyclic(|this: &std::sync::Weak<service::AgentService>| {
+        let peer = match remote_peer {
+            Some(channel) => backends::AgentLoopPeer::new(move || Some(channel.clone())),
+            // This process: a fresh in-process channel per delegation,
+            // holding the service only while it is used.
+            None => {
+                let this = this.clone();
+                backends::AgentLoopPeer::new(move || {
+                    let service = this.upgrade()?;
+                    Some(channel_in_process(agent_loop_server(service)))
+                })
+            }
+        };
+        let delegation = Arc::new(delegate::Delegation {
+            max_depth: config.agents.max_depth,
+            max_children: config.agents.max_children,
+            configured: config.agents.profiles.clone(),
+            dir: config.data_dir.join("agents"),
+            peer,
+        });
+        service::AgentService::new(config, store, backends)
+            .with_memory(memory)
+            .with_delegation(Some(delegation))
+    });
+    Ok(agent_loop_server(service))
+}
+
+fn agent_loop_server(service: Arc<service::AgentService>) -> AgentLoopServer<grpc::AgentLoopGrpc> {
+    AgentLoopServer::new(grpc::AgentLoopGrpc::new(service))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 /// A channel to an agent loop running in this process.

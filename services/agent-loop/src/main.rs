@@ -35,8 +35,11 @@ async fn serve(args: ServiceArgs, boot: Boot) -> anyhow::Result<()> {
     let listener = openheim_boot::bind(&args.listen).await?;
     // A deployment serves remote clients: their sessions live inside its
     // workspace (the mounted volume).
+    // Sub-agents' turns go to the deployment's agent-loop address when it
+    // is configured (any replica may run them), else to this process.
     let agent_config = AgentLoopConfig {
         workspace_root: config.work_dir.clone(),
+        agents_address: services.agent_loop.clone(),
         ..AgentLoopConfig::from_config(config)?
     };
     let served = openheim_agent_loop::serve(

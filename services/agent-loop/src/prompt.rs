@@ -82,7 +82,23 @@ pub async fn assemble(
     skills: &[String],
     work_dir: &str,
 ) -> Result<String, PromptError> {
-    let identity = match tokio::fs::read_to_string(&sources.identity_file).await {
+    assemble_as(sources, None, skills, work_dir).await
+}
+
+/// Builds the system prompt with `identity` (a sub-agent profile's text)
+/// in place of `system.md` when it is given and not empty.
+pub async fn assemble_as(
+    sources: &PromptSources,
+    identity: Option<&str>,
+    skills: &[String],
+    work_dir: &str,
+) -> Result<String, PromptError> {
+    let given = identity.filter(|text| !text.trim().is_empty());
+    let read = match given {
+        Some(text) => Ok(text.to_owned()),
+        None => tokio::fs::read_to_string(&sources.identity_file).await,
+    };
+    let identity = match read {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(PromptError::MissingIdentity(sources.identity_file.clone()));

@@ -4,9 +4,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use openheim_proto::agent_loop::v1::{
-    ApprovalMode, ClientCapabilities, CreateSessionRequest, ForgetMemoryRequest, ListMemoryRequest,
-    ListMemoryResponse, ListSessionsRequest, ListSessionsResponse, LoadSessionResponse, MemoryNote,
-    SessionInfo, SetSessionModeRequest, StartTurn, TurnEnded, TurnEvent,
+    ApprovalMode, ChildSession, ClientCapabilities, CreateSessionRequest, ForgetMemoryRequest,
+    ListMemoryRequest, ListMemoryResponse, ListSessionsRequest, ListSessionsResponse,
+    LoadSessionResponse, MemoryNote, ParentLink, SessionInfo, SetSessionModeRequest, StartTurn,
+    TurnEnded, TurnEvent,
 };
 use openheim_proto::common::v1::ToolDefinition;
 use openheim_proto::mcp_broker::v1::{ServerSpec, ServerStatus};
@@ -17,13 +18,14 @@ use tokio_util::sync::CancellationToken;
 use crate::AgentLoopConfig;
 use crate::backends::{Backends, ToolRoute};
 use crate::client_ops::PendingClientReplies;
+use crate::delegate::{self, Delegation, TurnChildren};
 use crate::error::AgentError;
 use crate::instructions;
 use crate::memory::{self, AgentMemory};
 use crate::permission::{PendingQuestions, Remembered};
 use crate::prompt::{self, PromptSources};
 use crate::store::{
-    Approval, Lease, Record, SessionMeta, SessionStore, SessionSummary, StoredMessage,
+    Approval, ChildRef, Lease, Record, SessionMeta, SessionStore, SessionSummary, StoredMessage,
     check_session_id, now_ms,
 };
 use crate::turn::{Turn, TurnSettings};
@@ -53,6 +55,8 @@ pub struct AgentService {
     backends: Backends,
     /// Long-term memory, when it is on.
     memory: Option<Arc<AgentMemory>>,
+    /// Sub-agents, when turns may start them.
+    delegation: Option<Arc<Delegation>>,
 }
 
 impl AgentService {
@@ -63,7 +67,14 @@ impl AgentService {
             store,
             backends,
             memory: None,
+            delegation: None,
         }
+    }
+
+    /// Lets turns start sub-agents through `delegation`'s peer.
+    pub fn with_delegation(mut self, delegation: Option<Arc<Delegation>>) -> Self {
+        self.delegation = delegation;
+        self
     }
 
     /// Offers long-term memory to turns and front ends.
@@ -91,8 +102,14 @@ impl AgentService {
         self.check_workspace(&work_dir)?;
         let skills = prompt::merge_skills(&self.config.default_skills, &request.skills);
         prompt::check_skills(&self.sources, &skills).await?;
+        let agent = request.agent.map(delegate::agent_run);
+        let identity = agent.as_ref().map(|a| a.identity.as_str());
         // Fail now, not on the first prompt, when the identity is missing.
-        prompt::assemble(&self.sources, &[], "").await?;
+        prompt::assemble_as(&self.sources, identity, &[], "").await?;
+        let depth = match &request.parent {
+            Some(parent) => self.child_depth(&parent.session_id).await?,
+            None => 0,
+        };
         let meta = SessionMeta {
             id: uuid::Uuid::new_v4().to_string(),
             created_at_ms: now_ms(),
@@ -101,6 +118,9 @@ impl AgentService {
             skills,
             approval: approval_from_wire(approval_mode),
             read_only: request.read_only,
+            parent: request.parent.map(delegate::parent_ref),
+            agent,
+            depth,
         };
         self.store.create(&meta).await?;
         self.backends
@@ -113,6 +133,13 @@ impl AgentService {
             meta,
         };
         Ok(session_info(&summary))
+    }
+
+    /// The depth of a new child of `parent_id`, which must exist.
+    async fn child_depth(&self, parent_id: &str) -> Result<u32, AgentError> {
+        check_session_id(parent_id)?;
+        let parent = self.store.load(parent_id).await?.summary.meta;
+        Ok(parent.depth.saturating_add(1))
     }
 
     pub async fn load_session(
@@ -128,6 +155,7 @@ impl AgentService {
         Ok(LoadSessionResponse {
             session: Some(session_info(&stored.summary)),
             messages: stored.messages.iter().map(StoredMessage::to_wire).collect(),
+            children: stored.children.iter().map(child_session).collect(),
         })
     }
 
@@ -231,14 +259,15 @@ impl AgentService {
         check_session_id(session_id)?;
         let meta = self.store.load(session_id).await?.summary.meta;
         let workspace = Workspace {
-            root: meta.work_dir,
+            root: meta.work_dir.clone(),
             allow_shell: self.config.allow_shell,
         };
         let tools = self
             .backends
             .list_tools(&workspace, &meta.id, meta.read_only)
             .await?;
-        let tools = with_memory_tools(tools, self.memory.is_some(), meta.read_only);
+        let mut tools = with_memory_tools(tools, self.memory.is_some(), meta.read_only);
+        delegate::offer(self.delegation.as_deref(), &meta, &mut tools).await;
         Ok(tools
             .into_iter()
             .map(|(definition, _)| definition)
@@ -338,8 +367,13 @@ impl AgentService {
     ) -> Result<TurnEnded, AgentError> {
         let stored = self.store.load(&start.session_id).await?;
         let meta = stored.summary.meta;
+        let identity = meta.agent.as_ref().map(|a| a.identity.as_str());
         let mut system_prompt =
-            prompt::assemble(&self.sources, &meta.skills, &meta.work_dir).await?;
+            prompt::assemble_as(&self.sources, identity, &meta.skills, &meta.work_dir).await?;
+        let mut settings = self.turn_settings();
+        if let Some(n) = meta.agent.as_ref().and_then(|a| a.max_iterations) {
+            settings.max_iterations = n;
+        }
         let workspace = Workspace {
             root: meta.work_dir.clone(),
             allow_shell: self.config.allow_shell,
@@ -358,7 +392,7 @@ impl AgentService {
             meta,
             history: stored.messages,
             system_prompt,
-            settings: self.turn_settings(),
+            settings,
             store: Arc::clone(&self.store),
             backends: self.backends.clone(),
             events,
@@ -371,6 +405,8 @@ impl AgentService {
             memory: self.memory.clone(),
             compaction: stored.compaction,
             thinking: start.thinking,
+            delegation: self.delegation.clone(),
+            children: TurnChildren::default(),
         };
         let running = async move {
             match (prompt, start.compact) {
@@ -473,6 +509,25 @@ fn session_info(summary: &SessionSummary) -> SessionInfo {
         message_count: summary.message_count,
         approval_mode: approval_to_wire(meta.approval) as i32,
         read_only: meta.read_only,
+        parent: meta.parent.as_ref().map(|p| ParentLink {
+            session_id: p.session_id.clone(),
+            tool_call_id: p.tool_call_id.clone(),
+        }),
+        agent: meta
+            .agent
+            .as_ref()
+            .map(|a| a.name.clone())
+            .unwrap_or_default(),
+        depth: meta.depth,
+    }
+}
+
+fn child_session(child: &ChildRef) -> ChildSession {
+    ChildSession {
+        session_id: child.session_id.clone(),
+        tool_call_id: child.tool_call_id.clone(),
+        agent: child.agent.clone(),
+        created_at_ms: child.created_at_ms,
     }
 }
 
@@ -505,6 +560,8 @@ mod tests {
             memory: None,
             compact_at: 0.8,
             compaction_model: None,
+            agents: openheim_config::AgentsConfig::default(),
+            agents_address: None,
         };
         let store = Arc::new(FileStore::new(data_dir.join("history")).unwrap());
         let unused = || openheim_proto::transport::remote("127.0.0.1:1").unwrap();

@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backends::{Backends, ToolRoute};
 use crate::client_ops::{PendingClientReplies, delegated, reads_image};
 use crate::context::{self, ModelLimits};
+use crate::delegate::{self, Delegation, TurnChildren};
 use crate::error::AgentError;
 use crate::memory::{self, AgentMemory};
 use crate::permission::{
@@ -94,6 +95,12 @@ pub struct Turn {
     pub compaction: Option<Compaction>,
     /// The caller's reasoning setting for this turn; `None` = as configured.
     pub thinking: Option<ThinkingSetting>,
+    /// Sub-agents, when this agent loop can start them: `delegate_task` is
+    /// offered and answered here (`ToolRoute::Delegate`) below the depth
+    /// limit.
+    pub delegation: Option<Arc<Delegation>>,
+    /// The delegations of this turn.
+    pub children: TurnChildren,
 }
 
 /// How one turn fits its history into the model's context window.
@@ -131,7 +138,8 @@ impl Turn {
             self.backends.resolve_model(&self.meta.model)
         );
         self.announce_start(&resolved).await;
-        let tools = with_memory_tools(tools?, self.memory.is_some(), self.meta.read_only);
+        let mut tools = with_memory_tools(tools?, self.memory.is_some(), self.meta.read_only);
+        self.add_delegation(&mut tools).await;
         let definitions: Vec<ToolDefinition> = tools.iter().map(|(d, _)| d.clone()).collect();
         let mut fit = self.context_fit(resolved, &definitions);
         self.persist(prompt).await?;
@@ -163,6 +171,7 @@ impl Turn {
                 return Ok(ended(stop, total, llm_calls));
             }
             let results = self.run_tools(&calls, &tools, &workspace).await;
+            total.add(&self.children.take_usage());
             for result in results {
                 self.persist(result).await?;
             }
@@ -171,6 +180,13 @@ impl Turn {
             }
         }
         Ok(ended(StopReason::MaxTurnRequests, total, llm_calls))
+    }
+
+    /// Offers `delegate_task` and applies the session's tool allow-list
+    /// (`delegate::offer`), keeping the profiles it listed.
+    async fn add_delegation(&mut self, tools: &mut Vec<(ToolDefinition, ToolRoute)>) {
+        self.children.profiles =
+            delegate::offer(self.delegation.as_deref(), &self.meta, tools).await;
     }
 
     /// The first event of a turn: its session and the model that serves
@@ -470,6 +486,7 @@ impl Turn {
             title: started.title,
             kind: def.kind,
             raw_input_json: call.arguments_json.clone(),
+            agent: String::new(),
         };
         self.emit(Event::PermissionRequest(request)).await;
         let decision = tokio::select! {
@@ -502,11 +519,16 @@ impl Turn {
     ) -> StoredMessage {
         let outcome = match (tool, verdict) {
             _ if self.cancel.is_cancelled() => Outcome::error(CANCELLED_RESULT),
-            (None, _) => Outcome::error(format!(
-                "Tool {:?} is not available in this session. Available tools: {}.",
-                call.name,
-                tool_names(tools)
-            )),
+            (None, _) => match &self.delegation {
+                Some(d) if call.name == delegate::DELEGATE_TASK => Outcome::error(
+                    delegate::unavailable(d, self.meta.depth, &self.children.profiles),
+                ),
+                _ => Outcome::error(format!(
+                    "Tool {:?} is not available in this session. Available tools: {}.",
+                    call.name,
+                    tool_names(tools)
+                )),
+            },
             (Some(_), Verdict::Reject | Verdict::Ask) => Outcome::error(REJECTED_RESULT),
             (Some((def, route)), Verdict::Allow) => {
                 self.update(call, ToolCallStatus::InProgress, None).await;
@@ -514,13 +536,17 @@ impl Turn {
                     true => None,
                     false => Some(write_lock.lock().await),
                 };
-                tokio::select! {
+                // A delegation watches the cancellation itself, so its child
+                // records the cancellation before the call is answered.
+                let traced =
+                    crate::spans::traced_tool(call, *route, self.execute(call, *route, workspace));
+                if *route == ToolRoute::Delegate {
+                    traced.await
+                } else {
+                    tokio::select! {
                     () = self.cancel.cancelled() => Outcome::error(CANCELLED_RESULT),
-                    outcome = crate::spans::traced_tool(
-                        call,
-                        *route,
-                        self.execute(call, *route, workspace),
-                    ) => outcome,
+                        outcome = traced => outcome,
+                    }
                 }
             }
         };
@@ -582,6 +608,10 @@ impl Turn {
             ToolRoute::Memory => match &self.memory {
                 Some(memory) => Ok(memory.call(call, &self.meta).await),
                 None => Ok(Outcome::error("long-term memory is off")),
+            },
+            ToolRoute::Delegate => match &self.delegation {
+                Some(delegation) => Ok(self.delegate(call, delegation).await),
+                None => Ok(Outcome::error("sub-agents are not available here")),
             },
         };
         result.unwrap_or_else(|e| Outcome::error(format!("Tool call failed: {e}")))
@@ -664,6 +694,7 @@ fn describe(call: &ToolCall, kind: ToolKind) -> ToolCallStarted {
         path,
     ) {
         ("execute_command", Some(command), _) => command.to_owned(),
+        (delegate::DELEGATE_TASK, _, _) => delegate::title(&args),
         (name, _, _) if memory::is_memory_tool(name) => {
             memory::title(name, &args).unwrap_or_else(|| name.to_owned())
         }

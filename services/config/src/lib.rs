@@ -7,6 +7,7 @@
 //! [`load`] with the environment it wants considered and passes the resulting
 //! [`Config`] (or a section of it) to the services.
 
+pub mod agents;
 mod load;
 mod persist;
 pub mod pricing;
@@ -17,6 +18,7 @@ mod thinking;
 mod validate;
 pub mod vision;
 
+pub use agents::{AgentProfile, AgentsConfig, check_agent_name, parse_profile_file};
 pub use load::{ConfigError, ConfigProblem, LoadOptions, load};
 pub use persist::{PersistError, set_file_value};
 pub use pricing::{Price, Pricing, Tokens};

@@ -194,6 +194,22 @@ fn typed(table: BTreeMap<String, Value>, problems: &mut Vec<ConfigProblem>) -> C
             "services" => field(&mut |v| set(&mut config.services, v)),
             "store" => field(&mut |v| set(&mut config.store, v)),
             "memory" => field(&mut |v| set(&mut config.memory, v)),
+            "agents" => match value.clone().into_table() {
+                Ok(table) => {
+                    let (agents, found) = crate::agents::agents_from_table(table);
+                    config.agents = agents;
+                    problems.extend(found.into_iter().map(|(key, message)| ConfigProblem {
+                        key,
+                        source: origin.clone(),
+                        message,
+                    }));
+                }
+                Err(e) => problems.push(ConfigProblem {
+                    key: key.clone(),
+                    source: origin.clone(),
+                    message: clean_message(&e),
+                }),
+            },
             "telemetry" => field(&mut |v| set(&mut config.telemetry, v)),
             "context" => field(&mut |v| set(&mut config.context, v)),
             "ui" => {
@@ -550,6 +566,35 @@ env_var = "MY_KEY"
             ["context.compact_at", "context.compaction_model"],
             "{err}"
         );
+    }
+
+    #[test]
+    fn agents_have_limits_and_profiles_each_checked_by_key() {
+        let agents = load(&LoadOptions::default()).unwrap().agents;
+        assert_eq!((agents.max_depth, agents.max_children), (1, 4));
+        assert!(agents.profiles.is_empty());
+        let file = write_config(
+            "[agents]\nmax_depth = 2\n[agents.scout]\ndescription = \"Finds files\"\nread_only = true\ntools = [\"list_dir\"]\nprompt = \"You look around.\"\n",
+        );
+        let config = load(&options(&file, &[])).unwrap();
+        assert_eq!(config.agents.max_depth, 2);
+        let scout = &config.agents.profiles["scout"];
+        assert!(scout.read_only && scout.prompt == "You look around.");
+
+        let file = write_config(
+            "[agents]\nmax_children = 0\n[agents.Bad]\ndescription = \"x\"\n[agents.ok]\nmodel = \"ghost/m\"\n[agents.typo]\ndescripton = \"x\"\n",
+        );
+        let err = load(&options(&file, &[])).expect_err("invalid agents");
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        for key in [
+            "agents.max_children",
+            "agents.Bad",
+            "agents.ok.description",
+            "agents.typo",
+            "agents.ok.model",
+        ] {
+            assert!(keys.contains(&key), "{key} missing: {err}");
+        }
     }
 
     #[test]

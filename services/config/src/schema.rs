@@ -67,6 +67,10 @@ pub struct Config {
     pub services: ServicesConfig,
     pub store: StoreConfig,
     pub memory: MemoryConfig,
+    /// Sub-agents: `[agents]` limits and `[agents.NAME]` profiles, read key
+    /// by key (`agents.rs`).
+    #[serde(skip)]
+    pub agents: crate::agents::AgentsConfig,
     pub telemetry: TelemetryConfig,
     pub ui: UiConfig,
     /// Fitting the conversation into the model's window: compaction.
@@ -101,6 +105,7 @@ impl Default for Config {
             services: ServicesConfig::default(),
             store: StoreConfig::default(),
             memory: MemoryConfig::default(),
+            agents: crate::agents::AgentsConfig::default(),
             telemetry: TelemetryConfig::default(),
             ui: UiConfig::default(),
             context: ContextConfig::default(),

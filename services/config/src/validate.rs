@@ -42,6 +42,19 @@ pub(crate) fn validate(config: &Config, problems: &mut Vec<ConfigProblem>) {
         problem("store.prefix".into(), reason.to_string());
     }
     validate_memory(config, &mut problem);
+    for (name, profile) in &config.agents.profiles {
+        if let Some((provider, _)) = profile.model.as_deref().and_then(|m| m.split_once('/'))
+            && !config.providers.contains_key(provider)
+        {
+            problem(
+                format!("agents.{name}.model"),
+                format!(
+                    "provider {provider:?} is not configured (known: {})",
+                    known(config.providers.keys())
+                ),
+            );
+        }
+    }
     if config.completion_timeout_secs == 0 {
         problem(
             "completion_timeout_secs".into(),

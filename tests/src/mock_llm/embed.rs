@@ -92,6 +92,7 @@ pub(super) fn answer(
             query: uri.query().map(str::to_owned),
             headers: headers.clone(),
             body: body.clone(),
+            received_at: std::time::Instant::now(),
         });
         state.embedding_requests.len()
     };

@@ -11,6 +11,7 @@ mod images;
 mod limits;
 mod modes;
 mod reasoning;
+mod subagents;
 pub(crate) mod support;
 mod terminals;
 

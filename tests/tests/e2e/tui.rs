@@ -497,3 +497,36 @@ async fn thinking_is_set_per_session_and_compact_summarises_on_demand() {
     let sent = last.to_string();
     assert!(sent.contains("TUI-SUMMARY") && !sent.contains("Remember the code"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sub_agents_question_and_tool_calls_show_under_its_delegation() {
+    let mock = MockLlm::start(vec![
+        Reply::tool_calls(vec![
+            ToolCallSpec::new("delegate_task", json!({"task": "say hi in the shell"}))
+                .with_id("d1"),
+        ]),
+        Reply::tool_calls(vec![
+            ToolCallSpec::new("execute_command", json!({"command": "echo hi-from-child"}))
+                .with_id("c1"),
+        ]),
+        Reply::text("The shell said hi."),
+        Reply::text("My helper reports: the shell said hi."),
+    ])
+    .await;
+    let install = Install::new(&mock, "");
+    let pty = start(&install, &[], &[]);
+    pty.expect("/help for commands", WAIT).unwrap();
+    pty.send_line("delegate a greeting").unwrap();
+    // The child's question, labelled with the agent, at the same prompt.
+    pty.expect("[agent] echo hi-from-child", WAIT).unwrap();
+    pty.send("y").unwrap();
+    pty.expect("My helper reports: the shell said hi.", WAIT)
+        .unwrap();
+    let screen = pty.screen_with_scrollback();
+    assert!(
+        screen.contains("  │ agent ✓ echo hi-from-child"),
+        "{screen}"
+    );
+    pty.send_line("/quit").unwrap();
+    mock.assert_no_violations();
+}

@@ -249,6 +249,9 @@ mod tests {
             skills: vec![],
             approval: Approval::Ask,
             read_only: false,
+            parent: None,
+            agent: None,
+            depth: 0,
         }
     }
 

@@ -49,6 +49,52 @@ pub struct SessionMeta {
     /// Only read-only tools are offered.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
+    /// A sub-agent's session: where it comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentRef>,
+    /// The sub-agent profile the session runs as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentRun>,
+    /// 0 for a user's session; the parent's plus one for a sub-agent's.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub depth: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The parent of a sub-agent's session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParentRef {
+    pub session_id: String,
+    pub tool_call_id: String,
+}
+
+/// A sub-agent profile as its session runs it (a copy, so every replica
+/// runs the session's turns alike).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct AgentRun {
+    pub name: String,
+    /// Replaces `system.md`; "" = `system.md`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub identity: String,
+    /// Only these tools are offered; `None` = no restriction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_iterations: Option<u32>,
+}
+
+/// A sub-agent session started by one of a session's turns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChildRef {
+    pub session_id: String,
+    pub tool_call_id: String,
+    /// The profile; "" = general-purpose.
+    #[serde(default)]
+    pub agent: String,
+    pub created_at_ms: i64,
 }
 
 /// A session as listed: its metadata plus what is derived from its log.
@@ -65,6 +111,8 @@ pub struct SessionSummary {
 pub struct StoredSession {
     pub summary: SessionSummary,
     pub messages: Vec<StoredMessage>,
+    /// Sub-agent sessions its turns started, oldest first.
+    pub children: Vec<ChildRef>,
     /// The latest compaction: what the model sees in place of the first
     /// `covers` messages.
     pub compaction: Option<Compaction>,
@@ -124,6 +172,8 @@ pub enum Record {
         #[serde(flatten)]
         compaction: Compaction,
     },
+    /// A turn of the session started a sub-agent in its own session.
+    Child(ChildRef),
 }
 
 /// A page of sessions, newest first.
@@ -339,6 +389,7 @@ pub(crate) fn replay(meta: SessionMeta, records: Vec<Record>, updated_at_ms: i64
     let mut meta = meta;
     let mut messages = Vec::new();
     let mut compaction = None;
+    let mut children = Vec::new();
     for record in records {
         match record {
             Record::Message { message, .. } => messages.push(message),
@@ -357,6 +408,7 @@ pub(crate) fn replay(meta: SessionMeta, records: Vec<Record>, updated_at_ms: i64
                 meta.read_only = read_only;
             }
             Record::Skills { skills, .. } => meta.skills = skills,
+            Record::Child(child) => children.push(child),
             Record::Session(_) => {}
         }
     }
@@ -369,6 +421,7 @@ pub(crate) fn replay(meta: SessionMeta, records: Vec<Record>, updated_at_ms: i64
         },
         messages,
         compaction,
+        children,
     }
 }
 

@@ -631,6 +631,9 @@ mod tests {
             skills: vec![],
             approval: super::super::Approval::Ask,
             read_only: false,
+            parent: None,
+            agent: None,
+            depth: 0,
         }))
         .unwrap();
         let raw = vec![header.into_bytes(), b"{\"type\":\"model\"".to_vec()];

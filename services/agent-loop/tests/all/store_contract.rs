@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openheim_agent_loop::store::{
-    Approval, Compaction, FileStore, Record, RedisStore, RedisStoreOptions, SessionMeta,
-    SessionStore, StoreError, StoredBlock, StoredMessage,
+    AgentRun, Approval, ChildRef, Compaction, FileStore, ParentRef, Record, RedisStore,
+    RedisStoreOptions, SessionMeta, SessionStore, StoreError, StoredBlock, StoredMessage,
 };
 
 use crate::redis_server::RedisServer;
@@ -84,6 +84,9 @@ pub fn meta(id: &str) -> SessionMeta {
         skills: vec!["rust".into()],
         approval: Approval::Ask,
         read_only: false,
+        parent: None,
+        agent: None,
+        depth: 0,
     }
 }
 
@@ -167,6 +170,37 @@ async fn records_round_trip(backend: Backend) {
     let latest = loaded.compaction.clone().unwrap();
     assert_eq!((latest.covers, latest.text.as_str()), (3, "second"));
     assert_eq!((latest.tokens_before, latest.tokens_after), (900, 100));
+    // A sub-agent's session, linked both ways.
+    let child_meta = SessionMeta {
+        parent: Some(ParentRef {
+            session_id: "s1".into(),
+            tool_call_id: "d1".into(),
+        }),
+        agent: Some(AgentRun {
+            name: "scout".into(),
+            identity: "You look around.".into(),
+            tools: Some(vec!["list_dir".into()]),
+            max_iterations: Some(3),
+        }),
+        depth: 1,
+        ..meta("s1-child")
+    };
+    store.create(&child_meta).await.unwrap();
+    let child = ChildRef {
+        session_id: "s1-child".into(),
+        tool_call_id: "d1".into(),
+        agent: "scout".into(),
+        created_at_ms: 8,
+    };
+    store
+        .append("s1", &Record::Child(child.clone()))
+        .await
+        .unwrap();
+    let loaded_child = store.load("s1-child").await.unwrap();
+    assert_eq!(loaded_child.summary.meta, child_meta);
+
+    let loaded = store.load("s1").await.unwrap();
+    assert_eq!(loaded.children, [child]);
     assert_eq!(loaded.messages.len(), 3);
     assert!(
         matches!(&loaded.messages[2], StoredMessage::Tool { content, .. } if content == "contents")
