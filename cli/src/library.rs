@@ -406,6 +406,7 @@ impl Session {
                 block: Some(Block::Text(text.into())),
             }],
             client_capabilities: None,
+            max_iterations: None,
         };
         let first = TurnInput {
             input: Some(Input::Start(start)),

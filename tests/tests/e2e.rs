@@ -14,12 +14,14 @@ mod e2e {
     pub mod custom_provider;
     pub mod embeddings;
     pub mod gateway;
+    pub mod hooks;
     pub mod library;
     pub mod mcp;
     pub mod memory;
     pub mod providers;
     pub mod redis_store;
     pub mod run_files_task;
+    pub mod run_json;
     pub mod sandbox;
     pub mod scratch;
     pub mod security;

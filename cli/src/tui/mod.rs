@@ -16,7 +16,7 @@ pub mod term;
 pub mod theme;
 
 mod app;
-mod status;
+pub(crate) mod status;
 
 pub use app::{TuiOptions, run};
 

@@ -44,7 +44,9 @@ impl AcpError {
         match error.kind() {
             TurnErrorKind::SessionNotFound => Self::SessionNotFound(session_id.to_owned()),
             TurnErrorKind::SessionBusy => Self::SessionBusy(session_id.to_owned()),
-            TurnErrorKind::InvalidInput => Self::InvalidParams(error.message.clone()),
+            TurnErrorKind::InvalidInput | TurnErrorKind::HookDenied => {
+                Self::InvalidParams(error.message.clone())
+            }
             TurnErrorKind::BackendUnavailable => Self::Unavailable(error.message.clone()),
             TurnErrorKind::Llm
             | TurnErrorKind::Store

@@ -4,7 +4,7 @@
 use base64::Engine;
 use openheim_proto::agent_loop::v1::{ApprovalMode, MemoryNote, MemoryScope, SessionInfo};
 use openheim_proto::common::v1::content_block::Block;
-use openheim_proto::common::v1::{Message, Role, ToolDefinition, ToolKind};
+use openheim_proto::common::v1::{Message, Role, ToolDefinition, ToolKind, Usage};
 use openheim_proto::llm_proxy::v1::ListModelsResponse;
 use openheim_proto::mcp_broker::v1::{ServerState, ServerStatus};
 use serde_json::{Value, json};
@@ -40,6 +40,21 @@ pub fn session(s: &SessionInfo) -> Value {
         "message_count": s.message_count,
         "approval_mode": approval_mode(s.approval_mode()),
         "read_only": s.read_only,
+        "usage": usage(&s.usage.unwrap_or_default()),
+        "llm_calls": s.llm_calls,
+    })
+}
+
+/// Token counts and cost; `cost_pico_usd` is exact (10^-12 USD) and null
+/// when a price is unknown.
+pub fn usage(u: &Usage) -> Value {
+    json!({
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cache_read_tokens": u.cache_read_tokens,
+        "cache_write_tokens": u.cache_write_tokens,
+        "reasoning_tokens": u.reasoning_tokens,
+        "cost_pico_usd": u.cost_pico_usd,
     })
 }
 

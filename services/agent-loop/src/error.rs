@@ -28,6 +28,8 @@ pub enum AgentError {
     Memory(#[from] openheim_memory::MemoryError),
     #[error("long-term memory is off (memory.enabled = false)")]
     MemoryDisabled,
+    #[error("the prompt was blocked by hook {hook:?}: {reason}")]
+    HookDenied { hook: String, reason: String },
 }
 
 impl AgentError {
@@ -44,6 +46,7 @@ impl AgentError {
             Self::Llm { .. } => TurnErrorKind::Llm,
             Self::Memory(_) => TurnErrorKind::Store,
             Self::MemoryDisabled => TurnErrorKind::InvalidInput,
+            Self::HookDenied { .. } => TurnErrorKind::HookDenied,
         }
     }
 }

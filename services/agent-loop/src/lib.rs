@@ -11,6 +11,7 @@ mod client_shell;
 mod context;
 mod error;
 mod grpc;
+mod hooks;
 mod memory;
 mod permission;
 pub mod prompt;
@@ -68,6 +69,9 @@ pub struct AgentLoopConfig {
     /// Long-term memory; `None` = off. Its notes live next to the sessions:
     /// `<data_dir>/memory.db`, or the store's Redis.
     pub memory: Option<MemorySettings>,
+    /// Commands run at points of each session (docs/automation.md, "Hooks"),
+    /// through tool-executor.
+    pub hooks: openheim_config::HooksConfig,
 }
 
 impl AgentLoopConfig {
@@ -86,6 +90,7 @@ impl AgentLoopConfig {
             shell_delegation: config.tools.sandbox != openheim_config::SandboxMode::Enforce,
             max_result_bytes: config.tools.max_result_bytes,
             permissions: config.permissions.clone(),
+            hooks: config.hooks.clone(),
             store_url: config.store.url.clone(),
             store_prefix: config.store.prefix.clone(),
             lease_ttl: Duration::from_secs(config.store.lease_ttl_secs),

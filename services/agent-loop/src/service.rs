@@ -9,7 +9,7 @@ use openheim_proto::agent_loop::v1::{
     SessionInfo, SetSessionModeRequest, StartTurn, TurnEnded, TurnEvent, TurnStarted,
     turn_event::Event,
 };
-use openheim_proto::common::v1::ToolDefinition;
+use openheim_proto::common::v1::{ToolDefinition, Usage};
 use openheim_proto::mcp_broker::v1::{ServerSpec, ServerStatus};
 use openheim_proto::tool_executor::v1::Workspace;
 use tokio::sync::mpsc;
@@ -19,6 +19,7 @@ use crate::AgentLoopConfig;
 use crate::backends::{Backends, ToolRoute};
 use crate::client_ops::PendingClientReplies;
 use crate::error::AgentError;
+use crate::hooks::HookRunner;
 use crate::memory::{self, AgentMemory};
 use crate::permission::{PendingQuestions, Remembered};
 use crate::prompt::{self, PromptSources};
@@ -110,6 +111,8 @@ impl AgentService {
             title: String::new(),
             updated_at_ms: meta.created_at_ms,
             message_count: 0,
+            usage: Usage::zero(),
+            llm_calls: 0,
             meta,
         };
         Ok(session_info(&summary))
@@ -296,6 +299,11 @@ impl AgentService {
         cancel: CancellationToken,
     ) -> Result<TurnEnded, AgentError> {
         check_session_id(&start.session_id)?;
+        if start.max_iterations == Some(0) {
+            return Err(AgentError::InvalidInput(
+                "max_iterations must be at least 1".into(),
+            ));
+        }
         let prompt =
             StoredMessage::user_from_wire(&start.prompt).map_err(AgentError::InvalidInput)?;
         let lease = self
@@ -329,6 +337,7 @@ impl AgentService {
             session_id: meta.id.clone(),
             provider: String::new(),
             model: meta.model.clone(),
+            session_usage: Some(stored.summary.usage),
         };
         let _ = events
             .send(TurnEvent {
@@ -336,12 +345,16 @@ impl AgentService {
             })
             .await;
         let session_id = meta.id.clone();
+        let (meta_id, work_dir) = (meta.id.clone(), meta.work_dir.clone());
         let turn = Turn {
             remembered: Arc::clone(&remembered),
             meta,
             history: stored.messages,
             system_prompt,
-            settings: self.turn_settings(),
+            settings: TurnSettings {
+                max_iterations: start.max_iterations.unwrap_or(self.config.max_iterations),
+                ..self.turn_settings()
+            },
             store: Arc::clone(&self.store),
             backends: self.backends.clone(),
             events,
@@ -352,6 +365,7 @@ impl AgentService {
             client_replies: inbox.client_replies,
             cancel: cancel.clone(),
             memory: self.memory.clone(),
+            hooks: self.hook_runner(&meta_id, &work_dir),
         };
         let running = turn.run(prompt);
         tokio::pin!(running);
@@ -365,6 +379,20 @@ impl AgentService {
         };
         remembered.flush().await;
         result
+    }
+
+    /// The hooks a turn of session `session_id` runs, in its workspace;
+    /// `None` when none are configured.
+    fn hook_runner(&self, session_id: &str, work_dir: &str) -> Option<HookRunner> {
+        (!self.config.hooks.is_empty()).then(|| HookRunner {
+            config: Arc::new(self.config.hooks.clone()),
+            backends: self.backends.clone(),
+            workspace: Workspace {
+                root: work_dir.to_owned(),
+                allow_shell: self.config.allow_shell,
+            },
+            session_id: session_id.to_owned(),
+        })
     }
 
     fn turn_settings(&self) -> TurnSettings {
@@ -444,6 +472,8 @@ fn session_info(summary: &SessionSummary) -> SessionInfo {
         message_count: summary.message_count,
         approval_mode: approval_to_wire(meta.approval) as i32,
         read_only: meta.read_only,
+        usage: Some(summary.usage),
+        llm_calls: summary.llm_calls,
     }
 }
 
@@ -469,6 +499,7 @@ mod tests {
             shell_delegation: true,
             max_result_bytes: 4096,
             permissions: openheim_config::PermissionsConfig::default(),
+            hooks: openheim_config::HooksConfig::default(),
             store_url: None,
             store_prefix: "openheim".into(),
             lease_ttl: Duration::from_secs(30),

@@ -7,6 +7,7 @@
 //! [`load`] with the environment it wants considered and passes the resulting
 //! [`Config`] (or a section of it) to the services.
 
+pub mod hooks;
 mod load;
 mod persist;
 pub mod pricing;
@@ -16,6 +17,7 @@ mod secret;
 mod thinking;
 mod validate;
 
+pub use hooks::{HookConfig, HooksConfig, OnError};
 pub use load::{ConfigError, ConfigProblem, LoadOptions, load};
 pub use persist::{PersistError, set_file_value};
 pub use pricing::{Price, Pricing, Tokens};

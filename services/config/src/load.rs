@@ -193,6 +193,8 @@ fn typed(table: BTreeMap<String, Value>, problems: &mut Vec<ConfigProblem>) -> C
             "store" => field(&mut |v| set(&mut config.store, v)),
             "memory" => field(&mut |v| set(&mut config.memory, v)),
             "telemetry" => field(&mut |v| set(&mut config.telemetry, v)),
+            "pricing" => field(&mut |v| set(&mut config.pricing, v)),
+            "hooks" => field(&mut |v| set(&mut config.hooks, v)),
             "ui" => {
                 field(&mut |v| set(&mut config.ui, v));
                 if !THEMES.contains(&config.ui.theme.as_str()) {

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::Secret;
+use crate::hooks::HooksConfig;
 use crate::pricing::Price;
 use crate::thinking::{Thinking, ThinkingStyle};
 
@@ -63,6 +64,8 @@ pub struct Config {
     pub ui: UiConfig,
     /// Prices by `"provider/model"`, USD per million tokens.
     pub pricing: BTreeMap<String, Price>,
+    /// Commands run at points of a session (`[[hooks.pre_tool_use]]`, ...).
+    pub hooks: HooksConfig,
     /// What processes started for the model (shell commands, stdio MCP
     /// servers) may inherit: openheim's environment at start-up without the
     /// variables a deny rule matches (`[tools] env_deny`, provider keys,
@@ -93,6 +96,7 @@ impl Default for Config {
             telemetry: TelemetryConfig::default(),
             ui: UiConfig::default(),
             pricing: BTreeMap::new(),
+            hooks: HooksConfig::default(),
             child_env: BTreeMap::new(),
         }
     }

@@ -120,6 +120,7 @@ async fn measure_turns(
                 session_id: session,
                 prompt,
                 client_capabilities: None,
+                max_iterations: None,
             })),
         })
         .await

@@ -5,6 +5,7 @@
 
 mod security;
 pub mod support;
+mod usage;
 
 use std::time::Duration;
 

@@ -141,6 +141,7 @@ pub(crate) async fn start_turn(
             block: Some(Block::Text(text.to_owned())),
         }],
         client_capabilities: None,
+        max_iterations: None,
     };
     inputs
         .send(TurnInput {

@@ -55,6 +55,7 @@ async fn start(runtime: &Runtime, session_id: &str, text: &str) -> TurnHandle {
             block: Some(Block::Text(text.to_owned())),
         }],
         client_capabilities: None,
+        max_iterations: None,
     };
     inputs
         .send(TurnInput {
