@@ -11,6 +11,9 @@ use openheim_e2e::install::{Install, stderr, stdout};
 use openheim_e2e::{MockLlm, Reply, ToolCallSpec};
 use serde_json::{Value, json};
 
+/// A provider key in the environment of `openheim`; no hook may see it.
+const PROVIDER_KEY: &str = "sk-hook-must-not-see-this";
+
 /// Denies commands containing `rm -rf` by exit code 2, the reason on stderr.
 const GUARD: &str = r#"#!/bin/sh
 input=$(cat)
@@ -61,6 +64,10 @@ command = "sh {workspace_hooks}/context.sh"
 name = "notes"
 matcher = "list_dir"
 command = "sh {workspace_hooks}/context.sh"
+
+[[hooks.stop]]
+name = "env"
+command = "env > {workspace_hooks}/stop-env.txt"
 "#
     )
 }
@@ -111,7 +118,10 @@ fn tool_results(mock: &MockLlm, request: usize) -> Vec<String> {
 async fn hooks_decide(install: &Install, mock: &MockLlm) {
     let started = Instant::now();
     let output = install
-        .openheim(&["run", "clean up", "--json", "--verbose"])
+        .openheim_with_env(
+            &["run", "clean up", "--json", "--verbose"],
+            &[("OPENAI_API_KEY", PROVIDER_KEY)],
+        )
         .await;
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(
@@ -170,6 +180,14 @@ async fn hooks_decide(install: &Install, mock: &MockLlm) {
             .contains("[context from hook context]\\nThe build uses make."),
         "{user}"
     );
+
+    // The stop hook ran, with the shell's environment: without the key.
+    let env = std::fs::read_to_string(workspace.join(".hooks/stop-env.txt")).unwrap();
+    assert!(
+        !env.contains(PROVIDER_KEY),
+        "a hook saw the provider key:\n{env}"
+    );
+    assert!(env.contains("PATH="), "{env}");
 
     // Which hook decided what, in the event stream.
     let events: Vec<Value> = stdout(&output)
