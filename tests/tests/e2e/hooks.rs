@@ -271,3 +271,27 @@ command = "grep -q password && { echo 'prompts must not contain passwords' >&2; 
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbose_runs_say_which_hook_decided() {
+    let script = vec![
+        Reply::tool_calls(vec![ToolCallSpec::new(
+            "execute_command",
+            json!({"command": "rm -rf victim"}),
+        )]),
+        Reply::text("ok"),
+    ];
+    let mock = MockLlm::start(script).await;
+    let (install, hooks) = install(&mock);
+    install.write_config(&mock, &hooks);
+    let output = install.openheim(&["run", "clean up", "--verbose"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains(
+            "permission: deny execute_command (hook guard): recursive deletes are not allowed in this workspace"
+        ),
+        "{err}"
+    );
+    assert!(install.workspace().join("victim/keep.txt").exists());
+}
