@@ -25,8 +25,10 @@ pub enum RunEvent {
         session_id: String,
         /// True when an existing session is continued.
         resumed: bool,
-        /// The model the session asks for (`provider/model`, or a model
-        /// name); "" when the configured default is used.
+        /// The model the session's turns ask for, as `provider/model` when
+        /// this process could resolve it; otherwise as the session names it
+        /// ("" = the configured default). `model.selected` says which model
+        /// actually serves each call.
         model: String,
         /// Absolute path of the session's workspace.
         workspace: String,

@@ -89,6 +89,7 @@ async fn files_task_as_json_events() {
     assert_eq!(first["schema_version"], 1);
     assert_eq!(first["resumed"], false);
     assert_eq!(first["openheim_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(first["model"], "mock/mock-model");
     let workspace = std::fs::canonicalize(install.workspace()).unwrap();
     assert_eq!(first["workspace"], workspace.to_str().unwrap());
     let session_id = first["session_id"].as_str().unwrap();
