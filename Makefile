@@ -1,13 +1,13 @@
 # One place for the project's tasks, used by developers and by .ci/run.
 
-.PHONY: test build lint fmt bench ci validate-deploy web web-deps web-check web-screenshots
+.PHONY: test build lint fmt bench ci validate-deploy web web-deps web-check web-screenshots example-deps
 
 WEB := gateway/web
 
 # The test command of the README: builds the binaries and the example
-# programs the end-to-end tests spawn, installs the browser tests' driver,
-# then runs every test of the workspace.
-test: build web-deps
+# programs the end-to-end tests spawn, installs the browser tests' driver
+# and the ACP example client's SDK, then runs every test of the workspace.
+test: build web-deps example-deps
 	cargo nextest run --workspace --no-fail-fast
 
 build:
@@ -41,6 +41,14 @@ web-deps:
 	@if [ ! -f $(WEB)/node_modules/.package-lock.json ] \
 	  || [ $(WEB)/package-lock.json -nt $(WEB)/node_modules/.package-lock.json ]; then \
 	  npm ci --prefix $(WEB) --no-audit --no-fund; \
+	fi
+
+# The ACP example client (examples/acp-client, docs/acp.md), which an
+# end-to-end test runs against the real binary: the official TypeScript SDK.
+example-deps:
+	@if [ ! -f examples/acp-client/node_modules/.package-lock.json ] \
+	  || [ examples/acp-client/package-lock.json -nt examples/acp-client/node_modules/.package-lock.json ]; then \
+	  npm ci --prefix examples/acp-client --no-audit --no-fund; \
 	fi
 
 # Type-checks and rebuilds gateway/web/dist from the sources.

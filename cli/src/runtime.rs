@@ -101,7 +101,8 @@ impl Runtime {
         if let Some(address) = &services.agent_loop {
             let optional = |address: &Option<String>| address.as_deref().map(remote).transpose();
             return Ok(Self {
-                agent_loop: remote(address)?,
+                // Every replica the address names gets turns.
+                agent_loop: openheim_proto::balance::balanced(address)?,
                 tool_executor: optional(&services.tool_executor)?,
                 mcp_broker: optional(&services.mcp_broker)?,
                 llm_proxy: optional(&services.llm_proxy)?,

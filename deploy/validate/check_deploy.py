@@ -254,6 +254,11 @@ def check_rendered(path, scenario):
                   host is not None and host.group(1) in services
                   and services[host.group(1)]["metadata"]["labels"].get(
                       "app.kubernetes.io/component") == peer, value)
+        agent_loop = re.fullmatch(r"http://([a-z0-9-]+):50051",
+                                  env.get("OPENHEIM_SERVICES__AGENT_LOOP", {}).get("value", ""))
+        if component == "gateway" and agent_loop and agent_loop.group(1) in services:
+            check(f"{prefix} gateway: agent-loop through a headless Service (turns balanced)",
+                  services[agent_loop.group(1)]["spec"].get("clusterIP") == "None")
         env_from = [e.get("secretRef", {}).get("name") for e in c.get("envFrom", [])]
         key_vars = PROVIDER_KEY_VARS & set(env)
         if component == "llm-proxy":

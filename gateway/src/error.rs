@@ -57,6 +57,8 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0} is not allowed on this route")]
+    MethodNotAllowed(String),
     #[error("the request body is larger than {0} bytes")]
     TooLarge(usize),
     #[error("too many open WebSocket connections; try again later")]
@@ -109,6 +111,7 @@ impl ApiError {
                 StatusCode::FORBIDDEN
             }
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyConnections | Self::ShuttingDown | Self::NotConfigured(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -116,6 +119,29 @@ impl ApiError {
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout(_) | Self::RequestTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Backend { .. } => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// When the same request may succeed (the `Retry-After` header): a
+    /// backend that is away is usually replaced within a second (a balanced
+    /// channel checks its replicas every second); a full server frees
+    /// sockets as sessions end.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::Unavailable { .. } | Self::TooManyConnections | Self::ShuttingDown => Some(1),
+            Self::BadRequest(_)
+            | Self::NotFound(_)
+            | Self::Unauthorized
+            | Self::OriginNotAllowed(_)
+            | Self::HostNotAllowed(_)
+            | Self::Forbidden(_)
+            | Self::Conflict(_)
+            | Self::MethodNotAllowed(_)
+            | Self::TooLarge(_)
+            | Self::NotConfigured(_)
+            | Self::Timeout(_)
+            | Self::RequestTimeout(_)
+            | Self::Backend { .. } => None,
         }
     }
 
@@ -129,6 +155,7 @@ impl ApiError {
             Self::HostNotAllowed(_) => "host_not_allowed",
             Self::Forbidden(_) => "forbidden",
             Self::Conflict(_) => "conflict",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::TooLarge(_) => "too_large",
             Self::TooManyConnections => "too_many_connections",
             Self::ShuttingDown => "shutting_down",
@@ -165,6 +192,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after_secs() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -203,6 +235,13 @@ mod tests {
             json,
             serde_json::json!({"error": {"code": "not_found", "message": "session \"x\" not found"}})
         );
+        let unavailable = ApiError::Unavailable {
+            service: Backend::AgentLoop,
+            message: "connection refused".into(),
+        };
+        let response = unavailable.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
         let (status, json) = body(ApiError::NotConfigured(Backend::LlmProxy)).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(json["error"]["code"], "backend_not_configured");

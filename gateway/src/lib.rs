@@ -96,6 +96,9 @@ impl Gateway {
         let guarded = api
             .merge(ws::routes())
             .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
+            .method_not_allowed_fallback(|method: axum::http::Method| async move {
+                ApiError::MethodNotAllowed(method.to_string())
+            })
             .layer(middleware::from_fn_with_state(access, auth::guard));
         Router::new()
             .route(

@@ -41,7 +41,9 @@ async fn serve(args: Args, boot: openheim_boot::Boot) -> anyhow::Result<()> {
         .context("`services.agent_loop` must name the agent-loop address")?;
     let optional = |address: &Option<String>| address.as_deref().map(remote).transpose();
     let backends = Backends {
-        agent_loop: remote(agent_loop)?,
+        // Every agent-loop replica the address names (a headless Service's
+        // name, or a comma-separated list) gets turns, one after another.
+        agent_loop: openheim_proto::balance::balanced(agent_loop)?,
         tool_executor: optional(&services.tool_executor)?,
         mcp_broker: optional(&services.mcp_broker)?,
         llm_proxy: optional(&services.llm_proxy)?,

@@ -2,6 +2,7 @@
 //! (`openheim.<service>.v1`) and [`transport`], which gives every client one
 //! type whether its server runs in the same process or across the network.
 
+pub mod balance;
 pub mod trace;
 pub mod transport;
 mod usage;

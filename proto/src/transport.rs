@@ -40,6 +40,16 @@ pub type GrpcChannel = BoxCloneSyncService<http::Request<Body>, http::Response<B
 #[derive(Debug)]
 pub struct ChannelError(BoxError);
 
+impl ChannelError {
+    pub(crate) fn new(error: impl Into<BoxError>) -> Self {
+        Self(error.into())
+    }
+
+    pub(crate) fn other(message: String) -> Self {
+        Self(message.into())
+    }
+}
+
 impl std::fmt::Display for ChannelError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)

@@ -8,6 +8,7 @@
 
 mod e2e {
     pub mod acp;
+    pub mod acp_sdk_client;
     pub mod architecture;
     pub mod cli;
     pub mod context_window;
@@ -23,6 +24,7 @@ mod e2e {
     pub mod run_files_task;
     pub mod run_json;
     pub mod sandbox;
+    pub mod scale;
     pub mod scratch;
     pub mod security;
     pub mod telemetry;

@@ -418,7 +418,7 @@ mod tests {
         let lines = view.translate(Event::Error(wire::TurnError {
             kind: wire::TurnErrorKind::Llm as i32,
             message: "boom".into(),
-            llm_error_kind: 0,
+            ..Default::default()
         }));
         let RunEvent::TurnFailed {
             error,

@@ -1,6 +1,8 @@
 //! The ACP adapter's error type and its mapping onto JSON-RPC errors with
 //! the standard codes (ACP v1 error page).
 
+use std::time::Duration;
+
 use agent_client_protocol::v1::schema as acp;
 use agent_client_protocol::{Error as RpcError, ErrorCode};
 use openheim_proto::agent_loop::v1::{TurnError, TurnErrorKind};
@@ -13,6 +15,21 @@ pub enum AcpError {
     /// A prompt is already running in the session.
     #[error("session {0} is busy: a prompt is already running; cancel it or wait for it to end")]
     SessionBusy(String),
+    /// A turn of the session holds it on the server: another connection's,
+    /// or one whose agent-loop replica stopped and whose lease has not
+    /// lapsed yet. `retry_after` bounds the wait when the server knows it.
+    #[error("session {id} is busy: another prompt of it is running on the server{}", wait_hint(.retry_after))]
+    SessionHeld {
+        id: String,
+        retry_after: Option<Duration>,
+    },
+    /// The agent loop running the prompt went away mid-turn (a replica
+    /// stopped, a connection broke).
+    #[error(
+        "the agent loop running this prompt went away ({0}); the messages it had completed are \
+         saved; send the prompt again"
+    )]
+    TurnLost(String),
     #[error("invalid params: {0}")]
     InvalidParams(String),
     /// The agent loop refused or failed the request.
@@ -39,11 +56,26 @@ impl AcpError {
         }
     }
 
+    /// From a turn's stream that failed after the turn started: a broken
+    /// connection is a lost turn, anything else as [`AcpError::from_status`].
+    pub fn lost_turn(session_id: &str, status: &tonic::Status) -> Self {
+        match status.code() {
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled => {
+                Self::TurnLost(status.message().to_owned())
+            }
+            _ => Self::from_status(session_id, status),
+        }
+    }
+
     /// From a turn that ended with an error event.
     pub fn from_turn_error(session_id: &str, error: &TurnError) -> Self {
         match error.kind() {
             TurnErrorKind::SessionNotFound => Self::SessionNotFound(session_id.to_owned()),
-            TurnErrorKind::SessionBusy => Self::SessionBusy(session_id.to_owned()),
+            TurnErrorKind::SessionBusy => Self::SessionHeld {
+                id: session_id.to_owned(),
+                retry_after: (error.retry_after_ms > 0)
+                    .then(|| Duration::from_millis(u64::from(error.retry_after_ms))),
+            },
             TurnErrorKind::InvalidInput | TurnErrorKind::HookDenied => {
                 Self::InvalidParams(error.message.clone())
             }
@@ -56,6 +88,20 @@ impl AcpError {
     }
 }
 
+/// ` (free again within N s)`, rounded up to whole seconds, or nothing.
+fn wait_hint(retry_after: &Option<Duration>) -> String {
+    retry_after.map_or_else(String::new, |wait| {
+        format!(
+            "; try again in {} s at the latest",
+            wait.as_millis().div_ceil(1000).max(1)
+        )
+    })
+}
+
+fn millis(wait: Duration) -> u64 {
+    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl From<AcpError> for RpcError {
     fn from(error: AcpError) -> Self {
         let message = error.to_string();
@@ -66,8 +112,27 @@ impl From<AcpError> for RpcError {
                 rpc
             }
             AcpError::SessionBusy(_) => RpcError::new(ErrorCode::INVALID_REQUEST, message),
+            AcpError::SessionHeld { retry_after, .. } => {
+                let mut rpc = RpcError::new(ErrorCode::INVALID_REQUEST, message);
+                let wait = retry_after.map_or(0, millis);
+                rpc.data = Some(serde_json::json!({"retryable": true, "retryAfterMs": wait}));
+                rpc
+            }
+            AcpError::TurnLost(_) => {
+                let mut rpc = RpcError::new(ErrorCode::INTERNAL_ERROR, message);
+                rpc.data = Some(serde_json::json!({"retryable": true}));
+                rpc
+            }
             AcpError::InvalidParams(_) => RpcError::new(ErrorCode::INVALID_PARAMS, message),
-            AcpError::AgentLoop(_) | AcpError::Unavailable(_) | AcpError::Connection(_) => {
+            // Another replica (or this one, back) usually answers within
+            // the balanced channel's health-check period.
+            AcpError::Unavailable(_) => {
+                let mut rpc = RpcError::new(ErrorCode::INTERNAL_ERROR, message);
+                let wait = millis(openheim_proto::balance::PROBE_INTERVAL);
+                rpc.data = Some(serde_json::json!({"retryable": true, "retryAfterMs": wait}));
+                rpc
+            }
+            AcpError::AgentLoop(_) | AcpError::Connection(_) => {
                 RpcError::new(ErrorCode::INTERNAL_ERROR, message)
             }
         }
@@ -86,6 +151,30 @@ mod tests {
         let rpc = RpcError::from(AcpError::SessionBusy("s1".into()));
         assert_eq!(rpc.code, ErrorCode::INVALID_REQUEST);
         assert!(rpc.message.contains("already running"));
+        let held = TurnError {
+            kind: TurnErrorKind::SessionBusy as i32,
+            message: "busy".into(),
+            llm_error_kind: 0,
+            retry_after_ms: 2500,
+        };
+        let rpc = RpcError::from(AcpError::from_turn_error("s1", &held));
+        assert_eq!(rpc.code, ErrorCode::INVALID_REQUEST);
+        assert!(
+            rpc.message.ends_with("try again in 3 s at the latest"),
+            "{}",
+            rpc.message
+        );
+        assert_eq!(
+            rpc.data,
+            Some(serde_json::json!({"retryable": true, "retryAfterMs": 2500}))
+        );
+        let rpc = RpcError::from(AcpError::TurnLost("connection reset".into()));
+        assert!(
+            rpc.message.contains("send the prompt again"),
+            "{}",
+            rpc.message
+        );
+        assert_eq!(rpc.data, Some(serde_json::json!({"retryable": true})));
         let status = tonic::Status::not_found("session \"x\" not found");
         assert!(matches!(
             AcpError::from_status("x", &status),

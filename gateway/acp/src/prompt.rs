@@ -171,7 +171,9 @@ impl TurnRelay {
                         "the agent loop ended the turn without a result".into(),
                     ));
                 }
-                Err(status) => return Err(AcpError::from_status(&self.session.id, &status)),
+                // The turn had started: a broken stream means its agent
+                // loop went away, which the client may retry.
+                Err(status) => return Err(AcpError::lost_turn(&self.session.id, &status)),
             };
             if let Some(end) = self.relay(event).await {
                 return end;

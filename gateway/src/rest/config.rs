@@ -226,6 +226,9 @@ mod tests {
         );
         assert_eq!(view["mcp_servers"]["gh"]["env"]["GITHUB_TOKEN"], REDACTED);
         assert_eq!(view["server"]["auth_tokens"], json!([REDACTED]));
+        // An empty token enforces nothing, so none is shown.
+        config.server.auth_tokens = vec![Secret::new("")];
+        assert_eq!(redacted(&config)["server"]["auth_tokens"], json!([]));
         assert_eq!(view["tools"]["sandbox"], "best_effort");
         assert_eq!(view["permissions"]["edit"], "ask");
     }

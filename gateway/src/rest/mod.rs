@@ -12,10 +12,11 @@ use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::routing::{delete, get};
+use openheim_proto::agent_loop::v1::SessionInfo;
 use openheim_proto::agent_loop::v1::{
     ForgetMemoryRequest, ListMemoryRequest, ListSessionsRequest, LoadSessionRequest,
 };
-use openheim_proto::llm_proxy::v1::ListModelsRequest;
+use openheim_proto::llm_proxy::v1::{ListModelsRequest, ResolveModelRequest};
 use openheim_proto::mcp_broker::v1 as mcp;
 use openheim_proto::tool_executor::v1::{GetSandboxInfoRequest, ListToolsRequest, Workspace};
 use serde::Deserialize;
@@ -165,7 +166,8 @@ async fn sessions(
             .as_deref()
             .map(search::Cursor::decode)
             .transpose()?;
-        let (found, next) = search::titles(&state.backends, query, limit, cursor).await?;
+        let (mut found, next) = search::titles(&state.backends, query, limit, cursor).await?;
+        show_default_model(&state, &mut found).await;
         let sessions: Vec<Value> = found.iter().map(json::session).collect();
         let next = next.map(|c| c.encode());
         return Ok(Json(json!({ "sessions": sessions, "next_cursor": next })));
@@ -174,13 +176,14 @@ async fn sessions(
         page_size: limit,
         cursor: page.cursor.unwrap_or_default(),
     };
-    let response = state
+    let mut response = state
         .backends
         .agent_loop()
         .list_sessions(request)
         .await
         .map_err(failed(Backend::AgentLoop))?
         .into_inner();
+    show_default_model(&state, &mut response.sessions).await;
     let sessions: Vec<Value> = response.sessions.iter().map(json::session).collect();
     let next = (!response.next_cursor.is_empty()).then_some(response.next_cursor);
     Ok(Json(json!({ "sessions": sessions, "next_cursor": next })))
@@ -189,17 +192,23 @@ async fn sessions(
 /// One session with its whole history (messages with their tool calls and
 /// results).
 async fn session(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    if !is_session_id(&id) {
+        return Err(ApiError::BadRequest(format!(
+            "{id:?} is not a session id (a UUID such as 0f3c2a9e-8d1b-4c7a-9e55-2b6f4d1a7c30)"
+        )));
+    }
     let request = LoadSessionRequest {
         session_id: id,
         mcp_servers: Vec::new(),
     };
-    let response = state
+    let mut response = state
         .backends
         .agent_loop()
         .load_session(request)
         .await
         .map_err(failed(Backend::AgentLoop))?
         .into_inner();
+    show_default_model(&state, response.session.as_mut_slice()).await;
     let info = response
         .session
         .as_ref()
@@ -207,6 +216,43 @@ async fn session(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
         .unwrap_or(Value::Null);
     let messages: Vec<Value> = response.messages.iter().map(json::message).collect();
     Ok(Json(json!({ "session": info, "messages": messages })))
+}
+
+/// Sessions on the default model (stored as `""`, so they follow the
+/// configured default) are shown with the `provider/model` it resolves to
+/// now; left as stored when llm-proxy cannot say.
+async fn show_default_model(state: &AppState, sessions: &mut [SessionInfo]) {
+    if sessions.iter().all(|s| !s.model.is_empty()) {
+        return;
+    }
+    let Ok(mut client) = state.backends.llm_proxy() else {
+        return;
+    };
+    let request = ResolveModelRequest {
+        model: String::new(),
+    };
+    let resolved = match client.resolve_model(request).await {
+        Ok(r) => r.into_inner(),
+        Err(status) => {
+            tracing::debug!(%status, "default model unknown");
+            return;
+        }
+    };
+    let name = format!("{}/{}", resolved.provider, resolved.model);
+    for session in sessions.iter_mut().filter(|s| s.model.is_empty()) {
+        session.model.clone_from(&name);
+    }
+}
+
+/// Session ids are UUIDs in their hyphenated text form, as agent-loop
+/// mints them.
+fn is_session_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    bytes.len() == 36
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
 }
 
 /// Most notes one listing page may hold (agent-loop's own bound).

@@ -89,18 +89,14 @@ async fn health_needs_no_token_and_everything_else_does() {
 
 #[tokio::test]
 async fn backend_statuses_become_http_statuses() {
-    let (status, body) = get(router_with(Code::NotFound), "/api/sessions/abc", &[]).await;
+    let unknown = "/api/sessions/00000000-0000-4000-8000-000000000000";
+    let (status, body) = get(router_with(Code::NotFound), unknown, &[]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(
         body,
         json!({"error": {"code": "not_found", "message": "from agent-loop"}})
     );
-    let (status, body) = get(
-        router_with(Code::InvalidArgument),
-        "/api/sessions/a%20b",
-        &[],
-    )
-    .await;
+    let (status, body) = get(router_with(Code::InvalidArgument), unknown, &[]).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_request"))
@@ -117,6 +113,8 @@ async fn requests_are_checked_before_backends_are_called() {
         "/api/sessions?limit=0",
         "/api/sessions?limit=201",
         "/api/sessions?limit=x",
+        "/api/sessions/not-a-uuid",
+        "/api/sessions/a%20b",
     ] {
         let (status, body) = get(router.clone(), uri, &[]).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
@@ -251,4 +249,43 @@ async fn a_search_looks_at_a_bounded_number_of_sessions_per_request() {
     );
     let (found, next) = search(&router, &format!("q=nothing&cursor={}", next.unwrap())).await;
     assert!(found.is_empty() && next.is_none());
+}
+
+#[tokio::test]
+async fn a_wrong_method_gets_the_documented_error_shape() {
+    let router = router_with(Code::Internal);
+    for (method, uri) in [
+        ("POST", "/api/sessions"),
+        ("PUT", "/api/config"),
+        (
+            "DELETE",
+            "/api/sessions/00000000-0000-4000-8000-000000000000",
+        ),
+        ("GET", "/api/memory/n1"),
+    ] {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::HOST, "127.0.0.1")
+            .body(Body::empty())
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {uri}"
+        );
+        let bytes = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            body["error"]["code"], "method_not_allowed",
+            "{method} {uri}"
+        );
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(method),
+            "{body}"
+        );
+    }
 }

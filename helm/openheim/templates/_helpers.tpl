@@ -69,6 +69,24 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "http://%s:50051" (include "openheim.componentName" .) }}
 {{- end }}
 
+{{/* Name of agent-loop's headless Service (one DNS record per ready pod) */}}
+{{- define "openheim.agentLoopHeadlessName" -}}
+{{- printf "%s-headless" (include "openheim.componentName" (dict "root" . "component" "agent-loop") | trunc 54 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
+gRPC address of agent-loop for its callers: the headless Service when
+agentLoop.headlessService is on, so callers resolve every replica and
+balance turns over them; the ClusterIP Service otherwise.
+*/}}
+{{- define "openheim.agentLoopAddress" -}}
+{{- if .Values.agentLoop.headlessService }}
+{{- printf "http://%s:50051" (include "openheim.agentLoopHeadlessName" .) }}
+{{- else }}
+{{- include "openheim.address" (dict "root" . "component" "agent-loop") }}
+{{- end }}
+{{- end }}
+
 {{- define "openheim.providersSecretName" -}}
 {{- default (printf "%s-providers" (include "openheim.fullname" .)) .Values.providers.existingSecret }}
 {{- end }}
@@ -116,7 +134,7 @@ openheim.env (dict "root" $ "component" "agent-loop" "values" .Values.agentLoop)
 - name: OPENHEIM_WORK_DIR
   value: /workspace
 - name: OPENHEIM_SERVICES__AGENT_LOOP
-  value: {{ include "openheim.address" (dict "root" $root "component" "agent-loop") }}
+  value: {{ include "openheim.agentLoopAddress" $root }}
 - name: OPENHEIM_SERVICES__LLM_PROXY
   value: {{ include "openheim.address" (dict "root" $root "component" "llm-proxy") }}
 - name: OPENHEIM_SERVICES__TOOL_EXECUTOR

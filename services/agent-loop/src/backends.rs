@@ -2,6 +2,7 @@
 //! tool-executor and mcp-broker, and the conversion of their transport errors
 //! into [`AgentError`]. The loop never sees a `tonic::Status`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
@@ -22,6 +23,7 @@ use openheim_proto::tool_executor::v1::{
 use openheim_proto::transport::MAX_MESSAGE_BYTES;
 
 use crate::error::AgentError;
+use crate::peer_cache::{Expiring, PEER_CACHE_TTL};
 
 /// Deadline of quick metadata calls (tool lists, attaching servers).
 const METADATA_DEADLINE: Duration = Duration::from_secs(30);
@@ -38,6 +40,16 @@ pub struct Backends {
     llm: LlmProxyClient<GrpcChannel>,
     tools: ToolExecutorClient<GrpcChannel>,
     mcp: McpBrokerClient<GrpcChannel>,
+    /// Shared by every clone: answers reused across turns.
+    cache: Arc<PeerAnswers>,
+}
+
+/// What [`Backends`] remembers of its peers' answers (`peer_cache.rs`).
+struct PeerAnswers {
+    /// llm-proxy's resolution, by the model asked for.
+    models: Expiring<String, ResolveModelResponse>,
+    /// tool-executor's tools, by (workspace root, shell allowed, read-only).
+    builtin_tools: Expiring<(String, bool, bool), Vec<ToolDefinition>>,
 }
 
 /// How much longer than a hook's timeout its `RunHook` call may take
@@ -68,6 +80,10 @@ impl Backends {
             mcp: McpBrokerClient::new(mcp)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            cache: Arc::new(PeerAnswers {
+                models: Expiring::new(PEER_CACHE_TTL),
+                builtin_tools: Expiring::new(PEER_CACHE_TTL),
+            }),
         }
     }
 
@@ -88,17 +104,23 @@ impl Backends {
 
     /// The provider and model llm-proxy would call for `model`, with its
     /// context window and output cap (0 = unknown).
+    /// Reused for [`PEER_CACHE_TTL`].
     pub async fn resolve_model(&self, model: &str) -> Result<ResolveModelResponse, AgentError> {
+        if let Some(resolved) = self.cache.models.get(&model.to_owned()) {
+            return Ok(resolved);
+        }
         let request = with_deadline(ResolveModelRequest {
             model: model.to_owned(),
         });
-        Ok(self
+        let resolved = self
             .llm
             .clone()
             .resolve_model(request)
             .await
             .map_err(|s| backend("llm-proxy", &s))?
-            .into_inner())
+            .into_inner();
+        self.cache.models.put(model.to_owned(), resolved.clone());
+        Ok(resolved)
     }
 
     /// One vector per text from the embeddings model `model`.
@@ -125,32 +147,24 @@ impl Backends {
     }
 
     /// Tool definitions of tool-executor and mcp-broker, with their routes.
-    /// A failing mcp-broker costs its tools, not the turn.
+    /// A failing mcp-broker costs its tools, not the turn. tool-executor's
+    /// are reused for [`PEER_CACHE_TTL`]; mcp-broker's are asked each time.
     pub async fn list_tools(
         &self,
         workspace: &Workspace,
         session_id: &str,
         read_only: bool,
     ) -> Result<Vec<(ToolDefinition, ToolRoute)>, AgentError> {
-        let builtin_request = with_deadline(ListToolsRequest {
-            workspace: Some(workspace.clone()),
-            read_only,
-        });
         let mcp_request = with_deadline(openheim_proto::mcp_broker::v1::ListToolsRequest {
             session_id: session_id.to_owned(),
         });
         // Independent services: ask both at once.
-        let mut executor = self.tools.clone();
         let mut broker = self.mcp.clone();
         let (builtin, mcp) = tokio::join!(
-            executor.list_tools(builtin_request),
+            self.builtin_tools(workspace, read_only),
             broker.list_tools(mcp_request)
         );
-        let builtin = builtin
-            .map_err(|s| backend("tool-executor", &s))?
-            .into_inner()
-            .tools;
-        let mut tools: Vec<_> = builtin
+        let mut tools: Vec<_> = builtin?
             .into_iter()
             .map(|t| (t, ToolRoute::Executor))
             .collect();
@@ -166,6 +180,31 @@ impl Backends {
                 tracing::warn!(error = %status.message(), "mcp-broker unavailable; its tools are left out of this turn");
             }
         }
+        Ok(tools)
+    }
+
+    async fn builtin_tools(
+        &self,
+        workspace: &Workspace,
+        read_only: bool,
+    ) -> Result<Vec<ToolDefinition>, AgentError> {
+        let key = (workspace.root.clone(), workspace.allow_shell, read_only);
+        if let Some(tools) = self.cache.builtin_tools.get(&key) {
+            return Ok(tools);
+        }
+        let request = with_deadline(ListToolsRequest {
+            workspace: Some(workspace.clone()),
+            read_only,
+        });
+        let tools = self
+            .tools
+            .clone()
+            .list_tools(request)
+            .await
+            .map_err(|s| backend("tool-executor", &s))?
+            .into_inner()
+            .tools;
+        self.cache.builtin_tools.put(key, tools.clone());
         Ok(tools)
     }
 

@@ -176,8 +176,12 @@ impl Turn {
         let path = resolve(&self.meta.work_dir, &args.path)?;
         let absolute = path.display().to_string();
         // The old text makes the diff; a client that cannot read, or a file
-        // that does not exist yet, gives a diff without one.
-        let old_text = match self.client_caps().is_some_and(|c| c.fs_read) {
+        // that does not exist yet, gives a diff without one. A file absent
+        // from a workspace this process sees is new: the client is not asked
+        // to read it (clients report a missing file as an error of theirs).
+        let readable = self.client_caps().is_some_and(|c| c.fs_read)
+            && !is_new_file(&self.meta.work_dir, &path).await;
+        let old_text = match readable {
             true => {
                 let read = ReadTextFile {
                     path: absolute.clone(),
@@ -373,6 +377,17 @@ fn normalise(path: &Path, outside: &dyn Fn(&str) -> String) -> Result<PathBuf, S
         }
     }
     Ok(out)
+}
+
+/// Whether `path` certainly does not exist yet: the workspace is visible
+/// here and holds no such entry. Where it is not visible from this process
+/// (a deployment whose agent-loop does not mount it), nothing is certain and
+/// the client is asked.
+async fn is_new_file(work_dir: &str, path: &Path) -> bool {
+    let visible = tokio::fs::metadata(work_dir)
+        .await
+        .is_ok_and(|m| m.is_dir());
+    visible && matches!(tokio::fs::try_exists(path).await, Ok(false))
 }
 
 #[cfg(test)]

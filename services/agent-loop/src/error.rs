@@ -16,8 +16,13 @@ pub enum AgentError {
         service: &'static str,
         message: String,
     },
-    #[error("session {0} is busy: another turn is running")]
-    Busy(String),
+    /// Another turn of the session runs (here or on another replica);
+    /// `retry_after` bounds how long its lease may still hold the session.
+    #[error("session {session_id} is busy: another turn is running{}", retry_hint(.retry_after))]
+    Busy {
+        session_id: String,
+        retry_after: Option<std::time::Duration>,
+    },
     #[error("invalid request: {0}")]
     InvalidInput(String),
     #[error("the model provider failed: {message}")]
@@ -41,12 +46,23 @@ impl AgentError {
             Self::Store(_) => TurnErrorKind::Store,
             Self::Prompt(_) => TurnErrorKind::InvalidInput,
             Self::Backend { .. } | Self::TruncatedStream => TurnErrorKind::BackendUnavailable,
-            Self::Busy(_) => TurnErrorKind::SessionBusy,
+            Self::Busy { .. } => TurnErrorKind::SessionBusy,
             Self::InvalidInput(_) => TurnErrorKind::InvalidInput,
             Self::Llm { .. } => TurnErrorKind::Llm,
             Self::Memory(_) => TurnErrorKind::Store,
             Self::MemoryDisabled => TurnErrorKind::InvalidInput,
             Self::HookDenied { .. } => TurnErrorKind::HookDenied,
         }
+    }
+}
+
+/// ` (try again within N s)`, rounded up to whole seconds, or nothing.
+fn retry_hint(retry_after: &Option<std::time::Duration>) -> String {
+    match retry_after {
+        Some(wait) => format!(
+            " (try again within {} s)",
+            wait.as_millis().div_ceil(1000).max(1)
+        ),
+        None => String::new(),
     }
 }

@@ -51,7 +51,8 @@ fn status(error: AgentError) -> Status {
             StoreError::Corrupt { .. } | StoreError::Io(_) | StoreError::Backend(_),
         ) => Status::internal(message),
         AgentError::Store(StoreError::Unavailable(_)) => Status::unavailable(message),
-        AgentError::Busy(_) => Status::failed_precondition(message),
+        AgentError::Store(StoreError::Fenced(_)) => Status::aborted(message),
+        AgentError::Busy { .. } => Status::failed_precondition(message),
         AgentError::Backend { .. } | AgentError::TruncatedStream => Status::unavailable(message),
         AgentError::Llm { .. } => Status::internal(message),
         AgentError::MemoryDisabled => Status::failed_precondition(message),
@@ -256,10 +257,18 @@ fn turn_error(error: &AgentError) -> TurnError {
         AgentError::Llm { kind, .. } => *kind,
         _ => 0,
     };
+    let retry_after_ms = match error {
+        AgentError::Busy {
+            retry_after: Some(wait),
+            ..
+        } => u32::try_from(wait.as_millis()).unwrap_or(u32::MAX).max(1),
+        _ => 0,
+    };
     TurnError {
         kind: error.turn_error_kind() as i32,
         message: error.to_string(),
         llm_error_kind,
+        retry_after_ms,
     }
 }
 

@@ -13,6 +13,7 @@ mod error;
 mod grpc;
 mod hooks;
 mod memory;
+mod peer_cache;
 mod permission;
 pub mod prompt;
 mod service;
@@ -128,9 +129,11 @@ pub fn open_store(config: &AgentLoopConfig) -> Result<Arc<dyn store::SessionStor
             config.data_dir.join("history"),
         )?)),
         Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            // A write retried longer than the lease lives could land after
+            // another replica took the session over.
             let options = store::RedisStoreOptions {
-                url: url.to_owned(),
-                prefix: config.store_prefix.clone(),
+                retry_window: (config.lease_ttl * 4 / 5).min(store::DEFAULT_RETRY_WINDOW),
+                ..store::RedisStoreOptions::new(url, config.store_prefix.clone())
             };
             Ok(Arc::new(store::RedisStore::open(&options)?))
         }

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use openheim_proto::agent_loop::v1::{
     ApprovalMode, ClientCapabilities, CreateSessionRequest, ForgetMemoryRequest, ListMemoryRequest,
     ListMemoryResponse, ListSessionsRequest, ListSessionsResponse, LoadSessionResponse, MemoryNote,
-    SessionInfo, SetSessionModeRequest, StartTurn, TurnEnded, TurnEvent, TurnStarted,
-    turn_event::Event,
+    SessionInfo, SetSessionModeRequest, StartTurn, TurnEnded, TurnEvent,
 };
 use openheim_proto::common::v1::{ToolDefinition, Usage};
 use openheim_proto::mcp_broker::v1::{ServerSpec, ServerStatus};
@@ -306,11 +305,17 @@ impl AgentService {
         }
         let prompt =
             StoredMessage::user_from_wire(&start.prompt).map_err(AgentError::InvalidInput)?;
-        let lease = self
+        let Some(lease) = self
             .store
             .try_lease(&start.session_id, self.config.lease_ttl)
             .await?
-            .ok_or_else(|| AgentError::Busy(start.session_id.clone()))?;
+        else {
+            let retry_after = self.store.busy_for(&start.session_id).await.ok().flatten();
+            return Err(AgentError::Busy {
+                session_id: start.session_id,
+                retry_after,
+            });
+        };
         let result = self
             .run_leased(start, prompt, events, inbox, cancel, &lease)
             .await;
@@ -333,17 +338,6 @@ impl AgentService {
         let meta = stored.summary.meta;
         let system_prompt = prompt::assemble(&self.sources, &meta.skills, &meta.work_dir).await?;
         let remembered = Arc::new(Remembered::load(Arc::clone(&self.store), &meta.id).await?);
-        let started = TurnStarted {
-            session_id: meta.id.clone(),
-            provider: String::new(),
-            model: meta.model.clone(),
-            session_usage: Some(stored.summary.usage),
-        };
-        let _ = events
-            .send(TurnEvent {
-                event: Some(Event::Started(started)),
-            })
-            .await;
         let session_id = meta.id.clone();
         let (meta_id, work_dir) = (meta.id.clone(), meta.work_dir.clone());
         let turn = Turn {
@@ -366,6 +360,7 @@ impl AgentService {
             cancel: cancel.clone(),
             memory: self.memory.clone(),
             hooks: self.hook_runner(&meta_id, &work_dir),
+            session_usage: stored.summary.usage,
         };
         let running = turn.run(prompt);
         tokio::pin!(running);

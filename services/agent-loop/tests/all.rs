@@ -15,3 +15,6 @@ mod store_contract;
 
 #[path = "all/redis_replicas.rs"]
 mod redis_replicas;
+
+#[path = "all/redis_faults.rs"]
+mod redis_faults;

@@ -513,7 +513,7 @@ env_var = "MY_KEY"
         let store = load(&LoadOptions::default()).unwrap().store;
         assert_eq!(store.url, None);
         assert_eq!(store.prefix, "openheim");
-        assert_eq!(store.lease_ttl_secs, 30);
+        assert_eq!(store.lease_ttl_secs, 10);
 
         let file = write_config("[store]\nurl = \"redis://cache:6379/0\"\nprefix = \"team-a\"\n");
         let env = [("OPENHEIM_STORE__LEASE_TTL_SECS", "5")];

@@ -456,7 +456,7 @@ pub struct ServicesConfig {
 /// Every Redis key of the session store starts with this and `:`.
 pub const DEFAULT_STORE_PREFIX: &str = "openheim";
 /// How long a turn's session lease outlives its last renewal.
-pub const DEFAULT_LEASE_TTL_SECS: u64 = 30;
+pub const DEFAULT_LEASE_TTL_SECS: u64 = 10;
 /// Bounds of `store.lease_ttl_secs`.
 pub const LEASE_TTL_SECS_RANGE: std::ops::RangeInclusive<u64> = 1..=3600;
 
@@ -470,7 +470,7 @@ pub struct StoreConfig {
     pub prefix: String,
     /// How long a session's turn lease lives without being renewed, which is
     /// how long a crashed agent-loop replica can block the sessions it was
-    /// running turns of. A live holder renews it every third of that.
+    /// running turns of. A live holder renews it every fifth of that.
     pub lease_ttl_secs: u64,
 }
 

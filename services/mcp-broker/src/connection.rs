@@ -177,7 +177,7 @@ pub async fn connect(
                 match events.serve(transport).await {
                     Ok(service) => Ok(service),
                     Err(e) => Err(McpBrokerError::Initialize {
-                        reason: e.to_string(),
+                        reason: crate::wording::initialize(&e),
                         stderr: stderr.settled_summary().await,
                     }),
                 }
@@ -189,7 +189,7 @@ pub async fn connect(
                     .serve(transport)
                     .await
                     .map_err(|e| McpBrokerError::Initialize {
-                        reason: e.to_string(),
+                        reason: crate::wording::initialize(&e),
                         stderr: None,
                     })
             }

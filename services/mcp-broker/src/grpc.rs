@@ -89,7 +89,10 @@ impl McpBroker for McpBrokerGrpc {
         if request.session_id.is_empty() {
             return Err(Status::invalid_argument("`session_id` is required"));
         }
-        let servers = self.registry.attach(&request.session_id, request.servers);
+        let servers = self
+            .registry
+            .attach(&request.session_id, request.servers)
+            .await;
         Ok(Response::new(AttachSessionServersResponse { servers }))
     }
 

@@ -18,6 +18,7 @@ mod registry;
 mod secrets;
 mod server;
 mod telemetry;
+mod wording;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -105,7 +106,7 @@ pub enum McpBrokerError {
         stderr: Option<String>,
     },
     // rmcp's error is large; boxed so every `Result` of the crate stays small.
-    #[error("listing tools failed: {0}")]
+    #[error("listing tools failed: {}", wording::service(.0))]
     ListTools(#[source] Box<rmcp::ServiceError>),
     #[error("listing tools timed out (after {})", seconds(after))]
     ListToolsTimeout { after: Duration },
@@ -113,7 +114,7 @@ pub enum McpBrokerError {
     Unavailable { server: String, reason: String },
     #[error("MCP tool `{tool}` timed out after {}", seconds(after))]
     CallTimeout { tool: String, after: Duration },
-    #[error("MCP tool `{tool}` failed: {source}")]
+    #[error("MCP tool `{tool}` failed: {}", wording::service(.source))]
     Call {
         tool: String,
         #[source]

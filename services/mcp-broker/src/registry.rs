@@ -12,6 +12,11 @@ use rmcp::model::{JsonObject, Tool};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::connection::ProcessSettings;
+
+/// How long attaching a session's servers waits for their first connection
+/// attempts, so that the answer says `failed` (with the reason) for a server
+/// that cannot start, rather than `connecting`.
+pub const ATTACH_SETTLE: Duration = Duration::from_secs(1);
 use crate::definition::{ServerDefinition, Transport};
 use crate::mapping::{self, ToolOutput};
 use crate::naming::{self, ToolKey};
@@ -98,9 +103,11 @@ impl Registry {
     }
 
     /// Starts `specs` for `session_id` only, replacing (and stopping) any
-    /// servers it had. Returns their statuses, at this point `connecting`
-    /// (or `failed` for an unusable definition soon after).
-    pub fn attach(&self, session_id: &str, specs: Vec<ServerSpec>) -> Vec<ServerStatus> {
+    /// servers it had. Returns their statuses after at most
+    /// [`ATTACH_SETTLE`]: a server that cannot start (a missing command, a
+    /// refused connection) is `failed` with its reason by then, a slower
+    /// one is still `connecting`.
+    pub async fn attach(&self, session_id: &str, specs: Vec<ServerSpec>) -> Vec<ServerStatus> {
         let servers: Vec<Arc<McpServer>> = specs
             .into_iter()
             .map(|spec| {
@@ -115,10 +122,15 @@ impl Registry {
             })
             .collect();
         servers.iter().for_each(McpServer::start);
-        let statuses = servers.iter().map(|s| s.status()).collect();
-        let replaced = self.lock_sessions().insert(session_id.to_owned(), servers);
+        let replaced = self
+            .lock_sessions()
+            .insert(session_id.to_owned(), servers.clone());
         replaced.iter().flatten().for_each(|s| s.stop());
-        statuses
+        let settled = servers
+            .iter()
+            .map(|s| s.settle_first_attempt_within(ATTACH_SETTLE));
+        futures::future::join_all(settled).await;
+        servers.iter().map(|s| s.status()).collect()
     }
 
     /// Stops the servers of `session_id`.
@@ -236,7 +248,7 @@ mod tests {
             .servers
             .insert("fs".into(), openheim_config::McpServerConfig::default());
         let registry = Registry::new(config);
-        registry.attach("s1", vec![invalid("mine")]);
+        registry.attach("s1", vec![invalid("mine")]).await;
         let names = |session: &str| -> Vec<String> {
             registry
                 .statuses(session)
@@ -252,11 +264,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_missing_command_is_reported_failed_when_attached() {
+        use openheim_proto::mcp_broker::v1::{StdioTransport, server_spec};
+        let registry = Registry::new(McpBrokerConfig::default());
+        let spec = ServerSpec {
+            name: "ghost".into(),
+            transport: Some(server_spec::Transport::Stdio(StdioTransport {
+                command: "/nonexistent/openheim-no-such-server".into(),
+                ..Default::default()
+            })),
+        };
+        let statuses = registry.attach("s", vec![spec]).await;
+        assert_eq!(
+            statuses[0].state,
+            ServerState::Failed as i32,
+            "{statuses:?}"
+        );
+        assert!(
+            statuses[0]
+                .error
+                .contains("/nonexistent/openheim-no-such-server"),
+            "{}",
+            statuses[0].error
+        );
+    }
+
+    #[tokio::test]
     async fn an_unusable_definition_fails_with_its_reason() {
         let registry = Registry::new(McpBrokerConfig::default());
         let servers = registry.visible("");
         assert!(servers.is_empty());
-        registry.attach("s", vec![invalid("x")]);
+        registry.attach("s", vec![invalid("x")]).await;
         let server = registry.visible("s").remove(0);
         server.settle_first_attempt().await;
         let status = server.status();

@@ -203,6 +203,13 @@ impl McpServer {
         let _ = tokio::time::timeout_at(deadline, state.wait_for(|s| s.attempts > 0)).await;
     }
 
+    /// Waits until the first connection attempt has finished, at most
+    /// `limit`.
+    pub async fn settle_first_attempt_within(&self, limit: Duration) {
+        let mut state = self.state.subscribe();
+        let _ = tokio::time::timeout(limit, state.wait_for(|s| s.attempts > 0)).await;
+    }
+
     /// Calls `tool` with `arguments`, all within `timeout`. When the server
     /// is down, or the connection turns out to be dead, asks for a reconnect
     /// and tries once more on the new connection.
@@ -300,6 +307,8 @@ impl McpServer {
         let mut requests = self.requests.subscribe();
         let mut seen_wake = 0;
         let mut failures: u32 = 0;
+        // A server that keeps failing the same way is warned about once.
+        let mut warned: Option<String> = None;
         loop {
             let attempt = tokio::select! {
                 biased;
@@ -309,6 +318,7 @@ impl McpServer {
             match attempt {
                 Ok((service, tools)) => {
                     failures = 0;
+                    warned = None;
                     let generation = self.publish_connected(&service, tools);
                     let Some(reason) = self.serve(service, generation, &mut requests).await else {
                         return;
@@ -319,7 +329,12 @@ impl McpServer {
                 Err(error) => {
                     let permanent = error.is_permanent();
                     let shown = error.shown();
-                    tracing::warn!(server = %self.name(), "MCP server failed: {shown}");
+                    if warned.as_deref() == Some(shown.as_str()) {
+                        tracing::debug!(server = %self.name(), "MCP server failed again: {shown}");
+                    } else {
+                        tracing::warn!(server = %self.name(), "MCP server failed: {shown}");
+                        warned = Some(shown.clone());
+                    }
                     self.publish_failed(shown, permanent, true);
                     if permanent {
                         return;

@@ -15,6 +15,7 @@
 //! delete). FTS5's `bm25()` uses the same k1 and b as [`crate::rank`]; the
 //! scope column weighs nothing.
 
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -137,11 +138,20 @@ fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, MemoryError> 
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            MemoryError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-        })?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| {
+                MemoryError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
     }
     let connection = Connection::open(path).map_err(at)?;
+    // The notes are the user's alone; SQLite gives its -wal and -shm files
+    // the database file's permissions.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+        MemoryError::Unavailable(format!("cannot restrict {}: {e}", path.display()))
+    })?;
     connection.busy_timeout(busy_timeout).map_err(at)?;
     let version: i64 = connection
         .pragma_query_value(None, "user_version", |row| row.get(0))

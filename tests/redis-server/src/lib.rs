@@ -20,20 +20,48 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const FALLBACK_URL: &str = "redis://127.0.0.1:6379";
 
 pub struct RedisServer {
-    /// `None` when the shared Redis on 6379 is used.
+    /// `None` when the shared Redis on 6379 is used, or while stopped.
     child: Option<Child>,
+    /// What restarts it: `None` for the shared Redis.
+    own: Option<Own>,
     url: String,
     prefix: String,
     _dir: tempfile::TempDir,
 }
 
+/// A server of our own: its binary, port and whether it keeps its data.
+struct Own {
+    binary: PathBuf,
+    port: u16,
+    durable: bool,
+}
+
 impl RedisServer {
+    /// A server without persistence: a restart loses its data.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// A server that writes every command to its append-only file before
+    /// answering, so its data survives [`RedisServer::stop`] (a SIGKILL) and
+    /// [`RedisServer::restart`]. Panics on a machine without `redis-server`
+    /// (the shared Redis cannot be stopped).
+    pub fn start_durable() -> Self {
+        let server = Self::start_with(true);
+        assert!(
+            server.own.is_some(),
+            "restarting Redis needs the redis-server binary on PATH"
+        );
+        server
+    }
+
+    fn start_with(durable: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let prefix = unique_prefix();
         let Some(binary) = redis_server_binary() else {
             return Self {
                 child: None,
+                own: None,
                 url: FALLBACK_URL.to_owned(),
                 prefix,
                 _dir: dir,
@@ -43,10 +71,15 @@ impl RedisServer {
         // A free port can be taken between our probe and the server's bind.
         for _ in 0..5 {
             let port = free_port();
-            match spawn(&binary, port, &dir) {
+            match spawn(&binary, port, &dir, durable) {
                 Ok(child) => {
                     return Self {
                         child: Some(child),
+                        own: Some(Own {
+                            binary,
+                            port,
+                            durable,
+                        }),
                         url: format!("redis://127.0.0.1:{port}"),
                         prefix,
                         _dir: dir,
@@ -56,6 +89,35 @@ impl RedisServer {
             }
         }
         panic!("redis-server did not start:\n{}", failures.join("\n"));
+    }
+
+    /// Kills the server (SIGKILL: its clients' connections drop at once).
+    pub fn stop(&mut self) {
+        assert!(self.own.is_some(), "the shared Redis cannot be stopped");
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a stopped server again on its port (stopping it first if it
+    /// runs); a durable one comes back with its data.
+    pub fn restart(&mut self) {
+        self.stop();
+        let own = self.own.as_ref().unwrap();
+        let mut last = String::new();
+        // The port was ours a moment ago; a few tries cover a slow release.
+        for _ in 0..20 {
+            match spawn(&own.binary, own.port, &self._dir, own.durable) {
+                Ok(child) => {
+                    self.child = Some(child);
+                    return;
+                }
+                Err(reason) => last = reason,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("redis-server did not restart: {last}");
     }
 
     pub fn url(&self) -> &str {
@@ -102,10 +164,27 @@ fn free_port() -> u16 {
 }
 
 /// Starts the server and waits for its "Ready to accept connections" line.
-fn spawn(binary: &PathBuf, port: u16, dir: &tempfile::TempDir) -> Result<Child, String> {
+fn spawn(
+    binary: &PathBuf,
+    port: u16,
+    dir: &tempfile::TempDir,
+    durable: bool,
+) -> Result<Child, String> {
+    let persistence: &[&str] = if durable {
+        &[
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ]
+    } else {
+        &["--save", "", "--appendonly", "no"]
+    };
     let mut child = Command::new(binary)
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
+        .args(persistence)
         .arg("--dir")
         .arg(dir.path())
         .stdin(Stdio::null())

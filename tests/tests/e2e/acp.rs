@@ -395,6 +395,42 @@ async fn with_client_fs_file_tools_go_through_the_editor() {
     mock.assert_no_violations();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_file_is_written_through_the_editor_without_reading_it_first() {
+    let script = vec![write_call("w1", "docs/new.txt", "fresh"), Reply::text("ok")];
+    let mock = MockLlm::start(script).await;
+    let install = Install::new(&mock, "");
+    let workspace = install.workspace();
+    let file = workspace.join("docs/new.txt");
+    let mut agent = AcpProcess::spawn(&install, Stdio::inherit());
+    let recorder = Recorder::answering(Some(PermissionOptionKind::AllowOnce));
+    let stop = run_client(&mut agent, &recorder, async |cx| {
+        initialize(&cx, true).await?;
+        let session = new_session(&cx, &workspace).await?;
+        Ok(prompt_text(&cx, &session, "write docs/new.txt")
+            .await?
+            .stop_reason)
+    })
+    .await;
+    assert_eq!(stop, StopReason::EndTurn);
+    assert_eq!(
+        recorder.writes.lock().unwrap().clone(),
+        [(file.clone(), "fresh".to_owned())]
+    );
+    // Asking the editor to read a file that does not exist makes it report
+    // an error of its own: a new file is not read.
+    assert!(recorder.reads.lock().unwrap().is_empty());
+    let diff = final_content(&recorder.updates(), "w1")
+        .into_iter()
+        .find_map(|c| match c {
+            ToolCallContent::Diff(d) => Some(d),
+            _ => None,
+        })
+        .expect("no diff");
+    assert_eq!(diff.old_text, None);
+    mock.assert_no_violations();
+}
+
 /// `session/set_model` as Zed sends it (not part of the stable schema).
 #[derive(
     Debug, Clone, serde::Serialize, serde::Deserialize, agent_client_protocol::JsonRpcRequest,

@@ -331,10 +331,13 @@ async fn sessions_are_listed_newest_first_in_pages_with_their_tool_calls() {
     assert_eq!(second["next_cursor"], Value::Null);
     assert_eq!(second["sessions"][0]["title"], "read f.txt");
     assert_eq!(second["sessions"][0]["approval_mode"], "auto");
+    // Sessions on the default model name the model that serves them.
+    assert_eq!(second["sessions"][0]["model"], "mock/mock-model");
 
     let (status, one) = server.get(&format!("/api/sessions/{}", ids[0]), None).await;
     assert_eq!(status, 200);
     assert_eq!(one["session"]["id"], ids[0]);
+    assert_eq!(one["session"]["model"], "mock/mock-model");
     let messages = one["messages"].as_array().unwrap();
     let roles: Vec<&str> = messages
         .iter()
@@ -347,11 +350,14 @@ async fn sessions_are_listed_newest_first_in_pages_with_their_tool_calls() {
     );
     assert_eq!(messages[2]["content"][0]["tool_call_id"], "r1");
 
-    let (status, bad) = server.get("/api/sessions/bad%20id!", None).await;
-    assert_eq!(
-        (status, bad["error"]["code"].as_str()),
-        (400, Some("invalid_request"))
-    );
+    for malformed in ["/api/sessions/bad%20id!", "/api/sessions/not-a-uuid"] {
+        let (status, bad) = server.get(malformed, None).await;
+        assert_eq!(
+            (status, bad["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{malformed}"
+        );
+    }
     let unknown = "00000000-0000-4000-8000-000000000000";
     let (status, missing) = server.get(&format!("/api/sessions/{unknown}"), None).await;
     assert_eq!(

@@ -79,8 +79,11 @@ async fn a_custom_tool_is_offered_and_executed() {
     let mut turn = session.prompt("reverse openheim").await.unwrap();
     let mut text = String::new();
     let mut stop = None;
+    let mut started = None;
     while let Some(event) = turn.next().await {
         match event.unwrap().event.unwrap() {
+            // A session on the default model hears which model that is.
+            Event::Started(s) => started = Some((s.provider, s.model)),
             Event::TextDelta(t) => text.push_str(&t),
             Event::Ended(e) => {
                 stop = Some(e.stop_reason());
@@ -91,6 +94,7 @@ async fn a_custom_tool_is_offered_and_executed() {
         }
     }
     assert_eq!(stop, Some(StopReason::EndTurn));
+    assert_eq!(started, Some(("mock".to_owned(), "mock-model".to_owned())));
     assert!(
         mock.tool_names(0).contains(&"reverse".to_owned()),
         "{:?}",

@@ -24,6 +24,9 @@ use tokio_stream::wrappers::ReceiverStream;
 
 const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The system prompt of replica B started by [`Replicas::start_apart`].
+pub(crate) const REPLICA_B_IDENTITY: &str = "You are replica B.";
+
 /// The peers (one each) and two agent-loop replicas sharing one Redis.
 pub(crate) struct Replicas {
     pub a: ServiceProcess,
@@ -49,6 +52,29 @@ impl Replicas {
         redis: &RedisServer,
         lease_ttl_secs: u64,
         extra: &str,
+    ) -> Self {
+        Self::start_inner(install, mock, redis, lease_ttl_secs, extra, false).await
+    }
+
+    /// Like [`Replicas::start`], with B's identity ([`REPLICA_B_IDENTITY`]
+    /// in a data directory of its own) telling its turns apart from A's in
+    /// the system prompts the mock receives.
+    pub(crate) async fn start_apart(
+        install: &Install,
+        mock: &MockLlm,
+        redis: &RedisServer,
+        lease_ttl_secs: u64,
+    ) -> Self {
+        Self::start_inner(install, mock, redis, lease_ttl_secs, "", true).await
+    }
+
+    async fn start_inner(
+        install: &Install,
+        mock: &MockLlm,
+        redis: &RedisServer,
+        lease_ttl_secs: u64,
+        extra: &str,
+        apart: bool,
     ) -> Self {
         let home = install.home();
         let workspace = install.workspace();
@@ -86,7 +112,31 @@ impl Replicas {
             ("OPENHEIM_HOME", home),
         ];
         let a = ServiceProcess::spawn("openheim-agent-loop", &[], &env).await;
-        let b = ServiceProcess::spawn("openheim-agent-loop", &[], &env).await;
+        let b = if apart {
+            let home_b = install.root.path().join("home-b");
+            std::fs::create_dir_all(home_b.join("skills")).unwrap();
+            std::fs::write(home_b.join("system.md"), REPLICA_B_IDENTITY).unwrap();
+            for skill in ["a.md", "b.md"] {
+                std::fs::copy(
+                    install.home().join("skills").join(skill),
+                    home_b.join("skills").join(skill),
+                )
+                .unwrap();
+            }
+            let config_b = install.root.path().join("agent-loop-b.toml");
+            let text = std::fs::read_to_string(&loop_config).unwrap().replace(
+                &format!("data_dir = \"{home}\""),
+                &format!("data_dir = \"{}\"", home_b.display()),
+            );
+            std::fs::write(&config_b, text).unwrap();
+            let env = [
+                ("OPENHEIM_CONFIG", config_b.to_str().unwrap()),
+                ("OPENHEIM_HOME", home_b.to_str().unwrap()),
+            ];
+            ServiceProcess::spawn("openheim-agent-loop", &[], &env).await
+        } else {
+            ServiceProcess::spawn("openheim-agent-loop", &[], &env).await
+        };
         Self {
             a,
             b,
@@ -112,7 +162,7 @@ pub(crate) async fn new_session(replica: &ServiceProcess, approval: ApprovalMode
         .id
 }
 
-async fn load(replica: &ServiceProcess, session_id: &str) -> LoadSessionResponse {
+pub(crate) async fn load(replica: &ServiceProcess, session_id: &str) -> LoadSessionResponse {
     let request = LoadSessionRequest {
         session_id: session_id.to_owned(),
         mcp_servers: vec![],
@@ -158,7 +208,7 @@ pub(crate) async fn start_turn(
 }
 
 impl TurnHandle {
-    async fn next(&mut self) -> Event {
+    pub(crate) async fn next(&mut self) -> Event {
         tokio::time::timeout(EVENT_TIMEOUT, self.events.next())
             .await
             .expect("no turn event within 30 s")
@@ -183,7 +233,7 @@ impl TurnHandle {
 
 /// Whether a turn started now is refused because the session is busy;
 /// otherwise the turn runs and is returned.
-async fn busy_or_started(
+pub(crate) async fn busy_or_started(
     replica: &ServiceProcess,
     session_id: &str,
     text: &str,

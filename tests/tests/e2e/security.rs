@@ -4,4 +4,5 @@
 
 pub mod hard_links;
 pub mod key_exposure;
+pub mod private_files;
 pub mod url_secrets;

@@ -7,6 +7,7 @@
 //! coordinates replicas), so approvals last until that process exits.
 
 use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,7 +32,14 @@ impl FileStore {
     /// Uses (and creates) `dir` for session logs.
     pub fn new(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir)?;
+        // Conversations are private: the directories created for them are
+        // the user's alone (0700), as is the history directory itself, and
+        // each log is created 0600.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
         Ok(Self {
             dir,
             leases: Arc::default(),
@@ -50,7 +58,7 @@ impl FileStore {
         let mut options = tokio::fs::OpenOptions::new();
         options.append(true);
         if create {
-            options.create_new(true);
+            options.create_new(true).mode(0o600);
         }
         let mut file = options.open(path).await?;
         file.write_all(&line).await?;

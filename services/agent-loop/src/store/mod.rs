@@ -12,13 +12,14 @@
 mod files;
 mod record;
 mod redis;
+mod redis_lease;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 pub use files::FileStore;
 pub use record::{StoredBlock, StoredMessage};
-pub use redis::{RedisStore, RedisStoreOptions};
+pub use redis::{DEFAULT_RETRY_WINDOW, RedisStore, RedisStoreOptions};
 
 use futures::future::BoxFuture;
 use openheim_proto::common::v1::Usage;
@@ -185,6 +186,11 @@ pub enum StoreError {
     /// of another kind): retrying does not help.
     #[error("session store error: {0}")]
     Backend(String),
+    /// A turn's write after its lease passed to another holder (it could
+    /// not be renewed in time): refused, so two turns never interleave
+    /// their records.
+    #[error("session {0:?} was taken over by another turn: this turn's lease had lapsed")]
+    Fenced(String),
 }
 
 impl StoreError {
@@ -197,7 +203,8 @@ impl StoreError {
             | Self::InvalidId(_)
             | Self::InvalidCursor(_)
             | Self::Corrupt { .. }
-            | Self::Backend(_) => false,
+            | Self::Backend(_)
+            | Self::Fenced(_) => false,
         }
     }
 }
@@ -292,6 +299,14 @@ pub trait SessionStore: Send + Sync {
     /// `ttl` bounds how long a crashed holder can block the session.
     async fn try_lease(&self, session_id: &str, ttl: Duration)
     -> Result<Option<Lease>, StoreError>;
+    /// How long the session's lease may still be held by its current holder
+    /// (at most: a live holder renews it, a finished one frees it sooner);
+    /// `None` when the store cannot tell. Told to callers refused as busy,
+    /// so they know when to try again.
+    async fn busy_for(&self, session_id: &str) -> Result<Option<Duration>, StoreError> {
+        check_session_id(session_id)?;
+        Ok(None)
+    }
     /// Remembers an "always" answer of the permission gate for the session:
     /// `allow` true = always allow, false = always reject; `key` is the
     /// gate's approval key.

@@ -12,20 +12,35 @@
 //!
 //! Each record is one `RPUSHX`, atomic with the index update (a Lua script),
 //! so history is append-only and a crash loses no completed record. A lease
-//! is `SET NX PX ttl` with a random token; its holder renews it every third
+//! is `SET NX PX ttl` with a random token; its holder renews it every fifth
 //! of the TTL and releases it with scripts that first check the token, so a
 //! replica never extends or frees another's lease. A replica that dies stops
-//! renewing: its sessions are free again at most one TTL later.
+//! renewing: its sessions are free again at most one TTL later. Records
+//! written while the store holds the session's lease are fenced: the append
+//! script refuses them once another holder has the lease, so a turn whose
+//! lease lapsed (Redis out of reach for a whole TTL) cannot interleave its
+//! records with the next holder's.
+//!
+//! Redis going away (a restart, a failover, a network cut) costs no request
+//! and no record: every command that fails for want of a connection is sent
+//! again, with backoff, until it succeeds or the retry window
+//! ([`RedisStoreOptions::retry_window`]) has passed. Commands are written so
+//! that sending one twice (the first reached Redis but its answer was lost)
+//! does what sending it once does: an append whose record is already the
+//! session's last is not repeated, creating a session whose identical header
+//! is stored succeeds, and taking a lease we already hold succeeds.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, RedisError, Script};
-use futures::future::BoxFuture;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use std::future::Future;
 
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{Client, Cmd, FromRedisValue, RedisError, Script};
+use tokio::time::Instant;
+
+use super::redis_lease::{HeldLease, LeaseScripts};
 use super::{
     Lease, Record, SessionMeta, SessionPage, SessionStore, StoreError, StoredSession,
     check_session_id, cursor_after, parse_cursor, replay,
@@ -39,6 +54,12 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reconnection attempts per failed command, with exponential backoff.
 const RECONNECT_RETRIES: usize = 3;
 const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
+/// How long a command is retried while Redis cannot be reached, unless the
+/// options say otherwise.
+pub const DEFAULT_RETRY_WINDOW: Duration = Duration::from_secs(10);
+/// First pause before a command is sent again; it doubles up to the most.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(25);
+const MAX_RETRY_DELAY: Duration = Duration::from_millis(500);
 /// Sessions read from the index per round trip while paging past a cursor.
 const INDEX_BATCH: usize = 100;
 
@@ -46,9 +67,15 @@ const ALLOW: &str = "allow";
 const REJECT: &str = "reject";
 
 /// Stores the header of a new session unless the id is taken.
-/// KEYS: session list, index. ARGV: header JSON, id. Returns 1, or 0 if taken.
+/// KEYS: session list, index. ARGV: header JSON, id, "1" when this is a
+/// retry. Returns 1, or 0 if taken. On a retry, finding the very same
+/// header means the attempt whose answer was lost stored it: the header
+/// holds the session's random id and creation time.
 const CREATE: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if ARGV[3] == '1' and redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then return 1 end
+  return 0
+end
 local t = redis.call('TIME')
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], string.format('%.0f', t[1] * 1000 + math.floor(t[2] / 1000)), ARGV[2])
@@ -56,32 +83,25 @@ return 1
 ";
 
 /// Appends a record to an existing session and marks it updated.
-/// KEYS: session list, index. ARGV: record JSON, id. Returns the new
-/// length, or 0 when the session does not exist.
+/// KEYS: session list, index, lease. ARGV: record JSON, id, "1" when this
+/// is a retry, the caller's lease token ("" when it holds none). Returns the
+/// new length, 0 when the session does not exist, -1 when another holder
+/// has the session's lease (the caller's lapsed: fenced off). A retry whose
+/// record is already the last one was written by the attempt whose answer
+/// was lost: it is not written twice.
 const APPEND: &str = r"
+if ARGV[4] ~= '' then
+  local holder = redis.call('GET', KEYS[3])
+  if holder and holder ~= ARGV[4] then return -1 end
+end
+if ARGV[3] == '1' and redis.call('LINDEX', KEYS[1], -1) == ARGV[1] then
+  return redis.call('LLEN', KEYS[1])
+end
 local n = redis.call('RPUSHX', KEYS[1], ARGV[1])
 if n == 0 then return 0 end
 local t = redis.call('TIME')
 redis.call('ZADD', KEYS[2], string.format('%.0f', t[1] * 1000 + math.floor(t[2] / 1000)), ARGV[2])
 return n
-";
-
-/// Extends a lease if (and only if) the caller still holds it.
-/// KEYS: lease. ARGV: token, TTL in ms. Returns 1 if extended.
-const RENEW: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-";
-
-/// Frees a lease if (and only if) the caller still holds it.
-/// KEYS: lease. ARGV: token. Returns 1 if freed.
-const RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
 ";
 
 /// Where and under which prefix a [`RedisStore`] keeps its data.
@@ -91,6 +111,22 @@ pub struct RedisStoreOptions {
     pub url: String,
     /// Every key starts with `<prefix>:`.
     pub prefix: String,
+    /// How long a command is sent again while Redis cannot be reached
+    /// before the store reports it unavailable. Keep it under the lease TTL:
+    /// a turn's write that waits longer could land after another replica
+    /// took the session over.
+    pub retry_window: Duration,
+}
+
+impl RedisStoreOptions {
+    /// Options with the default retry window.
+    pub fn new(url: impl Into<String>, prefix: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: prefix.into(),
+            retry_window: DEFAULT_RETRY_WINDOW,
+        }
+    }
 }
 
 pub struct RedisStore {
@@ -100,7 +136,15 @@ pub struct RedisStore {
     scripts: Scripts,
     /// Host and port, never the credentials: goes into error messages.
     server: String,
+    retry_window: Duration,
+    /// Tokens of the leases this store holds, by session: a turn's appends
+    /// are fenced with them.
+    held: HeldTokens,
 }
+
+/// Session id → token of each lease a store holds; shared with the leases,
+/// which take their entry out when they are released.
+pub(super) type HeldTokens = Arc<Mutex<HashMap<String, String>>>;
 
 struct Keys {
     prefix: String,
@@ -124,8 +168,7 @@ impl Keys {
 struct Scripts {
     create: Script,
     append: Script,
-    renew: Script,
-    release: Script,
+    lease: LeaseScripts,
 }
 
 impl RedisStore {
@@ -160,10 +203,11 @@ impl RedisStore {
             scripts: Scripts {
                 create: Script::new(CREATE),
                 append: Script::new(APPEND),
-                renew: Script::new(RENEW),
-                release: Script::new(RELEASE),
+                lease: LeaseScripts::new(),
             },
             server,
+            retry_window: options.retry_window,
+            held: HeldTokens::default(),
         })
     }
 
@@ -173,6 +217,34 @@ impl RedisStore {
 
     fn connection(&self) -> ConnectionManager {
         self.connection.clone()
+    }
+
+    fn retry(&self) -> Retry {
+        Retry {
+            connection: self.connection(),
+            server: self.server.clone(),
+            window: self.retry_window,
+        }
+    }
+
+    /// Runs one command (`op` sends it) and, while Redis cannot be reached,
+    /// sends it again until it succeeds or the retry window has passed.
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnMut(ConnectionManager, bool) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        self.retry().run(op).await
+    }
+
+    /// Sends `command` until it succeeds or the retry window has passed; for
+    /// commands that do the same when sent twice.
+    async fn query<T: FromRedisValue>(&self, command: &Cmd) -> Result<T, StoreError> {
+        self.run(move |mut connection, _| {
+            let command = command.clone();
+            async move { command.query_async(&mut connection).await }
+        })
+        .await
     }
 
     /// The sessions after `after` (all when `None`), newest first, up to
@@ -189,17 +261,16 @@ impl RedisStore {
         let mut seen = HashSet::new();
         let mut offset = 0;
         loop {
-            let batch: Vec<(String, f64)> = ::redis::cmd("ZREVRANGEBYSCORE")
+            let mut command = ::redis::cmd("ZREVRANGEBYSCORE");
+            command
                 .arg(self.keys.index())
                 .arg(&max)
                 .arg("-inf")
                 .arg("WITHSCORES")
                 .arg("LIMIT")
                 .arg(offset)
-                .arg(INDEX_BATCH)
-                .query_async(&mut self.connection())
-                .await
-                .map_err(|e| self.error(e))?;
+                .arg(INDEX_BATCH);
+            let batch: Vec<(String, f64)> = self.query(&command).await?;
             let fetched = batch.len();
             // Ties on the score come in descending id order, like the file
             // store sorts; the cursor's own score may repeat, so compare
@@ -223,21 +294,62 @@ impl RedisStore {
     }
 }
 
+/// What sending a command again needs; owned, so a lease's tasks carry it.
+#[derive(Clone)]
+pub(super) struct Retry {
+    pub(super) connection: ConnectionManager,
+    pub(super) server: String,
+    pub(super) window: Duration,
+}
+
+impl Retry {
+    /// Runs `op` (given a connection and whether this is a retry) until it
+    /// succeeds, fails for a reason other than the connection, or the window
+    /// has passed. The connection manager reconnects in the background after
+    /// a failure; the pauses give it time to.
+    pub(super) async fn run<T, F, Fut>(&self, mut op: F) -> Result<T, StoreError>
+    where
+        F: FnMut(ConnectionManager, bool) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let deadline = Instant::now() + self.window;
+        let mut delay = FIRST_RETRY_DELAY;
+        let mut retrying = false;
+        loop {
+            let error = match op(self.connection.clone(), retrying).await {
+                Ok(value) => return Ok(value),
+                Err(e) => redis_error(&self.server, &e),
+            };
+            if !error.is_retryable() || Instant::now() + delay > deadline {
+                return Err(error);
+            }
+            tracing::debug!(error = %error, "Redis command failed; sending it again");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(MAX_RETRY_DELAY);
+            retrying = true;
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl SessionStore for RedisStore {
     async fn create(&self, meta: &SessionMeta) -> Result<(), StoreError> {
         check_session_id(&meta.id)?;
         let header = to_json(&Record::Session(meta.clone()))?;
+        let (session, index) = (self.keys.session(&meta.id), self.keys.index());
+        let script = &self.scripts.create;
         let created: i64 = self
-            .scripts
-            .create
-            .key(self.keys.session(&meta.id))
-            .key(self.keys.index())
-            .arg(header)
-            .arg(&meta.id)
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(|e| self.error(e))?;
+            .run(move |mut connection, retrying| {
+                let mut invocation = script.prepare_invoke();
+                invocation
+                    .key(&session)
+                    .key(&index)
+                    .arg(&header)
+                    .arg(&meta.id)
+                    .arg(if retrying { "1" } else { "0" });
+                async move { invocation.invoke_async(&mut connection).await }
+            })
+            .await?;
         if created == 0 {
             return Err(StoreError::AlreadyExists(meta.id.clone()));
         }
@@ -246,37 +358,57 @@ impl SessionStore for RedisStore {
 
     async fn append(&self, session_id: &str, record: &Record) -> Result<(), StoreError> {
         check_session_id(session_id)?;
+        let json = to_json(record)?;
+        let (session, index) = (self.keys.session(session_id), self.keys.index());
+        let lease = self.keys.lease(session_id);
+        // Written while this store holds the session's lease (a turn's
+        // records): only while no other holder has it.
+        let fence = self
+            .held
+            .lock()
+            .ok()
+            .and_then(|held| held.get(session_id).cloned())
+            .unwrap_or_default();
+        let script = &self.scripts.append;
         let length: i64 = self
-            .scripts
-            .append
-            .key(self.keys.session(session_id))
-            .key(self.keys.index())
-            .arg(to_json(record)?)
-            .arg(session_id)
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(|e| self.error(e))?;
-        if length == 0 {
-            return Err(StoreError::NotFound(session_id.to_owned()));
+            .run(move |mut connection, retrying| {
+                let mut invocation = script.prepare_invoke();
+                invocation
+                    .key(&session)
+                    .key(&index)
+                    .key(&lease)
+                    .arg(&json)
+                    .arg(session_id)
+                    .arg(if retrying { "1" } else { "0" })
+                    .arg(&fence);
+                async move { invocation.invoke_async(&mut connection).await }
+            })
+            .await?;
+        match length {
+            0 => Err(StoreError::NotFound(session_id.to_owned())),
+            -1 => Err(StoreError::Fenced(session_id.to_owned())),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     async fn load(&self, session_id: &str) -> Result<StoredSession, StoreError> {
         check_session_id(session_id)?;
         // One transaction, so the records and the update time agree.
-        let (raw, score): (Vec<Vec<u8>>, Option<f64>) = ::redis::pipe()
-            .atomic()
+        let mut read = ::redis::pipe();
+        read.atomic()
             .cmd("LRANGE")
             .arg(self.keys.session(session_id))
             .arg(0)
             .arg(-1)
             .cmd("ZSCORE")
             .arg(self.keys.index())
-            .arg(session_id)
-            .query_async(&mut self.connection())
-            .await
-            .map_err(|e| self.error(e))?;
+            .arg(session_id);
+        let (raw, score): (Vec<Vec<u8>>, Option<f64>) = self
+            .run(move |mut connection, _| {
+                let read = read.clone();
+                async move { read.query_async(&mut connection).await }
+            })
+            .await?;
         let (meta, records) = parse_records(session_id, &raw)?;
         let updated = score.map_or(meta.created_at_ms, score_ms);
         Ok(replay(meta, records, updated))
@@ -303,10 +435,12 @@ impl SessionStore for RedisStore {
         for (_, id) in &entries {
             read.cmd("LRANGE").arg(self.keys.session(id)).arg(0).arg(-1);
         }
-        let logs: Vec<Vec<Vec<u8>>> = read
-            .query_async(&mut self.connection())
-            .await
-            .map_err(|e| self.error(e))?;
+        let logs: Vec<Vec<Vec<u8>>> = self
+            .run(move |mut connection, _| {
+                let read = read.clone();
+                async move { read.query_async(&mut connection).await }
+            })
+            .await?;
         let mut sessions = Vec::with_capacity(entries.len());
         for ((updated, id), raw) in entries.iter().zip(&logs) {
             match parse_records(id, raw) {
@@ -330,63 +464,41 @@ impl SessionStore for RedisStore {
         ttl: Duration,
     ) -> Result<Option<Lease>, StoreError> {
         check_session_id(session_id)?;
-        let key = self.keys.lease(session_id);
-        let token = uuid::Uuid::new_v4().to_string();
-        let ttl = ttl.max(Duration::from_millis(3));
-        let taken: Option<String> = ::redis::cmd("SET")
-            .arg(&key)
-            .arg(&token)
-            .arg("NX")
-            .arg("PX")
-            .arg(millis(ttl))
-            .query_async(&mut self.connection())
-            .await
-            .map_err(|e| self.error(e))?;
-        if taken.is_none() {
-            return Ok(None);
-        }
         let held = HeldLease {
-            connection: self.connection(),
-            server: self.server.clone(),
+            retry: self.retry(),
             session_id: session_id.to_owned(),
-            key,
-            token,
+            key: self.keys.lease(session_id),
+            token: uuid::Uuid::new_v4().to_string(),
+            ttl: ttl.max(Duration::from_millis(5)),
+            held: Arc::clone(&self.held),
         };
-        let lost = CancellationToken::new();
-        let renewal = tokio::spawn(held.clone().renew_until_lost(
-            self.scripts.renew.clone(),
-            ttl,
-            lost.clone(),
-        ));
-        let release = self.scripts.release.clone();
-        Ok(Some(Lease::remote(
-            move || -> BoxFuture<'static, ()> {
-                renewal.abort();
-                Box::pin(held.release(release))
-            },
-            lost,
-        )))
+        held.acquire(&self.scripts.lease).await
+    }
+
+    async fn busy_for(&self, session_id: &str) -> Result<Option<Duration>, StoreError> {
+        check_session_id(session_id)?;
+        let mut command = ::redis::cmd("PTTL");
+        command.arg(self.keys.lease(session_id));
+        let ms: i64 = self.query(&command).await?;
+        Ok(u64::try_from(ms).ok().map(Duration::from_millis))
     }
 
     async fn remember(&self, session_id: &str, key: &str, allow: bool) -> Result<(), StoreError> {
         check_session_id(session_id)?;
-        let _: i64 = ::redis::cmd("HSET")
+        let mut command = ::redis::cmd("HSET");
+        command
             .arg(self.keys.approvals(session_id))
             .arg(key)
-            .arg(if allow { ALLOW } else { REJECT })
-            .query_async(&mut self.connection())
-            .await
-            .map_err(|e| self.error(e))?;
+            .arg(if allow { ALLOW } else { REJECT });
+        let _: i64 = self.query(&command).await?;
         Ok(())
     }
 
     async fn remembered(&self, session_id: &str) -> Result<HashMap<String, bool>, StoreError> {
         check_session_id(session_id)?;
-        let stored: HashMap<String, String> = ::redis::cmd("HGETALL")
-            .arg(self.keys.approvals(session_id))
-            .query_async(&mut self.connection())
-            .await
-            .map_err(|e| self.error(e))?;
+        let mut command = ::redis::cmd("HGETALL");
+        command.arg(self.keys.approvals(session_id));
+        let stored: HashMap<String, String> = self.query(&command).await?;
         stored
             .into_iter()
             .map(|(key, answer)| match answer.as_str() {
@@ -400,6 +512,8 @@ impl SessionStore for RedisStore {
             .collect()
     }
 
+    /// One attempt, no retries: a service checks its store at startup and
+    /// should fail at once when it is not there.
     async fn check(&self) -> Result<(), StoreError> {
         let _: String = ::redis::cmd("PING")
             .query_async(&mut self.connection())
@@ -409,71 +523,9 @@ impl SessionStore for RedisStore {
     }
 }
 
-/// What a lease's renewal and release need, owned by their tasks.
-#[derive(Clone)]
-struct HeldLease {
-    connection: ConnectionManager,
-    server: String,
-    session_id: String,
-    key: String,
-    token: String,
-}
-
-impl HeldLease {
-    /// Extends the lease every third of its TTL until it is released (the
-    /// task is aborted) or lost: Redis no longer has our token, or no
-    /// renewal succeeded for a whole TTL (so it may have expired).
-    async fn renew_until_lost(self, script: Script, ttl: Duration, lost: CancellationToken) {
-        let period = ttl / 3;
-        let mut last_renewed = Instant::now();
-        let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            let mut connection = self.connection.clone();
-            let mut invocation = script.prepare_invoke();
-            invocation.key(&self.key).arg(&self.token).arg(millis(ttl));
-            let renewing = invocation.invoke_async::<i64>(&mut connection);
-            match tokio::time::timeout(period, renewing).await {
-                Ok(Ok(1)) => last_renewed = Instant::now(),
-                Ok(Ok(_)) => {
-                    tracing::warn!(session = %self.session_id, "the session's turn lease was taken over");
-                    lost.cancel();
-                    return;
-                }
-                Ok(Err(e)) if last_renewed.elapsed() < ttl => {
-                    tracing::warn!(session = %self.session_id, error = %redis_error(&self.server, &e), "could not renew the turn lease; retrying");
-                }
-                Err(_) if last_renewed.elapsed() < ttl => {
-                    tracing::warn!(session = %self.session_id, "renewing the turn lease timed out; retrying");
-                }
-                Ok(Err(_)) | Err(_) => {
-                    tracing::warn!(session = %self.session_id, "the session's turn lease expired: Redis was unreachable for its whole TTL");
-                    lost.cancel();
-                    return;
-                }
-            }
-        }
-    }
-
-    async fn release(self, script: Script) {
-        let mut connection = self.connection.clone();
-        let mut invocation = script.prepare_invoke();
-        invocation.key(&self.key).arg(&self.token);
-        let freed = invocation.invoke_async::<i64>(&mut connection).await;
-        if let Err(e) = freed {
-            tracing::warn!(
-                session = %self.session_id,
-                error = %redis_error(&self.server, &e),
-                "could not release the turn lease; it expires with its TTL"
-            );
-        }
-    }
-}
-
 /// Connection trouble is retryable ([`StoreError::Unavailable`]); anything
 /// Redis answered with an error is not ([`StoreError::Backend`]).
-fn redis_error(server: &str, error: &RedisError) -> StoreError {
+pub(super) fn redis_error(server: &str, error: &RedisError) -> StoreError {
     let message = format!("Redis at {server}: {error}");
     if error.is_io_error()
         || error.is_timeout()
@@ -516,7 +568,7 @@ fn to_json(record: &Record) -> Result<String, StoreError> {
     serde_json::to_string(record).map_err(|e| StoreError::Io(std::io::Error::other(e)))
 }
 
-fn millis(duration: Duration) -> u64 {
+pub(super) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -552,10 +604,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_bad_url_is_refused_without_its_password() {
-        let options = RedisStoreOptions {
-            url: "redis://:hunter2@cache:notaport".into(),
-            prefix: "p".into(),
-        };
+        let options = RedisStoreOptions::new("redis://:hunter2@cache:notaport", "p");
         let Err(error) = RedisStore::open(&options) else {
             panic!("opened a bad URL");
         };
@@ -566,10 +615,7 @@ mod tests {
 
     #[tokio::test]
     async fn tls_urls_open() {
-        let options = RedisStoreOptions {
-            url: "rediss://cache.example:6380/1".into(),
-            prefix: "p".into(),
-        };
+        let options = RedisStoreOptions::new("rediss://cache.example:6380/1", "p");
         let store = RedisStore::open(&options).unwrap();
         assert_eq!(store.server, "cache.example:6380");
     }

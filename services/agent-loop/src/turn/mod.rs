@@ -20,7 +20,7 @@ use futures::StreamExt;
 use openheim_proto::agent_loop::v1::{
     ClientCapabilities, DecisionSource, ModelSelected, Notice, NoticeKind, NoticeLevel,
     PermissionDecided, PermissionRequest, Retracted, ToolCallStatus, ToolCallUpdate, TurnEnded,
-    TurnEvent, turn_event::Event,
+    TurnEvent, TurnStarted, turn_event::Event,
 };
 use openheim_proto::common::v1::{
     FileDiff, Message, StopReason, ToolCall, ToolDefinition, ToolKind, Usage,
@@ -89,6 +89,8 @@ pub struct Turn {
     pub memory: Option<Arc<AgentMemory>>,
     /// The configured hooks; `None` when there are none.
     pub hooks: Option<HookRunner>,
+    /// The session's usage totals before this turn (for `TurnStarted`).
+    pub session_usage: Usage,
 }
 
 /// The assistant's reply to one LLM call, as assembled from the stream.
@@ -163,6 +165,7 @@ impl Turn {
                 .list_tools(&workspace, &self.meta.id, self.meta.read_only),
             self.backends.resolve_model(&self.meta.model)
         );
+        self.announce_start(&resolved).await;
         let tools = with_memory_tools(tools?, self.memory.is_some(), self.meta.read_only);
         let definitions: Vec<ToolDefinition> = tools.iter().map(|(d, _)| d.clone()).collect();
         let mut fit = self.context_fit(resolved, &definitions);
@@ -200,6 +203,22 @@ impl Turn {
             }
         }
         Ok(ended(StopReason::MaxTurnRequests, total, llm_calls))
+    }
+
+    /// The first event of a turn: its session and the model that serves
+    /// it, resolved (a session on the default model names the default).
+    async fn announce_start(&self, resolved: &Result<ResolveModelResponse, AgentError>) {
+        let (provider, model) = match resolved {
+            Ok(r) => (r.provider.clone(), r.model.clone()),
+            Err(_) => (String::new(), self.meta.model.clone()),
+        };
+        let started = TurnStarted {
+            session_id: self.meta.id.clone(),
+            provider,
+            model,
+            session_usage: Some(self.session_usage),
+        };
+        self.emit(Event::Started(started)).await;
     }
 
     async fn persist(&mut self, message: StoredMessage) -> Result<(), AgentError> {

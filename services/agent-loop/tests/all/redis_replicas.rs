@@ -91,10 +91,7 @@ async fn a_live_holder_keeps_its_lease_beyond_the_ttl() {
 async fn a_dead_holders_lease_expires_after_its_ttl() {
     let server = RedisServer::start();
     let ttl = Duration::from_secs(1);
-    let options = RedisStoreOptions {
-        url: server.url().to_owned(),
-        prefix: server.prefix().to_owned(),
-    };
+    let options = RedisStoreOptions::new(server.url(), server.prefix());
     // The holder runs on a runtime of its own that then stops, taking the
     // renewal task with it and never releasing: a replica killed mid-turn.
     std::thread::spawn(move || {
@@ -198,9 +195,10 @@ async fn an_unreachable_redis_is_reported_as_unavailable() {
         .local_addr()
         .unwrap()
         .port();
+    // Retried briefly: nothing will ever answer.
     let store = RedisStore::open(&RedisStoreOptions {
-        url: format!("redis://:hunter2@127.0.0.1:{port}/0"),
-        prefix: "p".into(),
+        retry_window: Duration::from_millis(300),
+        ..RedisStoreOptions::new(format!("redis://:hunter2@127.0.0.1:{port}/0"), "p")
     })
     .unwrap();
     let error = store.check().await.unwrap_err();

@@ -72,11 +72,7 @@ impl Backend {
 /// A second, independent store over the same Redis and prefix: another
 /// agent-loop replica.
 pub fn redis_store(server: &RedisServer) -> RedisStore {
-    RedisStore::open(&RedisStoreOptions {
-        url: server.url().to_owned(),
-        prefix: server.prefix().to_owned(),
-    })
-    .unwrap()
+    RedisStore::open(&RedisStoreOptions::new(server.url(), server.prefix())).unwrap()
 }
 
 pub fn meta(id: &str) -> SessionMeta {

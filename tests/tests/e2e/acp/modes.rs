@@ -131,8 +131,14 @@ async fn initialize_and_new_session_report_mcp_server_statuses() {
         let server = McpServer::Stdio(
             McpServerStdio::new("mine", bin_path("test-mcp-server")).args(vec!["stdio".into()]),
         );
+        let missing = McpServer::Stdio(McpServerStdio::new(
+            "ghost",
+            "/nonexistent/openheim-no-such-server",
+        ));
         let created = cx
-            .send_request(NewSessionRequest::new(workspace.clone()).mcp_servers(vec![server]))
+            .send_request(
+                NewSessionRequest::new(workspace.clone()).mcp_servers(vec![server, missing]),
+            )
             .block_task()
             .await?;
         Ok((
@@ -152,6 +158,13 @@ async fn initialize_and_new_session_report_mcp_server_statuses() {
     assert!(configured[0]["toolCount"].is_u64());
     // The session lists its own server, not the configured one.
     let names: Vec<&Value> = own.iter().map(|s| &s["name"]).collect();
-    assert_eq!(names, ["mine"], "{own:?}");
+    assert_eq!(names, ["mine", "ghost"], "{own:?}");
+    // A server that cannot start says so, with the reason, in words.
+    assert_eq!(own[1]["state"], "failed", "{own:?}");
+    let error = own[1]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("/nonexistent/openheim-no-such-server") && !error.contains("rmcp"),
+        "{own:?}"
+    );
     assert_eq!(agent.exit_code().await, 0);
 }

@@ -19,6 +19,17 @@ async fn an_unreachable_mcp_url_with_a_key_is_reported_without_it() {
     let (out, err) = (stdout(&output), stderr(&output));
     assert!(err.contains("remote"), "the failure is reported: {err}");
     assert!(!out.contains(SECRET) && !err.contains(SECRET), "{err}");
+    // Said in words, once: no type names of the MCP library, and a server
+    // that keeps failing the same way is not warned about again.
+    assert!(
+        !err.contains("rmcp") && !err.contains("Transport ["),
+        "{err}"
+    );
+    let warnings = err
+        .lines()
+        .filter(|l| l.contains("MCP server failed"))
+        .count();
+    assert!(warnings <= 1, "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
