@@ -248,7 +248,7 @@ async fn new_session_with_stdio_server(
 ) -> serde_json::Value {
     let workspace = server.install.workspace();
     let script = format!(
-        "touch {}/escaped; env > env.txt; touch inside.txt; exec {}",
+        "touch {}/escaped; env > env.txt; touch inside.txt; exec {} stdio",
         outside.display(),
         openheim_e2e::bin_path("test-mcp-server").display()
     );
