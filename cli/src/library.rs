@@ -21,7 +21,7 @@ use openheim_proto::agent_loop::v1::{
     SessionInfo, SetSessionModeRequest, SetSessionModelRequest, SetSessionSkillsRequest, StartTurn,
     TurnEvent, TurnInput, agent_loop_client::AgentLoopClient, turn_input::Input,
 };
-use openheim_proto::common::v1::{ContentBlock, Message, ToolDefinition, content_block::Block};
+use openheim_proto::common::v1::{Image, Message, ToolDefinition};
 use openheim_proto::llm_proxy::v1::{
     ListModelsRequest, ProviderModels, ResolveModelRequest, ResolveModelResponse,
     llm_proxy_client::LlmProxyClient,
@@ -399,12 +399,20 @@ impl Session {
 
     /// Sends a prompt; the returned [`Turn`] streams its events.
     pub async fn prompt(&mut self, text: impl Into<String>) -> Result<Turn, Error> {
+        self.prompt_with_images(text, Vec::new()).await
+    }
+
+    /// Sends a prompt with images after its text (see
+    /// [`crate::images::read_image`] to read them from files).
+    pub async fn prompt_with_images(
+        &mut self,
+        text: impl Into<String>,
+        images: Vec<Image>,
+    ) -> Result<Turn, Error> {
         let (inputs, rx) = mpsc::channel(8);
         let start = StartTurn {
             session_id: self.info.id.clone(),
-            prompt: vec![ContentBlock {
-                block: Some(Block::Text(text.into())),
-            }],
+            prompt: crate::images::prompt_blocks(text.into(), images),
             client_capabilities: None,
             max_iterations: None,
         };

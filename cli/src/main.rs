@@ -74,6 +74,9 @@ enum Command {
         /// Report the setup (model, sandbox level) on stderr before running.
         #[arg(long, short = 'v')]
         verbose: bool,
+        /// Send this image (PNG, JPEG, GIF or WebP, up to 5 MB) with the prompt; repeatable.
+        #[arg(long = "image", value_name = "PATH")]
+        images: Vec<PathBuf>,
     },
     /// Stored sessions, newest first, with their tokens and cost.
     Sessions {
@@ -200,6 +203,7 @@ async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
             deny,
             read_only,
             verbose,
+            images,
         }) => {
             // Read in `start`, before the runtime.
             let prompt = prompt.unwrap_or_default();
@@ -224,6 +228,7 @@ async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
                 },
                 last_message_file: output_last_message,
                 verbose,
+                images,
             };
             let interrupt = async {
                 let _ = tokio::signal::ctrl_c().await;

@@ -3,6 +3,7 @@
 //! type whether its server runs in the same process or across the network.
 
 pub mod balance;
+pub mod image;
 pub mod trace;
 pub mod transport;
 mod usage;

@@ -15,6 +15,7 @@ mod anthropic;
 mod chat;
 pub mod embed;
 mod gemini;
+mod images;
 mod reasoning;
 mod reply;
 mod responses;

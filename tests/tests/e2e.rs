@@ -16,9 +16,11 @@ mod e2e {
     pub mod embeddings;
     pub mod gateway;
     pub mod hooks;
+    pub mod images;
     pub mod library;
     pub mod mcp;
     pub mod memory;
+    pub mod project_instructions;
     pub mod providers;
     pub mod redis_store;
     pub mod run_files_task;

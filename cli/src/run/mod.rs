@@ -15,7 +15,7 @@ use openheim_proto::agent_loop::v1::{
     ApprovalMode, CancelTurn, CreateSessionRequest, LoadSessionRequest, SessionInfo, StartTurn,
     TurnErrorKind, TurnEvent, TurnInput, turn_event::Event, turn_input::Input,
 };
-use openheim_proto::common::v1::{ContentBlock, StopReason, content_block::Block};
+use openheim_proto::common::v1::StopReason;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -68,6 +68,9 @@ pub struct RunOptions {
     pub last_message_file: Option<PathBuf>,
     /// Also report who decided each tool call's permission (text format).
     pub verbose: bool,
+    /// Image files sent with the prompt (`--image`), relative to the
+    /// current directory.
+    pub images: Vec<std::path::PathBuf>,
 }
 
 /// What a rendering of the run does with its session and events.
@@ -124,6 +127,12 @@ async fn run_session(
     interrupt: impl std::future::Future<Output = ()>,
     render: &mut (dyn Render + Send),
 ) -> anyhow::Result<u8> {
+    // Checked before a session is made: a bad file costs nothing.
+    let images = options
+        .images
+        .iter()
+        .map(|path| crate::images::read_image(path))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut client = runtime.agent_loop();
     let resumed = options.resume.is_some();
     let session = match options.resume {
@@ -169,9 +178,7 @@ async fn run_session(
     let (inputs, input_rx) = mpsc::channel(8);
     let start = StartTurn {
         session_id: session_id.clone(),
-        prompt: vec![ContentBlock {
-            block: Some(Block::Text(prompt)),
-        }],
+        prompt: crate::images::prompt_blocks(prompt, images),
         client_capabilities: None,
         max_iterations: options.max_iterations,
     };

@@ -10,6 +10,7 @@ use openheim_proto::agent_loop::v1::{Decision, ListMemoryRequest, SessionInfo, t
 use openheim_proto::common::v1::{Message, Role as MessageRole, StopReason, content_block::Block};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines, Stdin};
 
+use super::attach;
 use super::commands::{self, COMMANDS, Command, MemoryAction, SkillsAction, Vocabulary};
 use super::editor::{Entry, KeyReader, LineEditor, PromptLine, TurnKey, join_continuations};
 use super::markdown::MarkdownStream;
@@ -424,9 +425,22 @@ impl App {
 
     async fn turn(&mut self, prompt: String) -> anyhow::Result<Flow> {
         let interactive = self.mode == Mode::Interactive;
+        let work_dir = PathBuf::from(&self.ensure_session().await?.info().work_dir);
+        let images = match attached_images(&prompt, &work_dir) {
+            Ok(images) => images,
+            Err(e) => {
+                self.error(&format!("{e}; nothing was sent"))?;
+                return Ok(Flow::Continue);
+            }
+        };
+        if !images.is_empty() {
+            let mut out = String::new();
+            let line = format!("  attached {}\n", describe_images(&images));
+            self.styler.paint(Role::Dim, &line, &mut out);
+            self.screen.write(&out)?;
+        }
         let session = self.ensure_session().await?;
-        let work_dir = PathBuf::from(&session.info().work_dir);
-        let mut turn = match session.prompt(prompt).await {
+        let mut turn = match session.prompt_with_images(prompt, images).await {
             Ok(turn) => turn,
             Err(e) => {
                 self.error(&e.to_string())?;
@@ -1163,4 +1177,29 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// `2 images (image/png 12 KB, image/gif 3 KB)`: what was attached.
+fn describe_images(images: &[openheim_proto::common::v1::Image]) -> String {
+    let each: Vec<String> = images
+        .iter()
+        .map(|i| format!("{} {} KB", i.mime_type, i.data.len().div_ceil(1024)))
+        .collect();
+    let count = match images.len() {
+        1 => "1 image".to_owned(),
+        n => format!("{n} images"),
+    };
+    format!("{count} ({})", each.join(", "))
+}
+
+/// The images a prompt names with `@path` (see `attach`), read now so a
+/// bad file is reported before anything is sent.
+fn attached_images(
+    prompt: &str,
+    work_dir: &std::path::Path,
+) -> Result<Vec<openheim_proto::common::v1::Image>, crate::images::AttachError> {
+    attach::image_refs(prompt)
+        .iter()
+        .map(|reference| crate::images::read_image(&attach::resolve(reference, work_dir)))
+        .collect()
 }

@@ -16,6 +16,7 @@ pub mod term;
 pub mod theme;
 
 mod app;
+mod attach;
 pub(crate) mod status;
 
 pub use app::{TuiOptions, run};

@@ -303,6 +303,7 @@ mod tests {
                     tool_call_id: "c1".into(),
                     content: "Wrote 1 bytes to a.txt".into(),
                     is_error: false,
+                    images: Vec::new(),
                 })],
             ),
         ];

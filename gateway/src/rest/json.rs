@@ -4,7 +4,7 @@
 use base64::Engine;
 use openheim_proto::agent_loop::v1::{ApprovalMode, MemoryNote, MemoryScope, SessionInfo};
 use openheim_proto::common::v1::content_block::Block;
-use openheim_proto::common::v1::{Message, Role, ToolDefinition, ToolKind, Usage};
+use openheim_proto::common::v1::{Image, Message, Role, ToolDefinition, ToolKind, Usage};
 use openheim_proto::llm_proxy::v1::ListModelsResponse;
 use openheim_proto::mcp_broker::v1::{ServerState, ServerStatus};
 use serde_json::{Value, json};
@@ -93,18 +93,28 @@ fn block(block: &Block) -> Value {
             "name": call.name,
             "arguments": parse_or_string(&call.arguments_json),
         }),
-        Block::ToolResult(result) => json!({
-            "type": "tool_result",
-            "tool_call_id": result.tool_call_id,
-            "content": result.content,
-            "is_error": result.is_error,
-        }),
-        Block::Image(image) => json!({
-            "type": "image",
-            "mime_type": image.mime_type,
-            "data": base64::engine::general_purpose::STANDARD.encode(&image.data),
-        }),
+        Block::ToolResult(result) => {
+            let mut value = json!({
+                "type": "tool_result",
+                "tool_call_id": result.tool_call_id,
+                "content": result.content,
+                "is_error": result.is_error,
+            });
+            if !result.images.is_empty() {
+                value["images"] = result.images.iter().map(image).collect();
+            }
+            value
+        }
+        Block::Image(i) => image(i),
     }
+}
+
+fn image(image: &Image) -> Value {
+    json!({
+        "type": "image",
+        "mime_type": image.mime_type,
+        "data": base64::engine::general_purpose::STANDARD.encode(&image.data),
+    })
 }
 
 /// JSON text as a value; text that is not JSON (a model may produce broken
@@ -212,10 +222,18 @@ mod tests {
                     tool_call_id: "c1".into(),
                     content: "hi".into(),
                     is_error: false,
+                    images: vec![Image {
+                        mime_type: "image/png".into(),
+                        data: vec![1, 2, 3],
+                    }],
                 })),
             }],
         };
         assert_eq!(message(&result)["content"][0]["tool_call_id"], "c1");
+        assert_eq!(
+            message(&result)["content"][0]["images"],
+            json!([{"type": "image", "mime_type": "image/png", "data": "AQID"}])
+        );
         assert_eq!(parse_or_string("{broken"), json!("{broken"));
     }
 }

@@ -13,12 +13,12 @@ use openheim_proto::llm_proxy::v1::{
     ResolveModelResponse, llm_proxy_client::LlmProxyClient,
 };
 use openheim_proto::mcp_broker::v1::{
-    AttachSessionServersRequest, CallToolRequest, ListServersRequest, ServerSpec, ServerStatus,
-    mcp_broker_client::McpBrokerClient,
+    AttachSessionServersRequest, CallToolRequest, CallToolResponse, ListServersRequest, ServerSpec,
+    ServerStatus, mcp_broker_client::McpBrokerClient,
 };
 use openheim_proto::tool_executor::v1::{
-    ExecuteRequest, ExecuteResponse, ListToolsRequest, RunHookRequest, RunHookResponse, Workspace,
-    tool_executor_client::ToolExecutorClient,
+    ExecuteRequest, ExecuteResponse, ListToolsRequest, ReadFileRequest, ReadFileResponse,
+    RunHookRequest, RunHookResponse, Workspace, tool_executor_client::ToolExecutorClient,
 };
 use openheim_proto::transport::MAX_MESSAGE_BYTES;
 
@@ -258,25 +258,45 @@ impl Backends {
         }
     }
 
-    /// Runs an MCP tool; returns (output, is_error).
+    /// Reads at most `max_bytes` of a workspace file through tool-executor
+    /// (which holds the workspace and confines the read to it); `None` when
+    /// the file does not exist.
+    pub async fn read_file(
+        &self,
+        workspace: &Workspace,
+        path: &str,
+        max_bytes: u64,
+    ) -> Result<Option<ReadFileResponse>, AgentError> {
+        let request = with_deadline(ReadFileRequest {
+            workspace: Some(workspace.clone()),
+            path: path.to_owned(),
+            max_bytes,
+        });
+        match self.tools.clone().read_file(request).await {
+            Ok(response) => Ok(Some(response.into_inner())),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+            Err(status) => Err(backend("tool-executor", &status)),
+        }
+    }
+
+    /// Runs an MCP tool: its text, whether it failed, and its images.
     pub async fn call_mcp(
         &self,
         session_id: &str,
         call: &ToolCall,
-    ) -> Result<(String, bool), AgentError> {
+    ) -> Result<CallToolResponse, AgentError> {
         let request = CallToolRequest {
             session_id: session_id.to_owned(),
             call: Some(call.clone()),
             timeout_ms: 0,
         };
-        let resp = self
+        Ok(self
             .mcp
             .clone()
             .call_tool(request)
             .await
             .map_err(|s| backend("mcp-broker", &s))?
-            .into_inner();
-        Ok((resp.output, resp.is_error))
+            .into_inner())
     }
 
     /// Statuses of the configured MCP servers, plus `session_id`'s own.

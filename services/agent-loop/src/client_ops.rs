@@ -108,6 +108,15 @@ pub fn delegated(capabilities: Option<&ClientCapabilities>, tool: &str) -> bool 
     }
 }
 
+/// Whether `call` reads an image file: the caller's `fs/read_text_file`
+/// gives text only, so such a read stays with tool-executor, which returns
+/// the image.
+pub fn reads_image(call: &ToolCall) -> bool {
+    call.name == READ
+        && serde_json::from_str::<ReadArgs>(&call.arguments_json)
+            .is_ok_and(|args| openheim_proto::image::has_image_extension(&args.path))
+}
+
 #[derive(Debug, Deserialize)]
 struct ReadArgs {
     path: String,
@@ -168,6 +177,7 @@ impl Turn {
             is_error: false,
             raw_output_json: raw_output.to_string(),
             diffs: Vec::new(),
+            images: Vec::new(),
         })
     }
 
@@ -217,6 +227,7 @@ impl Turn {
                 old_text,
                 new_text: args.content,
             }],
+            images: Vec::new(),
         })
     }
 
@@ -260,6 +271,7 @@ impl Turn {
                 old_text: Some(old_text),
                 new_text,
             }],
+            images: Vec::new(),
         })
     }
 

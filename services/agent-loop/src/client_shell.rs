@@ -116,6 +116,7 @@ fn command_outcome(result: &CommandResult, timeout: Duration) -> Outcome {
         is_error,
         raw_output_json: raw_output.to_string(),
         diffs: Vec::new(),
+        images: Vec::new(),
     }
 }
 

@@ -58,8 +58,9 @@ pub fn message_tokens(message: &StoredMessage) -> u64 {
         StoredMessage::Tool {
             tool_call_id,
             content,
+            images,
             ..
-        } => text_tokens(tool_call_id) + text_tokens(content),
+        } => text_tokens(tool_call_id) + text_tokens(content) + IMAGE_TOKENS * images.len() as u64,
     };
     MESSAGE_OVERHEAD_TOKENS + content
 }
@@ -286,6 +287,7 @@ mod tests {
             tool_call_id: id.into(),
             content: content.into(),
             is_error: false,
+            images: Vec::new(),
         }
     }
 

@@ -12,6 +12,7 @@ mod context;
 mod error;
 mod grpc;
 mod hooks;
+mod instructions;
 mod memory;
 mod peer_cache;
 mod permission;
@@ -42,6 +43,9 @@ pub use turn::{CANCELLED_RESULT, REJECTED_RESULT};
 pub struct AgentLoopConfig {
     pub max_iterations: u32,
     pub default_skills: Vec<String>,
+    /// Files read after the workspace's `AGENTS.md` into the system prompt,
+    /// relative to the workspace.
+    pub project_instructions: Vec<PathBuf>,
     /// Holds `system.md`, `skills/` and (file store) `history/`.
     pub data_dir: PathBuf,
     /// Workspace of sessions created without one.
@@ -83,6 +87,7 @@ impl AgentLoopConfig {
         Ok(Self {
             max_iterations: config.max_iterations,
             default_skills: config.default_skills.clone(),
+            project_instructions: config.project_instructions.clone(),
             data_dir: config.data_dir.clone().ok_or_else(|| missing("data_dir"))?,
             default_work_dir: config.work_dir.clone().ok_or_else(|| missing("work_dir"))?,
             workspace_root: None,

@@ -1,10 +1,22 @@
-//! The system prompt, assembled per turn in a fixed order (SPEC §3):
-//! the introduction line, `---`, the identity from `system.md`, `---`, then
-//! each skill as `### <name>` followed by its markdown.
+//! The system prompt, assembled per turn in a fixed order
+//! (docs/configuration.md, "System prompt"): the introduction line, `---`,
+//! the identity from `system.md`, `---`, each skill as `### <name>`
+//! followed by its markdown, then the project's instructions (`AGENTS.md`
+//! and `project_instructions`) under `## Project instructions`.
 
 use std::path::{Path, PathBuf};
 
 use openheim_config::check_skill_name;
+
+/// The file of project instructions read from every workspace's root.
+pub const AGENTS_FILE: &str = "AGENTS.md";
+
+/// The most bytes of project instructions one system prompt carries, all
+/// files together; the rest is cut with a note.
+pub const PROJECT_INSTRUCTIONS_MAX_BYTES: usize = 32 * 1024;
+
+/// Heading of the project-instructions section.
+pub const PROJECT_INSTRUCTIONS_HEADING: &str = "## Project instructions";
 
 /// First line of every system prompt.
 pub const INTRODUCTION: &str = "You are openheim, a general-purpose agent that works with any of several LLM providers and uses tools in the user's workspace.";
@@ -103,6 +115,56 @@ pub async fn assemble(
     Ok(prompt)
 }
 
+/// One file of project instructions as read from the workspace: `text`
+/// holds at most the bytes it was allowed, `size` is the whole file's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstructionFile {
+    /// The path as configured, relative to the workspace.
+    pub name: String,
+    pub text: String,
+    pub size: u64,
+}
+
+/// Appends the project instructions (if any) after the skills: a `---`,
+/// the heading, then each file as `### <path>` with its text, and a note
+/// where a file was cut to fit [`PROJECT_INSTRUCTIONS_MAX_BYTES`].
+pub fn push_project_instructions(prompt: &mut String, files: &[InstructionFile]) {
+    let files: Vec<&InstructionFile> = files.iter().filter(|f| f.size > 0).collect();
+    if files.is_empty() {
+        return;
+    }
+    prompt.push_str("---\n");
+    prompt.push_str(PROJECT_INSTRUCTIONS_HEADING);
+    prompt.push('\n');
+    for file in files {
+        prompt.push_str("### ");
+        prompt.push_str(&file.name);
+        prompt.push('\n');
+        prompt.push_str(file.text.trim_end());
+        prompt.push('\n');
+        if (file.text.len() as u64) < file.size {
+            prompt.push_str(&format!(
+                "[{} truncated: {} of its {} bytes shown (limit {} bytes for all project instructions)]\n",
+                file.name,
+                file.text.len(),
+                file.size,
+                PROJECT_INSTRUCTIONS_MAX_BYTES
+            ));
+        }
+    }
+}
+
+/// The longest prefix of `bytes` (at most `limit` long) that is whole
+/// UTF-8, as text; invalid sequences inside become U+FFFD.
+pub fn text_prefix(bytes: &[u8], limit: usize) -> String {
+    let mut end = bytes.len().min(limit);
+    // A cut inside a multi-byte character: back up to its start.
+    while end > 0 && end < bytes.len() && (bytes[end] & 0xC0) == 0x80 {
+        end -= 1;
+    }
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
 async fn read_skill(sources: &PromptSources, name: &str) -> Result<String, PromptError> {
     check_skill_name(name).map_err(PromptError::InvalidSkill)?;
     let path = sources.skills_dir.join(format!("{name}.md"));
@@ -159,6 +221,44 @@ mod tests {
                 "{INTRODUCTION}\nThe workspace is /w; give file tools paths relative to it.\n---\nI am Ada.\n---\n### rust\nUse clippy.\n### tests\nTest first.\n"
             )
         );
+    }
+
+    #[test]
+    fn project_instructions_follow_the_skills_and_say_when_cut() {
+        let mut prompt = "skills\n".to_owned();
+        push_project_instructions(&mut prompt, &[]);
+        assert_eq!(prompt, "skills\n");
+        let files = [
+            InstructionFile {
+                name: "AGENTS.md".into(),
+                text: "Run make check.\n".into(),
+                size: 16,
+            },
+            InstructionFile {
+                name: "docs/empty.md".into(),
+                text: String::new(),
+                size: 0,
+            },
+            InstructionFile {
+                name: "docs/long.md".into(),
+                text: "abc".into(),
+                size: 10,
+            },
+        ];
+        push_project_instructions(&mut prompt, &files);
+        assert_eq!(
+            prompt,
+            format!(
+                "skills\n---\n## Project instructions\n### AGENTS.md\nRun make check.\n### docs/long.md\nabc\n[docs/long.md truncated: 3 of its 10 bytes shown (limit {PROJECT_INSTRUCTIONS_MAX_BYTES} bytes for all project instructions)]\n"
+            )
+        );
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_character() {
+        assert_eq!(text_prefix("aé".as_bytes(), 2), "a");
+        assert_eq!(text_prefix("aé".as_bytes(), 3), "aé");
+        assert_eq!(text_prefix(b"abc", 10), "abc");
     }
 
     #[tokio::test]

@@ -19,6 +19,7 @@ use crate::backends::{Backends, ToolRoute};
 use crate::client_ops::PendingClientReplies;
 use crate::error::AgentError;
 use crate::hooks::HookRunner;
+use crate::instructions;
 use crate::memory::{self, AgentMemory};
 use crate::permission::{PendingQuestions, Remembered};
 use crate::prompt::{self, PromptSources};
@@ -336,7 +337,19 @@ impl AgentService {
     ) -> Result<TurnEnded, AgentError> {
         let stored = self.store.load(&start.session_id).await?;
         let meta = stored.summary.meta;
-        let system_prompt = prompt::assemble(&self.sources, &meta.skills, &meta.work_dir).await?;
+        let mut system_prompt =
+            prompt::assemble(&self.sources, &meta.skills, &meta.work_dir).await?;
+        let workspace = Workspace {
+            root: meta.work_dir.clone(),
+            allow_shell: self.config.allow_shell,
+        };
+        let project = instructions::read(
+            &self.backends,
+            &workspace,
+            &self.config.project_instructions,
+        )
+        .await;
+        prompt::push_project_instructions(&mut system_prompt, &project);
         let remembered = Arc::new(Remembered::load(Arc::clone(&self.store), &meta.id).await?);
         let session_id = meta.id.clone();
         let (meta_id, work_dir) = (meta.id.clone(), meta.work_dir.clone());
@@ -486,6 +499,7 @@ mod tests {
         let config = AgentLoopConfig {
             max_iterations: 3,
             default_skills: vec!["rust".into()],
+            project_instructions: Vec::new(),
             data_dir: data_dir.to_path_buf(),
             default_work_dir: data_dir.to_path_buf(),
             workspace_root: None,

@@ -16,6 +16,7 @@ mod schema;
 mod secret;
 mod thinking;
 mod validate;
+pub mod vision;
 
 pub use hooks::{HookConfig, HooksConfig, OnError};
 pub use load::{ConfigError, ConfigProblem, LoadOptions, load};

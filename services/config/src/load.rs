@@ -18,6 +18,7 @@ const META_ENV_VARS: &[&str] = &["OPENHEIM_CONFIG", "OPENHEIM_HOME", "OPENHEIM_L
 /// Keys whose environment value is a comma-separated list.
 const LIST_KEYS: &[&str] = &[
     "default_skills",
+    "project_instructions",
     "server.auth_tokens",
     "server.allowed_origins",
     "server.allowed_hosts",
@@ -180,6 +181,7 @@ fn typed(table: BTreeMap<String, Value>, problems: &mut Vec<ConfigProblem>) -> C
             "default_provider" => field(&mut |v| set(&mut config.default_provider, v)),
             "max_iterations" => field(&mut |v| set(&mut config.max_iterations, v)),
             "default_skills" => field(&mut |v| set(&mut config.default_skills, v)),
+            "project_instructions" => field(&mut |v| set(&mut config.project_instructions, v)),
             "work_dir" => field(&mut |v| set(&mut config.work_dir, v)),
             "allow_shell" => field(&mut |v| set(&mut config.allow_shell, v)),
             "data_dir" => field(&mut |v| set(&mut config.data_dir, v)),
@@ -407,6 +409,7 @@ default_provider = "nope"
 max_iterations = "many"
 colour = "green"
 default_skills = ["../etc"]
+project_instructions = ["docs/RULES.md", "../outside.md"]
 [providers.local]
 default_model = "x"
 [providers.remote]
@@ -425,6 +428,7 @@ url = "http://localhost/mcp"
             "colour",
             "default_provider",
             "default_skills[0]",
+            "project_instructions[1]",
             "providers.local.api_base",
             "providers.remote.api_base",
             "providers.remote.fallbacks[0]",

@@ -43,6 +43,10 @@ pub struct Config {
     pub default_provider: Option<String>,
     pub max_iterations: u32,
     pub default_skills: Vec<String>,
+    /// Files whose text joins the system prompt after the skills, relative
+    /// to the session's workspace, read after its `AGENTS.md`
+    /// (docs/configuration.md, "Project instructions").
+    pub project_instructions: Vec<PathBuf>,
     /// Workspace root; the binary fills in the current directory when unset.
     pub work_dir: Option<PathBuf>,
     pub allow_shell: bool,
@@ -81,6 +85,7 @@ impl Default for Config {
             default_provider: None,
             max_iterations: DEFAULT_MAX_ITERATIONS,
             default_skills: Vec::new(),
+            project_instructions: Vec::new(),
             work_dir: None,
             allow_shell: true,
             data_dir: None,
@@ -329,6 +334,11 @@ pub struct ProviderConfig {
     /// Prices of this provider's models (`{ "corp-large" = { input = 1.0,
     /// output = 4.0 } }`), USD per million tokens.
     pub pricing: BTreeMap<String, Price>,
+    /// Whether this provider's models take images; unset = by provider kind
+    /// and model name (see [`crate::vision`]).
+    pub vision: Option<bool>,
+    /// Per-model settings that win over `vision` (`{ "llava" = true }`).
+    pub model_vision: BTreeMap<String, bool>,
 }
 
 impl Default for ProviderConfig {
@@ -353,6 +363,8 @@ impl Default for ProviderConfig {
             model_thinking: BTreeMap::new(),
             thinking_style: None,
             pricing: BTreeMap::new(),
+            vision: None,
+            model_vision: BTreeMap::new(),
         }
     }
 }
@@ -366,6 +378,17 @@ impl ProviderConfig {
             .copied()
             .or(self.thinking)
             .unwrap_or_default()
+    }
+
+    /// Whether `model` of this provider (named `name`) takes images: the
+    /// model's setting, else the provider's, else the default for its kind
+    /// and name.
+    pub fn vision_for(&self, name: &str, model: &str) -> bool {
+        self.model_vision
+            .get(model)
+            .copied()
+            .or(self.vision)
+            .unwrap_or_else(|| crate::vision::default_vision(self.kind_for(name), model))
     }
 
     /// The provider's kind: explicit, or inferred from `name`.

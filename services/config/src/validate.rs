@@ -32,6 +32,21 @@ pub(crate) fn validate(config: &Config, problems: &mut Vec<ConfigProblem>) {
             problem(format!("default_skills[{i}]"), reason);
         }
     }
+    for (i, path) in config.project_instructions.iter().enumerate() {
+        let escapes = path.is_absolute()
+            || path
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir));
+        if escapes || path.as_os_str().is_empty() {
+            problem(
+                format!("project_instructions[{i}]"),
+                format!(
+                    "{} must be a path inside the workspace, relative to it",
+                    path.display()
+                ),
+            );
+        }
+    }
     for (name, provider) in &config.providers {
         validate_provider(config, name, provider, &mut problem);
     }

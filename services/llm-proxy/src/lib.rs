@@ -30,6 +30,7 @@ pub mod resolve;
 pub mod retry;
 pub mod service;
 mod telemetry;
+mod vision;
 
 use std::collections::BTreeMap;
 use std::future::Future;

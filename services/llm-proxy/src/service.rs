@@ -281,6 +281,12 @@ impl Proxy {
             Ok(provider) => provider,
             Err(error) => return Ok(Outcome::Failed(error.clone())),
         };
+        let sees_images = self
+            .config
+            .providers
+            .get(&target.provider)
+            .is_none_or(|p| p.vision_for(&target.provider, &target.model));
+        let conversation = &crate::vision::for_model(conversation, sees_images, &target.model);
         let mut retries = 0;
         loop {
             let selected = ModelSelected {

@@ -71,11 +71,13 @@ impl McpBroker for McpBrokerGrpc {
                 output: output.text,
                 is_error: output.is_error,
                 raw_output_json: output.raw_json,
+                images: output.images,
             },
             Err(error) => CallToolResponse {
                 output: error.shown(),
                 is_error: true,
                 raw_output_json: String::new(),
+                images: Vec::new(),
             },
         };
         Ok(Response::new(response))

@@ -1,11 +1,13 @@
 //! Translation between MCP's vocabulary (rmcp model types) and openheim's:
 //! tool definitions offered to the model, and tool results as text.
 //!
-//! The model reads results as text, so every content block becomes text:
-//! text as is, embedded resources as their text (or a line naming them when
-//! binary), and images or audio as a placeholder line saying what was there.
+//! Every content block becomes text: text as is, embedded resources as their
+//! text (or a line naming them when binary), and images or audio as a
+//! placeholder line saying what was there. Images that pass the image rules
+//! (`openheim_proto::image`) also go along as images, for models that see.
 
-use openheim_proto::common::v1::{ToolDefinition, ToolKind};
+use base64::Engine as _;
+use openheim_proto::common::v1::{Image, ToolDefinition, ToolKind};
 use rmcp::model::{CallToolResult, ContentBlock, ResourceContents, Tool};
 
 /// Where a tool runs, as `ToolDefinition.source` spells it.
@@ -42,6 +44,8 @@ pub struct ToolOutput {
     pub is_error: bool,
     /// The whole MCP result as JSON, for clients that render it themselves.
     pub raw_json: String,
+    /// The result's images a model can be shown.
+    pub images: Vec<Image>,
 }
 
 /// Maps a result: blocks joined by newlines; `isError` makes it a tool error.
@@ -53,11 +57,29 @@ pub fn output(result: &CallToolResult) -> ToolOutput {
     {
         parts.push(structured.to_string());
     }
+    let images = result
+        .content
+        .iter()
+        .filter_map(|block| match block {
+            ContentBlock::Image(image) => usable_image(&image.data),
+            _ => None,
+        })
+        .collect();
     ToolOutput {
         text: parts.join("\n"),
         is_error: result.is_error.unwrap_or(false),
         raw_json: serde_json::to_string(result).unwrap_or_default(),
+        images,
     }
+}
+
+/// An MCP image as an image part, when it decodes and passes the image
+/// rules; otherwise only its placeholder line reaches the model.
+fn usable_image(base64: &str) -> Option<Image> {
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(base64.trim())
+        .ok()?;
+    openheim_proto::image::image_from_bytes(data).ok()
 }
 
 fn block_text(block: &ContentBlock) -> String {
@@ -141,6 +163,13 @@ mod tests {
         // "aGVsbG8=" is base64 for the five bytes of "hello".
         let result = CallToolResult::success(vec![ContentBlock::image("aGVsbG8=", "image/png")]);
         assert_eq!(output(&result).text, "[image: image/png, 5 bytes]");
+        // "hello" is no image: only the line goes to the model.
+        assert!(output(&result).images.is_empty());
+        let png = base64::engine::general_purpose::STANDARD.encode(b"\x89PNG\r\n\x1a\nxyz");
+        let result = CallToolResult::success(vec![ContentBlock::image(png, "image/jpeg")]);
+        let out = output(&result);
+        assert_eq!(out.text, "[image: image/jpeg, 11 bytes]");
+        assert_eq!(out.images[0].mime_type, "image/png");
         let audio = CallToolResult::success(vec![ContentBlock::audio("aGk=", "audio/wav")]);
         assert_eq!(output(&audio).text, "[audio: audio/wav, 2 bytes]");
     }

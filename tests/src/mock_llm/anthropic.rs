@@ -283,17 +283,7 @@ fn check_block(at: &str, kind: &str, block: &Value, problems: &mut Vec<String>) 
                 ));
             }
         }
-        "image" => {
-            let source = |key: &str| block.get("source").and_then(|s| s.get(key));
-            let ok = source("type").and_then(Value::as_str) == Some("base64")
-                && source("media_type").is_some_and(Value::is_string)
-                && source("data").is_some_and(Value::is_string);
-            if !ok {
-                problems.push(format!(
-                    "{at}: an image needs a base64 source with media_type and data"
-                ));
-            }
-        }
+        "image" => check_image(at, block, problems),
         "tool_use" => check_tool_use(at, block, problems),
         "thinking"
             if block
@@ -304,6 +294,21 @@ fn check_block(at: &str, kind: &str, block: &Value, problems: &mut Vec<String>) 
             problems.push(format!("{at}: a thinking block needs its signature"));
         }
         _ => {}
+    }
+}
+
+fn check_image(at: &str, block: &Value, problems: &mut Vec<String>) {
+    let source = |key: &str| block.get("source").and_then(|s| s.get(key));
+    let kind = source("type").and_then(Value::as_str);
+    let media_type = source("media_type").and_then(Value::as_str);
+    let data = source("data").and_then(Value::as_str);
+    match (kind, media_type, data) {
+        (Some("base64"), Some(media_type), Some(data)) => {
+            super::images::check_base64(at, media_type, data, problems);
+        }
+        _ => problems.push(format!(
+            "{at}: an image needs a base64 source with media_type and data"
+        )),
     }
 }
 
@@ -318,13 +323,23 @@ fn check_tool_result(
         Some(id) => problems.push(format!("{at}: tool_use `{id}` is answered twice")),
         None => problems.push(format!("{at}: a tool_result needs `tool_use_id`")),
     }
-    if !matches!(
-        block.get("content"),
-        None | Some(Value::String(_) | Value::Array(_))
-    ) {
-        problems.push(format!(
+    match block.get("content") {
+        None | Some(Value::String(_)) => {}
+        Some(Value::Array(blocks)) => {
+            for (k, inner) in blocks.iter().enumerate() {
+                let at = format!("{at}.content[{k}]");
+                match inner.get("type").and_then(Value::as_str) {
+                    Some("text") => check_block(&at, "text", inner, problems),
+                    Some("image") => check_image(&at, inner, problems),
+                    other => problems.push(format!(
+                        "{at}: a tool_result holds text and image blocks only, not {other:?}"
+                    )),
+                }
+            }
+        }
+        Some(_) => problems.push(format!(
             "{at}: tool_result content must be a string or blocks"
-        ));
+        )),
     }
 }
 

@@ -275,14 +275,13 @@ fn check_part(at: &str, role: &str, part: &Value, problems: &mut Vec<String>) {
             }
         }
         "inlineData" => {
-            let ok = part
-                .pointer("/inlineData/mimeType")
-                .is_some_and(Value::is_string)
-                && part
-                    .pointer("/inlineData/data")
-                    .is_some_and(Value::is_string);
-            if !ok {
-                problems.push(format!("{at}: inlineData needs mimeType and base64 data"));
+            let mime_type = part.pointer("/inlineData/mimeType").and_then(Value::as_str);
+            let data = part.pointer("/inlineData/data").and_then(Value::as_str);
+            match (mime_type, data) {
+                (Some(mime_type), Some(data)) => {
+                    super::images::check_base64(at, mime_type, data, problems);
+                }
+                _ => problems.push(format!("{at}: inlineData needs mimeType and base64 data")),
             }
         }
         _ => {}

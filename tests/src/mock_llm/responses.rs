@@ -251,9 +251,7 @@ fn check_items(items: &[Value], problems: &mut Vec<String>) {
                 } else if !answered.insert(id.to_owned()) {
                     problems.push(format!("input[{i}]: call `{id}` is answered twice"));
                 }
-                if !item.get("output").is_some_and(Value::is_string) {
-                    problems.push(format!("input[{i}]: `output` must be a string"));
-                }
+                check_output(i, item.get("output"), problems);
             }
             other => problems.push(format!("input[{i}]: unsupported item type {other:?}")),
         }
@@ -282,12 +280,44 @@ fn check_message(i: usize, item: &Value, problems: &mut Vec<String>) {
                     problems.push(format!(
                         "input[{i}].content[{j}]: type {kind:?} is not allowed for role {role:?}"
                     ));
+                } else if kind == "input_image" {
+                    check_input_image(&format!("input[{i}].content[{j}]"), part, problems);
                 }
             }
         }
         _ => problems.push(format!(
             "input[{i}]: `content` must be a string or a non-empty array"
         )),
+    }
+}
+
+/// A function call's `output`: a string, or `input_text` / `input_image`
+/// parts.
+fn check_output(i: usize, output: Option<&Value>, problems: &mut Vec<String>) {
+    match output {
+        Some(Value::String(_)) => {}
+        Some(Value::Array(parts)) if !parts.is_empty() => {
+            for (j, part) in parts.iter().enumerate() {
+                let at = format!("input[{i}].output[{j}]");
+                match part.get("type").and_then(Value::as_str) {
+                    Some("input_text") if part.get("text").is_some_and(Value::is_string) => {}
+                    Some("input_image") => check_input_image(&at, part, problems),
+                    other => problems.push(format!(
+                        "{at}: output part type {other:?} is not input_text or input_image"
+                    )),
+                }
+            }
+        }
+        _ => problems.push(format!(
+            "input[{i}]: `output` must be a string or a non-empty array of parts"
+        )),
+    }
+}
+
+fn check_input_image(at: &str, part: &Value, problems: &mut Vec<String>) {
+    match part.get("image_url").and_then(Value::as_str) {
+        Some(url) => super::images::check_data_url(at, url, problems),
+        None => problems.push(format!("{at}: an input_image needs an `image_url` string")),
     }
 }
 

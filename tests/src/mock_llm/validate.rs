@@ -84,7 +84,10 @@ fn check_messages(messages: &[Value], problems: &mut Vec<String>) {
                 }
                 check_has_content(i, message, problems);
             }
-            "user" => check_has_content(i, message, problems),
+            "user" => {
+                check_has_content(i, message, problems);
+                check_parts(i, message, &["text", "image_url"], problems);
+            }
             _ => open = check_assistant_message(i, message, problems),
         }
     }
@@ -180,6 +183,36 @@ fn check_tool_call(at: &str, call: &Value, problems: &mut Vec<String>) -> Option
     (!id.is_empty()).then(|| id.to_owned())
 }
 
+/// Checks the parts of an array `content`: each of an allowed type, images
+/// as data URLs of well-formed images.
+fn check_parts(
+    i: usize,
+    message: &Map<String, Value>,
+    allowed: &[&str],
+    problems: &mut Vec<String>,
+) {
+    let Some(Value::Array(parts)) = message.get("content") else {
+        return;
+    };
+    for (j, part) in parts.iter().enumerate() {
+        let at = format!("messages[{i}].content[{j}]");
+        match part.get("type").and_then(Value::as_str) {
+            Some(kind) if !allowed.contains(&kind) => problems.push(format!(
+                "{at}: part type {kind:?} is not allowed here (allowed: {allowed:?})"
+            )),
+            Some("text") if !part.get("text").is_some_and(Value::is_string) => {
+                problems.push(format!("{at}: a text part needs a `text` string"));
+            }
+            Some("image_url") => match part.pointer("/image_url/url").and_then(Value::as_str) {
+                Some(url) => super::images::check_data_url(&at, url, problems),
+                None => problems.push(format!("{at}: an image_url part needs `image_url.url`")),
+            },
+            Some(_) => {}
+            None => problems.push(format!("{at}: a part needs a `type`")),
+        }
+    }
+}
+
 fn check_tool_message(
     i: usize,
     message: &Map<String, Value>,
@@ -187,6 +220,9 @@ fn check_tool_message(
     problems: &mut Vec<String>,
 ) {
     check_has_content(i, message, problems);
+    // The API takes text parts only in tool messages: images must travel in
+    // a user message.
+    check_parts(i, message, &["text"], problems);
     let Some(id) = message.get("tool_call_id").and_then(Value::as_str) else {
         problems.push(format!(
             "messages[{i}]: a tool message needs a string `tool_call_id`"
@@ -333,6 +369,24 @@ mod tests {
             problems.iter().any(|p| p.contains("more than once")),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn images_must_be_well_formed_and_stay_out_of_tool_messages() {
+        let png = "data:image/png;base64,iVBORw0KGgoAAAA=";
+        let image = |url: &str| json!({ "type": "image_url", "image_url": { "url": url } });
+        let body = request(json!([
+            { "role": "user", "content": [{ "type": "text", "text": "see" }, image(png)] },
+            { "role": "assistant", "tool_calls": [call("a")] },
+            { "role": "tool", "tool_call_id": "a", "content": [image(png)] },
+            { "role": "user", "content": [image("data:image/jpeg;base64,iVBORw0KGgoAAAA=")] },
+        ]));
+        let problems = validate_chat_request(&body);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("messages[2].content[0]: part type \"image_url\" is not allowed")
+        );
+        assert!(problems[1].contains("declared as image/jpeg but its bytes are image/png"));
     }
 
     #[test]

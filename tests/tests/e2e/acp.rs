@@ -7,6 +7,7 @@
 
 mod client_terminal;
 mod fuzz;
+mod images;
 mod modes;
 mod support;
 mod terminals;

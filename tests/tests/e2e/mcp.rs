@@ -342,4 +342,8 @@ async fn the_reference_server_everything_round_trips() {
         "{}",
         image.output
     );
+    // The image itself goes along for models that see (docs/mcp.md).
+    assert_eq!(image.images.len(), 1, "{image:?}");
+    assert_eq!(image.images[0].mime_type, "image/png");
+    assert!(image.images[0].data.starts_with(b"\x89PNG\r\n\x1a\n"));
 }

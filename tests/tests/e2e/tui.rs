@@ -277,6 +277,45 @@ async fn slash_commands_report_tools_mcp_skills_and_usage() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_at_image_path_attaches_the_image_and_a_bad_one_sends_nothing() {
+    use crate::e2e::images::{PNG, b64, contains};
+    let mock = MockLlm::start(vec![Reply::text("A tiny screenshot.")]).await;
+    let install = Install::new(&mock, "");
+    install.configure_mock_provider("vision = true");
+    std::fs::create_dir_all(install.workspace().join("shots")).unwrap();
+    std::fs::write(install.workspace().join("shots/a b.png"), PNG).unwrap();
+    std::fs::write(install.workspace().join("notes.png"), "text").unwrap();
+    let mut pty = start(&install, &[], &[]);
+    pty.expect("/help for commands", WAIT).unwrap();
+
+    pty.send_line("what is in @notes.png?").unwrap();
+    pty.expect("notes.png: not a PNG, JPEG, GIF or WebP image", WAIT)
+        .unwrap();
+    pty.expect("nothing was sent", WAIT).unwrap();
+    pty.send_line(r"what is in @shots/a\ b.png?").unwrap();
+    pty.expect("attached 1 image (image/png 1 KB)", WAIT)
+        .unwrap();
+    pty.expect("A tiny screenshot.", WAIT).unwrap();
+    pty.send_line("/quit").unwrap();
+    assert!(pty.wait_exit(WAIT).unwrap().success());
+
+    assert_eq!(mock.request_count(), 1, "the bad prompt was sent");
+    let body = mock.request(0).body;
+    let url = format!("data:image/png;base64,{}", b64(PNG));
+    assert!(
+        contains(
+            &body,
+            &json!({"role": "user", "content": [
+                {"type": "text", "text": r"what is in @shots/a\ b.png?"},
+                {"type": "image_url", "image_url": {"url": url}}
+            ]})
+        ),
+        "{body}"
+    );
+    mock.assert_no_violations();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_terminal_it_reads_lines_and_writes_plain_text() {
     use tokio::io::AsyncWriteExt;
     let mock = MockLlm::start(vec![

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 pub use files::FileStore;
-pub use record::{StoredBlock, StoredMessage};
+pub use record::{StoredBlock, StoredImage, StoredMessage};
 pub use redis::{DEFAULT_RETRY_WINDOW, RedisStore, RedisStoreOptions};
 
 use futures::future::BoxFuture;

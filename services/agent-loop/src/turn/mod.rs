@@ -23,7 +23,7 @@ use openheim_proto::agent_loop::v1::{
     TurnEvent, TurnStarted, turn_event::Event,
 };
 use openheim_proto::common::v1::{
-    FileDiff, Message, StopReason, ToolCall, ToolDefinition, ToolKind, Usage,
+    FileDiff, Image, Message, StopReason, ToolCall, ToolDefinition, ToolKind, Usage,
 };
 use openheim_proto::llm_proxy::v1::{
     CompleteRequest, ErrorKind, ResolveModelResponse, completion_event,
@@ -33,7 +33,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::backends::{Backends, ToolRoute};
-use crate::client_ops::{PendingClientReplies, delegated};
+use crate::client_ops::{PendingClientReplies, delegated, reads_image};
 use crate::context::{self, ModelLimits};
 use crate::error::AgentError;
 use crate::hooks::{HookDecision, HookRunner};
@@ -43,7 +43,8 @@ use crate::permission::{
 };
 use crate::service::with_memory_tools;
 use crate::store::{
-    Approval, Record, SessionMeta, SessionStore, StoredBlock, StoredMessage, StoredUsage, now_ms,
+    Approval, Record, SessionMeta, SessionStore, StoredBlock, StoredImage, StoredMessage,
+    StoredUsage, now_ms,
 };
 use crate::truncate::cap_text;
 use calls::{apply_tool_delta, describe, parse_args, tool_names};
@@ -626,11 +627,16 @@ impl Turn {
         };
         let mut done = outcome;
         done.text.clone_from(&content);
+        let images = std::mem::take(&mut done.images)
+            .iter()
+            .map(StoredImage::from_wire)
+            .collect();
         self.update(call, status, Some(done)).await;
         StoredMessage::Tool {
             tool_call_id: call.id.clone(),
             content,
             is_error: status == ToolCallStatus::Failed,
+            images,
         }
     }
 
@@ -641,7 +647,10 @@ impl Turn {
     async fn execute(&self, call: &ToolCall, route: ToolRoute, workspace: &Workspace) -> Outcome {
         // Built-in file tools go through a caller that offers them (editor
         // buffers, undo); everything else runs where it is routed.
-        if route == ToolRoute::Executor && delegated(self.client_caps(), &call.name) {
+        if route == ToolRoute::Executor
+            && delegated(self.client_caps(), &call.name)
+            && !reads_image(call)
+        {
             return self.run_on_client(call).await;
         }
         let result = match route {
@@ -654,17 +663,18 @@ impl Turn {
                     is_error: r.is_error,
                     raw_output_json: r.raw_output_json,
                     diffs: r.diffs,
+                    images: r.images,
                 }),
-            ToolRoute::Mcp => {
-                self.backends
-                    .call_mcp(&self.meta.id, call)
-                    .await
-                    .map(|(text, is_error)| Outcome {
-                        text,
-                        is_error,
-                        ..Outcome::default()
-                    })
-            }
+            ToolRoute::Mcp => self
+                .backends
+                .call_mcp(&self.meta.id, call)
+                .await
+                .map(|r| Outcome {
+                    text: r.output,
+                    is_error: r.is_error,
+                    images: r.images,
+                    ..Outcome::default()
+                }),
             ToolRoute::Memory => match &self.memory {
                 Some(memory) => Ok(memory.call(call, &self.meta).await),
                 None => Ok(Outcome::error("long-term memory is off")),
@@ -720,6 +730,8 @@ pub(crate) struct Outcome {
     pub is_error: bool,
     pub raw_output_json: String,
     pub diffs: Vec<FileDiff>,
+    /// Images for the model (stored with the result, not shown in updates).
+    pub images: Vec<Image>,
 }
 
 impl Outcome {

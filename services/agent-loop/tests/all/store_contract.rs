@@ -128,6 +128,7 @@ async fn records_round_trip(backend: Backend) {
             tool_call_id: "c1".into(),
             content: "contents".into(),
             is_error: false,
+            images: Vec::new(),
         },
     };
     store.append("s1", &result).await.unwrap();

@@ -84,6 +84,12 @@ pub(crate) fn data_url(image: &Image) -> String {
     url
 }
 
+/// The words before the images of tool call `id` where they travel apart
+/// from its result (formats whose tool results take text only).
+pub(crate) fn tool_images_label(id: &str) -> String {
+    format!("Images returned by tool call {id}:")
+}
+
 /// Serialises a request body.
 pub(crate) fn to_json(body: &impl Serialize) -> Result<Vec<u8>, LlmError> {
     serde_json::to_vec(body).map_err(|e| LlmError::Internal {

@@ -156,6 +156,7 @@ fn conversation() -> CompleteRequest {
                     tool_call_id: "call_1".into(),
                     content: "contents of a".into(),
                     is_error: false,
+                    images: Vec::new(),
                 }))],
             },
         ],

@@ -82,6 +82,7 @@ impl ToolHandler for EditFile {
                 old_text: Some(old_text),
                 new_text,
             }],
+            images: Vec::new(),
         })
     }
 }

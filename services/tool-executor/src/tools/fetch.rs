@@ -64,6 +64,7 @@ impl ToolHandler for WebFetch {
             text,
             raw_output,
             diffs: Vec::new(),
+            images: Vec::new(),
         })
     }
 }

@@ -4,7 +4,8 @@
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use openheim_proto::common::v1::{FileDiff, ToolDefinition, ToolKind};
+use openheim_proto::common::v1::{FileDiff, Image, ToolDefinition, ToolKind};
+use openheim_proto::image;
 use serde::Deserialize;
 
 use super::window::{End, PastEnd, Window, read_window};
@@ -45,7 +46,7 @@ impl ToolHandler for ReadFile {
     fn definition(&self) -> ToolDefinition {
         builtin_definition(
             READ,
-            "Read a text file. Paths are relative to the workspace root. offset (1-based line) and limit (lines) select a part.",
+            "Read a text or image file. Paths are relative to the workspace root. offset (1-based line) and limit (lines) select a part.",
             serde_json::json!({
                 "type": "object",
                 "properties": {
@@ -70,48 +71,91 @@ impl ToolHandler for ReadFile {
         let budget = ctx.max_result_bytes.saturating_sub(NOTE_ROOM);
         let (path, offset, limit) = (args.path.clone(), args.offset, args.limit);
         let read =
-            tokio::task::spawn_blocking(move || read_text(&path, &real, offset, limit, budget))
+            tokio::task::spawn_blocking(move || read_file(&path, &real, offset, limit, budget))
                 .await
                 .map_err(|e| ToolError::Failed(format!("reading {:?} failed: {e}", args.path)))??;
-        let window = read.window;
-        let mut text = String::from_utf8_lossy(&window.text).into_owned();
-        if let Some(note) = continuation_note(&window, read.size) {
-            if !text.is_empty() && !text.ends_with('\n') {
-                text.push('\n');
-            }
-            text.push_str(&note);
-        }
-        let raw_output = serde_json::json!({
-            "path": ctx.workspace.relative(&read.real),
-            "size": read.size,
-            "first_line": window.first_line,
-            "lines": window.lines,
-            "next_offset": window.next_offset(),
-            "truncated": window.end != End::Eof,
-        });
-        Ok(ToolOutput {
-            text,
-            raw_output,
-            diffs: Vec::new(),
+        Ok(match read {
+            FileRead::Text(read) => text_output(ctx, read),
+            FileRead::Image(read) => image_output(ctx, read),
         })
     }
 }
 
-/// What [`read_text`] found.
+fn text_output(ctx: &ToolContext, read: TextRead) -> ToolOutput {
+    let window = read.window;
+    let mut text = String::from_utf8_lossy(&window.text).into_owned();
+    if let Some(note) = continuation_note(&window, read.size) {
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&note);
+    }
+    let raw_output = serde_json::json!({
+        "path": ctx.workspace.relative(&read.real),
+        "size": read.size,
+        "first_line": window.first_line,
+        "lines": window.lines,
+        "next_offset": window.next_offset(),
+        "truncated": window.end != End::Eof,
+    });
+    ToolOutput {
+        text,
+        raw_output,
+        diffs: Vec::new(),
+        images: Vec::new(),
+    }
+}
+
+/// An image goes to the model as an image part; the text names it, so a
+/// model without vision (which gets a note in place of the image) and the
+/// user's transcript still know what was read.
+fn image_output(ctx: &ToolContext, read: ImageRead) -> ToolOutput {
+    let path = ctx.workspace.relative(&read.real);
+    let size = read.image.data.len();
+    let text = format!(
+        "Image {path} ({}, {size} bytes), attached.",
+        read.image.mime_type
+    );
+    let raw_output = serde_json::json!({
+        "path": path,
+        "size": size,
+        "mime_type": read.image.mime_type,
+    });
+    ToolOutput {
+        text,
+        raw_output,
+        diffs: Vec::new(),
+        images: vec![read.image],
+    }
+}
+
+/// What [`read_file`] found: lines of text, or a whole image.
+enum FileRead {
+    Text(TextRead),
+    Image(ImageRead),
+}
+
+struct ImageRead {
+    real: PathBuf,
+    image: Image,
+}
+
+/// The lines [`read_file`] read of a text file.
 struct TextRead {
     real: PathBuf,
     size: u64,
     window: Window,
 }
 
-/// Reads the requested lines of the file at `real` (blocking).
-fn read_text(
+/// Reads the file at `real` (blocking): the whole of an image (PNG, JPEG,
+/// GIF, WebP by their first bytes), else the requested lines of text.
+fn read_file(
     shown: &str,
     real: &Path,
     offset: Option<u64>,
     limit: Option<u64>,
     budget: usize,
-) -> Result<TextRead, ToolError> {
+) -> Result<FileRead, ToolError> {
     let io_err = |e: io::Error| ToolError::io("read", shown, e);
     let mut file = std::fs::File::open(real).map_err(io_err)?;
     let meta = file.metadata().map_err(io_err)?;
@@ -125,6 +169,23 @@ fn read_text(
     }
     let mut head = [0_u8; BINARY_SNIFF_BYTES];
     let sniffed = read_up_to(&mut file, &mut head).map_err(io_err)?;
+    if image::sniff_mime(&head[..sniffed]).is_some() {
+        let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+        image::check_size(size).map_err(|e| ToolError::Failed(format!("{shown:?}: {e}")))?;
+        let mut data = head[..sniffed].to_vec();
+        // Bounded even if the file grows after its size was checked.
+        let rest = (image::MAX_IMAGE_BYTES + 1).saturating_sub(sniffed) as u64;
+        (&mut file)
+            .take(rest)
+            .read_to_end(&mut data)
+            .map_err(io_err)?;
+        let image = image::image_from_bytes(data)
+            .map_err(|e| ToolError::Failed(format!("{shown:?}: {e}")))?;
+        return Ok(FileRead::Image(ImageRead {
+            real: real.to_path_buf(),
+            image,
+        }));
+    }
     if head[..sniffed].contains(&0) {
         return Err(ToolError::Failed(format!(
             "{shown:?} is a binary file ({} bytes); read_file shows text only",
@@ -144,11 +205,11 @@ fn read_text(
             ));
         }
     };
-    Ok(TextRead {
+    Ok(FileRead::Text(TextRead {
         real: real.to_path_buf(),
         size: meta.len(),
         window: without_cut_char(window),
-    })
+    }))
 }
 
 /// Fills `buf` as far as the file allows.
@@ -242,6 +303,7 @@ impl ToolHandler for WriteFile {
             text,
             raw_output,
             diffs: vec![diff],
+            images: Vec::new(),
         })
     }
 }
@@ -355,6 +417,35 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "\"b.bin\" is a binary file (7 bytes); read_file shows text only"
+        );
+    }
+
+    #[tokio::test]
+    async fn images_come_back_whole_as_an_image_part_within_the_size_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR-rest".to_vec();
+        // The bytes decide, not the name.
+        std::fs::write(dir.path().join("shot.dat"), &png).unwrap();
+        let ctx = context(&dir, 1024);
+        let out = read(&ctx, serde_json::json!({"path": "shot.dat"})).await;
+        assert_eq!(out.images.len(), 1);
+        assert_eq!(out.images[0].mime_type, "image/png");
+        assert_eq!(out.images[0].data, png);
+        assert_eq!(
+            out.text,
+            format!("Image shot.dat (image/png, {} bytes), attached.", png.len())
+        );
+
+        let mut big = b"GIF89a".to_vec();
+        big.resize(image::MAX_IMAGE_BYTES + 1, 7);
+        std::fs::write(dir.path().join("big.gif"), &big).unwrap();
+        let err = ReadFile
+            .execute(&ctx, serde_json::json!({"path": "big.gif"}))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "\"big.gif\": the image is 5.0 MB (5242881 bytes); the limit is 5 MB (5242880 bytes) per image: shrink or crop it first"
         );
     }
 

@@ -72,6 +72,7 @@ impl ToolHandler for ListDir {
             text: render(listing, &limits),
             raw_output,
             diffs: Vec::new(),
+            images: Vec::new(),
         })
     }
 }

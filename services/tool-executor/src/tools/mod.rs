@@ -13,7 +13,7 @@ mod window;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openheim_proto::common::v1::{FileDiff, ToolCall, ToolDefinition, ToolKind};
+use openheim_proto::common::v1::{FileDiff, Image, ToolCall, ToolDefinition, ToolKind};
 use openheim_proto::tool_executor::v1::{ExecuteResponse, ToolErrorKind};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
@@ -84,6 +84,8 @@ pub struct ToolOutput {
     pub raw_output: serde_json::Value,
     /// Files the call changed, for diff rendering.
     pub diffs: Vec<FileDiff>,
+    /// Images for the model (`read_file` on an image); `text` describes them.
+    pub images: Vec<Image>,
 }
 
 impl ToolOutput {
@@ -235,6 +237,7 @@ impl ToolRegistry {
                 raw_output_json: raw_json(&output.raw_output),
                 diffs: output.diffs,
                 error_kind: ToolErrorKind::Unspecified as i32,
+                images: output.images,
             },
             Err(error) => error_response(&error, ctx.max_result_bytes),
         }
@@ -287,6 +290,7 @@ pub fn error_response(error: &ToolError, max_result_bytes: usize) -> ExecuteResp
         raw_output_json: error.raw_output().map(raw_json).unwrap_or_default(),
         diffs: Vec::new(),
         error_kind: error.kind() as i32,
+        images: Vec::new(),
     }
 }
 

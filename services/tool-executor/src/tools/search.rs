@@ -88,6 +88,7 @@ impl ToolHandler for Search {
             text: found.render(),
             raw_output,
             diffs: Vec::new(),
+            images: Vec::new(),
         })
     }
 }

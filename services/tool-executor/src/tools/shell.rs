@@ -90,6 +90,7 @@ impl ToolHandler for ExecuteCommand {
             text,
             raw_output,
             diffs: Vec::new(),
+            images: Vec::new(),
         })
     }
 }

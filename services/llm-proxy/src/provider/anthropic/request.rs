@@ -16,7 +16,7 @@
 //! whole prefix from the cache.
 
 use openheim_proto::common::v1::content_block::Block;
-use openheim_proto::common::v1::{Message, Role, ToolCall, ToolDefinition, ToolResult};
+use openheim_proto::common::v1::{Image, Message, Role, ToolCall, ToolDefinition, ToolResult};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -121,8 +121,8 @@ enum WireBlock<'a> {
     },
     ToolResult {
         tool_use_id: &'a str,
-        #[serde(skip_serializing_if = "str::is_empty")]
-        content: &'a str,
+        #[serde(skip_serializing_if = "ResultContent::is_empty")]
+        content: ResultContent<'a>,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         is_error: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -148,6 +148,27 @@ impl WireBlock<'_> {
             Self::Thinking { .. } => false,
         }
     }
+}
+
+/// A tool result's content: text, or text and image blocks.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ResultContent<'a> {
+    Text(&'a str),
+    Blocks(Vec<ResultBlock<'a>>),
+}
+
+impl ResultContent<'_> {
+    fn is_empty(&self) -> bool {
+        matches!(self, Self::Text(text) if text.is_empty())
+    }
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ResultBlock<'a> {
+    Text { text: &'a str },
+    Image { source: ImageSource<'a> },
 }
 
 #[derive(Serialize)]
@@ -271,11 +292,7 @@ fn user_blocks(message: &Message) -> Vec<WireBlock<'_>> {
         .filter_map(|block| match block {
             Block::Text(text) => text_block(text),
             Block::Image(image) => Some(WireBlock::Image {
-                source: ImageSource {
-                    kind: "base64",
-                    media_type: content::mime_type(image),
-                    data: content::base64(image),
-                },
+                source: image_source(image),
                 cache_control: None,
             }),
             Block::ToolResult(result) => Some(tool_result(result)),
@@ -316,10 +333,30 @@ fn tool_use(call: &ToolCall) -> WireBlock<'_> {
     }
 }
 
+fn image_source(image: &Image) -> ImageSource<'_> {
+    ImageSource {
+        kind: "base64",
+        media_type: content::mime_type(image),
+        data: content::base64(image),
+    }
+}
+
+/// A `tool_result`; its images go inside it, after its text.
 fn tool_result(result: &ToolResult) -> WireBlock<'_> {
+    let content = if result.images.is_empty() {
+        ResultContent::Text(&result.content)
+    } else {
+        let text = (!result.content.is_empty()).then(|| ResultBlock::Text {
+            text: &result.content,
+        });
+        let images = result.images.iter().map(|image| ResultBlock::Image {
+            source: image_source(image),
+        });
+        ResultContent::Blocks(text.into_iter().chain(images).collect())
+    };
     WireBlock::ToolResult {
         tool_use_id: &result.tool_call_id,
-        content: &result.content,
+        content,
         is_error: result.is_error,
         cache_control: None,
     }
@@ -349,8 +386,19 @@ mod tests {
                 tool_call_id: id.into(),
                 content: content.into(),
                 is_error,
+                images: Vec::new(),
             })],
         )
+    }
+
+    fn with_image(mut message: Message) -> Message {
+        if let Some(Block::ToolResult(result)) = &mut message.content[0].block {
+            result.images.push(Image {
+                mime_type: "image/png".into(),
+                data: vec![9],
+            });
+        }
+        message
     }
 
     fn call(id: &str, name: &str, arguments: &str) -> Block {
@@ -402,7 +450,7 @@ mod tests {
                         call("toolu_2", "list_dir", ""),
                     ],
                 ),
-                result("toolu_1", "hello", false),
+                with_image(result("toolu_1", "hello", false)),
                 result("toolu_2", "no such dir", true),
                 message(Role::User, vec![Block::Text("thanks".into())]),
             ],
@@ -437,7 +485,10 @@ mod tests {
                         {"type": "tool_use", "id": "toolu_2", "name": "list_dir", "input": {}}
                     ]},
                     {"role": "user", "content": [
-                        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "hello"},
+                        {"type": "tool_result", "tool_use_id": "toolu_1", "content": [
+                            {"type": "text", "text": "hello"},
+                            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "CQ=="}}
+                        ]},
                         {"type": "tool_result", "tool_use_id": "toolu_2", "content": "no such dir", "is_error": true},
                         {"type": "text", "text": "thanks", "cache_control": {"type": "ephemeral"}}
                     ]}

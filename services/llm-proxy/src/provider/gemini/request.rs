@@ -13,7 +13,7 @@
 //!   [`crate::provider::signature`]); thought text without one is not sent.
 
 use openheim_proto::common::v1::content_block::Block;
-use openheim_proto::common::v1::{Message, Role, ToolCall, ToolDefinition, ToolResult};
+use openheim_proto::common::v1::{Image, Message, Role, ToolCall, ToolDefinition, ToolResult};
 use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -258,31 +258,49 @@ fn contents(history: &[Message]) -> Vec<Content<'_>> {
             _ => out.push(Content { role, parts }),
         }
     }
+    for content in &mut out {
+        if content.role == "user" {
+            // Stable: all function responses of a turn first, as Gemini
+            // wants them, then the images and text in their order.
+            content.parts.sort_by_key(|p| p.function_response.is_none());
+        }
+    }
     out
 }
 
+/// The parts of a user (or tool) message. A tool result's images follow
+/// its `functionResponse` as `inlineData` parts of the same content.
 fn user_parts<'a>(
     message: &'a Message,
     calls: &[&'a ToolCall],
     history: &'a [Message],
 ) -> Vec<Part<'a>> {
-    content::blocks(message)
-        .filter_map(|block| match block {
-            Block::Text(text) if !text.is_empty() => Some(Part {
+    let mut parts = Vec::new();
+    for block in content::blocks(message) {
+        match block {
+            Block::Text(text) if !text.is_empty() => parts.push(Part {
                 text: Some(text),
                 ..Part::default()
             }),
-            Block::Image(image) => Some(Part {
-                inline_data: Some(InlineData {
-                    mime_type: content::mime_type(image),
-                    data: content::base64(image),
-                }),
-                ..Part::default()
-            }),
-            Block::ToolResult(result) => Some(function_response(result, calls, history)),
-            Block::Text(_) | Block::Thinking(_) | Block::ToolCall(_) => None,
-        })
-        .collect()
+            Block::Image(image) => parts.push(inline_image(image)),
+            Block::ToolResult(result) => {
+                parts.push(function_response(result, calls, history));
+                parts.extend(result.images.iter().map(inline_image));
+            }
+            Block::Text(_) | Block::Thinking(_) | Block::ToolCall(_) => {}
+        }
+    }
+    parts
+}
+
+fn inline_image(image: &Image) -> Part<'_> {
+    Part {
+        inline_data: Some(InlineData {
+            mime_type: content::mime_type(image),
+            data: content::base64(image),
+        }),
+        ..Part::default()
+    }
 }
 
 fn function_response<'a>(
@@ -422,6 +440,7 @@ mod tests {
                 tool_call_id: id.into(),
                 content: content.into(),
                 is_error,
+                images: Vec::new(),
             })],
         )
     }
@@ -471,7 +490,16 @@ mod tests {
                         call("fc-7", "list_dir", ""),
                     ],
                 ),
-                result("call_0", "hello", false),
+                {
+                    let mut read = result("call_0", "hello", false);
+                    if let Some(Block::ToolResult(r)) = &mut read.content[0].block {
+                        r.images.push(Image {
+                            mime_type: "image/jpeg".into(),
+                            data: vec![8],
+                        });
+                    }
+                    read
+                },
                 result("fc-7", "no such dir", true),
             ],
             tools: vec![ToolDefinition {
@@ -501,7 +529,9 @@ mod tests {
                     ]},
                     {"role": "user", "parts": [
                         {"functionResponse": {"name": "read_file", "response": {"content": "hello"}}},
-                        {"functionResponse": {"id": "fc-7", "name": "list_dir", "response": {"error": "no such dir"}}}
+                        {"functionResponse": {"id": "fc-7", "name": "list_dir", "response": {"error": "no such dir"}}},
+                        // A result's image follows all the responses.
+                        {"inlineData": {"mimeType": "image/jpeg", "data": "CA=="}}
                     ]}
                 ],
                 "tools": [{"functionDeclarations": [{

@@ -74,14 +74,14 @@ enum WireMessage<'a> {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum UserContent<'a> {
-    Text(&'a str),
+    Text(Cow<'a, str>),
     Parts(Vec<Part<'a>>),
 }
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Part<'a> {
-    Text { text: &'a str },
+    Text { text: Cow<'a, str> },
     ImageUrl { image_url: ImageUrl },
 }
 
@@ -131,9 +131,11 @@ pub(super) fn encode(
             content: &conversation.system_prompt,
         });
     }
+    let mut attached = Vec::new();
     for message in &conversation.messages {
-        push_message(message, &mut messages);
+        push_message(message, &mut messages, &mut attached);
     }
+    flush_attached(&mut attached, &mut messages);
     let max_tokens = conversation.max_tokens.or(options.default_max_tokens);
     let body = ChatRequest {
         model,
@@ -171,7 +173,19 @@ fn tools(definitions: &[ToolDefinition]) -> Result<Vec<WireTool<'_>>, LlmError> 
 /// `tool` messages wherever they appear, so Anthropic-style histories (results
 /// inside a user message) also map; thinking is not sent back, since Chat
 /// Completions has no field for it.
-fn push_message<'a>(message: &'a Message, out: &mut Vec<WireMessage<'a>>) {
+///
+/// A `tool` message takes text only, so the images of tool results collect
+/// in `attached` and go out as one user message after the run of `tool`
+/// messages (each labelled with its call id), before the next message.
+fn push_message<'a>(
+    message: &'a Message,
+    out: &mut Vec<WireMessage<'a>>,
+    attached: &mut Vec<Part<'a>>,
+) {
+    let is_tool = message.role() == Role::Tool;
+    if !is_tool {
+        flush_attached(attached, out);
+    }
     let blocks = content::blocks(message);
     for block in blocks.clone() {
         if let Block::ToolResult(result) = block {
@@ -179,7 +193,20 @@ fn push_message<'a>(message: &'a Message, out: &mut Vec<WireMessage<'a>>) {
                 tool_call_id: &result.tool_call_id,
                 content: &result.content,
             });
+            if !result.images.is_empty() {
+                attached.push(Part::Text {
+                    text: Cow::Owned(content::tool_images_label(&result.tool_call_id)),
+                });
+                attached.extend(result.images.iter().map(|image| Part::ImageUrl {
+                    image_url: ImageUrl {
+                        url: content::data_url(image),
+                    },
+                }));
+            }
         }
+    }
+    if !is_tool {
+        flush_attached(attached, out);
     }
     match message.role() {
         Role::Tool => {}
@@ -214,7 +241,9 @@ fn push_message<'a>(message: &'a Message, out: &mut Vec<WireMessage<'a>>) {
         Role::User | Role::Unspecified => {
             let parts: Vec<Part<'a>> = blocks
                 .filter_map(|b| match b {
-                    Block::Text(text) => Some(Part::Text { text }),
+                    Block::Text(text) => Some(Part::Text {
+                        text: Cow::Borrowed(text),
+                    }),
                     Block::Image(image) => Some(Part::ImageUrl {
                         image_url: ImageUrl {
                             url: content::data_url(image),
@@ -223,13 +252,25 @@ fn push_message<'a>(message: &'a Message, out: &mut Vec<WireMessage<'a>>) {
                     Block::Thinking(_) | Block::ToolCall(_) | Block::ToolResult(_) => None,
                 })
                 .collect();
-            let content = match parts.as_slice() {
-                [] => return,
-                [Part::Text { text }] => UserContent::Text(text),
-                _ => UserContent::Parts(parts),
-            };
-            out.push(WireMessage::User { content });
+            push_user(parts, out);
         }
+    }
+}
+
+/// A user message of `parts`: plain text when that is all it is.
+fn push_user<'a>(mut parts: Vec<Part<'a>>, out: &mut Vec<WireMessage<'a>>) {
+    let content = match parts.as_mut_slice() {
+        [] => return,
+        [Part::Text { text }] => UserContent::Text(std::mem::take(text)),
+        _ => UserContent::Parts(parts),
+    };
+    out.push(WireMessage::User { content });
+}
+
+/// Sends the collected tool-result images as one user message.
+fn flush_attached<'a>(attached: &mut Vec<Part<'a>>, out: &mut Vec<WireMessage<'a>>) {
+    if !attached.is_empty() {
+        push_user(std::mem::take(attached), out);
     }
 }
 
@@ -310,6 +351,10 @@ mod tests {
                         tool_call_id: "call_1".into(),
                         content: "hello".into(),
                         is_error: false,
+                        images: vec![Image {
+                            mime_type: "image/gif".into(),
+                            data: vec![4, 5, 6],
+                        }],
                     })],
                 ),
                 message(
@@ -318,6 +363,7 @@ mod tests {
                         tool_call_id: "call_2".into(),
                         content: "a\nb".into(),
                         is_error: true,
+                        images: Vec::new(),
                     })],
                 ),
                 message(Role::User, vec![Block::Text("thanks".into())]),
@@ -359,6 +405,11 @@ mod tests {
                     ]},
                     {"role": "tool", "tool_call_id": "call_1", "content": "hello"},
                     {"role": "tool", "tool_call_id": "call_2", "content": "a\nb"},
+                    // Tool messages take text only: the image follows them.
+                    {"role": "user", "content": [
+                        {"type": "text", "text": "Images returned by tool call call_1:"},
+                        {"type": "image_url", "image_url": {"url": "data:image/gif;base64,BAUG"}}
+                    ]},
                     {"role": "user", "content": "thanks"}
                 ],
                 "tools": [{"type": "function", "function": {
@@ -402,6 +453,7 @@ mod tests {
                     tool_call_id: "t".into(),
                     content: "r".into(),
                     is_error: false,
+                    images: Vec::new(),
                 })],
             )],
             ..Default::default()

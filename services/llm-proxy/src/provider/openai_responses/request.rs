@@ -13,7 +13,7 @@
 //! in the thinking signature, see `signature`).
 
 use openheim_proto::common::v1::content_block::Block;
-use openheim_proto::common::v1::{Message, Role, ToolDefinition};
+use openheim_proto::common::v1::{Message, Role, ToolDefinition, ToolResult};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -68,8 +68,16 @@ enum Item<'a> {
     },
     FunctionCallOutput {
         call_id: &'a str,
-        output: &'a str,
+        output: Output<'a>,
     },
+}
+
+/// A function call's output: text, or text and images as input parts.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Output<'a> {
+    Text(&'a str),
+    Parts(Vec<Part<'a>>),
 }
 
 #[derive(Serialize)]
@@ -164,7 +172,7 @@ fn push_items<'a>(message: &'a Message, out: &mut Vec<Item<'a>>) {
                 flush(assistant, &mut parts, out);
                 out.push(Item::FunctionCallOutput {
                     call_id: &result.tool_call_id,
-                    output: &result.content,
+                    output: output(result),
                 });
             }
             Block::Thinking(thinking) if assistant => {
@@ -181,6 +189,24 @@ fn push_items<'a>(message: &'a Message, out: &mut Vec<Item<'a>>) {
         }
     }
     flush(assistant, &mut parts, out);
+}
+
+/// The output of a tool result; with images, an array of `input_text`
+/// and `input_image` parts (the Responses API's multimodal output).
+fn output(result: &ToolResult) -> Output<'_> {
+    if result.images.is_empty() {
+        return Output::Text(&result.content);
+    }
+    let mut parts = Vec::with_capacity(result.images.len() + 1);
+    if !result.content.is_empty() {
+        parts.push(Part::InputText {
+            text: &result.content,
+        });
+    }
+    parts.extend(result.images.iter().map(|image| Part::InputImage {
+        image_url: content::data_url(image),
+    }));
+    Output::Parts(parts)
 }
 
 fn flush<'a>(assistant: bool, parts: &mut Vec<Part<'a>>, out: &mut Vec<Item<'a>>) {
@@ -246,6 +272,10 @@ mod tests {
                         tool_call_id: "call_1".into(),
                         content: "hello".into(),
                         is_error: false,
+                        images: vec![Image {
+                            mime_type: "image/webp".into(),
+                            data: vec![7],
+                        }],
                     })],
                 ),
             ],
@@ -286,7 +316,10 @@ mod tests {
                         {"type": "output_text", "text": "Reading."}
                     ]},
                     {"type": "function_call", "call_id": "call_1", "name": "read_file", "arguments": "{\"path\":\"a\"}"},
-                    {"type": "function_call_output", "call_id": "call_1", "output": "hello"}
+                    {"type": "function_call_output", "call_id": "call_1", "output": [
+                        {"type": "input_text", "text": "hello"},
+                        {"type": "input_image", "image_url": "data:image/webp;base64,Bw=="}
+                    ]}
                 ],
                 "tools": [{"type": "function", "name": "read_file", "description": "Read a file.",
                            "parameters": {"type": "object"}, "strict": false}]
