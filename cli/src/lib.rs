@@ -12,6 +12,7 @@ mod library;
 pub mod memory;
 pub mod run;
 mod runtime;
+pub mod sessions;
 pub mod tui;
 
 pub use library::{Error, Openheim, OpenheimBuilder, Session, SessionOptions, Turn};

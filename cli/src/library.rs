@@ -433,6 +433,7 @@ impl Session {
             client_capabilities: None,
             thinking: self.thinking.map(openheim_acp::thinking_setting),
             compact: None,
+            max_iterations: None,
         };
         self.start(start).await
     }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use openheim::events::ApprovalMode;
 use openheim::init::FileOutcome;
-use openheim::run::{RunOptions, exit};
+use openheim::run::{Format, RunOptions, exit};
 
 #[derive(Parser)]
 #[command(
@@ -43,9 +43,20 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Run one prompt headless: the answer on stdout, tool activity on stderr.
+    /// Run one prompt headless: the answer on stdout, tool activity on stderr
+    /// (or JSON events on stdout with --json). Exit codes: docs/automation.md.
     Run {
-        prompt: String,
+        /// The prompt; `-` or none reads it from stdin.
+        prompt: Option<String>,
+        /// JSON Lines events on stdout instead of the answer (docs/automation.md).
+        #[arg(long)]
+        json: bool,
+        /// Write the assistant's last message to FILE when the run ends.
+        #[arg(long, value_name = "FILE")]
+        output_last_message: Option<PathBuf>,
+        /// Model calls the turn may make (default: max_iterations).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        max_iterations: Option<u32>,
         /// Model name, or provider/model.
         #[arg(long)]
         model: Option<String>,
@@ -76,6 +87,15 @@ enum Command {
         /// budget (default: as configured for the model).
         #[arg(long, value_parser = openheim_config::Thinking::parse)]
         thinking: Option<openheim_config::Thinking>,
+    },
+    /// Stored sessions, newest first, with their tokens and cost.
+    Sessions {
+        /// At most this many (1 to 500).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
+        limit: u32,
+        /// A JSON array instead of lines.
+        #[arg(long)]
+        json: bool,
     },
     /// ACP agent over stdin/stdout (for Zed and other ACP clients); logs go to stderr.
     Acp,
@@ -157,7 +177,10 @@ fn main() -> ExitCode {
 
 /// Reads the environment and configuration and secures the process while it
 /// has one thread, then runs the command on the async runtime.
-fn start(cli: Cli) -> anyhow::Result<u8> {
+fn start(mut cli: Cli) -> anyhow::Result<u8> {
+    if let Some(Command::Run { prompt, .. }) = &mut cli.command {
+        *prompt = Some(read_prompt(prompt.take())?);
+    }
     if let Some(Command::Init { force }) = cli.command {
         return init(force);
     }
@@ -180,6 +203,9 @@ async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
         Some(Command::Init { force }) => init(force),
         Some(Command::Run {
             prompt,
+            json,
+            output_last_message,
+            max_iterations,
             model,
             skills,
             resume,
@@ -190,6 +216,8 @@ async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
             images,
             thinking,
         }) => {
+            // Read in `start`, before the runtime.
+            let prompt = prompt.unwrap_or_default();
             // Everything a user needs (retries, fallbacks, errors) comes as
             // one `note:`/`error:` line from the turn's events; log lines
             // would say it twice, so they appear only when asked for.
@@ -208,9 +236,15 @@ async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
                 skills,
                 work_dir: None,
                 resume,
+                max_iterations,
+                format: match json {
+                    true => Format::Json,
+                    false => Format::Text,
+                },
+                last_message_file: output_last_message,
+                verbose,
                 images,
                 thinking,
-                verbose,
             };
             let interrupt = async {
                 let _ = tokio::signal::ctrl_c().await;
@@ -236,8 +270,35 @@ async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
         }
         Some(Command::Memory { command }) => memory(boot, command.into()).await,
         Some(Command::Acp) => acp(boot).await,
+        Some(Command::Sessions { limit, json }) => {
+            let runtime = openheim::Runtime::start(&boot.config)?;
+            openheim::sessions::run(&runtime, limit, json).await
+        }
         Some(Command::Serve { listen, .. }) => serve(boot, listen).await,
     }
+}
+
+/// The prompt of `openheim run`: the argument, or stdin when it is `-` or
+/// missing (then stdin must not be a terminal).
+fn read_prompt(prompt: Option<String>) -> anyhow::Result<String> {
+    use std::io::{IsTerminal, Read};
+    if let Some(prompt) = prompt.filter(|p| p != "-") {
+        return Ok(prompt);
+    }
+    let mut stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        anyhow::bail!(
+            "no prompt: give one as an argument, or pipe it in (openheim run - < prompt.txt)"
+        );
+    }
+    let mut prompt = String::new();
+    stdin
+        .read_to_string(&mut prompt)
+        .map_err(|e| anyhow::anyhow!("cannot read the prompt from stdin: {e}"))?;
+    if prompt.trim().is_empty() {
+        anyhow::bail!("the prompt read from stdin is empty");
+    }
+    Ok(prompt)
 }
 
 /// `openheim acp`: stdout carries only the JSON-RPC stream, so logs go to

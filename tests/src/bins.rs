@@ -36,6 +36,14 @@ pub fn example_path(name: &str) -> PathBuf {
     path
 }
 
+/// `target/`, from the running test executable: a place for tools the
+/// tests install once (never committed).
+pub fn target_dir() -> PathBuf {
+    let mut dir = bin_dir();
+    dir.pop();
+    dir
+}
+
 /// `target/<profile>/`, from the running test executable.
 fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("path of the running test executable");

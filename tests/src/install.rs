@@ -105,6 +105,31 @@ impl Install {
             .expect("openheim could not be started")
     }
 
+    /// Like [`Install::openheim`], with `input` on the process's stdin.
+    pub async fn openheim_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        use tokio::io::AsyncWriteExt;
+        let mut command = tokio::process::Command::new(bin_path("openheim"));
+        command
+            .args(args)
+            .current_dir(self.workspace())
+            .env("OPENHEIM_HOME", self.home())
+            .env("HOME", self.root.path())
+            .env_remove("OPENHEIM_CONFIG")
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("openheim could not be started");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).await.unwrap();
+        drop(stdin);
+        tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output())
+            .await
+            .expect("openheim did not finish in time")
+            .expect("openheim could not be waited for")
+    }
+
     /// Starts the four services as separate processes, configured from this
     /// install, and points the CLI config at the agent-loop.
     pub async fn start_cluster(&self, mock: &MockLlm, extra: &str) -> Cluster {

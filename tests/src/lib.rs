@@ -10,6 +10,7 @@
 
 pub mod bins;
 pub mod install;
+pub mod json_schema;
 pub mod mock_llm;
 pub mod otlp;
 pub mod process;

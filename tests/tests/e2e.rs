@@ -17,6 +17,7 @@ mod e2e {
     pub mod custom_provider;
     pub mod embeddings;
     pub mod gateway;
+    pub mod hooks;
     pub mod images;
     pub mod interrupted;
     pub mod library;
@@ -27,6 +28,7 @@ mod e2e {
     pub mod providers;
     pub mod redis_store;
     pub mod run_files_task;
+    pub mod run_json;
     pub mod sandbox;
     pub mod scale;
     pub mod scratch;

@@ -366,6 +366,10 @@ impl App {
         };
         let info = session.info().clone();
         self.status = self.status_for(&info.model).await.unwrap_or_default();
+        let stored = info
+            .usage
+            .unwrap_or_else(openheim_proto::common::v1::Usage::zero);
+        self.status.set_session_totals(&stored, info.llm_calls);
         self.pending.model = Some(info.model.clone()).filter(|m| !m.is_empty());
         self.pending.skills = info.skills.clone();
         self.session = Some(session);
@@ -543,6 +547,11 @@ impl App {
                             view.finish(&mut out);
                             self.screen.write(&out)?;
                             break;
+                        }
+                        Event::PermissionDecided(decided) => {
+                            if let Some(line) = hook_decision(&decided) {
+                                view.notice(&line, &mut out);
+                            }
                         }
                         Event::Started(_) | Event::ClientRequest(_) => {}
                     }
@@ -760,14 +769,12 @@ impl App {
             return self.error(&e.to_string());
         }
         self.pending.model = Some(name.clone());
+        let (totals, calls) = (self.status.totals(), self.status.llm_calls);
         self.status = Status {
             context_used: self.status.context_used,
-            input: self.status.input,
-            output: self.status.output,
-            cache_read: self.status.cache_read,
-            llm_calls: self.status.llm_calls,
             ..status
         };
+        self.status.set_session_totals(&totals, calls);
         let label = self.status.model_label();
         self.line(Some(Role::Accent), &format!("model: {label}"))?;
         if let Some((provider, _)) = name.split_once('/')
@@ -1145,21 +1152,44 @@ impl App {
             None => format!("{} tokens (window unknown)", grouped(s.context_used)),
         };
         let totals = format!(
-            "{} in · {} out · {} cached · {} model call{}",
+            "{} in · {} out · {} cached · {} reasoning · {} model call{}",
             compact(s.input),
             compact(s.output),
             compact(s.cache_read),
+            compact(s.reasoning),
             s.llm_calls,
             if s.llm_calls == 1 { "" } else { "s" }
         );
+        let cost = match s.cost_pico_usd {
+            Some(pico) => openheim_config::pricing::format_usd(pico),
+            None => "unknown (no price configured for a model used)".to_owned(),
+        };
         let rows = vec![
             ("model".to_owned(), s.model_label()),
             ("context".to_owned(), context),
             ("tokens".to_owned(), totals),
+            ("cost".to_owned(), cost),
         ];
         self.table(&rows)?;
-        self.dim("token totals count this session since openheim started")
+        self.dim("totals of this session; prices: docs/automation.md#costs")
     }
+}
+
+/// `hook "guard" denied execute_command: reason`, when a hook decided;
+/// other decisions show as the call's spinner and result (a hook's rewrite
+/// comes as a notice).
+fn hook_decision(decided: &openheim_proto::agent_loop::v1::PermissionDecided) -> Option<String> {
+    use openheim_proto::agent_loop::v1::DecisionSource;
+    if decided.source() != DecisionSource::Hook {
+        return None;
+    }
+    let verb = if decided.allowed { "allowed" } else { "denied" };
+    let mut line = format!("hook {:?} {verb} {}", decided.hook, decided.tool_name);
+    if !decided.reason.is_empty() {
+        line.push_str(": ");
+        line.push_str(&decided.reason);
+    }
+    Some(line)
 }
 
 enum Input {

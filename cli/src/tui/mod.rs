@@ -17,7 +17,7 @@ pub mod theme;
 
 mod app;
 mod attach;
-mod status;
+pub(crate) mod status;
 
 pub use app::{TuiOptions, run};
 

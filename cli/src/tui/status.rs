@@ -1,6 +1,7 @@
 //! What the prompt line and `/usage` report: the model in use, the context
 //! window fill, and token totals; plus small formatting helpers.
 
+use openheim_config::pricing::format_usd;
 use openheim_proto::common::v1::Usage;
 use openheim_proto::llm_proxy::v1::ProviderModels;
 
@@ -13,11 +14,17 @@ pub struct Status {
     pub context_window: u64,
     /// Tokens the conversation occupied at the last model call.
     pub context_used: u64,
-    /// Totals of this session since the UI started.
+    /// Totals of this session (as stored, then each model call of the UI's
+    /// turns added).
     pub input: u64,
     pub output: u64,
     pub cache_read: u64,
+    pub cache_write: u64,
+    pub reasoning: u64,
     pub llm_calls: u64,
+    /// The session's cost in picodollars; `None` = unknown (a price is
+    /// missing, or nothing is known yet).
+    pub cost_pico_usd: Option<u64>,
 }
 
 impl Status {
@@ -28,16 +35,41 @@ impl Status {
             provider,
             model,
             context_window,
+            cost_pico_usd: Some(0),
             ..Self::default()
+        }
+    }
+
+    /// Takes the session's stored totals (when a turn starts or a session
+    /// is resumed), so `/usage` covers the whole session.
+    pub fn set_session_totals(&mut self, total: &Usage, llm_calls: u64) {
+        self.input = total.input_tokens;
+        self.output = total.output_tokens;
+        self.cache_read = total.cache_read_tokens;
+        self.cache_write = total.cache_write_tokens;
+        self.reasoning = total.reasoning_tokens;
+        self.cost_pico_usd = total.cost_pico_usd;
+        self.llm_calls = llm_calls;
+    }
+
+    /// The session's totals as one `Usage`.
+    pub fn totals(&self) -> Usage {
+        Usage {
+            input_tokens: self.input,
+            output_tokens: self.output,
+            cache_read_tokens: self.cache_read,
+            cache_write_tokens: self.cache_write,
+            reasoning_tokens: self.reasoning,
+            cost_pico_usd: self.cost_pico_usd,
         }
     }
 
     /// Accounts one model call.
     pub fn add(&mut self, usage: &Usage) {
-        self.input += usage.input_tokens;
-        self.output += usage.output_tokens;
-        self.cache_read += usage.cache_read_tokens;
-        self.llm_calls += 1;
+        let mut total = self.totals();
+        total.add(usage);
+        let calls = self.llm_calls + 1;
+        self.set_session_totals(&total, calls);
         self.context_used = usage.input_tokens + usage.cache_read_tokens + usage.output_tokens;
     }
 
@@ -60,14 +92,20 @@ impl Status {
         })
     }
 
-    /// The right side of the prompt: `mock/model · 12% context`.
+    /// The right side of the prompt: `mock/model · 12% context · $0.012300`
+    /// (the cost once the session has spent anything and it is known).
     pub fn prompt_label(&self) -> String {
         let model = self.model_label();
-        match (self.context_percent(), self.context_used) {
+        let mut label = match (self.context_percent(), self.context_used) {
             (Some(p), _) => format!("{model} · {p}% context"),
             (None, 0) => model,
             (None, used) => format!("{model} · {} tokens", compact(used)),
+        };
+        if let Some(pico) = self.cost_pico_usd.filter(|c| *c > 0) {
+            label.push_str(" · ");
+            label.push_str(&format_usd(pico));
         }
+        label
     }
 }
 
@@ -168,6 +206,32 @@ mod tests {
         assert_eq!(s.prompt_label(), "a/small · 34% context");
         s.context_window = 0;
         assert_eq!(s.prompt_label(), "a/small · 340 tokens");
+        assert_eq!(
+            s.cost_pico_usd, None,
+            "an unpriced call makes the cost unknown"
+        );
+    }
+
+    #[test]
+    fn the_session_cost_shows_on_the_prompt_line() {
+        let mut s = Status::new("a".into(), "small".into(), 1000);
+        s.set_session_totals(
+            &Usage {
+                input_tokens: 50,
+                cost_pico_usd: Some(1_000_000_000),
+                ..Usage::default()
+            },
+            1,
+        );
+        s.add(&Usage {
+            input_tokens: 100,
+            output_tokens: 20,
+            cost_pico_usd: Some(3_600_000_000),
+            ..Usage::default()
+        });
+        assert_eq!((s.input, s.llm_calls), (150, 2));
+        assert_eq!(s.cost_pico_usd, Some(4_600_000_000));
+        assert_eq!(s.prompt_label(), "a/small · 12% context · $0.004600");
     }
 
     #[test]

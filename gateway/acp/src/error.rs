@@ -76,7 +76,9 @@ impl AcpError {
                 retry_after: (error.retry_after_ms > 0)
                     .then(|| Duration::from_millis(u64::from(error.retry_after_ms))),
             },
-            TurnErrorKind::InvalidInput => Self::InvalidParams(error.message.clone()),
+            TurnErrorKind::InvalidInput | TurnErrorKind::HookDenied => {
+                Self::InvalidParams(error.message.clone())
+            }
             TurnErrorKind::BackendUnavailable => Self::Unavailable(error.message.clone()),
             TurnErrorKind::Llm
             | TurnErrorKind::Store

@@ -25,6 +25,7 @@ use openheim_proto::agent_loop::v1::{
     StartTurn, ToolCallStatus, ToolCallUpdate, TurnEvent, TurnInput, client_request::Operation,
     client_response, turn_event::Event, turn_input::Input,
 };
+use openheim_proto::common::v1::Usage;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -123,6 +124,9 @@ struct TurnRelay {
     client_ops: TaskTracker,
     /// Terminals of commands this turn ran in the client.
     terminals: Terminals,
+    /// The session's running totals and the serving model's window, for
+    /// `usage_update`.
+    usage: std::sync::Mutex<(Usage, u64)>,
 }
 
 impl TurnRelay {
@@ -135,6 +139,7 @@ impl TurnRelay {
             cx,
             client_ops: TaskTracker::new(),
             terminals: Terminals::default(),
+            usage: std::sync::Mutex::new((Usage::zero(), 0)),
         }
     }
 
@@ -230,9 +235,29 @@ impl TurnRelay {
             Event::Error(error) => {
                 return Some(Err(AcpError::from_turn_error(&self.session.id, &error)));
             }
+            Event::Started(started) => {
+                if let (Ok(mut usage), Some(before)) = (self.usage.lock(), started.session_usage) {
+                    usage.0 = before;
+                }
+            }
+            Event::ModelSelected(selected) => {
+                if let Ok(mut usage) = self.usage.lock() {
+                    usage.1 = selected.context_window;
+                }
+            }
+            Event::Usage(call) => {
+                let update = self.usage.lock().ok().map(|mut usage| {
+                    usage.0.add(&call);
+                    updates::usage_update(&call, &usage.0, usage.1)
+                });
+                if let Some(update) = update {
+                    self.notify(update);
+                }
+            }
+            Event::PermissionDecided(_) => {}
             // A sub-agent's progress also arrives as updates of the
             // delegation's tool call, which carry its summary.
-            Event::Started(_) | Event::Usage(_) | Event::ModelSelected(_) | Event::Child(_) => {}
+            Event::Child(_) => {}
         }
         None
     }

@@ -12,9 +12,38 @@ use agent_client_protocol::v1::schema::{
 use openheim_proto::agent_loop::v1::{
     Decision, PermissionRequest, ToolCallStarted, ToolCallStatus, ToolCallUpdate,
 };
-use openheim_proto::common::v1::{Message, Role, ToolKind, content_block::Block};
+use openheim_proto::common::v1::{Message, Role, ToolKind, Usage, content_block::Block};
+use serde_json::json;
 
 use crate::convert::{absolute, encode_base64, kind_of_tool, raw_json, tool_kind, tool_status};
+
+/// `usage_update` after one LLM call: `used` is what the call put in the
+/// context (its input and output tokens), `size` the model's window, `cost`
+/// the session's total in USD when every price was known. The exact totals
+/// go in `_meta.openheim.usage` (the cost in picodollars, 10^-12 USD).
+pub fn usage_update(call: &Usage, session_total: &Usage, context_window: u64) -> SessionUpdate {
+    let used = call.input_tokens + call.output_tokens;
+    let cost = session_total
+        .cost_pico_usd
+        .map(|pico| acp::Cost::new(pico as f64 / 1e12, "USD"));
+    let totals = json!({
+        "usage": {
+            "inputTokens": session_total.input_tokens,
+            "outputTokens": session_total.output_tokens,
+            "cacheReadTokens": session_total.cache_read_tokens,
+            "cacheWriteTokens": session_total.cache_write_tokens,
+            "reasoningTokens": session_total.reasoning_tokens,
+            "costPicoUsd": session_total.cost_pico_usd,
+        }
+    });
+    let mut meta = acp::Meta::new();
+    meta.insert(crate::mcp::META_KEY.to_owned(), totals);
+    SessionUpdate::UsageUpdate(
+        acp::UsageUpdate::new(used, context_window)
+            .cost(cost)
+            .meta(meta),
+    )
+}
 
 pub fn text_chunk(text: String) -> SessionUpdate {
     SessionUpdate::AgentMessageChunk(ContentChunk::new(ContentBlock::Text(TextContent::new(

@@ -6,7 +6,7 @@ use openheim_proto::agent_loop::v1::{
     ApprovalMode, ChildSession, MemoryNote, MemoryScope, SessionInfo,
 };
 use openheim_proto::common::v1::content_block::Block;
-use openheim_proto::common::v1::{Image, Message, Role, ToolDefinition, ToolKind};
+use openheim_proto::common::v1::{Image, Message, Role, ToolDefinition, ToolKind, Usage};
 use openheim_proto::llm_proxy::v1::ListModelsResponse;
 use openheim_proto::mcp_broker::v1::{ServerState, ServerStatus};
 use serde_json::{Value, json};
@@ -48,6 +48,8 @@ pub fn session(s: &SessionInfo) -> Value {
         })),
         "agent": (!s.agent.is_empty()).then_some(&s.agent),
         "depth": s.depth,
+        "usage": usage(&s.usage.unwrap_or_default()),
+        "llm_calls": s.llm_calls,
     })
 }
 
@@ -58,6 +60,19 @@ pub fn child(c: &ChildSession) -> Value {
         "tool_call_id": c.tool_call_id,
         "agent": (!c.agent.is_empty()).then_some(&c.agent),
         "created_at_ms": c.created_at_ms,
+    })
+}
+
+/// Token counts and cost; `cost_pico_usd` is exact (10^-12 USD) and null
+/// when a price is unknown.
+pub fn usage(u: &Usage) -> Value {
+    json!({
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cache_read_tokens": u.cache_read_tokens,
+        "cache_write_tokens": u.cache_write_tokens,
+        "reasoning_tokens": u.reasoning_tokens,
+        "cost_pico_usd": u.cost_pico_usd,
     })
 }
 

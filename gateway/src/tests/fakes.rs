@@ -73,6 +73,13 @@ impl ToolExecutor for Files {
         unimplemented()
     }
 
+    async fn run_hook(
+        &self,
+        _: Request<te::RunHookRequest>,
+    ) -> Result<Response<te::RunHookResponse>, Status> {
+        unimplemented()
+    }
+
     async fn get_sandbox_info(
         &self,
         _: Request<te::GetSandboxInfoRequest>,

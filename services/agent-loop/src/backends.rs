@@ -22,7 +22,7 @@ use openheim_proto::mcp_broker::v1::{
 };
 use openheim_proto::tool_executor::v1::{
     ExecuteRequest, ExecuteResponse, ListToolsRequest, ReadFileRequest, ReadFileResponse,
-    Workspace, tool_executor_client::ToolExecutorClient,
+    RunHookRequest, RunHookResponse, Workspace, tool_executor_client::ToolExecutorClient,
 };
 use openheim_proto::transport::MAX_MESSAGE_BYTES;
 
@@ -55,6 +55,10 @@ struct PeerAnswers {
     /// tool-executor's tools, by (workspace root, shell allowed, read-only).
     builtin_tools: Expiring<(String, bool, bool), Vec<ToolDefinition>>,
 }
+
+/// How much longer than a hook's timeout its `RunHook` call may take
+/// (starting the sandbox, collecting output after the kill).
+const HOOK_GRACE: Duration = Duration::from_secs(5);
 
 /// Deadline of one embeddings call (llm-proxy retries inside it).
 const EMBED_DEADLINE: Duration = Duration::from_secs(60);
@@ -227,6 +231,37 @@ impl Backends {
             .await
             .map_err(|s| backend("tool-executor", &s))?
             .into_inner())
+    }
+
+    /// Runs a hook command in tool-executor. tool-executor kills it after
+    /// `timeout`; this call gives up a little later in any case, so a hook
+    /// never holds a turn longer than its timeout allows.
+    pub async fn run_hook(
+        &self,
+        workspace: &Workspace,
+        command: &str,
+        input: String,
+        timeout: Duration,
+    ) -> Result<RunHookResponse, AgentError> {
+        let secs = u32::try_from(timeout.as_secs()).unwrap_or(u32::MAX).max(1);
+        let mut request = tonic::Request::new(RunHookRequest {
+            workspace: Some(workspace.clone()),
+            command: command.to_owned(),
+            input,
+            timeout_secs: secs,
+        });
+        let limit = timeout + HOOK_GRACE;
+        request.set_timeout(limit);
+        let mut tools = self.tools.clone();
+        match tokio::time::timeout(limit, tools.run_hook(request)).await {
+            Ok(answer) => Ok(answer
+                .map_err(|s| backend("tool-executor", &s))?
+                .into_inner()),
+            Err(_) => Ok(RunHookResponse {
+                timed_out: true,
+                ..RunHookResponse::default()
+            }),
+        }
     }
 
     /// Reads at most `max_bytes` of a workspace file through tool-executor

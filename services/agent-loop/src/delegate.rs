@@ -480,6 +480,7 @@ impl Turn {
             | Event::Notice(_)
             | Event::Usage(_)
             | Event::Compacted(_)
+            | Event::PermissionDecided(_)
             | Event::Child(_) => {}
         }
         None

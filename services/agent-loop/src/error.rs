@@ -33,6 +33,8 @@ pub enum AgentError {
     Memory(#[from] openheim_memory::MemoryError),
     #[error("long-term memory is off (memory.enabled = false)")]
     MemoryDisabled,
+    #[error("the prompt was blocked by hook {hook:?}: {reason}")]
+    HookDenied { hook: String, reason: String },
 }
 
 impl AgentError {
@@ -49,6 +51,7 @@ impl AgentError {
             Self::Llm { .. } => TurnErrorKind::Llm,
             Self::Memory(_) => TurnErrorKind::Store,
             Self::MemoryDisabled => TurnErrorKind::InvalidInput,
+            Self::HookDenied { .. } => TurnErrorKind::HookDenied,
         }
     }
 }

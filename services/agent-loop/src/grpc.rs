@@ -56,6 +56,7 @@ fn status(error: AgentError) -> Status {
         AgentError::Backend { .. } | AgentError::TruncatedStream => Status::unavailable(message),
         AgentError::Llm { .. } => Status::internal(message),
         AgentError::MemoryDisabled => Status::failed_precondition(message),
+        AgentError::HookDenied { .. } => Status::permission_denied(message),
         AgentError::Memory(error) => match error {
             MemoryError::Invalid(_) => Status::invalid_argument(message),
             MemoryError::NotFound(_) => Status::not_found(message),

@@ -13,6 +13,7 @@ mod context;
 mod delegate;
 mod error;
 mod grpc;
+mod hooks;
 mod instructions;
 mod memory;
 mod peer_cache;
@@ -88,6 +89,9 @@ pub struct AgentLoopConfig {
     /// Where sub-agents' sessions and turns go: an agent-loop address (a
     /// deployment's, so any replica may run them); `None` = this process.
     pub agents_address: Option<String>,
+    /// Commands run at points of each session (docs/automation.md, "Hooks"),
+    /// through tool-executor.
+    pub hooks: openheim_config::HooksConfig,
 }
 
 impl AgentLoopConfig {
@@ -107,6 +111,7 @@ impl AgentLoopConfig {
             shell_delegation: config.tools.sandbox != openheim_config::SandboxMode::Enforce,
             max_result_bytes: config.tools.max_result_bytes,
             permissions: config.permissions.clone(),
+            hooks: config.hooks.clone(),
             store_url: config.store.url.clone(),
             store_prefix: config.store.prefix.clone(),
             lease_ttl: Duration::from_secs(config.store.lease_ttl_secs),

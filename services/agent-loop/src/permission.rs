@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use openheim_config::{PermissionsConfig, ToolPolicy};
-use openheim_proto::agent_loop::v1::Decision;
+use openheim_proto::agent_loop::v1::{Decision, DecisionSource};
 use openheim_proto::common::v1::ToolKind;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -131,6 +131,16 @@ pub fn verdict(session: Approval, policy: ToolPolicy, remembered: Option<bool>) 
             Some(false) => Verdict::Reject,
             None => Verdict::Ask,
         },
+    }
+}
+
+/// Who made the decision [`verdict`] returns (when it is not `Ask`).
+pub fn decided_by(session: Approval, policy: ToolPolicy) -> DecisionSource {
+    match (session, policy) {
+        (Approval::Auto, _) => DecisionSource::ApprovalMode,
+        (_, ToolPolicy::Auto | ToolPolicy::Deny) => DecisionSource::Policy,
+        (Approval::Deny, ToolPolicy::Ask) => DecisionSource::ApprovalMode,
+        (Approval::Ask, ToolPolicy::Ask) => DecisionSource::Remembered,
     }
 }
 

@@ -17,6 +17,8 @@ pub(crate) struct Reply {
     pub(crate) calls: Vec<ToolCall>,
     pub(crate) stop: StopReason,
     pub(crate) usage: Usage,
+    /// Provider and model that served the call, as llm-proxy announced.
+    pub(crate) served: (String, String),
     pub(crate) cancelled: bool,
 }
 

@@ -9,7 +9,7 @@ use openheim_proto::agent_loop::v1::{
     LoadSessionResponse, MemoryNote, ParentLink, SessionInfo, SetSessionModeRequest, StartTurn,
     TurnEnded, TurnEvent,
 };
-use openheim_proto::common::v1::ToolDefinition;
+use openheim_proto::common::v1::{ToolDefinition, Usage};
 use openheim_proto::mcp_broker::v1::{ServerSpec, ServerStatus};
 use openheim_proto::tool_executor::v1::Workspace;
 use tokio::sync::mpsc;
@@ -20,6 +20,7 @@ use crate::backends::{Backends, ToolRoute};
 use crate::client_ops::PendingClientReplies;
 use crate::delegate::{self, Delegation, TurnChildren};
 use crate::error::AgentError;
+use crate::hooks::HookRunner;
 use crate::instructions;
 use crate::memory::{self, AgentMemory};
 use crate::permission::{PendingQuestions, Remembered};
@@ -130,6 +131,8 @@ impl AgentService {
             title: String::new(),
             updated_at_ms: meta.created_at_ms,
             message_count: 0,
+            usage: Usage::zero(),
+            llm_calls: 0,
             meta,
         };
         Ok(session_info(&summary))
@@ -325,6 +328,11 @@ impl AgentService {
         cancel: CancellationToken,
     ) -> Result<TurnEnded, AgentError> {
         check_session_id(&start.session_id)?;
+        if start.max_iterations == Some(0) {
+            return Err(AgentError::InvalidInput(
+                "max_iterations must be at least 1".into(),
+            ));
+        }
         let prompt = match &start.compact {
             Some(_) if !start.prompt.is_empty() => {
                 let reason = "a compaction takes no prompt".to_owned();
@@ -387,12 +395,16 @@ impl AgentService {
         prompt::push_project_instructions(&mut system_prompt, &project);
         let remembered = Arc::new(Remembered::load(Arc::clone(&self.store), &meta.id).await?);
         let session_id = meta.id.clone();
+        let (meta_id, work_dir) = (meta.id.clone(), meta.work_dir.clone());
         let turn = Turn {
             remembered: Arc::clone(&remembered),
             meta,
             history: stored.messages,
             system_prompt,
-            settings,
+            settings: TurnSettings {
+                max_iterations: start.max_iterations.unwrap_or(self.config.max_iterations),
+                ..self.turn_settings()
+            },
             store: Arc::clone(&self.store),
             backends: self.backends.clone(),
             events,
@@ -403,6 +415,8 @@ impl AgentService {
             client_replies: inbox.client_replies,
             cancel: cancel.clone(),
             memory: self.memory.clone(),
+            hooks: self.hook_runner(&meta_id, &work_dir),
+            session_usage: stored.summary.usage,
             compaction: stored.compaction,
             thinking: start.thinking,
             delegation: self.delegation.clone(),
@@ -428,6 +442,20 @@ impl AgentService {
         };
         remembered.flush().await;
         result
+    }
+
+    /// The hooks a turn of session `session_id` runs, in its workspace;
+    /// `None` when none are configured.
+    fn hook_runner(&self, session_id: &str, work_dir: &str) -> Option<HookRunner> {
+        (!self.config.hooks.is_empty()).then(|| HookRunner {
+            config: Arc::new(self.config.hooks.clone()),
+            backends: self.backends.clone(),
+            workspace: Workspace {
+                root: work_dir.to_owned(),
+                allow_shell: self.config.allow_shell,
+            },
+            session_id: session_id.to_owned(),
+        })
     }
 
     fn turn_settings(&self) -> TurnSettings {
@@ -519,6 +547,8 @@ fn session_info(summary: &SessionSummary) -> SessionInfo {
             .map(|a| a.name.clone())
             .unwrap_or_default(),
         depth: meta.depth,
+        usage: Some(summary.usage),
+        llm_calls: summary.llm_calls,
     }
 }
 
@@ -554,6 +584,7 @@ mod tests {
             shell_delegation: true,
             max_result_bytes: 4096,
             permissions: openheim_config::PermissionsConfig::default(),
+            hooks: openheim_config::HooksConfig::default(),
             store_url: None,
             store_prefix: "openheim".into(),
             lease_ttl: Duration::from_secs(30),

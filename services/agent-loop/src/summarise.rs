@@ -6,7 +6,9 @@
 //! the call goes on with the oldest turns left out instead.
 
 use futures::StreamExt;
-use openheim_proto::agent_loop::v1::{Compacted, NoticeLevel, TurnEnded, turn_event::Event};
+use openheim_proto::agent_loop::v1::{
+    Compacted, NoticeKind, NoticeLevel, TurnEnded, turn_event::Event,
+};
 use openheim_proto::common::v1::{ContentBlock, Message, Role, StopReason, Usage, content_block};
 use openheim_proto::llm_proxy::v1::{
     CompleteRequest, ThinkingLevel, ThinkingSetting, completion_event,
@@ -76,7 +78,8 @@ impl Turn {
                 let message = format!(
                     "context: could not summarise the conversation ({error}); leaving out the oldest turns instead"
                 );
-                self.notice(NoticeLevel::Warning, message).await;
+                self.notice(NoticeLevel::Warning, NoticeKind::Context, message)
+                    .await;
                 None
             }
         }
@@ -96,7 +99,8 @@ impl Turn {
         };
         if cut <= from {
             let message = "context: nothing to compact yet".to_owned();
-            self.notice(NoticeLevel::Info, message).await;
+            self.notice(NoticeLevel::Info, NoticeKind::Context, message)
+                .await;
             return Ok(ended(Usage::zero(), 0));
         }
         match self.summarise(from, cut, focus, &fit).await {
@@ -111,7 +115,8 @@ impl Turn {
             }),
             Err(error) => {
                 let message = format!("context: could not summarise the conversation: {error}");
-                self.notice(NoticeLevel::Warning, message).await;
+                self.notice(NoticeLevel::Warning, NoticeKind::Context, message)
+                    .await;
                 Ok(ended(Usage::zero(), 1))
             }
         }

@@ -8,6 +8,7 @@
 //! [`Config`] (or a section of it) to the services.
 
 pub mod agents;
+pub mod hooks;
 mod load;
 mod persist;
 pub mod pricing;
@@ -19,6 +20,7 @@ mod validate;
 pub mod vision;
 
 pub use agents::{AgentProfile, AgentsConfig, check_agent_name, parse_profile_file};
+pub use hooks::{HookConfig, HooksConfig, OnError};
 pub use load::{ConfigError, ConfigProblem, LoadOptions, load};
 pub use persist::{PersistError, set_file_value};
 pub use pricing::{Price, Pricing, Tokens};

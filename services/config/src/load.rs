@@ -212,6 +212,8 @@ fn typed(table: BTreeMap<String, Value>, problems: &mut Vec<ConfigProblem>) -> C
             },
             "telemetry" => field(&mut |v| set(&mut config.telemetry, v)),
             "context" => field(&mut |v| set(&mut config.context, v)),
+            "pricing" => field(&mut |v| set(&mut config.pricing, v)),
+            "hooks" => field(&mut |v| set(&mut config.hooks, v)),
             "ui" => {
                 field(&mut |v| set(&mut config.ui, v));
                 if !THEMES.contains(&config.ui.theme.as_str()) {

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::Secret;
+use crate::hooks::HooksConfig;
 use crate::pricing::Price;
 use crate::thinking::{Thinking, ThinkingStyle};
 
@@ -77,6 +78,8 @@ pub struct Config {
     pub context: ContextConfig,
     /// Prices by `"provider/model"`, USD per million tokens.
     pub pricing: BTreeMap<String, Price>,
+    /// Commands run at points of a session (`[[hooks.pre_tool_use]]`, ...).
+    pub hooks: HooksConfig,
     /// What processes started for the model (shell commands, stdio MCP
     /// servers) may inherit: openheim's environment at start-up without the
     /// variables a deny rule matches (`[tools] env_deny`, provider keys,
@@ -110,6 +113,7 @@ impl Default for Config {
             ui: UiConfig::default(),
             context: ContextConfig::default(),
             pricing: BTreeMap::new(),
+            hooks: HooksConfig::default(),
             child_env: BTreeMap::new(),
         }
     }

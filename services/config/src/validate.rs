@@ -62,6 +62,11 @@ pub(crate) fn validate(config: &Config, problems: &mut Vec<ConfigProblem>) {
         );
     }
     validate_server(&config.server, &mut problem);
+    for (key, hook) in config.hooks.all() {
+        if let Some(reason) = hook.problem() {
+            problem(key, reason);
+        }
+    }
     for (key, price) in crate::pricing::configured(config) {
         if let Some(reason) = price.problem() {
             problem(key, reason.into());

@@ -15,8 +15,8 @@ use openheim_proto::tool_executor::v1::tool_executor_server::ToolExecutor;
 use openheim_proto::tool_executor::v1::{
     DeleteRequest, ExecuteRequest, ExecuteResponse, FileOpResponse, FsEvent, GetSandboxInfoRequest,
     ListDirRequest, ListDirResponse, ListToolsRequest, ListToolsResponse, MakeDirRequest,
-    ReadFileRequest, ReadFileResponse, RenameRequest, SandboxInfo, WatchRequest, Workspace,
-    WriteFileRequest,
+    ReadFileRequest, ReadFileResponse, RenameRequest, RunHookRequest, RunHookResponse, SandboxInfo,
+    WatchRequest, Workspace, WriteFileRequest,
 };
 use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
@@ -151,6 +151,27 @@ impl ToolExecutor for ToolExecutorService {
         let execution = self.registry.execute(&ctx, &call, workspace.allow_shell);
         Ok(Response::new(
             crate::telemetry::timed(&call.name, execution).await,
+        ))
+    }
+
+    async fn run_hook(
+        &self,
+        request: Request<RunHookRequest>,
+    ) -> Result<Response<RunHookResponse>, Status> {
+        let request = request.into_inner();
+        let workspace = request
+            .workspace
+            .ok_or_else(|| Status::invalid_argument("missing workspace"))?;
+        if request.command.trim().is_empty() {
+            return Err(Status::invalid_argument("empty hook command"));
+        }
+        let root = WorkspaceRoot::open_within(&workspace.root, self.config.allowed_root.as_deref())
+            .map_err(|e| status(&e))?;
+        let cancel = CancellationToken::new();
+        let _cancel_on_drop = cancel.clone().drop_guard();
+        let ctx = self.context(root, cancel, request.timeout_secs);
+        Ok(Response::new(
+            crate::hook::run(&ctx, &request.command, request.input).await,
         ))
     }
 

@@ -13,6 +13,7 @@
 pub mod error;
 pub mod fileops;
 mod grpc;
+mod hook;
 pub mod sandbox;
 mod telemetry;
 pub mod tools;

@@ -3,8 +3,10 @@
 //! the REST API (documented shapes, no secrets, pagination), auth and
 //! origins, and a socket closed mid-turn cancelling its turn.
 
+mod hooks;
 mod security;
 pub mod support;
+mod usage;
 
 use std::time::Duration;
 

@@ -78,14 +78,19 @@ async fn files_task(install: &Install, mock: &MockLlm) {
         assert!(tools.iter().any(|t| t == name), "{name} missing: {tools:?}");
     }
 
-    // History: header, user, assistant+call, result, assistant+call, result, answer.
+    // History: header, user, assistant+call, result, assistant+call, result,
+    // answer; and one usage record per model call.
     let id = session_id(&output);
     let records = history(&install.history_file(&id));
-    let roles: Vec<&str> = records[1..]
+    let messages: Vec<&serde_json::Value> =
+        records.iter().filter(|r| r["type"] == "message").collect();
+    let roles: Vec<&str> = messages
         .iter()
         .map(|r| r["message"]["role"].as_str().unwrap())
         .collect();
     assert_eq!(records[0]["type"], "session");
+    let usage_records = records.iter().filter(|r| r["type"] == "usage").count();
+    assert_eq!(usage_records, 3);
     assert_eq!(
         roles,
         [
@@ -97,7 +102,7 @@ async fn files_task(install: &Install, mock: &MockLlm) {
             "assistant"
         ]
     );
-    assert_eq!(records[5]["message"]["content"], CONTENT);
+    assert_eq!(messages[4]["message"]["content"], CONTENT);
 
     // Resume: the next turn sends the whole stored conversation.
     mock.push_reply(Reply::text("Still here."));

@@ -235,7 +235,10 @@ async fn slash_commands_report_tools_mcp_skills_and_usage() {
         Reply::text("With skill b."),
     ])
     .await;
-    let install = Install::new(&mock, "default_skills = [\"a\"]\n");
+    // 1200 × 2 + 30 × 8 USD per million tokens = $0.002640.
+    let prices =
+        "default_skills = [\"a\"]\n[pricing.\"mock/mock-model\"]\ninput = 2.0\noutput = 8.0\n";
+    let install = Install::new(&mock, prices);
     let mut pty = start(&install, &["--skills", "b"], &[]);
     pty.expect("/help for commands", WAIT).unwrap();
 
@@ -256,6 +259,7 @@ async fn slash_commands_report_tools_mcp_skills_and_usage() {
     pty.expect("Counted.", WAIT).unwrap();
     pty.send_line("/usage").unwrap();
     pty.expect("1.2k in", WAIT).unwrap();
+    pty.expect("$0.002640", WAIT).unwrap();
     pty.send_line("/skills add b").unwrap();
     pty.expect("skills: a, b", WAIT).unwrap();
     pty.send_line("again").unwrap();

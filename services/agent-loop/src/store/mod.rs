@@ -22,6 +22,7 @@ pub use record::{StoredBlock, StoredImage, StoredMessage};
 pub use redis::{DEFAULT_RETRY_WINDOW, RedisStore, RedisStoreOptions};
 
 use futures::future::BoxFuture;
+use openheim_proto::common::v1::Usage;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -104,6 +105,9 @@ pub struct SessionSummary {
     pub title: String,
     pub updated_at_ms: i64,
     pub message_count: u64,
+    /// Totals over the session's LLM calls ([`Record::Usage`]).
+    pub usage: Usage,
+    pub llm_calls: u64,
 }
 
 /// A session with its full history.
@@ -174,6 +178,61 @@ pub enum Record {
     },
     /// A turn of the session started a sub-agent in its own session.
     Child(ChildRef),
+    /// What one LLM call used and cost.
+    Usage {
+        at_ms: i64,
+        #[serde(default)]
+        provider: String,
+        #[serde(default)]
+        model: String,
+        usage: StoredUsage,
+    },
+}
+
+/// Tokens and cost of one LLM call as stored (the wire's `Usage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StoredUsage {
+    #[serde(default)]
+    pub input: u64,
+    #[serde(default)]
+    pub output: u64,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub cache_read: u64,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub cache_write: u64,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub reasoning: u64,
+    /// Picodollars; absent = unknown (a price was missing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_pico_usd: Option<u64>,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+impl StoredUsage {
+    pub fn from_wire(usage: &Usage) -> Self {
+        Self {
+            input: usage.input_tokens,
+            output: usage.output_tokens,
+            cache_read: usage.cache_read_tokens,
+            cache_write: usage.cache_write_tokens,
+            reasoning: usage.reasoning_tokens,
+            cost_pico_usd: usage.cost_pico_usd,
+        }
+    }
+
+    pub fn to_wire(self) -> Usage {
+        Usage {
+            input_tokens: self.input,
+            output_tokens: self.output,
+            cache_read_tokens: self.cache_read,
+            cache_write_tokens: self.cache_write,
+            reasoning_tokens: self.reasoning,
+            cost_pico_usd: self.cost_pico_usd,
+        }
+    }
 }
 
 /// A page of sessions, newest first.
@@ -384,12 +443,14 @@ pub fn title_of(messages: &[StoredMessage]) -> String {
 }
 
 /// Folds a session's records (after its header) into the session: messages
-/// in order, and the latest model, mode and skills.
+/// in order, the latest model, mode and skills, and the usage totals.
 pub(crate) fn replay(meta: SessionMeta, records: Vec<Record>, updated_at_ms: i64) -> StoredSession {
     let mut meta = meta;
     let mut messages = Vec::new();
     let mut compaction = None;
     let mut children = Vec::new();
+    let mut usage = Usage::zero();
+    let mut llm_calls = 0;
     for record in records {
         match record {
             Record::Message { message, .. } => messages.push(message),
@@ -397,6 +458,10 @@ pub(crate) fn replay(meta: SessionMeta, records: Vec<Record>, updated_at_ms: i64
             Record::Compaction { compaction: c, .. } => {
                 let covers = c.covers.min(messages.len() as u64);
                 compaction = Some(Compaction { covers, ..c });
+            }
+            Record::Usage { usage: call, .. } => {
+                usage.add(&call.to_wire());
+                llm_calls += 1;
             }
             Record::Model { model, .. } => meta.model = model,
             Record::Mode {
@@ -417,6 +482,8 @@ pub(crate) fn replay(meta: SessionMeta, records: Vec<Record>, updated_at_ms: i64
             title: title_of(&messages),
             updated_at_ms,
             message_count: messages.len() as u64,
+            usage,
+            llm_calls,
             meta,
         },
         messages,

@@ -7,7 +7,7 @@ mod fetch;
 mod files;
 mod list;
 mod search;
-mod shell;
+pub(crate) mod shell;
 mod window;
 
 use std::sync::Arc;

@@ -70,7 +70,7 @@ impl ToolHandler for ExecuteCommand {
     ) -> Result<ToolOutput, ToolError> {
         let args: Args = parse_args(NAME, args)?;
         let timeout = effective_timeout(ctx.shell_timeout, args.timeout_secs);
-        let run = run(&args.command, ctx, timeout).await?;
+        let run = run(&args.command, ctx, timeout, None).await?;
         let raw_output = serde_json::json!({
             "exit_code": run.status.and_then(|s| s.code()),
             "stdout_truncated": run.stdout.truncated(),
@@ -104,20 +104,34 @@ fn effective_timeout(default: Duration, requested_secs: Option<u64>) -> Duration
 }
 
 /// How a command ended.
-struct Run {
+pub(crate) struct Run {
     /// `None` when it timed out or its status could not be read.
-    status: Option<ExitStatus>,
-    timed_out: bool,
-    stdout: CappedBuffer,
-    stderr: CappedBuffer,
+    pub status: Option<ExitStatus>,
+    pub timed_out: bool,
+    pub stdout: CappedBuffer,
+    pub stderr: CappedBuffer,
 }
 
-/// Runs `command` to completion, timeout or cancellation.
-async fn run(command: &str, ctx: &ToolContext, timeout: Duration) -> Result<Run, ToolError> {
-    let mut child = spawn_shell(command, ctx).await?;
+/// Runs `command` to completion, timeout or cancellation, with `input` on
+/// its stdin (else stdin is empty).
+pub(crate) async fn run(
+    command: &str,
+    ctx: &ToolContext,
+    timeout: Duration,
+    input: Option<Vec<u8>>,
+) -> Result<Run, ToolError> {
+    let mut child = spawn_shell(command, ctx, input.is_some()).await?;
     // Declared after `child`, so it is dropped (and kills) first when this
     // future is dropped mid-way.
     let mut group = GroupKiller::new(child.id());
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        // A command that does not read its input closes the pipe: that is
+        // not an error, so the write's result is not looked at.
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = stdin.write_all(&input).await;
+        });
+    }
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let mut out = CappedBuffer::new(ctx.max_result_bytes);
     let mut err = CappedBuffer::new(ctx.max_result_bytes);
@@ -165,7 +179,7 @@ enum Ended {
 
 /// Starts `sh -c COMMAND` in the workspace, confined, with its own
 /// environment and process group.
-async fn spawn_shell(command: &str, ctx: &ToolContext) -> Result<Child, ToolError> {
+async fn spawn_shell(command: &str, ctx: &ToolContext, input: bool) -> Result<Child, ToolError> {
     let builtins = &ctx.builtins;
     let env = builtins.env.child_env(&builtins.child_env);
     let workspace = ctx.workspace.path().to_path_buf();
@@ -180,7 +194,7 @@ async fn spawn_shell(command: &str, ctx: &ToolContext) -> Result<Child, ToolErro
                 .current_dir(workspace)
                 .env_clear()
                 .envs(env)
-                .stdin(Stdio::null())
+                .stdin(if input { Stdio::piped() } else { Stdio::null() })
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 // Its own group, so one signal reaches everything it starts.

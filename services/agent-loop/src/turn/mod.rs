@@ -13,13 +13,16 @@
 //!   (`summarise.rs`), and then the suffix of whole turns that fits the
 //!   model's context window (`context.rs`); the stored history stays whole.
 
+mod calls;
+mod hooks;
+
 use std::sync::Arc;
 
 use futures::StreamExt;
 use openheim_proto::agent_loop::v1::{
-    ClientCapabilities, ModelSelected, Notice, NoticeLevel, PermissionRequest, Retracted,
-    ToolCallStarted, ToolCallStatus, ToolCallUpdate, TurnEnded, TurnEvent, TurnStarted,
-    turn_event::Event,
+    ClientCapabilities, DecisionSource, ModelSelected, Notice, NoticeKind, NoticeLevel,
+    PermissionDecided, PermissionRequest, Retracted, ToolCallStatus, ToolCallUpdate, TurnEnded,
+    TurnEvent, TurnStarted, turn_event::Event,
 };
 use openheim_proto::common::v1::{
     FileDiff, Image, Message, StopReason, ToolCall, ToolDefinition, ToolKind, Usage,
@@ -36,17 +39,20 @@ use crate::client_ops::{PendingClientReplies, delegated, reads_image};
 use crate::context::{self, ModelLimits};
 use crate::delegate::{self, Delegation, TurnChildren};
 use crate::error::AgentError;
-use crate::memory::{self, AgentMemory};
+use crate::hooks::{HookDecision, HookRunner};
+use crate::memory::AgentMemory;
 use crate::permission::{
-    PendingQuestions, Remembered, Verdict, approval_key, kind_policy, verdict,
+    PendingQuestions, Remembered, Verdict, approval_key, decided_by, kind_policy, verdict,
 };
 use crate::reply::{Reply, apply_tool_delta};
 use crate::service::with_memory_tools;
 use crate::shown::Shown;
 use crate::store::{
-    Compaction, Record, SessionMeta, SessionStore, StoredImage, StoredMessage, now_ms,
+    Approval, Compaction, Record, SessionMeta, SessionStore, StoredImage, StoredMessage,
+    StoredUsage, now_ms,
 };
 use crate::truncate::cap_text;
+use calls::{describe, parse_args, tool_names};
 
 pub const CANCELLED_RESULT: &str = "Cancelled by user.";
 pub const REJECTED_RESULT: &str = "Permission denied: this tool call was not approved.";
@@ -101,6 +107,10 @@ pub struct Turn {
     pub delegation: Option<Arc<Delegation>>,
     /// The delegations of this turn.
     pub children: TurnChildren,
+    /// The configured hooks; `None` when there are none.
+    pub hooks: Option<HookRunner>,
+    /// The session's usage totals before this turn (for `TurnStarted`).
+    pub session_usage: Usage,
 }
 
 /// How one turn fits its history into the model's context window.
@@ -126,8 +136,16 @@ pub(crate) struct ContextFit {
 }
 
 impl Turn {
-    /// Runs the turn after its user message was accepted.
+    /// Runs the turn after its user message was accepted: the prompt's
+    /// hooks, the loop, then the `stop` hooks.
     pub async fn run(mut self, prompt: StoredMessage) -> Result<TurnEnded, AgentError> {
+        let prompt = self.prompt_hooks(prompt).await?;
+        let ended = self.run_loop(prompt).await?;
+        self.stop_hooks(&ended).await;
+        Ok(ended)
+    }
+
+    async fn run_loop(&mut self, prompt: StoredMessage) -> Result<TurnEnded, AgentError> {
         let workspace = Workspace {
             root: self.meta.work_dir.clone(),
             allow_shell: self.settings.allow_shell,
@@ -153,6 +171,7 @@ impl Turn {
             let mut reply = self.call_fitting(&definitions, &mut fit).await?;
             llm_calls += 1;
             total.add(&reply.usage);
+            self.record_usage(&reply).await?;
             let calls = std::mem::take(&mut reply.calls);
             let (cancelled, stop) = (reply.cancelled, reply.stop);
             let has_calls = !calls.is_empty() && !cancelled;
@@ -200,6 +219,7 @@ impl Turn {
             session_id: self.meta.id.clone(),
             provider,
             model,
+            session_usage: Some(self.session_usage),
         };
         self.emit(Event::Started(started)).await;
     }
@@ -213,6 +233,18 @@ impl Turn {
         if let Record::Message { message, .. } = record {
             self.history.push(message);
         }
+        Ok(())
+    }
+
+    /// Stores what one LLM call used, so sessions report their totals.
+    async fn record_usage(&mut self, reply: &Reply) -> Result<(), AgentError> {
+        let record = Record::Usage {
+            at_ms: now_ms(),
+            provider: reply.served.0.clone(),
+            model: reply.served.1.clone(),
+            usage: StoredUsage::from_wire(&reply.usage),
+        };
+        self.store.append(&self.meta.id, &record).await?;
         Ok(())
     }
 
@@ -289,7 +321,8 @@ impl Turn {
                 fit.announced = selection.dropped_turns;
                 if selection.dropped_turns > 0 {
                     let note = context::dropped_note(&selection, fit.window, &fit.model);
-                    self.notice(NoticeLevel::Info, note).await;
+                    self.notice(NoticeLevel::Info, NoticeKind::Context, note)
+                        .await;
                 }
             }
             if selection.over(fit.budget) {
@@ -317,8 +350,12 @@ impl Turn {
             let next = context::select(&view, fit.budget);
             tracing::warn!(%error, dropped_turns = next.dropped_turns, "context too long; retrying with fewer turns");
             fit.announced = next.dropped_turns;
-            self.notice(NoticeLevel::Warning, context::retry_note(&next, &fit.model))
-                .await;
+            self.notice(
+                NoticeLevel::Warning,
+                NoticeKind::Context,
+                context::retry_note(&next, &fit.model),
+            )
+            .await;
         }
     }
 
@@ -356,12 +393,14 @@ impl Turn {
             use completion_event::Event as E;
             match event {
                 E::ModelSelected(m) => {
+                    reply.served = (m.provider.clone(), m.model.clone());
                     let fallback = m
                         .is_fallback
                         .then(|| format!("falling back to {}/{}", m.provider, m.model));
                     self.emit(Event::ModelSelected(model_selected(m))).await;
                     if let Some(message) = fallback {
-                        self.notice(NoticeLevel::Warning, message).await;
+                        self.notice(NoticeLevel::Warning, NoticeKind::Fallback, message)
+                            .await;
                     }
                 }
                 E::TextDelta(text) => {
@@ -382,7 +421,10 @@ impl Turn {
                 }
                 E::Interrupted(interrupted) => {
                     let reason = interrupted.error.map(|e| e.message).unwrap_or_default();
-                    reply = Reply::default();
+                    reply = Reply {
+                        served: std::mem::take(&mut reply.served),
+                        ..Reply::default()
+                    };
                     partial.clear();
                     shown.interrupted(reason);
                 }
@@ -392,7 +434,8 @@ impl Turn {
                         "{cause}; retrying in {} ms (attempt {})",
                         retrying.delay_ms, retrying.attempt
                     );
-                    self.notice(NoticeLevel::Warning, message).await;
+                    self.notice(NoticeLevel::Warning, NoticeKind::Retry, message)
+                        .await;
                 }
                 E::Finished(finished) => {
                     self.emit_all(shown.finished()).await;
@@ -424,10 +467,11 @@ impl Turn {
         }
     }
 
-    pub(crate) async fn notice(&self, level: NoticeLevel, message: String) {
+    pub(crate) async fn notice(&self, level: NoticeLevel, kind: NoticeKind, message: String) {
         let notice = Notice {
             level: level as i32,
             message,
+            kind: kind as i32,
         };
         self.emit(Event::Notice(notice)).await;
     }
@@ -448,34 +492,90 @@ impl Turn {
             let kind = tool.map_or(ToolKind::Other, |(d, _)| d.kind());
             self.emit(Event::ToolCall(describe(call, kind))).await;
         }
-        let mut verdicts = Vec::with_capacity(calls.len());
+        let mut gated = Vec::with_capacity(calls.len());
         for (call, tool) in calls.iter().zip(&found) {
-            verdicts.push(match tool {
+            gated.push(match tool {
                 Some((def, _)) => self.gate(call, def).await,
-                None => Verdict::Reject,
+                None => Gated::refused(call),
             });
         }
         // Mutating calls run one at a time, in call order; reads run freely.
         let write_lock = Mutex::new(());
-        let runs = calls
-            .iter()
-            .zip(found)
-            .zip(verdicts)
-            .map(|((call, tool), v)| self.run_one(call, tool, v, workspace, &write_lock, tools));
+        let runs = found
+            .into_iter()
+            .zip(gated)
+            .map(|(tool, g)| self.run_one(g, tool, workspace, &write_lock, tools));
         futures::future::join_all(runs).await
     }
 
-    async fn gate(&self, call: &ToolCall, def: &ToolDefinition) -> Verdict {
+    /// Decides whether one call runs — its `pre_tool_use` hooks, then the
+    /// permission gate — and tells the caller who decided.
+    async fn gate(&self, call: &ToolCall, def: &ToolDefinition) -> Gated {
+        let hooked = self.pre_tool_hooks(call).await;
+        let mut call = call.clone();
+        let mut hook = String::new();
+        if let Some((by, arguments)) = &hooked.arguments {
+            call.arguments_json = arguments.to_string();
+            hook.clone_from(by);
+        }
+        let mut reason = String::new();
+        let (verdict, source) = match hooked.decision {
+            None => self.decide(&call, def).await,
+            Some(decision) => {
+                hook.clone_from(&hooked.hook);
+                reason.clone_from(&hooked.reason);
+                match decision {
+                    HookDecision::Allow => (Verdict::Allow, DecisionSource::Hook),
+                    HookDecision::Deny => (Verdict::Reject, DecisionSource::Hook),
+                    HookDecision::Ask if self.meta.approval == Approval::Ask => {
+                        (self.ask_caller(&call, def).await, DecisionSource::User)
+                    }
+                    HookDecision::Ask => {
+                        reason = format!(
+                            "{reason} (the hook asked for a confirmation nobody can give in this session)"
+                        );
+                        (Verdict::Reject, DecisionSource::Hook)
+                    }
+                }
+            }
+        };
+        let refusal = (source == DecisionSource::Hook && verdict == Verdict::Reject)
+            .then(|| hook_refusal(&hook, &reason));
+        let decided = PermissionDecided {
+            tool_call_id: call.id.clone(),
+            tool_name: call.name.clone(),
+            allowed: verdict == Verdict::Allow,
+            source: source as i32,
+            reason: reason.trim().to_owned(),
+            hook,
+        };
+        self.emit(Event::PermissionDecided(decided)).await;
+        Gated {
+            verdict,
+            call,
+            refusal,
+        }
+    }
+
+    /// The permission gate: session mode, policy, remembered answers, then
+    /// the caller.
+    async fn decide(&self, call: &ToolCall, def: &ToolDefinition) -> (Verdict, DecisionSource) {
         let args = parse_args(&call.arguments_json);
         let key = approval_key(&call.name, &args);
-        let v = verdict(
-            self.meta.approval,
-            kind_policy(&self.settings.permissions, def.kind()),
-            self.remembered.get(&key),
-        );
-        if v != Verdict::Ask || self.cancel.is_cancelled() {
-            return v;
+        let policy = kind_policy(&self.settings.permissions, def.kind());
+        let v = verdict(self.meta.approval, policy, self.remembered.get(&key));
+        if v != Verdict::Ask {
+            return (v, decided_by(self.meta.approval, policy));
         }
+        (self.ask_caller(call, def).await, DecisionSource::User)
+    }
+
+    /// Asks the caller about one call and waits for the answer.
+    async fn ask_caller(&self, call: &ToolCall, def: &ToolDefinition) -> Verdict {
+        if self.cancel.is_cancelled() {
+            return Verdict::Reject;
+        }
+        let key = approval_key(&call.name, &parse_args(&call.arguments_json));
         let request_id = format!("perm-{}", call.id);
         let answer = self.questions.ask(request_id.clone());
         let started = describe(call, def.kind());
@@ -510,14 +610,14 @@ impl Turn {
 
     async fn run_one(
         &self,
-        call: &ToolCall,
+        gated: Gated,
         tool: Option<&(ToolDefinition, ToolRoute)>,
-        verdict: Verdict,
         workspace: &Workspace,
         write_lock: &Mutex<()>,
         tools: &[(ToolDefinition, ToolRoute)],
     ) -> StoredMessage {
-        let outcome = match (tool, verdict) {
+        let call = &gated.call;
+        let outcome = match (tool, gated.verdict) {
             _ if self.cancel.is_cancelled() => Outcome::error(CANCELLED_RESULT),
             (None, _) => match &self.delegation {
                 Some(d) if call.name == delegate::DELEGATE_TASK => Outcome::error(
@@ -529,7 +629,9 @@ impl Turn {
                     tool_names(tools)
                 )),
             },
-            (Some(_), Verdict::Reject | Verdict::Ask) => Outcome::error(REJECTED_RESULT),
+            (Some(_), Verdict::Reject | Verdict::Ask) => {
+                Outcome::error(gated.refusal.as_deref().unwrap_or(REJECTED_RESULT))
+            }
             (Some((def, route)), Verdict::Allow) => {
                 self.update(call, ToolCallStatus::InProgress, None).await;
                 let _serialised = match def.read_only {
@@ -541,11 +643,12 @@ impl Turn {
                 let traced =
                     crate::spans::traced_tool(call, *route, self.execute(call, *route, workspace));
                 if *route == ToolRoute::Delegate {
-                    traced.await
+                    let outcome = traced.await;
+                    self.post_tool_hooks(call, outcome).await
                 } else {
                     tokio::select! {
                     () = self.cancel.cancelled() => Outcome::error(CANCELLED_RESULT),
-                        outcome = traced => outcome,
+                        outcome = traced => self.post_tool_hooks(call, outcome).await,
                     }
                 }
             }
@@ -630,6 +733,33 @@ impl Turn {
     }
 }
 
+/// A call after the gate: whether it runs, with which arguments (a hook
+/// may have replaced them), and what the model is told when it does not.
+struct Gated {
+    verdict: Verdict,
+    call: ToolCall,
+    /// The result text of a call a hook refused.
+    refusal: Option<String>,
+}
+
+impl Gated {
+    fn refused(call: &ToolCall) -> Self {
+        Self {
+            verdict: Verdict::Reject,
+            call: call.clone(),
+            refusal: None,
+        }
+    }
+}
+
+/// What the model reads when a hook refused its call.
+fn hook_refusal(hook: &str, reason: &str) -> String {
+    match reason.trim() {
+        "" => format!("Denied by hook {hook:?}."),
+        reason => format!("Denied by hook {hook:?}: {reason}"),
+    }
+}
+
 /// The result of one tool call, before it is capped and stored.
 #[derive(Default)]
 pub(crate) struct Outcome {
@@ -672,64 +802,5 @@ fn ended(stop: StopReason, usage: Usage, llm_calls: u32) -> TurnEnded {
         stop_reason: stop as i32,
         usage: Some(usage),
         llm_calls,
-    }
-}
-
-fn tool_names(tools: &[(ToolDefinition, ToolRoute)]) -> String {
-    let names: Vec<&str> = tools.iter().map(|(d, _)| d.name.as_str()).collect();
-    names.join(", ")
-}
-
-fn parse_args(json: &str) -> serde_json::Value {
-    serde_json::from_str(json).unwrap_or(serde_json::Value::Null)
-}
-
-/// What a client shows for a call: a title and the paths it touches.
-fn describe(call: &ToolCall, kind: ToolKind) -> ToolCallStarted {
-    let args = parse_args(&call.arguments_json);
-    let path = args.get("path").and_then(|p| p.as_str());
-    let title = match (
-        call.name.as_str(),
-        args.get("command").and_then(|c| c.as_str()),
-        path,
-    ) {
-        ("execute_command", Some(command), _) => command.to_owned(),
-        (delegate::DELEGATE_TASK, _, _) => delegate::title(&args),
-        (name, _, _) if memory::is_memory_tool(name) => {
-            memory::title(name, &args).unwrap_or_else(|| name.to_owned())
-        }
-        (name, _, Some(path)) => format!("{name} {path}"),
-        (name, _, None) => name.to_owned(),
-    };
-    ToolCallStarted {
-        id: call.id.clone(),
-        name: call.name.clone(),
-        title,
-        kind: kind as i32,
-        raw_input_json: call.arguments_json.clone(),
-        locations: path.map(|p| vec![p.to_owned()]).unwrap_or_default(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn titles_and_locations() {
-        let call = ToolCall {
-            id: "1".into(),
-            name: "write_file".into(),
-            arguments_json: r#"{"path":"src/a.rs","content":"x"}"#.into(),
-        };
-        let d = describe(&call, ToolKind::Edit);
-        assert_eq!(d.title, "write_file src/a.rs");
-        assert_eq!(d.locations, vec!["src/a.rs"]);
-        let call = ToolCall {
-            id: "2".into(),
-            name: "execute_command".into(),
-            arguments_json: "not json".into(),
-        };
-        assert_eq!(describe(&call, ToolKind::Execute).title, "execute_command");
     }
 }
