@@ -26,8 +26,9 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::backends::{AgentLoopPeer, ToolRoute};
+use crate::outcome::Outcome;
 use crate::store::{AgentRun, ChildRef, ParentRef, Record, SessionMeta, now_ms};
-use crate::turn::{CANCELLED_RESULT, Outcome, Turn};
+use crate::turn::{CANCELLED_RESULT, Turn};
 
 pub const DELEGATE_TASK: &str = "delegate_task";
 /// How a general-purpose sub-agent is named to the user.

@@ -6,16 +6,17 @@
 //! generated gRPC clients ([`Backends`]), in-process or remote alike.
 
 mod backends;
-mod client_ops;
-mod client_shell;
+mod client;
 mod compaction;
 mod context;
 mod delegate;
 mod error;
+mod events;
 mod grpc;
 mod hooks;
 mod instructions;
 mod memory;
+mod outcome;
 mod peer_cache;
 mod permission;
 pub mod prompt;
@@ -25,7 +26,6 @@ mod shown;
 mod spans;
 pub mod store;
 mod summarise;
-mod truncate;
 mod turn;
 
 use std::future::Future;

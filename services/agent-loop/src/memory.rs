@@ -21,8 +21,8 @@ use serde::Deserialize;
 
 use crate::backends::Backends;
 use crate::error::AgentError;
+use crate::outcome::Outcome;
 use crate::store::SessionMeta;
-use crate::turn::Outcome;
 
 pub const REMEMBER: &str = "remember";
 pub const SEARCH_MEMORY: &str = "search_memory";

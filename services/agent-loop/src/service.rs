@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::AgentLoopConfig;
 use crate::backends::{Backends, ToolRoute};
-use crate::client_ops::PendingClientReplies;
+use crate::client::{ClientDelegation, PendingClientReplies};
 use crate::delegate::{self, Delegation, TurnChildren};
 use crate::error::AgentError;
 use crate::hooks::HookRunner;
@@ -409,10 +409,12 @@ impl AgentService {
             backends: self.backends.clone(),
             events,
             questions: inbox.questions,
-            client_caps: start
-                .client_capabilities
-                .map(|caps| taken_up(caps, self.config.shell_delegation)),
-            client_replies: inbox.client_replies,
+            client: ClientDelegation::new(
+                start
+                    .client_capabilities
+                    .map(|caps| taken_up(caps, self.config.shell_delegation)),
+                inbox.client_replies,
+            ),
             cancel: cancel.clone(),
             memory: self.memory.clone(),
             hooks: self.hook_runner(&meta_id, &work_dir),

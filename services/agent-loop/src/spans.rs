@@ -22,7 +22,7 @@ use tracing::{Instrument, Span};
 
 use crate::backends::ToolRoute;
 use crate::error::AgentError;
-use crate::turn::Outcome;
+use crate::outcome::Outcome;
 
 /// `gen_ai.agent.name` of every turn.
 const AGENT_NAME: &str = "openheim";

@@ -17,7 +17,6 @@ mod hook;
 pub mod sandbox;
 mod telemetry;
 pub mod tools;
-pub mod truncate;
 pub mod watch;
 pub mod web;
 

@@ -20,13 +20,11 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use openheim_proto::agent_loop::v1::{
-    ClientCapabilities, DecisionSource, ModelSelected, Notice, NoticeKind, NoticeLevel,
-    PermissionDecided, PermissionRequest, Retracted, ToolCallStatus, ToolCallUpdate, TurnEnded,
-    TurnEvent, TurnStarted, turn_event::Event,
+    DecisionSource, ModelSelected, Notice, NoticeKind, NoticeLevel, PermissionDecided,
+    PermissionRequest, Retracted, ToolCallStatus, ToolCallUpdate, TurnEnded, TurnEvent,
+    TurnStarted, turn_event::Event,
 };
-use openheim_proto::common::v1::{
-    FileDiff, Image, Message, StopReason, ToolCall, ToolDefinition, ToolKind, Usage,
-};
+use openheim_proto::common::v1::{Message, StopReason, ToolCall, ToolDefinition, ToolKind, Usage};
 use openheim_proto::llm_proxy::v1::{
     CompleteRequest, ErrorKind, ResolveModelResponse, ThinkingSetting, completion_event,
 };
@@ -35,12 +33,14 @@ use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::backends::{Backends, ToolRoute};
-use crate::client_ops::{PendingClientReplies, delegated, reads_image};
+use crate::client::{self, ClientDelegation};
 use crate::context::{self, ModelLimits};
 use crate::delegate::{self, Delegation, TurnChildren};
 use crate::error::AgentError;
+use crate::events::EventSink;
 use crate::hooks::{HookDecision, HookRunner};
 use crate::memory::AgentMemory;
+use crate::outcome::Outcome;
 use crate::permission::{
     PendingQuestions, Remembered, Verdict, approval_key, decided_by, kind_policy, verdict,
 };
@@ -51,8 +51,8 @@ use crate::store::{
     Approval, Compaction, Record, SessionMeta, SessionStore, StoredImage, StoredMessage,
     StoredUsage, now_ms,
 };
-use crate::truncate::cap_text;
 use calls::{describe, parse_args, tool_names};
+use openheim_tool_rules::truncate::cap_output;
 
 pub const CANCELLED_RESULT: &str = "Cancelled by user.";
 pub const REJECTED_RESULT: &str = "Permission denied: this tool call was not approved.";
@@ -87,10 +87,8 @@ pub struct Turn {
     pub backends: Backends,
     pub events: mpsc::Sender<TurnEvent>,
     pub questions: Arc<PendingQuestions>,
-    /// What this turn's caller performs itself (file tools); `None` = nothing.
-    pub client_caps: Option<ClientCapabilities>,
-    /// Answers to the client requests of this turn.
-    pub client_replies: Arc<PendingClientReplies>,
+    /// What this turn's caller performs itself (file tools, the shell).
+    pub client: ClientDelegation,
     /// Cancelled by the caller (cancel input, closed stream) or when the
     /// caller stops reading events.
     pub cancel: CancellationToken,
@@ -250,9 +248,13 @@ impl Turn {
 
     /// Sends an event; a caller that stopped listening cancels the turn.
     pub(crate) async fn emit(&self, event: Event) {
-        let event = TurnEvent { event: Some(event) };
-        if self.events.send(event).await.is_err() {
-            self.cancel.cancel();
+        self.sink().emit(event).await;
+    }
+
+    fn sink(&self) -> EventSink<'_> {
+        EventSink {
+            events: &self.events,
+            cancel: &self.cancel,
         }
     }
 
@@ -653,7 +655,7 @@ impl Turn {
                 }
             }
         };
-        let content = cap_text(&outcome.text, self.settings.max_result_bytes).into_owned();
+        let content = cap_output(&outcome.text, self.settings.max_result_bytes).into_owned();
         let status = match outcome.is_error {
             true => ToolCallStatus::Failed,
             false => ToolCallStatus::Completed,
@@ -673,18 +675,18 @@ impl Turn {
         }
     }
 
-    pub(crate) fn client_caps(&self) -> Option<&ClientCapabilities> {
-        self.client_caps.as_ref()
-    }
-
     async fn execute(&self, call: &ToolCall, route: ToolRoute, workspace: &Workspace) -> Outcome {
         // Built-in file tools go through a caller that offers them (editor
         // buffers, undo); everything else runs where it is routed.
-        if route == ToolRoute::Executor
-            && delegated(self.client_caps(), &call.name)
-            && !reads_image(call)
-        {
-            return self.run_on_client(call).await;
+        if route == ToolRoute::Executor && self.client.takes(call) {
+            let scope = client::Scope {
+                work_dir: &self.meta.work_dir,
+                allow_shell: self.settings.allow_shell,
+                shell_timeout: self.settings.shell_timeout,
+                max_result_bytes: self.settings.max_result_bytes,
+                sink: self.sink(),
+            };
+            return self.client.run(call, &scope).await;
         }
         let result = match route {
             ToolRoute::Executor => self
@@ -757,27 +759,6 @@ fn hook_refusal(hook: &str, reason: &str) -> String {
     match reason.trim() {
         "" => format!("Denied by hook {hook:?}."),
         reason => format!("Denied by hook {hook:?}: {reason}"),
-    }
-}
-
-/// The result of one tool call, before it is capped and stored.
-#[derive(Default)]
-pub(crate) struct Outcome {
-    pub text: String,
-    pub is_error: bool,
-    pub raw_output_json: String,
-    pub diffs: Vec<FileDiff>,
-    /// Images for the model (stored with the result, not shown in updates).
-    pub images: Vec<Image>,
-}
-
-impl Outcome {
-    pub(crate) fn error(text: impl Into<String>) -> Self {
-        Self {
-            text: text.into(),
-            is_error: true,
-            ..Self::default()
-        }
     }
 }
 

@@ -6,37 +6,19 @@ use std::path::{Path, PathBuf};
 
 use openheim_proto::common::v1::{FileDiff, Image, ToolDefinition, ToolKind};
 use openheim_proto::image;
-use serde::Deserialize;
+use openheim_tool_rules::args::{READ_FILE as READ, ReadArgs, WRITE_FILE as WRITE, WriteArgs};
+use openheim_tool_rules::truncate::without_partial_char_at_end;
 
 use super::window::{End, PastEnd, Window, read_window};
 use super::{ToolContext, ToolHandler, ToolOutput, builtin_definition, parse_args};
 use crate::error::ToolError;
 use crate::sandbox::Access;
-use crate::truncate::without_partial_char_at_end;
-
-const READ: &str = "read_file";
-const WRITE: &str = "write_file";
 
 /// Room kept below the output budget for the continuation note, so the
 /// registry's cap does not cut the middle out of a file we already cut.
 const NOTE_ROOM: usize = 128;
 /// A NUL byte in this many leading bytes marks a file as binary.
 const BINARY_SNIFF_BYTES: usize = 8 * 1024;
-
-#[derive(Debug, Deserialize)]
-struct ReadArgs {
-    path: String,
-    #[serde(default)]
-    offset: Option<u64>,
-    #[serde(default)]
-    limit: Option<u64>,
-}
-
-#[derive(Debug, Deserialize)]
-struct WriteArgs {
-    path: String,
-    content: String,
-}
 
 /// Reads lines of a text file, up to the output budget.
 pub(crate) struct ReadFile;
