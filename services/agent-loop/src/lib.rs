@@ -262,12 +262,6 @@ pub async fn serve(
     let store = open_store(&config)?;
     store.check().await?;
     let server = server_over(config, store, backends)?;
-    tonic::transport::Server::builder()
-        .layer(openheim_proto::transport::ServerPolicy)
-        .add_service(server)
-        // grpc.health.v1 (overall status SERVING while serving): container probes.
-        .add_service(tonic_health::server::health_reporter().1)
-        .serve_with_incoming_shutdown(openheim_proto::transport::incoming(listener), shutdown)
-        .await?;
+    openheim_proto::transport::serve(server, listener, shutdown).await?;
     Ok(())
 }
