@@ -9,7 +9,6 @@ mod backends;
 mod client;
 mod compaction;
 mod context;
-mod delegate;
 mod error;
 mod events;
 mod grpc;
@@ -25,7 +24,6 @@ mod service;
 mod shown;
 mod spans;
 pub mod store;
-mod summarise;
 mod turn;
 
 use std::future::Future;
@@ -227,7 +225,7 @@ fn server_over(
                 })
             }
         };
-        let delegation = Arc::new(delegate::Delegation {
+        let delegation = Arc::new(turn::delegate::Delegation {
             max_depth: config.agents.max_depth,
             max_children: config.agents.max_children,
             configured: config.agents.profiles.clone(),

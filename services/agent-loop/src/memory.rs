@@ -19,7 +19,7 @@ use openheim_proto::common::v1::{ToolCall, ToolDefinition, ToolKind};
 use openheim_proto::llm_proxy::v1::EmbedPurpose;
 use serde::Deserialize;
 
-use crate::backends::Backends;
+use crate::backends::{Backends, ToolRoute};
 use crate::error::AgentError;
 use crate::outcome::Outcome;
 use crate::store::SessionMeta;
@@ -475,6 +475,33 @@ impl Embedder for LlmEmbedder {
             .await
             .map_err(openheim_memory::EmbedError::new)
     }
+}
+
+/// The tools of tool-executor and mcp-broker plus, when memory is on, the
+/// memory tools (only `search_memory` in a read-only session). A peer's tool
+/// that takes a memory tool's name is left out, so a call always reaches
+/// the tool the model was shown.
+pub(crate) fn with_memory_tools(
+    mut tools: Vec<(ToolDefinition, ToolRoute)>,
+    memory_on: bool,
+    read_only: bool,
+) -> Vec<(ToolDefinition, ToolRoute)> {
+    if !memory_on {
+        return tools;
+    }
+    tools.retain(|(definition, _)| {
+        let clash = is_memory_tool(&definition.name);
+        if clash {
+            tracing::warn!(tool = %definition.name, "a tool named like a memory tool is left out");
+        }
+        !clash
+    });
+    tools.extend(
+        definitions(read_only)
+            .into_iter()
+            .map(|definition| (definition, ToolRoute::Memory)),
+    );
+    tools
 }
 
 #[cfg(test)]

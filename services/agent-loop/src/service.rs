@@ -18,17 +18,17 @@ use tokio_util::sync::CancellationToken;
 use crate::AgentLoopConfig;
 use crate::backends::{Backends, ToolRoute};
 use crate::client::{ClientDelegation, PendingClientReplies};
-use crate::delegate::{self, Delegation, TurnChildren};
 use crate::error::AgentError;
 use crate::hooks::HookRunner;
 use crate::instructions;
-use crate::memory::{self, AgentMemory};
+use crate::memory::{AgentMemory, with_memory_tools};
 use crate::permission::{PendingQuestions, Remembered};
 use crate::prompt::{self, PromptSources};
 use crate::store::{
     Approval, ChildRef, Lease, Record, SessionMeta, SessionStore, SessionSummary, StoredMessage,
     check_session_id, now_ms,
 };
+use crate::turn::delegate::{self, Delegation, TurnChildren};
 use crate::turn::{Turn, TurnSettings};
 
 const DEFAULT_PAGE_SIZE: usize = 50;
@@ -471,33 +471,6 @@ impl AgentService {
             compaction_model: self.config.compaction_model.clone(),
         }
     }
-}
-
-/// The tools of tool-executor and mcp-broker plus, when memory is on, the
-/// memory tools (only `search_memory` in a read-only session). A peer's tool
-/// that takes a memory tool's name is left out, so a call always reaches
-/// the tool the model was shown.
-pub(crate) fn with_memory_tools(
-    mut tools: Vec<(ToolDefinition, ToolRoute)>,
-    memory_on: bool,
-    read_only: bool,
-) -> Vec<(ToolDefinition, ToolRoute)> {
-    if !memory_on {
-        return tools;
-    }
-    tools.retain(|(definition, _)| {
-        let clash = memory::is_memory_tool(&definition.name);
-        if clash {
-            tracing::warn!(tool = %definition.name, "a tool named like a memory tool is left out");
-        }
-        !clash
-    });
-    tools.extend(
-        memory::definitions(read_only)
-            .into_iter()
-            .map(|definition| (definition, ToolRoute::Memory)),
-    );
-    tools
 }
 
 /// What a turn takes up of its caller's offer: commands stay in

@@ -14,8 +14,10 @@
 //!   model's context window (`context.rs`); the stored history stays whole.
 
 mod calls;
+pub(crate) mod delegate;
 mod hooks;
 mod llm;
+mod summarise;
 
 pub(crate) use llm::ContextFit;
 
@@ -33,22 +35,22 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backends::{Backends, ToolRoute};
 use crate::client::{self, ClientDelegation};
-use crate::delegate::{self, Delegation, TurnChildren};
 use crate::error::AgentError;
 use crate::events::EventSink;
 use crate::hooks::{HookDecision, HookRunner};
 use crate::memory::AgentMemory;
+use crate::memory::with_memory_tools;
 use crate::outcome::Outcome;
 use crate::permission::{
     PendingQuestions, Remembered, Verdict, approval_key, decided_by, kind_policy, verdict,
 };
 use crate::reply::Reply;
-use crate::service::with_memory_tools;
 use crate::store::{
     Approval, Compaction, Record, SessionMeta, SessionStore, StoredImage, StoredMessage,
     StoredUsage, now_ms,
 };
 use calls::{describe, parse_args, tool_names};
+use delegate::{Delegation, TurnChildren};
 use openheim_tool_rules::truncate::cap_output;
 
 pub const CANCELLED_RESULT: &str = "Cancelled by user.";

@@ -25,10 +25,10 @@ use openheim_proto::common::v1::{
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use super::{CANCELLED_RESULT, Turn};
 use crate::backends::{AgentLoopPeer, ToolRoute};
 use crate::outcome::Outcome;
 use crate::store::{AgentRun, ChildRef, ParentRef, Record, SessionMeta, now_ms};
-use crate::turn::{CANCELLED_RESULT, Turn};
 
 pub const DELEGATE_TASK: &str = "delegate_task";
 /// How a general-purpose sub-agent is named to the user.

@@ -14,11 +14,11 @@ use openheim_proto::llm_proxy::v1::{
     CompleteRequest, ThinkingLevel, ThinkingSetting, completion_event,
 };
 
+use super::{ContextFit, Turn};
 use crate::compaction::{self, SUMMARY_MAX_TOKENS, SUMMARY_SYSTEM_PROMPT};
 use crate::context::ModelLimits;
 use crate::error::AgentError;
 use crate::store::{Compaction, Record, now_ms};
-use crate::turn::{ContextFit, Turn};
 
 /// Why a summary could not be written.
 #[derive(Debug, thiserror::Error)]
