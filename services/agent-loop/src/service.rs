@@ -4,10 +4,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use openheim_proto::agent_loop::v1::{
-    ApprovalMode, ChildSession, ClientCapabilities, CreateSessionRequest, ForgetMemoryRequest,
-    ListMemoryRequest, ListMemoryResponse, ListSessionsRequest, ListSessionsResponse,
-    LoadSessionResponse, MemoryNote, ParentLink, SessionInfo, SetSessionModeRequest, StartTurn,
-    TurnEnded, TurnEvent,
+    ApprovalMode, ChildSession, ClientCapabilities, Compact, CreateSessionRequest,
+    ForgetMemoryRequest, ListMemoryRequest, ListMemoryResponse, ListSessionsRequest,
+    ListSessionsResponse, LoadSessionResponse, MemoryNote, ParentLink, SessionInfo,
+    SetSessionModeRequest, StartTurn, TurnEnded, TurnEvent,
 };
 use openheim_proto::common::v1::{ToolDefinition, Usage};
 use openheim_proto::mcp_broker::v1::{ServerSpec, ServerStatus};
@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::AgentLoopConfig;
-use crate::backends::{Backends, ToolRoute};
+use crate::backends::Backends;
 use crate::client::{ClientDelegation, PendingClientReplies};
 use crate::error::AgentError;
 use crate::hooks::HookRunner;
@@ -375,34 +375,23 @@ impl AgentService {
     ) -> Result<TurnEnded, AgentError> {
         let stored = self.store.load(&start.session_id).await?;
         let meta = stored.summary.meta;
-        let identity = meta.agent.as_ref().map(|a| a.identity.as_str());
-        let mut system_prompt =
-            prompt::assemble_as(&self.sources, identity, &meta.skills, &meta.work_dir).await?;
-        let mut settings = self.turn_settings();
-        if let Some(n) = meta.agent.as_ref().and_then(|a| a.max_iterations) {
-            settings.max_iterations = n;
-        }
-        let workspace = Workspace {
-            root: meta.work_dir.clone(),
-            allow_shell: self.config.allow_shell,
-        };
-        let project = instructions::read(
-            &self.backends,
-            &workspace,
-            &self.config.project_instructions,
-        )
-        .await;
-        prompt::push_project_instructions(&mut system_prompt, &project);
+        let system_prompt = self.system_prompt(&meta).await?;
         let remembered = Arc::new(Remembered::load(Arc::clone(&self.store), &meta.id).await?);
         let session_id = meta.id.clone();
         let (meta_id, work_dir) = (meta.id.clone(), meta.work_dir.clone());
+        // The caller's cap, else the sub-agent profile's, else the
+        // configured one.
+        let max_iterations = start
+            .max_iterations
+            .or(meta.agent.as_ref().and_then(|a| a.max_iterations))
+            .unwrap_or(self.config.max_iterations);
         let turn = Turn {
             remembered: Arc::clone(&remembered),
             meta,
             history: stored.messages,
             system_prompt,
             settings: TurnSettings {
-                max_iterations: start.max_iterations.unwrap_or(self.config.max_iterations),
+                max_iterations,
                 ..self.turn_settings()
             },
             store: Arc::clone(&self.store),
@@ -424,26 +413,30 @@ impl AgentService {
             delegation: self.delegation.clone(),
             children: TurnChildren::default(),
         };
-        let running = async move {
-            match (prompt, start.compact) {
-                (Some(prompt), _) => turn.run(prompt).await,
-                (None, compact) => {
-                    let focus = compact.map(|c| c.focus).unwrap_or_default();
-                    turn.compact_now(&focus).await
-                }
-            }
-        };
-        tokio::pin!(running);
-        let result = tokio::select! {
-            result = &mut running => result,
-            () = lease.lost() => {
-                tracing::warn!(session = %session_id, "lost the session's lease mid-turn; cancelling the turn");
-                cancel.cancel();
-                running.await
-            }
-        };
+        let result = drive(turn, prompt, start.compact, lease, &cancel, &session_id).await;
         remembered.flush().await;
         result
+    }
+
+    /// The system prompt of a turn of the session `meta`: the agent's
+    /// identity (a sub-agent profile's, or the configured one), its skills
+    /// and the project instructions read from its workspace.
+    async fn system_prompt(&self, meta: &SessionMeta) -> Result<String, AgentError> {
+        let identity = meta.agent.as_ref().map(|a| a.identity.as_str());
+        let mut system_prompt =
+            prompt::assemble_as(&self.sources, identity, &meta.skills, &meta.work_dir).await?;
+        let workspace = Workspace {
+            root: meta.work_dir.clone(),
+            allow_shell: self.config.allow_shell,
+        };
+        let project = instructions::read(
+            &self.backends,
+            &workspace,
+            &self.config.project_instructions,
+        )
+        .await;
+        prompt::push_project_instructions(&mut system_prompt, &project);
+        Ok(system_prompt)
     }
 
     /// The hooks a turn of session `session_id` runs, in its workspace;
@@ -469,6 +462,36 @@ impl AgentService {
             permissions: self.config.permissions.clone(),
             compact_at: self.config.compact_at,
             compaction_model: self.config.compaction_model.clone(),
+        }
+    }
+}
+
+/// Runs `turn` — its prompt, or a compaction asked for without one —
+/// while the session's lease holds; a lost lease cancels it.
+async fn drive(
+    turn: Turn,
+    prompt: Option<StoredMessage>,
+    compact: Option<Compact>,
+    lease: &Lease,
+    cancel: &CancellationToken,
+    session_id: &str,
+) -> Result<TurnEnded, AgentError> {
+    let running = async move {
+        match (prompt, compact) {
+            (Some(prompt), _) => turn.run(prompt).await,
+            (None, compact) => {
+                let focus = compact.map(|c| c.focus).unwrap_or_default();
+                turn.compact_now(&focus).await
+            }
+        }
+    };
+    tokio::pin!(running);
+    tokio::select! {
+        result = &mut running => result,
+        () = lease.lost() => {
+            tracing::warn!(session = %session_id, "lost the session's lease mid-turn; cancelling the turn");
+            cancel.cancel();
+            running.await
         }
     }
 }

@@ -166,15 +166,15 @@ pub fn definition(profiles: &BTreeMap<String, AgentProfile>) -> ToolDefinition {
             "required": ["task"]
         }),
     };
-    ToolDefinition {
-        name: DELEGATE_TASK.to_owned(),
+    // Read-only: several run at once; a child's own writes are serialised
+    // in it.
+    ToolDefinition::builtin(
+        DELEGATE_TASK,
         description,
-        input_schema_json: schema.to_string(),
-        kind: ToolKind::Think as i32,
-        // Several run at once: a child's own writes are serialised in it.
-        read_only: true,
-        source: "builtin".to_owned(),
-    }
+        schema.to_string(),
+        ToolKind::Think,
+        true,
+    )
 }
 
 /// A title for the delegation's tool call.

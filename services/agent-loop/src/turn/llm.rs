@@ -192,14 +192,7 @@ impl Turn {
         match event {
             E::ModelSelected(m) => {
                 reply.served = (m.provider.clone(), m.model.clone());
-                let fallback = m
-                    .is_fallback
-                    .then(|| format!("falling back to {}/{}", m.provider, m.model));
-                self.emit(Event::ModelSelected(model_selected(m))).await;
-                if let Some(message) = fallback {
-                    self.notice(NoticeLevel::Warning, NoticeKind::Fallback, message)
-                        .await;
-                }
+                self.announce_model(m).await;
             }
             E::TextDelta(text) => {
                 reply.text.push_str(&text);
@@ -244,6 +237,19 @@ impl Turn {
             E::Error(error) => return Err(self.call_failed(reply, error).await),
         }
         Ok(None)
+    }
+
+    /// Tells the caller which model serves the call, and when it is a
+    /// fallback.
+    async fn announce_model(&self, m: openheim_proto::llm_proxy::v1::ModelSelected) {
+        let fallback = m
+            .is_fallback
+            .then(|| format!("falling back to {}/{}", m.provider, m.model));
+        self.emit(Event::ModelSelected(model_selected(m))).await;
+        if let Some(message) = fallback {
+            self.notice(NoticeLevel::Warning, NoticeKind::Fallback, message)
+                .await;
+        }
     }
 
     /// The error of an LLM call that failed. Output streamed before a

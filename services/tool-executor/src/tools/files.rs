@@ -152,17 +152,7 @@ fn read_file(
     let mut head = [0_u8; BINARY_SNIFF_BYTES];
     let sniffed = read_up_to(&mut file, &mut head).map_err(io_err)?;
     if image::sniff_mime(&head[..sniffed]).is_some() {
-        let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
-        image::check_size(size).map_err(|e| ToolError::Failed(format!("{shown:?}: {e}")))?;
-        let mut data = head[..sniffed].to_vec();
-        // Bounded even if the file grows after its size was checked.
-        let rest = (image::MAX_IMAGE_BYTES + 1).saturating_sub(sniffed) as u64;
-        (&mut file)
-            .take(rest)
-            .read_to_end(&mut data)
-            .map_err(io_err)?;
-        let image = image::image_from_bytes(data)
-            .map_err(|e| ToolError::Failed(format!("{shown:?}: {e}")))?;
+        let image = read_image(shown, file, meta.len(), &head[..sniffed])?;
         return Ok(FileRead::Image(ImageRead {
             real: real.to_path_buf(),
             image,
@@ -192,6 +182,26 @@ fn read_file(
         size: meta.len(),
         window: without_cut_char(window),
     }))
+}
+
+/// The rest of an image file of `len` bytes whose first bytes, `head`,
+/// were read already; refused past the image size limit.
+fn read_image(
+    shown: &str,
+    mut file: std::fs::File,
+    len: u64,
+    head: &[u8],
+) -> Result<Image, ToolError> {
+    let size = usize::try_from(len).unwrap_or(usize::MAX);
+    image::check_size(size).map_err(|e| ToolError::Failed(format!("{shown:?}: {e}")))?;
+    let mut data = head.to_vec();
+    // Bounded even if the file grows after its size was checked.
+    let rest = (image::MAX_IMAGE_BYTES + 1).saturating_sub(head.len()) as u64;
+    (&mut file)
+        .take(rest)
+        .read_to_end(&mut data)
+        .map_err(|e| ToolError::io("read", shown, e))?;
+    image::image_from_bytes(data).map_err(|e| ToolError::Failed(format!("{shown:?}: {e}")))
 }
 
 /// Fills `buf` as far as the file allows.

@@ -139,14 +139,7 @@ pub(crate) fn builtin_definition(
     kind: ToolKind,
     read_only: bool,
 ) -> ToolDefinition {
-    ToolDefinition {
-        name: name.to_owned(),
-        description: description.to_owned(),
-        input_schema_json: schema.to_string(),
-        kind: kind as i32,
-        read_only,
-        source: "builtin".to_owned(),
-    }
+    ToolDefinition::builtin(name, description, schema.to_string(), kind, read_only)
 }
 
 struct Entry {
