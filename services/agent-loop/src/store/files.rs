@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
-use super::log_cache::{self, LogCache};
+use super::log_cache;
+use super::record_cache::RecordCache;
 use super::{
     Lease, Record, SessionMeta, SessionPage, SessionStore, StoreError, StoredSession,
     check_session_id, cursor_after, parse_cursor, replay,
@@ -27,8 +28,8 @@ pub struct FileStore {
     leases: Arc<Mutex<HashSet<String>>>,
     /// Remembered "always" answers: session id → approval key → allow.
     approvals: Mutex<HashMap<String, HashMap<String, bool>>>,
-    /// Logs parsed by earlier loads (`log_cache.rs`).
-    logs: Mutex<LogCache>,
+    /// Logs parsed by earlier loads (`record_cache.rs`).
+    logs: Mutex<RecordCache>,
 }
 
 impl FileStore {
@@ -93,7 +94,7 @@ impl SessionStore for FileStore {
 
     async fn load(&self, session_id: &str) -> Result<StoredSession, StoreError> {
         let path = self.path(session_id)?;
-        let log = LogCache::read(&self.logs, session_id, &path).await?;
+        let log = log_cache::read(&self.logs, session_id, &path).await?;
         Ok(replay(log.meta, log.records, log.mtime_ms))
     }
 

@@ -1,70 +1,23 @@
-//! Session logs parsed once: the file backend keeps each recently loaded
-//! log's records and reads only the bytes appended since, so a turn of a
-//! long conversation does not re-read and re-parse its whole history
-//! (docs/performance.md, long sessions).
-//!
-//! The file stays the truth: a log that shrank or was replaced (another
-//! inode) is parsed again from the start, and one appended to by another
-//! process is read from where this one stopped. Only complete lines are
-//! cached; a torn last line is re-read on the next load. The cache is
-//! bounded by session count and bytes; the least recently loaded log goes
-//! first.
+//! Reading a session's JSON-lines log through the [`RecordCache`]: only
+//! the bytes appended since the last load are read and parsed. Only whole
+//! lines are cached; a torn last line (a crash mid-write, or a write in
+//! progress) is skipped, or returned if it is a whole record without its
+//! newline, and read again next time.
 
-use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Mutex;
 
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use super::record_cache::{Added, RecordCache, locked};
 use super::{Record, SessionMeta, StoreError};
-
-/// Logs kept at most, and their total size on disk.
-const MAX_SESSIONS: usize = 64;
-const MAX_BYTES: u64 = 64 << 20;
-
-struct Entry {
-    inode: u64,
-    /// Bytes of the file parsed into `records` (whole lines only).
-    consumed: u64,
-    /// Lines parsed so far, for error messages.
-    lines: usize,
-    meta: SessionMeta,
-    records: Vec<Record>,
-    used: u64,
-}
-
-#[derive(Default)]
-pub(super) struct LogCache {
-    entries: HashMap<String, Entry>,
-    clock: u64,
-}
 
 /// A log as read: header, records, and the file's modification time.
 pub(super) struct Log {
     pub meta: SessionMeta,
     pub records: Vec<Record>,
     pub mtime_ms: i64,
-}
-
-/// What the cache knew about a log before reading it.
-struct Known {
-    inode: u64,
-    consumed: u64,
-    lines: usize,
-    /// Records cached then: a prefix of the entry for as long as the file
-    /// only grows.
-    count: usize,
-}
-
-/// The complete lines of `text` parsed, how many bytes they took, how many
-/// lines they were, and the parsed remainder if it is a whole record
-/// without its newline (a torn one is skipped).
-struct Parsed {
-    records: Vec<Record>,
-    consumed: usize,
-    lines: usize,
-    tail: Option<Record>,
 }
 
 fn corrupt(id: &str, reason: String) -> StoreError {
@@ -74,7 +27,9 @@ fn corrupt(id: &str, reason: String) -> StoreError {
     }
 }
 
-fn parse_lines(id: &str, text: &str, lines_before: usize) -> Result<Parsed, StoreError> {
+/// The whole lines of `text` parsed (line numbers counted on from
+/// `lines_before`), and the remainder if it is a whole record.
+fn parse_lines(id: &str, text: &str, lines_before: usize) -> Result<Added, StoreError> {
     let consumed = text.rfind('\n').map_or(0, |i| i + 1);
     let (whole, rest) = text.split_at(consumed);
     let mut records = Vec::new();
@@ -97,23 +52,13 @@ fn parse_lines(id: &str, text: &str, lines_before: usize) -> Result<Parsed, Stor
             None
         }
     };
-    Ok(Parsed {
+    Ok(Added {
         records,
-        consumed,
+        advance: consumed as u64,
         lines: line_no,
+        weight: consumed as u64,
         tail,
     })
-}
-
-/// Splits the header record off a whole log.
-fn header(id: &str, records: &mut Vec<Record>) -> Result<SessionMeta, StoreError> {
-    if records.is_empty() {
-        return Err(corrupt(id, "empty log".into()));
-    }
-    match records.remove(0) {
-        Record::Session(meta) => Ok(meta),
-        _ => Err(corrupt(id, "first record is not the session header".into())),
-    }
 }
 
 pub(super) fn mtime_ms(metadata: &std::fs::Metadata) -> i64 {
@@ -125,14 +70,8 @@ pub(super) fn mtime_ms(metadata: &std::fs::Metadata) -> i64 {
         .unwrap_or(0)
 }
 
-fn locked(cache: &Mutex<LogCache>) -> Result<std::sync::MutexGuard<'_, LogCache>, StoreError> {
-    cache
-        .lock()
-        .map_err(|_| std::io::Error::other("session log cache poisoned").into())
-}
-
 /// The log at `path` from byte `from` on, parsed.
-async fn read_from(path: &Path, id: &str, from: u64, lines: usize) -> Result<Parsed, StoreError> {
+async fn read_from(path: &Path, id: &str, from: u64, lines: usize) -> Result<Added, StoreError> {
     let mut file = tokio::fs::File::open(path).await?;
     file.seek(std::io::SeekFrom::Start(from)).await?;
     let mut bytes = Vec::new();
@@ -142,146 +81,54 @@ async fn read_from(path: &Path, id: &str, from: u64, lines: usize) -> Result<Par
     parse_lines(id, &text, lines)
 }
 
-impl LogCache {
-    /// Session `id`'s log at `path`, reading only what was appended since
-    /// the last load when the cache knows the file.
-    pub(super) async fn read(
-        cache: &Mutex<Self>,
-        id: &str,
-        path: &Path,
-    ) -> Result<Log, StoreError> {
-        let metadata = match tokio::fs::metadata(path).await {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::NotFound(id.to_owned()));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let inode = metadata.ino();
-        let mtime_ms = mtime_ms(&metadata);
-        let known = locked(cache)?.known(id, inode, metadata.len());
-        if let Some(known) = known {
-            let parsed = read_from(path, id, known.consumed, known.lines).await?;
-            if let Some(log) = locked(cache)?.extend(id, &known, parsed, mtime_ms) {
-                return Ok(log);
-            }
-            // Replaced or evicted while read: parse the whole log.
+/// Session `id`'s log at `path`, reading only what was appended since the
+/// last load when the cache knows the file (by inode and length).
+pub(super) async fn read(
+    cache: &Mutex<RecordCache>,
+    id: &str,
+    path: &Path,
+) -> Result<Log, StoreError> {
+    let metadata = match tokio::fs::metadata(path).await {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StoreError::NotFound(id.to_owned()));
         }
-        let parsed = read_from(path, id, 0, 0).await?;
-        locked(cache)?.insert(id, inode, parsed, mtime_ms)
-    }
-
-    fn known(&mut self, id: &str, inode: u64, len: u64) -> Option<Known> {
-        match self.entries.get(id) {
-            Some(e) if e.inode == inode && e.consumed <= len => Some(Known {
-                inode,
-                consumed: e.consumed,
-                lines: e.lines,
-                count: e.records.len(),
-            }),
-            Some(_) => {
-                self.entries.remove(id);
-                None
-            }
-            None => None,
-        }
-    }
-
-    fn insert(
-        &mut self,
-        id: &str,
-        inode: u64,
-        parsed: Parsed,
-        mtime_ms: i64,
-    ) -> Result<Log, StoreError> {
-        let Parsed {
-            mut records,
-            consumed,
-            lines,
-            tail,
-        } = parsed;
-        // A log without a newline yet holds at most its header.
-        if records.is_empty() {
-            records.extend(tail);
-            let meta = header(id, &mut records)?;
+        Err(e) => return Err(e.into()),
+    };
+    let (inode, mtime_ms) = (metadata.ino(), mtime_ms(&metadata));
+    let known = locked(cache)?.known(id, inode, metadata.len());
+    if let Some(known) = known {
+        let added = read_from(path, id, known.position, known.lines).await?;
+        if let Some((meta, records)) = locked(cache)?.extend(id, &known, added) {
             return Ok(Log {
                 meta,
                 records,
                 mtime_ms,
             });
         }
-        let meta = header(id, &mut records)?;
-        let mut log = Log {
-            meta: meta.clone(),
-            records: records.clone(),
-            mtime_ms,
-        };
-        log.records.extend(tail);
-        self.clock += 1;
-        let entry = Entry {
-            inode,
-            consumed: consumed as u64,
-            lines,
-            meta,
-            records,
-            used: self.clock,
-        };
-        self.entries.insert(id.to_owned(), entry);
-        self.evict();
-        Ok(log)
+        // Replaced or evicted while read: parse the whole log.
     }
-
-    /// The cached records plus those `parsed` from where `known` stopped;
-    /// `None` when the cache no longer holds that log as it was.
-    fn extend(&mut self, id: &str, known: &Known, parsed: Parsed, mtime_ms: i64) -> Option<Log> {
-        self.clock += 1;
-        let clock = self.clock;
-        let entry = self.entries.get_mut(id)?;
-        if entry.inode != known.inode || entry.records.len() < known.count {
-            return None;
-        }
-        entry.used = clock;
-        if entry.consumed == known.consumed {
-            entry.records.extend(parsed.records);
-            entry.consumed += parsed.consumed as u64;
-            entry.lines = parsed.lines;
-            let mut records = entry.records.clone();
-            records.extend(parsed.tail);
-            return Some(Log {
-                meta: entry.meta.clone(),
-                records,
-                mtime_ms,
-            });
-        }
-        // Another load of this log got here first; what it added after
-        // `known` may differ from what this one read, so use this one's.
-        let mut records = entry.records[..known.count].to_vec();
-        records.extend(parsed.records);
-        records.extend(parsed.tail);
-        Some(Log {
-            meta: entry.meta.clone(),
-            records,
-            mtime_ms,
-        })
-    }
-
-    fn evict(&mut self) {
-        loop {
-            let bytes: u64 = self.entries.values().map(|e| e.consumed).sum();
-            if self.entries.len() <= MAX_SESSIONS && bytes <= MAX_BYTES {
-                return;
-            }
-            let oldest = self
-                .entries
-                .iter()
-                .min_by_key(|(_, e)| e.used)
-                .map(|(id, _)| id.clone());
-            match oldest {
-                Some(id) => {
-                    self.entries.remove(&id);
-                }
-                None => return,
-            }
-        }
-    }
+    let mut added = read_from(path, id, 0, 0).await?;
+    // The header: the first whole line, or a log of one unfinished line.
+    let first = if added.records.is_empty() {
+        added.tail.take()
+    } else {
+        Some(added.records.remove(0))
+    };
+    let meta = match first {
+        Some(Record::Session(meta)) => meta,
+        Some(_) => return Err(corrupt(id, "first record is not the session header".into())),
+        None => return Err(corrupt(id, "empty log".into())),
+    };
+    let records = if added.advance == 0 {
+        // Nothing whole yet: nothing to cache.
+        added.records
+    } else {
+        locked(cache)?.insert(id, inode, &meta, added)
+    };
+    Ok(Log {
+        meta,
+        records,
+        mtime_ms,
+    })
 }

@@ -12,6 +12,7 @@
 mod files;
 mod log_cache;
 mod record;
+mod record_cache;
 mod redis;
 mod redis_lease;
 

@@ -41,6 +41,7 @@ use ::redis::aio::ConnectionManager;
 use ::redis::{Cmd, FromRedisValue, RedisError, Script};
 use openheim_redis_client::{Failure, OpenError, RedisConnection};
 
+use super::record_cache::{Added, RecordCache, locked};
 use super::redis_lease::{HeldLease, LeaseScripts};
 use super::{
     Lease, Record, SessionMeta, SessionPage, SessionStore, StoreError, StoredSession,
@@ -128,6 +129,8 @@ pub struct RedisStore {
     /// Tokens of the leases this store holds, by session: a turn's appends
     /// are fenced with them.
     held: HeldTokens,
+    /// Sessions read by earlier loads (`record_cache.rs`).
+    records: Mutex<RecordCache>,
 }
 
 /// Session id → token of each lease a store holds; shared with the leases,
@@ -182,6 +185,7 @@ impl RedisStore {
             },
             retry_window: options.retry_window,
             held: HeldTokens::default(),
+            records: Mutex::default(),
         })
     }
 
@@ -208,6 +212,31 @@ impl RedisStore {
         Fut: Future<Output = Result<T, RedisError>>,
     {
         self.retry().run(op).await
+    }
+
+    /// The length of session `id`'s list, its items from index `from` on
+    /// and its update time, in one transaction so they agree.
+    async fn read_from(
+        &self,
+        id: &str,
+        from: u64,
+    ) -> Result<(u64, Vec<Vec<u8>>, Option<f64>), StoreError> {
+        let mut read = ::redis::pipe();
+        read.atomic()
+            .cmd("LLEN")
+            .arg(self.keys.session(id))
+            .cmd("LRANGE")
+            .arg(self.keys.session(id))
+            .arg(from)
+            .arg(-1)
+            .cmd("ZSCORE")
+            .arg(self.keys.index())
+            .arg(id);
+        self.run(move |mut connection, _| {
+            let read = read.clone();
+            async move { read.query_async(&mut connection).await }
+        })
+        .await
     }
 
     /// Sends `command` until it succeeds or the retry window has passed; for
@@ -350,27 +379,34 @@ impl SessionStore for RedisStore {
         }
     }
 
+    /// Reads only the records appended since this store last loaded the
+    /// session (`record_cache.rs`); a list that shrank is read whole.
     async fn load(&self, session_id: &str) -> Result<StoredSession, StoreError> {
         check_session_id(session_id)?;
-        // One transaction, so the records and the update time agree.
-        let mut read = ::redis::pipe();
-        read.atomic()
-            .cmd("LRANGE")
-            .arg(self.keys.session(session_id))
-            .arg(0)
-            .arg(-1)
-            .cmd("ZSCORE")
-            .arg(self.keys.index())
-            .arg(session_id);
-        let (raw, score): (Vec<Vec<u8>>, Option<f64>) = self
-            .run(move |mut connection, _| {
-                let read = read.clone();
-                async move { read.query_async(&mut connection).await }
-            })
-            .await?;
-        let (meta, records) = parse_records(session_id, &raw)?;
-        let updated = score.map_or(meta.created_at_ms, score_ms);
-        Ok(replay(meta, records, updated))
+        let known = locked(&self.records)?.known(session_id, 0, u64::MAX);
+        let from = known.map_or(0, |k| k.position);
+        let (len, raw, score) = self.read_from(session_id, from).await?;
+        if len == 0 {
+            return Err(StoreError::NotFound(session_id.to_owned()));
+        }
+        let updated = |meta: &SessionMeta| score.map_or(meta.created_at_ms, score_ms);
+        if let Some(known) = known.filter(|k| len >= k.position) {
+            let added = parse_records(session_id, &raw, known.lines)?;
+            if let Some((meta, records)) = locked(&self.records)?.extend(session_id, &known, added)
+            {
+                let at = updated(&meta);
+                return Ok(replay(meta, records, at));
+            }
+        }
+        let raw = if from == 0 {
+            raw
+        } else {
+            self.read_from(session_id, 0).await?.1
+        };
+        let (meta, added) = parse_whole(session_id, &raw)?;
+        let records = locked(&self.records)?.insert(session_id, 0, &meta, added);
+        let at = updated(&meta);
+        Ok(replay(meta, records, at))
     }
 
     /// Pages are cut by (update time, id), so a page never repeats a session
@@ -402,8 +438,8 @@ impl SessionStore for RedisStore {
             .await?;
         let mut sessions = Vec::with_capacity(entries.len());
         for ((updated, id), raw) in entries.iter().zip(&logs) {
-            match parse_records(id, raw) {
-                Ok((meta, records)) => sessions.push(replay(meta, records, *updated).summary),
+            match parse_whole(id, raw) {
+                Ok((meta, added)) => sessions.push(replay(meta, added.records, *updated).summary),
                 Err(e) => tracing::warn!(session = %id, error = %e, "skipping unreadable session"),
             }
         }
@@ -491,30 +527,53 @@ pub(super) fn store_error(failure: Failure) -> StoreError {
     }
 }
 
-/// Parses a session's records. Redis stores each record whole, so unlike a
-/// file there is no torn tail to forgive: anything unreadable is corruption.
-fn parse_records(id: &str, raw: &[Vec<u8>]) -> Result<(SessionMeta, Vec<Record>), StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
+fn corrupt(id: &str, reason: String) -> StoreError {
+    StoreError::Corrupt {
         id: id.to_owned(),
         reason,
-    };
-    let (first, rest) = raw
-        .split_first()
-        .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
-    let meta = match serde_json::from_slice::<Record>(first) {
-        Ok(Record::Session(meta)) => meta,
-        Ok(_) => return Err(corrupt("first record is not the session header".into())),
-        Err(e) => return Err(corrupt(format!("header: {e}"))),
-    };
-    let records = rest
+    }
+}
+
+/// A session's first item, its header.
+fn parse_header(id: &str, first: &[u8]) -> Result<SessionMeta, StoreError> {
+    match serde_json::from_slice::<Record>(first) {
+        Ok(Record::Session(meta)) => Ok(meta),
+        Ok(_) => Err(corrupt(id, "first record is not the session header".into())),
+        Err(e) => Err(corrupt(id, format!("header: {e}"))),
+    }
+}
+
+/// Parses items of a session's list that follow `before` others. Redis
+/// stores each record whole, so unlike a file there is no torn tail to
+/// forgive: anything unreadable is corruption.
+fn parse_records(id: &str, raw: &[Vec<u8>], before: usize) -> Result<Added, StoreError> {
+    let records = raw
         .iter()
         .enumerate()
         .map(|(i, bytes)| {
             serde_json::from_slice::<Record>(bytes)
-                .map_err(|e| corrupt(format!("record {}: {e}", i + 2)))
+                .map_err(|e| corrupt(id, format!("record {}: {e}", before + i + 1)))
         })
         .collect::<Result<_, _>>()?;
-    Ok((meta, records))
+    Ok(Added {
+        records,
+        advance: raw.len() as u64,
+        lines: before + raw.len(),
+        weight: raw.iter().map(|r| r.len() as u64).sum(),
+        tail: None,
+    })
+}
+
+/// A session's whole list: its header and the records after it.
+fn parse_whole(id: &str, raw: &[Vec<u8>]) -> Result<(SessionMeta, Added), StoreError> {
+    let (first, rest) = raw
+        .split_first()
+        .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+    let meta = parse_header(id, first)?;
+    let mut added = parse_records(id, rest, 1)?;
+    added.advance += 1;
+    added.weight += first.len() as u64;
+    Ok((meta, added))
 }
 
 fn to_json(record: &Record) -> Result<String, StoreError> {
@@ -568,13 +627,13 @@ mod tests {
         }))
         .unwrap();
         let raw = vec![header.into_bytes(), b"{\"type\":\"model\"".to_vec()];
-        let error = parse_records("s", &raw).unwrap_err();
+        let error = parse_whole("s", &raw).unwrap_err();
         assert!(
             matches!(&error, StoreError::Corrupt { reason, .. } if reason.starts_with("record 2:")),
             "{error}"
         );
         assert!(matches!(
-            parse_records("s", &[]),
+            parse_whole("s", &[]),
             Err(StoreError::NotFound(_))
         ));
     }
