@@ -415,7 +415,7 @@ fn tool_rules_are_shared_and_pure() {
         .map(|line| line.split(['=', '.']).next().unwrap_or_default().trim());
     for name in names {
         assert!(
-            allowed.contains(&name.as_str()),
+            allowed.contains(&name),
             "openheim-tool-rules depends on {name}; only {allowed:?} are allowed"
         );
     }
