@@ -22,11 +22,11 @@ use super::theme::{Role, Styler};
 
 /// Bytes of a line start held back while its kind is unknown; after that
 /// the line is treated as a paragraph.
-pub const LINE_HOLD_CAP: usize = 256;
+pub(super) const LINE_HOLD_CAP: usize = 256;
 /// Bytes of a `[text](url)` held back; a longer one is written as typed.
-pub const LINK_HOLD_CAP: usize = 2048;
+pub(super) const LINK_HOLD_CAP: usize = 2048;
 /// Width of a horizontal rule.
-pub const RULE_WIDTH: usize = 40;
+pub(super) const RULE_WIDTH: usize = 40;
 /// Bytes of a code fence's info string kept for its label.
 const LANG_CAP: usize = 64;
 /// Longest backtick run that opens or closes inline code.
@@ -120,7 +120,7 @@ enum CodeLine {
 }
 
 /// Renders one streamed markdown message.
-pub struct MarkdownStream {
+pub(super) struct MarkdownStream {
     styler: Styler,
     line: Line,
     fence: Option<Fence>,
@@ -159,7 +159,7 @@ pub struct MarkdownStream {
 }
 
 impl MarkdownStream {
-    pub fn new(styler: Styler) -> Self {
+    pub(super) fn new(styler: Styler) -> Self {
         Self {
             styler,
             line: Line::Start,
@@ -189,7 +189,7 @@ impl MarkdownStream {
 
     /// Renders what can be rendered of `delta`, appending terminal text to
     /// `out`; the rest is held until later deltas decide it.
-    pub fn push(&mut self, delta: &str, out: &mut String) {
+    pub(super) fn push(&mut self, delta: &str, out: &mut String) {
         for c in delta.chars() {
             match c {
                 '\r' => {}
@@ -203,7 +203,7 @@ impl MarkdownStream {
     /// Ends the message: writes anything held back, closes styles, and
     /// ends with a newline if text was written and did not end with one.
     /// The stream is then ready for a new message.
-    pub fn finish(&mut self, out: &mut String) {
+    pub(super) fn finish(&mut self, out: &mut String) {
         match self.line {
             Line::Start => {
                 if !self.hold.trim_start_matches([' ', '\t']).is_empty() {
@@ -221,7 +221,7 @@ impl MarkdownStream {
     }
 
     /// True when the output so far ends at the start of a line.
-    pub fn at_line_start(&self) -> bool {
+    pub(super) fn at_line_start(&self) -> bool {
         self.at_line_start
     }
 
