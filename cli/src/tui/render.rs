@@ -165,32 +165,39 @@ impl TurnView {
         };
         let tool = self.tools.remove(index);
         let took = duration(now.saturating_duration_since(tool.started));
+        let mut line = self.finished_line(&tool.title, &took, update);
+        self.diffs(update, &mut line);
+        self.commit(&line, out);
+    }
+
+    /// `✓ title (took)`, or `✗ title (took): first line of the error`.
+    fn finished_line(&self, title: &str, took: &str, update: &ToolCallUpdate) -> String {
         let mut line = String::new();
-        if status == ToolCallStatus::Failed {
+        let failed = update.status() == ToolCallStatus::Failed;
+        if failed {
             self.styler.paint(Role::Error, "✗", &mut line);
-            line.push(' ');
-            line.push_str(&tool.title);
-            line.push(' ');
-            self.styler
-                .paint(Role::Dim, &format!("({took})"), &mut line);
-            let reason = update.content.lines().find(|l| !l.trim().is_empty());
-            if let Some(reason) = reason {
-                line.push_str(": ");
-                let room = self
-                    .width
-                    .saturating_sub(tool.title.len() + took.len() + 10);
-                self.styler
-                    .paint(Role::Error, &fit(reason, room.max(20)), &mut line);
-            }
         } else {
             self.styler.paint(Role::Success, "✓", &mut line);
-            line.push(' ');
-            line.push_str(&tool.title);
-            line.push(' ');
+        }
+        line.push(' ');
+        line.push_str(title);
+        line.push(' ');
+        self.styler
+            .paint(Role::Dim, &format!("({took})"), &mut line);
+        let reason = update.content.lines().find(|l| !l.trim().is_empty());
+        if failed && let Some(reason) = reason {
+            line.push_str(": ");
+            let room = self.width.saturating_sub(title.len() + took.len() + 10);
             self.styler
-                .paint(Role::Dim, &format!("({took})"), &mut line);
+                .paint(Role::Error, &fit(reason, room.max(20)), &mut line);
         }
         line.push('\n');
+        line
+    }
+
+    /// The diffs of the files a finished call changed, paths shown
+    /// relative to the workspace.
+    fn diffs(&self, update: &ToolCallUpdate, out: &mut String) {
         for file in &update.diffs {
             let path = Path::new(&file.path);
             let shown = match &self.work_dir {
@@ -203,10 +210,9 @@ impl TurnView {
                 &file.new_text,
                 DIFF_LINES,
                 self.styler,
-                &mut line,
+                out,
             );
         }
-        self.commit(&line, out);
     }
 
     /// A permission question; it is shown until answered.

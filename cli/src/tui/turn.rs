@@ -2,7 +2,7 @@
 //! answers and spinner ticks to the [`TurnState`] machine and carries out
 //! what it returns.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -34,38 +34,11 @@ pub(super) enum Ask {
 impl App {
     /// Runs one turn to its end; `Flow::Quit` when the user left during it.
     pub(super) async fn turn(&mut self, ask: Ask) -> anyhow::Result<Flow> {
-        let interactive = self.mode == Mode::Interactive;
         let work_dir = PathBuf::from(&self.ensure_session().await?.info().work_dir);
-        let images = match &ask {
-            Ask::Prompt(prompt) => match attached_images(prompt, &work_dir) {
-                Ok(images) => images,
-                Err(e) => {
-                    self.error(&format!("{e}; nothing was sent"))?;
-                    return Ok(Flow::Continue);
-                }
-            },
-            Ask::Compact(_) => Vec::new(),
+        let Some(mut turn) = self.start_turn(ask, &work_dir).await? else {
+            return Ok(Flow::Continue);
         };
-        if !images.is_empty() {
-            self.line(
-                Some(Role::Dim),
-                &format!("  attached {}", describe_images(&images)),
-            )?;
-        }
-        let thinking = self.options.thinking;
-        let session = self.ensure_session().await?;
-        session.set_thinking(thinking);
-        let started = match ask {
-            Ask::Prompt(prompt) => session.prompt_with_images(prompt, images).await,
-            Ask::Compact(focus) => session.compact(focus).await,
-        };
-        let mut turn = match started {
-            Ok(turn) => turn,
-            Err(e) => {
-                self.error(&e.to_string())?;
-                return Ok(Flow::Continue);
-            }
-        };
+        let interactive = self.mode == Mode::Interactive;
         let view =
             TurnView::new(self.styler, interactive, term::width()).with_work_dir(Some(work_dir));
         let state = TurnState::new(
@@ -88,23 +61,47 @@ impl App {
         self.status = status;
         self.typeahead = typeahead;
         if end.quit && !end.finished {
-            // Leaving mid-turn: the cancel was sent; give the agent a moment
-            // to record it, so the stored history stays complete.
-            turn.cancel().await;
-            let _ = tokio::time::timeout(QUIT_GRACE, async {
-                while let Some(Ok(event)) = turn.next().await {
-                    if matches!(event.event, Some(Event::Ended(_) | Event::Error(_))) {
-                        break;
-                    }
-                }
-            })
-            .await;
+            leave_mid_turn(turn).await;
         }
-        drop(turn);
         if let Some(closing) = end.closing {
             self.screen.write(&closing)?;
         }
         Ok(if end.quit { Flow::Quit } else { Flow::Continue })
+    }
+
+    /// Sends the prompt (with the images it names) or the compaction;
+    /// `None` when it was not sent (the error is shown).
+    async fn start_turn(&mut self, ask: Ask, work_dir: &Path) -> anyhow::Result<Option<Turn>> {
+        let images = match &ask {
+            Ask::Prompt(prompt) => match attached_images(prompt, work_dir) {
+                Ok(images) => images,
+                Err(e) => {
+                    self.error(&format!("{e}; nothing was sent"))?;
+                    return Ok(None);
+                }
+            },
+            Ask::Compact(_) => Vec::new(),
+        };
+        if !images.is_empty() {
+            self.line(
+                Some(Role::Dim),
+                &format!("  attached {}", describe_images(&images)),
+            )?;
+        }
+        let thinking = self.options.thinking;
+        let session = self.ensure_session().await?;
+        session.set_thinking(thinking);
+        let started = match ask {
+            Ask::Prompt(prompt) => session.prompt_with_images(prompt, images).await,
+            Ask::Compact(focus) => session.compact(focus).await,
+        };
+        match started {
+            Ok(turn) => Ok(Some(turn)),
+            Err(e) => {
+                self.error(&e.to_string())?;
+                Ok(None)
+            }
+        }
     }
 
     /// Feeds the machine until it is over. A write to the screen that fails
@@ -153,6 +150,20 @@ impl App {
     }
 }
 
+/// Leaving mid-turn: the cancel was sent; give the agent a moment to
+/// record it, so the stored history stays complete.
+async fn leave_mid_turn(mut turn: Turn) {
+    turn.cancel().await;
+    let _ = tokio::time::timeout(QUIT_GRACE, async {
+        while let Some(Ok(event)) = turn.next().await {
+            if matches!(event.event, Some(Event::Ended(_) | Event::Error(_))) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 async fn next_key(keys: &mut Option<KeyReader>) -> TurnKey {
     match keys.as_mut() {
         Some(reader) => match reader.keys.recv().await {
@@ -187,7 +198,7 @@ fn describe_images(images: &[Image]) -> String {
 /// bad file is reported before anything is sent.
 fn attached_images(
     prompt: &str,
-    work_dir: &std::path::Path,
+    work_dir: &Path,
 ) -> Result<Vec<Image>, crate::images::AttachError> {
     attach::image_refs(prompt)
         .iter()

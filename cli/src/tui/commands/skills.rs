@@ -57,27 +57,7 @@ impl App {
         let available = self.refresh_skills().await;
         let mut active = self.active_skills();
         match action {
-            SkillsAction::List => {
-                if available.is_empty() {
-                    let dir = self.config.data_dir.as_ref().map(|d| d.join("skills"));
-                    let dir = dir.map(|d| d.display().to_string()).unwrap_or_default();
-                    return self.dim(&format!("no skills yet: add markdown files to {dir}"));
-                }
-                let mut out = String::new();
-                for name in &available {
-                    let on = active.contains(name);
-                    out.push_str("  ");
-                    if on {
-                        self.styler.paint(Role::Accent, "● ", &mut out);
-                    } else {
-                        self.styler.paint(Role::Dim, "○ ", &mut out);
-                    }
-                    out.push_str(name);
-                    out.push('\n');
-                }
-                self.screen.write(&out)?;
-                return self.dim("/skills add NAME · /skills remove NAME");
-            }
+            SkillsAction::List => return self.list_skills(&available, &active),
             SkillsAction::Add(name) => {
                 if !available.contains(&name) {
                     return self.error(&format!(
@@ -96,28 +76,8 @@ impl App {
                 active.retain(|s| *s != name);
             }
         }
-        match self.session.as_mut() {
-            Some(session) => {
-                if let Err(e) = session.set_skills(active.clone()).await {
-                    return self.error(&e.to_string());
-                }
-            }
-            None => {
-                let defaults = &self.config.default_skills;
-                self.pending.skills = active
-                    .iter()
-                    .filter(|s| !defaults.contains(s))
-                    .cloned()
-                    .collect();
-                if defaults.iter().any(|d| !active.contains(d)) {
-                    // A default was removed: the session must be created
-                    // with exactly this list.
-                    let session = self.ensure_session().await?;
-                    if let Err(e) = session.set_skills(active.clone()).await {
-                        return self.error(&e.to_string());
-                    }
-                }
-            }
+        if let Err(e) = self.set_skills(&active).await {
+            return self.error(&e.to_string());
         }
         let shown = if active.is_empty() {
             "(none)".to_owned()
@@ -125,5 +85,47 @@ impl App {
             active.join(", ")
         };
         self.line(Some(Role::Accent), &format!("skills: {shown}"))
+    }
+
+    fn list_skills(&mut self, available: &[String], active: &[String]) -> anyhow::Result<()> {
+        if available.is_empty() {
+            let dir = self.config.data_dir.as_ref().map(|d| d.join("skills"));
+            let dir = dir.map(|d| d.display().to_string()).unwrap_or_default();
+            return self.dim(&format!("no skills yet: add markdown files to {dir}"));
+        }
+        let mut out = String::new();
+        for name in available {
+            out.push_str("  ");
+            if active.contains(name) {
+                self.styler.paint(Role::Accent, "● ", &mut out);
+            } else {
+                self.styler.paint(Role::Dim, "○ ", &mut out);
+            }
+            out.push_str(name);
+            out.push('\n');
+        }
+        self.screen.write(&out)?;
+        self.dim("/skills add NAME · /skills remove NAME")
+    }
+
+    /// Makes `active` the session's skills, or the skills of the session
+    /// the first prompt creates.
+    async fn set_skills(&mut self, active: &[String]) -> anyhow::Result<()> {
+        if let Some(session) = self.session.as_mut() {
+            return Ok(session.set_skills(active.to_vec()).await?);
+        }
+        let defaults = &self.config.default_skills;
+        self.pending.skills = active
+            .iter()
+            .filter(|s| !defaults.contains(s))
+            .cloned()
+            .collect();
+        if defaults.iter().any(|d| !active.contains(d)) {
+            // A default was removed: the session must be created with
+            // exactly this list.
+            let session = self.ensure_session().await?;
+            session.set_skills(active.to_vec()).await?;
+        }
+        Ok(())
     }
 }
