@@ -10,6 +10,7 @@
 //! by every agent-loop replica).
 
 mod files;
+mod log_cache;
 mod record;
 mod redis;
 mod redis_lease;

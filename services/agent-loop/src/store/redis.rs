@@ -37,9 +37,9 @@ use std::time::Duration;
 
 use std::future::Future;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, Cmd, FromRedisValue, RedisError, Script};
-use tokio::time::Instant;
+use ::redis::aio::ConnectionManager;
+use ::redis::{Cmd, FromRedisValue, RedisError, Script};
+use openheim_redis_client::{Failure, OpenError, RedisConnection};
 
 use super::redis_lease::{HeldLease, LeaseScripts};
 use super::{
@@ -47,20 +47,9 @@ use super::{
     check_session_id, cursor_after, parse_cursor, replay,
 };
 
-/// Each attempt to reach Redis gives up after this long.
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
-/// A command without an answer after this long fails (the store reports it
-/// unavailable rather than hanging a turn).
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Reconnection attempts per failed command, with exponential backoff.
-const RECONNECT_RETRIES: usize = 3;
-const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
 /// How long a command is retried while Redis cannot be reached, unless the
 /// options say otherwise.
 pub const DEFAULT_RETRY_WINDOW: Duration = Duration::from_secs(10);
-/// First pause before a command is sent again; it doubles up to the most.
-const FIRST_RETRY_DELAY: Duration = Duration::from_millis(25);
-const MAX_RETRY_DELAY: Duration = Duration::from_millis(500);
 /// Sessions read from the index per round trip while paging past a cursor.
 const INDEX_BATCH: usize = 100;
 
@@ -132,11 +121,9 @@ impl RedisStoreOptions {
 
 pub struct RedisStore {
     /// Multiplexed, cheap to clone, reconnects after failures.
-    connection: ConnectionManager,
+    connection: RedisConnection,
     keys: Keys,
     scripts: Scripts,
-    /// Host and port, never the credentials: goes into error messages.
-    server: String,
     retry_window: Duration,
     /// Tokens of the leases this store holds, by session: a turn's appends
     /// are fenced with them.
@@ -177,25 +164,12 @@ impl RedisStore {
     /// command connects; [`SessionStore::check`] proves the server is
     /// there); must be called inside a Tokio runtime.
     pub fn open(options: &RedisStoreOptions) -> Result<Self, StoreError> {
-        let client = Client::open(options.url.as_str()).map_err(|e| {
-            StoreError::Backend(format!(
-                "invalid Redis URL {}: {e}",
-                without_credentials(&options.url)
-            ))
+        let connection = RedisConnection::open(&options.url).map_err(|e| match e {
+            OpenError::NoRuntime => {
+                StoreError::Backend("the Redis store must be opened inside a Tokio runtime".into())
+            }
+            other => StoreError::Backend(other.to_string()),
         })?;
-        let server = client.get_connection_info().addr().to_string();
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(StoreError::Backend(
-                "the Redis store must be opened inside a Tokio runtime".to_owned(),
-            ));
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(RECONNECT_RETRIES)
-            .set_max_delay(RECONNECT_MAX_DELAY);
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| StoreError::Backend(format!("Redis at {server}: {e}")))?;
         Ok(Self {
             connection,
             keys: Keys {
@@ -206,24 +180,22 @@ impl RedisStore {
                 append: Script::new(APPEND),
                 lease: LeaseScripts::new(),
             },
-            server,
             retry_window: options.retry_window,
             held: HeldTokens::default(),
         })
     }
 
     fn error(&self, error: RedisError) -> StoreError {
-        redis_error(&self.server, &error)
+        store_error(self.connection.failure(&error))
     }
 
     fn connection(&self) -> ConnectionManager {
-        self.connection.clone()
+        self.connection.manager()
     }
 
     fn retry(&self) -> Retry {
         Retry {
-            connection: self.connection(),
-            server: self.server.clone(),
+            connection: self.connection.clone(),
             window: self.retry_window,
         }
     }
@@ -298,37 +270,23 @@ impl RedisStore {
 /// What sending a command again needs; owned, so a lease's tasks carry it.
 #[derive(Clone)]
 pub(super) struct Retry {
-    pub(super) connection: ConnectionManager,
-    pub(super) server: String,
+    pub(super) connection: RedisConnection,
     pub(super) window: Duration,
 }
 
 impl Retry {
     /// Runs `op` (given a connection and whether this is a retry) until it
     /// succeeds, fails for a reason other than the connection, or the window
-    /// has passed. The connection manager reconnects in the background after
-    /// a failure; the pauses give it time to.
-    pub(super) async fn run<T, F, Fut>(&self, mut op: F) -> Result<T, StoreError>
+    /// has passed ([`RedisConnection::retrying`]).
+    pub(super) async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
         F: FnMut(ConnectionManager, bool) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        let deadline = Instant::now() + self.window;
-        let mut delay = FIRST_RETRY_DELAY;
-        let mut retrying = false;
-        loop {
-            let error = match op(self.connection.clone(), retrying).await {
-                Ok(value) => return Ok(value),
-                Err(e) => redis_error(&self.server, &e),
-            };
-            if !error.is_retryable() || Instant::now() + delay > deadline {
-                return Err(error);
-            }
-            tracing::debug!(error = %error, "Redis command failed; sending it again");
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(MAX_RETRY_DELAY);
-            retrying = true;
-        }
+        self.connection
+            .retrying(self.window, op)
+            .await
+            .map_err(store_error)
     }
 }
 
@@ -526,16 +484,10 @@ impl SessionStore for RedisStore {
 
 /// Connection trouble is retryable ([`StoreError::Unavailable`]); anything
 /// Redis answered with an error is not ([`StoreError::Backend`]).
-pub(super) fn redis_error(server: &str, error: &RedisError) -> StoreError {
-    let message = format!("Redis at {server}: {error}");
-    if error.is_io_error()
-        || error.is_timeout()
-        || error.is_connection_refusal()
-        || error.is_connection_dropped()
-    {
-        StoreError::Unavailable(message)
-    } else {
-        StoreError::Backend(message)
+pub(super) fn store_error(failure: Failure) -> StoreError {
+    match failure {
+        Failure::Unavailable(message) => StoreError::Unavailable(message),
+        Failure::Refused(message) => StoreError::Backend(message),
     }
 }
 
@@ -578,30 +530,9 @@ fn score_ms(score: f64) -> i64 {
     score as i64
 }
 
-/// `redis://user:secret@host/0` → `redis://host/0`, for messages.
-fn without_credentials(url: &str) -> String {
-    match (url.split_once("://"), url.rfind('@')) {
-        (Some((scheme, _)), Some(at)) => format!("{scheme}://{}", &url[at + 1..]),
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_lose_their_credentials_in_messages() {
-        assert_eq!(
-            without_credentials("redis://:pw@cache:6379/0"),
-            "redis://cache:6379/0"
-        );
-        assert_eq!(
-            without_credentials("rediss://user:p@ss@cache"),
-            "rediss://cache"
-        );
-        assert_eq!(without_credentials("redis://cache"), "redis://cache");
-    }
 
     #[tokio::test]
     async fn a_bad_url_is_refused_without_its_password() {
@@ -618,7 +549,7 @@ mod tests {
     async fn tls_urls_open() {
         let options = RedisStoreOptions::new("rediss://cache.example:6380/1", "p");
         let store = RedisStore::open(&options).unwrap();
-        assert_eq!(store.server, "cache.example:6380");
+        assert_eq!(store.connection.server(), "cache.example:6380");
     }
 
     #[test]
