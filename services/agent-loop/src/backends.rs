@@ -63,6 +63,13 @@ const HOOK_GRACE: Duration = Duration::from_secs(5);
 /// Deadline of one embeddings call (llm-proxy retries inside it).
 const EMBED_DEADLINE: Duration = Duration::from_secs(60);
 
+/// The tools a turn starts with.
+pub struct ToolList {
+    pub tools: Vec<(ToolDefinition, ToolRoute)>,
+    /// MCP servers still in their first connection attempt.
+    pub pending_mcp: Vec<String>,
+}
+
 /// Where a tool runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ToolRoute {
@@ -152,41 +159,61 @@ impl Backends {
         Ok(response.embeddings.into_iter().map(|e| e.values).collect())
     }
 
-    /// Tool definitions of tool-executor and mcp-broker, with their routes.
-    /// A failing mcp-broker costs its tools, not the turn. tool-executor's
-    /// are reused for [`PEER_CACHE_TTL`]; mcp-broker's are asked each time.
+    /// Tool definitions of tool-executor and mcp-broker, with their routes,
+    /// and the MCP servers still starting (their tools come later). A
+    /// failing mcp-broker costs its tools, not the turn. tool-executor's are
+    /// reused for [`PEER_CACHE_TTL`]; mcp-broker's are asked each time.
     pub async fn list_tools(
         &self,
         workspace: &Workspace,
         session_id: &str,
         read_only: bool,
-    ) -> Result<Vec<(ToolDefinition, ToolRoute)>, AgentError> {
-        let mcp_request = with_deadline(openheim_proto::mcp_broker::v1::ListToolsRequest {
-            session_id: session_id.to_owned(),
-        });
+    ) -> Result<ToolList, AgentError> {
         // Independent services: ask both at once.
-        let mut broker = self.mcp.clone();
         let (builtin, mcp) = tokio::join!(
             self.builtin_tools(workspace, read_only),
-            broker.list_tools(mcp_request)
+            self.mcp_tools(session_id, read_only)
         );
         let mut tools: Vec<_> = builtin?
             .into_iter()
             .map(|t| (t, ToolRoute::Executor))
             .collect();
-        match mcp {
-            Ok(resp) => tools.extend(
-                resp.into_inner()
-                    .tools
-                    .into_iter()
-                    .filter(|t| t.read_only || !read_only)
-                    .map(|t| (t, ToolRoute::Mcp)),
-            ),
-            Err(status) => {
-                tracing::warn!(error = %status.message(), "mcp-broker unavailable; its tools are left out of this turn");
+        let pending_mcp = match mcp {
+            Ok((mcp, pending)) => {
+                tools.extend(mcp.into_iter().map(|t| (t, ToolRoute::Mcp)));
+                pending
             }
-        }
-        Ok(tools)
+            Err(error) => {
+                tracing::warn!(%error, "mcp-broker unavailable; its tools are left out of this turn");
+                Vec::new()
+            }
+        };
+        Ok(ToolList { tools, pending_mcp })
+    }
+
+    /// mcp-broker's tools for `session_id` (only read-only ones for a
+    /// read-only session) and the servers still starting.
+    pub async fn mcp_tools(
+        &self,
+        session_id: &str,
+        read_only: bool,
+    ) -> Result<(Vec<ToolDefinition>, Vec<String>), AgentError> {
+        let request = with_deadline(openheim_proto::mcp_broker::v1::ListToolsRequest {
+            session_id: session_id.to_owned(),
+        });
+        let response = self
+            .mcp
+            .clone()
+            .list_tools(request)
+            .await
+            .map_err(|s| backend("mcp-broker", &s))?
+            .into_inner();
+        let tools = response
+            .tools
+            .into_iter()
+            .filter(|t| t.read_only || !read_only)
+            .collect();
+        Ok((tools, response.pending_servers))
     }
 
     async fn builtin_tools(

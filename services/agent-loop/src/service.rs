@@ -268,7 +268,8 @@ impl AgentService {
         let tools = self
             .backends
             .list_tools(&workspace, &meta.id, meta.read_only)
-            .await?;
+            .await?
+            .tools;
         let mut tools = with_memory_tools(tools, self.memory.is_some(), meta.read_only);
         delegate::offer(self.delegation.as_deref(), &meta, &mut tools).await;
         Ok(tools

@@ -42,11 +42,14 @@ impl McpBroker for McpBrokerGrpc {
         &self,
         request: Request<ListToolsRequest>,
     ) -> Result<Response<ListToolsResponse>, Status> {
-        let tools = self
+        let listing = self
             .registry
             .list_tools(&request.into_inner().session_id)
             .await;
-        Ok(Response::new(ListToolsResponse { tools }))
+        Ok(Response::new(ListToolsResponse {
+            tools: listing.tools,
+            pending_servers: listing.pending,
+        }))
     }
 
     async fn call_tool(

@@ -39,8 +39,9 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_INITIALIZE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a tool listing waits for a server's first connection attempt,
 /// counted from the server's start. Lets the very first turn after startup
-/// see fast local servers without letting a slow one hold turns up.
-pub const DEFAULT_STARTUP_GRACE: Duration = Duration::from_secs(5);
+/// see fast local servers; a slower one is listed as pending, and the agent
+/// loop adds its tools at a later model call once it is ready.
+pub const DEFAULT_STARTUP_GRACE: Duration = Duration::from_secs(1);
 
 /// What the broker needs from the configuration.
 #[derive(Debug, Clone)]

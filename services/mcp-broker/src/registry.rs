@@ -36,6 +36,14 @@ pub struct Registry {
     _stop_all: DropGuard,
 }
 
+/// What a session's tool listing finds.
+#[derive(Debug, Default)]
+pub struct ToolListing {
+    pub tools: Vec<ToolDefinition>,
+    /// Servers still in their first connection attempt.
+    pub pending: Vec<String>,
+}
+
 /// One tool as a session sees it.
 struct Entry {
     server: Arc<McpServer>,
@@ -139,17 +147,24 @@ impl Registry {
         removed.iter().flatten().for_each(|s| s.stop());
     }
 
-    /// The tools of the servers connected now. Servers still in their first
-    /// connection attempt get until their startup grace ends; a slow or
-    /// failing server costs its own tools, never the listing.
-    pub async fn list_tools(&self, session_id: &str) -> Vec<ToolDefinition> {
+    /// The tools of the servers connected now, and the names of the
+    /// servers still in their first connection attempt. Servers in their
+    /// first attempt get until their startup grace ends; a slow or failing
+    /// server costs its own tools, never the listing.
+    pub async fn list_tools(&self, session_id: &str) -> ToolListing {
         let servers = self.visible(session_id);
         futures::future::join_all(servers.iter().map(|s| s.settle_first_attempt())).await;
-        entries(&servers)
+        let pending = servers
+            .iter()
+            .filter(|s| s.snapshot().phase == Phase::Connecting)
+            .map(|s| s.name().to_owned())
+            .collect();
+        let tools = entries(&servers)
             .iter()
             .filter(|e| e.ready)
             .map(|e| mapping::definition(e.server.name(), &e.name, &e.tool))
-            .collect()
+            .collect();
+        ToolListing { tools, pending }
     }
 
     /// Runs the tool offered as `name` to `session_id`.
@@ -300,7 +315,7 @@ mod tests {
         let status = server.status();
         assert_eq!(status.state, ServerState::Failed as i32);
         assert!(status.error.contains("no transport"), "{}", status.error);
-        assert!(registry.list_tools("s").await.is_empty());
+        assert!(registry.list_tools("s").await.tools.is_empty());
     }
 
     #[test]
@@ -316,7 +331,7 @@ mod tests {
             .build()
             .unwrap();
         runtime.block_on(async {
-            assert!(registry.list_tools("").await.is_empty());
+            assert!(registry.list_tools("").await.tools.is_empty());
             let status = registry.statuses("").remove(0);
             assert_eq!(status.state, ServerState::Failed as i32, "{status:?}");
         });

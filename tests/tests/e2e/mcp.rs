@@ -286,12 +286,12 @@ async fn stdio_servers_get_their_env() {
 }
 
 /// Where `.ci/run` installs the reference server.
-fn everything_entry() -> PathBuf {
+pub(crate) fn everything_entry() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("node/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
 }
 
-fn node_available() -> bool {
+pub(crate) fn node_available() -> bool {
     std::process::Command::new("node")
         .arg("--version")
         .output()
