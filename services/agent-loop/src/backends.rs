@@ -17,8 +17,9 @@ use openheim_proto::llm_proxy::v1::{
     ResolveModelResponse, llm_proxy_client::LlmProxyClient,
 };
 use openheim_proto::mcp_broker::v1::{
-    AttachSessionServersRequest, CallToolRequest, CallToolResponse, ListServersRequest, ServerSpec,
-    ServerStatus, mcp_broker_client::McpBrokerClient,
+    AttachSessionServersRequest, CallToolRequest, CallToolResponse, GetPromptRequest,
+    GetPromptResponse, ListPromptsRequest, ListServersRequest, McpPrompt, ServerSpec, ServerStatus,
+    mcp_broker_client::McpBrokerClient,
 };
 use openheim_proto::tool_executor::v1::{
     ExecuteRequest, ExecuteResponse, ListToolsRequest, ReadFileRequest, ReadFileResponse,
@@ -59,6 +60,9 @@ struct PeerAnswers {
 /// How much longer than a hook's timeout its `RunHook` call may take
 /// (starting the sandbox, collecting output after the kill).
 const HOOK_GRACE: Duration = Duration::from_secs(5);
+
+/// Deadline of filling in an MCP prompt (its server may be slow).
+const MCP_PROMPT_DEADLINE: Duration = Duration::from_secs(70);
 
 /// Deadline of one embeddings call (llm-proxy retries inside it).
 const EMBED_DEADLINE: Duration = Duration::from_secs(60);
@@ -348,6 +352,41 @@ impl Backends {
             .map_err(|s| backend("mcp-broker", &s))?
             .into_inner()
             .servers)
+    }
+
+    /// The prompts of the MCP servers of `session_id`.
+    pub async fn list_mcp_prompts(&self, session_id: &str) -> Result<Vec<McpPrompt>, AgentError> {
+        let request = with_deadline(ListPromptsRequest {
+            session_id: session_id.to_owned(),
+        });
+        Ok(self
+            .mcp
+            .clone()
+            .list_prompts(request)
+            .await
+            .map_err(|s| backend("mcp-broker", &s))?
+            .into_inner()
+            .prompts)
+    }
+
+    /// A prompt filled in; an unknown command is `UnknownPrompt`, a missing
+    /// argument `InvalidInput`, anything else the broker's failure.
+    pub async fn get_mcp_prompt(
+        &self,
+        request: GetPromptRequest,
+    ) -> Result<GetPromptResponse, AgentError> {
+        let mut request = tonic::Request::new(request);
+        request.set_timeout(MCP_PROMPT_DEADLINE);
+        match self.mcp.clone().get_prompt(request).await {
+            Ok(response) => Ok(response.into_inner()),
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                Err(AgentError::UnknownPrompt(status.message().to_owned()))
+            }
+            Err(status) if status.code() == tonic::Code::InvalidArgument => {
+                Err(AgentError::InvalidInput(status.message().to_owned()))
+            }
+            Err(status) => Err(backend("mcp-broker", &status)),
+        }
     }
 
     pub async fn attach_mcp_servers(

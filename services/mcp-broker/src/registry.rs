@@ -86,7 +86,11 @@ impl Registry {
     }
 
     /// Global servers, then those of `session_id` (when not empty).
-    fn visible(&self, session_id: &str) -> Vec<Arc<McpServer>> {
+    pub(crate) fn default_call_timeout(&self) -> Duration {
+        self.default_call_timeout
+    }
+
+    pub(crate) fn visible(&self, session_id: &str) -> Vec<Arc<McpServer>> {
         let mut servers = self.global.clone();
         if !session_id.is_empty()
             && let Some(own) = self.lock_sessions().get(session_id)
@@ -151,6 +155,7 @@ impl Registry {
     /// servers still in their first connection attempt. Servers in their
     /// first attempt get until their startup grace ends; a slow or failing
     /// server costs its own tools, never the listing.
+    /// With `read_mcp_resource` when some connected server has resources.
     pub async fn list_tools(&self, session_id: &str) -> ToolListing {
         let servers = self.visible(session_id);
         futures::future::join_all(servers.iter().map(|s| s.settle_first_attempt())).await;
@@ -159,11 +164,14 @@ impl Registry {
             .filter(|s| s.snapshot().phase == Phase::Connecting)
             .map(|s| s.name().to_owned())
             .collect();
-        let tools = entries(&servers)
+        let mut tools: Vec<ToolDefinition> = entries(&servers)
             .iter()
             .filter(|e| e.ready)
             .map(|e| mapping::definition(e.server.name(), &e.name, &e.tool))
             .collect();
+        if crate::extras::any_resources(&servers) {
+            tools.push(crate::extras::read_resource_definition());
+        }
         ToolListing { tools, pending }
     }
 
@@ -176,6 +184,9 @@ impl Registry {
         timeout_ms: u32,
     ) -> Result<ToolOutput, McpBrokerError> {
         let arguments = parse_arguments(name, arguments_json)?;
+        if name == crate::extras::READ_RESOURCE_TOOL {
+            return Ok(self.read_resource_tool(session_id, &arguments).await);
+        }
         let servers = self.visible(session_id);
         // Names are resolved against the same view the listing used, including
         // servers that are down right now: calling one of those reconnects it.

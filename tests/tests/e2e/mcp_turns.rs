@@ -3,7 +3,7 @@
 //! call, and its tools join the turn at a later call with a notice; the
 //! reference server `@modelcontextprotocol/server-everything` returns an
 //! image and structured content, which reach the model as an image and as
-//! JSON text.
+//! JSON text, and the model reads one of its resources.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -113,7 +113,7 @@ fn tool_messages(body: &Value) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn images_and_structured_content_of_mcp_tools_reach_the_model() {
+async fn images_structured_content_and_resources_of_mcp_servers_reach_the_model() {
     if !node_available() || !everything_entry().is_file() {
         println!("skipped: node or the reference server is missing; .ci/run installs them");
         return;
@@ -127,6 +127,11 @@ async fn images_and_structured_content_of_mcp_tools_reach_the_model() {
                 json!({"location": "Chicago"}),
             )
             .with_id("weather"),
+            ToolCallSpec::new(
+                "read_mcp_resource",
+                json!({"uri": "demo://resource/static/document/features.md"}),
+            )
+            .with_id("doc"),
         ])
     };
     let mock = MockLlm::start(Vec::new()).await;
@@ -194,5 +199,12 @@ async fn images_and_structured_content_of_mcp_tools_reach_the_model() {
     assert_eq!(
         parsed,
         json!({"temperature": 36, "conditions": "Light rain / drizzle", "humidity": 82})
+    );
+    // A resource the model read with `read_mcp_resource`.
+    assert!(
+        results
+            .iter()
+            .any(|r| r.starts_with("# Everything Server - Features")),
+        "{results:?}"
     );
 }

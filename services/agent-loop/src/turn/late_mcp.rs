@@ -106,9 +106,12 @@ impl Turn {
         let allowed = self.meta.agent.as_ref().and_then(|run| run.tools.as_ref());
         let mut added = Vec::new();
         for definition in offered {
-            let from_joined = joined
-                .iter()
-                .any(|server| definition.source == openheim_mcp_source(server));
+            // A joined server's tools, and the broker's own tools that came
+            // with it (`read_mcp_resource` once some server has resources).
+            let from_joined = definition.source == "mcp"
+                || joined
+                    .iter()
+                    .any(|server| definition.source == openheim_mcp_source(server));
             let permitted = allowed.is_none_or(|names| names.contains(&definition.name));
             if from_joined && permitted && !known.contains(&definition.name) {
                 added.push(definition.name.clone());
