@@ -58,6 +58,8 @@ impl Registry {
     /// line per server whose listing failed.
     pub async fn list_resources(&self, session_id: &str) -> (Vec<McpResource>, Vec<String>) {
         let servers = self.visible(session_id);
+        // Like a tool listing: servers starting get until their grace ends.
+        futures::future::join_all(servers.iter().map(|s| s.settle_first_attempt())).await;
         let limit = self.default_call_timeout();
         let listings =
             servers
@@ -135,6 +137,8 @@ impl Registry {
     /// The prompts of every connected server that offers them.
     pub async fn list_prompts(&self, session_id: &str) -> Vec<McpPrompt> {
         let servers = self.visible(session_id);
+        // Like a tool listing: servers starting get until their grace ends.
+        futures::future::join_all(servers.iter().map(|s| s.settle_first_attempt())).await;
         let limit = self.default_call_timeout();
         let listings = servers
             .iter()
