@@ -45,7 +45,7 @@ async fn mcp_prompts_are_slash_commands() {
             .send_request(NewSessionRequest::new(workspace.clone()))
             .block_task()
             .await?;
-        prompt_text(&cx, &second.session_id.0.to_string(), "Hi").await?;
+        prompt_text(&cx, second.session_id.0.as_ref(), "Hi").await?;
         Ok(())
     })
     .await;
