@@ -218,6 +218,23 @@ impl Connection {
         }
     }
 
+    /// Whether a prompt of the session runs on this connection.
+    pub fn is_running(&self, id: &str) -> bool {
+        locked(&self.sessions)
+            .get(id)
+            .is_some_and(|open| open.active.is_some())
+    }
+
+    /// `session/close`: cancels the session's running turn and forgets the
+    /// session; the turn's task still ends it (and finds it gone).
+    pub fn close(&self, id: &str) -> Result<(), AcpError> {
+        self.cancel(id);
+        locked(&self.sessions)
+            .remove(id)
+            .map(drop)
+            .ok_or_else(|| AcpError::SessionNotFound(id.to_owned()))
+    }
+
     /// The client went away: cancels every running turn and gives them
     /// `grace` to record their cancellation, so the history stays valid.
     pub async fn shutdown(&self, grace: Duration) {

@@ -194,6 +194,12 @@ pub fn decision(outcome: Option<&RequestPermissionOutcome>) -> Decision {
 }
 
 /// A stored conversation as the updates a client would have seen live.
+/// What a client attaching to a stored session without its replay
+/// (`session/resume`) is told: the session's slash commands.
+pub fn resumed(_messages: &[Message]) -> Vec<SessionUpdate> {
+    vec![crate::thinking::commands_update()]
+}
+
 pub fn replay(messages: &[Message], work_dir: &Path) -> Vec<SessionUpdate> {
     let mut updates = Vec::new();
     for message in messages {

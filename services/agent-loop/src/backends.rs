@@ -17,8 +17,8 @@ use openheim_proto::llm_proxy::v1::{
     ResolveModelResponse, llm_proxy_client::LlmProxyClient,
 };
 use openheim_proto::mcp_broker::v1::{
-    AttachSessionServersRequest, CallToolRequest, CallToolResponse, ListServersRequest, ServerSpec,
-    ServerStatus, mcp_broker_client::McpBrokerClient,
+    AttachSessionServersRequest, CallToolRequest, CallToolResponse, DetachSessionRequest,
+    ListServersRequest, ServerSpec, ServerStatus, mcp_broker_client::McpBrokerClient,
 };
 use openheim_proto::tool_executor::v1::{
     ExecuteRequest, ExecuteResponse, ListToolsRequest, ReadFileRequest, ReadFileResponse,
@@ -336,6 +336,18 @@ impl Backends {
             .attach_session_servers(with_deadline(AttachSessionServersRequest {
                 session_id: session_id.to_owned(),
                 servers,
+            }))
+            .await
+            .map_err(|s| backend("mcp-broker", &s))?;
+        Ok(())
+    }
+
+    /// Stops the session's own MCP servers (the configured ones stay).
+    pub async fn detach_mcp_servers(&self, session_id: &str) -> Result<(), AgentError> {
+        self.mcp
+            .clone()
+            .detach_session(with_deadline(DetachSessionRequest {
+                session_id: session_id.to_owned(),
             }))
             .await
             .map_err(|s| backend("mcp-broker", &s))?;

@@ -8,6 +8,7 @@
 mod client_terminal;
 mod fuzz;
 mod images;
+mod lifecycle;
 mod limits;
 mod modes;
 mod reasoning;
