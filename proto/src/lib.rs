@@ -4,6 +4,7 @@
 
 pub mod balance;
 pub mod image;
+pub mod plan;
 pub mod trace;
 pub mod transport;
 mod usage;

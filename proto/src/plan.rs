@@ -167,12 +167,21 @@ mod tests {
     #[test]
     fn bad_arguments_say_what_is_wrong() {
         assert_eq!(parse("[]"), Err(PlanError::NoEntries));
-        assert_eq!(parse(r#"{"entries":[{"content":""}]}"#), Err(PlanError::Content(1)));
+        assert_eq!(
+            parse(r#"{"entries":[{"content":""}]}"#),
+            Err(PlanError::Content(1))
+        );
         assert!(matches!(
             parse(r#"{"entries":[{"content":"a","status":"done"}]}"#),
-            Err(PlanError::Value { field: "status", .. })
+            Err(PlanError::Value {
+                field: "status",
+                ..
+            })
         ));
-        let many = format!(r#"{{"entries":[{}]}}"#, vec![r#"{"content":"a"}"#; 51].join(","));
+        let many = format!(
+            r#"{{"entries":[{}]}}"#,
+            vec![r#"{"content":"a"}"#; 51].join(",")
+        );
         assert_eq!(parse(&many), Err(PlanError::TooMany));
     }
 

@@ -23,6 +23,7 @@ mod e2e {
     pub mod library;
     pub mod mcp;
     pub mod memory;
+    pub mod plans;
     pub mod project_instructions;
     pub mod provider_faults;
     pub mod providers;

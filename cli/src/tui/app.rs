@@ -553,6 +553,7 @@ impl App {
                                 view.notice(&line, &mut out);
                             }
                         }
+                        Event::Plan(plan) => super::plan::show(&mut view, &plan, &mut out),
                         Event::Started(_) | Event::ClientRequest(_) => {}
                     }
                 }

@@ -17,6 +17,7 @@ pub mod theme;
 
 mod app;
 mod attach;
+mod plan;
 pub(crate) mod status;
 
 pub use app::{TuiOptions, run};

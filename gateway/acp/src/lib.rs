@@ -19,6 +19,7 @@ mod lines;
 mod mcp;
 mod models;
 mod modes;
+mod plan;
 mod prompt;
 mod sessions;
 mod state;

@@ -255,6 +255,7 @@ impl TurnRelay {
                 }
             }
             Event::PermissionDecided(_) => {}
+            Event::Plan(plan) => self.notify(crate::plan::update(&plan)),
             // A sub-agent's progress also arrives as updates of the
             // delegation's tool call, which carry its summary.
             Event::Child(_) => {}

@@ -195,9 +195,12 @@ pub fn decision(outcome: Option<&RequestPermissionOutcome>) -> Decision {
 
 /// A stored conversation as the updates a client would have seen live.
 /// What a client attaching to a stored session without its replay
-/// (`session/resume`) is told: the session's slash commands.
-pub fn resumed(_messages: &[Message]) -> Vec<SessionUpdate> {
-    vec![crate::thinking::commands_update()]
+/// (`session/resume`) is told: the session's plan, if it has one, and its
+/// slash commands.
+pub fn resumed(messages: &[Message]) -> Vec<SessionUpdate> {
+    let mut updates: Vec<SessionUpdate> = crate::plan::latest(messages).into_iter().collect();
+    updates.push(crate::thinking::commands_update());
+    updates
 }
 
 pub fn replay(messages: &[Message], work_dir: &Path) -> Vec<SessionUpdate> {
@@ -208,6 +211,7 @@ pub fn replay(messages: &[Message], work_dir: &Path) -> Vec<SessionUpdate> {
             if let Some(update) = replay_block(role, block, work_dir) {
                 updates.push(update);
             }
+            updates.extend(crate::plan::replayed(block));
         }
     }
     updates

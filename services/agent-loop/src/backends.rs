@@ -72,6 +72,8 @@ pub enum ToolRoute {
     Memory,
     /// `delegate_task`, answered by the agent loop itself (`delegate.rs`).
     Delegate,
+    /// `update_plan`, answered by the agent loop itself (`plan.rs`).
+    Plan,
 }
 
 impl Backends {

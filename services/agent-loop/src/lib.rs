@@ -18,6 +18,7 @@ mod instructions;
 mod memory;
 mod peer_cache;
 mod permission;
+mod plan;
 pub mod prompt;
 mod reply;
 mod service;

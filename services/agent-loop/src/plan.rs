@@ -30,8 +30,9 @@ pub fn definition() -> ToolDefinition {
     });
     ToolDefinition {
         name: UPDATE_PLAN.to_owned(),
-        description: "Show the user your plan for a multi-step task; send the full list on each change."
-            .to_owned(),
+        description:
+            "Show the user your plan for a multi-step task; send the full list on each change."
+                .to_owned(),
         input_schema_json: schema.to_string(),
         kind: ToolKind::Think as i32,
         read_only: true,
@@ -83,6 +84,9 @@ mod tests {
         assert_eq!(tools[0].1, ToolRoute::Plan);
         let definition = &tools[0].0;
         let size = definition.description.len() + definition.input_schema_json.len();
-        assert!(size < 500, "update_plan takes {size} B of the prompt budget");
+        assert!(
+            size < 500,
+            "update_plan takes {size} B of the prompt budget"
+        );
     }
 }

@@ -297,6 +297,7 @@ impl AgentService {
             .list_tools(&workspace, &meta.id, meta.read_only)
             .await?;
         let mut tools = with_memory_tools(tools, self.memory.is_some(), meta.read_only);
+        crate::plan::offer(&mut tools);
         delegate::offer(self.delegation.as_deref(), &meta, &mut tools).await;
         Ok(tools
             .into_iter()

@@ -8,7 +8,7 @@
 mod client_terminal;
 mod fuzz;
 mod images;
-mod lifecycle;
+pub(crate) mod lifecycle;
 mod limits;
 mod modes;
 mod reasoning;

@@ -157,6 +157,7 @@ impl Turn {
         );
         self.announce_start(&resolved).await;
         let mut tools = with_memory_tools(tools?, self.memory.is_some(), self.meta.read_only);
+        crate::plan::offer(&mut tools);
         self.add_delegation(&mut tools).await;
         let definitions: Vec<ToolDefinition> = tools.iter().map(|(d, _)| d.clone()).collect();
         let mut fit = self.context_fit(resolved, &definitions);
@@ -712,6 +713,7 @@ impl Turn {
                 Some(memory) => Ok(memory.call(call, &self.meta).await),
                 None => Ok(Outcome::error("long-term memory is off")),
             },
+            ToolRoute::Plan => Ok(self.update_plan(call).await),
             ToolRoute::Delegate => match &self.delegation {
                 Some(delegation) => Ok(self.delegate(call, delegation).await),
                 None => Ok(Outcome::error("sub-agents are not available here")),
