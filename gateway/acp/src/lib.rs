@@ -11,6 +11,7 @@
 //! running turn is cancelled and given [`AcpOptions::shutdown_grace`] to
 //! record its cancellation, so the stored history stays valid.
 
+mod commands;
 mod convert;
 mod error;
 mod gate;

@@ -101,6 +101,7 @@ pub(crate) fn view(conn: &Connection, info: &SessionInfo) -> SessionView {
         work_dir: PathBuf::from(&info.work_dir),
         model: info.model.clone(),
         thinking: conn.session(&info.id).ok().and_then(|v| v.thinking),
+        skills: info.skills.clone(),
     }
 }
 
@@ -284,7 +285,7 @@ pub async fn list_sessions(
 }
 
 /// Switches the model of an open session; returns the new model.
-async fn switch_model(
+pub(crate) async fn switch_model(
     conn: &Connection,
     session_id: &str,
     value: &str,

@@ -73,6 +73,8 @@ pub struct SessionView {
     /// The `thinking` config option; `None` = as configured. Kept by this
     /// connection and sent with each of the session's turns.
     pub thinking: Option<openheim_config::Thinking>,
+    /// The session's skills, as the agent loop last reported them.
+    pub skills: Vec<String>,
 }
 
 struct OpenSession {
@@ -168,6 +170,12 @@ impl Connection {
         locked(&self.sessions)
             .get_mut(id)
             .is_some_and(|open| !std::mem::replace(&mut open.commands_sent, true))
+    }
+
+    pub fn set_skills(&self, id: &str, skills: Vec<String>) {
+        if let Some(open) = locked(&self.sessions).get_mut(id) {
+            open.view.skills = skills;
+        }
     }
 
     pub fn set_thinking(&self, id: &str, thinking: Option<openheim_config::Thinking>) {
@@ -280,6 +288,7 @@ mod tests {
             work_dir: PathBuf::from("/ws"),
             model: String::new(),
             thinking: None,
+            skills: Vec::new(),
         }
     }
 

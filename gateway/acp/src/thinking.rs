@@ -1,11 +1,9 @@
-//! Session-level settings a client changes besides the model: the
-//! `thinking` config option (how hard the model reasons in this session's
-//! turns) and the slash commands the agent offers (`/compact`).
+//! The `thinking` config option: how hard the model reasons in this
+//! session's turns; and the `/compact` command (the slash commands offered
+//! are listed in `commands.rs`).
 
 use agent_client_protocol::v1::schema::{
-    AvailableCommand, AvailableCommandInput, AvailableCommandsUpdate, SessionConfigOption,
-    SessionConfigOptionCategory, SessionConfigSelectOption, SessionUpdate,
-    UnstructuredCommandInput,
+    SessionConfigOption, SessionConfigOptionCategory, SessionConfigSelectOption, SessionUpdate,
 };
 use openheim_config::Thinking;
 use openheim_proto::llm_proxy::v1::{ThinkingLevel, ThinkingSetting};
@@ -72,22 +70,10 @@ fn capitalised(word: &str) -> String {
     })
 }
 
-/// The `available_commands_update` of every session.
+/// The `available_commands_update` of every session: the slash commands
+/// of `commands.rs`.
 pub fn commands_update() -> SessionUpdate {
-    SessionUpdate::AvailableCommandsUpdate(AvailableCommandsUpdate::new(commands()))
-}
-
-/// The slash commands of every session.
-pub fn commands() -> Vec<AvailableCommand> {
-    vec![
-        AvailableCommand::new(
-            COMPACT_COMMAND,
-            "Summarise the conversation so far to free the context window",
-        )
-        .input(Some(AvailableCommandInput::Unstructured(
-            UnstructuredCommandInput::new("what the summary should keep above all (optional)"),
-        ))),
-    ]
+    crate::commands::update(crate::commands::available())
 }
 
 /// The focus of a `/compact [focus]` prompt, or `None` when the prompt is
@@ -133,6 +119,6 @@ mod tests {
         );
         assert_eq!(compact_focus("/compaction"), None);
         assert_eq!(compact_focus("please /compact"), None);
-        assert_eq!(commands()[0].name, "compact");
+        assert_eq!(crate::commands::available()[0].name, "compact");
     }
 }

@@ -6,6 +6,7 @@
 //! Malformed input: see `acp/fuzz.rs`.
 
 mod client_terminal;
+mod commands;
 mod fuzz;
 mod images;
 pub(crate) mod lifecycle;

@@ -155,7 +155,7 @@ impl Turn {
                 .list_tools(&workspace, &self.meta.id, self.meta.read_only),
             self.backends.resolve_model(&self.meta.model)
         );
-        self.announce_start(&resolved).await;
+        self.announce_start(&resolved, &prompt).await;
         let mut tools = with_memory_tools(tools?, self.memory.is_some(), self.meta.read_only);
         crate::plan::offer(&mut tools);
         self.add_delegation(&mut tools).await;
@@ -211,7 +211,16 @@ impl Turn {
 
     /// The first event of a turn: its session and the model that serves
     /// it, resolved (a session on the default model names the default).
-    async fn announce_start(&self, resolved: &Result<ResolveModelResponse, AgentError>) {
+    /// It names the session's title when this prompt gives it one.
+    async fn announce_start(
+        &self,
+        resolved: &Result<ResolveModelResponse, AgentError>,
+        prompt: &StoredMessage,
+    ) {
+        let title = match crate::store::title_of(&self.history).is_empty() {
+            true => crate::store::title_of(std::slice::from_ref(prompt)),
+            false => String::new(),
+        };
         let (provider, model) = match resolved {
             Ok(r) => (r.provider.clone(), r.model.clone()),
             Err(_) => (String::new(), self.meta.model.clone()),
@@ -221,6 +230,7 @@ impl Turn {
             provider,
             model,
             session_usage: Some(self.session_usage),
+            title,
         };
         self.emit(Event::Started(started)).await;
     }
