@@ -18,6 +18,7 @@ mod memory;
 mod outcome;
 mod peer_cache;
 mod permission;
+mod plan;
 pub mod prompt;
 mod reply;
 mod service;
