@@ -11,7 +11,8 @@
 #      `cargo test`) one test at a time against it;
 #   5. takes the stack down again, also on failure.
 # Prints the times and the battery's numbers as `compose-e2e:` lines.
-# Needs root (podman, apt). SKIP_BUILD=1 reuses the existing openheim:local.
+# Needs root (podman, apt). OPENHEIM_IMAGE names the image (openheim:local);
+# SKIP_BUILD=1 uses it as it is.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 log() { printf 'compose-e2e: %s\n' "$*"; }
@@ -32,19 +33,19 @@ log "fixture built in $(since "$t")"
 
 if [ -z "${SKIP_BUILD:-}" ]; then
   t=$(now)
-  podman build -q --network host -f deploy/Dockerfile -t openheim:local . >/dev/null
+  podman build -q --network host -f deploy/Dockerfile -t "${OPENHEIM_IMAGE:-openheim:local}" . >/dev/null
   log "image built in $(since "$t")"
 fi
 
-# Free loopback ports for the gateway and the fixtures' control ports.
-read -r gw llm otlp < <(python3 -c '
+# Free loopback ports for the gateway and the mock's control port.
+read -r gw llm < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(3)]
+ss = [socket.socket() for _ in range(2)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in ss))')
-export OPENHEIM_PORT=$gw COMPOSE_E2E_LLM_PORT=$llm COMPOSE_E2E_OTLP_PORT=$otlp
+export OPENHEIM_PORT=$gw COMPOSE_E2E_LLM_PORT=$llm
 export OPENHEIM_AUTH_TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
-export OPENAI_API_KEY=mock-key OPENHEIM_IMAGE=openheim:local RUST_LOG=info
+export OPENHEIM_IMAGE=${OPENHEIM_IMAGE:-openheim:local} RUST_LOG=info
 export COMPOSE_PROJECT_NAME=openheim-e2e
 compose() { "$COMPOSE" -p "$COMPOSE_PROJECT_NAME" -f docker-compose.yml -f deploy/podman/compose.test.yml "$@"; }
 
@@ -79,10 +80,12 @@ until podman healthcheck run "${COMPOSE_PROJECT_NAME}_gateway_1" >/dev/null 2>&1
 done
 log "stack up and healthy in $(since "$t") (from 'up' to the gateway's healthcheck passing)"
 
+otlp=$(podman inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' \
+  "${COMPOSE_PROJECT_NAME}_otel-collector_1")
 export COMPOSE_E2E_GATEWAY="http://127.0.0.1:$gw" COMPOSE_E2E_TOKEN="$OPENHEIM_AUTH_TOKEN" \
-  COMPOSE_E2E_LLM="http://127.0.0.1:$llm" COMPOSE_E2E_OTLP="http://127.0.0.1:$otlp" \
+  COMPOSE_E2E_LLM="http://127.0.0.1:$llm" COMPOSE_E2E_OTLP="http://$otlp:4319" \
   COMPOSE_E2E_PROJECT="$COMPOSE_PROJECT_NAME"
 t=$(now)
-cargo nextest run -p openheim-e2e --run-ignored only --test-threads 1 --no-capture \
+cargo nextest run -p openheim-e2e --run-ignored only --test-threads 1 --no-capture --no-fail-fast \
   -E 'test(/^e2e::compose::/)' 2>&1 | grep -v '^\s*$'
 log "scenario battery passed in $(since "$t"); total $(since "$t0")"

@@ -481,6 +481,9 @@ async fn completion(
         return match answer {
             Ok(reply) => {
                 let reply = reply.resolve(&body);
+                if let Some(ms) = reply.options.delay_ms {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
                 respond(&shared, n, wire, &model_of(wire, &uri, &body), &body, reply)
             }
             Err(problem) => {
