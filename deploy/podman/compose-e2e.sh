@@ -9,7 +9,9 @@
 #      healthcheck passes;
 #   4. runs the scenario battery (tests/tests/e2e/compose/, ignored by
 #      `cargo test`) one test at a time against it;
-#   5. takes the stack down again, also on failure.
+#   5. takes the stack down again, also on failure;
+#   6. runs the Helm chart's rendered Deployments (default and ephemeral
+#      values) against the same images (deploy/podman/helm_pods.py).
 # Prints the times and the battery's numbers as `compose-e2e:` lines.
 # Needs root (podman, apt). OPENHEIM_IMAGE names the image (openheim:local);
 # SKIP_BUILD=1 uses it as it is.
@@ -88,4 +90,18 @@ export COMPOSE_E2E_GATEWAY="http://127.0.0.1:$gw" COMPOSE_E2E_TOKEN="$OPENHEIM_A
 t=$(now)
 cargo nextest run -p openheim-e2e --run-ignored only --test-threads 1 --no-capture --no-fail-fast \
   -E 'test(/^e2e::compose::/)' 2>&1 | grep -v '^\s*$'
-log "scenario battery passed in $(since "$t"); total $(since "$t0")"
+log "scenario battery passed in $(since "$t")"
+compose down -v -t 5 >/dev/null 2>&1 || true
+
+# The Helm chart's wiring: the rendered Deployments of the value sets that
+# need nothing outside the chart (deploy/validate.sh renders them), run
+# against the same images under podman.
+RENDERED=${OPENHEIM_VALIDATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/openheim-validate}/rendered
+[ -f "$RENDERED/default.yaml" ] || deploy/validate.sh >/dev/null
+for values in default ephemeral; do
+  t=$(now)
+  "$STATE/venv/bin/python" deploy/podman/helm_pods.py "$RENDERED/$values.yaml" \
+    "$OPENHEIM_IMAGE" docker.io/library/redis:7.4-alpine 120
+  log "helm [$values]: every Deployment ready and wired in $(since "$t")"
+done
+log "total $(since "$t0")"

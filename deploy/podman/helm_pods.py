@@ -3,13 +3,13 @@ would wire them, to prove the chart matches the binaries: one container per
 Deployment on one podman network, reachable under the names of the Services
 that select it; each with the Deployment's args, env (values, Secret and
 ConfigMap references, envFrom), volumes (ConfigMaps and Secrets as files,
-emptyDirs as tmpfs, claims as podman volumes) and security context (user,
+emptyDirs as fresh directories, claims as directories prepared for `fsGroup`) and security context (user,
 read-only root, dropped capabilities). Then every readiness probe of the
 chart (gRPC, HTTP GET, exec) must pass, and the gateway's `/readyz` must name
 every backend ready.
 
 usage: helm_pods.py RENDERED.yaml IMAGE REDIS_IMAGE TIMEOUT_SECONDS
-Cleans up (containers, network, volumes) whatever happens.
+Cleans up (containers, network, files) whatever happens.
 """
 
 import base64
@@ -39,6 +39,18 @@ def secret_data(obj):
     return data
 
 
+class StandIn(dict):
+    def __init__(self, name):
+        super().__init__()
+        self.name = name
+
+    def __contains__(self, key):
+        return True
+
+    def __missing__(self, key):
+        return f"stand-in-{self.name}-{key}"
+
+
 class Chart:
     def __init__(self, path):
         docs = [d for d in yaml.safe_load_all(open(path)) if d]
@@ -51,6 +63,10 @@ class Chart:
 
     def data(self, kind, name):
         obj = self.kind(kind).get(name)
+        if obj is None and kind == "Secret":
+            # An existing Secret the values name (created by the operator):
+            # a stand-in whose every key reads `stand-in-<secret>-<key>`.
+            return StandIn(name)
         if obj is None:
             sys.exit(f"{kind} {name} is referenced but not rendered")
         return secret_data(obj) if kind == "Secret" else dict(obj.get("data") or {})
@@ -93,14 +109,16 @@ def volume_args(chart, spec, container, files):
         ro = ",ro" if mount.get("readOnly") else ""
         target = mount["mountPath"]
         if "emptyDir" in volume:
-            args += ["--tmpfs", f"{target}:rw,mode=1777"]
+            # A fresh directory, mode 0777 as the kubelet makes it (podman's
+            # --tmpfs takes the image directory's owner and mode instead).
+            empty = tempfile.mkdtemp(prefix=f"{mount['name']}-", dir=files)
+            os.chmod(empty, 0o777)
+            args += ["-v", f"{empty}:{target}"]
         elif "persistentVolumeClaim" in volume:
-            claim = f"{PREFIX}-{volume['persistentVolumeClaim']['claimName']}"
+            claim = os.path.join(files, "claims", volume["persistentVolumeClaim"]["claimName"])
             fs_group = (spec.get("securityContext") or {}).get("fsGroup")
             make_claim(claim, fs_group)
-            # nocopy: podman would otherwise give the volume the ownership
-            # of the image's directory on first use, undoing fsGroup.
-            args += ["-v", f"{claim}:{target}:nocopy{ro}"]
+            args += ["-v", f"{claim}:{target}{ro}"]
         else:
             kind = "ConfigMap" if "configMap" in volume else "Secret"
             ref = volume.get("configMap") or volume.get("secret")
@@ -121,13 +139,13 @@ def volume_args(chart, spec, container, files):
     return args
 
 
-def make_claim(claim, fs_group):
-    """A podman volume for a claim, prepared as `fsGroup` has Kubernetes
-    prepare a volume: group-owned by it, group-writable, setgid."""
-    if podman("volume", "exists", claim, check=False).returncode != 0:
-        podman("volume", "create", "--label", PREFIX, claim)
+def make_claim(path, fs_group):
+    """A directory standing in for a claim, prepared as `fsGroup` has
+    Kubernetes prepare a volume: group-owned by it, group-writable, setgid.
+    (A bind mount: podman would give a new named volume the ownership of the
+    image's directory instead.)"""
+    os.makedirs(path, exist_ok=True)
     if fs_group is not None:
-        path = podman("volume", "inspect", "--format", "{{.Mountpoint}}", claim).stdout.strip()
         os.chown(path, 0, fs_group)
         os.chmod(path, 0o2775)
 
@@ -241,10 +259,6 @@ def cleanup():
     if names:
         podman("rm", "-f", "-t", "2", *names, check=False)
     podman("network", "rm", "-f", PREFIX, check=False)
-    volumes = podman("volume", "ls", "--format", "{{.Name}}", check=False).stdout.split()
-    for v in volumes:
-        if v.startswith(f"{PREFIX}-"):
-            podman("volume", "rm", "-f", v, check=False)
 
 
 def main():
