@@ -228,7 +228,7 @@ pub async fn load_session(
     // A loaded conversation can be compacted at once: its commands come
     // with the replay, before the answer (for a new session they come with
     // its first prompt, when there is something to compact).
-    updates.push(thinking::commands_update());
+    updates.push(crate::mcp_prompts::commands_update(conn, &session_id).await);
     for update in updates {
         cx.send_notification(SessionNotification::new(session_id.clone(), update))
             .map_err(|e| AcpError::Connection(e.message))?;
@@ -322,7 +322,8 @@ pub async fn set_config_option(
         switch_model(conn, &session_id, &value.0).await?;
     } else {
         conn.session(&session_id)?;
-        let setting = thinking::parse(&value.0).map_err(AcpError::InvalidParams)?;
+        let setting =
+            thinking::parse(&value.0).map_err(|e| AcpError::InvalidParams(e.to_string()))?;
         conn.set_thinking(&session_id, setting);
     }
     let view = conn.session(&session_id)?;

@@ -3,11 +3,10 @@
 //! turns) and the slash commands the agent offers (`/compact`).
 
 use agent_client_protocol::v1::schema::{
-    AvailableCommand, AvailableCommandInput, AvailableCommandsUpdate, SessionConfigOption,
-    SessionConfigOptionCategory, SessionConfigSelectOption, SessionUpdate,
-    UnstructuredCommandInput,
+    AvailableCommand, AvailableCommandInput, SessionConfigOption, SessionConfigOptionCategory,
+    SessionConfigSelectOption, UnstructuredCommandInput,
 };
-use openheim_config::Thinking;
+use openheim_config::{BadThinking, Thinking};
 use openheim_proto::llm_proxy::v1::{ThinkingLevel, ThinkingSetting};
 
 /// Id of the config option that sets the reasoning effort.
@@ -39,10 +38,10 @@ fn value(thinking: Option<Thinking>) -> String {
 
 /// A chosen value: `None` = as configured. A number of tokens is accepted
 /// too (a client may send any value id it was not offered).
-pub fn parse(value: &str) -> Result<Option<Thinking>, String> {
+pub fn parse(value: &str) -> Result<Option<Thinking>, BadThinking> {
     match value {
         DEFAULT_THINKING => Ok(None),
-        other => Thinking::parse(other).map(Some).map_err(|e| e.to_string()),
+        other => Thinking::parse(other).map(Some),
     }
 }
 
@@ -72,12 +71,7 @@ fn capitalised(word: &str) -> String {
     })
 }
 
-/// The `available_commands_update` of every session.
-pub fn commands_update() -> SessionUpdate {
-    SessionUpdate::AvailableCommandsUpdate(AvailableCommandsUpdate::new(commands()))
-}
-
-/// The slash commands of every session.
+/// openheim's own slash commands (`mcp_prompts` adds the MCP prompts).
 pub fn commands() -> Vec<AvailableCommand> {
     vec![
         AvailableCommand::new(

@@ -25,6 +25,9 @@ pub enum AgentError {
     },
     #[error("invalid request: {0}")]
     InvalidInput(String),
+    /// No MCP server of the session has the prompt a command names.
+    #[error("{0}")]
+    UnknownPrompt(String),
     #[error("the model provider failed: {message}")]
     Llm { kind: i32, message: String },
     #[error("llm-proxy ended the stream without a final event")]
@@ -47,7 +50,7 @@ impl AgentError {
             Self::Prompt(_) => TurnErrorKind::InvalidInput,
             Self::Backend { .. } | Self::TruncatedStream => TurnErrorKind::BackendUnavailable,
             Self::Busy { .. } => TurnErrorKind::SessionBusy,
-            Self::InvalidInput(_) => TurnErrorKind::InvalidInput,
+            Self::InvalidInput(_) | Self::UnknownPrompt(_) => TurnErrorKind::InvalidInput,
             Self::Llm { .. } => TurnErrorKind::Llm,
             Self::Memory(_) => TurnErrorKind::Store,
             Self::MemoryDisabled => TurnErrorKind::InvalidInput,
