@@ -1,6 +1,6 @@
 # One place for the project's tasks, used by developers and by .ci/run.
 
-.PHONY: test build lint fmt bench ci validate-deploy web web-deps web-check web-screenshots example-deps
+.PHONY: test build lint fmt bench ci validate-deploy compose-e2e web web-deps web-check web-screenshots example-deps
 
 WEB := gateway/web
 
@@ -32,6 +32,14 @@ bench:
 # chart (no Docker engine or cluster needed; tools cached after the first run).
 validate-deploy:
 	deploy/validate.sh
+
+# The container deployment run for real under podman (docs/deployment.md):
+# prepares podman and base images when missing (deploy/podman/prepare.sh),
+# builds deploy/Dockerfile, brings up docker-compose.yml with a mock LLM
+# provider and an OTLP receiver, runs the scenario battery
+# (tests/tests/e2e/compose/) and takes the stack down. Needs root.
+compose-e2e:
+	deploy/podman/compose-e2e.sh
 
 # The web app (docs/web.md). Its build, gateway/web/dist, is committed and
 # embedded by gateway/build.rs, so building openheim needs no node; these

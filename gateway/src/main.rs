@@ -23,10 +23,19 @@ struct Args {
     /// Config file (same keys as `~/.openheim/config.toml`).
     #[arg(long, env = "OPENHEIM_CONFIG")]
     config: Option<PathBuf>,
+    /// Instead of serving: ask the gateway on the `--listen` port (on
+    /// 127.0.0.1; default 1217) for `GET /readyz`; exit 0 on 200, else 1.
+    /// For container healthchecks.
+    #[arg(long)]
+    health: bool,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.health {
+        let listen = args.listen.as_deref().unwrap_or("127.0.0.1:1217");
+        openheim_boot::health::exit_with(listen, openheim_boot::health::Probe::Http("/readyz"));
+    }
     let boot = openheim_boot::Boot::start(args.config.as_deref(), Vec::new())?;
     openheim_boot::runtime()?.block_on(serve(args, boot))
 }

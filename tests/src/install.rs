@@ -201,6 +201,14 @@ impl Cluster {
             .and_then(ServiceProcess::id)
     }
 
+    /// The `host:port` service `name` listens on.
+    pub fn addr(&self, name: &str) -> Option<String> {
+        self._processes
+            .iter()
+            .find(|p| p.name() == name)
+            .map(ServiceProcess::addr)
+    }
+
     /// Stops the services the way an orchestrator does (SIGTERM) and waits
     /// for them to exit, e.g. so they flush their telemetry.
     pub async fn terminate(mut self) {

@@ -114,6 +114,11 @@ impl MockLlmBuilder {
 
     /// Binds `127.0.0.1:0` and starts serving `script`.
     pub async fn start(self, script: Vec<Reply>) -> MockLlm {
+        self.start_on("127.0.0.1:0", script).await
+    }
+
+    /// Binds `address` (e.g. `0.0.0.0:8080` in a container) and starts serving `script`.
+    pub async fn start_on(self, address: &str, script: Vec<Reply>) -> MockLlm {
         let shared = Arc::new(Shared {
             api_key: self.api_key,
             state: Mutex::new(MockState {
@@ -121,9 +126,9 @@ impl MockLlmBuilder {
                 ..MockState::default()
             }),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(address)
             .await
-            .expect("bind mock LLM on 127.0.0.1:0");
+            .unwrap_or_else(|e| panic!("bind mock LLM on {address}: {e}"));
         let addr = listener.local_addr().expect("mock LLM local address");
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
         let app = router(shared.clone());
@@ -482,6 +487,9 @@ async fn completion(
         return match answer {
             Ok(reply) => {
                 let reply = reply.resolve(&body);
+                if let Some(ms) = reply.options.delay_ms {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
                 respond(&shared, n, wire, &model_of(wire, &uri, &body), &body, reply)
             }
             Err(problem) => {

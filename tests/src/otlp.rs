@@ -122,7 +122,12 @@ pub struct OtlpReceiver {
 impl OtlpReceiver {
     /// Serves on a free loopback port.
     pub async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    /// Serves on `address` (e.g. `0.0.0.0:4317` in a container).
+    pub async fn start_on(address: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind(address).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Shared::default();
         let stop = CancellationToken::new();

@@ -13,6 +13,7 @@ mod e2e {
     pub mod architecture;
     pub mod cli;
     pub mod compaction;
+    pub mod compose;
     pub mod context_window;
     pub mod custom_provider;
     pub mod embeddings;

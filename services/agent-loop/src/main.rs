@@ -9,6 +9,7 @@ use openheim_proto::transport::remote;
 
 fn main() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();
+    args.probe_if_asked();
     let mut boot = Boot::start(args.config.as_deref(), Vec::new())?;
     // A service process serves several people: memory is opt-in here.
     boot.config

@@ -19,6 +19,7 @@ use anyhow::Context;
 use openheim_config::{Config, LoadOptions};
 use tokio::net::TcpListener;
 
+pub mod health;
 pub mod process;
 pub mod telemetry;
 
@@ -98,6 +99,21 @@ pub struct ServiceArgs {
     /// `OPENHEIM_*` override it.
     #[arg(long, env = "OPENHEIM_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Instead of serving: ask the instance on the `--listen` port (on
+    /// 127.0.0.1) for its grpc.health.v1 status; exit 0 when SERVING, else 1.
+    /// For container healthchecks.
+    #[arg(long)]
+    pub health: bool,
+}
+
+impl ServiceArgs {
+    /// With `--health`: runs the probe and ends the process with its
+    /// status; else returns. Call first in `main`.
+    pub fn probe_if_asked(&self) {
+        if self.health {
+            health::exit_with(&self.listen, health::Probe::Grpc);
+        }
+    }
 }
 
 /// The openheim home: `$OPENHEIM_HOME`, else `~/.openheim`.

@@ -8,6 +8,7 @@ use openheim_llm_proxy::LlmProxyConfig;
 
 fn main() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();
+    args.probe_if_asked();
     // Reads the provider keys once; they are gone from the environment
     // before any thread starts.
     let boot = Boot::start(args.config.as_deref(), Vec::new())?;

@@ -10,6 +10,7 @@ fn main() -> anyhow::Result<()> {
     // namespace); that run ends here.
     openheim_sandbox::launcher::enter_if_requested();
     let args = ServiceArgs::parse();
+    args.probe_if_asked();
     let boot = Boot::start(args.config.as_deref(), Vec::new())?;
     openheim_boot::runtime()?.block_on(serve(args, boot))
 }

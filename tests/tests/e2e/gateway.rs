@@ -692,7 +692,7 @@ async fn many_sessions_stream_at_once_and_a_client_that_never_reads_blocks_none(
 async fn the_standalone_gateway_serves_a_remote_agent_loop() {
     let mock = MockLlm::start(turn_script()).await;
     let install = Install::new(&mock, "");
-    let _cluster = install.start_cluster(&mock, "").await;
+    let cluster = install.start_cluster(&mock, "").await;
     // The cluster's CLI config names only the agent-loop.
     let config = install.home().join("config.toml");
     let home = install.home();
@@ -729,4 +729,29 @@ async fn the_standalone_gateway_serves_a_remote_agent_loop() {
             json!({"status": "ready", "backends": {"agent-loop": "ok"}})
         )
     );
+
+    // `--health`, the containers' healthchecks: ready, then not once the
+    // agent-loop is gone.
+    let agent_loop = cluster.addr("openheim-agent-loop").unwrap();
+    let gateway = server.process.addr();
+    assert_eq!(health("openheim-gateway", &gateway), (true, String::new()));
+    assert_eq!(
+        health("openheim-agent-loop", &agent_loop),
+        (true, String::new())
+    );
+    drop(cluster);
+    let (ready, why) = health("openheim-gateway", &gateway);
+    assert!(!ready && why.contains("503"), "{why}");
+    let (ready, why) = health("openheim-agent-loop", &agent_loop);
+    assert!(!ready && why.starts_with("not ready"), "{why}");
+}
+
+/// `BIN --health --listen ADDR`: whether it exited 0, and its stderr.
+fn health(bin: &str, addr: &str) -> (bool, String) {
+    let output = std::process::Command::new(openheim_e2e::bin_path(bin))
+        .args(["--health", "--listen", addr])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+    (output.status.success(), stderr)
 }
