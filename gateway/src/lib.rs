@@ -242,6 +242,8 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_json::V
         let probe = ListSessionsRequest {
             page_size: 1,
             cursor: String::new(),
+            caller: None,
+            all_users: false,
         };
         backends.agent_loop().list_sessions(probe).await.map(drop)
     });

@@ -363,6 +363,7 @@ impl Turn {
             read_only: meta.read_only,
             parent: Some(parent),
             agent: None,
+            caller: Some(crate::service::owner_caller(&meta.owner)),
         };
         if let Some((name, profile)) = profile {
             request.skills = profile.skills;
@@ -396,6 +397,7 @@ impl Turn {
                 block: Some(Block::Text(task)),
             }],
             client_capabilities: None,
+            caller: Some(crate::service::owner_caller(&self.meta.owner)),
             ..StartTurn::default()
         };
         let _ = inputs

@@ -25,6 +25,10 @@ pub enum AgentError {
     },
     #[error("invalid request: {0}")]
     InvalidInput(String),
+    /// The caller may never do this (not about one session: those answer
+    /// `NotFound`).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("the model provider failed: {message}")]
     Llm { kind: i32, message: String },
     #[error("llm-proxy ended the stream without a final event")]
@@ -47,7 +51,7 @@ impl AgentError {
             Self::Prompt(_) => TurnErrorKind::InvalidInput,
             Self::Backend { .. } | Self::TruncatedStream => TurnErrorKind::BackendUnavailable,
             Self::Busy { .. } => TurnErrorKind::SessionBusy,
-            Self::InvalidInput(_) => TurnErrorKind::InvalidInput,
+            Self::InvalidInput(_) | Self::Forbidden(_) => TurnErrorKind::InvalidInput,
             Self::Llm { .. } => TurnErrorKind::Llm,
             Self::Memory(_) => TurnErrorKind::Store,
             Self::MemoryDisabled => TurnErrorKind::InvalidInput,
