@@ -13,7 +13,7 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use super::support::Server;
+use super::support::{Framing, Server, WsClient};
 
 const ISSUER: &str = "https://issuer.test";
 const AUDIENCE: &str = "openheim";
@@ -178,4 +178,178 @@ async fn only_valid_jwts_of_the_issuer_pass_and_a_rotated_key_is_fetched() {
         .get(&format!("/api/config?token={token}"), None)
         .await;
     assert_eq!(code, 200);
+}
+
+const USERS: &str = "[server.users.alice]\ntoken_env = \"ALICE_TOKEN\"\n\
+    [server.users.bob]\ntoken_env = \"BOB_TOKEN\"\n\
+    [server.users.root]\ntoken_env = \"ROOT_TOKEN\"\nrole = \"admin\"\n\
+    [memory]\nenabled = true\n";
+const ALICE: &str = "tok-alice";
+const BOB: &str = "tok-bob";
+const ROOT: &str = "tok-root";
+/// A session id no one has.
+const MISSING: &str = "0f3c2a9e-8d1b-4c7a-9e55-2b6f4d1a7c30";
+
+fn remember(id: &str, text: &str) -> openheim_e2e::Reply {
+    let args = json!({"text": text, "scope": "user"});
+    openheim_e2e::Reply::tool_calls(vec![
+        openheim_e2e::ToolCallSpec::new("remember", args).with_id(id),
+    ])
+}
+
+async fn users_server() -> Server {
+    // Alice's turn remembers a note, then answers; Bob's answers.
+    let script = vec![
+        remember("r1", "alice's private note"),
+        openheim_e2e::Reply::text("Noted, Alice."),
+        openheim_e2e::Reply::text("Hello, Bob."),
+    ];
+    let mock = openheim_e2e::MockLlm::start(script).await;
+    let install = openheim_e2e::Install::new(&mock, "");
+    let env = [
+        ("ALICE_TOKEN", ALICE),
+        ("BOB_TOKEN", BOB),
+        ("ROOT_TOKEN", ROOT),
+    ];
+    Server::start_with(mock, install, USERS, &env).await
+}
+
+async fn acp_as(server: &Server, token: &str) -> WsClient {
+    let url = server.ws_url(&format!("/acp?token={token}"));
+    WsClient::connect(&url, &[], Framing::Bare).await.unwrap()
+}
+
+fn ids(body: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = body["sessions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no sessions: {body}"))
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The error code and message of a JSON-RPC answer, with `id` (a session
+/// id) replaced, so another user's session and a missing one compare.
+fn rpc_error(answer: &Value, id: &str) -> (Value, String) {
+    let error = &answer["error"];
+    assert!(!error.is_null(), "expected an error: {answer}");
+    let text = error.to_string().replace(id, "ID");
+    (error["code"].clone(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_see_and_touch_only_their_own_sessions_and_notes() {
+    let server = users_server().await;
+    let workspace = server.install.workspace();
+
+    let mut alice = acp_as(&server, ALICE).await;
+    let a = alice.open_session(&workspace).await;
+    let turn = alice.prompt(&a, "remember this", "allow_once").await;
+    assert_eq!(turn.stop_reason, "end_turn", "{turn:?}");
+    let mut bob = acp_as(&server, BOB).await;
+    let b = bob.open_session(&workspace).await;
+    assert_eq!(
+        bob.prompt(&b, "hi", "allow_once").await.stop_reason,
+        "end_turn"
+    );
+
+    // REST listings: each their own; the admin all of them on request.
+    let (_, listed) = server.get("/api/sessions", Some(ALICE)).await;
+    assert_eq!(ids(&listed), [a.clone()]);
+    let (_, listed) = server.get("/api/sessions", Some(BOB)).await;
+    assert_eq!(ids(&listed), [b.clone()]);
+    let (_, listed) = server.get("/api/sessions?q=remember", Some(BOB)).await;
+    assert_eq!(ids(&listed), Vec::<String>::new(), "title search");
+    let (_, listed) = server.get("/api/sessions?all=true", Some(ROOT)).await;
+    let mut both = vec![a.clone(), b.clone()];
+    both.sort();
+    assert_eq!(ids(&listed), both);
+    let (_, listed) = server
+        .get("/api/sessions?q=remember&all=true", Some(ROOT))
+        .await;
+    assert_eq!(ids(&listed), [a.clone()]);
+    let (status, _) = server.get("/api/sessions?all=true", Some(ALICE)).await;
+    assert_eq!(status, 403, "only admins list everyone's");
+
+    // Another user's session reads exactly like a missing one.
+    let (status, theirs) = server.get(&format!("/api/sessions/{a}"), Some(BOB)).await;
+    let (missing_status, missing) = server
+        .get(&format!("/api/sessions/{MISSING}"), Some(BOB))
+        .await;
+    assert_eq!((status, missing_status), (404, 404));
+    assert_eq!(
+        theirs.to_string().replace(&a, "ID"),
+        missing.to_string().replace(MISSING, "ID")
+    );
+    assert_eq!(
+        server
+            .get(&format!("/api/sessions/{a}"), Some(ALICE))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        server
+            .get(&format!("/api/sessions/{b}"), Some(ROOT))
+            .await
+            .0,
+        200
+    );
+
+    // ACP: Bob cannot list, load (resume), prompt, or change Alice's session.
+    let listed = bob.request("session/list", json!({})).await;
+    let listed: Vec<&str> = listed["result"]["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["sessionId"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [b.as_str()]);
+    let load = |id: &str| json!({"sessionId": id, "cwd": workspace, "mcpServers": []});
+    let theirs = bob.request("session/load", load(&a)).await;
+    let missing = bob.request("session/load", load(MISSING)).await;
+    assert_eq!(rpc_error(&theirs, &a), rpc_error(&missing, MISSING));
+    let prompt = json!({"sessionId": a, "prompt": [{"type": "text", "text": "hi"}]});
+    let refused = bob.request("session/prompt", prompt).await;
+    assert!(!refused["error"].is_null(), "{refused}");
+    let mode = json!({"sessionId": a, "modeId": "read-only"});
+    assert!(!bob.request("session/set_mode", mode).await["error"].is_null());
+    // Alice still loads her own.
+    let own = alice.request("session/load", load(&a)).await;
+    assert!(own["error"].is_null(), "{own}");
+
+    // Memory: Alice's note is hers.
+    let (_, notes) = server.get("/api/memory?all=true", Some(ALICE)).await;
+    let notes = notes["notes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{notes}"))
+        .clone();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["text"], "alice's private note");
+    let note = notes[0]["id"].as_str().unwrap();
+    let (_, seen) = server.get("/api/memory?all=true", Some(BOB)).await;
+    assert_eq!(seen["notes"], json!([]));
+    let (_, seen) = server.get("/api/memory?query=private", Some(BOB)).await;
+    assert_eq!(seen["notes"], json!([]));
+    assert_eq!(
+        server
+            .delete(&format!("/api/memory/{note}"), Some(BOB))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        server
+            .delete(&format!("/api/memory/{note}"), Some(ALICE))
+            .await
+            .0,
+        200
+    );
+
+    // Nothing reached the provider but the two turns (three LLM calls).
+    assert_eq!(server.mock.requests().len(), 3);
+    alice.close().await;
+    bob.close().await;
 }
