@@ -197,14 +197,17 @@ fn remember(id: &str, text: &str) -> openheim_e2e::Reply {
     ])
 }
 
-async fn users_server() -> Server {
-    // Alice's turn remembers a note, then answers; Bob's answers.
-    let script = vec![
+/// Alice's turn remembers a note, then answers; Bob's answers.
+fn script() -> Vec<openheim_e2e::Reply> {
+    vec![
         remember("r1", "alice's private note"),
         openheim_e2e::Reply::text("Noted, Alice."),
         openheim_e2e::Reply::text("Hello, Bob."),
-    ];
-    let mock = openheim_e2e::MockLlm::start(script).await;
+    ]
+}
+
+async fn users_server() -> Server {
+    let mock = openheim_e2e::MockLlm::start(script()).await;
     let install = openheim_e2e::Install::new(&mock, "");
     let env = [
         ("ALICE_TOKEN", ALICE),
@@ -242,13 +245,65 @@ fn rpc_error(answer: &Value, id: &str) -> (Value, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_see_and_touch_only_their_own_sessions_and_notes() {
     let server = users_server().await;
+    two_users(&server).await;
+}
+
+/// The same users on the distributed deployment: a standalone gateway in
+/// front of two agent-loop replicas sharing one Redis (sessions and notes
+/// in Redis); the owner travels to agent-loop over gRPC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_kept_apart_on_the_distributed_deployment_with_redis() {
+    let mock = openheim_e2e::MockLlm::start(script()).await;
+    let install = openheim_e2e::Install::new(&mock, "");
+    let redis = openheim_e2e::RedisServer::start();
+    let replicas = crate::e2e::redis_store::Replicas::start_with(
+        &install,
+        &mock,
+        &redis,
+        10,
+        "[memory]\nenabled = true\n",
+    )
+    .await;
+    let config = install.root.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "default_provider = \"mock\"\nwork_dir = \"{}\"\n\n[providers.mock]\nkind = \"openai_compatible\"\napi_base = \"{}\"\ndefault_model = \"mock-model\"\n\n[services]\nagent_loop = \"{}, {}\"\n{USERS}",
+            install.workspace().display(),
+            mock.base_url(),
+            replicas.a.addr(),
+            replicas.b.addr()
+        ),
+    )
+    .unwrap();
+    let home = install.home();
+    let env = [
+        ("OPENHEIM_CONFIG", config.to_str().unwrap()),
+        ("OPENHEIM_HOME", home.to_str().unwrap()),
+        ("RUST_LOG", "warn"),
+        ("ALICE_TOKEN", ALICE),
+        ("BOB_TOKEN", BOB),
+        ("ROOT_TOKEN", ROOT),
+    ];
+    let process = openheim_e2e::ServiceProcess::spawn("openheim-gateway", &[], &env).await;
+    let server = Server {
+        mock,
+        install,
+        process,
+    };
+    two_users(&server).await;
+}
+
+/// Alice and Bob each open a session and run a turn; then every REST route
+/// and ACP method is tried across users.
+async fn two_users(server: &Server) {
     let workspace = server.install.workspace();
 
-    let mut alice = acp_as(&server, ALICE).await;
+    let mut alice = acp_as(server, ALICE).await;
     let a = alice.open_session(&workspace).await;
     let turn = alice.prompt(&a, "remember this", "allow_once").await;
     assert_eq!(turn.stop_reason, "end_turn", "{turn:?}");
-    let mut bob = acp_as(&server, BOB).await;
+    let mut bob = acp_as(server, BOB).await;
     let b = bob.open_session(&workspace).await;
     assert_eq!(
         bob.prompt(&b, "hi", "allow_once").await.stop_reason,
