@@ -13,6 +13,7 @@ pub mod memory;
 pub mod run;
 mod runtime;
 pub mod sessions;
+mod texts;
 pub mod tui;
 
 pub use library::{Error, Openheim, OpenheimBuilder, Session, SessionOptions, Turn};

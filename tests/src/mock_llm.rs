@@ -193,6 +193,12 @@ impl MockLlm {
         self.shared.lock().requests.clone()
     }
 
+    /// Drops the recorded requests (a long benchmark would keep every
+    /// growing history otherwise); counting starts again at zero.
+    pub fn forget_requests(&self) {
+        self.shared.lock().requests.clear();
+    }
+
     pub fn request_count(&self) -> usize {
         self.shared.lock().requests.len()
     }

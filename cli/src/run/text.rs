@@ -8,7 +8,6 @@ use std::time::Instant;
 use openheim_proto::agent_loop::v1::{
     DecisionSource, PermissionDecided, SessionInfo, ToolCallStatus, TurnEvent, turn_event::Event,
 };
-use openheim_proto::common::v1::StopReason;
 
 use super::events::ErrorKind;
 use super::{LastMessage, Render, ends_message, exit, exit_code};
@@ -148,25 +147,14 @@ impl View {
                 } else {
                     self.finish_line()?;
                 }
-                eprintln!(
-                    "note: the reply was interrupted ({}); it restarts here",
-                    r.reason
-                );
+                eprintln!("note: {}", crate::texts::retracted_notice(&r.reason));
             }
             Event::Ended(ended) => {
                 self.release()?;
                 self.finish_line()?;
                 let stop = ended.stop_reason();
-                match stop {
-                    StopReason::MaxTokens => {
-                        eprintln!("note: the answer was cut at the model's output limit")
-                    }
-                    StopReason::Refusal => eprintln!("note: the model refused to answer"),
-                    StopReason::MaxTurnRequests => {
-                        eprintln!("stopped: reached max_iterations before a final answer")
-                    }
-                    StopReason::Cancelled => eprintln!("cancelled"),
-                    StopReason::EndTurn | StopReason::ToolUse | StopReason::Unspecified => {}
+                if let Some(line) = crate::texts::stop_line(stop, None) {
+                    eprintln!("{line}");
                 }
                 return Ok(Some(exit_code(stop)));
             }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use openheim_proto::image::has_image_extension;
 
 /// The image paths `line` refers to, in order, without duplicates.
-pub fn image_refs(line: &str) -> Vec<String> {
+pub(super) fn image_refs(line: &str) -> Vec<String> {
     let mut refs: Vec<String> = Vec::new();
     let mut chars = line.char_indices().peekable();
     let mut previous: Option<char> = None;
@@ -58,7 +58,7 @@ pub fn image_refs(line: &str) -> Vec<String> {
 }
 
 /// Where `reference` points: as is when absolute, else inside `work_dir`.
-pub fn resolve(reference: &str, work_dir: &Path) -> PathBuf {
+pub(super) fn resolve(reference: &str, work_dir: &Path) -> PathBuf {
     let path = Path::new(reference);
     if path.is_absolute() {
         path.to_path_buf()

@@ -14,9 +14,9 @@ use similar::{Algorithm, ChangeTag, DiffTag, TextDiff};
 use super::theme::{Role, Styler};
 
 /// Unchanged lines shown around each change.
-pub const CONTEXT_LINES: usize = 3;
+pub(super) const CONTEXT_LINES: usize = 3;
 /// Characters of one line shown before it is cut with `…`.
-pub const MAX_LINE_CHARS: usize = 400;
+pub(super) const MAX_LINE_CHARS: usize = 400;
 /// A diff of two huge, very different files can take long; after this the
 /// differ settles for a correct but less minimal answer, so the UI never
 /// stalls on a diff.
@@ -38,7 +38,7 @@ enum Row<'a> {
 /// Appends the rendering of an edit of `path` from `old` (`None`: the file
 /// is new) to `new`: a header line, then at most `max_lines` lines of diff,
 /// the last of which says how many lines were left out when there are more.
-pub fn render(
+pub(super) fn render(
     path: &str,
     old: Option<&str>,
     new: &str,

@@ -25,10 +25,9 @@ const HISTORY_SIZE: usize = 5_000;
 
 /// What the prompt shows: the model on the right, the context fill.
 #[derive(Debug, Clone, Default)]
-pub struct PromptLine {
-    pub status: String,
-    pub theme: Theme,
-    pub color: bool,
+pub(super) struct PromptLine {
+    pub(super) status: String,
+    pub(super) theme: Theme,
 }
 
 impl Prompt for PromptLine {
@@ -97,13 +96,13 @@ impl Validator for ContinuationValidator {
 }
 
 /// Removes the `\` of continued lines from a submitted multi-line input.
-pub fn join_continuations(input: &str) -> String {
+pub(super) fn join_continuations(input: &str) -> String {
     input.replace("\\\n", "\n")
 }
 
 /// What the user did at the prompt.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Entry {
+pub(super) enum Entry {
     Line(String),
     /// Ctrl-C at the prompt.
     Interrupt,
@@ -112,12 +111,12 @@ pub enum Entry {
 }
 
 /// The reedline editor, moved to a blocking thread for each read.
-pub struct LineEditor {
+pub(super) struct LineEditor {
     editor: Option<Box<Reedline>>,
 }
 
 impl LineEditor {
-    pub fn new(
+    pub(super) fn new(
         history_file: &Path,
         vocabulary: Arc<Mutex<Vocabulary>>,
         color: bool,
@@ -156,7 +155,7 @@ impl LineEditor {
     }
 
     /// Reads one entry (blocking work on a blocking thread).
-    pub async fn read(&mut self, prompt: PromptLine) -> anyhow::Result<Entry> {
+    pub(super) async fn read(&mut self, prompt: PromptLine) -> anyhow::Result<Entry> {
         let mut editor = self
             .editor
             .take()
@@ -178,13 +177,13 @@ impl LineEditor {
     }
 
     /// Puts text typed ahead (while a turn ran) into the next prompt.
-    pub fn prefill(&mut self, text: &str) {
+    pub(super) fn prefill(&mut self, text: &str) {
         if let Some(editor) = self.editor.as_mut() {
             editor.run_edit_commands(&[EditCommand::InsertString(text.to_owned())]);
         }
     }
 
-    pub fn clear_screen(&mut self) {
+    pub(super) fn clear_screen(&mut self) {
         if let Some(editor) = self.editor.as_mut() {
             let _ = editor.clear_scrollback();
         }
@@ -193,7 +192,7 @@ impl LineEditor {
 
 /// A key that matters while a turn runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TurnKey {
+pub(super) enum TurnKey {
     Char(char),
     Escape,
     /// Ctrl-C.
@@ -207,14 +206,14 @@ pub enum TurnKey {
 
 /// Reads keys on a thread while the terminal is in raw mode; stopped (and
 /// joined) before the line editor reads again, so the two never compete.
-pub struct KeyReader {
+pub(super) struct KeyReader {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
-    pub keys: mpsc::Receiver<TurnKey>,
+    pub(super) keys: mpsc::Receiver<TurnKey>,
 }
 
 impl KeyReader {
-    pub fn start() -> Self {
+    pub(super) fn start() -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, keys) = mpsc::channel(64);
         let flag = Arc::clone(&stop);
@@ -226,7 +225,7 @@ impl KeyReader {
     }
 
     /// Stops the reader; returns the keys it read that nobody took yet.
-    pub async fn stop(mut self) -> Vec<TurnKey> {
+    pub(super) async fn stop(mut self) -> Vec<TurnKey> {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;

@@ -6,18 +6,26 @@
 //! agent loop's gRPC client (the library facade), so it behaves the same
 //! whether the services run in this process or remotely. Nothing here
 //! writes to stderr: logs go to `<data_dir>/logs/openheim.log`.
-
-pub mod commands;
-pub mod diff;
-pub mod editor;
-pub mod markdown;
-pub mod render;
-pub mod term;
-pub mod theme;
+//!
+//! Inside: `app.rs` is the session loop (read an entry, run it as a slash
+//! command or a turn); `turn.rs` runs one turn by feeding the pure state
+//! machine of `machine.rs` (events, keys, answers in; text to show, answers
+//! and cancels out); `commands/` holds the slash commands, one list
+//! (`COMMANDS`) that help, parsing and completion read; `render.rs` draws a
+//! turn, `editor.rs` reads input.
 
 mod app;
 mod attach;
+mod commands;
+mod diff;
+mod editor;
+mod machine;
+mod markdown;
+mod render;
 pub(crate) mod status;
+mod term;
+mod theme;
+mod turn;
 
 pub use app::{TuiOptions, run};
 

@@ -39,7 +39,7 @@ struct LiveTool {
 }
 
 /// The rendering state of one turn.
-pub struct TurnView {
+pub(super) struct TurnView {
     styler: Styler,
     /// Draw the live region (interactive terminal); otherwise tool calls
     /// are plain lines when they start and end.
@@ -61,7 +61,7 @@ pub struct TurnView {
 }
 
 impl TurnView {
-    pub fn new(styler: Styler, live: bool, width: usize) -> Self {
+    pub(super) fn new(styler: Styler, live: bool, width: usize) -> Self {
         Self {
             styler,
             live,
@@ -80,17 +80,22 @@ impl TurnView {
     }
 
     /// Shows paths under `dir` relative to it.
-    pub fn with_work_dir(mut self, dir: Option<PathBuf>) -> Self {
+    pub(super) fn with_work_dir(mut self, dir: Option<PathBuf>) -> Self {
         self.work_dir = dir;
         self
     }
 
-    pub fn set_width(&mut self, width: usize) {
+    /// How the view colours its output.
+    pub(super) fn styler(&self) -> Styler {
+        self.styler
+    }
+
+    pub(super) fn set_width(&mut self, width: usize) {
         self.width = width.max(20);
     }
 
     /// Streams answer text.
-    pub fn text(&mut self, delta: &str, out: &mut String) {
+    pub(super) fn text(&mut self, delta: &str, out: &mut String) {
         self.clear_live(out);
         self.end_thinking(out);
         self.md.push(delta, out);
@@ -100,7 +105,7 @@ impl TurnView {
     }
 
     /// Streams model reasoning, dimmed.
-    pub fn thinking(&mut self, delta: &str, out: &mut String) {
+    pub(super) fn thinking(&mut self, delta: &str, out: &mut String) {
         self.clear_live(out);
         self.end_text(out);
         if !self.thinking {
@@ -115,7 +120,7 @@ impl TurnView {
         self.draw_live(out);
     }
 
-    pub fn tool_started(&mut self, call: &ToolCallStarted, now: Instant, out: &mut String) {
+    pub(super) fn tool_started(&mut self, call: &ToolCallStarted, now: Instant, out: &mut String) {
         self.tools.push(LiveTool {
             id: call.id.clone(),
             title: call.title.clone(),
@@ -137,7 +142,7 @@ impl TurnView {
         }
     }
 
-    pub fn tool_updated(&mut self, update: &ToolCallUpdate, now: Instant, out: &mut String) {
+    pub(super) fn tool_updated(&mut self, update: &ToolCallUpdate, now: Instant, out: &mut String) {
         let status = update.status();
         if status == ToolCallStatus::InProgress {
             // Approved (or never asked): the duration counts from here.
@@ -160,32 +165,39 @@ impl TurnView {
         };
         let tool = self.tools.remove(index);
         let took = duration(now.saturating_duration_since(tool.started));
+        let mut line = self.finished_line(&tool.title, &took, update);
+        self.diffs(update, &mut line);
+        self.commit(&line, out);
+    }
+
+    /// `✓ title (took)`, or `✗ title (took): first line of the error`.
+    fn finished_line(&self, title: &str, took: &str, update: &ToolCallUpdate) -> String {
         let mut line = String::new();
-        if status == ToolCallStatus::Failed {
+        let failed = update.status() == ToolCallStatus::Failed;
+        if failed {
             self.styler.paint(Role::Error, "✗", &mut line);
-            line.push(' ');
-            line.push_str(&tool.title);
-            line.push(' ');
-            self.styler
-                .paint(Role::Dim, &format!("({took})"), &mut line);
-            let reason = update.content.lines().find(|l| !l.trim().is_empty());
-            if let Some(reason) = reason {
-                line.push_str(": ");
-                let room = self
-                    .width
-                    .saturating_sub(tool.title.len() + took.len() + 10);
-                self.styler
-                    .paint(Role::Error, &fit(reason, room.max(20)), &mut line);
-            }
         } else {
             self.styler.paint(Role::Success, "✓", &mut line);
-            line.push(' ');
-            line.push_str(&tool.title);
-            line.push(' ');
+        }
+        line.push(' ');
+        line.push_str(title);
+        line.push(' ');
+        self.styler
+            .paint(Role::Dim, &format!("({took})"), &mut line);
+        let reason = update.content.lines().find(|l| !l.trim().is_empty());
+        if failed && let Some(reason) = reason {
+            line.push_str(": ");
+            let room = self.width.saturating_sub(title.len() + took.len() + 10);
             self.styler
-                .paint(Role::Dim, &format!("({took})"), &mut line);
+                .paint(Role::Error, &fit(reason, room.max(20)), &mut line);
         }
         line.push('\n');
+        line
+    }
+
+    /// The diffs of the files a finished call changed, paths shown
+    /// relative to the workspace.
+    fn diffs(&self, update: &ToolCallUpdate, out: &mut String) {
         for file in &update.diffs {
             let path = Path::new(&file.path);
             let shown = match &self.work_dir {
@@ -198,14 +210,13 @@ impl TurnView {
                 &file.new_text,
                 DIFF_LINES,
                 self.styler,
-                &mut line,
+                out,
             );
         }
-        self.commit(&line, out);
     }
 
     /// A permission question; it is shown until answered.
-    pub fn ask(&mut self, request: PermissionRequest, out: &mut String) {
+    pub(super) fn ask(&mut self, request: PermissionRequest, out: &mut String) {
         if !self.live {
             let line = self.question_line(&request, true);
             self.commit(&line, out);
@@ -216,12 +227,12 @@ impl TurnView {
     }
 
     /// The question waiting for an answer, if any.
-    pub fn question(&self) -> Option<&PermissionRequest> {
+    pub(super) fn question(&self) -> Option<&PermissionRequest> {
         self.questions.front()
     }
 
     /// Answers the current question; returns its request id.
-    pub fn answer(&mut self, decision: Decision, out: &mut String) -> Option<String> {
+    pub(super) fn answer(&mut self, decision: Decision, out: &mut String) -> Option<String> {
         let request = self.questions.pop_front()?;
         let (role, said) = match decision {
             Decision::AllowOnce => (Role::Success, "yes"),
@@ -243,7 +254,7 @@ impl TurnView {
     /// A notice from the agent (context trimmed, retrying, …).
     /// A sub-agent's finished tool call, as an indented line under its
     /// delegation: `  │ agent ✓ title`.
-    pub fn child(&mut self, child: &ChildActivity, out: &mut String) {
+    pub(super) fn child(&mut self, child: &ChildActivity, out: &mut String) {
         let Some(child_activity::Activity::ToolCallUpdate(update)) = &child.activity else {
             return;
         };
@@ -269,7 +280,7 @@ impl TurnView {
     }
 
     /// Remembers a sub-agent's tool call title until it finishes.
-    pub fn child_started(&mut self, child: &ChildActivity) {
+    pub(super) fn child_started(&mut self, child: &ChildActivity) {
         if let Some(child_activity::Activity::ToolCall(call)) = &child.activity {
             self.child_titles.insert(
                 (child.session_id.clone(), call.id.clone()),
@@ -278,7 +289,7 @@ impl TurnView {
         }
     }
 
-    pub fn notice(&mut self, message: &str, out: &mut String) {
+    pub(super) fn notice(&mut self, message: &str, out: &mut String) {
         let mut line = String::new();
         self.styler.paint(Role::Warning, "note:", &mut line);
         line.push(' ');
@@ -288,14 +299,14 @@ impl TurnView {
     }
 
     /// Secondary information (dim).
-    pub fn info(&mut self, message: &str, out: &mut String) {
+    pub(super) fn info(&mut self, message: &str, out: &mut String) {
         let mut line = String::new();
         self.styler.paint(Role::Dim, message, &mut line);
         line.push('\n');
         self.commit(&line, out);
     }
 
-    pub fn error(&mut self, message: &str, out: &mut String) {
+    pub(super) fn error(&mut self, message: &str, out: &mut String) {
         let mut line = String::new();
         self.styler.paint(Role::Error, "error:", &mut line);
         line.push(' ');
@@ -305,7 +316,7 @@ impl TurnView {
     }
 
     /// Advances the spinner and redraws the live region.
-    pub fn tick(&mut self, out: &mut String) {
+    pub(super) fn tick(&mut self, out: &mut String) {
         if self.tools.is_empty() && self.questions.is_empty() {
             return;
         }
@@ -316,7 +327,7 @@ impl TurnView {
 
     /// Ends the turn's output: closes text and styles, erases the live
     /// region, leaves the cursor at the start of a line.
-    pub fn finish(&mut self, out: &mut String) {
+    pub(super) fn finish(&mut self, out: &mut String) {
         self.clear_live(out);
         self.end_text(out);
         self.end_thinking(out);
@@ -429,7 +440,7 @@ impl TurnView {
 }
 
 /// `12 ms`, `3.4 s`, `2m 05s`.
-pub fn duration(d: Duration) -> String {
+pub(super) fn duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
         format!("{ms} ms")
@@ -442,7 +453,7 @@ pub fn duration(d: Duration) -> String {
 }
 
 /// The decision a key stands for in a permission question.
-pub fn decision_for_key(key: char) -> Option<Decision> {
+pub(super) fn decision_for_key(key: char) -> Option<Decision> {
     match key {
         'y' | 'Y' => Some(Decision::AllowOnce),
         'a' | 'A' => Some(Decision::AllowAlways),
@@ -453,7 +464,7 @@ pub fn decision_for_key(key: char) -> Option<Decision> {
 }
 
 /// The decision a typed answer stands for (plain mode reads lines).
-pub fn decision_for_answer(answer: &str) -> Option<Decision> {
+pub(super) fn decision_for_answer(answer: &str) -> Option<Decision> {
     match answer.trim() {
         "y" | "Y" | "yes" => Some(Decision::AllowOnce),
         "a" | "A" | "always" => Some(Decision::AllowAlways),

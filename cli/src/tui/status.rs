@@ -7,30 +7,30 @@ use openheim_proto::llm_proxy::v1::ProviderModels;
 
 /// The model and token accounting of the current session.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Status {
-    pub provider: String,
-    pub model: String,
+pub(crate) struct Status {
+    pub(crate) provider: String,
+    pub(crate) model: String,
     /// Tokens, 0 when unknown.
-    pub context_window: u64,
+    pub(crate) context_window: u64,
     /// Tokens the conversation occupied at the last model call.
-    pub context_used: u64,
+    pub(crate) context_used: u64,
     /// Totals of this session (as stored, then each model call of the UI's
     /// turns added).
-    pub input: u64,
-    pub output: u64,
-    pub cache_read: u64,
-    pub cache_write: u64,
-    pub reasoning: u64,
-    pub llm_calls: u64,
+    pub(crate) input: u64,
+    pub(crate) output: u64,
+    pub(crate) cache_read: u64,
+    pub(crate) cache_write: u64,
+    pub(crate) reasoning: u64,
+    pub(crate) llm_calls: u64,
     /// The session's cost in picodollars; `None` = unknown (a price is
     /// missing, or nothing is known yet).
-    pub cost_pico_usd: Option<u64>,
+    pub(crate) cost_pico_usd: Option<u64>,
 }
 
 impl Status {
     /// A session on `model` of `provider` (llm-proxy's resolution; its
     /// `model_selected` events keep it current once turns run).
-    pub fn new(provider: String, model: String, context_window: u64) -> Self {
+    pub(crate) fn new(provider: String, model: String, context_window: u64) -> Self {
         Self {
             provider,
             model,
@@ -42,7 +42,7 @@ impl Status {
 
     /// Takes the session's stored totals (when a turn starts or a session
     /// is resumed), so `/usage` covers the whole session.
-    pub fn set_session_totals(&mut self, total: &Usage, llm_calls: u64) {
+    pub(crate) fn set_session_totals(&mut self, total: &Usage, llm_calls: u64) {
         self.input = total.input_tokens;
         self.output = total.output_tokens;
         self.cache_read = total.cache_read_tokens;
@@ -53,7 +53,7 @@ impl Status {
     }
 
     /// The session's totals as one `Usage`.
-    pub fn totals(&self) -> Usage {
+    pub(crate) fn totals(&self) -> Usage {
         Usage {
             input_tokens: self.input,
             output_tokens: self.output,
@@ -65,7 +65,7 @@ impl Status {
     }
 
     /// Accounts one model call.
-    pub fn add(&mut self, usage: &Usage) {
+    pub(crate) fn add(&mut self, usage: &Usage) {
         let mut total = self.totals();
         total.add(usage);
         let calls = self.llm_calls + 1;
@@ -74,7 +74,7 @@ impl Status {
     }
 
     /// `provider/model`, or `model` when the provider is unknown.
-    pub fn model_label(&self) -> String {
+    pub(crate) fn model_label(&self) -> String {
         match (self.provider.is_empty(), self.model.is_empty()) {
             (false, false) => format!("{}/{}", self.provider, self.model),
             (true, false) => self.model.clone(),
@@ -84,7 +84,7 @@ impl Status {
     }
 
     /// Context fill as a percentage, when the window is known.
-    pub fn context_percent(&self) -> Option<u64> {
+    pub(crate) fn context_percent(&self) -> Option<u64> {
         (self.context_window > 0).then(|| {
             (self.context_used * 100)
                 .div_ceil(self.context_window)
@@ -94,7 +94,7 @@ impl Status {
 
     /// The right side of the prompt: `mock/model · 12% context · $0.012300`
     /// (the cost once the session has spent anything and it is known).
-    pub fn prompt_label(&self) -> String {
+    pub(crate) fn prompt_label(&self) -> String {
         let model = self.model_label();
         let mut label = match (self.context_percent(), self.context_used) {
             (Some(p), _) => format!("{model} · {p}% context"),
@@ -111,7 +111,7 @@ impl Status {
 
 /// Every model llm-proxy lists, as `provider/model`, for `/model` and its
 /// completion.
-pub fn model_names(providers: &[ProviderModels]) -> Vec<String> {
+pub(crate) fn model_names(providers: &[ProviderModels]) -> Vec<String> {
     let mut names = Vec::new();
     for provider in providers {
         let listed = std::iter::once(&provider.default_model).chain(&provider.models);
@@ -126,7 +126,7 @@ pub fn model_names(providers: &[ProviderModels]) -> Vec<String> {
 }
 
 /// `950`, `12.3k`, `1.2M`.
-pub fn compact(n: u64) -> String {
+pub(crate) fn compact(n: u64) -> String {
     match n {
         0..1_000 => n.to_string(),
         1_000..1_000_000 => format!("{:.1}k", n as f64 / 1e3),
@@ -135,7 +135,7 @@ pub fn compact(n: u64) -> String {
 }
 
 /// `1,234,567`.
-pub fn grouped(n: u64) -> String {
+pub(crate) fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
@@ -148,7 +148,7 @@ pub fn grouped(n: u64) -> String {
 }
 
 /// `just now`, `5 min ago`, `3 h ago`, `2 days ago`.
-pub fn ago(then_ms: i64, now_ms: i64) -> String {
+pub(crate) fn ago(then_ms: i64, now_ms: i64) -> String {
     let secs = (now_ms - then_ms).max(0) / 1000;
     match secs {
         0..60 => "just now".to_owned(),

@@ -6,7 +6,7 @@ use std::io::{self, IsTerminal, Write};
 
 /// How the session talks to the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(super) enum Mode {
     /// stdin and stdout are terminals: line editor, raw-mode keys during a
     /// turn, live spinner lines.
     Interactive,
@@ -15,7 +15,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub fn detect() -> Self {
+    pub(super) fn detect() -> Self {
         if io::stdin().is_terminal() && io::stdout().is_terminal() {
             Mode::Interactive
         } else {
@@ -25,14 +25,14 @@ impl Mode {
 }
 
 /// Columns of the terminal (80 when unknown).
-pub fn width() -> usize {
+pub(super) fn width() -> usize {
     crossterm::terminal::size()
         .map(|(cols, _)| usize::from(cols.max(20)))
         .unwrap_or(80)
 }
 
 /// Writes to stdout; in raw mode every `\n` becomes `\r\n`.
-pub struct Screen {
+pub(super) struct Screen {
     raw: bool,
     buffer: String,
 }
@@ -44,7 +44,7 @@ impl Default for Screen {
 }
 
 impl Screen {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             raw: false,
             buffer: String::with_capacity(4096),
@@ -52,7 +52,7 @@ impl Screen {
     }
 
     /// Writes `text` and flushes.
-    pub fn write(&mut self, text: &str) -> io::Result<()> {
+    pub(super) fn write(&mut self, text: &str) -> io::Result<()> {
         if text.is_empty() {
             return Ok(());
         }
@@ -68,13 +68,13 @@ impl Screen {
     }
 
     /// Raw mode on (keys arrive one by one, Ctrl-C is a key, no echo).
-    pub fn enter_raw(&mut self) -> io::Result<()> {
+    pub(super) fn enter_raw(&mut self) -> io::Result<()> {
         crossterm::terminal::enable_raw_mode()?;
         self.raw = true;
         Ok(())
     }
 
-    pub fn leave_raw(&mut self) -> io::Result<()> {
+    pub(super) fn leave_raw(&mut self) -> io::Result<()> {
         if self.raw {
             self.raw = false;
             crossterm::terminal::disable_raw_mode()?;
@@ -91,7 +91,7 @@ impl Drop for Screen {
 
 /// Appends `text` with every `\n` not already preceded by `\r` turned into
 /// `\r\n`.
-pub fn crlf(text: &str, out: &mut String) {
+pub(super) fn crlf(text: &str, out: &mut String) {
     let mut prev = '\0';
     for c in text.chars() {
         if c == '\n' && prev != '\r' {
@@ -104,7 +104,7 @@ pub fn crlf(text: &str, out: &mut String) {
 
 /// Cuts `text` to at most `max` columns (counting chars; wide characters
 /// may count double on screen, so callers leave a margin), adding `…`.
-pub fn fit(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+pub(super) fn fit(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     let mut chars = text.char_indices();
     match chars.nth(max.saturating_sub(1)) {
         Some((cut, _)) if text[cut..].chars().nth(1).is_some() => {

@@ -8,7 +8,7 @@ use std::str::FromStr;
 /// A named colour theme: the accent used for the prompt, headings, bullets
 /// and tool markers. Diff and status colours are the same in every theme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Theme {
+pub(super) enum Theme {
     #[default]
     Green,
     Blue,
@@ -20,7 +20,7 @@ pub enum Theme {
 }
 
 impl Theme {
-    pub const ALL: [Theme; 7] = [
+    pub(super) const ALL: [Theme; 7] = [
         Theme::Green,
         Theme::Blue,
         Theme::Red,
@@ -30,7 +30,7 @@ impl Theme {
         Theme::Yellow,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Theme::Green => "green",
             Theme::Blue => "blue",
@@ -51,7 +51,7 @@ impl fmt::Display for Theme {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown theme {0:?} (themes: green, blue, red, white, cyan, magenta, yellow)")]
-pub struct UnknownTheme(pub String);
+pub(super) struct UnknownTheme(pub String);
 
 impl FromStr for Theme {
     type Err = UnknownTheme;
@@ -67,7 +67,7 @@ impl FromStr for Theme {
 
 /// What a piece of text is; the [`Styler`] decides how it looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub(super) enum Role {
     /// Prompt marker, bullets, list numbers, tool markers.
     Accent,
     /// Markdown headings.
@@ -95,38 +95,40 @@ pub enum Role {
 /// Writes styled text. With colour off it writes the text only, never an
 /// escape sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Styler {
+pub(super) struct Styler {
     theme: Theme,
     color: bool,
 }
 
 impl Styler {
-    pub fn new(theme: Theme, color: bool) -> Self {
+    pub(super) fn new(theme: Theme, color: bool) -> Self {
         Self { theme, color }
     }
 
     /// No colour at all.
-    pub fn plain() -> Self {
+    #[cfg(test)]
+    pub(super) fn plain() -> Self {
         Self::new(Theme::default(), false)
     }
 
-    pub fn theme(&self) -> Theme {
+    pub(super) fn theme(&self) -> Theme {
         self.theme
     }
 
-    pub fn color(&self) -> bool {
+    pub(super) fn color(&self) -> bool {
         self.color
     }
 
     /// Appends `text` in `role`, then resets.
-    pub fn paint(&self, role: Role, text: &str, out: &mut String) {
+    pub(super) fn paint(&self, role: Role, text: &str, out: &mut String) {
         self.set(&[role], out);
         out.push_str(text);
         self.set(&[], out);
     }
 
     /// `text` in `role` as a new string.
-    pub fn painted(&self, role: Role, text: &str) -> String {
+    #[cfg(test)]
+    pub(super) fn painted(&self, role: Role, text: &str) -> String {
         let mut out = String::with_capacity(text.len() + 12);
         self.paint(role, text, &mut out);
         out
@@ -135,7 +137,7 @@ impl Styler {
     /// Makes `roles` (combined) the current style: a reset followed by
     /// their attributes. `&[]` is a plain reset. Writes nothing without
     /// colour.
-    pub fn set(&self, roles: &[Role], out: &mut String) {
+    pub(super) fn set(&self, roles: &[Role], out: &mut String) {
         if !self.color {
             return;
         }
@@ -197,7 +199,7 @@ fn code_codes(theme: Theme) -> &'static [&'static str] {
 
 /// Whether to colour output: `NO_COLOR` (any non-empty value) and
 /// `TERM=dumb` turn colour off, as does output that is not a terminal.
-pub fn color_enabled(is_tty: bool, no_color: Option<&str>, term: Option<&str>) -> bool {
+pub(super) fn color_enabled(is_tty: bool, no_color: Option<&str>, term: Option<&str>) -> bool {
     is_tty && no_color.is_none_or(str::is_empty) && term != Some("dumb")
 }
 

@@ -35,13 +35,15 @@ pub struct Boot {
 }
 
 impl Boot {
-    /// Reads the environment, loads the configuration ([`load_config`]) and
-    /// secures the process ([`process::secure`]). Call before any thread
+    /// Reads the environment, loads the configuration ([`load_config`]),
+    /// secures the process ([`process::secure`]) and bounds the allocator
+    /// ([`process::limit_malloc_arenas`]). Call before any thread
     /// starts: before [`runtime`].
     pub fn start(file: Option<&Path>, overrides: Vec<(String, String)>) -> anyhow::Result<Self> {
         let env = Environment::capture();
         let config = load_config(&env, file, overrides)?;
         let secured = process::secure(&config)?;
+        process::limit_malloc_arenas();
         Ok(Self {
             env,
             config,

@@ -103,6 +103,29 @@ pub fn secure(config: &Config) -> Result<Secured, SecureError> {
     os::secure(denied)
 }
 
+/// Caps the C allocator at two arenas, unless `MALLOC_ARENA_MAX` says
+/// otherwise. glibc gives threads that allocate at the same time arenas of
+/// their own (up to eight per core), and each keeps the peak of what passed
+/// through it: the history-sized buffers of every turn, built on whichever
+/// runtime or blocking-pool thread ran it, made a long session's memory
+/// grow far faster than its history (docs/performance.md, long sessions).
+/// Call while the process has one thread.
+pub fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        set_arena_max(2);
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn set_arena_max(arenas: libc::c_int) {
+    // SAFETY: `mallopt` only sets an allocator parameter; it is called
+    // before the process starts other threads. A refusal (0) leaves
+    // glibc's default, which is correct, only larger.
+    let _accepted = unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
+}
+
 #[cfg(target_os = "linux")]
 mod os {
     use std::ffi::CString;

@@ -22,11 +22,10 @@
 //! change together or not at all. Terms are letters and digits only
 //! ([`crate::terms`]), so no key part is ambiguous.
 
+use ::redis::aio::ConnectionManager;
+use ::redis::{RedisError, Script, Value};
+use openheim_redis_client::{Failure, OpenError, RedisConnection};
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
-
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, RedisError, Script, Value};
 
 use crate::error::MemoryError;
 use crate::note::{Listing, Note, Scope, ScopeKey, View, check_id};
@@ -37,10 +36,6 @@ use crate::store::{
 };
 use crate::terms;
 
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
-const RECONNECT_RETRIES: usize = 2;
-const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(1);
 /// Ids read from a listing index per round trip while paging.
 const LIST_BATCH: usize = 100;
 
@@ -91,12 +86,12 @@ pub struct RedisMemoryOptions {
 
 /// Notes in Redis.
 pub struct RedisMemory {
-    connection: ConnectionManager,
+    /// Multiplexed, reconnects after failures; messages name its server,
+    /// never the credentials.
+    connection: RedisConnection,
     keys: Keys,
     insert: Script,
     delete: Script,
-    /// Host and port, never the credentials: goes into error messages.
-    server: String,
 }
 
 struct Keys {
@@ -129,25 +124,12 @@ impl RedisMemory {
     /// A store over the Redis at `options.url`; connects on first use. Must
     /// be called inside a Tokio runtime.
     pub fn open(options: &RedisMemoryOptions) -> Result<Self, MemoryError> {
-        let client = Client::open(options.url.as_str()).map_err(|e| {
-            MemoryError::Backend(format!(
-                "invalid Redis URL {}: {e}",
-                without_credentials(&options.url)
-            ))
-        })?;
-        let server = client.get_connection_info().addr().to_string();
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(MemoryError::Backend(
+        let connection = RedisConnection::open(&options.url).map_err(|e| match e {
+            OpenError::NoRuntime => MemoryError::Backend(
                 "the Redis memory must be opened inside a Tokio runtime".into(),
-            ));
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(RECONNECT_RETRIES)
-            .set_max_delay(RECONNECT_MAX_DELAY);
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| MemoryError::Backend(format!("Redis at {server}: {e}")))?;
+            ),
+            other => MemoryError::Backend(other.to_string()),
+        })?;
         Ok(Self {
             connection,
             keys: Keys {
@@ -155,25 +137,18 @@ impl RedisMemory {
             },
             insert: Script::new(INSERT),
             delete: Script::new(DELETE),
-            server,
         })
     }
 
     fn error(&self, error: &RedisError) -> MemoryError {
-        let message = format!("Redis at {}: {error}", self.server);
-        if error.is_io_error()
-            || error.is_timeout()
-            || error.is_connection_refusal()
-            || error.is_connection_dropped()
-        {
-            MemoryError::Unavailable(message)
-        } else {
-            MemoryError::Backend(message)
+        match self.connection.failure(error) {
+            Failure::Unavailable(message) => MemoryError::Unavailable(message),
+            Failure::Refused(message) => MemoryError::Backend(message),
         }
     }
 
     fn connection(&self) -> ConnectionManager {
-        self.connection.clone()
+        self.connection.manager()
     }
 
     /// Up to `want` entries of the index `key` after `after`, newest first.
@@ -523,14 +498,6 @@ fn parse_note(id: &str, fields: &HashMap<String, String>) -> Result<Note, Memory
         created_at_ms: number("created")?,
         updated_at_ms: number("updated")?,
     })
-}
-
-/// `redis://user:secret@host/0` → `redis://host/0`, for messages.
-fn without_credentials(url: &str) -> String {
-    match (url.split_once("://"), url.rfind('@')) {
-        (Some((scheme, _)), Some(at)) => format!("{scheme}://{}", &url[at + 1..]),
-        _ => url.to_owned(),
-    }
 }
 
 #[cfg(test)]

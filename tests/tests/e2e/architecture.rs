@@ -351,16 +351,24 @@ fn the_web_app_never_builds_html_from_strings() {
 }
 
 /// Long-term memory is agent-loop's: the storage crate depends on no other
-/// openheim crate, no other service or gateway crate uses it (they reach
-/// memory through agent-loop's RPCs), and, a library, it never reads the
+/// openheim crate but the Redis connection every Redis store shares (itself
+/// a leaf), no other service or gateway crate uses it (they reach memory
+/// through agent-loop's RPCs), and, a library, it never reads the
 /// environment.
 #[test]
 fn memory_belongs_to_the_agent_loop() {
     let deps = workspace_deps();
     assert!(
-        deps["openheim-memory"].is_empty(),
+        deps["openheim-memory"]
+            .iter()
+            .all(|d| d == "openheim-redis-client"),
         "openheim-memory depends on {:?}",
         deps["openheim-memory"]
+    );
+    assert!(
+        deps["openheim-redis-client"].is_empty(),
+        "openheim-redis-client depends on {:?}",
+        deps["openheim-redis-client"]
     );
     let users: Vec<&String> = deps
         .iter()

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
+use super::log_cache;
+use super::record_cache::RecordCache;
 use super::{
     Lease, Record, SessionMeta, SessionPage, SessionStore, StoreError, StoredSession,
     check_session_id, cursor_after, parse_cursor, replay,
@@ -26,6 +28,8 @@ pub struct FileStore {
     leases: Arc<Mutex<HashSet<String>>>,
     /// Remembered "always" answers: session id → approval key → allow.
     approvals: Mutex<HashMap<String, HashMap<String, bool>>>,
+    /// Logs parsed by earlier loads (`record_cache.rs`).
+    logs: Mutex<RecordCache>,
 }
 
 impl FileStore {
@@ -44,6 +48,7 @@ impl FileStore {
             dir,
             leases: Arc::default(),
             approvals: Mutex::default(),
+            logs: Mutex::default(),
         })
     }
 
@@ -65,47 +70,6 @@ impl FileStore {
         file.flush().await?;
         Ok(())
     }
-}
-
-/// Parses a session log. A torn final line (crash mid-write) is skipped;
-/// damage anywhere else is reported.
-fn parse_log(id: &str, text: &str) -> Result<(SessionMeta, Vec<Record>), StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        id: id.to_owned(),
-        reason,
-    };
-    let mut lines = text.split_inclusive('\n').peekable();
-    let first = lines.next().ok_or_else(|| corrupt("empty log".into()))?;
-    let meta = match serde_json::from_str::<Record>(first) {
-        Ok(Record::Session(meta)) => meta,
-        Ok(_) => return Err(corrupt("first record is not the session header".into())),
-        Err(e) => return Err(corrupt(format!("header: {e}"))),
-    };
-    let mut records = Vec::new();
-    let mut line_no = 1;
-    while let Some(line) = lines.next() {
-        line_no += 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Record>(line) {
-            Ok(record) => records.push(record),
-            Err(_) if lines.peek().is_none() && !line.ends_with('\n') => {
-                tracing::warn!(session = id, "skipping a torn last record");
-            }
-            Err(e) => return Err(corrupt(format!("line {line_no}: {e}"))),
-        }
-    }
-    Ok((meta, records))
-}
-
-fn mtime_ms(metadata: &std::fs::Metadata) -> i64 {
-    metadata
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 #[async_trait::async_trait]
@@ -130,16 +94,8 @@ impl SessionStore for FileStore {
 
     async fn load(&self, session_id: &str) -> Result<StoredSession, StoreError> {
         let path = self.path(session_id)?;
-        let text = match tokio::fs::read_to_string(&path).await {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::NotFound(session_id.to_owned()));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let updated = mtime_ms(&tokio::fs::metadata(&path).await?);
-        let (meta, records) = parse_log(session_id, &text)?;
-        Ok(replay(meta, records, updated))
+        let log = log_cache::read(&self.logs, session_id, &path).await?;
+        Ok(replay(log.meta, log.records, log.mtime_ms))
     }
 
     async fn list(&self, limit: usize, cursor: Option<&str>) -> Result<SessionPage, StoreError> {
@@ -157,7 +113,7 @@ impl SessionStore for FileStore {
             if check_session_id(id).is_err() {
                 continue;
             }
-            let updated = mtime_ms(&entry.metadata().await?);
+            let updated = log_cache::mtime_ms(&entry.metadata().await?);
             entries.push((updated, id.to_owned()));
         }
         // Newest first; ties broken by id so pages are stable.
@@ -320,6 +276,90 @@ mod tests {
             store.load("s1").await,
             Err(StoreError::Corrupt { .. })
         ));
+    }
+
+    fn texts(session: &StoredSession) -> Vec<String> {
+        session
+            .messages
+            .iter()
+            .map(|m| match m {
+                StoredMessage::User { content } => match &content[..] {
+                    [StoredBlock::Text { text }] => text.clone(),
+                    other => panic!("unexpected content {other:?}"),
+                },
+                other => panic!("unexpected message {other:?}"),
+            })
+            .collect()
+    }
+
+    /// Later loads read only what was appended, and see exactly what a
+    /// fresh parse of the file sees: appends of this store, of another
+    /// process (another store on the same directory), a torn line later
+    /// completed, and a log replaced by another file.
+    #[tokio::test]
+    async fn loads_follow_the_file_as_it_grows_or_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path()).unwrap();
+        let other = FileStore::new(dir.path()).unwrap();
+        store.create(&meta("s1")).await.unwrap();
+        assert!(store.load("s1").await.unwrap().messages.is_empty());
+        store.append("s1", &user("one")).await.unwrap();
+        assert_eq!(texts(&store.load("s1").await.unwrap()), ["one"]);
+        other.append("s1", &user("two")).await.unwrap();
+        assert_eq!(texts(&store.load("s1").await.unwrap()), ["one", "two"]);
+
+        let path = dir.path().join("s1.jsonl");
+        let line = serde_json::to_string(&user("three")).unwrap();
+        let (head, rest) = line.split_at(10);
+        let mut file = std::fs::File::options().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut file, head.as_bytes()).unwrap();
+        assert_eq!(texts(&store.load("s1").await.unwrap()), ["one", "two"]);
+        std::io::Write::write_all(&mut file, format!("{rest}\n").as_bytes()).unwrap();
+        let grown = store.load("s1").await.unwrap();
+        assert_eq!(texts(&grown), ["one", "two", "three"]);
+        assert_eq!(
+            texts(&grown),
+            texts(
+                &FileStore::new(dir.path())
+                    .unwrap()
+                    .load("s1")
+                    .await
+                    .unwrap()
+            )
+        );
+
+        // Replaced (a restore from a backup): parsed again, not appended to.
+        let fresh = tempfile::tempdir().unwrap();
+        let writer = FileStore::new(fresh.path()).unwrap();
+        writer.create(&meta("s1")).await.unwrap();
+        writer.append("s1", &user("restored")).await.unwrap();
+        std::fs::rename(fresh.path().join("s1.jsonl"), &path).unwrap();
+        assert_eq!(texts(&store.load("s1").await.unwrap()), ["restored"]);
+
+        std::fs::write(&path, "").unwrap();
+        assert!(matches!(
+            store.load("s1").await,
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn damage_appended_after_a_load_is_reported_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path()).unwrap();
+        store.create(&meta("s1")).await.unwrap();
+        store.append("s1", &user("one")).await.unwrap();
+        store.load("s1").await.unwrap();
+        let path = dir.path().join("s1.jsonl");
+        let mut file = std::fs::File::options().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut file, b"garbage\n").unwrap();
+        store.append("s1", &user("two")).await.unwrap();
+        match store.load("s1").await {
+            Err(StoreError::Corrupt { reason, .. }) => {
+                assert!(reason.starts_with("line 3:"), "{reason}")
+            }
+            other => panic!("expected a corrupt log, got {other:?}"),
+        }
     }
 
     #[tokio::test]

@@ -10,7 +10,9 @@
 //! by every agent-loop replica).
 
 mod files;
+mod log_cache;
 mod record;
+mod record_cache;
 mod redis;
 mod redis_lease;
 

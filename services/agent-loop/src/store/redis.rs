@@ -37,30 +37,20 @@ use std::time::Duration;
 
 use std::future::Future;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, Cmd, FromRedisValue, RedisError, Script};
-use tokio::time::Instant;
+use ::redis::aio::ConnectionManager;
+use ::redis::{Cmd, FromRedisValue, RedisError, Script};
+use openheim_redis_client::{Failure, OpenError, RedisConnection};
 
+use super::record_cache::{Added, RecordCache, locked};
 use super::redis_lease::{HeldLease, LeaseScripts};
 use super::{
     Lease, Record, SessionMeta, SessionPage, SessionStore, StoreError, StoredSession,
     check_session_id, cursor_after, parse_cursor, replay,
 };
 
-/// Each attempt to reach Redis gives up after this long.
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
-/// A command without an answer after this long fails (the store reports it
-/// unavailable rather than hanging a turn).
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Reconnection attempts per failed command, with exponential backoff.
-const RECONNECT_RETRIES: usize = 3;
-const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
 /// How long a command is retried while Redis cannot be reached, unless the
 /// options say otherwise.
 pub const DEFAULT_RETRY_WINDOW: Duration = Duration::from_secs(10);
-/// First pause before a command is sent again; it doubles up to the most.
-const FIRST_RETRY_DELAY: Duration = Duration::from_millis(25);
-const MAX_RETRY_DELAY: Duration = Duration::from_millis(500);
 /// Sessions read from the index per round trip while paging past a cursor.
 const INDEX_BATCH: usize = 100;
 
@@ -132,15 +122,15 @@ impl RedisStoreOptions {
 
 pub struct RedisStore {
     /// Multiplexed, cheap to clone, reconnects after failures.
-    connection: ConnectionManager,
+    connection: RedisConnection,
     keys: Keys,
     scripts: Scripts,
-    /// Host and port, never the credentials: goes into error messages.
-    server: String,
     retry_window: Duration,
     /// Tokens of the leases this store holds, by session: a turn's appends
     /// are fenced with them.
     held: HeldTokens,
+    /// Sessions read by earlier loads (`record_cache.rs`).
+    records: Mutex<RecordCache>,
 }
 
 /// Session id → token of each lease a store holds; shared with the leases,
@@ -177,25 +167,12 @@ impl RedisStore {
     /// command connects; [`SessionStore::check`] proves the server is
     /// there); must be called inside a Tokio runtime.
     pub fn open(options: &RedisStoreOptions) -> Result<Self, StoreError> {
-        let client = Client::open(options.url.as_str()).map_err(|e| {
-            StoreError::Backend(format!(
-                "invalid Redis URL {}: {e}",
-                without_credentials(&options.url)
-            ))
+        let connection = RedisConnection::open(&options.url).map_err(|e| match e {
+            OpenError::NoRuntime => {
+                StoreError::Backend("the Redis store must be opened inside a Tokio runtime".into())
+            }
+            other => StoreError::Backend(other.to_string()),
         })?;
-        let server = client.get_connection_info().addr().to_string();
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(StoreError::Backend(
-                "the Redis store must be opened inside a Tokio runtime".to_owned(),
-            ));
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(RECONNECT_RETRIES)
-            .set_max_delay(RECONNECT_MAX_DELAY);
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| StoreError::Backend(format!("Redis at {server}: {e}")))?;
         Ok(Self {
             connection,
             keys: Keys {
@@ -206,24 +183,23 @@ impl RedisStore {
                 append: Script::new(APPEND),
                 lease: LeaseScripts::new(),
             },
-            server,
             retry_window: options.retry_window,
             held: HeldTokens::default(),
+            records: Mutex::default(),
         })
     }
 
     fn error(&self, error: RedisError) -> StoreError {
-        redis_error(&self.server, &error)
+        store_error(self.connection.failure(&error))
     }
 
     fn connection(&self) -> ConnectionManager {
-        self.connection.clone()
+        self.connection.manager()
     }
 
     fn retry(&self) -> Retry {
         Retry {
-            connection: self.connection(),
-            server: self.server.clone(),
+            connection: self.connection.clone(),
             window: self.retry_window,
         }
     }
@@ -236,6 +212,31 @@ impl RedisStore {
         Fut: Future<Output = Result<T, RedisError>>,
     {
         self.retry().run(op).await
+    }
+
+    /// The length of session `id`'s list, its items from index `from` on
+    /// and its update time, in one transaction so they agree.
+    async fn read_from(
+        &self,
+        id: &str,
+        from: u64,
+    ) -> Result<(u64, Vec<Vec<u8>>, Option<f64>), StoreError> {
+        let mut read = ::redis::pipe();
+        read.atomic()
+            .cmd("LLEN")
+            .arg(self.keys.session(id))
+            .cmd("LRANGE")
+            .arg(self.keys.session(id))
+            .arg(from)
+            .arg(-1)
+            .cmd("ZSCORE")
+            .arg(self.keys.index())
+            .arg(id);
+        self.run(move |mut connection, _| {
+            let read = read.clone();
+            async move { read.query_async(&mut connection).await }
+        })
+        .await
     }
 
     /// Sends `command` until it succeeds or the retry window has passed; for
@@ -298,37 +299,23 @@ impl RedisStore {
 /// What sending a command again needs; owned, so a lease's tasks carry it.
 #[derive(Clone)]
 pub(super) struct Retry {
-    pub(super) connection: ConnectionManager,
-    pub(super) server: String,
+    pub(super) connection: RedisConnection,
     pub(super) window: Duration,
 }
 
 impl Retry {
     /// Runs `op` (given a connection and whether this is a retry) until it
     /// succeeds, fails for a reason other than the connection, or the window
-    /// has passed. The connection manager reconnects in the background after
-    /// a failure; the pauses give it time to.
-    pub(super) async fn run<T, F, Fut>(&self, mut op: F) -> Result<T, StoreError>
+    /// has passed ([`RedisConnection::retrying`]).
+    pub(super) async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
         F: FnMut(ConnectionManager, bool) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        let deadline = Instant::now() + self.window;
-        let mut delay = FIRST_RETRY_DELAY;
-        let mut retrying = false;
-        loop {
-            let error = match op(self.connection.clone(), retrying).await {
-                Ok(value) => return Ok(value),
-                Err(e) => redis_error(&self.server, &e),
-            };
-            if !error.is_retryable() || Instant::now() + delay > deadline {
-                return Err(error);
-            }
-            tracing::debug!(error = %error, "Redis command failed; sending it again");
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(MAX_RETRY_DELAY);
-            retrying = true;
-        }
+        self.connection
+            .retrying(self.window, op)
+            .await
+            .map_err(store_error)
     }
 }
 
@@ -392,27 +379,34 @@ impl SessionStore for RedisStore {
         }
     }
 
+    /// Reads only the records appended since this store last loaded the
+    /// session (`record_cache.rs`); a list that shrank is read whole.
     async fn load(&self, session_id: &str) -> Result<StoredSession, StoreError> {
         check_session_id(session_id)?;
-        // One transaction, so the records and the update time agree.
-        let mut read = ::redis::pipe();
-        read.atomic()
-            .cmd("LRANGE")
-            .arg(self.keys.session(session_id))
-            .arg(0)
-            .arg(-1)
-            .cmd("ZSCORE")
-            .arg(self.keys.index())
-            .arg(session_id);
-        let (raw, score): (Vec<Vec<u8>>, Option<f64>) = self
-            .run(move |mut connection, _| {
-                let read = read.clone();
-                async move { read.query_async(&mut connection).await }
-            })
-            .await?;
-        let (meta, records) = parse_records(session_id, &raw)?;
-        let updated = score.map_or(meta.created_at_ms, score_ms);
-        Ok(replay(meta, records, updated))
+        let known = locked(&self.records)?.known(session_id, 0, u64::MAX);
+        let from = known.map_or(0, |k| k.position);
+        let (len, raw, score) = self.read_from(session_id, from).await?;
+        if len == 0 {
+            return Err(StoreError::NotFound(session_id.to_owned()));
+        }
+        let updated = |meta: &SessionMeta| score.map_or(meta.created_at_ms, score_ms);
+        if let Some(known) = known.filter(|k| len >= k.position) {
+            let added = parse_records(session_id, &raw, known.lines)?;
+            if let Some((meta, records)) = locked(&self.records)?.extend(session_id, &known, added)
+            {
+                let at = updated(&meta);
+                return Ok(replay(meta, records, at));
+            }
+        }
+        let raw = if from == 0 {
+            raw
+        } else {
+            self.read_from(session_id, 0).await?.1
+        };
+        let (meta, added) = parse_whole(session_id, &raw)?;
+        let records = locked(&self.records)?.insert(session_id, 0, &meta, added);
+        let at = updated(&meta);
+        Ok(replay(meta, records, at))
     }
 
     /// Pages are cut by (update time, id), so a page never repeats a session
@@ -444,8 +438,8 @@ impl SessionStore for RedisStore {
             .await?;
         let mut sessions = Vec::with_capacity(entries.len());
         for ((updated, id), raw) in entries.iter().zip(&logs) {
-            match parse_records(id, raw) {
-                Ok((meta, records)) => sessions.push(replay(meta, records, *updated).summary),
+            match parse_whole(id, raw) {
+                Ok((meta, added)) => sessions.push(replay(meta, added.records, *updated).summary),
                 Err(e) => tracing::warn!(session = %id, error = %e, "skipping unreadable session"),
             }
         }
@@ -526,43 +520,60 @@ impl SessionStore for RedisStore {
 
 /// Connection trouble is retryable ([`StoreError::Unavailable`]); anything
 /// Redis answered with an error is not ([`StoreError::Backend`]).
-pub(super) fn redis_error(server: &str, error: &RedisError) -> StoreError {
-    let message = format!("Redis at {server}: {error}");
-    if error.is_io_error()
-        || error.is_timeout()
-        || error.is_connection_refusal()
-        || error.is_connection_dropped()
-    {
-        StoreError::Unavailable(message)
-    } else {
-        StoreError::Backend(message)
+pub(super) fn store_error(failure: Failure) -> StoreError {
+    match failure {
+        Failure::Unavailable(message) => StoreError::Unavailable(message),
+        Failure::Refused(message) => StoreError::Backend(message),
     }
 }
 
-/// Parses a session's records. Redis stores each record whole, so unlike a
-/// file there is no torn tail to forgive: anything unreadable is corruption.
-fn parse_records(id: &str, raw: &[Vec<u8>]) -> Result<(SessionMeta, Vec<Record>), StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
+fn corrupt(id: &str, reason: String) -> StoreError {
+    StoreError::Corrupt {
         id: id.to_owned(),
         reason,
-    };
-    let (first, rest) = raw
-        .split_first()
-        .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
-    let meta = match serde_json::from_slice::<Record>(first) {
-        Ok(Record::Session(meta)) => meta,
-        Ok(_) => return Err(corrupt("first record is not the session header".into())),
-        Err(e) => return Err(corrupt(format!("header: {e}"))),
-    };
-    let records = rest
+    }
+}
+
+/// A session's first item, its header.
+fn parse_header(id: &str, first: &[u8]) -> Result<SessionMeta, StoreError> {
+    match serde_json::from_slice::<Record>(first) {
+        Ok(Record::Session(meta)) => Ok(meta),
+        Ok(_) => Err(corrupt(id, "first record is not the session header".into())),
+        Err(e) => Err(corrupt(id, format!("header: {e}"))),
+    }
+}
+
+/// Parses items of a session's list that follow `before` others. Redis
+/// stores each record whole, so unlike a file there is no torn tail to
+/// forgive: anything unreadable is corruption.
+fn parse_records(id: &str, raw: &[Vec<u8>], before: usize) -> Result<Added, StoreError> {
+    let records = raw
         .iter()
         .enumerate()
         .map(|(i, bytes)| {
             serde_json::from_slice::<Record>(bytes)
-                .map_err(|e| corrupt(format!("record {}: {e}", i + 2)))
+                .map_err(|e| corrupt(id, format!("record {}: {e}", before + i + 1)))
         })
         .collect::<Result<_, _>>()?;
-    Ok((meta, records))
+    Ok(Added {
+        records,
+        advance: raw.len() as u64,
+        lines: before + raw.len(),
+        weight: raw.iter().map(|r| r.len() as u64).sum(),
+        tail: None,
+    })
+}
+
+/// A session's whole list: its header and the records after it.
+fn parse_whole(id: &str, raw: &[Vec<u8>]) -> Result<(SessionMeta, Added), StoreError> {
+    let (first, rest) = raw
+        .split_first()
+        .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+    let meta = parse_header(id, first)?;
+    let mut added = parse_records(id, rest, 1)?;
+    added.advance += 1;
+    added.weight += first.len() as u64;
+    Ok((meta, added))
 }
 
 fn to_json(record: &Record) -> Result<String, StoreError> {
@@ -578,30 +589,9 @@ fn score_ms(score: f64) -> i64 {
     score as i64
 }
 
-/// `redis://user:secret@host/0` → `redis://host/0`, for messages.
-fn without_credentials(url: &str) -> String {
-    match (url.split_once("://"), url.rfind('@')) {
-        (Some((scheme, _)), Some(at)) => format!("{scheme}://{}", &url[at + 1..]),
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_lose_their_credentials_in_messages() {
-        assert_eq!(
-            without_credentials("redis://:pw@cache:6379/0"),
-            "redis://cache:6379/0"
-        );
-        assert_eq!(
-            without_credentials("rediss://user:p@ss@cache"),
-            "rediss://cache"
-        );
-        assert_eq!(without_credentials("redis://cache"), "redis://cache");
-    }
 
     #[tokio::test]
     async fn a_bad_url_is_refused_without_its_password() {
@@ -618,7 +608,7 @@ mod tests {
     async fn tls_urls_open() {
         let options = RedisStoreOptions::new("rediss://cache.example:6380/1", "p");
         let store = RedisStore::open(&options).unwrap();
-        assert_eq!(store.server, "cache.example:6380");
+        assert_eq!(store.connection.server(), "cache.example:6380");
     }
 
     #[test]
@@ -638,13 +628,13 @@ mod tests {
         }))
         .unwrap();
         let raw = vec![header.into_bytes(), b"{\"type\":\"model\"".to_vec()];
-        let error = parse_records("s", &raw).unwrap_err();
+        let error = parse_whole("s", &raw).unwrap_err();
         assert!(
             matches!(&error, StoreError::Corrupt { reason, .. } if reason.starts_with("record 2:")),
             "{error}"
         );
         assert!(matches!(
-            parse_records("s", &[]),
+            parse_whole("s", &[]),
             Err(StoreError::NotFound(_))
         ));
     }

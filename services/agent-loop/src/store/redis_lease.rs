@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::redis::{HeldTokens, Retry, millis, redis_error};
+use super::redis::{HeldTokens, Retry, millis, store_error};
 use super::{Lease, StoreError};
 
 /// Renewals per TTL: a lease survives a Redis outage of up to four fifths
@@ -136,7 +136,7 @@ impl HeldLease {
                 lost.cancel();
                 return;
             }
-            let mut connection = self.retry.connection.clone();
+            let mut connection = self.retry.connection.manager();
             let mut invocation = script.prepare_invoke();
             invocation.key(&self.key).arg(&self.token).arg(millis(ttl));
             let renewing = invocation.invoke_async::<i64>(&mut connection);
@@ -148,7 +148,7 @@ impl HeldLease {
                     return;
                 }
                 Ok(Err(e)) => {
-                    tracing::warn!(session = %self.session_id, error = %redis_error(&self.retry.server, &e), "could not renew the turn lease; retrying");
+                    tracing::warn!(session = %self.session_id, error = %store_error(self.retry.connection.failure(&e)), "could not renew the turn lease; retrying");
                 }
                 Err(_) => {
                     tracing::warn!(session = %self.session_id, "renewing the turn lease timed out; retrying");

@@ -42,6 +42,15 @@ impl Backend {
         }
     }
 
+    /// Another store over the same storage: another process on the same
+    /// data directory, another replica on the same Redis.
+    fn another(&self) -> Arc<dyn SessionStore> {
+        match &self.kind {
+            Kind::Files(dir) => Arc::new(FileStore::new(dir.path()).unwrap()),
+            Kind::Redis(server) => Arc::new(redis_store(server)),
+        }
+    }
+
     /// Writes a record that is not JSON into the session's log, followed by
     /// a valid one (so it is not a torn tail the file store forgives).
     async fn damage(&self, id: &str) {
@@ -384,6 +393,8 @@ async fn damage_is_reported_not_skipped(backend: Backend) {
         .append("bad", &user("before the damage"))
         .await
         .unwrap();
+    // Loaded once before the damage: the next load reads only what follows.
+    backend.store.load("bad").await.unwrap();
     backend.damage("bad").await;
     let error = backend.store.load("bad").await.unwrap_err();
     assert!(
@@ -395,6 +406,40 @@ async fn damage_is_reported_not_skipped(backend: Backend) {
     // Listing skips what it cannot read and shows the rest.
     let page = backend.store.list(10, None).await.unwrap();
     assert_eq!(ids(&page), ["good"]);
+}
+
+fn texts(session: &openheim_agent_loop::store::StoredSession) -> Vec<String> {
+    session
+        .messages
+        .iter()
+        .map(|m| match m {
+            StoredMessage::User { content } => match &content[..] {
+                [StoredBlock::Text { text }] => text.clone(),
+                other => panic!("unexpected content {other:?}"),
+            },
+            other => panic!("unexpected message {other:?}"),
+        })
+        .collect()
+}
+
+/// A store reads only what was appended since its last load, and still
+/// sees every record, whoever appended it, in order.
+async fn loads_see_what_others_appended(backend: Backend) {
+    let other = backend.another();
+    backend.store.create(&meta("s")).await.unwrap();
+    backend.store.append("s", &user("one")).await.unwrap();
+    assert_eq!(texts(&backend.store.load("s").await.unwrap()), ["one"]);
+    other.append("s", &user("two")).await.unwrap();
+    assert_eq!(
+        texts(&backend.store.load("s").await.unwrap()),
+        ["one", "two"]
+    );
+    backend.store.append("s", &user("three")).await.unwrap();
+    for store in [&backend.store, &other] {
+        let session = store.load("s").await.unwrap();
+        assert_eq!(texts(&session), ["one", "two", "three"]);
+        assert_eq!(session.summary.title, "one");
+    }
 }
 
 /// Runs each contract function against both backends.
@@ -427,4 +472,5 @@ contract!(
     one_lease_per_session,
     remembers_approvals_per_session,
     damage_is_reported_not_skipped,
+    loads_see_what_others_appended,
 );
