@@ -312,9 +312,9 @@ async fn two_users(server: &Server) {
 
     // REST listings: each their own; the admin all of them on request.
     let (_, listed) = server.get("/api/sessions", Some(ALICE)).await;
-    assert_eq!(ids(&listed), [a.clone()]);
+    assert_eq!(ids(&listed), vec![a.clone()]);
     let (_, listed) = server.get("/api/sessions", Some(BOB)).await;
-    assert_eq!(ids(&listed), [b.clone()]);
+    assert_eq!(ids(&listed), vec![b.clone()]);
     let (_, listed) = server.get("/api/sessions?q=remember", Some(BOB)).await;
     assert_eq!(ids(&listed), Vec::<String>::new(), "title search");
     let (_, listed) = server.get("/api/sessions?all=true", Some(ROOT)).await;
@@ -324,7 +324,7 @@ async fn two_users(server: &Server) {
     let (_, listed) = server
         .get("/api/sessions?q=remember&all=true", Some(ROOT))
         .await;
-    assert_eq!(ids(&listed), [a.clone()]);
+    assert_eq!(ids(&listed), vec![a.clone()]);
     let (status, _) = server.get("/api/sessions?all=true", Some(ALICE)).await;
     assert_eq!(status, 403, "only admins list everyone's");
 
