@@ -138,6 +138,18 @@ struct Activity {
 }
 
 impl Connection {
+    /// HTTP/1 with the header timeout, and HTTP/2 with the CONNECT protocol
+    /// (WebSockets over HTTP/2).
+    fn builder(&self) -> Builder<TokioExecutor> {
+        let mut builder = Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.idle_timeout.max(self.header_timeout));
+        builder.http2().enable_connect_protocol();
+        builder
+    }
+
     async fn run(self, stream: TcpStream, peer: SocketAddr, ticket: PendingTicket) {
         let _ = stream.set_nodelay(true);
         let ticket = Arc::new(Mutex::new(Some(ticket)));
@@ -145,6 +157,7 @@ impl Connection {
             in_flight: AtomicUsize::new(0),
             changed: Notify::new(),
         });
+        let builder = self.builder();
         let service = {
             let activity = Arc::clone(&activity);
             let router = self.router;
@@ -160,13 +173,6 @@ impl Connection {
                 }
             })
         };
-        let mut builder = Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(self.idle_timeout.max(self.header_timeout));
-        // CONNECT protocol for WebSockets over HTTP/2.
-        builder.http2().enable_connect_protocol();
         let io = TokioIo::new(stream);
         let connection =
             builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));

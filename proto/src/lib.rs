@@ -4,6 +4,7 @@
 
 pub mod balance;
 pub mod image;
+mod tool;
 pub mod trace;
 pub mod transport;
 mod usage;

@@ -353,9 +353,34 @@ fn rpc_metrics() -> &'static RpcMetrics {
     })
 }
 
+/// The OpenTelemetry GenAI convention's finish reason
+/// (`gen_ai.response.finish_reasons`) for `stop`, as every span that records
+/// one names it.
+pub fn finish_reason(stop: crate::common::v1::StopReason) -> &'static str {
+    use crate::common::v1::StopReason;
+    match stop {
+        StopReason::EndTurn | StopReason::Unspecified => "stop",
+        StopReason::ToolUse => "tool_call",
+        StopReason::MaxTokens => "length",
+        StopReason::Refusal => "content_filter",
+        StopReason::Cancelled => "cancelled",
+        StopReason::MaxTurnRequests => "max_turn_requests",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stop_reasons_have_the_conventions_finish_reasons() {
+        use crate::common::v1::StopReason as S;
+        let names: Vec<&str> = [S::EndTurn, S::ToolUse, S::MaxTokens, S::Refusal]
+            .into_iter()
+            .map(finish_reason)
+            .collect();
+        assert_eq!(names, ["stop", "tool_call", "length", "content_filter"]);
+    }
     use opentelemetry::trace::TracerProvider as _;
     use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
     use tracing_subscriber::Layer as _;

@@ -94,6 +94,32 @@ where
     BoxCloneSyncService::new(client)
 }
 
+/// Serves `service` on `listener` until `shutdown` resolves, as every
+/// openheim service binary does: with [`ServerPolicy`], over
+/// [`incoming`] connections, beside `grpc.health.v1` (overall status
+/// SERVING while serving) for container probes.
+pub async fn serve<S>(
+    service: S,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    tonic::transport::Server::builder()
+        .layer(ServerPolicy)
+        .add_service(service)
+        .add_service(tonic_health::server::health_reporter().1)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
+        .await
+}
+
 /// Accepted connections of `listener` with `TCP_NODELAY` set: gRPC streams
 /// are many small messages and Nagle's algorithm would hold them back.
 pub fn incoming(

@@ -327,7 +327,8 @@ pub async fn set_config_option(
         switch_model(conn, &session_id, &value.0).await?;
     } else {
         conn.session(&session_id)?;
-        let setting = thinking::parse(&value.0).map_err(AcpError::InvalidParams)?;
+        let setting =
+            thinking::parse(&value.0).map_err(|e| AcpError::InvalidParams(e.to_string()))?;
         conn.set_thinking(&session_id, setting);
     }
     let view = conn.session(&session_id)?;

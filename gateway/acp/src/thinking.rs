@@ -7,7 +7,7 @@ use agent_client_protocol::v1::schema::{
     SessionConfigOptionCategory, SessionConfigSelectOption, SessionUpdate,
     UnstructuredCommandInput,
 };
-use openheim_config::Thinking;
+use openheim_config::{BadThinking, Thinking};
 use openheim_proto::llm_proxy::v1::{ThinkingLevel, ThinkingSetting};
 
 /// Id of the config option that sets the reasoning effort.
@@ -39,10 +39,10 @@ fn value(thinking: Option<Thinking>) -> String {
 
 /// A chosen value: `None` = as configured. A number of tokens is accepted
 /// too (a client may send any value id it was not offered).
-pub fn parse(value: &str) -> Result<Option<Thinking>, String> {
+pub fn parse(value: &str) -> Result<Option<Thinking>, BadThinking> {
     match value {
         DEFAULT_THINKING => Ok(None),
-        other => Thinking::parse(other).map(Some).map_err(|e| e.to_string()),
+        other => Thinking::parse(other).map(Some),
     }
 }
 

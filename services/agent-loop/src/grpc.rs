@@ -19,7 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::client_ops::ClientReply;
+use crate::client::ClientReply;
 use crate::error::AgentError;
 use crate::service::principal_of;
 use crate::service::{AgentService, TurnInbox};

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::backends::Backends;
+use crate::error::AgentError;
 
 /// Exit code by which a hook denies without JSON (its stderr is the reason).
 pub const DENY_EXIT_CODE: i32 = 2;
@@ -106,7 +107,7 @@ struct Reply {
 pub fn interpret(
     event: HookEvent,
     hook: &HookConfig,
-    ran: Result<RunHookResponse, String>,
+    ran: Result<RunHookResponse, AgentError>,
 ) -> HookAnswer {
     let on_error = hook.on_error.unwrap_or(event.default_on_error());
     let failed = |failure: String| HookAnswer {
@@ -127,7 +128,7 @@ pub fn interpret(
         None => failed("was killed by a signal".into()),
         Some(0) => match parse_reply(&ran.stdout) {
             Ok(answer) => answer,
-            Err(failure) => failed(failure),
+            Err(failure) => failed(failure.to_string()),
         },
         Some(DENY_EXIT_CODE) => HookAnswer {
             decision: Some(HookDecision::Deny),
@@ -138,27 +139,32 @@ pub fn interpret(
     }
 }
 
-fn parse_reply(stdout: &str) -> Result<HookAnswer, String> {
+/// Why a hook's answer could not be read.
+#[derive(Debug, thiserror::Error)]
+enum BadReply {
+    #[error("printed something that is not a JSON answer: {0}")]
+    NotJson(String),
+    #[error("answered an unknown decision {0:?}")]
+    UnknownDecision(String),
+    #[error("answered `arguments` that are not a JSON object")]
+    ArgumentsNotAnObject,
+}
+
+fn parse_reply(stdout: &str) -> Result<HookAnswer, BadReply> {
     let text = stdout.trim();
     if text.is_empty() {
         return Ok(HookAnswer::default());
     }
-    let garbage = || {
-        format!(
-            "printed something that is not a JSON answer: {}",
-            quote(text)
-        )
-    };
-    let reply: Reply = serde_json::from_str(text).map_err(|_| garbage())?;
+    let reply: Reply = serde_json::from_str(text).map_err(|_| BadReply::NotJson(quote(text)))?;
     let decision = match reply.decision.as_deref() {
         None => None,
         Some("allow") => Some(HookDecision::Allow),
         Some("deny") => Some(HookDecision::Deny),
         Some("ask") => Some(HookDecision::Ask),
-        Some(other) => return Err(format!("answered an unknown decision {other:?}")),
+        Some(other) => return Err(BadReply::UnknownDecision(other.to_owned())),
     };
     if reply.arguments.as_ref().is_some_and(|a| !a.is_object()) {
-        return Err("answered `arguments` that are not a JSON object".into());
+        return Err(BadReply::ArgumentsNotAnObject);
     }
     Ok(HookAnswer {
         decision,
@@ -219,8 +225,7 @@ impl HookRunner {
         let ran = self
             .backends
             .run_hook(&self.workspace, &hook.command, input.to_string(), timeout)
-            .await
-            .map_err(|e| e.to_string());
+            .await;
         let answer = interpret(event, hook, ran);
         if let Some(failure) = &answer.failure {
             tracing::warn!(hook = hook.label(), event = event.name(), %failure, "a hook failed");
@@ -315,7 +320,7 @@ mod tests {
         }
     }
 
-    fn exited(code: i32, stdout: &str, stderr: &str) -> Result<RunHookResponse, String> {
+    fn exited(code: i32, stdout: &str, stderr: &str) -> Result<RunHookResponse, AgentError> {
         Ok(RunHookResponse {
             exit_code: Some(code),
             stdout: stdout.into(),
@@ -344,8 +349,8 @@ mod tests {
 
     #[test]
     fn failures_follow_on_error_and_fail_closed_before_tools() {
-        let garbage = exited(0, "yes please", "");
-        let pre = interpret(HookEvent::PreToolUse, &hook(None), garbage.clone());
+        let garbage = || exited(0, "yes please", "");
+        let pre = interpret(HookEvent::PreToolUse, &hook(None), garbage());
         assert_eq!(pre.decision, Some(HookDecision::Deny));
         assert!(
             pre.failure
@@ -353,7 +358,11 @@ mod tests {
                 .unwrap()
                 .contains("not a JSON answer")
         );
-        let allowed = interpret(HookEvent::PreToolUse, &hook(Some(OnError::Allow)), garbage);
+        let allowed = interpret(
+            HookEvent::PreToolUse,
+            &hook(Some(OnError::Allow)),
+            garbage(),
+        );
         assert_eq!((allowed.decision, allowed.failure.is_some()), (None, true));
         let post = interpret(HookEvent::PostToolUse, &hook(None), exited(1, "", "boom"));
         assert_eq!(post.decision, None, "observing hooks fail open by default");
@@ -368,7 +377,14 @@ mod tests {
         let crashed = Ok(RunHookResponse::default());
         let killed = interpret(HookEvent::Stop, &hook(Some(OnError::Deny)), crashed);
         assert_eq!(killed.decision, Some(HookDecision::Deny));
-        let unstartable = interpret(HookEvent::Stop, &hook(None), Err("no sandbox".into()));
+        let unstartable = interpret(
+            HookEvent::Stop,
+            &hook(None),
+            Err(AgentError::Backend {
+                service: "tool-executor",
+                message: "no sandbox".into(),
+            }),
+        );
         assert!(unstartable.failure.unwrap().contains("no sandbox"));
         let unknown = interpret(
             HookEvent::PreToolUse,

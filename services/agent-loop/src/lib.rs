@@ -6,16 +6,16 @@
 //! generated gRPC clients ([`Backends`]), in-process or remote alike.
 
 mod backends;
-mod client_ops;
-mod client_shell;
+mod client;
 mod compaction;
 mod context;
-mod delegate;
 mod error;
+mod events;
 mod grpc;
 mod hooks;
 mod instructions;
 mod memory;
+mod outcome;
 mod peer_cache;
 mod permission;
 pub mod prompt;
@@ -24,8 +24,6 @@ mod service;
 mod shown;
 mod spans;
 pub mod store;
-mod summarise;
-mod truncate;
 mod turn;
 
 use std::future::Future;
@@ -227,7 +225,7 @@ fn server_over(
                 })
             }
         };
-        let delegation = Arc::new(delegate::Delegation {
+        let delegation = Arc::new(turn::delegate::Delegation {
             max_depth: config.agents.max_depth,
             max_children: config.agents.max_children,
             configured: config.agents.profiles.clone(),
@@ -262,12 +260,6 @@ pub async fn serve(
     let store = open_store(&config)?;
     store.check().await?;
     let server = server_over(config, store, backends)?;
-    tonic::transport::Server::builder()
-        .layer(openheim_proto::transport::ServerPolicy)
-        .add_service(server)
-        // grpc.health.v1 (overall status SERVING while serving): container probes.
-        .add_service(tonic_health::server::health_reporter().1)
-        .serve_with_incoming_shutdown(openheim_proto::transport::incoming(listener), shutdown)
-        .await?;
+    openheim_proto::transport::serve(server, listener, shutdown).await?;
     Ok(())
 }

@@ -19,10 +19,10 @@ use openheim_proto::common::v1::{ToolCall, ToolDefinition, ToolKind};
 use openheim_proto::llm_proxy::v1::EmbedPurpose;
 use serde::Deserialize;
 
-use crate::backends::Backends;
+use crate::backends::{Backends, ToolRoute};
 use crate::error::AgentError;
+use crate::outcome::Outcome;
 use crate::store::SessionMeta;
-use crate::turn::Outcome;
 
 pub const REMEMBER: &str = "remember";
 pub const SEARCH_MEMORY: &str = "search_memory";
@@ -267,21 +267,22 @@ fn owner_of(requested: &str) -> &str {
 /// The memory tools' definitions; a read-only session gets only the search.
 /// Descriptions are short: every LLM request pays for them.
 pub fn definitions(read_only: bool) -> Vec<ToolDefinition> {
-    let search = definition(
+    let search = ToolDefinition::builtin(
         SEARCH_MEMORY,
         "Search notes saved in earlier sessions (this project's and the user's). limit <= 20, default 5.",
         serde_json::json!({
             "type": "object",
             "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}},
             "required": ["query"]
-        }),
+        })
+        .to_string(),
         ToolKind::Search,
         true,
     );
     if read_only {
         return vec![search];
     }
-    let remember = definition(
+    let remember = ToolDefinition::builtin(
         REMEMBER,
         "Save a note (<= 4000 chars) for future sessions: facts, decisions, preferences. scope: project (default) or user (every project).",
         serde_json::json!({
@@ -292,18 +293,20 @@ pub fn definitions(read_only: bool) -> Vec<ToolDefinition> {
                 "scope": {"enum": ["project", "user"]}
             },
             "required": ["text"]
-        }),
+        })
+        .to_string(),
         ToolKind::Other,
         false,
     );
-    let forget = definition(
+    let forget = ToolDefinition::builtin(
         FORGET,
         "Delete a saved note by its id.",
         serde_json::json!({
             "type": "object",
             "properties": {"id": {"type": "string"}},
             "required": ["id"]
-        }),
+        })
+        .to_string(),
         ToolKind::Delete,
         false,
     );
@@ -322,23 +325,6 @@ pub fn title(name: &str, args: &serde_json::Value) -> Option<String> {
         SEARCH_MEMORY => field("query").map(|q| format!("search_memory: {}", first_line(q, 60))),
         FORGET => field("id").map(|id| format!("forget {}", first_line(id, 20))),
         _ => None,
-    }
-}
-
-fn definition(
-    name: &str,
-    description: &str,
-    schema: serde_json::Value,
-    kind: ToolKind,
-    read_only: bool,
-) -> ToolDefinition {
-    ToolDefinition {
-        name: name.to_owned(),
-        description: description.to_owned(),
-        input_schema_json: schema.to_string(),
-        kind: kind as i32,
-        read_only,
-        source: "builtin".to_owned(),
     }
 }
 
@@ -477,6 +463,33 @@ impl Embedder for LlmEmbedder {
             .await
             .map_err(openheim_memory::EmbedError::new)
     }
+}
+
+/// The tools of tool-executor and mcp-broker plus, when memory is on, the
+/// memory tools (only `search_memory` in a read-only session). A peer's tool
+/// that takes a memory tool's name is left out, so a call always reaches
+/// the tool the model was shown.
+pub(crate) fn with_memory_tools(
+    mut tools: Vec<(ToolDefinition, ToolRoute)>,
+    memory_on: bool,
+    read_only: bool,
+) -> Vec<(ToolDefinition, ToolRoute)> {
+    if !memory_on {
+        return tools;
+    }
+    tools.retain(|(definition, _)| {
+        let clash = is_memory_tool(&definition.name);
+        if clash {
+            tracing::warn!(tool = %definition.name, "a tool named like a memory tool is left out");
+        }
+        !clash
+    });
+    tools.extend(
+        definitions(read_only)
+            .into_iter()
+            .map(|definition| (definition, ToolRoute::Memory)),
+    );
+    tools
 }
 
 #[cfg(test)]

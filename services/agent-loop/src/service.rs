@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use openheim_access::{Action, Decision, LOCAL_USER, Principal, Role, authorize, owner_or_local};
 use openheim_proto::agent_loop::v1::{
-    ApprovalMode, ChildSession, ClientCapabilities, CreateSessionRequest, ForgetMemoryRequest,
-    ListMemoryRequest, ListMemoryResponse, ListSessionsRequest, ListSessionsResponse,
-    LoadSessionResponse, MemoryNote, ParentLink, SessionInfo, SetSessionModeRequest, StartTurn,
-    TurnEnded, TurnEvent,
+    ApprovalMode, ChildSession, ClientCapabilities, Compact, CreateSessionRequest,
+    ForgetMemoryRequest, ListMemoryRequest, ListMemoryResponse, ListSessionsRequest,
+    ListSessionsResponse, LoadSessionResponse, MemoryNote, ParentLink, SessionInfo,
+    SetSessionModeRequest, StartTurn, TurnEnded, TurnEvent,
 };
 use openheim_proto::common::v1::{Caller, ToolDefinition, Usage};
 use openheim_proto::mcp_broker::v1::{ServerSpec, ServerStatus};
@@ -17,19 +17,19 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::AgentLoopConfig;
-use crate::backends::{Backends, ToolRoute};
-use crate::client_ops::PendingClientReplies;
-use crate::delegate::{self, Delegation, TurnChildren};
+use crate::backends::Backends;
+use crate::client::{ClientDelegation, PendingClientReplies};
 use crate::error::AgentError;
 use crate::hooks::HookRunner;
 use crate::instructions;
-use crate::memory::{self, AgentMemory};
+use crate::memory::{AgentMemory, with_memory_tools};
 use crate::permission::{PendingQuestions, Remembered};
 use crate::prompt::{self, PromptSources};
 use crate::store::{
     Approval, ChildRef, Lease, Record, SessionMeta, SessionStore, SessionSummary, StoreError,
     StoredMessage, StoredSession, check_session_id, cursor_after, now_ms,
 };
+use crate::turn::delegate::{self, Delegation, TurnChildren};
 use crate::turn::{Turn, TurnSettings};
 
 const DEFAULT_PAGE_SIZE: usize = 50;
@@ -462,13 +462,56 @@ impl AgentService {
     ) -> Result<TurnEnded, AgentError> {
         let stored = self.store.load(&start.session_id).await?;
         let meta = stored.summary.meta;
+        let system_prompt = self.system_prompt(&meta).await?;
+        let remembered = Arc::new(Remembered::load(Arc::clone(&self.store), &meta.id).await?);
+        let session_id = meta.id.clone();
+        let (meta_id, work_dir) = (meta.id.clone(), meta.work_dir.clone());
+        // The caller's cap, else the sub-agent profile's, else the
+        // configured one.
+        let max_iterations = start
+            .max_iterations
+            .or(meta.agent.as_ref().and_then(|a| a.max_iterations))
+            .unwrap_or(self.config.max_iterations);
+        let turn = Turn {
+            remembered: Arc::clone(&remembered),
+            meta,
+            history: stored.messages,
+            system_prompt,
+            settings: TurnSettings {
+                max_iterations,
+                ..self.turn_settings()
+            },
+            store: Arc::clone(&self.store),
+            backends: self.backends.clone(),
+            events,
+            questions: inbox.questions,
+            client: ClientDelegation::new(
+                start
+                    .client_capabilities
+                    .map(|caps| taken_up(caps, self.config.shell_delegation)),
+                inbox.client_replies,
+            ),
+            cancel: cancel.clone(),
+            memory: self.memory.clone(),
+            hooks: self.hook_runner(&meta_id, &work_dir),
+            session_usage: stored.summary.usage,
+            compaction: stored.compaction,
+            thinking: start.thinking,
+            delegation: self.delegation.clone(),
+            children: TurnChildren::default(),
+        };
+        let result = drive(turn, prompt, start.compact, lease, &cancel, &session_id).await;
+        remembered.flush().await;
+        result
+    }
+
+    /// The system prompt of a turn of the session `meta`: the agent's
+    /// identity (a sub-agent profile's, or the configured one), its skills
+    /// and the project instructions read from its workspace.
+    async fn system_prompt(&self, meta: &SessionMeta) -> Result<String, AgentError> {
         let identity = meta.agent.as_ref().map(|a| a.identity.as_str());
         let mut system_prompt =
             prompt::assemble_as(&self.sources, identity, &meta.skills, &meta.work_dir).await?;
-        let mut settings = self.turn_settings();
-        if let Some(n) = meta.agent.as_ref().and_then(|a| a.max_iterations) {
-            settings.max_iterations = n;
-        }
         let workspace = Workspace {
             root: meta.work_dir.clone(),
             allow_shell: self.config.allow_shell,
@@ -480,55 +523,7 @@ impl AgentService {
         )
         .await;
         prompt::push_project_instructions(&mut system_prompt, &project);
-        let remembered = Arc::new(Remembered::load(Arc::clone(&self.store), &meta.id).await?);
-        let session_id = meta.id.clone();
-        let (meta_id, work_dir) = (meta.id.clone(), meta.work_dir.clone());
-        let turn = Turn {
-            remembered: Arc::clone(&remembered),
-            meta,
-            history: stored.messages,
-            system_prompt,
-            settings: TurnSettings {
-                max_iterations: start.max_iterations.unwrap_or(self.config.max_iterations),
-                ..self.turn_settings()
-            },
-            store: Arc::clone(&self.store),
-            backends: self.backends.clone(),
-            events,
-            questions: inbox.questions,
-            client_caps: start
-                .client_capabilities
-                .map(|caps| taken_up(caps, self.config.shell_delegation)),
-            client_replies: inbox.client_replies,
-            cancel: cancel.clone(),
-            memory: self.memory.clone(),
-            hooks: self.hook_runner(&meta_id, &work_dir),
-            session_usage: stored.summary.usage,
-            compaction: stored.compaction,
-            thinking: start.thinking,
-            delegation: self.delegation.clone(),
-            children: TurnChildren::default(),
-        };
-        let running = async move {
-            match (prompt, start.compact) {
-                (Some(prompt), _) => turn.run(prompt).await,
-                (None, compact) => {
-                    let focus = compact.map(|c| c.focus).unwrap_or_default();
-                    turn.compact_now(&focus).await
-                }
-            }
-        };
-        tokio::pin!(running);
-        let result = tokio::select! {
-            result = &mut running => result,
-            () = lease.lost() => {
-                tracing::warn!(session = %session_id, "lost the session's lease mid-turn; cancelling the turn");
-                cancel.cancel();
-                running.await
-            }
-        };
-        remembered.flush().await;
-        result
+        Ok(system_prompt)
     }
 
     /// The hooks a turn of session `session_id` runs, in its workspace;
@@ -558,31 +553,34 @@ impl AgentService {
     }
 }
 
-/// The tools of tool-executor and mcp-broker plus, when memory is on, the
-/// memory tools (only `search_memory` in a read-only session). A peer's tool
-/// that takes a memory tool's name is left out, so a call always reaches
-/// the tool the model was shown.
-pub(crate) fn with_memory_tools(
-    mut tools: Vec<(ToolDefinition, ToolRoute)>,
-    memory_on: bool,
-    read_only: bool,
-) -> Vec<(ToolDefinition, ToolRoute)> {
-    if !memory_on {
-        return tools;
-    }
-    tools.retain(|(definition, _)| {
-        let clash = memory::is_memory_tool(&definition.name);
-        if clash {
-            tracing::warn!(tool = %definition.name, "a tool named like a memory tool is left out");
+/// Runs `turn` — its prompt, or a compaction asked for without one —
+/// while the session's lease holds; a lost lease cancels it.
+async fn drive(
+    turn: Turn,
+    prompt: Option<StoredMessage>,
+    compact: Option<Compact>,
+    lease: &Lease,
+    cancel: &CancellationToken,
+    session_id: &str,
+) -> Result<TurnEnded, AgentError> {
+    let running = async move {
+        match (prompt, compact) {
+            (Some(prompt), _) => turn.run(prompt).await,
+            (None, compact) => {
+                let focus = compact.map(|c| c.focus).unwrap_or_default();
+                turn.compact_now(&focus).await
+            }
         }
-        !clash
-    });
-    tools.extend(
-        memory::definitions(read_only)
-            .into_iter()
-            .map(|definition| (definition, ToolRoute::Memory)),
-    );
-    tools
+    };
+    tokio::pin!(running);
+    tokio::select! {
+        result = &mut running => result,
+        () = lease.lost() => {
+            tracing::warn!(session = %session_id, "lost the session's lease mid-turn; cancelling the turn");
+            cancel.cancel();
+            running.await
+        }
+    }
 }
 
 /// What a turn takes up of its caller's offer: commands stay in

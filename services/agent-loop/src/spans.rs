@@ -15,14 +15,15 @@
 
 use futures::{Stream, StreamExt};
 use openheim_proto::agent_loop::v1::TurnEnded;
-use openheim_proto::common::v1::{StopReason, ToolCall};
+use openheim_proto::common::v1::ToolCall;
 use openheim_proto::llm_proxy::v1::{CompletionEvent, completion_event::Event};
+use openheim_proto::trace::finish_reason;
 use tracing::field::Empty;
 use tracing::{Instrument, Span};
 
 use crate::backends::ToolRoute;
 use crate::error::AgentError;
-use crate::turn::Outcome;
+use crate::outcome::Outcome;
 
 /// `gen_ai.agent.name` of every turn.
 const AGENT_NAME: &str = "openheim";
@@ -132,18 +133,6 @@ fn record_event(span: &Span, event: &Event) {
         | Event::ToolCallDelta(_)
         | Event::Interrupted(_)
         | Event::Retrying(_) => {}
-    }
-}
-
-/// The GenAI convention's finish reasons.
-fn finish_reason(stop: StopReason) -> &'static str {
-    match stop {
-        StopReason::EndTurn | StopReason::Unspecified => "stop",
-        StopReason::ToolUse => "tool_call",
-        StopReason::MaxTokens => "length",
-        StopReason::Refusal => "content_filter",
-        StopReason::Cancelled => "cancelled",
-        StopReason::MaxTurnRequests => "max_turn_requests",
     }
 }
 

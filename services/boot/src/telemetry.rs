@@ -274,6 +274,14 @@ where
         // global providers anyway.
         tracing::debug!("a subscriber was already installed");
     }
+    set_global(&providers, settings);
+    Ok(Telemetry {
+        providers: Some(providers),
+    })
+}
+
+/// Makes `providers` the global OpenTelemetry providers.
+fn set_global(providers: &Providers, settings: &TelemetrySettings) {
     if let Some(tracer) = &providers.tracer {
         opentelemetry::global::set_tracer_provider(tracer.clone());
     }
@@ -286,9 +294,6 @@ where
         metrics = ?settings.metrics,
         "OpenTelemetry export on"
     );
-    Ok(Telemetry {
-        providers: Some(providers),
-    })
 }
 
 /// Log output with every URL's query values and user information redacted

@@ -56,8 +56,32 @@ pub struct AgentProfile {
     pub prompt: String,
 }
 
+/// A profile name that could not name a file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid agent name {0:?}: use 1 to 40 of a-z, 0-9, - and _")]
+pub struct InvalidAgentName(pub String);
+
+/// Why a profile file (`<data_dir>/agents/NAME.md`) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProfileFileError {
+    #[error("must start with a `+++` line, then TOML, then `+++`")]
+    NoFrontMatter,
+    #[error("the front matter has no closing `+++` line")]
+    Unclosed,
+    #[error("front matter: {0}")]
+    Toml(String),
+    #[error("front matter: `prompt` is the file's body, not a key")]
+    PromptKey,
+    /// A field's value breaks a rule of [`check_profile`].
+    #[error("`{field}` {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+}
+
 /// Profile names: what may name a file, `[a-z0-9_-]`, 1 to 40 characters.
-pub fn check_agent_name(name: &str) -> Result<(), String> {
+pub fn check_agent_name(name: &str) -> Result<(), InvalidAgentName> {
     let ok = !name.is_empty()
         && name.len() <= 40
         && name
@@ -65,9 +89,7 @@ pub fn check_agent_name(name: &str) -> Result<(), String> {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     match ok {
         true => Ok(()),
-        false => Err(format!(
-            "invalid agent name {name:?}: use 1 to 40 of a-z, 0-9, - and _"
-        )),
+        false => Err(InvalidAgentName(name.to_owned())),
     }
 }
 
@@ -111,12 +133,12 @@ pub fn check_profile(profile: &AgentProfile) -> Vec<(&'static str, String)> {
 /// Parses `<data_dir>/agents/NAME.md`: a TOML block between two `+++`
 /// lines, then the identity text. The whole file is checked; the error
 /// names the field.
-pub fn parse_profile_file(text: &str) -> Result<AgentProfile, String> {
+pub fn parse_profile_file(text: &str) -> Result<AgentProfile, ProfileFileError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.split_inclusive('\n');
     let first = lines.next().unwrap_or_default();
     if first.trim_end() != "+++" {
-        return Err("must start with a `+++` line, then TOML, then `+++`".to_owned());
+        return Err(ProfileFileError::NoFrontMatter);
     }
     let mut front = String::new();
     let mut closed = false;
@@ -130,16 +152,16 @@ pub fn parse_profile_file(text: &str) -> Result<AgentProfile, String> {
         front.push_str(line);
     }
     if !closed {
-        return Err("the front matter has no closing `+++` line".to_owned());
+        return Err(ProfileFileError::Unclosed);
     }
     let mut profile: AgentProfile =
-        toml::from_str(&front).map_err(|e| format!("front matter: {}", e.message()))?;
+        toml::from_str(&front).map_err(|e| ProfileFileError::Toml(e.message().to_owned()))?;
     if !profile.prompt.is_empty() {
-        return Err("front matter: `prompt` is the file's body, not a key".to_owned());
+        return Err(ProfileFileError::PromptKey);
     }
     profile.prompt = text[consumed..].trim().to_owned();
     if let Some((field, message)) = check_profile(&profile).into_iter().next() {
-        return Err(format!("`{field}` {message}"));
+        return Err(ProfileFileError::Invalid { field, message });
     }
     Ok(profile)
 }
@@ -169,7 +191,7 @@ pub(crate) fn agents_from_table(
             name => {
                 let section = format!("agents.{name}");
                 if let Err(reason) = check_agent_name(name) {
-                    problems.push((section, reason));
+                    problems.push((section, reason.to_string()));
                     continue;
                 }
                 match value.try_deserialize::<AgentProfile>() {
@@ -231,7 +253,7 @@ mod tests {
         ];
         for (text, expected) in cases {
             let error = parse_profile_file(text).unwrap_err();
-            assert!(error.contains(expected), "{text:?}: {error}");
+            assert!(error.to_string().contains(expected), "{text:?}: {error}");
         }
     }
 

@@ -20,7 +20,10 @@ mod users;
 mod validate;
 pub mod vision;
 
-pub use agents::{AgentProfile, AgentsConfig, check_agent_name, parse_profile_file};
+pub use agents::{
+    AgentProfile, AgentsConfig, InvalidAgentName, ProfileFileError, check_agent_name,
+    parse_profile_file,
+};
 pub use hooks::{HookConfig, HooksConfig, OnError};
 pub use load::{ConfigError, ConfigProblem, LoadOptions, load};
 pub use persist::{PersistError, set_file_value};

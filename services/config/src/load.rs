@@ -195,39 +195,14 @@ fn typed(table: BTreeMap<String, Value>, problems: &mut Vec<ConfigProblem>) -> C
             "services" => field(&mut |v| set(&mut config.services, v)),
             "store" => field(&mut |v| set(&mut config.store, v)),
             "memory" => field(&mut |v| set(&mut config.memory, v)),
-            "agents" => match value.clone().into_table() {
-                Ok(table) => {
-                    let (agents, found) = crate::agents::agents_from_table(table);
-                    config.agents = agents;
-                    problems.extend(found.into_iter().map(|(key, message)| ConfigProblem {
-                        key,
-                        source: origin.clone(),
-                        message,
-                    }));
-                }
-                Err(e) => problems.push(ConfigProblem {
-                    key: key.clone(),
-                    source: origin.clone(),
-                    message: clean_message(&e),
-                }),
-            },
+            "agents" => typed_agents(&value, origin, &mut config, problems),
             "telemetry" => field(&mut |v| set(&mut config.telemetry, v)),
             "context" => field(&mut |v| set(&mut config.context, v)),
             "pricing" => field(&mut |v| set(&mut config.pricing, v)),
             "hooks" => field(&mut |v| set(&mut config.hooks, v)),
             "ui" => {
                 field(&mut |v| set(&mut config.ui, v));
-                if !THEMES.contains(&config.ui.theme.as_str()) {
-                    problems.push(ConfigProblem {
-                        key: "ui.theme".to_owned(),
-                        source: nested_origin(&value, "theme").or(origin),
-                        message: format!(
-                            "unknown theme {:?} (themes: {})",
-                            config.ui.theme,
-                            THEMES.join(", ")
-                        ),
-                    });
-                }
+                check_theme(&config, &value, origin, problems);
             }
             "providers" => {
                 config.providers = named_tables::<ProviderConfig>("providers", value, problems)
@@ -243,6 +218,51 @@ fn typed(table: BTreeMap<String, Value>, problems: &mut Vec<ConfigProblem>) -> C
         }
     }
     config
+}
+
+/// `[agents]`: the limits and the profiles, each problem with its key.
+fn typed_agents(
+    value: &Value,
+    origin: Option<String>,
+    config: &mut Config,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    match value.clone().into_table() {
+        Ok(table) => {
+            let (agents, found) = crate::agents::agents_from_table(table);
+            config.agents = agents;
+            problems.extend(found.into_iter().map(|(key, message)| ConfigProblem {
+                key,
+                source: origin.clone(),
+                message,
+            }));
+        }
+        Err(e) => problems.push(ConfigProblem {
+            key: "agents".to_owned(),
+            source: origin,
+            message: clean_message(&e),
+        }),
+    }
+}
+
+/// `ui.theme` names a known theme.
+fn check_theme(
+    config: &Config,
+    ui: &Value,
+    origin: Option<String>,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    if !THEMES.contains(&config.ui.theme.as_str()) {
+        problems.push(ConfigProblem {
+            key: "ui.theme".to_owned(),
+            source: nested_origin(ui, "theme").or(origin),
+            message: format!(
+                "unknown theme {:?} (themes: {})",
+                config.ui.theme,
+                THEMES.join(", ")
+            ),
+        });
+    }
 }
 
 /// Where the value of `table.key` came from, when `table` is a table.

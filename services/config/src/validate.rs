@@ -18,6 +18,37 @@ pub(crate) fn validate(config: &Config, problems: &mut Vec<ConfigProblem>) {
         validate_provider(config, name, provider, &mut problem);
     }
     validate_endpoints(config, &mut problem);
+    validate_store(config, &mut problem);
+    validate_memory(config, &mut problem);
+    validate_agents(config, &mut problem);
+    if config.completion_timeout_secs == 0 {
+        problem(
+            "completion_timeout_secs".into(),
+            "must be at least 1".into(),
+        );
+    }
+    validate_server(&config.server, &mut problem);
+    for (key, hook) in config.hooks.all() {
+        if let Some(reason) = hook.problem() {
+            problem(key, reason);
+        }
+    }
+    for (key, price) in crate::pricing::configured(config) {
+        if let Some(reason) = price.problem() {
+            problem(key, reason.into());
+        }
+    }
+    validate_context(config, &mut problem);
+    if config.tools.max_result_bytes < 1024 {
+        problem(
+            "tools.max_result_bytes".into(),
+            "must be at least 1024".into(),
+        );
+    }
+}
+
+/// `[store]`.
+fn validate_store(config: &Config, problem: &mut impl FnMut(String, String)) {
     if let Some(url) = &config.store.url
         && url != "files"
         && !url.starts_with("redis://")
@@ -41,7 +72,10 @@ pub(crate) fn validate(config: &Config, problems: &mut Vec<ConfigProblem>) {
     if let Err(reason) = check_store_prefix(&config.store.prefix) {
         problem("store.prefix".into(), reason.to_string());
     }
-    validate_memory(config, &mut problem);
+}
+
+/// `[agents.NAME]`: a profile's model names a configured provider.
+fn validate_agents(config: &Config, problem: &mut impl FnMut(String, String)) {
     for (name, profile) in &config.agents.profiles {
         if let Some((provider, _)) = profile.model.as_deref().and_then(|m| m.split_once('/'))
             && !config.providers.contains_key(provider)
@@ -55,23 +89,10 @@ pub(crate) fn validate(config: &Config, problems: &mut Vec<ConfigProblem>) {
             );
         }
     }
-    if config.completion_timeout_secs == 0 {
-        problem(
-            "completion_timeout_secs".into(),
-            "must be at least 1".into(),
-        );
-    }
-    validate_server(&config.server, &mut problem);
-    for (key, hook) in config.hooks.all() {
-        if let Some(reason) = hook.problem() {
-            problem(key, reason);
-        }
-    }
-    for (key, price) in crate::pricing::configured(config) {
-        if let Some(reason) = price.problem() {
-            problem(key, reason.into());
-        }
-    }
+}
+
+/// `[context]`.
+fn validate_context(config: &Config, problem: &mut impl FnMut(String, String)) {
     let compact_at = config.context.compact_at;
     if !(compact_at > 0.0 && compact_at <= 1.0) {
         problem(
@@ -88,12 +109,6 @@ pub(crate) fn validate(config: &Config, problems: &mut Vec<ConfigProblem>) {
         problem(
             "context.compaction_model".into(),
             "is empty; leave it unset to use the session's model".into(),
-        );
-    }
-    if config.tools.max_result_bytes < 1024 {
-        problem(
-            "tools.max_result_bytes".into(),
-            "must be at least 1024".into(),
         );
     }
 }

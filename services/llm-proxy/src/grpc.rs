@@ -105,13 +105,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), LlmProxyError> {
-    let incoming = openheim_proto::transport::incoming(listener);
-    tonic::transport::Server::builder()
-        .layer(openheim_proto::transport::ServerPolicy)
-        .add_service(server)
-        // grpc.health.v1 (overall status SERVING while serving): container probes.
-        .add_service(tonic_health::server::health_reporter().1)
-        .serve_with_incoming_shutdown(incoming, shutdown)
+    openheim_proto::transport::serve(server, listener, shutdown)
         .await
         .map_err(|e| LlmProxyError::Serve(Box::new(e)))
 }

@@ -329,6 +329,17 @@ impl Proxy {
         Ok((result, sent_output))
     }
 
+    /// `conversation` as `target` may see it: images replaced with a note
+    /// for a model without vision.
+    fn as_seen_by(&self, target: &Target, conversation: &Arc<Conversation>) -> Arc<Conversation> {
+        let sees_images = self
+            .config
+            .providers
+            .get(&target.provider)
+            .is_none_or(|p| p.vision_for(&target.provider, &target.model));
+        crate::vision::for_model(conversation, sees_images, &target.model)
+    }
+
     /// Runs attempts against one target until it answers, fails for good or
     /// runs out of retries.
     async fn run_target(
@@ -348,12 +359,7 @@ impl Proxy {
             Ok(provider) => provider,
             Err(error) => return Ok(Outcome::Failed(error.clone())),
         };
-        let sees_images = self
-            .config
-            .providers
-            .get(&target.provider)
-            .is_none_or(|p| p.vision_for(&target.provider, &target.model));
-        let conversation = &crate::vision::for_model(conversation, sees_images, &target.model);
+        let conversation = &self.as_seen_by(target, conversation);
         let mut retries = 0;
         loop {
             let selected = ModelSelected {

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use openheim_config::ProviderKind;
 use openheim_proto::common::v1::{StopReason, Usage};
+use openheim_proto::trace::finish_reason;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram};
 use tracing::Span;
@@ -208,18 +209,6 @@ pub(crate) fn retried(target: &Target, error: &LlmError) {
         KeyValue::new("error.type", error_type(error)),
     ];
     instruments().retries.add(1, &attributes);
-}
-
-/// The GenAI convention's finish reasons.
-fn finish_reason(stop: StopReason) -> &'static str {
-    match stop {
-        StopReason::EndTurn | StopReason::Unspecified => "stop",
-        StopReason::ToolUse => "tool_call",
-        StopReason::MaxTokens => "length",
-        StopReason::Refusal => "content_filter",
-        StopReason::Cancelled => "cancelled",
-        StopReason::MaxTurnRequests => "max_turn_requests",
-    }
 }
 
 #[cfg(test)]

@@ -187,13 +187,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), McpBrokerError> {
-    tonic::transport::Server::builder()
-        .layer(openheim_proto::transport::ServerPolicy)
-        .add_service(grpc_server(config))
-        // grpc.health.v1 (overall status SERVING while serving): container probes.
-        .add_service(tonic_health::server::health_reporter().1)
-        .serve_with_incoming_shutdown(openheim_proto::transport::incoming(listener), shutdown)
-        .await?;
+    openheim_proto::transport::serve(grpc_server(config), listener, shutdown).await?;
     Ok(())
 }
 

@@ -311,25 +311,7 @@ impl MemoryStore for RedisMemory {
             corpus.documents += docs.unwrap_or(0);
             corpus.total_length += length.unwrap_or(0);
         }
-        let mut project_ids = HashSet::new();
-        let mut postings = Vec::with_capacity(terms.len());
-        for _ in terms {
-            let mut merged: HashMap<String, Posting> = HashMap::new();
-            for scope in &scopes {
-                let raw: HashMap<String, String> = parse(replies.next())?;
-                for (id, value) in raw {
-                    let Some(posting) = parse_posting(&value) else {
-                        tracing::warn!(note = %id, "skipping an unreadable posting");
-                        continue;
-                    };
-                    if scope.is_project() {
-                        project_ids.insert(id.clone());
-                    }
-                    merged.insert(id, posting);
-                }
-            }
-            postings.push(merged);
-        }
+        let (postings, project_ids) = read_postings(&mut replies, terms.len(), &scopes)?;
         let scored = rank::bm25(corpus, &postings)
             .into_iter()
             .map(|(id, score)| Scored {
@@ -458,6 +440,39 @@ impl MemoryStore for RedisMemory {
             .map_err(|e| self.error(&e))?;
         Ok(())
     }
+}
+
+/// One term's postings: note id → its posting.
+type Postings = HashMap<String, Posting>;
+
+/// The posting lists of `terms` terms (each term's list over `scopes`,
+/// merged), read from the next replies, and the ids of the notes found in a
+/// project scope.
+fn read_postings(
+    replies: &mut impl Iterator<Item = Value>,
+    terms: usize,
+    scopes: &[ScopeKey],
+) -> Result<(Vec<Postings>, HashSet<String>), MemoryError> {
+    let mut project_ids = HashSet::new();
+    let mut postings = Vec::with_capacity(terms);
+    for _ in 0..terms {
+        let mut merged = Postings::new();
+        for scope in scopes {
+            let raw: HashMap<String, String> = parse(replies.next())?;
+            for (id, value) in raw {
+                let Some(posting) = parse_posting(&value) else {
+                    tracing::warn!(note = %id, "skipping an unreadable posting");
+                    continue;
+                };
+                if scope.is_project() {
+                    project_ids.insert(id.clone());
+                }
+                merged.insert(id, posting);
+            }
+        }
+        postings.push(merged);
+    }
+    Ok((postings, project_ids))
 }
 
 fn parse<T: ::redis::FromRedisValue>(value: Option<Value>) -> Result<T, MemoryError> {

@@ -20,7 +20,7 @@ pub enum ToolError {
     #[error("{path:?} is outside the workspace: {reason}")]
     OutsideWorkspace { path: String, reason: String },
 
-    #[error("the shell is disabled in this workspace (allow_shell = false)")]
+    #[error("{}", openheim_tool_rules::shell::SHELL_DISABLED)]
     ShellDisabled,
 
     /// `tools.sandbox = "enforce"` and the OS cannot confine commands.
@@ -35,7 +35,7 @@ pub enum ToolError {
 
     /// The command was killed with its whole process group. `output` is what
     /// it printed before that; `raw_output` the structured result.
-    #[error("command timed out after {secs} s; it was killed with its child processes\n{output}")]
+    #[error("{}", openheim_tool_rules::shell::timed_out_text(*secs, output))]
     Timeout {
         secs: u64,
         output: String,
@@ -53,6 +53,15 @@ pub enum ToolError {
     /// Anything else; custom tools report their own failures with it.
     #[error("{0}")]
     Failed(String),
+}
+
+impl From<openheim_tool_rules::path::Outside> for ToolError {
+    fn from(outside: openheim_tool_rules::path::Outside) -> Self {
+        Self::OutsideWorkspace {
+            path: outside.path,
+            reason: outside.reason,
+        }
+    }
 }
 
 impl From<openheim_sandbox::SandboxError> for ToolError {

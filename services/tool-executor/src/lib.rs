@@ -17,7 +17,6 @@ mod hook;
 pub mod sandbox;
 mod telemetry;
 pub mod tools;
-pub mod truncate;
 pub mod watch;
 pub mod web;
 
@@ -127,13 +126,7 @@ pub async fn serve(
     }
     let server = grpc_server(config, Vec::new());
     tracing::info!("tool-executor ready");
-    tonic::transport::Server::builder()
-        .layer(openheim_proto::transport::ServerPolicy)
-        .add_service(server)
-        // grpc.health.v1 (overall status SERVING while serving): container probes.
-        .add_service(tonic_health::server::health_reporter().1)
-        .serve_with_incoming_shutdown(openheim_proto::transport::incoming(listener), shutdown)
-        .await?;
+    openheim_proto::transport::serve(server, listener, shutdown).await?;
     Ok(())
 }
 

@@ -19,7 +19,9 @@ use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
+
+use openheim_tool_rules::path::{self as path_rule, normalise_absolute};
 
 use crate::error::ToolError;
 
@@ -109,12 +111,6 @@ impl WorkspaceRoot {
     /// Resolves `user_path` (relative to the root, or absolute inside it) to
     /// the real path to use for `access`, or refuses it.
     pub fn resolve(&self, user_path: &str, access: Access) -> Result<PathBuf, ToolError> {
-        if user_path.contains('\0') {
-            return Err(ToolError::outside(
-                user_path,
-                "paths containing NUL bytes are refused",
-            ));
-        }
         let parts = self.lexical(user_path)?;
         let real = self.walk(user_path, &parts, access)?;
         if access == Access::Write {
@@ -137,40 +133,12 @@ impl WorkspaceRoot {
     }
 
     /// The components of `user_path` below the root after removing `.` and
-    /// `..` lexically; `..` may never climb above the root.
+    /// `..` lexically (the shared rule); `..` may never climb above the root.
     fn lexical(&self, user_path: &str) -> Result<Vec<OsString>, ToolError> {
-        let path = Path::new(user_path);
-        if path.is_absolute() {
-            let normal = normalise_absolute(path);
-            for base in [&self.real, &self.given] {
-                if let Ok(rest) = normal.strip_prefix(base) {
-                    return Ok(rest.iter().map(ToOwned::to_owned).collect());
-                }
-            }
-            return Err(ToolError::outside(
-                user_path,
-                format!("absolute paths must lie inside {}", self.real.display()),
-            ));
-        }
-        let mut parts = Vec::new();
-        for component in path.components() {
-            match component {
-                Component::CurDir => {}
-                Component::ParentDir => {
-                    if parts.pop().is_none() {
-                        return Err(ToolError::outside(
-                            user_path,
-                            "`..` climbs above the workspace root",
-                        ));
-                    }
-                }
-                Component::Normal(name) => parts.push(name.to_owned()),
-                Component::RootDir | Component::Prefix(_) => {
-                    return Err(ToolError::outside(user_path, "unexpected root component"));
-                }
-            }
-        }
-        Ok(parts)
+        Ok(path_rule::below_root(
+            user_path,
+            &[&self.real, &self.given],
+        )?)
     }
 
     /// Walks `parts` from the canonical root, following symlinks and checking
@@ -238,23 +206,6 @@ fn refuse_hard_linked(user_path: &str, real: &Path) -> Result<(), ToolError> {
         )),
         _ => Ok(()),
     }
-}
-
-/// `path` (absolute) with `.` and `..` removed lexically; `..` at `/` stays.
-fn normalise_absolute(path: &Path) -> PathBuf {
-    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
-    for component in path.components() {
-        match component {
-            Component::Normal(name) => parts.push(name),
-            Component::ParentDir => {
-                parts.pop();
-            }
-            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
-        }
-    }
-    parts
-        .into_iter()
-        .fold(PathBuf::from("/"), |p, part| p.join(part))
 }
 
 #[cfg(test)]

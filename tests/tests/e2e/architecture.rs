@@ -388,3 +388,103 @@ fn memory_belongs_to_the_agent_loop() {
         "openheim-memory reads the environment: {reads:?}"
     );
 }
+
+/// One rule, one place: the tool rules both services apply come from one
+/// crate, and that crate touches nothing (no I/O, no async, no
+/// environment), so either service can apply them to what it did.
+#[test]
+fn tool_rules_are_shared_and_pure() {
+    let deps = workspace_deps();
+    for service in ["openheim-agent-loop", "openheim-tool-executor"] {
+        assert!(
+            deps[service].contains("openheim-tool-rules"),
+            "{service} does not use openheim-tool-rules"
+        );
+    }
+    let manifest =
+        std::fs::read_to_string(workspace_root().join("services/tool-rules/Cargo.toml")).unwrap();
+    let allowed = ["serde", "thiserror", "similar"];
+    let section = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .and_then(|rest| rest.split("\n[").next())
+        .unwrap();
+    let names = section
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
+        .map(|line| line.split(['=', '.']).next().unwrap_or_default().trim());
+    for name in names {
+        assert!(
+            allowed.contains(&name),
+            "openheim-tool-rules depends on {name}; only {allowed:?} are allowed"
+        );
+    }
+    for needle in [
+        "std::fs",
+        "std::env",
+        "std::process",
+        "std::net",
+        "tokio",
+        "async fn",
+    ] {
+        let hits = files_mentioning(needle, &[], &["services/tool-rules"]);
+        assert!(hits.is_empty(), "{needle} in {hits:?}");
+    }
+}
+
+/// agent-loop's top-level modules and the `crate::` modules each one names.
+fn agent_loop_imports() -> BTreeMap<String, BTreeSet<String>> {
+    let src = workspace_root().join("services/agent-loop/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in files {
+        let relative = file.strip_prefix(&src).unwrap();
+        let first = relative.components().next().unwrap().as_os_str();
+        let module = first.to_str().unwrap().trim_end_matches(".rs").to_owned();
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let used = graph.entry(module.clone()).or_default();
+        for (at, _) in code.match_indices("crate::") {
+            let name: String = code[at + "crate::".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if name != module && !name.is_empty() {
+                used.insert(name);
+            }
+        }
+    }
+    graph
+}
+
+/// No module of agent-loop imports one that imports it back (directly or
+/// around a circle): what a turn is made of lives below `turn/`, which
+/// only `service.rs` (which starts turns) imports.
+#[test]
+fn agent_loop_modules_import_no_circle() {
+    let graph = agent_loop_imports();
+    assert!(graph.contains_key("turn") && graph.contains_key("client"));
+    for start in graph.keys() {
+        // Every module reachable from `start`; reaching `start` again is a circle.
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<&String> = graph[start].iter().collect();
+        while let Some(next) = todo.pop() {
+            assert!(next != start, "{start} imports itself around a circle");
+            if seen.insert(next.clone())
+                && let Some(more) = graph.get(next)
+            {
+                todo.extend(more.iter());
+            }
+        }
+    }
+    let importers: Vec<&String> = graph
+        .iter()
+        .filter(|(_, used)| used.contains("turn"))
+        .map(|(module, _)| module)
+        .collect();
+    assert_eq!(importers, ["service"], "only service.rs starts turns");
+}

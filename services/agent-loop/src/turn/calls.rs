@@ -26,7 +26,7 @@ pub(super) fn describe(call: &ToolCall, kind: ToolKind) -> ToolCallStarted {
         path,
     ) {
         ("execute_command", Some(command), _) => command.to_owned(),
-        (crate::delegate::DELEGATE_TASK, _, _) => crate::delegate::title(&args),
+        (super::delegate::DELEGATE_TASK, _, _) => super::delegate::title(&args),
         (name, _, _) if memory::is_memory_tool(name) => {
             memory::title(name, &args).unwrap_or_else(|| name.to_owned())
         }

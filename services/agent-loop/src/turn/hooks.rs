@@ -8,10 +8,11 @@ use openheim_proto::agent_loop::v1::{NoticeKind, NoticeLevel, TurnEnded};
 use openheim_proto::common::v1::ToolCall;
 use serde_json::json;
 
+use super::Turn;
 use super::calls::parse_args;
-use super::{Outcome, Turn};
 use crate::error::AgentError;
 use crate::hooks::{HookDecision, HookEvent, ToolVerdict};
+use crate::outcome::Outcome;
 use crate::store::{StoredBlock, StoredMessage};
 
 impl Turn {

@@ -14,45 +14,44 @@
 //!   model's context window (`context.rs`); the stored history stays whole.
 
 mod calls;
+pub(crate) mod delegate;
 mod hooks;
+mod llm;
+mod summarise;
+
+pub(crate) use llm::ContextFit;
 
 use std::sync::Arc;
 
-use futures::StreamExt;
 use openheim_proto::agent_loop::v1::{
-    ClientCapabilities, DecisionSource, ModelSelected, Notice, NoticeKind, NoticeLevel,
-    PermissionDecided, PermissionRequest, Retracted, ToolCallStatus, ToolCallUpdate, TurnEnded,
-    TurnEvent, TurnStarted, turn_event::Event,
+    DecisionSource, Notice, NoticeKind, NoticeLevel, PermissionDecided, PermissionRequest,
+    ToolCallStatus, ToolCallUpdate, TurnEnded, TurnEvent, TurnStarted, turn_event::Event,
 };
-use openheim_proto::common::v1::{
-    FileDiff, Image, Message, StopReason, ToolCall, ToolDefinition, ToolKind, Usage,
-};
-use openheim_proto::llm_proxy::v1::{
-    CompleteRequest, ErrorKind, ResolveModelResponse, ThinkingSetting, completion_event,
-};
+use openheim_proto::common::v1::{StopReason, ToolCall, ToolDefinition, ToolKind, Usage};
+use openheim_proto::llm_proxy::v1::{ResolveModelResponse, ThinkingSetting};
 use openheim_proto::tool_executor::v1::Workspace;
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::backends::{Backends, ToolRoute};
-use crate::client_ops::{PendingClientReplies, delegated, reads_image};
-use crate::context::{self, ModelLimits};
-use crate::delegate::{self, Delegation, TurnChildren};
+use crate::client::{self, ClientDelegation};
 use crate::error::AgentError;
+use crate::events::EventSink;
 use crate::hooks::{HookDecision, HookRunner};
 use crate::memory::AgentMemory;
+use crate::memory::with_memory_tools;
+use crate::outcome::Outcome;
 use crate::permission::{
     PendingQuestions, Remembered, Verdict, approval_key, decided_by, kind_policy, verdict,
 };
-use crate::reply::{Reply, apply_tool_delta};
-use crate::service::with_memory_tools;
-use crate::shown::Shown;
+use crate::reply::Reply;
 use crate::store::{
     Approval, Compaction, Record, SessionMeta, SessionStore, StoredImage, StoredMessage,
     StoredUsage, now_ms,
 };
-use crate::truncate::cap_text;
 use calls::{describe, parse_args, tool_names};
+use delegate::{Delegation, TurnChildren};
+use openheim_tool_rules::truncate::cap_output;
 
 pub const CANCELLED_RESULT: &str = "Cancelled by user.";
 pub const REJECTED_RESULT: &str = "Permission denied: this tool call was not approved.";
@@ -87,10 +86,8 @@ pub struct Turn {
     pub backends: Backends,
     pub events: mpsc::Sender<TurnEvent>,
     pub questions: Arc<PendingQuestions>,
-    /// What this turn's caller performs itself (file tools); `None` = nothing.
-    pub client_caps: Option<ClientCapabilities>,
-    /// Answers to the client requests of this turn.
-    pub client_replies: Arc<PendingClientReplies>,
+    /// What this turn's caller performs itself (file tools, the shell).
+    pub client: ClientDelegation,
     /// Cancelled by the caller (cancel input, closed stream) or when the
     /// caller stops reading events.
     pub cancel: CancellationToken,
@@ -111,28 +108,6 @@ pub struct Turn {
     pub hooks: Option<HookRunner>,
     /// The session's usage totals before this turn (for `TurnStarted`).
     pub session_usage: Usage,
-}
-
-/// How one turn fits its history into the model's context window.
-pub(crate) struct ContextFit {
-    /// `provider/model`, for notes.
-    model: String,
-    /// The model's window in tokens, 0 when unknown.
-    window: u64,
-    /// The model's limits as llm-proxy reported them.
-    pub(crate) limits: ModelLimits,
-    /// Estimated tokens the history may take per call; `None` = no limit
-    /// known. Lowered for the rest of the turn when the provider refuses a
-    /// conversation as too long.
-    budget: Option<u64>,
-    /// Estimated history tokens past which the conversation is compacted
-    /// before the next call; `None` = no window known.
-    pub(crate) threshold: Option<u64>,
-    /// A summary failed in this turn: no other is tried until the next.
-    pub(crate) compaction_failed: bool,
-    /// Turns left out as last announced: the note is given once, and again
-    /// only when the count changes.
-    announced: usize,
 }
 
 impl Turn {
@@ -250,218 +225,17 @@ impl Turn {
 
     /// Sends an event; a caller that stopped listening cancels the turn.
     pub(crate) async fn emit(&self, event: Event) {
-        let event = TurnEvent { event: Some(event) };
-        if self.events.send(event).await.is_err() {
-            self.cancel.cancel();
+        self.sink().emit(event).await;
+    }
+
+    fn sink(&self) -> EventSink<'_> {
+        EventSink {
+            events: &self.events,
+            cancel: &self.cancel,
         }
     }
 
-    /// The context budget of this turn from llm-proxy's answer about the
-    /// session's model. Without an answer (an older llm-proxy, a model that
-    /// does not resolve, which `Complete` then reports) nothing is dropped
-    /// up front.
-    pub(crate) fn context_fit(
-        &self,
-        resolved: Result<ResolveModelResponse, AgentError>,
-        tools: &[ToolDefinition],
-    ) -> ContextFit {
-        match resolved {
-            Ok(r) => {
-                let limits = ModelLimits {
-                    context_window: r.context_window,
-                    max_output_tokens: u64::from(r.max_output_tokens),
-                };
-                let budget = limits.history_budget(&self.system_prompt, tools);
-                let fixed =
-                    context::text_tokens(&self.system_prompt) + context::tools_tokens(tools);
-                let at = (self.settings.compact_at * r.context_window as f64) as u64;
-                ContextFit {
-                    model: format!("{}/{}", r.provider, r.model),
-                    window: r.context_window,
-                    limits,
-                    budget,
-                    threshold: budget.map(|b| b.min(at.saturating_sub(fixed))),
-                    compaction_failed: false,
-                    announced: 0,
-                }
-            }
-            Err(error) => {
-                tracing::debug!(%error, "model limits unknown; the history is sent whole");
-                let model = match self.meta.model.as_str() {
-                    "" => "the model".to_owned(),
-                    model => model.to_owned(),
-                };
-                ContextFit {
-                    model,
-                    window: 0,
-                    limits: ModelLimits::default(),
-                    budget: None,
-                    threshold: None,
-                    compaction_failed: false,
-                    announced: 0,
-                }
-            }
-        }
-    }
-
-    /// One LLM call with the part of the history that fits. When the
-    /// provider says the conversation is too long, older turns are left out
-    /// and the call is made again, at most [`MAX_CONTEXT_RETRIES`] times;
-    /// nothing of a refused call was persisted, so nothing is duplicated.
-    async fn call_fitting(
-        &self,
-        tools: &[ToolDefinition],
-        fit: &mut ContextFit,
-    ) -> Result<Reply, AgentError> {
-        let mut retries = 0;
-        let view = self.view();
-        loop {
-            let selection = context::select(&view, fit.budget);
-            if selection.dropped_turns != fit.announced {
-                fit.announced = selection.dropped_turns;
-                if selection.dropped_turns > 0 {
-                    let note = context::dropped_note(&selection, fit.window, &fit.model);
-                    self.notice(NoticeLevel::Info, NoticeKind::Context, note)
-                        .await;
-                }
-            }
-            if selection.over(fit.budget) {
-                // Nothing older is left to drop; the provider decides.
-                tracing::debug!(
-                    tokens = selection.kept_tokens,
-                    "the current turn alone is over the context budget"
-                );
-            }
-            let messages = view[selection.start..]
-                .iter()
-                .map(StoredMessage::to_wire)
-                .collect();
-            let call = self.call_llm(tools, messages);
-            let span = crate::spans::llm_call(&self.meta.model);
-            let error = match tracing::Instrument::instrument(call, span).await {
-                Err(error) if is_context_too_long(&error) && retries < MAX_CONTEXT_RETRIES => error,
-                other => return other,
-            };
-            let Some(budget) = context::shrink(&view, &selection) else {
-                return Err(error);
-            };
-            retries += 1;
-            fit.budget = Some(budget);
-            let next = context::select(&view, fit.budget);
-            tracing::warn!(%error, dropped_turns = next.dropped_turns, "context too long; retrying with fewer turns");
-            fit.announced = next.dropped_turns;
-            self.notice(
-                NoticeLevel::Warning,
-                NoticeKind::Context,
-                context::retry_note(&next, &fit.model),
-            )
-            .await;
-        }
-    }
-
-    async fn call_llm(
-        &self,
-        tools: &[ToolDefinition],
-        messages: Vec<Message>,
-    ) -> Result<Reply, AgentError> {
-        let request = CompleteRequest {
-            model: self.meta.model.clone(),
-            system_prompt: self.system_prompt.clone(),
-            messages,
-            tools: tools.to_vec(),
-            max_tokens: None,
-            temperature: None,
-            thinking: self.thinking,
-        };
-        let stream = self.backends.complete(request).await?;
-        let mut stream = crate::spans::observe(stream, tracing::Span::current());
-        let mut reply = Reply::default();
-        let mut partial: Vec<ToolCall> = Vec::new();
-        let mut shown = Shown::default();
-        loop {
-            let item = tokio::select! {
-                biased;
-                () = self.cancel.cancelled() => {
-                    reply.cancelled = true;
-                    return Ok(reply);
-                }
-                item = stream.next() => item,
-            };
-            let Some(event) = item.transpose()?.and_then(|e| e.event) else {
-                return Err(AgentError::TruncatedStream);
-            };
-            use completion_event::Event as E;
-            match event {
-                E::ModelSelected(m) => {
-                    reply.served = (m.provider.clone(), m.model.clone());
-                    let fallback = m
-                        .is_fallback
-                        .then(|| format!("falling back to {}/{}", m.provider, m.model));
-                    self.emit(Event::ModelSelected(model_selected(m))).await;
-                    if let Some(message) = fallback {
-                        self.notice(NoticeLevel::Warning, NoticeKind::Fallback, message)
-                            .await;
-                    }
-                }
-                E::TextDelta(text) => {
-                    reply.text.push_str(&text);
-                    self.emit_all(shown.text(&text)).await;
-                }
-                E::ThinkingDelta(delta) => {
-                    let text = delta.text.clone();
-                    reply.add_thinking(delta);
-                    if !text.is_empty() {
-                        self.emit_all(shown.thinking(&text)).await;
-                    }
-                }
-                E::ToolCallDelta(delta) => apply_tool_delta(&mut partial, delta),
-                E::Usage(usage) => {
-                    reply.usage = usage;
-                    self.emit(Event::Usage(usage)).await;
-                }
-                E::Interrupted(interrupted) => {
-                    let reason = interrupted.error.map(|e| e.message).unwrap_or_default();
-                    reply = Reply {
-                        served: std::mem::take(&mut reply.served),
-                        ..Reply::default()
-                    };
-                    partial.clear();
-                    shown.interrupted(reason);
-                }
-                E::Retrying(retrying) => {
-                    let cause = retrying.error.map(|e| e.message).unwrap_or_default();
-                    let message = format!(
-                        "{cause}; retrying in {} ms (attempt {})",
-                        retrying.delay_ms, retrying.attempt
-                    );
-                    self.notice(NoticeLevel::Warning, NoticeKind::Retry, message)
-                        .await;
-                }
-                E::Finished(finished) => {
-                    self.emit_all(shown.finished()).await;
-                    reply.stop = finished.stop_reason();
-                    reply.calls = partial;
-                    return Ok(reply);
-                }
-                E::Error(error) => {
-                    // Output streamed before a refusal that is retried with
-                    // a shorter history is not part of any answer.
-                    let streamed =
-                        !reply.text.is_empty() || reply.thinking.iter().any(|b| !b.text.is_empty());
-                    if error.kind() == ErrorKind::ContextTooLong && streamed {
-                        let reason = error.message.clone();
-                        self.emit(Event::Retracted(Retracted { reason })).await;
-                    }
-                    return Err(AgentError::Llm {
-                        kind: error.kind,
-                        message: error.message,
-                    });
-                }
-            }
-        }
-    }
-
-    async fn emit_all(&self, events: Vec<Event>) {
+    pub(super) async fn emit_all(&self, events: Vec<Event>) {
         for event in events {
             self.emit(event).await;
         }
@@ -633,27 +407,46 @@ impl Turn {
                 Outcome::error(gated.refusal.as_deref().unwrap_or(REJECTED_RESULT))
             }
             (Some((def, route)), Verdict::Allow) => {
-                self.update(call, ToolCallStatus::InProgress, None).await;
-                let _serialised = match def.read_only {
-                    true => None,
-                    false => Some(write_lock.lock().await),
-                };
-                // A delegation watches the cancellation itself, so its child
-                // records the cancellation before the call is answered.
-                let traced =
-                    crate::spans::traced_tool(call, *route, self.execute(call, *route, workspace));
-                if *route == ToolRoute::Delegate {
-                    let outcome = traced.await;
-                    self.post_tool_hooks(call, outcome).await
-                } else {
-                    tokio::select! {
-                    () = self.cancel.cancelled() => Outcome::error(CANCELLED_RESULT),
-                        outcome = traced => self.post_tool_hooks(call, outcome).await,
-                    }
-                }
+                self.run_allowed(call, def, *route, workspace, write_lock)
+                    .await
             }
         };
-        let content = cap_text(&outcome.text, self.settings.max_result_bytes).into_owned();
+        self.finish(call, outcome).await
+    }
+
+    /// Runs a call the gate allowed, then its `post_tool_use` hooks.
+    /// Mutating calls hold `write_lock`, so they run one at a time.
+    async fn run_allowed(
+        &self,
+        call: &ToolCall,
+        def: &ToolDefinition,
+        route: ToolRoute,
+        workspace: &Workspace,
+        write_lock: &Mutex<()>,
+    ) -> Outcome {
+        self.update(call, ToolCallStatus::InProgress, None).await;
+        let _serialised = match def.read_only {
+            true => None,
+            false => Some(write_lock.lock().await),
+        };
+        // A delegation watches the cancellation itself, so its child
+        // records the cancellation before the call is answered.
+        let traced = crate::spans::traced_tool(call, route, self.execute(call, route, workspace));
+        if route == ToolRoute::Delegate {
+            let outcome = traced.await;
+            self.post_tool_hooks(call, outcome).await
+        } else {
+            tokio::select! {
+                () = self.cancel.cancelled() => Outcome::error(CANCELLED_RESULT),
+                outcome = traced => self.post_tool_hooks(call, outcome).await,
+            }
+        }
+    }
+
+    /// Caps a call's outcome, tells the caller how it ended and makes its
+    /// result message.
+    async fn finish(&self, call: &ToolCall, outcome: Outcome) -> StoredMessage {
+        let content = cap_output(&outcome.text, self.settings.max_result_bytes).into_owned();
         let status = match outcome.is_error {
             true => ToolCallStatus::Failed,
             false => ToolCallStatus::Completed,
@@ -673,18 +466,18 @@ impl Turn {
         }
     }
 
-    pub(crate) fn client_caps(&self) -> Option<&ClientCapabilities> {
-        self.client_caps.as_ref()
-    }
-
     async fn execute(&self, call: &ToolCall, route: ToolRoute, workspace: &Workspace) -> Outcome {
         // Built-in file tools go through a caller that offers them (editor
         // buffers, undo); everything else runs where it is routed.
-        if route == ToolRoute::Executor
-            && delegated(self.client_caps(), &call.name)
-            && !reads_image(call)
-        {
-            return self.run_on_client(call).await;
+        if route == ToolRoute::Executor && self.client.takes(call) {
+            let scope = client::Scope {
+                work_dir: &self.meta.work_dir,
+                allow_shell: self.settings.allow_shell,
+                shell_timeout: self.settings.shell_timeout,
+                max_result_bytes: self.settings.max_result_bytes,
+                sink: self.sink(),
+            };
+            return self.client.run(call, &scope).await;
         }
         let result = match route {
             ToolRoute::Executor => self
@@ -757,43 +550,6 @@ fn hook_refusal(hook: &str, reason: &str) -> String {
     match reason.trim() {
         "" => format!("Denied by hook {hook:?}."),
         reason => format!("Denied by hook {hook:?}: {reason}"),
-    }
-}
-
-/// The result of one tool call, before it is capped and stored.
-#[derive(Default)]
-pub(crate) struct Outcome {
-    pub text: String,
-    pub is_error: bool,
-    pub raw_output_json: String,
-    pub diffs: Vec<FileDiff>,
-    /// Images for the model (stored with the result, not shown in updates).
-    pub images: Vec<Image>,
-}
-
-impl Outcome {
-    pub(crate) fn error(text: impl Into<String>) -> Self {
-        Self {
-            text: text.into(),
-            is_error: true,
-            ..Self::default()
-        }
-    }
-}
-
-/// Whether the provider refused the request because the conversation does
-/// not fit the model's context window.
-fn is_context_too_long(error: &AgentError) -> bool {
-    matches!(error, AgentError::Llm { kind, .. } if *kind == ErrorKind::ContextTooLong as i32)
-}
-
-/// llm-proxy's announcement of the model serving a call, for the caller.
-fn model_selected(m: openheim_proto::llm_proxy::v1::ModelSelected) -> ModelSelected {
-    ModelSelected {
-        provider: m.provider,
-        model: m.model,
-        context_window: m.context_window,
-        is_fallback: m.is_fallback,
     }
 }
 

@@ -6,37 +6,19 @@ use std::path::{Path, PathBuf};
 
 use openheim_proto::common::v1::{FileDiff, Image, ToolDefinition, ToolKind};
 use openheim_proto::image;
-use serde::Deserialize;
+use openheim_tool_rules::args::{READ_FILE as READ, ReadArgs, WRITE_FILE as WRITE, WriteArgs};
+use openheim_tool_rules::truncate::without_partial_char_at_end;
 
 use super::window::{End, PastEnd, Window, read_window};
 use super::{ToolContext, ToolHandler, ToolOutput, builtin_definition, parse_args};
 use crate::error::ToolError;
 use crate::sandbox::Access;
-use crate::truncate::without_partial_char_at_end;
-
-const READ: &str = "read_file";
-const WRITE: &str = "write_file";
 
 /// Room kept below the output budget for the continuation note, so the
 /// registry's cap does not cut the middle out of a file we already cut.
 const NOTE_ROOM: usize = 128;
 /// A NUL byte in this many leading bytes marks a file as binary.
 const BINARY_SNIFF_BYTES: usize = 8 * 1024;
-
-#[derive(Debug, Deserialize)]
-struct ReadArgs {
-    path: String,
-    #[serde(default)]
-    offset: Option<u64>,
-    #[serde(default)]
-    limit: Option<u64>,
-}
-
-#[derive(Debug, Deserialize)]
-struct WriteArgs {
-    path: String,
-    content: String,
-}
 
 /// Reads lines of a text file, up to the output budget.
 pub(crate) struct ReadFile;
@@ -170,17 +152,7 @@ fn read_file(
     let mut head = [0_u8; BINARY_SNIFF_BYTES];
     let sniffed = read_up_to(&mut file, &mut head).map_err(io_err)?;
     if image::sniff_mime(&head[..sniffed]).is_some() {
-        let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
-        image::check_size(size).map_err(|e| ToolError::Failed(format!("{shown:?}: {e}")))?;
-        let mut data = head[..sniffed].to_vec();
-        // Bounded even if the file grows after its size was checked.
-        let rest = (image::MAX_IMAGE_BYTES + 1).saturating_sub(sniffed) as u64;
-        (&mut file)
-            .take(rest)
-            .read_to_end(&mut data)
-            .map_err(io_err)?;
-        let image = image::image_from_bytes(data)
-            .map_err(|e| ToolError::Failed(format!("{shown:?}: {e}")))?;
+        let image = read_image(shown, file, meta.len(), &head[..sniffed])?;
         return Ok(FileRead::Image(ImageRead {
             real: real.to_path_buf(),
             image,
@@ -210,6 +182,26 @@ fn read_file(
         size: meta.len(),
         window: without_cut_char(window),
     }))
+}
+
+/// The rest of an image file of `len` bytes whose first bytes, `head`,
+/// were read already; refused past the image size limit.
+fn read_image(
+    shown: &str,
+    mut file: std::fs::File,
+    len: u64,
+    head: &[u8],
+) -> Result<Image, ToolError> {
+    let size = usize::try_from(len).unwrap_or(usize::MAX);
+    image::check_size(size).map_err(|e| ToolError::Failed(format!("{shown:?}: {e}")))?;
+    let mut data = head.to_vec();
+    // Bounded even if the file grows after its size was checked.
+    let rest = (image::MAX_IMAGE_BYTES + 1).saturating_sub(head.len()) as u64;
+    (&mut file)
+        .take(rest)
+        .read_to_end(&mut data)
+        .map_err(|e| ToolError::io("read", shown, e))?;
+    image::image_from_bytes(data).map_err(|e| ToolError::Failed(format!("{shown:?}: {e}")))
 }
 
 /// Fills `buf` as far as the file allows.

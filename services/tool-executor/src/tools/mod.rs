@@ -22,10 +22,10 @@ use crate::confinement::Confinement;
 use crate::env::EnvPolicy;
 use crate::error::ToolError;
 use crate::sandbox::WorkspaceRoot;
-use crate::truncate::cap_output;
 use crate::web::WebFetcher;
+use openheim_tool_rules::truncate::cap_output;
 
-pub use shell::MAX_SHELL_TIMEOUT;
+pub use openheim_tool_rules::shell::MAX_SHELL_TIMEOUT;
 
 /// Name of the built-in shell tool, the one `allow_shell = false` removes.
 pub const SHELL_TOOL: &str = shell::NAME;
@@ -139,14 +139,7 @@ pub(crate) fn builtin_definition(
     kind: ToolKind,
     read_only: bool,
 ) -> ToolDefinition {
-    ToolDefinition {
-        name: name.to_owned(),
-        description: description.to_owned(),
-        input_schema_json: schema.to_string(),
-        kind: kind as i32,
-        read_only,
-        source: "builtin".to_owned(),
-    }
+    ToolDefinition::builtin(name, description, schema.to_string(), kind, read_only)
 }
 
 struct Entry {

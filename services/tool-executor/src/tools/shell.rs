@@ -16,30 +16,20 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use openheim_proto::common::v1::{ToolDefinition, ToolKind};
-use serde::Deserialize;
+use openheim_tool_rules::args::ShellArgs;
+use openheim_tool_rules::shell::{Exit, effective_timeout, result_text, sections};
+use openheim_tool_rules::truncate::CappedBuffer;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 
 use super::{ToolContext, ToolHandler, ToolOutput, builtin_definition, parse_args};
 use crate::error::ToolError;
-use crate::truncate::CappedBuffer;
 
-pub(crate) const NAME: &str = "execute_command";
-
-/// Upper bound for a per-call `timeout_secs` (unless the configured default
-/// is higher): a model must not park a command for hours.
-pub const MAX_SHELL_TIMEOUT: Duration = Duration::from_secs(600);
+pub(crate) use openheim_tool_rules::args::EXECUTE_COMMAND as NAME;
 
 /// How long output is still collected after the shell exited or was killed,
 /// for descendants that escaped the process group and keep the pipes open.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
-
-#[derive(Debug, Deserialize)]
-struct Args {
-    command: String,
-    #[serde(default)]
-    timeout_secs: Option<u64>,
-}
 
 /// The built-in shell tool.
 pub(crate) struct ExecuteCommand;
@@ -68,7 +58,7 @@ impl ToolHandler for ExecuteCommand {
         ctx: &ToolContext,
         args: serde_json::Value,
     ) -> Result<ToolOutput, ToolError> {
-        let args: Args = parse_args(NAME, args)?;
+        let args: ShellArgs = parse_args(NAME, args)?;
         let timeout = effective_timeout(ctx.shell_timeout, args.timeout_secs);
         let run = run(&args.command, ctx, timeout, None).await?;
         let raw_output = serde_json::json!({
@@ -77,7 +67,8 @@ impl ToolHandler for ExecuteCommand {
             "stderr_truncated": run.stderr.truncated(),
             "timed_out": run.timed_out,
         });
-        let sections = sections(run.stdout.into_text(), run.stderr.into_text());
+        let (stdout, stderr) = (run.stdout.into_text(), run.stderr.into_text());
+        let sections = sections(&[("stdout", &stdout), ("stderr", &stderr)]);
         if run.timed_out {
             return Err(ToolError::Timeout {
                 secs: timeout.as_secs(),
@@ -85,21 +76,13 @@ impl ToolHandler for ExecuteCommand {
                 raw_output,
             });
         }
-        let text = format!("{}\n{sections}", describe_status(run.status));
+        let text = result_text(&exit(run.status), &sections);
         Ok(ToolOutput {
             text,
             raw_output,
             diffs: Vec::new(),
             images: Vec::new(),
         })
-    }
-}
-
-/// The per-call override if given (capped), else the context's default.
-fn effective_timeout(default: Duration, requested_secs: Option<u64>) -> Duration {
-    match requested_secs {
-        None | Some(0) => default,
-        Some(secs) => Duration::from_secs(secs).min(default.max(MAX_SHELL_TIMEOUT)),
     }
 }
 
@@ -241,23 +224,12 @@ impl Drop for GroupKiller {
     }
 }
 
-fn describe_status(status: Option<ExitStatus>) -> String {
-    match status {
-        Some(s) => match (s.code(), s.signal()) {
-            (Some(code), _) => format!("exit code: {code}"),
-            (None, Some(signal)) => format!("killed by signal {signal}"),
-            (None, None) => "exit status unknown".to_owned(),
-        },
-        None => "exit status unknown".to_owned(),
-    }
-}
-
-fn sections(stdout: String, stderr: String) -> String {
-    match (stdout.is_empty(), stderr.is_empty()) {
-        (true, true) => "(no output)".to_owned(),
-        (false, true) => format!("stdout:\n{stdout}"),
-        (true, false) => format!("stderr:\n{stderr}"),
-        (false, false) => format!("stdout:\n{stdout}\nstderr:\n{stderr}"),
+/// How `status` ended, for the result's first line.
+fn exit(status: Option<ExitStatus>) -> Exit {
+    match status.map(|s| (s.code(), s.signal())) {
+        Some((Some(code), _)) => Exit::Code(code),
+        Some((None, Some(signal))) => Exit::Signal(signal.to_string()),
+        Some((None, None)) | None => Exit::Unknown,
     }
 }
 
@@ -266,28 +238,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn per_call_timeouts_are_capped() {
-        let default = Duration::from_secs(120);
-        assert_eq!(effective_timeout(default, None), default);
-        assert_eq!(effective_timeout(default, Some(0)), default);
-        assert_eq!(effective_timeout(default, Some(5)), Duration::from_secs(5));
-        assert_eq!(effective_timeout(default, Some(100_000)), MAX_SHELL_TIMEOUT);
-        let long = Duration::from_secs(3600);
-        assert_eq!(effective_timeout(long, Some(100_000)), long);
-    }
-
-    #[test]
-    fn output_names_the_exit_code_and_the_streams() {
+    fn statuses_name_the_exit_code_or_the_signal() {
         let status = ExitStatus::from_raw(3 << 8);
-        assert_eq!(describe_status(Some(status)), "exit code: 3");
+        assert_eq!(exit(Some(status)).to_string(), "exit code: 3");
         assert_eq!(
-            describe_status(Some(ExitStatus::from_raw(9))),
+            exit(Some(ExitStatus::from_raw(9))).to_string(),
             "killed by signal 9"
         );
-        assert_eq!(
-            sections("a\n".into(), "b\n".into()),
-            "stdout:\na\n\nstderr:\nb\n"
-        );
-        assert_eq!(sections(String::new(), String::new()), "(no output)");
+        assert_eq!(exit(None), Exit::Unknown);
     }
 }

@@ -25,9 +25,10 @@ use openheim_proto::common::v1::{
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use super::{CANCELLED_RESULT, Turn};
 use crate::backends::{AgentLoopPeer, ToolRoute};
+use crate::outcome::Outcome;
 use crate::store::{AgentRun, ChildRef, ParentRef, Record, SessionMeta, now_ms};
-use crate::turn::{CANCELLED_RESULT, Outcome, Turn};
 
 pub const DELEGATE_TASK: &str = "delegate_task";
 /// How a general-purpose sub-agent is named to the user.
@@ -71,11 +72,14 @@ impl Delegation {
                 tracing::warn!(path = %path.display(), "agent profile file name is not a valid agent name; ignored");
                 continue;
             }
-            let parsed = match tokio::fs::read_to_string(&path).await {
-                Ok(text) => parse_profile_file(&text),
-                Err(error) => Err(error.to_string()),
+            let text = match tokio::fs::read_to_string(&path).await {
+                Ok(text) => text,
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "agent profile ignored");
+                    continue;
+                }
             };
-            match parsed {
+            match parse_profile_file(&text) {
                 Ok(profile) => {
                     profiles.insert(name.to_owned(), profile);
                 }
@@ -86,6 +90,22 @@ impl Delegation {
         }
         profiles
     }
+}
+
+/// Why a `delegate_task` call starts no child; the text is its result.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NotAdmitted {
+    #[error("delegate_task needs a non-empty `task`.")]
+    NoTask,
+    /// The depth limit is reached: [`unavailable`]'s text.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("Unknown agent profile {name:?}. Valid profiles: {valid}.")]
+    UnknownProfile { name: String, valid: String },
+    #[error(
+        "Sub-agent limit reached: this turn already started {0} (agents.max_children = {0}). Do the rest yourself."
+    )]
+    Limit(u32),
 }
 
 /// What one turn keeps about its delegations.
@@ -146,15 +166,15 @@ pub fn definition(profiles: &BTreeMap<String, AgentProfile>) -> ToolDefinition {
             "required": ["task"]
         }),
     };
-    ToolDefinition {
-        name: DELEGATE_TASK.to_owned(),
+    // Read-only: several run at once; a child's own writes are serialised
+    // in it.
+    ToolDefinition::builtin(
+        DELEGATE_TASK,
         description,
-        input_schema_json: schema.to_string(),
-        kind: ToolKind::Think as i32,
-        // Several run at once: a child's own writes are serialised in it.
-        read_only: true,
-        source: "builtin".to_owned(),
-    }
+        schema.to_string(),
+        ToolKind::Think,
+        true,
+    )
 }
 
 /// A title for the delegation's tool call.
@@ -271,7 +291,7 @@ impl Turn {
         };
         let profile = match self.admit(&args, delegation) {
             Ok(profile) => profile,
-            Err(refusal) => return Outcome::error(refusal),
+            Err(refusal) => return Outcome::error(refusal.to_string()),
         };
         let agent = profile
             .as_ref()
@@ -306,32 +326,33 @@ impl Turn {
         &self,
         args: &DelegateArgs,
         delegation: &Delegation,
-    ) -> Result<Option<(String, AgentProfile)>, String> {
+    ) -> Result<Option<(String, AgentProfile)>, NotAdmitted> {
         let profiles = &self.children.profiles;
         if args.task.trim().is_empty() {
-            return Err("delegate_task needs a non-empty `task`.".to_owned());
+            return Err(NotAdmitted::NoTask);
         }
         if self.meta.depth >= delegation.max_depth {
-            return Err(unavailable(delegation, self.meta.depth, profiles));
+            return Err(NotAdmitted::Unavailable(unavailable(
+                delegation,
+                self.meta.depth,
+                profiles,
+            )));
         }
         let profile = match args.agent.as_deref() {
             None | Some("") => None,
             Some(name) => match profiles.get(name) {
                 Some(profile) => Some((name.to_owned(), profile.clone())),
                 None => {
-                    return Err(format!(
-                        "Unknown agent profile {name:?}. Valid profiles: {}.",
-                        valid_profiles(profiles)
-                    ));
+                    return Err(NotAdmitted::UnknownProfile {
+                        name: name.to_owned(),
+                        valid: valid_profiles(profiles),
+                    });
                 }
             },
         };
         let started = self.children.started.fetch_add(1, Ordering::SeqCst);
         if started >= delegation.max_children {
-            return Err(format!(
-                "Sub-agent limit reached: this turn already started {0} (agents.max_children = {0}). Do the rest yourself.",
-                delegation.max_children
-            ));
+            return Err(NotAdmitted::Limit(delegation.max_children));
         }
         Ok(profile)
     }

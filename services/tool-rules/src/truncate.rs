@@ -103,7 +103,7 @@ fn is_continuation(byte: u8) -> bool {
 }
 
 /// `bytes` without a trailing character whose encoding was cut off.
-pub(crate) fn without_partial_char_at_end(bytes: &[u8]) -> &[u8] {
+pub fn without_partial_char_at_end(bytes: &[u8]) -> &[u8] {
     let start = bytes.len().saturating_sub(4);
     let Some(lead) = (start..bytes.len())
         .rev()

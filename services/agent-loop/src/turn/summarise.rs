@@ -14,11 +14,11 @@ use openheim_proto::llm_proxy::v1::{
     CompleteRequest, ThinkingLevel, ThinkingSetting, completion_event,
 };
 
+use super::{ContextFit, Turn};
 use crate::compaction::{self, SUMMARY_MAX_TOKENS, SUMMARY_SYSTEM_PROMPT};
 use crate::context::ModelLimits;
 use crate::error::AgentError;
 use crate::store::{Compaction, Record, now_ms};
-use crate::turn::{ContextFit, Turn};
 
 /// Why a summary could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -161,17 +161,7 @@ impl Turn {
         focus: &str,
         fit: &ContextFit,
     ) -> Result<Written, SummaryError> {
-        let (model, limits) = match &self.settings.compaction_model {
-            Some(model) => {
-                let resolved = self.backends.resolve_model(model).await?;
-                let limits = ModelLimits {
-                    context_window: resolved.context_window,
-                    max_output_tokens: u64::from(resolved.max_output_tokens),
-                };
-                (model.clone(), limits)
-            }
-            None => (self.meta.model.clone(), fit.limits),
-        };
+        let (model, limits) = self.summary_model(fit).await?;
         let max_tokens = match limits.context_window {
             0 => SUMMARY_MAX_TOKENS,
             window => SUMMARY_MAX_TOKENS.min(window / 8).max(256),
@@ -216,6 +206,22 @@ impl Turn {
         compaction.tokens_after =
             compaction::tokens(&compaction::view(&self.history, Some(&compaction)));
         Ok(Written { compaction, usage })
+    }
+
+    /// The model that writes summaries (`context.compaction_model`, else the
+    /// session's) and its limits.
+    async fn summary_model(&self, fit: &ContextFit) -> Result<(String, ModelLimits), SummaryError> {
+        match &self.settings.compaction_model {
+            Some(model) => {
+                let resolved = self.backends.resolve_model(model).await?;
+                let limits = ModelLimits {
+                    context_window: resolved.context_window,
+                    max_output_tokens: u64::from(resolved.max_output_tokens),
+                };
+                Ok((model.clone(), limits))
+            }
+            None => Ok((self.meta.model.clone(), fit.limits)),
+        }
     }
 
     /// Runs the summary call; its text is not streamed to the caller.
