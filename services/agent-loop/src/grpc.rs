@@ -21,7 +21,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::client::ClientReply;
 use crate::error::AgentError;
-use crate::service::principal_of;
+use crate::owner::principal_of;
 use crate::service::{AgentService, TurnInbox};
 use crate::spans;
 use crate::store::StoreError;

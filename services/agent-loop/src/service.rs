@@ -3,14 +3,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use openheim_access::{Action, Decision, LOCAL_USER, Principal, Role, authorize, owner_or_local};
+use openheim_access::{Action, Decision, Principal, authorize};
 use openheim_proto::agent_loop::v1::{
     ApprovalMode, ChildSession, ClientCapabilities, Compact, CreateSessionRequest,
     ForgetMemoryRequest, ListMemoryRequest, ListMemoryResponse, ListSessionsRequest,
     ListSessionsResponse, LoadSessionResponse, MemoryNote, ParentLink, SessionInfo,
     SetSessionModeRequest, StartTurn, TurnEnded, TurnEvent,
 };
-use openheim_proto::common::v1::{Caller, ToolDefinition, Usage};
+use openheim_proto::common::v1::{ToolDefinition, Usage};
 use openheim_proto::mcp_broker::v1::{ServerSpec, ServerStatus};
 use openheim_proto::tool_executor::v1::Workspace;
 use tokio::sync::mpsc;
@@ -23,6 +23,7 @@ use crate::error::AgentError;
 use crate::hooks::HookRunner;
 use crate::instructions;
 use crate::memory::{AgentMemory, with_memory_tools};
+use crate::owner::{owner_field, principal_of};
 use crate::permission::{PendingQuestions, Remembered};
 use crate::prompt::{self, PromptSources};
 use crate::store::{
@@ -635,40 +636,6 @@ fn session_info(summary: &SessionSummary) -> SessionInfo {
         usage: Some(summary.usage),
         llm_calls: summary.llm_calls,
         owner: meta.owner.clone(),
-    }
-}
-
-/// The principal a request names; absent = the local user.
-pub(crate) fn principal_of(caller: Option<&Caller>) -> Principal {
-    match caller {
-        Some(caller) => {
-            let role = if caller.admin {
-                Role::Admin
-            } else {
-                Role::User
-            };
-            Principal::new(owner_or_local(&caller.user), role)
-        }
-        None => Principal::local(),
-    }
-}
-
-/// The caller a session's own requests are made as (a sub-agent's, on
-/// its owner's behalf).
-pub(crate) fn owner_caller(owner: &str) -> Caller {
-    Caller {
-        user: owner_or_local(owner).to_owned(),
-        admin: false,
-    }
-}
-
-/// What a new session of `principal` stores as its owner: "" for the
-/// local user, as sessions stored before owners were.
-fn owner_field(principal: &Principal) -> String {
-    if principal.user == LOCAL_USER {
-        String::new()
-    } else {
-        principal.user.clone()
     }
 }
 
