@@ -22,6 +22,7 @@ mod e2e {
     pub mod interrupted;
     pub mod library;
     pub mod mcp;
+    pub mod mcp_turns;
     pub mod memory;
     pub mod project_instructions;
     pub mod provider_faults;

@@ -307,6 +307,9 @@ pub enum NoticeKind {
     /// A hook failed (timed out, crashed, answered garbage) or changed
     /// something; the message names it.
     Hook,
+    /// An MCP server was still starting when the turn began, or its tools
+    /// joined the turn late.
+    Mcp,
     /// Anything else.
     Other,
 }

@@ -99,6 +99,7 @@ impl JsonView {
                     wire::NoticeKind::Retry => NoticeKind::Retry,
                     wire::NoticeKind::Fallback => NoticeKind::Fallback,
                     wire::NoticeKind::Hook => NoticeKind::Hook,
+                    wire::NoticeKind::Mcp => NoticeKind::Mcp,
                     wire::NoticeKind::Unspecified => NoticeKind::Other,
                 },
                 message: notice.message,

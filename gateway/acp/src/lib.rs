@@ -16,6 +16,7 @@ mod error;
 mod gate;
 mod lines;
 mod mcp;
+mod mcp_prompts;
 mod models;
 mod modes;
 mod prompt;

@@ -175,8 +175,10 @@ impl TurnRelay {
         // client that closes, and before it the client does not know the
         // session yet.
         if self.conn.commands_unsent(&self.session.id) {
-            self.notify(crate::thinking::commands_update());
+            let commands = crate::mcp_prompts::commands_update(&self.conn, &self.session.id);
+            self.notify(commands.await);
         }
+        let blocks = crate::mcp_prompts::expand(&self.conn, &self.session.id, blocks).await?;
         let start = StartTurn {
             session_id: self.session.id.clone(),
             client_capabilities: self.conn.client().for_turn(),

@@ -230,7 +230,7 @@ pub async fn load_session(
     // A loaded conversation can be compacted at once: its commands come
     // with the replay, before the answer (for a new session they come with
     // its first prompt, when there is something to compact).
-    updates.push(thinking::commands_update());
+    updates.push(crate::mcp_prompts::commands_update(conn, &session_id).await);
     for update in updates {
         cx.send_notification(SessionNotification::new(session_id.clone(), update))
             .map_err(|e| AcpError::Connection(e.message))?;

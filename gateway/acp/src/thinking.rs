@@ -3,9 +3,8 @@
 //! turns) and the slash commands the agent offers (`/compact`).
 
 use agent_client_protocol::v1::schema::{
-    AvailableCommand, AvailableCommandInput, AvailableCommandsUpdate, SessionConfigOption,
-    SessionConfigOptionCategory, SessionConfigSelectOption, SessionUpdate,
-    UnstructuredCommandInput,
+    AvailableCommand, AvailableCommandInput, SessionConfigOption, SessionConfigOptionCategory,
+    SessionConfigSelectOption, UnstructuredCommandInput,
 };
 use openheim_config::{BadThinking, Thinking};
 use openheim_proto::llm_proxy::v1::{ThinkingLevel, ThinkingSetting};
@@ -72,12 +71,7 @@ fn capitalised(word: &str) -> String {
     })
 }
 
-/// The `available_commands_update` of every session.
-pub fn commands_update() -> SessionUpdate {
-    SessionUpdate::AvailableCommandsUpdate(AvailableCommandsUpdate::new(commands()))
-}
-
-/// The slash commands of every session.
+/// openheim's own slash commands (`mcp_prompts` adds the MCP prompts).
 pub fn commands() -> Vec<AvailableCommand> {
     vec![
         AvailableCommand::new(

@@ -267,6 +267,20 @@ impl al::agent_loop_server::AgentLoop for Sessions {
         unimplemented()
     }
 
+    async fn list_mcp_prompts(
+        &self,
+        _: Request<al::ListMcpPromptsRequest>,
+    ) -> Result<Response<al::ListMcpPromptsResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn get_mcp_prompt(
+        &self,
+        _: Request<al::GetMcpPromptRequest>,
+    ) -> Result<Response<al::GetMcpPromptResponse>, Status> {
+        unimplemented()
+    }
+
     async fn list_memory(
         &self,
         _: Request<al::ListMemoryRequest>,

@@ -17,8 +17,9 @@ use openheim_proto::llm_proxy::v1::{
     ResolveModelResponse, llm_proxy_client::LlmProxyClient,
 };
 use openheim_proto::mcp_broker::v1::{
-    AttachSessionServersRequest, CallToolRequest, CallToolResponse, ListServersRequest, ServerSpec,
-    ServerStatus, mcp_broker_client::McpBrokerClient,
+    AttachSessionServersRequest, CallToolRequest, CallToolResponse, GetPromptRequest,
+    GetPromptResponse, ListPromptsRequest, ListServersRequest, McpPrompt, ServerSpec, ServerStatus,
+    mcp_broker_client::McpBrokerClient,
 };
 use openheim_proto::tool_executor::v1::{
     ExecuteRequest, ExecuteResponse, ListToolsRequest, ReadFileRequest, ReadFileResponse,
@@ -60,8 +61,18 @@ struct PeerAnswers {
 /// (starting the sandbox, collecting output after the kill).
 const HOOK_GRACE: Duration = Duration::from_secs(5);
 
+/// Deadline of filling in an MCP prompt (its server may be slow).
+const MCP_PROMPT_DEADLINE: Duration = Duration::from_secs(70);
+
 /// Deadline of one embeddings call (llm-proxy retries inside it).
 const EMBED_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The tools a turn starts with.
+pub struct ToolList {
+    pub tools: Vec<(ToolDefinition, ToolRoute)>,
+    /// MCP servers still in their first connection attempt.
+    pub pending_mcp: Vec<String>,
+}
 
 /// Where a tool runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,41 +163,61 @@ impl Backends {
         Ok(response.embeddings.into_iter().map(|e| e.values).collect())
     }
 
-    /// Tool definitions of tool-executor and mcp-broker, with their routes.
-    /// A failing mcp-broker costs its tools, not the turn. tool-executor's
-    /// are reused for [`PEER_CACHE_TTL`]; mcp-broker's are asked each time.
+    /// Tool definitions of tool-executor and mcp-broker, with their routes,
+    /// and the MCP servers still starting (their tools come later). A
+    /// failing mcp-broker costs its tools, not the turn. tool-executor's are
+    /// reused for [`PEER_CACHE_TTL`]; mcp-broker's are asked each time.
     pub async fn list_tools(
         &self,
         workspace: &Workspace,
         session_id: &str,
         read_only: bool,
-    ) -> Result<Vec<(ToolDefinition, ToolRoute)>, AgentError> {
-        let mcp_request = with_deadline(openheim_proto::mcp_broker::v1::ListToolsRequest {
-            session_id: session_id.to_owned(),
-        });
+    ) -> Result<ToolList, AgentError> {
         // Independent services: ask both at once.
-        let mut broker = self.mcp.clone();
         let (builtin, mcp) = tokio::join!(
             self.builtin_tools(workspace, read_only),
-            broker.list_tools(mcp_request)
+            self.mcp_tools(session_id, read_only)
         );
         let mut tools: Vec<_> = builtin?
             .into_iter()
             .map(|t| (t, ToolRoute::Executor))
             .collect();
-        match mcp {
-            Ok(resp) => tools.extend(
-                resp.into_inner()
-                    .tools
-                    .into_iter()
-                    .filter(|t| t.read_only || !read_only)
-                    .map(|t| (t, ToolRoute::Mcp)),
-            ),
-            Err(status) => {
-                tracing::warn!(error = %status.message(), "mcp-broker unavailable; its tools are left out of this turn");
+        let pending_mcp = match mcp {
+            Ok((mcp, pending)) => {
+                tools.extend(mcp.into_iter().map(|t| (t, ToolRoute::Mcp)));
+                pending
             }
-        }
-        Ok(tools)
+            Err(error) => {
+                tracing::warn!(%error, "mcp-broker unavailable; its tools are left out of this turn");
+                Vec::new()
+            }
+        };
+        Ok(ToolList { tools, pending_mcp })
+    }
+
+    /// mcp-broker's tools for `session_id` (only read-only ones for a
+    /// read-only session) and the servers still starting.
+    pub async fn mcp_tools(
+        &self,
+        session_id: &str,
+        read_only: bool,
+    ) -> Result<(Vec<ToolDefinition>, Vec<String>), AgentError> {
+        let request = with_deadline(openheim_proto::mcp_broker::v1::ListToolsRequest {
+            session_id: session_id.to_owned(),
+        });
+        let response = self
+            .mcp
+            .clone()
+            .list_tools(request)
+            .await
+            .map_err(|s| backend("mcp-broker", &s))?
+            .into_inner();
+        let tools = response
+            .tools
+            .into_iter()
+            .filter(|t| t.read_only || !read_only)
+            .collect();
+        Ok((tools, response.pending_servers))
     }
 
     async fn builtin_tools(
@@ -321,6 +352,41 @@ impl Backends {
             .map_err(|s| backend("mcp-broker", &s))?
             .into_inner()
             .servers)
+    }
+
+    /// The prompts of the MCP servers of `session_id`.
+    pub async fn list_mcp_prompts(&self, session_id: &str) -> Result<Vec<McpPrompt>, AgentError> {
+        let request = with_deadline(ListPromptsRequest {
+            session_id: session_id.to_owned(),
+        });
+        Ok(self
+            .mcp
+            .clone()
+            .list_prompts(request)
+            .await
+            .map_err(|s| backend("mcp-broker", &s))?
+            .into_inner()
+            .prompts)
+    }
+
+    /// A prompt filled in; an unknown command is `UnknownPrompt`, a missing
+    /// argument `InvalidInput`, anything else the broker's failure.
+    pub async fn get_mcp_prompt(
+        &self,
+        request: GetPromptRequest,
+    ) -> Result<GetPromptResponse, AgentError> {
+        let mut request = tonic::Request::new(request);
+        request.set_timeout(MCP_PROMPT_DEADLINE);
+        match self.mcp.clone().get_prompt(request).await {
+            Ok(response) => Ok(response.into_inner()),
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                Err(AgentError::UnknownPrompt(status.message().to_owned()))
+            }
+            Err(status) if status.code() == tonic::Code::InvalidArgument => {
+                Err(AgentError::InvalidInput(status.message().to_owned()))
+            }
+            Err(status) => Err(backend("mcp-broker", &status)),
+        }
     }
 
     pub async fn attach_mcp_servers(

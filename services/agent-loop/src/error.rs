@@ -29,6 +29,9 @@ pub enum AgentError {
     /// `NotFound`).
     #[error("{0}")]
     Forbidden(String),
+    /// No MCP server of the session has the prompt a command names.
+    #[error("{0}")]
+    UnknownPrompt(String),
     #[error("the model provider failed: {message}")]
     Llm { kind: i32, message: String },
     #[error("llm-proxy ended the stream without a final event")]
@@ -51,7 +54,9 @@ impl AgentError {
             Self::Prompt(_) => TurnErrorKind::InvalidInput,
             Self::Backend { .. } | Self::TruncatedStream => TurnErrorKind::BackendUnavailable,
             Self::Busy { .. } => TurnErrorKind::SessionBusy,
-            Self::InvalidInput(_) | Self::Forbidden(_) => TurnErrorKind::InvalidInput,
+            Self::InvalidInput(_) | Self::Forbidden(_) | Self::UnknownPrompt(_) => {
+                TurnErrorKind::InvalidInput
+            }
             Self::Llm { .. } => TurnErrorKind::Llm,
             Self::Memory(_) => TurnErrorKind::Store,
             Self::MemoryDisabled => TurnErrorKind::InvalidInput,

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use openheim_memory::MemoryError;
 use openheim_proto::agent_loop::v1::{
-    CreateSessionRequest, ForgetMemoryRequest, ListMcpServersRequest, ListMcpServersResponse,
+    CreateSessionRequest, ForgetMemoryRequest, GetMcpPromptRequest, GetMcpPromptResponse,
+    ListMcpPromptsRequest, ListMcpPromptsResponse, ListMcpServersRequest, ListMcpServersResponse,
     ListMemoryRequest, ListMemoryResponse, ListSessionsRequest, ListSessionsResponse,
     ListSkillsRequest, ListSkillsResponse, ListToolsRequest, ListToolsResponse, LoadSessionRequest,
     LoadSessionResponse, MemoryNote, SessionInfo, SetSessionModeRequest, SetSessionModelRequest,
@@ -43,7 +44,9 @@ impl AgentLoopGrpc {
 fn status(error: AgentError) -> Status {
     let message = error.to_string();
     match error {
-        AgentError::Store(StoreError::NotFound(_)) => Status::not_found(message),
+        AgentError::Store(StoreError::NotFound(_)) | AgentError::UnknownPrompt(_) => {
+            Status::not_found(message)
+        }
         AgentError::Store(StoreError::InvalidId(_) | StoreError::InvalidCursor(_))
         | AgentError::InvalidInput(_)
         | AgentError::Prompt(_) => Status::invalid_argument(message),
@@ -192,6 +195,30 @@ impl AgentLoop for AgentLoopGrpc {
             .await
             .map_err(status)?;
         Ok(Response::new(ListMcpServersResponse { servers }))
+    }
+
+    async fn list_mcp_prompts(
+        &self,
+        request: Request<ListMcpPromptsRequest>,
+    ) -> Result<Response<ListMcpPromptsResponse>, Status> {
+        let prompts = self
+            .service
+            .list_mcp_prompts(&request.into_inner().session_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(ListMcpPromptsResponse { prompts }))
+    }
+
+    async fn get_mcp_prompt(
+        &self,
+        request: Request<GetMcpPromptRequest>,
+    ) -> Result<Response<GetMcpPromptResponse>, Status> {
+        let response = self
+            .service
+            .get_mcp_prompt(request.into_inner())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(response))
     }
 
     async fn list_memory(

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use openheim_access::{Action, Decision, Principal, authorize};
 use openheim_proto::agent_loop::v1::{
     ApprovalMode, ChildSession, ClientCapabilities, Compact, CreateSessionRequest,
-    ForgetMemoryRequest, ListMemoryRequest, ListMemoryResponse, ListSessionsRequest,
-    ListSessionsResponse, LoadSessionResponse, MemoryNote, ParentLink, SessionInfo,
-    SetSessionModeRequest, StartTurn, TurnEnded, TurnEvent,
+    ForgetMemoryRequest, GetMcpPromptRequest, GetMcpPromptResponse, ListMemoryRequest,
+    ListMemoryResponse, ListSessionsRequest, ListSessionsResponse, LoadSessionResponse, MemoryNote,
+    ParentLink, SessionInfo, SetSessionModeRequest, StartTurn, TurnEnded, TurnEvent,
 };
 use openheim_proto::common::v1::{ToolDefinition, Usage};
-use openheim_proto::mcp_broker::v1::{ServerSpec, ServerStatus};
+use openheim_proto::mcp_broker::v1::{GetPromptRequest, McpPrompt, ServerSpec, ServerStatus};
 use openheim_proto::tool_executor::v1::Workspace;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -351,7 +351,8 @@ impl AgentService {
         let tools = self
             .backends
             .list_tools(&workspace, &meta.id, meta.read_only)
-            .await?;
+            .await?
+            .tools;
         let mut tools = with_memory_tools(tools, self.memory.is_some(), meta.read_only);
         delegate::offer(self.delegation.as_deref(), &meta, &mut tools).await;
         Ok(tools
@@ -396,6 +397,37 @@ impl AgentService {
                 .await?;
         }
         self.backends.list_mcp_servers(session_id).await
+    }
+
+    /// The MCP prompts a session can use as slash commands.
+    pub async fn list_mcp_prompts(&self, session_id: &str) -> Result<Vec<McpPrompt>, AgentError> {
+        if !session_id.is_empty() {
+            check_session_id(session_id)?;
+        }
+        self.backends.list_mcp_prompts(session_id).await
+    }
+
+    /// Fills in the MCP prompt `request.command` names.
+    pub async fn get_mcp_prompt(
+        &self,
+        request: GetMcpPromptRequest,
+    ) -> Result<GetMcpPromptResponse, AgentError> {
+        if !request.session_id.is_empty() {
+            check_session_id(&request.session_id)?;
+        }
+        let filled = self
+            .backends
+            .get_mcp_prompt(GetPromptRequest {
+                session_id: request.session_id,
+                command: request.command,
+                arguments: request.arguments,
+                input: request.input,
+            })
+            .await?;
+        Ok(GetMcpPromptResponse {
+            text: filled.text,
+            images: filled.images,
+        })
     }
 
     /// Runs one turn to its end. Events go to `events`; answers to

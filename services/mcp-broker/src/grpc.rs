@@ -8,9 +8,13 @@ use std::sync::Arc;
 
 use openheim_proto::mcp_broker::v1::{
     AttachSessionServersRequest, AttachSessionServersResponse, CallToolRequest, CallToolResponse,
-    DetachSessionRequest, DetachSessionResponse, ListServersRequest, ListServersResponse,
-    ListToolsRequest, ListToolsResponse, mcp_broker_server::McpBroker,
+    DetachSessionRequest, DetachSessionResponse, GetPromptRequest, GetPromptResponse,
+    ListPromptsRequest, ListPromptsResponse, ListResourcesRequest, ListResourcesResponse,
+    ListServersRequest, ListServersResponse, ListToolsRequest, ListToolsResponse,
+    ReadResourceRequest, ReadResourceResponse, mcp_broker_server::McpBroker,
 };
+
+use crate::McpBrokerError;
 use tonic::{Request, Response, Status};
 
 use crate::registry::Registry;
@@ -42,11 +46,14 @@ impl McpBroker for McpBrokerGrpc {
         &self,
         request: Request<ListToolsRequest>,
     ) -> Result<Response<ListToolsResponse>, Status> {
-        let tools = self
+        let listing = self
             .registry
             .list_tools(&request.into_inner().session_id)
             .await;
-        Ok(Response::new(ListToolsResponse { tools }))
+        Ok(Response::new(ListToolsResponse {
+            tools: listing.tools,
+            pending_servers: listing.pending,
+        }))
     }
 
     async fn call_tool(
@@ -104,5 +111,81 @@ impl McpBroker for McpBrokerGrpc {
     ) -> Result<Response<DetachSessionResponse>, Status> {
         self.registry.detach(&request.into_inner().session_id);
         Ok(Response::new(DetachSessionResponse {}))
+    }
+
+    async fn list_resources(
+        &self,
+        request: Request<ListResourcesRequest>,
+    ) -> Result<Response<ListResourcesResponse>, Status> {
+        let (resources, errors) = self
+            .registry
+            .list_resources(&request.into_inner().session_id)
+            .await;
+        Ok(Response::new(ListResourcesResponse { resources, errors }))
+    }
+
+    async fn read_resource(
+        &self,
+        request: Request<ReadResourceRequest>,
+    ) -> Result<Response<ReadResourceResponse>, Status> {
+        let request = request.into_inner();
+        let response = match self
+            .registry
+            .read_resource(&request.session_id, &request.server, &request.uri)
+            .await
+        {
+            Ok(output) => ReadResourceResponse {
+                text: output.text,
+                is_error: output.is_error,
+                images: output.images,
+            },
+            Err(error) => ReadResourceResponse {
+                text: error.shown(),
+                is_error: true,
+                images: Vec::new(),
+            },
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Request<ListPromptsRequest>,
+    ) -> Result<Response<ListPromptsResponse>, Status> {
+        let prompts = self
+            .registry
+            .list_prompts(&request.into_inner().session_id)
+            .await;
+        Ok(Response::new(ListPromptsResponse { prompts }))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: Request<GetPromptRequest>,
+    ) -> Result<Response<GetPromptResponse>, Status> {
+        let request = request.into_inner();
+        let (text, images) = self
+            .registry
+            .get_prompt(
+                &request.session_id,
+                &request.command,
+                &request.input,
+                request.arguments,
+            )
+            .await
+            .map_err(|error| prompt_status(&error))?;
+        Ok(Response::new(GetPromptResponse { text, images }))
+    }
+}
+
+/// The status of a failed `GetPrompt`, with the error in words.
+fn prompt_status(error: &McpBrokerError) -> Status {
+    let message = error.shown();
+    match error {
+        McpBrokerError::UnknownPrompt(_) | McpBrokerError::UnknownServer(_) => {
+            Status::not_found(message)
+        }
+        McpBrokerError::MissingArgument { .. } => Status::invalid_argument(message),
+        _ => Status::unavailable(message),
     }
 }

@@ -5,12 +5,14 @@
 //! tools; `server` supervises one connection (background connect, status,
 //! reconnect with `backoff`, calls with timeout and one retry);
 //! `connection` opens stdio or Streamable HTTP connections with rmcp;
+//! `extras` serves resources (and the `read_mcp_resource` tool) and prompts;
 //! `naming` and `mapping` translate names and results; `secrets` is the only
 //! reader of secret header values; `grpc` is the adapter.
 
 mod backoff;
 mod connection;
 mod definition;
+mod extras;
 mod grpc;
 mod mapping;
 mod naming;
@@ -39,8 +41,9 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_INITIALIZE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a tool listing waits for a server's first connection attempt,
 /// counted from the server's start. Lets the very first turn after startup
-/// see fast local servers without letting a slow one hold turns up.
-pub const DEFAULT_STARTUP_GRACE: Duration = Duration::from_secs(5);
+/// see fast local servers; a slower one is listed as pending, and the agent
+/// loop adds its tools at a later model call once it is ready.
+pub const DEFAULT_STARTUP_GRACE: Duration = Duration::from_secs(1);
 
 /// What the broker needs from the configuration.
 #[derive(Debug, Clone)]
@@ -122,6 +125,21 @@ pub enum McpBrokerError {
     },
     #[error("unknown MCP tool `{0}`")]
     UnknownTool(String),
+    #[error("{what} failed: {}", wording::service(.source))]
+    Request {
+        /// What was asked, in words (`reading resource \`uri\``).
+        what: String,
+        #[source]
+        source: Box<rmcp::ServiceError>,
+    },
+    #[error("{what} timed out after {}", seconds(after))]
+    RequestTimeout { what: String, after: Duration },
+    #[error("no MCP server `{0}` here")]
+    UnknownServer(String),
+    #[error("no MCP prompt `{0}` here (prompts are named server:prompt)")]
+    UnknownPrompt(String),
+    #[error("MCP prompt `{prompt}` needs the argument `{argument}`")]
+    MissingArgument { prompt: String, argument: String },
     #[error("arguments of `{tool}` must be a JSON object: {reason}")]
     BadArguments { tool: String, reason: String },
 }
@@ -144,6 +162,11 @@ impl McpBrokerError {
             | Self::CallTimeout { .. }
             | Self::Call { .. }
             | Self::UnknownTool(_)
+            | Self::Request { .. }
+            | Self::RequestTimeout { .. }
+            | Self::UnknownServer(_)
+            | Self::UnknownPrompt(_)
+            | Self::MissingArgument { .. }
             | Self::BadArguments { .. } => false,
         }
     }

@@ -4,7 +4,11 @@
 //! Every content block becomes text: text as is, embedded resources as their
 //! text (or a line naming them when binary), and images or audio as a
 //! placeholder line saying what was there. Images that pass the image rules
-//! (`openheim_proto::image`) also go along as images, for models that see.
+//! (`openheim_proto::image`) also go along as images, for models that see —
+//! image blocks and embedded blob resources of an image type alike, at most
+//! [`MAX_RESULT_IMAGES`] per result. Structured content (`structuredContent`)
+//! reaches the model as JSON text, unless a text block already carries the
+//! same JSON (what the MCP specification asks servers to do).
 
 use base64::Engine as _;
 use openheim_proto::common::v1::{Image, ToolDefinition, ToolKind};
@@ -48,28 +52,65 @@ pub struct ToolOutput {
     pub images: Vec<Image>,
 }
 
+/// Images of one result that go to the model; more are named only.
+pub const MAX_RESULT_IMAGES: usize = 4;
+
 /// Maps a result: blocks joined by newlines; `isError` makes it a tool error.
-/// With no content blocks, the structured content (if any) is the text.
+/// Structured content is added as JSON text unless a text block holds it.
 pub fn output(result: &CallToolResult) -> ToolOutput {
-    let mut parts: Vec<String> = result.content.iter().map(block_text).collect();
-    if parts.is_empty()
-        && let Some(structured) = &result.structured_content
-    {
-        parts.push(structured.to_string());
+    let mut images = Vec::new();
+    let mut parts: Vec<String> = Vec::with_capacity(result.content.len() + 1);
+    for block in &result.content {
+        let mut text = block_text(block);
+        if let Some(data) = image_data(block) {
+            match usable_image(data) {
+                Some(image) if images.len() < MAX_RESULT_IMAGES => images.push(image),
+                Some(_) => text.push_str(&format!(
+                    " (not attached: at most {MAX_RESULT_IMAGES} images per result)"
+                )),
+                None => {}
+            }
+        }
+        parts.push(text);
     }
-    let images = result
-        .content
-        .iter()
-        .filter_map(|block| match block {
-            ContentBlock::Image(image) => usable_image(&image.data),
-            _ => None,
-        })
-        .collect();
+    if let Some(structured) = &result.structured_content
+        && !already_in_text(structured, &result.content)
+    {
+        parts.push(format!("Structured content: {structured}"));
+    }
     ToolOutput {
         text: parts.join("\n"),
         is_error: result.is_error.unwrap_or(false),
         raw_json: serde_json::to_string(result).unwrap_or_default(),
         images,
+    }
+}
+
+/// Whether a text block is the structured content serialized (servers
+/// are asked to send both, for clients without structured content).
+fn already_in_text(structured: &serde_json::Value, content: &[ContentBlock]) -> bool {
+    content.iter().any(|block| match block {
+        ContentBlock::Text(text) => {
+            serde_json::from_str::<serde_json::Value>(&text.text).is_ok_and(|v| &v == structured)
+        }
+        _ => false,
+    })
+}
+
+/// The base64 data of a block that may be an image a model can see: an
+/// image block, or an embedded blob resource of an `image/*` type.
+fn image_data(block: &ContentBlock) -> Option<&str> {
+    match block {
+        ContentBlock::Image(image) => Some(&image.data),
+        ContentBlock::Resource(embedded) => match &embedded.resource {
+            ResourceContents::BlobResourceContents {
+                mime_type: Some(mime),
+                blob,
+                ..
+            } if mime.starts_with("image/") => Some(blob),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -192,10 +233,46 @@ mod tests {
     }
 
     #[test]
-    fn structured_content_is_used_when_there_is_no_text() {
+    fn structured_content_is_added_unless_a_text_block_holds_it() {
         let mut result = CallToolResult::success(Vec::new());
         result.structured_content = Some(json!({"sum": 3}));
-        assert_eq!(output(&result).text, r#"{"sum":3}"#);
+        assert_eq!(output(&result).text, r#"Structured content: {"sum":3}"#);
+        // The backward-compatible text block: not repeated.
+        let mut result = CallToolResult::success(vec![ContentBlock::text(r#"{ "sum": 3 }"#)]);
+        result.structured_content = Some(json!({"sum": 3}));
+        assert_eq!(output(&result).text, r#"{ "sum": 3 }"#);
+        // A prose text block: the data comes along.
+        let mut result = CallToolResult::success(vec![ContentBlock::text("The sum is ready.")]);
+        result.structured_content = Some(json!({"sum": 3}));
+        assert_eq!(
+            output(&result).text,
+            "The sum is ready.\nStructured content: {\"sum\":3}"
+        );
+    }
+
+    #[test]
+    fn image_resources_are_images_and_the_count_is_capped() {
+        let png = base64::engine::general_purpose::STANDARD.encode(b"\x89PNG\r\n\x1a\nxyz");
+        let blob = ContentBlock::resource(ResourceContents::BlobResourceContents {
+            uri: "file:///shot.png".into(),
+            mime_type: Some("image/png".into()),
+            blob: png.clone(),
+            meta: None,
+        });
+        let out = output(&CallToolResult::success(vec![blob]));
+        assert_eq!(out.images.len(), 1);
+        assert_eq!(
+            out.text,
+            "[resource: file:///shot.png, image/png, 11 bytes]"
+        );
+        let many = vec![ContentBlock::image(png, "image/png"); MAX_RESULT_IMAGES + 1];
+        let out = output(&CallToolResult::success(many));
+        assert_eq!(out.images.len(), MAX_RESULT_IMAGES);
+        let last = out.text.lines().last().unwrap_or_default();
+        assert!(
+            last.ends_with("(not attached: at most 4 images per result)"),
+            "{last}"
+        );
     }
 
     #[test]

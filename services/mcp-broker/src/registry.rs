@@ -36,6 +36,14 @@ pub struct Registry {
     _stop_all: DropGuard,
 }
 
+/// What a session's tool listing finds.
+#[derive(Debug, Default)]
+pub struct ToolListing {
+    pub tools: Vec<ToolDefinition>,
+    /// Servers still in their first connection attempt.
+    pub pending: Vec<String>,
+}
+
 /// One tool as a session sees it.
 struct Entry {
     server: Arc<McpServer>,
@@ -78,7 +86,11 @@ impl Registry {
     }
 
     /// Global servers, then those of `session_id` (when not empty).
-    fn visible(&self, session_id: &str) -> Vec<Arc<McpServer>> {
+    pub(crate) fn default_call_timeout(&self) -> Duration {
+        self.default_call_timeout
+    }
+
+    pub(crate) fn visible(&self, session_id: &str) -> Vec<Arc<McpServer>> {
         let mut servers = self.global.clone();
         if !session_id.is_empty()
             && let Some(own) = self.lock_sessions().get(session_id)
@@ -139,17 +151,28 @@ impl Registry {
         removed.iter().flatten().for_each(|s| s.stop());
     }
 
-    /// The tools of the servers connected now. Servers still in their first
-    /// connection attempt get until their startup grace ends; a slow or
-    /// failing server costs its own tools, never the listing.
-    pub async fn list_tools(&self, session_id: &str) -> Vec<ToolDefinition> {
+    /// The tools of the servers connected now, and the names of the
+    /// servers still in their first connection attempt. Servers in their
+    /// first attempt get until their startup grace ends; a slow or failing
+    /// server costs its own tools, never the listing.
+    /// With `read_mcp_resource` when some connected server has resources.
+    pub async fn list_tools(&self, session_id: &str) -> ToolListing {
         let servers = self.visible(session_id);
         futures::future::join_all(servers.iter().map(|s| s.settle_first_attempt())).await;
-        entries(&servers)
+        let pending = servers
+            .iter()
+            .filter(|s| s.snapshot().phase == Phase::Connecting)
+            .map(|s| s.name().to_owned())
+            .collect();
+        let mut tools: Vec<ToolDefinition> = entries(&servers)
             .iter()
             .filter(|e| e.ready)
             .map(|e| mapping::definition(e.server.name(), &e.name, &e.tool))
-            .collect()
+            .collect();
+        if crate::extras::any_resources(&servers) {
+            tools.push(crate::extras::read_resource_definition());
+        }
+        ToolListing { tools, pending }
     }
 
     /// Runs the tool offered as `name` to `session_id`.
@@ -161,6 +184,9 @@ impl Registry {
         timeout_ms: u32,
     ) -> Result<ToolOutput, McpBrokerError> {
         let arguments = parse_arguments(name, arguments_json)?;
+        if name == crate::extras::READ_RESOURCE_TOOL {
+            return Ok(self.read_resource_tool(session_id, &arguments).await);
+        }
         let servers = self.visible(session_id);
         // Names are resolved against the same view the listing used, including
         // servers that are down right now: calling one of those reconnects it.
@@ -300,7 +326,7 @@ mod tests {
         let status = server.status();
         assert_eq!(status.state, ServerState::Failed as i32);
         assert!(status.error.contains("no transport"), "{}", status.error);
-        assert!(registry.list_tools("s").await.is_empty());
+        assert!(registry.list_tools("s").await.tools.is_empty());
     }
 
     #[test]
@@ -316,7 +342,7 @@ mod tests {
             .build()
             .unwrap();
         runtime.block_on(async {
-            assert!(registry.list_tools("").await.is_empty());
+            assert!(registry.list_tools("").await.tools.is_empty());
             let status = registry.statuses("").remove(0);
             assert_eq!(status.state, ServerState::Failed as i32, "{status:?}");
         });

@@ -252,6 +252,22 @@ impl McpServer {
         }
     }
 
+    /// The peer of a live connection within `timeout`, reconnecting when
+    /// the server is down (for requests other than tool calls).
+    pub async fn peer(&self, timeout: Duration) -> Result<Peer<RoleClient>, McpBrokerError> {
+        let (peer, _) = self.peer_for_call(0, Instant::now() + timeout).await?;
+        Ok(peer)
+    }
+
+    /// What the connected server said it offers; `None` while it is down.
+    pub fn capabilities(&self) -> Option<rmcp::model::ServerCapabilities> {
+        let snapshot = self.state.borrow();
+        match (&snapshot.phase, &snapshot.peer) {
+            (Phase::Connected, Some(peer)) => peer.peer_info().map(|i| i.capabilities.clone()),
+            _ => None,
+        }
+    }
+
     /// A live connection newer than `after_generation`, reconnecting (by
     /// asking the supervisor) when there is none.
     async fn peer_for_call(

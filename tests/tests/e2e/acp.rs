@@ -9,6 +9,7 @@ mod client_terminal;
 mod fuzz;
 mod images;
 mod limits;
+mod mcp_prompts;
 mod modes;
 mod reasoning;
 mod subagents;

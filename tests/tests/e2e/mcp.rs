@@ -19,8 +19,8 @@ use openheim_proto::GrpcChannel;
 use openheim_proto::common::v1::ToolCall;
 use openheim_proto::mcp_broker::v1::mcp_broker_client::McpBrokerClient;
 use openheim_proto::mcp_broker::v1::{
-    CallToolRequest, CallToolResponse, ListServersRequest, ListToolsRequest, ServerState,
-    ServerStatus,
+    CallToolRequest, CallToolResponse, GetPromptRequest, ListPromptsRequest, ListResourcesRequest,
+    ListServersRequest, ListToolsRequest, ReadResourceRequest, ServerState, ServerStatus,
 };
 use serde_json::{Value, json};
 
@@ -286,12 +286,12 @@ async fn stdio_servers_get_their_env() {
 }
 
 /// Where `.ci/run` installs the reference server.
-fn everything_entry() -> PathBuf {
+pub(crate) fn everything_entry() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("node/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
 }
 
-fn node_available() -> bool {
+pub(crate) fn node_available() -> bool {
     std::process::Command::new("node")
         .arg("--version")
         .output()
@@ -317,8 +317,11 @@ async fn the_reference_server_everything_round_trips() {
     wait_state(&client, "everything", ServerState::Connected).await;
 
     let names = tool_names(&client).await;
+    // Its tools, and the resource reader (it has resources).
     assert!(
-        names.iter().all(|n| n.starts_with("everything__")),
+        names
+            .iter()
+            .all(|n| n.starts_with("everything__") || n == "read_mcp_resource"),
         "{names:?}"
     );
     for tool in [
@@ -346,4 +349,131 @@ async fn the_reference_server_everything_round_trips() {
     assert_eq!(image.images.len(), 1, "{image:?}");
     assert_eq!(image.images[0].mime_type, "image/png");
     assert!(image.images[0].data.starts_with(b"\x89PNG\r\n\x1a\n"));
+}
+
+/// The reference server under the broker, connected.
+async fn everything_broker() -> Client {
+    let entry = everything_entry().display().to_string();
+    let server = stdio_server(Path::new("node"), &[&entry, "stdio"]);
+    let client = broker(vec![("everything", server)], Duration::from_secs(30));
+    wait_state(&client, "everything", ServerState::Connected).await;
+    client
+}
+
+async fn prompt(client: &Client, command: &str, input: &str) -> Result<String, tonic::Status> {
+    let request = GetPromptRequest {
+        session_id: String::new(),
+        command: command.into(),
+        arguments: Default::default(),
+        input: input.into(),
+    };
+    Ok(client.clone().get_prompt(request).await?.into_inner().text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_and_prompts_of_the_reference_server() {
+    if !node_available() || !everything_entry().is_file() {
+        println!("skipped: node or the reference server is missing; .ci/run installs them");
+        return;
+    }
+    let client = everything_broker().await;
+    // Resources: listed per server, read by URI, and offered to the model
+    // through `read_mcp_resource`.
+    let features = "demo://resource/static/document/features.md";
+    let listed = client
+        .clone()
+        .list_resources(ListResourcesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.errors.is_empty(), "{:?}", listed.errors);
+    let entry = listed
+        .resources
+        .iter()
+        .find(|r| r.uri == features)
+        .unwrap_or_else(|| panic!("{features} not listed: {:?}", listed.resources));
+    assert_eq!(entry.server, "everything");
+    assert_eq!(entry.mime_type, "text/markdown");
+    let read = client
+        .clone()
+        .read_resource(ReadResourceRequest {
+            session_id: String::new(),
+            server: "everything".into(),
+            uri: features.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!read.is_error, "{}", read.text);
+    assert!(
+        read.text.starts_with("# Everything Server - Features"),
+        "{}",
+        read.text
+    );
+    assert!(
+        tool_names(&client)
+            .await
+            .iter()
+            .any(|n| n == "read_mcp_resource")
+    );
+    let listing = call(&client, "read_mcp_resource", json!({})).await;
+    assert!(listing.output.contains(features), "{}", listing.output);
+    let by_tool = call(&client, "read_mcp_resource", json!({"uri": features})).await;
+    assert!(!by_tool.is_error, "{}", by_tool.output);
+    assert_eq!(by_tool.output, read.text);
+    let missing = call(
+        &client,
+        "read_mcp_resource",
+        json!({"server": "everything", "uri": "demo://nope"}),
+    )
+    .await;
+    assert!(missing.is_error, "{}", missing.output);
+
+    // Prompts: slash commands `server:prompt`, filled in by the server.
+    let prompts = client
+        .clone()
+        .list_prompts(ListPromptsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .prompts;
+    let args = prompts
+        .iter()
+        .find(|p| p.command == "everything:args-prompt")
+        .unwrap_or_else(|| panic!("{prompts:?}"));
+    assert_eq!(args.arguments[0].name, "city");
+    assert!(args.arguments[0].required);
+    assert_eq!(
+        prompt(&client, "everything:simple-prompt", "")
+            .await
+            .unwrap(),
+        "This is a simple prompt without arguments."
+    );
+    assert_eq!(
+        prompt(
+            &client,
+            "everything:args-prompt",
+            r#"city="New York" state=NY"#
+        )
+        .await
+        .unwrap(),
+        "What's weather in New York, NY?"
+    );
+    assert_eq!(
+        prompt(&client, "everything:args-prompt", "Paris")
+            .await
+            .unwrap(),
+        "What's weather in Paris?"
+    );
+    let missing = prompt(&client, "everything:args-prompt", "")
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::InvalidArgument, "{missing:?}");
+    assert!(
+        missing.message().contains("`city`"),
+        "{}",
+        missing.message()
+    );
+    let unknown = prompt(&client, "everything:no-such", "").await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound, "{unknown:?}");
 }

@@ -16,6 +16,7 @@
 mod calls;
 pub(crate) mod delegate;
 mod hooks;
+mod late_mcp;
 mod llm;
 mod summarise;
 
@@ -51,6 +52,7 @@ use crate::store::{
 };
 use calls::{describe, parse_args, tool_names};
 use delegate::{Delegation, TurnChildren};
+use late_mcp::LateServers;
 use openheim_tool_rules::truncate::cap_output;
 
 pub const CANCELLED_RESULT: &str = "Cancelled by user.";
@@ -131,14 +133,20 @@ impl Turn {
             self.backends.resolve_model(&self.meta.model)
         );
         self.announce_start(&resolved).await;
-        let mut tools = with_memory_tools(tools?, self.memory.is_some(), self.meta.read_only);
+        let listed = tools?;
+        let mut late = LateServers::new(listed.pending_mcp);
+        self.announce_pending(&late).await;
+        let mut tools = with_memory_tools(listed.tools, self.memory.is_some(), self.meta.read_only);
         self.add_delegation(&mut tools).await;
-        let definitions: Vec<ToolDefinition> = tools.iter().map(|(d, _)| d.clone()).collect();
+        let mut definitions: Vec<ToolDefinition> = tools.iter().map(|(d, _)| d.clone()).collect();
         let mut fit = self.context_fit(resolved, &definitions);
         self.persist(prompt).await?;
         let mut total = Usage::zero();
         let mut llm_calls = 0;
-        for _ in 0..self.settings.max_iterations {
+        for iteration in 0..self.settings.max_iterations {
+            if iteration > 0 && self.add_late_tools(&mut late, &mut tools).await {
+                definitions = tools.iter().map(|(d, _)| d.clone()).collect();
+            }
             if let Some(usage) = self.compact_if_needed(&mut fit).await {
                 total.add(&usage);
                 llm_calls += 1;

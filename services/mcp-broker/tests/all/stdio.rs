@@ -47,10 +47,18 @@ async fn a_slow_server_never_holds_up_the_tool_listing() {
     let client = broker_with(config);
     wait_connected(&client, "", "web").await;
     // Bounded by the startup grace, not by the hour-long initialize limit.
-    let names = tokio::time::timeout(Duration::from_secs(10), tool_names(&client, ""))
+    let request = openheim_proto::mcp_broker::v1::ListToolsRequest {
+        session_id: String::new(),
+    };
+    let listing = tokio::time::timeout(Duration::from_secs(10), client.clone().list_tools(request))
         .await
-        .expect("ListTools waited for the slow server");
-    assert!(names.contains(&"web__echo".to_owned()), "{names:?}");
+        .expect("ListTools waited for the slow server")
+        .unwrap()
+        .into_inner();
+    let names: Vec<&str> = listing.tools.iter().map(|t| t.name.as_str()).collect();
+    assert!(names.contains(&"web__echo"), "{names:?}");
+    // The listing says who is missing, so a turn can add its tools later.
+    assert_eq!(listing.pending_servers, ["sleepy"]);
     let sleepy = crate::support::statuses(&client, "")
         .await
         .into_iter()
