@@ -24,6 +24,7 @@ mod e2e {
     pub mod mcp;
     pub mod mcp_turns;
     pub mod memory;
+    pub mod plans;
     pub mod project_instructions;
     pub mod provider_faults;
     pub mod providers;

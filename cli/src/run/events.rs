@@ -146,6 +146,13 @@ pub enum RunEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         hook: Option<String>,
     },
+    /// The agent's task plan changed (its `update_plan` tool): the whole
+    /// plan, replacing the previous one.
+    #[serde(rename = "plan.updated")]
+    PlanUpdated {
+        /// The steps, in order.
+        entries: Vec<PlanStep>,
+    },
     /// Something the user should know: retries, context left out, fallbacks.
     #[serde(rename = "notice")]
     Notice {
@@ -201,6 +208,35 @@ pub enum RunEvent {
         /// The exit code of `openheim run` (docs/automation.md).
         exit_code: u8,
     },
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct PlanStep {
+    /// What the step is.
+    pub content: String,
+    /// `pending`, `in_progress` or `completed`.
+    pub status: PlanStepStatus,
+    /// `high`, `medium` or `low`.
+    pub priority: PlanStepPriority,
+}
+
+/// How far a plan step is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanStepStatus {
+    Pending,
+    InProgress,
+    Completed,
+}
+
+/// How much a plan step matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanStepPriority {
+    High,
+    Medium,
+    Low,
 }
 
 /// Result text longer than this is cut in `tool_call.completed`.

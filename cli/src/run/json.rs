@@ -11,8 +11,9 @@ use openheim_proto::agent_loop::v1::{
 use openheim_proto::common::v1::{self as common, StopReason as WireStop};
 
 use super::events::{
-    DecidedBy, ErrorKind, NoticeKind, NoticeLevel, PermissionDecision, RESULT_CAP_BYTES, RunError,
-    RunEvent, SCHEMA_VERSION, StopReason, ToolCallOutcome, ToolCallProgress, ToolKind, Usage,
+    DecidedBy, ErrorKind, NoticeKind, NoticeLevel, PermissionDecision, PlanStep, PlanStepPriority,
+    PlanStepStatus, RESULT_CAP_BYTES, RunError, RunEvent, SCHEMA_VERSION, StopReason,
+    ToolCallOutcome, ToolCallProgress, ToolKind, Usage,
 };
 use super::{LastMessage, Render, ends_message, error_kind, exit, exit_code};
 
@@ -89,6 +90,7 @@ impl JsonView {
             Event::ToolCall(call) => out.push(self.tool_started(call)),
             Event::ToolCallUpdate(update) => out.push(self.tool_updated(update)),
             Event::PermissionDecided(decided) => out.push(permission(decided)),
+            Event::Plan(plan) => out.push(plan_updated(&plan)),
             Event::Notice(notice) => out.push(RunEvent::Notice {
                 level: match notice.level() {
                     wire::NoticeLevel::Warning => NoticeLevel::Warning,
@@ -301,6 +303,28 @@ fn usage_of(usage: &common::Usage) -> Usage {
         reasoning_tokens: usage.reasoning_tokens,
         cost_pico_usd: usage.cost_pico_usd,
     }
+}
+
+fn plan_updated(plan: &wire::Plan) -> RunEvent {
+    use wire::{PlanPriority, PlanStatus};
+    let entries = plan
+        .entries
+        .iter()
+        .map(|e| PlanStep {
+            content: e.content.clone(),
+            status: match e.status() {
+                PlanStatus::InProgress => PlanStepStatus::InProgress,
+                PlanStatus::Completed => PlanStepStatus::Completed,
+                PlanStatus::Pending | PlanStatus::Unspecified => PlanStepStatus::Pending,
+            },
+            priority: match e.priority() {
+                PlanPriority::High => PlanStepPriority::High,
+                PlanPriority::Low => PlanStepPriority::Low,
+                PlanPriority::Medium | PlanPriority::Unspecified => PlanStepPriority::Medium,
+            },
+        })
+        .collect();
+    RunEvent::PlanUpdated { entries }
 }
 
 fn permission(decided: wire::PermissionDecided) -> RunEvent {

@@ -170,6 +170,16 @@ impl View {
             | Event::Usage(_)
             | Event::ModelSelected(_)
             | Event::ClientRequest(_) => {}
+            Event::Plan(plan) => {
+                if self.verbose {
+                    self.release()?;
+                    self.finish_line()?;
+                    eprintln!("plan: {}", openheim_proto::plan::summary(&plan));
+                    for line in openheim_proto::plan::checklist(&plan) {
+                        eprintln!("  {line}");
+                    }
+                }
+            }
             Event::PermissionDecided(decided) => {
                 if self.verbose {
                     eprintln!("{}", decision_line(&decided));

@@ -252,6 +252,7 @@ impl TurnState {
                     view.notice(&line, out);
                 }
             }
+            Event::Plan(plan) => super::plan::show(view, &plan, out),
             Event::Started(_) | Event::ClientRequest(_) => {}
         }
     }

@@ -21,6 +21,7 @@ mod diff;
 mod editor;
 mod machine;
 mod markdown;
+mod plan;
 mod render;
 pub(crate) mod status;
 mod term;

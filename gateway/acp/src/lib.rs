@@ -11,14 +11,17 @@
 //! running turn is cancelled and given [`AcpOptions::shutdown_grace`] to
 //! record its cancellation, so the stored history stays valid.
 
+mod commands;
 mod convert;
 mod error;
 mod gate;
+mod lifecycle;
 mod lines;
 mod mcp;
 mod mcp_prompts;
 mod models;
 mod modes;
+mod plan;
 mod prompt;
 mod sessions;
 mod state;
@@ -32,10 +35,12 @@ use std::time::Duration;
 
 use agent_client_protocol::schema::ProtocolVersion;
 use agent_client_protocol::v1::schema::{
-    AgentCapabilities, CancelNotification, Implementation, InitializeRequest, InitializeResponse,
-    ListSessionsRequest, LoadSessionRequest, McpCapabilities, NewSessionRequest,
-    PromptCapabilities, PromptRequest, PromptResponse, SessionCapabilities,
-    SessionListCapabilities, SetSessionConfigOptionRequest, SetSessionModeRequest,
+    AgentCapabilities, CancelNotification, CloseSessionRequest, DeleteSessionRequest,
+    Implementation, InitializeRequest, InitializeResponse, ListSessionsRequest, LoadSessionRequest,
+    McpCapabilities, NewSessionRequest, PromptCapabilities, PromptRequest, PromptResponse,
+    ResumeSessionRequest, SessionCapabilities, SessionCloseCapabilities, SessionDeleteCapabilities,
+    SessionListCapabilities, SessionResumeCapabilities, SetSessionConfigOptionRequest,
+    SetSessionModeRequest,
 };
 use agent_client_protocol::v1::{ConnectionTo, Responder};
 use agent_client_protocol::{Agent, Client, ConnectTo, Error as RpcError, JsonRpcResponse};
@@ -122,13 +127,18 @@ pub async fn serve_acp(
 }
 
 /// Runs `work` off the dispatch loop and answers the request with its result.
+/// `$/cancel_request` for the request stops waiting on `work` and answers
+/// -32800 at once; what the agent loop already did stays done (a session
+/// being created may still be created).
 fn respond_later<T, F>(conn: &Connection, responder: Responder<T>, work: F)
 where
     T: JsonRpcResponse + Send + 'static,
     F: Future<Output = Result<T, AcpError>> + Send + 'static,
 {
+    let cancellation = responder.cancellation();
     let task = async move {
-        let result = work.await.map_err(RpcError::from);
+        let work = async move { work.await.map_err(RpcError::from) };
+        let result = cancellation.run_until_cancelled(work).await;
         if let Err(error) = responder.respond_with_result(result) {
             tracing::debug!(%error, "an answer could not be sent");
         }
@@ -178,6 +188,18 @@ async fn connect(
         )
         .on_receive_request(
             deferred!(conn, ListSessionsRequest, sessions::list_sessions),
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            deferred!(conn, ResumeSessionRequest, lifecycle::resume_session),
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            deferred!(conn, CloseSessionRequest, lifecycle::close_session),
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            deferred!(conn, DeleteSessionRequest, lifecycle::delete_session),
             agent_client_protocol::on_receive_request!(),
         )
         .on_receive_request(
@@ -232,7 +254,13 @@ fn initialize_response(version: &str) -> InitializeResponse {
         .load_session(true)
         .prompt_capabilities(PromptCapabilities::new().image(true).embedded_context(true))
         .mcp_capabilities(McpCapabilities::new().http(true))
-        .session_capabilities(SessionCapabilities::new().list(SessionListCapabilities::new()));
+        .session_capabilities(
+            SessionCapabilities::new()
+                .list(SessionListCapabilities::new())
+                .resume(SessionResumeCapabilities::new())
+                .close(SessionCloseCapabilities::new())
+                .delete(SessionDeleteCapabilities::new()),
+        );
     // This agent speaks v1 only; a client asking for more gets v1 and decides.
     InitializeResponse::new(ProtocolVersion::V1)
         .agent_capabilities(capabilities)

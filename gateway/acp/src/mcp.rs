@@ -53,6 +53,18 @@ pub fn meta(statuses: Result<Vec<ServerStatus>, AcpError>) -> Meta {
     meta
 }
 
+/// One line about a server for the `/mcp` command: name, state, tools,
+/// and the error of a failed one.
+pub fn describe(server: &ServerStatus) -> String {
+    let json = server_json(server);
+    let state = json["state"].as_str().unwrap_or("unknown");
+    let mut line = format!("- {}: {state}, {} tools", server.name, server.tool_count);
+    if !server.error.is_empty() {
+        line.push_str(&format!(" ({})", server.error));
+    }
+    line
+}
+
 fn server_json(server: &ServerStatus) -> Value {
     let state = match server.state() {
         ServerState::Connecting => "connecting",

@@ -6,8 +6,7 @@
 //! pairs, or the value of the prompt's first argument.
 
 use agent_client_protocol::v1::schema::{
-    AvailableCommand, AvailableCommandInput, AvailableCommandsUpdate, SessionUpdate,
-    UnstructuredCommandInput,
+    AvailableCommand, AvailableCommandInput, SessionUpdate, UnstructuredCommandInput,
 };
 use openheim_proto::agent_loop::v1::{GetMcpPromptRequest, ListMcpPromptsRequest};
 use openheim_proto::common::v1::ContentBlock;
@@ -17,10 +16,11 @@ use openheim_proto::mcp_broker::v1::McpPrompt;
 use crate::error::AcpError;
 use crate::state::Connection;
 
-/// openheim's commands plus the session's MCP prompts. A broker that
+/// The `available_commands_update` of a session: openheim's commands
+/// (`commands.rs`) plus the session's MCP prompts. A broker that
 /// cannot list prompts costs only the prompts.
 pub async fn commands_update(conn: &Connection, session_id: &str) -> SessionUpdate {
-    let mut commands = crate::thinking::commands();
+    let mut commands = crate::commands::available();
     let request = ListMcpPromptsRequest {
         session_id: session_id.to_owned(),
     };
@@ -30,7 +30,7 @@ pub async fn commands_update(conn: &Connection, session_id: &str) -> SessionUpda
             tracing::warn!(error = %status.message(), "MCP prompts are unavailable; offering openheim's commands only");
         }
     }
-    SessionUpdate::AvailableCommandsUpdate(AvailableCommandsUpdate::new(commands))
+    crate::commands::update(commands)
 }
 
 /// One prompt as a command; its arguments make the input hint.

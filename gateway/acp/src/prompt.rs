@@ -31,6 +31,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::commands::Local;
 use crate::convert::{prompt_blocks, stop_reason};
 use crate::error::AcpError;
 use crate::state::{Connection, SessionView, TurnSlot};
@@ -58,6 +59,10 @@ pub fn start(
         Ok(prepared) => prepared,
         Err(error) => return responder.respond_with_error(error.into()),
     };
+    if let Some(command) = local_command(&blocks) {
+        answer_command(conn, slot, command, responder, cx);
+        return Ok(());
+    }
     let conn = Arc::clone(conn);
     let tasks = conn.tasks.clone();
     // `$/cancel_request` for the prompt itself means the same as `session/cancel`.
@@ -86,6 +91,55 @@ pub fn start(
     };
     tasks.spawn(tracing::Instrument::in_current_span(task));
     Ok(())
+}
+
+/// The command a prompt of one text block is, when the adapter answers it
+/// itself (`commands.rs`).
+fn local_command(blocks: &[openheim_proto::common::v1::ContentBlock]) -> Option<Local> {
+    use openheim_proto::common::v1::content_block::Block;
+    match blocks {
+        [only] => match &only.block {
+            Some(Block::Text(text)) => crate::commands::parse(text),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Answers a local command from a task, holding the session's turn slot
+/// meanwhile: its updates, then its text as an agent message, then
+/// `end_turn`. Nothing reaches the model or the history.
+fn answer_command(
+    conn: &Arc<Connection>,
+    slot: TurnSlot,
+    command: Local,
+    responder: Responder<PromptResponse>,
+    cx: ConnectionTo<Client>,
+) {
+    let conn = Arc::clone(conn);
+    let tasks = conn.tasks.clone();
+    let task = async move {
+        let id = slot.session.id.clone();
+        let notify = |update| {
+            if let Err(error) = cx.send_notification(SessionNotification::new(id.clone(), update)) {
+                tracing::debug!(%error, "session update not delivered");
+            }
+        };
+        if conn.commands_unsent(&id) {
+            notify(crate::mcp_prompts::commands_update(&conn, &id).await);
+        }
+        let answered = crate::commands::run(&conn, &slot.session, command).await;
+        let result = answered.map(|answer| {
+            answer.updates.into_iter().for_each(&notify);
+            notify(updates::text_chunk(answer.text));
+            PromptResponse::new(acp::StopReason::EndTurn)
+        });
+        conn.end_turn(&id);
+        if let Err(error) = responder.respond_with_result(result.map_err(RpcError::from)) {
+            tracing::debug!(%error, "the command's answer could not be sent");
+        }
+    };
+    tasks.spawn(tracing::Instrument::in_current_span(task));
 }
 
 /// A turn for `blocks`: the `/compact [focus]` command (see
@@ -239,6 +293,10 @@ impl TurnRelay {
                 return Some(Err(AcpError::from_turn_error(&self.session.id, &error)));
             }
             Event::Started(started) => {
+                if !started.title.is_empty() {
+                    let info = acp::SessionInfoUpdate::new().title(started.title.clone());
+                    self.notify(SessionUpdate::SessionInfoUpdate(info));
+                }
                 if let (Ok(mut usage), Some(before)) = (self.usage.lock(), started.session_usage) {
                     usage.0 = before;
                 }
@@ -258,6 +316,7 @@ impl TurnRelay {
                 }
             }
             Event::PermissionDecided(_) => {}
+            Event::Plan(plan) => self.notify(crate::plan::update(&plan)),
             // A sub-agent's progress also arrives as updates of the
             // delegation's tool call, which carry its summary.
             Event::Child(_) => {}

@@ -95,17 +95,21 @@ impl NewSessionMeta {
 /// What this connection knows of a session the agent loop returned; the
 /// thinking setting is this connection's (kept when the session was
 /// already open here).
-fn view(conn: &Connection, info: &SessionInfo) -> SessionView {
+pub(crate) fn view(conn: &Connection, info: &SessionInfo) -> SessionView {
     SessionView {
         id: info.id.clone(),
         work_dir: PathBuf::from(&info.work_dir),
         model: info.model.clone(),
         thinking: conn.session(&info.id).ok().and_then(|v| v.thinking),
+        skills: info.skills.clone(),
     }
 }
 
 /// Every config option of a session: the model, then thinking.
-fn config_options(conn: &Connection, view: &SessionView) -> Vec<acp::SessionConfigOption> {
+pub(crate) fn config_options(
+    conn: &Connection,
+    view: &SessionView,
+) -> Vec<acp::SessionConfigOption> {
     let mut options = conn.options.models.config_options(&view.model);
     options.push(thinking::option(view.thinking));
     options
@@ -113,7 +117,7 @@ fn config_options(conn: &Connection, view: &SessionView) -> Vec<acp::SessionConf
 
 /// `_meta` of a session's response: the statuses of the servers the client
 /// attached to it (none asked for, none listed), and of those refused.
-async fn session_meta(
+pub(crate) async fn session_meta(
     conn: &Connection,
     session_id: &str,
     attached: bool,
@@ -132,7 +136,7 @@ async fn session_meta(
 /// The client's MCP servers this connection starts, as specs, and a failed
 /// status for each one it refuses: stdio servers (commands on this machine)
 /// when the connection does not accept them.
-fn admit_servers(
+pub(crate) fn admit_servers(
     conn: &Connection,
     servers: &[acp::McpServer],
     cwd: &std::path::Path,
@@ -285,7 +289,7 @@ pub async fn list_sessions(
 }
 
 /// Switches the model of an open session; returns the new model.
-async fn switch_model(
+pub(crate) async fn switch_model(
     conn: &Connection,
     session_id: &str,
     value: &str,

@@ -73,6 +73,8 @@ pub struct SessionView {
     /// The `thinking` config option; `None` = as configured. Kept by this
     /// connection and sent with each of the session's turns.
     pub thinking: Option<openheim_config::Thinking>,
+    /// The session's skills, as the agent loop last reported them.
+    pub skills: Vec<String>,
 }
 
 struct OpenSession {
@@ -170,6 +172,12 @@ impl Connection {
             .is_some_and(|open| !std::mem::replace(&mut open.commands_sent, true))
     }
 
+    pub fn set_skills(&self, id: &str, skills: Vec<String>) {
+        if let Some(open) = locked(&self.sessions).get_mut(id) {
+            open.view.skills = skills;
+        }
+    }
+
     pub fn set_thinking(&self, id: &str, thinking: Option<openheim_config::Thinking>) {
         if let Some(open) = locked(&self.sessions).get_mut(id) {
             open.view.thinking = thinking;
@@ -218,6 +226,23 @@ impl Connection {
         }
     }
 
+    /// Whether a prompt of the session runs on this connection.
+    pub fn is_running(&self, id: &str) -> bool {
+        locked(&self.sessions)
+            .get(id)
+            .is_some_and(|open| open.active.is_some())
+    }
+
+    /// `session/close`: cancels the session's running turn and forgets the
+    /// session; the turn's task still ends it (and finds it gone).
+    pub fn close(&self, id: &str) -> Result<(), AcpError> {
+        self.cancel(id);
+        locked(&self.sessions)
+            .remove(id)
+            .map(drop)
+            .ok_or_else(|| AcpError::SessionNotFound(id.to_owned()))
+    }
+
     /// The client went away: cancels every running turn and gives them
     /// `grace` to record their cancellation, so the history stays valid.
     pub async fn shutdown(&self, grace: Duration) {
@@ -263,6 +288,7 @@ mod tests {
             work_dir: PathBuf::from("/ws"),
             model: String::new(),
             thinking: None,
+            skills: Vec::new(),
         }
     }
 

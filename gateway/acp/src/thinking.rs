@@ -1,10 +1,9 @@
-//! Session-level settings a client changes besides the model: the
-//! `thinking` config option (how hard the model reasons in this session's
-//! turns) and the slash commands the agent offers (`/compact`).
+//! The `thinking` config option: how hard the model reasons in this
+//! session's turns; and the `/compact` command (the slash commands offered
+//! are listed in `commands.rs`).
 
 use agent_client_protocol::v1::schema::{
-    AvailableCommand, AvailableCommandInput, SessionConfigOption, SessionConfigOptionCategory,
-    SessionConfigSelectOption, UnstructuredCommandInput,
+    SessionConfigOption, SessionConfigOptionCategory, SessionConfigSelectOption,
 };
 use openheim_config::{BadThinking, Thinking};
 use openheim_proto::llm_proxy::v1::{ThinkingLevel, ThinkingSetting};
@@ -71,19 +70,6 @@ fn capitalised(word: &str) -> String {
     })
 }
 
-/// openheim's own slash commands (`mcp_prompts` adds the MCP prompts).
-pub fn commands() -> Vec<AvailableCommand> {
-    vec![
-        AvailableCommand::new(
-            COMPACT_COMMAND,
-            "Summarise the conversation so far to free the context window",
-        )
-        .input(Some(AvailableCommandInput::Unstructured(
-            UnstructuredCommandInput::new("what the summary should keep above all (optional)"),
-        ))),
-    ]
-}
-
 /// The focus of a `/compact [focus]` prompt, or `None` when the prompt is
 /// not that command.
 pub fn compact_focus(text: &str) -> Option<String> {
@@ -127,6 +113,6 @@ mod tests {
         );
         assert_eq!(compact_focus("/compaction"), None);
         assert_eq!(compact_focus("please /compact"), None);
-        assert_eq!(commands()[0].name, "compact");
+        assert_eq!(crate::commands::available()[0].name, "compact");
     }
 }

@@ -194,6 +194,13 @@ pub fn decision(outcome: Option<&RequestPermissionOutcome>) -> Decision {
 }
 
 /// A stored conversation as the updates a client would have seen live.
+/// What a client attaching to a stored session without its replay
+/// (`session/resume`) is told of its history: the session's plan, if it
+/// has one (its slash commands follow, `mcp_prompts::commands_update`).
+pub fn resumed(messages: &[Message]) -> Vec<SessionUpdate> {
+    crate::plan::latest(messages).into_iter().collect()
+}
+
 pub fn replay(messages: &[Message], work_dir: &Path) -> Vec<SessionUpdate> {
     let mut updates = Vec::new();
     for message in messages {
@@ -202,6 +209,7 @@ pub fn replay(messages: &[Message], work_dir: &Path) -> Vec<SessionUpdate> {
             if let Some(update) = replay_block(role, block, work_dir) {
                 updates.push(update);
             }
+            updates.extend(crate::plan::replayed(block));
         }
     }
     updates

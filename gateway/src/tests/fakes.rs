@@ -225,6 +225,20 @@ impl al::agent_loop_server::AgentLoop for Sessions {
         }))
     }
 
+    async fn delete_session(
+        &self,
+        _: Request<al::DeleteSessionRequest>,
+    ) -> Result<Response<al::DeleteSessionResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn close_session(
+        &self,
+        _: Request<al::CloseSessionRequest>,
+    ) -> Result<Response<al::CloseSessionResponse>, Status> {
+        unimplemented()
+    }
+
     async fn set_session_model(
         &self,
         _: Request<al::SetSessionModelRequest>,

@@ -17,9 +17,9 @@ use openheim_proto::llm_proxy::v1::{
     ResolveModelResponse, llm_proxy_client::LlmProxyClient,
 };
 use openheim_proto::mcp_broker::v1::{
-    AttachSessionServersRequest, CallToolRequest, CallToolResponse, GetPromptRequest,
-    GetPromptResponse, ListPromptsRequest, ListServersRequest, McpPrompt, ServerSpec, ServerStatus,
-    mcp_broker_client::McpBrokerClient,
+    AttachSessionServersRequest, CallToolRequest, CallToolResponse, DetachSessionRequest,
+    GetPromptRequest, GetPromptResponse, ListPromptsRequest, ListServersRequest, McpPrompt,
+    ServerSpec, ServerStatus, mcp_broker_client::McpBrokerClient,
 };
 use openheim_proto::tool_executor::v1::{
     ExecuteRequest, ExecuteResponse, ListToolsRequest, ReadFileRequest, ReadFileResponse,
@@ -83,6 +83,8 @@ pub enum ToolRoute {
     Memory,
     /// `delegate_task`, answered by the agent loop itself (`delegate.rs`).
     Delegate,
+    /// `update_plan`, answered by the agent loop itself (`plan.rs`).
+    Plan,
 }
 
 impl Backends {
@@ -402,6 +404,18 @@ impl Backends {
             .attach_session_servers(with_deadline(AttachSessionServersRequest {
                 session_id: session_id.to_owned(),
                 servers,
+            }))
+            .await
+            .map_err(|s| backend("mcp-broker", &s))?;
+        Ok(())
+    }
+
+    /// Stops the session's own MCP servers (the configured ones stay).
+    pub async fn detach_mcp_servers(&self, session_id: &str) -> Result<(), AgentError> {
+        self.mcp
+            .clone()
+            .detach_session(with_deadline(DetachSessionRequest {
+                session_id: session_id.to_owned(),
             }))
             .await
             .map_err(|s| backend("mcp-broker", &s))?;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use openheim_memory::MemoryError;
 use openheim_proto::agent_loop::v1::{
-    CreateSessionRequest, ForgetMemoryRequest, GetMcpPromptRequest, GetMcpPromptResponse,
+    CloseSessionRequest, CloseSessionResponse, CreateSessionRequest, DeleteSessionRequest,
+    DeleteSessionResponse, ForgetMemoryRequest, GetMcpPromptRequest, GetMcpPromptResponse,
     ListMcpPromptsRequest, ListMcpPromptsResponse, ListMcpServersRequest, ListMcpServersResponse,
     ListMemoryRequest, ListMemoryResponse, ListSessionsRequest, ListSessionsResponse,
     ListSkillsRequest, ListSkillsResponse, ListToolsRequest, ListToolsResponse, LoadSessionRequest,
@@ -115,6 +116,30 @@ impl AgentLoop for AgentLoopGrpc {
             .await
             .map_err(status)?;
         Ok(Response::new(response))
+    }
+
+    async fn delete_session(
+        &self,
+        request: Request<DeleteSessionRequest>,
+    ) -> Result<Response<DeleteSessionResponse>, Status> {
+        let request = request.into_inner();
+        self.service
+            .delete_session(&request.session_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(DeleteSessionResponse {}))
+    }
+
+    async fn close_session(
+        &self,
+        request: Request<CloseSessionRequest>,
+    ) -> Result<Response<CloseSessionResponse>, Status> {
+        let request = request.into_inner();
+        self.service
+            .close_session(&request.session_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(CloseSessionResponse {}))
     }
 
     async fn set_session_model(

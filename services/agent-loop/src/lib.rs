@@ -19,6 +19,7 @@ mod outcome;
 mod owner;
 mod peer_cache;
 mod permission;
+mod plan;
 pub mod prompt;
 mod reply;
 mod service;

@@ -193,6 +193,33 @@ impl AgentService {
         })
     }
 
+    /// Deletes a stored session: refused while one of its turns runs (the
+    /// lease is held for the deletion, so none starts meanwhile).
+    pub async fn delete_session(&self, session_id: &str) -> Result<(), AgentError> {
+        check_session_id(session_id)?;
+        let Some(lease) = self
+            .store
+            .try_lease(session_id, self.config.lease_ttl)
+            .await?
+        else {
+            let retry_after = self.store.busy_for(session_id).await.ok().flatten();
+            return Err(AgentError::Busy {
+                session_id: session_id.to_owned(),
+                retry_after,
+            });
+        };
+        let deleted = self.store.delete(session_id).await;
+        lease.release().await;
+        deleted?;
+        self.close_session(session_id).await
+    }
+
+    /// Stops the session's own MCP servers; its history stays.
+    pub async fn close_session(&self, session_id: &str) -> Result<(), AgentError> {
+        check_session_id(session_id)?;
+        self.backends.detach_mcp_servers(session_id).await
+    }
+
     /// A workspace outside the configured root (a server's `work_dir`) is
     /// refused: remote clients work inside the server's workspace only.
     fn check_workspace(&self, dir: &Path) -> Result<(), AgentError> {
@@ -354,6 +381,7 @@ impl AgentService {
             .await?
             .tools;
         let mut tools = with_memory_tools(tools, self.memory.is_some(), meta.read_only);
+        crate::plan::offer(&mut tools);
         delegate::offer(self.delegation.as_deref(), &meta, &mut tools).await;
         Ok(tools
             .into_iter()

@@ -142,7 +142,7 @@ fn tool_call(call: &ToolCall, route: ToolRoute) -> Span {
         ToolRoute::Executor => "tool-executor",
         ToolRoute::Mcp => "mcp",
         ToolRoute::Memory => "memory",
-        ToolRoute::Delegate => "agent-loop",
+        ToolRoute::Delegate | ToolRoute::Plan => "agent-loop",
     };
     tracing::info_span!(
         "tool_call",

@@ -6,8 +6,10 @@
 //! Malformed input: see `acp/fuzz.rs`.
 
 mod client_terminal;
+mod commands;
 mod fuzz;
 mod images;
+pub(crate) mod lifecycle;
 mod limits;
 mod mcp_prompts;
 mod modes;

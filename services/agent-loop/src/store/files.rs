@@ -141,6 +141,21 @@ impl SessionStore for FileStore {
         })
     }
 
+    async fn delete(&self, session_id: &str) -> Result<(), StoreError> {
+        let path = self.path(session_id)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound(session_id.to_owned()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if let Ok(mut approvals) = self.approvals.lock() {
+            approvals.remove(session_id);
+        }
+        Ok(())
+    }
+
     async fn try_lease(
         &self,
         session_id: &str,
@@ -360,6 +375,25 @@ mod tests {
             }
             other => panic!("expected a corrupt log, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_deleted_session_is_gone_and_cannot_be_deleted_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path()).unwrap();
+        store.create(&meta("s1")).await.unwrap();
+        store.remember("s1", "k", true).await.unwrap();
+        store.delete("s1").await.unwrap();
+        assert!(!dir.path().join("s1.jsonl").exists());
+        assert!(store.remembered("s1").await.unwrap().is_empty());
+        assert!(matches!(
+            store.delete("s1").await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            store.load("s1").await,
+            Err(StoreError::NotFound(_))
+        ));
     }
 
     #[tokio::test]

@@ -380,6 +380,9 @@ pub trait SessionStore: Send + Sync {
     async fn load(&self, session_id: &str) -> Result<StoredSession, StoreError>;
     /// Sessions by last update, newest first (ties: greater id first).
     async fn list(&self, limit: usize, cursor: Option<&str>) -> Result<SessionPage, StoreError>;
+    /// Removes the session's history and remembered approvals; `NotFound`
+    /// when there is no such session. The caller holds its lease.
+    async fn delete(&self, session_id: &str) -> Result<(), StoreError>;
     /// Takes the session's turn lease, or `None` when another holder has it.
     /// `ttl` bounds how long a crashed holder can block the session.
     async fn try_lease(&self, session_id: &str, ttl: Duration)

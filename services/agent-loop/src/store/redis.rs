@@ -453,6 +453,37 @@ impl SessionStore for RedisStore {
         })
     }
 
+    /// One transaction: the log, its index entry and its approvals go
+    /// together.
+    async fn delete(&self, session_id: &str) -> Result<(), StoreError> {
+        check_session_id(session_id)?;
+        let mut delete = ::redis::pipe();
+        delete
+            .atomic()
+            .cmd("DEL")
+            .arg(self.keys.session(session_id))
+            .cmd("ZREM")
+            .arg(self.keys.index())
+            .arg(session_id)
+            .ignore()
+            .cmd("DEL")
+            .arg(self.keys.approvals(session_id))
+            .ignore();
+        // A retry after a lost answer may find the session already gone.
+        let retried = std::sync::atomic::AtomicBool::new(false);
+        let (removed,): (i64,) = self
+            .run(|mut connection, retrying| {
+                retried.fetch_or(retrying, std::sync::atomic::Ordering::Relaxed);
+                let delete = delete.clone();
+                async move { delete.query_async(&mut connection).await }
+            })
+            .await?;
+        if removed == 0 && !retried.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StoreError::NotFound(session_id.to_owned()));
+        }
+        Ok(())
+    }
+
     async fn try_lease(
         &self,
         session_id: &str,

@@ -504,6 +504,7 @@ impl Turn {
             | Event::Usage(_)
             | Event::Compacted(_)
             | Event::PermissionDecided(_)
+            | Event::Plan(_)
             | Event::Child(_) => {}
         }
         None

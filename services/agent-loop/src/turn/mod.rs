@@ -18,6 +18,7 @@ pub(crate) mod delegate;
 mod hooks;
 mod late_mcp;
 mod llm;
+mod plan;
 mod summarise;
 
 pub(crate) use llm::ContextFit;
@@ -132,11 +133,12 @@ impl Turn {
                 .list_tools(&workspace, &self.meta.id, self.meta.read_only),
             self.backends.resolve_model(&self.meta.model)
         );
-        self.announce_start(&resolved).await;
+        self.announce_start(&resolved, &prompt).await;
         let listed = tools?;
         let mut late = LateServers::new(listed.pending_mcp);
         self.announce_pending(&late).await;
         let mut tools = with_memory_tools(listed.tools, self.memory.is_some(), self.meta.read_only);
+        crate::plan::offer(&mut tools);
         self.add_delegation(&mut tools).await;
         let mut definitions: Vec<ToolDefinition> = tools.iter().map(|(d, _)| d.clone()).collect();
         let mut fit = self.context_fit(resolved, &definitions);
@@ -193,7 +195,16 @@ impl Turn {
 
     /// The first event of a turn: its session and the model that serves
     /// it, resolved (a session on the default model names the default).
-    async fn announce_start(&self, resolved: &Result<ResolveModelResponse, AgentError>) {
+    /// It names the session's title when this prompt gives it one.
+    async fn announce_start(
+        &self,
+        resolved: &Result<ResolveModelResponse, AgentError>,
+        prompt: &StoredMessage,
+    ) {
+        let title = match crate::store::title_of(&self.history).is_empty() {
+            true => crate::store::title_of(std::slice::from_ref(prompt)),
+            false => String::new(),
+        };
         let (provider, model) = match resolved {
             Ok(r) => (r.provider.clone(), r.model.clone()),
             Err(_) => (String::new(), self.meta.model.clone()),
@@ -203,6 +214,7 @@ impl Turn {
             provider,
             model,
             session_usage: Some(self.session_usage),
+            title,
         };
         self.emit(Event::Started(started)).await;
     }
@@ -513,6 +525,7 @@ impl Turn {
                 Some(memory) => Ok(memory.call(call, &self.meta).await),
                 None => Ok(Outcome::error("long-term memory is off")),
             },
+            ToolRoute::Plan => Ok(self.update_plan(call).await),
             ToolRoute::Delegate => match &self.delegation {
                 Some(delegation) => Ok(self.delegate(call, delegation).await),
                 None => Ok(Outcome::error("sub-agents are not available here")),
