@@ -124,7 +124,7 @@ impl AgentLoop for AgentLoopGrpc {
     ) -> Result<Response<DeleteSessionResponse>, Status> {
         let request = request.into_inner();
         self.service
-            .delete_session(&request.session_id)
+            .delete_session(&request.session_id, &principal_of(request.caller.as_ref()))
             .await
             .map_err(status)?;
         Ok(Response::new(DeleteSessionResponse {}))

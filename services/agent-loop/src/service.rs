@@ -195,8 +195,13 @@ impl AgentService {
 
     /// Deletes a stored session: refused while one of its turns runs (the
     /// lease is held for the deletion, so none starts meanwhile).
-    pub async fn delete_session(&self, session_id: &str) -> Result<(), AgentError> {
-        check_session_id(session_id)?;
+    pub async fn delete_session(
+        &self,
+        session_id: &str,
+        principal: &Principal,
+    ) -> Result<(), AgentError> {
+        self.owned(session_id, principal, Action::DeleteSession)
+            .await?;
         let Some(lease) = self
             .store
             .try_lease(session_id, self.config.lease_ttl)
