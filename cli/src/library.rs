@@ -243,6 +243,7 @@ impl Openheim {
 
     pub async fn new_session(&self, options: SessionOptions) -> Result<Session, Error> {
         let request = CreateSessionRequest {
+            caller: None,
             work_dir: options
                 .work_dir
                 .map(|d| d.display().to_string())
@@ -271,6 +272,7 @@ impl Openheim {
     /// An existing session and its stored conversation.
     pub async fn load_session(&self, id: &str) -> Result<(Session, Vec<Message>), Error> {
         let request = LoadSessionRequest {
+            caller: None,
             session_id: id.to_owned(),
             mcp_servers: Vec::new(),
         };
@@ -298,6 +300,8 @@ impl Openheim {
         cursor: Option<String>,
     ) -> Result<(Vec<SessionInfo>, Option<String>), Error> {
         let request = ListSessionsRequest {
+            all_users: false,
+            caller: None,
             page_size,
             cursor: cursor.unwrap_or_default(),
         };
@@ -381,7 +385,10 @@ async fn list_mcp_servers(
     session_id: String,
 ) -> Result<Vec<ServerStatus>, Error> {
     let response = client
-        .list_mcp_servers(ListMcpServersRequest { session_id })
+        .list_mcp_servers(ListMcpServersRequest {
+            session_id,
+            caller: None,
+        })
         .await
         .map_err(agent)?;
     Ok(response.into_inner().servers)
@@ -428,6 +435,7 @@ impl Session {
         images: Vec<Image>,
     ) -> Result<Turn, Error> {
         let start = StartTurn {
+            caller: None,
             session_id: self.info.id.clone(),
             prompt: crate::images::prompt_blocks(text.into(), images),
             client_capabilities: None,
@@ -473,6 +481,7 @@ impl Session {
     /// Switches the model for the following turns.
     pub async fn set_model(&mut self, model: impl Into<String>) -> Result<(), Error> {
         let request = SetSessionModelRequest {
+            caller: None,
             session_id: self.info.id.clone(),
             model: model.into(),
         };
@@ -490,6 +499,7 @@ impl Session {
     /// nothing.
     pub async fn set_skills(&mut self, skills: Vec<String>) -> Result<(), Error> {
         let request = SetSessionSkillsRequest {
+            caller: None,
             session_id: self.info.id.clone(),
             skills,
         };
@@ -510,6 +520,7 @@ impl Session {
         read_only: Option<bool>,
     ) -> Result<(), Error> {
         let request = SetSessionModeRequest {
+            caller: None,
             session_id: self.info.id.clone(),
             approval_mode: approval as i32,
             read_only,
@@ -526,6 +537,7 @@ impl Session {
     /// The tools the session's next turn offers the model.
     pub async fn tools(&self) -> Result<Vec<ToolDefinition>, Error> {
         let request = ListToolsRequest {
+            caller: None,
             session_id: self.info.id.clone(),
         };
         let response = self

@@ -344,7 +344,7 @@ async fn serve(mut boot: openheim_boot::Boot, listen: Option<String>) -> anyhow:
         None => openheim_gateway::listen_address(&config.server.host, config.server.port)
             .map_err(anyhow::Error::msg)?,
     };
-    let options = openheim_gateway::GatewayOptions::from_config(config);
+    let options = openheim_gateway::GatewayOptions::from_config(config)?;
     options.check_exposure(addr)?;
     // Remote clients work inside the configured workspace only.
     let runtime = openheim::Runtime::start_server(config)?;

@@ -19,6 +19,8 @@ const TITLE_CHARS: usize = 60;
 /// Lists up to `limit` sessions on stdout: a line each, or a JSON array.
 pub async fn run(runtime: &Runtime, limit: u32, json: bool) -> anyhow::Result<u8> {
     let request = ListSessionsRequest {
+        all_users: false,
+        caller: None,
         page_size: limit,
         cursor: String::new(),
     };

@@ -13,15 +13,17 @@ use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use openheim_config::Secret;
-use openheim_config::ServerConfig;
+use openheim_access::{Principal, Role};
+use openheim_config::{Secret, ServerConfig, UserRole};
 use serde::Deserialize;
 
 use crate::error::ApiError;
+use crate::jwt::JwtVerifier;
 
-/// The accepted bearer tokens. `Debug` never shows them.
+/// The accepted static bearer tokens, each with the principal it stands
+/// for. `Debug` never shows them.
 #[derive(Clone, Default)]
-pub struct AuthTokens(Arc<Vec<Secret>>);
+pub struct AuthTokens(Arc<Vec<(Secret, Principal)>>);
 
 impl std::fmt::Debug for AuthTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -30,21 +32,39 @@ impl std::fmt::Debug for AuthTokens {
 }
 
 impl AuthTokens {
-    /// Tokens given as plain values (tests, embedders); empty ones are
-    /// ignored, since an empty token would be no protection.
+    /// Tokens given as plain values (tests, embedders), each the local
+    /// user; empty ones are ignored, since an empty token would be no
+    /// protection.
     pub fn new<T: AsRef<str>>(tokens: impl IntoIterator<Item = T>) -> Self {
         let tokens = tokens
             .into_iter()
             .filter(|t| !t.as_ref().is_empty())
-            .map(|t| Secret::new(t.as_ref()))
+            .map(|t| (Secret::new(t.as_ref()), Principal::local()))
             .collect();
         Self(Arc::new(tokens))
     }
 
-    /// `server.auth_tokens` of the configuration.
+    /// Tokens with the principal each stands for.
+    pub fn with_principals(tokens: impl IntoIterator<Item = (Secret, Principal)>) -> Self {
+        let tokens = tokens.into_iter().filter(|(t, _)| !t.is_empty()).collect();
+        Self(Arc::new(tokens))
+    }
+
+    /// `server.auth_tokens` (the local user, an admin: a single-user setup
+    /// keeps working as before) and each `[server.users.NAME]` token.
     pub fn from_config(server: &ServerConfig) -> Self {
-        let tokens = server.auth_tokens.iter().filter(|t| !t.is_empty()).cloned();
-        Self(Arc::new(tokens.collect()))
+        let shared = server
+            .auth_tokens
+            .iter()
+            .map(|t| (t.clone(), Principal::local()));
+        let users = server.users.iter().filter_map(|(name, user)| {
+            let role = match user.role {
+                UserRole::User => Role::User,
+                UserRole::Admin => Role::Admin,
+            };
+            Some((user.token.clone()?, Principal::new(name, role)))
+        });
+        Self::with_principals(shared.chain(users))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -55,14 +75,23 @@ impl AuthTokens {
         self.0.len()
     }
 
-    /// Whether `candidate` is one of the tokens. Every token is compared,
-    /// each in constant time, so the answer's timing says nothing about
-    /// which token or how much of it matched.
+    /// Whether `candidate` is one of the tokens.
     pub fn accepts(&self, candidate: &str) -> bool {
-        // `fold` with `|`, not `any`: no short cut after the first match.
-        self.0
-            .iter()
-            .fold(false, |matched, token| matched | token.matches(candidate))
+        self.principal(candidate).is_some()
+    }
+
+    /// The principal `candidate` stands for. Every token is compared, each
+    /// in constant time, so the answer's timing says nothing about which
+    /// token or how much of it matched.
+    pub fn principal(&self, candidate: &str) -> Option<Principal> {
+        // No short cut after the first match.
+        let mut found = None;
+        for (token, principal) in self.0.iter() {
+            if token.matches(candidate) && found.is_none() {
+                found = Some(principal);
+            }
+        }
+        found.cloned()
     }
 }
 
@@ -157,8 +186,11 @@ fn split_authority(authority: &str) -> Option<(&str, Option<u16>)> {
 /// Authentication and origin policy of the gateway.
 #[derive(Debug, Clone, Default)]
 pub struct AccessPolicy {
-    /// Empty: no token is asked for (only allowed on loopback binds).
+    /// Empty, and no `oidc`: no token is asked for (only allowed on
+    /// loopback binds), every request is the local user's.
     pub tokens: AuthTokens,
+    /// JWTs of an OpenID Connect issuer, besides the static tokens.
+    pub oidc: Option<Arc<JwtVerifier>>,
     /// Origins browsers may connect from besides the gateway's own
     /// (`scheme://host[:port]`, or `*` for any).
     pub allowed_origins: Vec<String>,
@@ -171,9 +203,37 @@ struct TokenQuery {
     token: Option<String>,
 }
 
+/// What the synchronous checks of a request conclude.
+#[derive(Debug)]
+pub enum Admission {
+    /// Known by a static token (or no token is asked for).
+    Principal(Principal),
+    /// A JWT still to be verified.
+    Jwt(String),
+}
+
 impl AccessPolicy {
-    /// Checks a request's host, its origin, then its token.
-    pub fn check(&self, headers: &HeaderMap, uri: &Uri) -> Result<(), ApiError> {
+    /// Whether any token is asked for.
+    pub fn is_open(&self) -> bool {
+        self.tokens.is_empty() && self.oidc.is_none()
+    }
+
+    /// Checks a request's host, its origin, then its token: the principal
+    /// it is made by.
+    pub async fn admit(&self, headers: &HeaderMap, uri: &Uri) -> Result<Principal, ApiError> {
+        match (self.check(headers, uri)?, &self.oidc) {
+            (Admission::Principal(principal), _) => Ok(principal),
+            (Admission::Jwt(token), Some(oidc)) => oidc.verify(&token).await.map_err(|error| {
+                tracing::debug!(%error, "bearer JWT refused");
+                ApiError::Unauthorized
+            }),
+            (Admission::Jwt(_), None) => Err(ApiError::Unauthorized),
+        }
+    }
+
+    /// Checks a request's host, its origin, then its token, as far as it
+    /// can without verifying a JWT.
+    pub fn check(&self, headers: &HeaderMap, uri: &Uri) -> Result<Admission, ApiError> {
         // HTTP/2 carries the authority in the URI, HTTP/1.1 in `Host`.
         let host = headers
             .get(header::HOST)
@@ -190,13 +250,19 @@ impl AccessPolicy {
                 return Err(ApiError::OriginNotAllowed(origin.to_owned()));
             }
         }
-        if self.tokens.is_empty() {
-            return Ok(());
+        if self.is_open() {
+            return Ok(Admission::Principal(Principal::local()));
         }
-        match presented_token(headers, uri) {
-            Some(token) if self.tokens.accepts(&token) => Ok(()),
-            _ => Err(ApiError::Unauthorized),
+        let Some(token) = presented_token(headers, uri) else {
+            return Err(ApiError::Unauthorized);
+        };
+        if let Some(principal) = self.tokens.principal(&token) {
+            return Ok(Admission::Principal(principal));
         }
+        if self.oidc.is_some() && token.split('.').count() == 3 {
+            return Ok(Admission::Jwt(token));
+        }
+        Err(ApiError::Unauthorized)
     }
 
     /// Listed origins, and the gateway's own: `http(s)://` and a name the
@@ -236,14 +302,18 @@ fn presented_token(headers: &HeaderMap, uri: &Uri) -> Option<String> {
     bearer.or_else(|| Query::<TokenQuery>::try_from_uri(uri).ok()?.0.token)
 }
 
-/// The layer function: refuses requests the policy does not admit.
+/// The layer function: refuses requests the policy does not admit, and
+/// gives the others their [`Principal`] (a request extension).
 pub async fn guard(
     State(policy): State<Arc<AccessPolicy>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    match policy.check(request.headers(), request.uri()) {
-        Ok(()) => next.run(request).await,
+    match policy.admit(request.headers(), request.uri()).await {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
         Err(error) => {
             tracing::debug!(uri = %request.uri().path(), %error, "request refused");
             error.into_response()
@@ -260,6 +330,7 @@ mod tests {
     fn policy(tokens: &[&str], origins: &[&str]) -> AccessPolicy {
         AccessPolicy {
             tokens: AuthTokens::new(tokens),
+            oidc: None,
             allowed_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
             hosts: HostPolicy {
                 port: Some(1217),
@@ -278,7 +349,7 @@ mod tests {
         map
     }
 
-    fn code(result: Result<(), ApiError>) -> &'static str {
+    fn code<T>(result: Result<T, ApiError>) -> &'static str {
         result.err().map_or("ok", |e| e.code())
     }
 
@@ -390,5 +461,53 @@ mod tests {
         let h = headers(&[(header::ORIGIN, "https://evil.example")]);
         let uri: Uri = "/ws?token=alpha".parse().unwrap();
         assert_eq!(code(p.check(&h, &uri)), "origin_not_allowed");
+    }
+
+    #[test]
+    fn each_token_stands_for_its_user() {
+        let mut server = ServerConfig {
+            auth_tokens: vec![Secret::new("shared")],
+            ..ServerConfig::default()
+        };
+        let user = |token: &str, role| openheim_config::UserConfig {
+            token: Some(Secret::new(token)),
+            role,
+            ..Default::default()
+        };
+        server
+            .users
+            .insert("alice".into(), user("tok-a", UserRole::User));
+        server
+            .users
+            .insert("root".into(), user("tok-r", UserRole::Admin));
+        let tokens = AuthTokens::from_config(&server);
+        assert_eq!(tokens.principal("shared"), Some(Principal::local()));
+        assert_eq!(
+            tokens.principal("tok-a"),
+            Some(Principal::new("alice", Role::User))
+        );
+        assert_eq!(
+            tokens.principal("tok-r"),
+            Some(Principal::new("root", Role::Admin))
+        );
+        assert_eq!(tokens.principal("tok-"), None);
+        let p = AccessPolicy {
+            tokens,
+            ..policy(&[], &[])
+        };
+        let uri: Uri = "/api/sessions".parse().unwrap();
+        let bearer = headers(&[(header::AUTHORIZATION, "Bearer tok-a")]);
+        match p.check(&bearer, &uri) {
+            Ok(Admission::Principal(who)) => assert_eq!(who.user, "alice"),
+            other => panic!("{other:?}"),
+        }
+        // Without an issuer, a JWT-shaped token is just a wrong token.
+        let jwt = headers(&[(header::AUTHORIZATION, "Bearer a.b.c")]);
+        assert_eq!(code(p.check(&jwt, &uri)), "unauthorized");
+        // Open: everyone is the local user.
+        match policy(&[], &[]).check(&headers(&[]), &uri) {
+            Ok(Admission::Principal(who)) => assert_eq!(who, Principal::local()),
+            other => panic!("{other:?}"),
+        }
     }
 }

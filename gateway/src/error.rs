@@ -210,6 +210,8 @@ pub enum GatewayError {
          server.auth_tokens (or OPENHEIM_SERVER__AUTH_TOKENS); use --host 127.0.0.1 for local use"
     )]
     Unprotected(SocketAddr),
+    #[error("server.oidc: {0}")]
+    Oidc(#[from] crate::jwt::JwtError),
     #[error("HTTP server failed: {0}")]
     Serve(#[from] std::io::Error),
 }

@@ -16,6 +16,7 @@ pub mod auth;
 mod backends;
 pub mod drain;
 pub mod error;
+pub mod jwt;
 pub mod options;
 pub mod rest;
 mod server;
@@ -45,10 +46,11 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
-pub use auth::{AccessPolicy, AuthTokens};
+pub use auth::{AccessPolicy, Admission, AuthTokens};
 pub use backends::Backends;
 pub use drain::Drain;
 pub use error::{ApiError, Backend, GatewayError};
+pub use openheim_access::{Principal, Role};
 pub use options::{BadHost, GatewayOptions, Limits, listen_address};
 
 /// How long `/readyz` waits for each backend.
@@ -240,6 +242,8 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_json::V
         let probe = ListSessionsRequest {
             page_size: 1,
             cursor: String::new(),
+            caller: None,
+            all_users: false,
         };
         backends.agent_loop().list_sessions(probe).await.map(drop)
     });

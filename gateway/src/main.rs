@@ -57,7 +57,7 @@ async fn serve(args: Args, boot: openheim_boot::Boot) -> anyhow::Result<()> {
         mcp_broker: optional(&services.mcp_broker)?,
         llm_proxy: optional(&services.llm_proxy)?,
     };
-    let options = GatewayOptions::from_config(config);
+    let options = GatewayOptions::from_config(config)?;
     let address = match args.listen {
         Some(listen) => listen,
         None => openheim_gateway::listen_address(&config.server.host, config.server.port)

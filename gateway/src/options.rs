@@ -3,6 +3,7 @@
 //! built by the binary from the configuration.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openheim_acp::AcpOptions;
@@ -10,6 +11,7 @@ use openheim_config::Config;
 
 use crate::auth::{AccessPolicy, AuthTokens, HostPolicy};
 use crate::error::GatewayError;
+use crate::jwt::JwtVerifier;
 
 /// Largest WebSocket message (and frame) accepted; larger ones close the
 /// socket with 1009. Prompts carry base64 images, so it is generous. The
@@ -100,8 +102,12 @@ pub struct GatewayOptions {
 
 impl GatewayOptions {
     /// Options for a deployment configured by `config`, with default limits.
-    pub fn from_config(config: &Config) -> Self {
-        Self {
+    pub fn from_config(config: &Config) -> Result<Self, GatewayError> {
+        let oidc = match &config.server.oidc {
+            Some(oidc) => Some(Arc::new(JwtVerifier::new(oidc)?)),
+            None => None,
+        };
+        Ok(Self {
             work_dir: config
                 .work_dir
                 .as_ref()
@@ -110,6 +116,7 @@ impl GatewayOptions {
             allow_shell: config.allow_shell,
             access: AccessPolicy {
                 tokens: AuthTokens::from_config(&config.server),
+                oidc,
                 allowed_origins: config.server.allowed_origins.clone(),
                 hosts: HostPolicy::new(&config.server.allowed_hosts),
             },
@@ -129,13 +136,13 @@ impl GatewayOptions {
             },
             config_view: crate::rest::config::redacted(config),
             default_skills: config.default_skills.clone(),
-        }
+        })
     }
 
     /// Refuses to expose an unauthenticated gateway: a non-loopback `addr`
     /// needs at least one token.
     pub fn check_exposure(&self, addr: SocketAddr) -> Result<(), GatewayError> {
-        if addr.ip().is_loopback() || !self.access.tokens.is_empty() {
+        if addr.ip().is_loopback() || !self.access.is_open() {
             Ok(())
         } else {
             Err(GatewayError::Unprotected(addr))
@@ -169,7 +176,7 @@ mod tests {
     #[test]
     fn exposing_a_gateway_needs_a_token() {
         let mut config = Config::default();
-        let open = GatewayOptions::from_config(&config);
+        let open = GatewayOptions::from_config(&config).unwrap();
         let any = listen_address("0.0.0.0", 1217).unwrap();
         let local = listen_address("localhost", 0).unwrap();
         assert!(open.check_exposure(local).is_ok());
@@ -179,6 +186,7 @@ mod tests {
         config.server.auth_tokens = vec![Secret::new("t0ken")];
         assert!(
             GatewayOptions::from_config(&config)
+                .unwrap()
                 .check_exposure(any)
                 .is_ok()
         );

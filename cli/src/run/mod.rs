@@ -143,6 +143,7 @@ async fn run_session(
     let session = match options.resume {
         Some(id) => client
             .load_session(LoadSessionRequest {
+                caller: None,
                 session_id: id,
                 mcp_servers: Vec::new(),
             })
@@ -150,6 +151,7 @@ async fn run_session(
             .map(|r| r.into_inner().session.unwrap_or_default()),
         None => {
             let request = CreateSessionRequest {
+                caller: None,
                 work_dir: options.work_dir.unwrap_or_default(),
                 skills: options.skills,
                 model: options.model.unwrap_or_default(),
@@ -184,6 +186,7 @@ async fn run_session(
     // Kept open for the whole turn: closing the input stream cancels it.
     let (inputs, input_rx) = mpsc::channel(8);
     let start = StartTurn {
+        caller: None,
         session_id: session_id.clone(),
         prompt: crate::images::prompt_blocks(prompt, images),
         client_capabilities: None,

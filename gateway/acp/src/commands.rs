@@ -235,6 +235,7 @@ async fn skills_command(
     let request = SetSessionSkillsRequest {
         session_id: session.id.clone(),
         skills,
+        caller: conn.options.caller.clone(),
     };
     let info = match conn.agent_loop.clone().set_session_skills(request).await {
         Ok(info) => info.into_inner(),
@@ -292,6 +293,7 @@ async fn memory_command(
 async fn tools_command(conn: &Connection, session: &SessionView) -> Result<Answer, AcpError> {
     let request = ListToolsRequest {
         session_id: session.id.clone(),
+        caller: conn.options.caller.clone(),
     };
     let tools = conn
         .agent_loop

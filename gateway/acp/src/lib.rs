@@ -75,6 +75,9 @@ pub struct AcpOptions {
     /// `command`). True for `openheim acp` over stdio (the editor runs on
     /// this machine anyway); a server decides (`server.allow_client_stdio_mcp`).
     pub client_stdio_mcp: bool,
+    /// Who the connection's requests are made for (a server's
+    /// authenticated user); `None` = the local user.
+    pub caller: Option<openheim_proto::common::v1::Caller>,
 }
 
 impl Default for AcpOptions {
@@ -84,6 +87,7 @@ impl Default for AcpOptions {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             client_stdio_mcp: true,
+            caller: None,
         }
     }
 }

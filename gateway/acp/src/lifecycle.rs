@@ -30,6 +30,7 @@ pub async fn resume_session(
     let load = wire::LoadSessionRequest {
         session_id: session_id.clone(),
         mcp_servers: specs,
+        caller: conn.options.caller.clone(),
     };
     let loaded = conn
         .agent_loop
@@ -91,6 +92,7 @@ pub async fn delete_session(
     }
     let delete = wire::DeleteSessionRequest {
         session_id: session_id.clone(),
+        caller: conn.options.caller.clone(),
     };
     conn.agent_loop
         .clone()

@@ -19,6 +19,7 @@ pub const META_KEY: &str = "openheim";
 pub async fn statuses(conn: &Connection, session_id: &str) -> Result<Vec<ServerStatus>, AcpError> {
     let request = ListMcpServersRequest {
         session_id: session_id.to_owned(),
+        caller: conn.options.caller.clone(),
     };
     let servers = conn
         .agent_loop

@@ -80,6 +80,7 @@ pub async fn set_mode(
         session_id: session_id.clone(),
         approval_mode: approval as i32,
         read_only: Some(read_only),
+        caller: conn.options.caller.clone(),
     };
     let info = conn
         .agent_loop

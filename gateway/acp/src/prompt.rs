@@ -237,6 +237,7 @@ impl TurnRelay {
             session_id: self.session.id.clone(),
             client_capabilities: self.conn.client().for_turn(),
             thinking: self.session.thinking.map(crate::thinking::thinking_setting),
+            caller: self.conn.options.caller.clone(),
             ..compact_or_prompt(blocks)
         };
         self.send(Input::Start(start)).await;

@@ -185,6 +185,7 @@ pub async fn new_session(
         read_only: meta.read_only,
         parent: None,
         agent: None,
+        caller: conn.options.caller.clone(),
     };
     let info = conn
         .agent_loop
@@ -216,6 +217,7 @@ pub async fn load_session(
     let load = wire::LoadSessionRequest {
         session_id: session_id.clone(),
         mcp_servers: specs,
+        caller: conn.options.caller.clone(),
     };
     let loaded = conn
         .agent_loop
@@ -257,6 +259,8 @@ pub async fn list_sessions(
     let list = wire::ListSessionsRequest {
         page_size: 0,
         cursor: request.cursor.unwrap_or_default(),
+        caller: conn.options.caller.clone(),
+        all_users: false,
     };
     let page = conn
         .agent_loop
@@ -294,6 +298,7 @@ pub(crate) async fn switch_model(
     let request = SetSessionModelRequest {
         session_id: session_id.to_owned(),
         model: ModelCatalog::model_for(value),
+        caller: conn.options.caller.clone(),
     };
     let info = conn
         .agent_loop

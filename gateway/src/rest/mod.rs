@@ -7,16 +7,19 @@ pub mod config;
 pub mod json;
 mod search;
 
+use axum::Extension;
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::routing::{delete, get};
+use openheim_access::Principal;
 use openheim_proto::agent_loop::v1::SessionInfo;
 use openheim_proto::agent_loop::v1::{
     ForgetMemoryRequest, ListMemoryRequest, ListSessionsRequest, ListSkillsRequest,
     LoadSessionRequest,
 };
+use openheim_proto::common::v1::Caller;
 use openheim_proto::llm_proxy::v1::{ListModelsRequest, ResolveModelRequest};
 use openheim_proto::mcp_broker::v1 as mcp;
 use openheim_proto::tool_executor::v1::{GetSandboxInfoRequest, ListToolsRequest, Workspace};
@@ -42,6 +45,14 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 type ApiResult = Result<Json<Value>, ApiError>;
+
+/// The wire's form of `principal`: whom agent-loop answers for.
+pub(crate) fn caller(principal: &Principal) -> Caller {
+    Caller {
+        user: principal.user.clone(),
+        admin: principal.is_admin(),
+    }
+}
 
 fn failed(service: Backend) -> impl FnOnce(tonic::Status) -> ApiError {
     move |status| ApiError::from_status(service, &status)
@@ -154,11 +165,14 @@ struct Page {
     cursor: Option<String>,
     /// Only sessions whose title contains this (case-insensitive).
     q: Option<String>,
+    /// Every user's sessions (admins only).
+    all: Option<bool>,
 }
 
 /// Stored sessions, newest first; `next_cursor` fetches the next page.
 async fn sessions(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     page: Result<Query<Page>, QueryRejection>,
 ) -> ApiResult {
     let Query(page) = page.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -174,7 +188,12 @@ async fn sessions(
             .as_deref()
             .map(search::Cursor::decode)
             .transpose()?;
-        let (mut found, next) = search::titles(&state.backends, query, limit, cursor).await?;
+        let scope = search::Scope {
+            caller: caller(&principal),
+            all_users: page.all.unwrap_or(false),
+        };
+        let (mut found, next) =
+            search::titles(&state.backends, &scope, query, limit, cursor).await?;
         show_default_model(&state, &mut found).await;
         let sessions: Vec<Value> = found.iter().map(json::session).collect();
         let next = next.map(|c| c.encode());
@@ -183,6 +202,8 @@ async fn sessions(
     let request = ListSessionsRequest {
         page_size: limit,
         cursor: page.cursor.unwrap_or_default(),
+        caller: Some(caller(&principal)),
+        all_users: page.all.unwrap_or(false),
     };
     let mut response = state
         .backends
@@ -199,7 +220,11 @@ async fn sessions(
 
 /// One session with its whole history (messages with their tool calls and
 /// results).
-async fn session(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+async fn session(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
     if !is_session_id(&id) {
         return Err(ApiError::BadRequest(format!(
             "{id:?} is not a session id (a UUID such as 0f3c2a9e-8d1b-4c7a-9e55-2b6f4d1a7c30)"
@@ -208,6 +233,7 @@ async fn session(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
     let request = LoadSessionRequest {
         session_id: id,
         mcp_servers: Vec::new(),
+        caller: Some(caller(&principal)),
     };
     let mut response = state
         .backends
@@ -283,6 +309,7 @@ struct MemoryQuery {
 /// one workspace's project and the user's, or every project's with `all`.
 async fn memory(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     query: Result<Query<MemoryQuery>, QueryRejection>,
 ) -> ApiResult {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -299,7 +326,7 @@ async fn memory(
         work_dir: query.work_dir.unwrap_or_default(),
         all_projects: query.all.unwrap_or(false),
         cursor: query.cursor.unwrap_or_default(),
-        owner: String::new(),
+        owner: principal.user.clone(),
     };
     let response = state
         .backends
@@ -316,10 +343,14 @@ async fn memory(
 }
 
 /// Deletes one note; answers with it.
-async fn forget(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+async fn forget(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
     let request = ForgetMemoryRequest {
         id,
-        owner: String::new(),
+        owner: principal.user.clone(),
     };
     let note = state
         .backends

@@ -9,6 +9,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openheim_proto::agent_loop::v1::{ListSessionsRequest, SessionInfo};
+use openheim_proto::common::v1::Caller;
 
 use crate::backends::Backends;
 use crate::error::{ApiError, Backend};
@@ -43,10 +44,18 @@ impl Cursor {
     }
 }
 
+/// Whose sessions a search looks at.
+pub struct Scope {
+    pub caller: Caller,
+    /// Every user's (admins only; agent-loop refuses others).
+    pub all_users: bool,
+}
+
 /// Up to `limit` sessions whose title contains `query`, from `cursor` on,
 /// and the cursor of the rest (`None` when the listing is exhausted).
 pub async fn titles(
     backends: &Backends,
+    scope: &Scope,
     query: &str,
     limit: u32,
     cursor: Option<Cursor>,
@@ -63,6 +72,8 @@ pub async fn titles(
         let request = ListSessionsRequest {
             page_size: PAGE,
             cursor: at.page.clone(),
+            caller: Some(scope.caller.clone()),
+            all_users: scope.all_users,
         };
         let page = backends
             .agent_loop()

@@ -43,7 +43,7 @@ pub fn backends(agent_loop: GrpcChannel) -> Backends {
 
 /// Options for tests: no auth, a known workspace, short timeouts.
 pub fn options() -> GatewayOptions {
-    let mut options = GatewayOptions::from_config(&openheim_config::Config::default());
+    let mut options = GatewayOptions::from_config(&openheim_config::Config::default()).unwrap();
     options.work_dir = "/workspace".to_owned();
     options.limits = Limits {
         slow_client_timeout: Duration::from_millis(300),

@@ -46,6 +46,7 @@ async fn health_needs_no_token_and_everything_else_does() {
     let mut options = fakes::options();
     options.access = AccessPolicy {
         tokens: AuthTokens::new(["t1", "t2"]),
+        oidc: None,
         allowed_origins: vec!["https://ok.example".to_owned()],
         hosts: crate::auth::HostPolicy::default(),
     };

@@ -18,6 +18,7 @@ fn guarded_router() -> axum::Router {
     let mut options = fakes::options();
     options.access = AccessPolicy {
         tokens: AuthTokens::new(["secret-token"]),
+        oidc: None,
         allowed_origins: Vec::new(),
         hosts: crate::auth::HostPolicy::default(),
     };

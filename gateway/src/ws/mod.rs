@@ -8,12 +8,15 @@ mod agent;
 pub mod fs;
 mod socket;
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
+use openheim_access::Principal;
+use openheim_acp::AcpOptions;
 use openheim_proto::tool_executor::v1::Workspace;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -33,12 +36,13 @@ pub fn routes() -> Router<AppState> {
 
 async fn multiplexed(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     accept(state, upgrade, |state, socket, permit| async move {
         let limits = state.options.limits.clone();
         socket::run(socket, &limits, &state.drain, |outbox| {
-            Multiplexed::new(&state, outbox)
+            Multiplexed::new(&state, &principal, outbox)
         })
         .await;
         drop(permit);
@@ -47,6 +51,7 @@ async fn multiplexed(
 
 async fn acp(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     accept(state, upgrade, |state, socket, permit| async move {
@@ -54,7 +59,7 @@ async fn acp(
         socket::run(socket, &limits, &state.drain, |outbox| {
             Bare(AgentChannel::start(
                 &state.backends,
-                state.options.acp.clone(),
+                acp_options(&state, &principal),
                 &state.drain,
                 outbox,
                 Framing::Bare,
@@ -63,6 +68,15 @@ async fn acp(
         .await;
         drop(permit);
     })
+}
+
+/// The ACP settings of a connection of `principal`: its requests are made
+/// for that user.
+fn acp_options(state: &AppState, principal: &Principal) -> AcpOptions {
+    AcpOptions {
+        caller: Some(crate::rest::caller(principal)),
+        ..state.options.acp.clone()
+    }
 }
 
 /// Upgrades when the server is not draining and a socket permit is free.
@@ -132,6 +146,8 @@ impl Frames for Bare {
 /// connection starts with the first agent frame.
 struct Multiplexed {
     state: AppState,
+    /// The ACP settings of this socket's agent channel (its user's).
+    acp: AcpOptions,
     outbox: Outbox,
     agent: Option<AgentChannel>,
     fs: FsChannel,
@@ -145,7 +161,7 @@ struct Envelope<'a> {
 }
 
 impl Multiplexed {
-    fn new(state: &AppState, outbox: Outbox) -> Self {
+    fn new(state: &AppState, principal: &Principal, outbox: Outbox) -> Self {
         let workspace = Workspace {
             root: state.options.work_dir.clone(),
             allow_shell: state.options.allow_shell,
@@ -153,6 +169,7 @@ impl Multiplexed {
         Self {
             fs: FsChannel::start(&state.backends, workspace, outbox.clone()),
             state: state.clone(),
+            acp: acp_options(state, principal),
             outbox,
             agent: None,
         }
@@ -160,10 +177,11 @@ impl Multiplexed {
 
     fn agent(&mut self) -> &AgentChannel {
         let state = &self.state;
+        let acp = &self.acp;
         self.agent.get_or_insert_with(|| {
             AgentChannel::start(
                 &state.backends,
-                state.options.acp.clone(),
+                acp.clone(),
                 &state.drain,
                 self.outbox.clone(),
                 Framing::Envelope,

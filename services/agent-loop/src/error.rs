@@ -25,6 +25,10 @@ pub enum AgentError {
     },
     #[error("invalid request: {0}")]
     InvalidInput(String),
+    /// The caller may never do this (not about one session: those answer
+    /// `NotFound`).
+    #[error("{0}")]
+    Forbidden(String),
     /// No MCP server of the session has the prompt a command names.
     #[error("{0}")]
     UnknownPrompt(String),
@@ -50,7 +54,9 @@ impl AgentError {
             Self::Prompt(_) => TurnErrorKind::InvalidInput,
             Self::Backend { .. } | Self::TruncatedStream => TurnErrorKind::BackendUnavailable,
             Self::Busy { .. } => TurnErrorKind::SessionBusy,
-            Self::InvalidInput(_) | Self::UnknownPrompt(_) => TurnErrorKind::InvalidInput,
+            Self::InvalidInput(_) | Self::Forbidden(_) | Self::UnknownPrompt(_) => {
+                TurnErrorKind::InvalidInput
+            }
             Self::Llm { .. } => TurnErrorKind::Llm,
             Self::Memory(_) => TurnErrorKind::Store,
             Self::MemoryDisabled => TurnErrorKind::InvalidInput,

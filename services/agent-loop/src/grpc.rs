@@ -23,6 +23,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::client::ClientReply;
 use crate::error::AgentError;
+use crate::owner::principal_of;
 use crate::service::{AgentService, TurnInbox};
 use crate::spans;
 use crate::store::StoreError;
@@ -60,7 +61,9 @@ fn status(error: AgentError) -> Status {
         AgentError::Backend { .. } | AgentError::TruncatedStream => Status::unavailable(message),
         AgentError::Llm { .. } => Status::internal(message),
         AgentError::MemoryDisabled => Status::failed_precondition(message),
-        AgentError::HookDenied { .. } => Status::permission_denied(message),
+        AgentError::HookDenied { .. } | AgentError::Forbidden(_) => {
+            Status::permission_denied(message)
+        }
         AgentError::Memory(error) => match error {
             MemoryError::Invalid(_) => Status::invalid_argument(message),
             MemoryError::NotFound(_) => Status::not_found(message),
@@ -93,7 +96,11 @@ impl AgentLoop for AgentLoopGrpc {
         let request = request.into_inner();
         let response = self
             .service
-            .load_session(&request.session_id, request.mcp_servers)
+            .load_session(
+                &request.session_id,
+                request.mcp_servers,
+                &principal_of(request.caller.as_ref()),
+            )
             .await
             .map_err(status)?;
         Ok(Response::new(response))
@@ -117,7 +124,7 @@ impl AgentLoop for AgentLoopGrpc {
     ) -> Result<Response<DeleteSessionResponse>, Status> {
         let request = request.into_inner();
         self.service
-            .delete_session(&request.session_id)
+            .delete_session(&request.session_id, &principal_of(request.caller.as_ref()))
             .await
             .map_err(status)?;
         Ok(Response::new(DeleteSessionResponse {}))
@@ -142,7 +149,11 @@ impl AgentLoop for AgentLoopGrpc {
         let request = request.into_inner();
         let info = self
             .service
-            .set_model(&request.session_id, request.model)
+            .set_model(
+                &request.session_id,
+                request.model,
+                &principal_of(request.caller.as_ref()),
+            )
             .await
             .map_err(status)?;
         Ok(Response::new(info))
@@ -167,7 +178,11 @@ impl AgentLoop for AgentLoopGrpc {
         let request = request.into_inner();
         let info = self
             .service
-            .set_skills(&request.session_id, request.skills)
+            .set_skills(
+                &request.session_id,
+                request.skills,
+                &principal_of(request.caller.as_ref()),
+            )
             .await
             .map_err(status)?;
         Ok(Response::new(info))
@@ -177,9 +192,10 @@ impl AgentLoop for AgentLoopGrpc {
         &self,
         request: Request<ListToolsRequest>,
     ) -> Result<Response<ListToolsResponse>, Status> {
+        let request = request.into_inner();
         let tools = self
             .service
-            .list_tools(&request.into_inner().session_id)
+            .list_tools(&request.session_id, &principal_of(request.caller.as_ref()))
             .await
             .map_err(status)?;
         Ok(Response::new(ListToolsResponse { tools }))
@@ -197,9 +213,10 @@ impl AgentLoop for AgentLoopGrpc {
         &self,
         request: Request<ListMcpServersRequest>,
     ) -> Result<Response<ListMcpServersResponse>, Status> {
+        let request = request.into_inner();
         let servers = self
             .service
-            .list_mcp_servers(&request.into_inner().session_id)
+            .list_mcp_servers(&request.session_id, &principal_of(request.caller.as_ref()))
             .await
             .map_err(status)?;
         Ok(Response::new(ListMcpServersResponse { servers }))

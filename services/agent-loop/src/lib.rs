@@ -16,6 +16,7 @@ mod hooks;
 mod instructions;
 mod memory;
 mod outcome;
+mod owner;
 mod peer_cache;
 mod permission;
 mod plan;

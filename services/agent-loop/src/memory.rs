@@ -248,11 +248,13 @@ impl AgentMemory {
     }
 }
 
-/// The owner of a session's notes. Sessions do not name their user yet
-/// (every session belongs to the deployment's one owner); this is where a
-/// per-user owner will come from.
-fn session_owner(_meta: &SessionMeta) -> &'static str {
-    DEFAULT_OWNER
+/// The owner of a session's notes: the session's (its user's notes are
+/// the memory's user scope; the local user is the memory's default owner).
+fn session_owner(meta: &SessionMeta) -> &str {
+    match meta.owner.as_str() {
+        "" => DEFAULT_OWNER,
+        owner => owner,
+    }
 }
 
 fn owner_of(requested: &str) -> &str {

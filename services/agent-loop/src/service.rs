@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use openheim_access::{Action, Decision, Principal, authorize};
 use openheim_proto::agent_loop::v1::{
     ApprovalMode, ChildSession, ClientCapabilities, Compact, CreateSessionRequest,
     ForgetMemoryRequest, GetMcpPromptRequest, GetMcpPromptResponse, ListMemoryRequest,
@@ -22,11 +23,12 @@ use crate::error::AgentError;
 use crate::hooks::HookRunner;
 use crate::instructions;
 use crate::memory::{AgentMemory, with_memory_tools};
+use crate::owner::{owner_field, principal_of};
 use crate::permission::{PendingQuestions, Remembered};
 use crate::prompt::{self, PromptSources};
 use crate::store::{
-    Approval, ChildRef, Lease, Record, SessionMeta, SessionStore, SessionSummary, StoredMessage,
-    check_session_id, now_ms,
+    Approval, ChildRef, Lease, Record, SessionMeta, SessionStore, SessionSummary, StoreError,
+    StoredMessage, StoredSession, check_session_id, cursor_after, now_ms,
 };
 use crate::turn::delegate::{self, Delegation, TurnChildren};
 use crate::turn::{Turn, TurnSettings};
@@ -107,9 +109,18 @@ impl AgentService {
         let identity = agent.as_ref().map(|a| a.identity.as_str());
         // Fail now, not on the first prompt, when the identity is missing.
         prompt::assemble_as(&self.sources, identity, &[], "").await?;
-        let depth = match &request.parent {
-            Some(parent) => self.child_depth(&parent.session_id).await?,
-            None => 0,
+        let principal = principal_of(request.caller.as_ref());
+        // A sub-agent's session belongs to its parent's owner.
+        let (depth, owner) = match &request.parent {
+            Some(parent) => {
+                let parent = self
+                    .owned(&parent.session_id, &principal, Action::UseSession)
+                    .await?
+                    .summary
+                    .meta;
+                (parent.depth.saturating_add(1), parent.owner)
+            }
+            None => (0, owner_field(&principal)),
         };
         let meta = SessionMeta {
             id: uuid::Uuid::new_v4().to_string(),
@@ -122,6 +133,7 @@ impl AgentService {
             parent: request.parent.map(delegate::parent_ref),
             agent,
             depth,
+            owner,
         };
         self.store.create(&meta).await?;
         self.backends
@@ -138,19 +150,38 @@ impl AgentService {
         Ok(session_info(&summary))
     }
 
-    /// The depth of a new child of `parent_id`, which must exist.
-    async fn child_depth(&self, parent_id: &str) -> Result<u32, AgentError> {
-        check_session_id(parent_id)?;
-        let parent = self.store.load(parent_id).await?.summary.meta;
-        Ok(parent.depth.saturating_add(1))
+    /// Session `session_id` when `principal` may do `action` with it;
+    /// another user's is answered exactly as a missing one.
+    pub(crate) async fn owned(
+        &self,
+        session_id: &str,
+        principal: &Principal,
+        action: Action,
+    ) -> Result<StoredSession, AgentError> {
+        check_session_id(session_id)?;
+        let stored = self.store.load(session_id).await?;
+        match authorize(principal, action, Some(&stored.summary.meta.owner)) {
+            Decision::Allow => Ok(stored),
+            Decision::NotFound | Decision::Forbidden => {
+                Err(StoreError::NotFound(session_id.to_owned()).into())
+            }
+        }
     }
 
+    /// Loads a session; attaching MCP servers (ACP `session/load`) is
+    /// acting in it, so only its owner may.
     pub async fn load_session(
         &self,
         session_id: &str,
         mcp_servers: Vec<ServerSpec>,
+        principal: &Principal,
     ) -> Result<LoadSessionResponse, AgentError> {
-        let stored = self.store.load(session_id).await?;
+        let action = if mcp_servers.is_empty() {
+            Action::ReadSession
+        } else {
+            Action::UseSession
+        };
+        let stored = self.owned(session_id, principal, action).await?;
         self.check_workspace(Path::new(&stored.summary.meta.work_dir))?;
         self.backends
             .attach_mcp_servers(session_id, mcp_servers)
@@ -164,8 +195,13 @@ impl AgentService {
 
     /// Deletes a stored session: refused while one of its turns runs (the
     /// lease is held for the deletion, so none starts meanwhile).
-    pub async fn delete_session(&self, session_id: &str) -> Result<(), AgentError> {
-        check_session_id(session_id)?;
+    pub async fn delete_session(
+        &self,
+        session_id: &str,
+        principal: &Principal,
+    ) -> Result<(), AgentError> {
+        self.owned(session_id, principal, Action::DeleteSession)
+            .await?;
         let Some(lease) = self
             .store
             .try_lease(session_id, self.config.lease_ttl)
@@ -214,20 +250,59 @@ impl AgentService {
             0 => DEFAULT_PAGE_SIZE,
             n => n.min(MAX_PAGE_SIZE),
         };
-        let cursor = Some(request.cursor.as_str()).filter(|c| !c.is_empty());
-        let page = self.store.list(limit, cursor).await?;
-        Ok(ListSessionsResponse {
-            sessions: page.sessions.iter().map(session_info).collect(),
-            next_cursor: page.next_cursor.unwrap_or_default(),
-        })
+        let principal = principal_of(request.caller.as_ref());
+        let action = if request.all_users {
+            Action::ListAllSessions
+        } else {
+            Action::ListOwnSessions
+        };
+        if authorize(&principal, action, None) != Decision::Allow {
+            return Err(AgentError::Forbidden(
+                "only an admin may list every user's sessions".into(),
+            ));
+        }
+        let mut cursor = Some(request.cursor).filter(|c| !c.is_empty());
+        let mut sessions: Vec<SessionSummary> = Vec::new();
+        // Pages of the store until `limit` of the caller's are found; the
+        // cursor then points after the last one returned.
+        loop {
+            let page = self.store.list(limit, cursor.as_deref()).await?;
+            let next = page.next_cursor;
+            let mut rest = page.sessions.into_iter();
+            for summary in rest.by_ref() {
+                if request.all_users || principal.owns(&summary.meta.owner) {
+                    sessions.push(summary);
+                    if sessions.len() == limit {
+                        break;
+                    }
+                }
+            }
+            let more = rest.next().is_some() || next.is_some();
+            let next = match sessions.last() {
+                Some(last) if sessions.len() == limit && more => {
+                    Some(cursor_after(last.updated_at_ms, &last.meta.id))
+                }
+                _ if sessions.len() < limit && next.is_some() => {
+                    cursor = next;
+                    continue;
+                }
+                _ => None,
+            };
+            return Ok(ListSessionsResponse {
+                sessions: sessions.iter().map(session_info).collect(),
+                next_cursor: next.unwrap_or_default(),
+            });
+        }
     }
 
     pub async fn set_model(
         &self,
         session_id: &str,
         model: String,
+        principal: &Principal,
     ) -> Result<SessionInfo, AgentError> {
-        check_session_id(session_id)?;
+        self.owned(session_id, principal, Action::UseSession)
+            .await?;
         let record = Record::Model {
             at_ms: now_ms(),
             model,
@@ -243,8 +318,11 @@ impl AgentService {
         &self,
         request: SetSessionModeRequest,
     ) -> Result<SessionInfo, AgentError> {
-        check_session_id(&request.session_id)?;
-        let mut summary = self.store.load(&request.session_id).await?.summary;
+        let principal = principal_of(request.caller.as_ref());
+        let mut summary = self
+            .owned(&request.session_id, &principal, Action::UseSession)
+            .await?
+            .summary;
         if request.approval_mode() != ApprovalMode::Unspecified {
             summary.meta.approval = approval_from_wire(request.approval_mode());
         }
@@ -268,9 +346,12 @@ impl AgentService {
         &self,
         session_id: &str,
         skills: Vec<String>,
+        principal: &Principal,
     ) -> Result<SessionInfo, AgentError> {
-        check_session_id(session_id)?;
-        let mut summary = self.store.load(session_id).await?.summary;
+        let mut summary = self
+            .owned(session_id, principal, Action::UseSession)
+            .await?
+            .summary;
         let skills = prompt::merge_skills(&[], &skills);
         prompt::check_skills(&self.sources, &skills).await?;
         summary.updated_at_ms = now_ms();
@@ -285,9 +366,16 @@ impl AgentService {
 
     /// The tools the session's next turn offers the model, as the turn
     /// lists them.
-    pub async fn list_tools(&self, session_id: &str) -> Result<Vec<ToolDefinition>, AgentError> {
-        check_session_id(session_id)?;
-        let meta = self.store.load(session_id).await?.summary.meta;
+    pub async fn list_tools(
+        &self,
+        session_id: &str,
+        principal: &Principal,
+    ) -> Result<Vec<ToolDefinition>, AgentError> {
+        let meta = self
+            .owned(session_id, principal, Action::ReadSession)
+            .await?
+            .summary
+            .meta;
         let workspace = Workspace {
             root: meta.work_dir.clone(),
             allow_shell: self.config.allow_shell,
@@ -335,9 +423,11 @@ impl AgentService {
     pub async fn list_mcp_servers(
         &self,
         session_id: &str,
+        principal: &Principal,
     ) -> Result<Vec<ServerStatus>, AgentError> {
         if !session_id.is_empty() {
-            check_session_id(session_id)?;
+            self.owned(session_id, principal, Action::ReadSession)
+                .await?;
         }
         self.backends.list_mcp_servers(session_id).await
     }
@@ -404,6 +494,9 @@ impl AgentService {
                     .map_err(|e| AgentError::InvalidInput(e.to_string()))?,
             ),
         };
+        let principal = principal_of(start.caller.as_ref());
+        self.owned(&start.session_id, &principal, Action::UseSession)
+            .await?;
         let Some(lease) = self
             .store
             .try_lease(&start.session_id, self.config.lease_ttl)
@@ -607,6 +700,7 @@ fn session_info(summary: &SessionSummary) -> SessionInfo {
         depth: meta.depth,
         usage: Some(summary.usage),
         llm_calls: summary.llm_calls,
+        owner: meta.owner.clone(),
     }
 }
 
@@ -704,17 +798,27 @@ mod tests {
             .set_skills(
                 &created.id,
                 vec!["tests".into(), "rust".into(), "tests".into()],
+                &Principal::local(),
             )
             .await
             .unwrap();
         assert_eq!(info.skills, ["tests", "rust"]);
-        let loaded = service.load_session(&created.id, Vec::new()).await.unwrap();
+        let loaded = service
+            .load_session(&created.id, Vec::new(), &Principal::local())
+            .await
+            .unwrap();
         assert_eq!(loaded.session.unwrap().skills, ["tests", "rust"]);
         // A fresh service over the same directory reads it from the log.
         let again = new_service(dir.path());
-        let loaded = again.load_session(&created.id, Vec::new()).await.unwrap();
+        let loaded = again
+            .load_session(&created.id, Vec::new(), &Principal::local())
+            .await
+            .unwrap();
         assert_eq!(loaded.session.unwrap().skills, ["tests", "rust"]);
-        let info = service.set_skills(&created.id, Vec::new()).await.unwrap();
+        let info = service
+            .set_skills(&created.id, Vec::new(), &Principal::local())
+            .await
+            .unwrap();
         assert!(info.skills.is_empty(), "{info:?}");
     }
 
@@ -729,7 +833,11 @@ mod tests {
             .unwrap()
             .id;
         let err = service
-            .set_skills(&id, vec!["tests".into(), "nope".into()])
+            .set_skills(
+                &id,
+                vec!["tests".into(), "nope".into()],
+                &Principal::local(),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, AgentError::Prompt(_)), "{err:?}");
@@ -739,16 +847,19 @@ mod tests {
             "{text}"
         );
         let err = service
-            .set_skills(&id, vec!["../system".into()])
+            .set_skills(&id, vec!["../system".into()], &Principal::local())
             .await
             .unwrap_err();
         assert!(err.to_string().contains("invalid skill name"), "{err}");
         let err = service
-            .set_skills("missing", vec!["rust".into()])
+            .set_skills("missing", vec!["rust".into()], &Principal::local())
             .await
             .unwrap_err();
         assert!(matches!(err, AgentError::Store(_)), "{err:?}");
-        let loaded = service.load_session(&id, Vec::new()).await.unwrap();
+        let loaded = service
+            .load_session(&id, Vec::new(), &Principal::local())
+            .await
+            .unwrap();
         assert_eq!(loaded.session.unwrap().skills, ["rust"]);
     }
 

@@ -16,6 +16,7 @@ pub mod redact;
 mod schema;
 mod secret;
 mod thinking;
+mod users;
 mod validate;
 pub mod vision;
 
@@ -31,4 +32,5 @@ pub use redact::{redact_url, redact_urls_in};
 pub use schema::*;
 pub use secret::Secret;
 pub use thinking::{BadThinking, Effort, MIN_THINKING_BUDGET, Thinking, ThinkingStyle};
+pub use users::*;
 pub use validate::{InvalidValue, check_skill_name, is_loopback_url};

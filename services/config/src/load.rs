@@ -99,6 +99,7 @@ pub fn load(options: &LoadOptions) -> Result<Config, ConfigError> {
         name_file_as_given(&mut problems, file);
     }
     resolve_api_keys(&mut config, &options.env);
+    resolve_user_tokens(&mut config, &options.env);
     validate(&config, &mut problems);
     if problems.is_empty() {
         Ok(config)
@@ -352,6 +353,22 @@ fn resolve_api_keys(config: &mut Config, env: &BTreeMap<String, String>) {
                 .filter(|v| !v.is_empty())
                 .map(Secret::new);
         }
+    }
+}
+
+/// Fills each `[server.users.NAME]` token from its `token_env` unless a
+/// token is configured directly.
+fn resolve_user_tokens(config: &mut Config, env: &BTreeMap<String, String>) {
+    for user in config.server.users.values_mut() {
+        if user.token.as_ref().is_some_and(|t| !t.is_empty()) {
+            continue;
+        }
+        user.token = user
+            .token_env
+            .as_ref()
+            .and_then(|var| env.get(var))
+            .filter(|v| !v.is_empty())
+            .map(Secret::new);
     }
 }
 

@@ -475,6 +475,10 @@ pub struct ServerConfig {
     /// Connections one client address may have open before its first
     /// request completes (slow or half-sent requests).
     pub max_pending_per_ip: usize,
+    /// Users known by a static token (`[server.users.NAME]`).
+    pub users: BTreeMap<String, crate::UserConfig>,
+    /// Users known by JWTs of an OpenID Connect issuer.
+    pub oidc: Option<crate::OidcConfig>,
 }
 
 impl Default for ServerConfig {
@@ -490,6 +494,8 @@ impl Default for ServerConfig {
             header_timeout_secs: DEFAULT_HEADER_TIMEOUT_SECS,
             idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
             max_pending_per_ip: DEFAULT_MAX_PENDING_PER_IP,
+            users: BTreeMap::new(),
+            oidc: None,
         }
     }
 }

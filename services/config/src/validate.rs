@@ -211,6 +211,10 @@ fn validate_server(server: &crate::ServerConfig, problem: &mut impl FnMut(String
             );
         }
     }
+    validate_users(server, problem);
+    if let Some(oidc) = &server.oidc {
+        validate_oidc(oidc, problem);
+    }
     for host in &server.allowed_hosts {
         if host != "*" && (host.is_empty() || host.contains("://") || host.contains('/')) {
             problem(
@@ -218,6 +222,77 @@ fn validate_server(server: &crate::ServerConfig, problem: &mut impl FnMut(String
                 format!("{host:?} is not a host name (`name` or `name:port`, no scheme or path)"),
             );
         }
+    }
+}
+
+/// Each user needs a name that is a user id and a token of its own.
+fn validate_users(server: &crate::ServerConfig, problem: &mut impl FnMut(String, String)) {
+    let mut seen: Vec<&str> = server
+        .auth_tokens
+        .iter()
+        .map(|t| t.expose())
+        .filter(|t| !t.is_empty())
+        .collect();
+    for (name, user) in &server.users {
+        let key = format!("server.users.{name}");
+        if let Err(why) = openheim_access::check_user_id(name) {
+            problem(key.clone(), why.to_string());
+        }
+        let token = user.token.as_ref().map(|t| t.expose()).unwrap_or_default();
+        if token.is_empty() {
+            let why = match &user.token_env {
+                Some(var) => format!("no token: the variable {var} is unset or empty"),
+                None => "no token: set `token_env` (or `token`)".to_owned(),
+            };
+            problem(key, why);
+        } else if token.trim().is_empty() || token.chars().any(char::is_whitespace) {
+            problem(
+                key,
+                "a token must not be blank or contain whitespace".into(),
+            );
+        } else if seen.contains(&token) {
+            problem(key, "this token is also another user's".into());
+        } else {
+            seen.push(token);
+        }
+    }
+}
+
+fn validate_oidc(oidc: &crate::OidcConfig, problem: &mut impl FnMut(String, String)) {
+    if oidc.issuer.trim().is_empty() {
+        problem("server.oidc.issuer".into(), "must be set".into());
+    }
+    if oidc.audience.iter().all(|a| a.trim().is_empty()) {
+        problem(
+            "server.oidc.audience".into(),
+            "must name at least one audience".into(),
+        );
+    }
+    if !(oidc.jwks_url.starts_with("https://") || oidc.jwks_url.starts_with("http://")) {
+        problem(
+            "server.oidc.jwks_url".into(),
+            "must be an http(s) URL of the issuer's JWK Set".into(),
+        );
+    }
+    if oidc.algorithms.is_empty() {
+        problem(
+            "server.oidc.algorithms".into(),
+            "must name at least one algorithm".into(),
+        );
+    }
+    for alg in &oidc.algorithms {
+        if !crate::OIDC_ALGORITHMS.contains(&alg.as_str()) {
+            problem(
+                "server.oidc.algorithms".into(),
+                format!(
+                    "{alg:?} is not one of {}",
+                    crate::OIDC_ALGORITHMS.join(", ")
+                ),
+            );
+        }
+    }
+    if oidc.user_claim.trim().is_empty() {
+        problem("server.oidc.user_claim".into(), "must be set".into());
     }
 }
 

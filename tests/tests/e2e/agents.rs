@@ -501,6 +501,7 @@ async fn a_replica_runs_its_sub_agent_on_the_replica_its_agent_loop_address_name
 
     // Replica A, which took no part, shows the link both ways from Redis.
     let load = |id: &str| LoadSessionRequest {
+        caller: None,
         session_id: id.to_owned(),
         mcp_servers: vec![],
     };

@@ -7,6 +7,7 @@ mod hooks;
 mod security;
 pub mod support;
 mod usage;
+mod users;
 
 use std::time::Duration;
 

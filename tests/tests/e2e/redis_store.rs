@@ -164,6 +164,7 @@ pub(crate) async fn new_session(replica: &ServiceProcess, approval: ApprovalMode
 
 pub(crate) async fn load(replica: &ServiceProcess, session_id: &str) -> LoadSessionResponse {
     let request = LoadSessionRequest {
+        caller: None,
         session_id: session_id.to_owned(),
         mcp_servers: vec![],
     };

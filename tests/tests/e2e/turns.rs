@@ -104,6 +104,7 @@ impl TurnHandle {
 
 async fn stored_tool_results(runtime: &Runtime, session_id: &str) -> Vec<(String, String)> {
     let request = LoadSessionRequest {
+        caller: None,
         session_id: session_id.to_owned(),
         mcp_servers: vec![],
     };

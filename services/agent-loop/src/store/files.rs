@@ -223,6 +223,7 @@ mod tests {
             parent: None,
             agent: None,
             depth: 0,
+            owner: String::new(),
         }
     }
 

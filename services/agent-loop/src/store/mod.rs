@@ -61,6 +61,10 @@ pub struct SessionMeta {
     /// 0 for a user's session; the parent's plus one for a sub-agent's.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub depth: u32,
+    /// The user the session belongs to; "" = the local user (and every
+    /// session stored before owners were recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner: String,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -655,6 +655,7 @@ mod tests {
             parent: None,
             agent: None,
             depth: 0,
+            owner: String::new(),
         }))
         .unwrap();
         let raw = vec![header.into_bytes(), b"{\"type\":\"model\"".to_vec()];

@@ -384,6 +384,7 @@ impl Turn {
             read_only: meta.read_only,
             parent: Some(parent),
             agent: None,
+            caller: Some(crate::owner::owner_caller(&meta.owner)),
         };
         if let Some((name, profile)) = profile {
             request.skills = profile.skills;
@@ -417,6 +418,7 @@ impl Turn {
                 block: Some(Block::Text(task)),
             }],
             client_capabilities: None,
+            caller: Some(crate::owner::owner_caller(&self.meta.owner)),
             ..StartTurn::default()
         };
         let _ = inputs

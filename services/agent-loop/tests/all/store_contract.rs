@@ -96,6 +96,8 @@ pub fn meta(id: &str) -> SessionMeta {
         parent: None,
         agent: None,
         depth: 0,
+        // Both stores keep the owner (a user's sessions are theirs alone).
+        owner: "alice".into(),
     }
 }
 
