@@ -26,6 +26,7 @@ bench:
 	cargo build --release --workspace --bins
 	cargo run --release -p openheim-e2e --bin turn-bench
 	cargo run --release -p openheim-e2e --bin gateway-bench
+	cargo run --release -p openheim-e2e --bin long-session-bench
 	cargo bench -p openheim-memory --bench search
 
 # Static validation of deploy/Dockerfile, docker-compose.yml and the Helm
