@@ -479,6 +479,9 @@ pub struct ServerConfig {
     pub users: BTreeMap<String, crate::UserConfig>,
     /// Users known by JWTs of an OpenID Connect issuer.
     pub oidc: Option<crate::OidcConfig>,
+    /// Every user's limits (`[server.limits]`); `[server.users.NAME.limits]`
+    /// overrides them key by key.
+    pub limits: crate::LimitsConfig,
 }
 
 impl Default for ServerConfig {
@@ -496,6 +499,7 @@ impl Default for ServerConfig {
             max_pending_per_ip: DEFAULT_MAX_PENDING_PER_IP,
             users: BTreeMap::new(),
             oidc: None,
+            limits: crate::LimitsConfig::default(),
         }
     }
 }

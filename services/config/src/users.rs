@@ -24,6 +24,45 @@ pub struct UserConfig {
     /// The token itself; prefer `token_env`.
     pub token: Option<Secret>,
     pub role: UserRole,
+    /// This user's limits, key by key over `[server.limits]`. An entry with
+    /// limits and no token sets the limits of a user known by OIDC.
+    pub limits: LimitsConfig,
+}
+
+impl UserConfig {
+    /// An entry that only sets limits (of a user known by OIDC).
+    pub fn is_limits_only(&self) -> bool {
+        self.token_env.is_none() && self.token.is_none() && self.limits != LimitsConfig::default()
+    }
+}
+
+/// Per-user limits of a server (`[server.limits]` for everyone,
+/// `[server.users.NAME.limits]` per user; docs/security.md, "Limits").
+/// An absent key is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Turns of one user running at once (sub-agents' turns count).
+    pub concurrent_turns: Option<u32>,
+    /// Sessions one user may create per UTC day (sub-agents' do not count).
+    pub sessions_per_day: Option<u32>,
+    /// HTTP requests (REST calls and socket opens) per user per minute, at
+    /// the gateway.
+    pub requests_per_minute: Option<u32>,
+    /// Input plus output tokens of one user's LLM calls per UTC day.
+    pub tokens_per_day: Option<u64>,
+}
+
+impl LimitsConfig {
+    /// `self`'s keys where set, else `defaults`'.
+    pub fn over(&self, defaults: &LimitsConfig) -> LimitsConfig {
+        LimitsConfig {
+            concurrent_turns: self.concurrent_turns.or(defaults.concurrent_turns),
+            sessions_per_day: self.sessions_per_day.or(defaults.sessions_per_day),
+            requests_per_minute: self.requests_per_minute.or(defaults.requests_per_minute),
+            tokens_per_day: self.tokens_per_day.or(defaults.tokens_per_day),
+        }
+    }
 }
 
 /// Default clock skew allowed on `exp` and `nbf`, in seconds.

@@ -212,6 +212,14 @@ fn validate_server(server: &crate::ServerConfig, problem: &mut impl FnMut(String
         }
     }
     validate_users(server, problem);
+    validate_limits("server.limits", &server.limits, problem);
+    for (name, user) in &server.users {
+        validate_limits(
+            &format!("server.users.{name}.limits"),
+            &user.limits,
+            problem,
+        );
+    }
     if let Some(oidc) = &server.oidc {
         validate_oidc(oidc, problem);
     }
@@ -220,6 +228,31 @@ fn validate_server(server: &crate::ServerConfig, problem: &mut impl FnMut(String
             problem(
                 "server.allowed_hosts".into(),
                 format!("{host:?} is not a host name (`name` or `name:port`, no scheme or path)"),
+            );
+        }
+    }
+}
+
+/// A limit of 0 would refuse everything: leave the key out for no limit.
+fn validate_limits(
+    key: &str,
+    limits: &crate::LimitsConfig,
+    problem: &mut impl FnMut(String, String),
+) {
+    let keys = [
+        ("concurrent_turns", limits.concurrent_turns.map(u64::from)),
+        ("sessions_per_day", limits.sessions_per_day.map(u64::from)),
+        (
+            "requests_per_minute",
+            limits.requests_per_minute.map(u64::from),
+        ),
+        ("tokens_per_day", limits.tokens_per_day),
+    ];
+    for (name, value) in keys {
+        if value == Some(0) {
+            problem(
+                format!("{key}.{name}"),
+                "must be at least 1 (leave it out for no limit)".into(),
             );
         }
     }
@@ -239,6 +272,9 @@ fn validate_users(server: &crate::ServerConfig, problem: &mut impl FnMut(String,
             problem(key.clone(), why.to_string());
         }
         let token = user.token.as_ref().map(|t| t.expose()).unwrap_or_default();
+        if user.is_limits_only() {
+            continue;
+        }
         if token.is_empty() {
             let why = match &user.token_env {
                 Some(var) => format!("no token: the variable {var} is unset or empty"),

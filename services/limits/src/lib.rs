@@ -1,0 +1,447 @@
+//! Per-user limits of a shared server, in one place (docs/security.md,
+//! "Limits"): how many turns a user runs at once, how many sessions they
+//! create per UTC day, how many HTTP requests they make per minute and how
+//! many tokens their LLM calls use per UTC day. [`Limiter`] decides; the
+//! agent loop asks it at `CreateSession` and `StartTurn` (before any LLM
+//! call) and tells it the tokens each call used, the gateway asks it for
+//! every request. A refusal is a [`Refusal`]: which limit, and how long
+//! until trying again can succeed.
+//!
+//! Counts live in [`counters`]: in this process, or in Redis when the
+//! deployment has one (the session store's), so every gateway and
+//! agent-loop replica counts together. Day and minute limits use fixed
+//! windows ([`window`]); concurrent turns a counter held by each running
+//! turn ([`TurnSlot`]).
+//!
+//! A counter store that fails lets the request through (with a warning):
+//! limits protect a budget, not data, and Redis being down already stops
+//! the sessions a turn would need.
+
+pub mod counters;
+pub mod window;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use openheim_config::{LimitsConfig, ServerConfig};
+use openheim_redis_client::RedisConnection;
+
+pub use counters::{CounterError, Counters, MemoryCounters, RedisCounters};
+use window::{DAY, MINUTE, Window};
+
+/// The wait a refused turn is told when the user's running turns are the
+/// limit: a turn's end is not known in advance.
+pub const CONCURRENT_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// How long a user's running-turns counter lives without being renewed.
+/// Every running turn renews it every third of this, so the count of a
+/// replica that crashed mid-turn is forgotten at most this long after the
+/// user's last running turn ends.
+pub const TURN_COUNTER_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// Which limit refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Limit {
+    ConcurrentTurns,
+    SessionsPerDay,
+    RequestsPerMinute,
+    TokensPerDay,
+}
+
+impl Limit {
+    pub const ALL: [Limit; 4] = [
+        Limit::ConcurrentTurns,
+        Limit::SessionsPerDay,
+        Limit::RequestsPerMinute,
+        Limit::TokensPerDay,
+    ];
+
+    /// The limit's configuration key, also its name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ConcurrentTurns => "concurrent_turns",
+            Self::SessionsPerDay => "sessions_per_day",
+            Self::RequestsPerMinute => "requests_per_minute",
+            Self::TokensPerDay => "tokens_per_day",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|limit| limit.name() == name)
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Self::ConcurrentTurns => "turns running at once",
+            Self::SessionsPerDay => "new sessions per day",
+            Self::RequestsPerMinute => "requests per minute",
+            Self::TokensPerDay => "tokens per day",
+        }
+    }
+}
+
+/// A request refused by a limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("limit reached: {allowed} {} (`{}`); try again in {} s", .limit.what(), .limit.name(), retry_secs(.retry_after))]
+pub struct Refusal {
+    pub limit: Limit,
+    /// The configured limit.
+    pub allowed: u64,
+    /// How long until the request can succeed (a new window; for running
+    /// turns, a guess).
+    pub retry_after: Duration,
+}
+
+impl Refusal {
+    /// The wait in whole seconds, rounded up, at least 1 (`Retry-After`).
+    pub fn retry_after_secs(&self) -> u64 {
+        retry_secs(&self.retry_after)
+    }
+}
+
+fn retry_secs(wait: &Duration) -> u64 {
+    wait.as_millis().div_ceil(1000).max(1) as u64
+}
+
+/// Why the limiter could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LimitsError {
+    #[error("limit counters in Redis: {0}")]
+    Redis(#[from] openheim_redis_client::OpenError),
+}
+
+type Clock = Arc<dyn Fn() -> Duration + Send + Sync>;
+
+struct Inner {
+    defaults: LimitsConfig,
+    users: HashMap<String, LimitsConfig>,
+    counters: Arc<dyn Counters>,
+    /// Every key starts with this.
+    prefix: String,
+    /// Time since the Unix epoch.
+    now: Clock,
+}
+
+/// The limits of every user and their counters. Cheap to clone; the
+/// default is off (no limits, nothing counted).
+#[derive(Clone, Default)]
+pub struct Limiter {
+    inner: Option<Arc<Inner>>,
+}
+
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.inner {
+            None => write!(f, "Limiter(off)"),
+            Some(inner) => write!(f, "Limiter({:?})", inner.counters),
+        }
+    }
+}
+
+fn system_now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+impl Limiter {
+    /// No limits.
+    pub fn off() -> Self {
+        Self::default()
+    }
+
+    /// The limits of `server` (`[server.limits]` and each user's), counted
+    /// in `counters` under keys starting with `prefix`. Off when no limit
+    /// is configured.
+    pub fn new(server: &ServerConfig, counters: Arc<dyn Counters>, prefix: &str) -> Self {
+        let users: HashMap<String, LimitsConfig> = server
+            .users
+            .iter()
+            .filter(|(_, user)| user.limits != LimitsConfig::default())
+            .map(|(name, user)| (name.clone(), user.limits.over(&server.limits)))
+            .collect();
+        if server.limits == LimitsConfig::default() && users.is_empty() {
+            return Self::off();
+        }
+        Self {
+            inner: Some(Arc::new(Inner {
+                defaults: server.limits,
+                users,
+                counters,
+                prefix: format!("{prefix}:limits"),
+                now: Arc::new(system_now),
+            })),
+        }
+    }
+
+    /// The limits of `server`, counted in the Redis at `store_url` when it
+    /// is one (`redis://`, `rediss://`), else in this process.
+    pub fn from_config(
+        server: &ServerConfig,
+        store_url: Option<&str>,
+        prefix: &str,
+    ) -> Result<Self, LimitsError> {
+        let counters: Arc<dyn Counters> = match store_url {
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                if Self::new(server, Arc::new(MemoryCounters::default()), prefix).is_off() {
+                    return Ok(Self::off());
+                }
+                Arc::new(RedisCounters::new(RedisConnection::open(url)?))
+            }
+            _ => Arc::new(MemoryCounters::default()),
+        };
+        Ok(Self::new(server, counters, prefix))
+    }
+
+    /// The same limiter reading time from `now` (tests).
+    pub fn with_clock(mut self, now: impl Fn() -> Duration + Send + Sync + 'static) -> Self {
+        if let Some(inner) = self.inner.take() {
+            let inner = Inner {
+                defaults: inner.defaults,
+                users: inner.users.clone(),
+                counters: Arc::clone(&inner.counters),
+                prefix: inner.prefix.clone(),
+                now: Arc::new(now),
+            };
+            self.inner = Some(Arc::new(inner));
+        }
+        self
+    }
+
+    pub fn is_off(&self) -> bool {
+        self.inner.is_none()
+    }
+
+    /// The limits that apply to `user`.
+    pub fn limits_of(&self, user: &str) -> LimitsConfig {
+        self.inner
+            .as_ref()
+            .map_or_else(LimitsConfig::default, |inner| inner.limits_of(user))
+    }
+
+    /// One HTTP request of `user` (the gateway, per request).
+    pub async fn request(&self, user: &str) -> Result<(), Refusal> {
+        let Some(inner) = &self.inner else {
+            return Ok(());
+        };
+        let allowed = inner.limits_of(user).requests_per_minute.map(u64::from);
+        inner
+            .count_in_window(user, Limit::RequestsPerMinute, allowed, Window::new(MINUTE))
+            .await
+    }
+
+    /// A new session of `user` (not a sub-agent's).
+    pub async fn create_session(&self, user: &str) -> Result<(), Refusal> {
+        let Some(inner) = &self.inner else {
+            return Ok(());
+        };
+        let allowed = inner.limits_of(user).sessions_per_day.map(u64::from);
+        inner
+            .count_in_window(user, Limit::SessionsPerDay, allowed, Window::new(DAY))
+            .await
+    }
+
+    /// A turn of `user` starts: refused when their tokens of today are
+    /// spent or their running turns are the limit; else the turn holds the
+    /// returned slot until it ends.
+    pub async fn start_turn(&self, user: &str) -> Result<TurnSlot, Refusal> {
+        let Some(inner) = &self.inner else {
+            return Ok(TurnSlot::none());
+        };
+        let limits = inner.limits_of(user);
+        if let Some(allowed) = limits.tokens_per_day {
+            let day = Window::new(DAY);
+            let now = (inner.now)();
+            let key = inner.window_key(Limit::TokensPerDay, day.index(now), user);
+            let spent = inner.read(&key).await;
+            if spent >= allowed {
+                return Err(Refusal {
+                    limit: Limit::TokensPerDay,
+                    allowed,
+                    retry_after: day.remaining(now),
+                });
+            }
+        }
+        let Some(allowed) = limits.concurrent_turns.map(u64::from) else {
+            return Ok(TurnSlot::none());
+        };
+        TurnSlot::take(Arc::clone(inner), user, allowed).await
+    }
+
+    /// `tokens` (input plus output) used by an LLM call of `user`.
+    pub async fn spend_tokens(&self, user: &str, tokens: u64) {
+        let Some(inner) = &self.inner else {
+            return;
+        };
+        if tokens == 0 || inner.limits_of(user).tokens_per_day.is_none() {
+            return;
+        }
+        let day = Window::new(DAY);
+        let key = inner.window_key(Limit::TokensPerDay, day.index((inner.now)()), user);
+        let by = i64::try_from(tokens).unwrap_or(i64::MAX);
+        if let Err(error) = inner.counters.add(&key, by, day.key_ttl(), false).await {
+            tracing::warn!(%error, "tokens used were not counted");
+        }
+    }
+}
+
+impl Inner {
+    fn limits_of(&self, user: &str) -> LimitsConfig {
+        self.users.get(user).copied().unwrap_or(self.defaults)
+    }
+
+    fn window_key(&self, limit: Limit, index: u64, user: &str) -> String {
+        format!("{}:{}:{index}:{user}", self.prefix, limit.name())
+    }
+
+    /// A counter's value; 0 (and a warning) when the store fails.
+    async fn read(&self, key: &str) -> u64 {
+        match self.counters.get(key).await {
+            Ok(value) => u64::try_from(value).unwrap_or(0),
+            Err(error) => {
+                tracing::warn!(%error, "limit not checked");
+                0
+            }
+        }
+    }
+
+    /// Counts one in the current window of `limit`; refused (and not
+    /// counted) past `allowed`.
+    async fn count_in_window(
+        &self,
+        user: &str,
+        limit: Limit,
+        allowed: Option<u64>,
+        window: Window,
+    ) -> Result<(), Refusal> {
+        let Some(allowed) = allowed else {
+            return Ok(());
+        };
+        let now = (self.now)();
+        let key = self.window_key(limit, window.index(now), user);
+        let ttl = window.key_ttl();
+        match self.counters.add(&key, 1, ttl, false).await {
+            Ok(count) if u64::try_from(count).unwrap_or(0) > allowed => {
+                // A refused request does not use up the window.
+                let _ = self.counters.add(&key, -1, ttl, false).await;
+                Err(Refusal {
+                    limit,
+                    allowed,
+                    retry_after: window.remaining(now),
+                })
+            }
+            Ok(_) => Ok(()),
+            Err(error) => {
+                tracing::warn!(%error, limit = limit.name(), "limit not checked");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A running turn's place among its user's concurrent turns; given back
+/// by [`TurnSlot::release`] (or, if dropped, by a task it spawns).
+pub struct TurnSlot {
+    held: Option<HeldSlot>,
+}
+
+struct HeldSlot {
+    inner: Arc<Inner>,
+    key: String,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for TurnSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.held.as_ref().map(|held| held.key.as_str());
+        f.debug_struct("TurnSlot").field("held", &held).finish()
+    }
+}
+
+impl TurnSlot {
+    /// A slot that counts nothing (no concurrency limit).
+    pub fn none() -> Self {
+        Self { held: None }
+    }
+
+    async fn take(inner: Arc<Inner>, user: &str, allowed: u64) -> Result<Self, Refusal> {
+        let key = format!("{}:{}:{user}", inner.prefix, Limit::ConcurrentTurns.name());
+        let running = match inner.counters.add(&key, 1, TURN_COUNTER_TTL, true).await {
+            Ok(running) => running,
+            Err(error) => {
+                tracing::warn!(%error, "concurrent turns not checked");
+                return Ok(Self::none());
+            }
+        };
+        if u64::try_from(running).unwrap_or(0) > allowed {
+            let _ = inner.counters.add(&key, -1, TURN_COUNTER_TTL, true).await;
+            return Err(Refusal {
+                limit: Limit::ConcurrentTurns,
+                allowed,
+                retry_after: CONCURRENT_RETRY_AFTER,
+            });
+        }
+        let renewal = tokio::spawn(renew(Arc::clone(&inner), key.clone()));
+        Ok(Self {
+            held: Some(HeldSlot {
+                inner,
+                key,
+                renewal,
+            }),
+        })
+    }
+
+    /// Gives the slot back (the turn ended).
+    pub async fn release(mut self) {
+        if let Some(held) = self.held.take() {
+            held.release().await;
+        }
+    }
+}
+
+impl HeldSlot {
+    async fn release(self) {
+        self.renewal.abort();
+        match self
+            .inner
+            .counters
+            .add(&self.key, -1, TURN_COUNTER_TTL, true)
+            .await
+        {
+            // The counter expired under a turn longer than its TTL: never
+            // leave it below zero, which would allow an extra turn.
+            Ok(left) if left < 0 => {
+                let _ = self
+                    .inner
+                    .counters
+                    .add(&self.key, -left, TURN_COUNTER_TTL, true)
+                    .await;
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "a running turn's slot was not given back"),
+        }
+    }
+}
+
+impl Drop for TurnSlot {
+    fn drop(&mut self) {
+        if let Some(held) = self.held.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(held.release());
+        }
+    }
+}
+
+/// Keeps a user's running-turns counter alive while a turn holds a slot.
+async fn renew(inner: Arc<Inner>, key: String) {
+    loop {
+        tokio::time::sleep(TURN_COUNTER_TTL / 3).await;
+        if let Err(error) = inner.counters.add(&key, 0, TURN_COUNTER_TTL, true).await {
+            tracing::debug!(%error, "running turns counter not renewed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
