@@ -151,6 +151,8 @@ def check_compose(root):
     check("compose gateway: publishes 1217, token from the environment",
           any(str(p).endswith(":1217") for p in gateway.get("ports", []))
           and str(env_of(gateway).get("OPENHEIM_SERVER__AUTH_TOKENS", "")).startswith("${"))
+    check("compose gateway: counts per-user limits in agent-loop's Redis",
+          env_of(gateway).get("OPENHEIM_STORE__URL") == agent_env.get("OPENHEIM_STORE__URL"))
     check("compose tool-executor: owns the workspace volume read-write",
           "workspace:/workspace" in services["tool-executor"]["volumes"])
     check("compose: named volumes for workspace, data and redis",
@@ -265,6 +267,18 @@ def check_rendered(path, scenario):
             check(f"{prefix} llm-proxy: provider keys from a Secret (envFrom)", bool(env_from))
         else:
             check(f"{prefix} {component}: sees no provider key", not env_from and not key_vars)
+        if component in ("gateway", "agent-loop"):
+            check(f"{prefix} {component}: counts limits in the session store's Redis",
+                  "OPENHEIM_STORE__URL" in env)
+            limits = {k: v.get("value") for k, v in env.items()
+                      if k.startswith("OPENHEIM_SERVER__LIMITS__")}
+            check(f"{prefix} {component}: limits are whole numbers",
+                  all(str(v).isdigit() and int(v) > 0 for v in limits.values()), str(limits))
+            if prefix.endswith("[external-redis]"):
+                check(f"{prefix} {component}: the configured limits reach it",
+                      limits.get("OPENHEIM_SERVER__LIMITS__CONCURRENT_TURNS") == "4"
+                      and limits.get("OPENHEIM_SERVER__LIMITS__TOKENS_PER_DAY") == "2000000"
+                      and "OPENHEIM_SERVER__LIMITS__SESSIONS_PER_DAY" not in limits, str(limits))
         if component == "agent-loop":
             store = env.get("OPENHEIM_STORE__URL", {})
             check(f"{prefix} agent-loop: session store is Redis",

@@ -9,8 +9,11 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, Request, State};
-use axum::http::{HeaderMap, Uri, header};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::http::{HeaderMap, Method, Uri, header};
+use openheim_access::audit::{Event as AuditEvent, Record};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use openheim_access::{Principal, Role};
@@ -196,6 +199,8 @@ pub struct AccessPolicy {
     pub allowed_origins: Vec<String>,
     /// The names the gateway is addressed by.
     pub hosts: HostPolicy,
+    /// Requests per minute per user (`[server.limits]`); off by default.
+    pub limiter: openheim_limits::Limiter,
 }
 
 #[derive(Deserialize)]
@@ -302,23 +307,56 @@ fn presented_token(headers: &HeaderMap, uri: &Uri) -> Option<String> {
     bearer.or_else(|| Query::<TokenQuery>::try_from_uri(uri).ok()?.0.token)
 }
 
-/// The layer function: refuses requests the policy does not admit, and
-/// gives the others their [`Principal`] (a request extension).
+/// The layer function: refuses requests the policy does not admit or a
+/// user's requests-per-minute limit refuses, and gives the others their
+/// [`Principal`] (a request extension). Failed logins, socket opens,
+/// changes and refusals leave audit records.
 pub async fn guard(
     State(policy): State<Arc<AccessPolicy>>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    match policy.admit(request.headers(), request.uri()).await {
-        Ok(principal) => {
-            request.extensions_mut().insert(principal);
-            next.run(request).await
-        }
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    let route = request.uri().path().to_owned();
+    let principal = match policy.admit(request.headers(), request.uri()).await {
+        Ok(principal) => principal,
         Err(error) => {
-            tracing::debug!(uri = %request.uri().path(), %error, "request refused");
-            error.into_response()
+            tracing::debug!(uri = %route, %error, "request refused");
+            if matches!(error, ApiError::Unauthorized) {
+                Record::new("", AuditEvent::Login, "failed")
+                    .ip(ip)
+                    .detail(&route)
+                    .emit();
+            }
+            return error.into_response();
         }
+    };
+    if let Err(refusal) = policy.limiter.request(&principal.user).await {
+        Record::new(&principal.user, AuditEvent::LimitExceeded, "denied")
+            .ip(ip)
+            .detail(refusal.limit.name())
+            .emit();
+        return ApiError::LimitExceeded {
+            limit: refusal.limit.name().to_owned(),
+            retry_after_secs: refusal.retry_after_secs(),
+            message: refusal.to_string(),
+        }
+        .into_response();
     }
+    // A login is a socket opened or a request that changes something;
+    // reads are too many to record one by one.
+    let opens_socket = request.headers().contains_key(header::UPGRADE);
+    if !policy.is_open() && (opens_socket || request.method() != Method::GET) {
+        Record::new(&principal.user, AuditEvent::Login, "ok")
+            .ip(ip)
+            .detail(&route)
+            .emit();
+    }
+    request.extensions_mut().insert(principal);
+    next.run(request).await
 }
 
 #[cfg(test)]
@@ -336,6 +374,7 @@ mod tests {
                 port: Some(1217),
                 names: vec!["openheim.example.com".to_owned()],
             },
+            limiter: openheim_limits::Limiter::off(),
         }
     }
 

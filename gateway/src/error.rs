@@ -75,6 +75,14 @@ pub enum ApiError {
     RequestTimeout(std::time::Duration),
     #[error("{}: {}", .service.name(), .message)]
     Backend { service: Backend, message: String },
+    /// A per-user limit refused (docs/security.md, "Limits"): 429 with
+    /// `Retry-After`.
+    #[error("{message}")]
+    LimitExceeded {
+        limit: String,
+        retry_after_secs: u64,
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -82,6 +90,13 @@ impl ApiError {
     /// describe the request (not found, invalid) keep their meaning; the
     /// others say the backend failed.
     pub fn from_status(service: Backend, status: &tonic::Status) -> Self {
+        if let Some(refusal) = openheim_proto::limit::refusal(status) {
+            return Self::LimitExceeded {
+                limit: refusal.limit,
+                retry_after_secs: refusal.retry_after.as_secs().max(1),
+                message: refusal.message,
+            };
+        }
         let message = status.message().to_owned();
         match status.code() {
             Code::NotFound => Self::NotFound(message),
@@ -119,6 +134,7 @@ impl ApiError {
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout(_) | Self::RequestTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Backend { .. } => StatusCode::BAD_GATEWAY,
+            Self::LimitExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -129,6 +145,9 @@ impl ApiError {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             Self::Unavailable { .. } | Self::TooManyConnections | Self::ShuttingDown => Some(1),
+            Self::LimitExceeded {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
             Self::BadRequest(_)
             | Self::NotFound(_)
             | Self::Unauthorized
@@ -164,6 +183,7 @@ impl ApiError {
             Self::Timeout(_) => "backend_timeout",
             Self::RequestTimeout(_) => "timeout",
             Self::Backend { .. } => "backend_error",
+            Self::LimitExceeded { .. } => "limit_exceeded",
         }
     }
 }
@@ -212,6 +232,8 @@ pub enum GatewayError {
     Unprotected(SocketAddr),
     #[error("server.oidc: {0}")]
     Oidc(#[from] crate::jwt::JwtError),
+    #[error("server.limits: {0}")]
+    Limits(#[from] openheim_limits::LimitsError),
     #[error("HTTP server failed: {0}")]
     Serve(#[from] std::io::Error),
 }

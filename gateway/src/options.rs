@@ -119,6 +119,13 @@ impl GatewayOptions {
                 oidc,
                 allowed_origins: config.server.allowed_origins.clone(),
                 hosts: HostPolicy::new(&config.server.allowed_hosts),
+                // Counted with the agent loop's in the store's Redis, so
+                // every gateway replica shares one count per user.
+                limiter: openheim_limits::Limiter::open(
+                    &openheim_limits::LimitSettings::from_server(&config.server),
+                    config.store.url.as_deref(),
+                    &config.store.prefix,
+                )?,
             },
             limits: Limits {
                 max_sockets: config.server.max_connections,

@@ -161,7 +161,11 @@ impl Connection {
         let service = {
             let activity = Arc::clone(&activity);
             let router = self.router;
-            tower::service_fn(move |request: hyper::Request<Incoming>| {
+            tower::service_fn(move |mut request: hyper::Request<Incoming>| {
+                // Who is at the other end, for audit records.
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
                 // Headers are complete: the connection is no longer pending.
                 ticket.lock().unwrap_or_else(PoisonError::into_inner).take();
                 let guard = InFlight::start(Arc::clone(&activity));

@@ -4,6 +4,7 @@
 
 pub mod balance;
 pub mod image;
+pub mod limit;
 pub mod plan;
 mod tool;
 pub mod trace;

@@ -390,6 +390,8 @@ pub enum ErrorKind {
     InvalidInput,
     /// A `user_prompt_submit` hook blocked the prompt.
     HookDenied,
+    /// A per-user limit (`[server.limits]`) refused the turn.
+    LimitExceeded,
     /// The session store failed.
     Store,
     /// A service could not be reached.

@@ -275,6 +275,7 @@ fn error_kind(kind: TurnErrorKind) -> ErrorKind {
         TurnErrorKind::SessionBusy => ErrorKind::SessionBusy,
         TurnErrorKind::InvalidInput => ErrorKind::InvalidInput,
         TurnErrorKind::HookDenied => ErrorKind::HookDenied,
+        TurnErrorKind::LimitExceeded => ErrorKind::LimitExceeded,
         TurnErrorKind::Store => ErrorKind::Store,
         TurnErrorKind::BackendUnavailable => ErrorKind::Unavailable,
         TurnErrorKind::Internal | TurnErrorKind::Unspecified => ErrorKind::Internal,

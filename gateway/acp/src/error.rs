@@ -7,6 +7,11 @@ use agent_client_protocol::v1::schema as acp;
 use agent_client_protocol::{Error as RpcError, ErrorCode};
 use openheim_proto::agent_loop::v1::{TurnError, TurnErrorKind};
 
+/// The JSON-RPC error code of a request refused by a per-user limit
+/// (docs/acp.md, "Errors"): in the implementation-defined server range,
+/// 429 as in HTTP.
+pub const LIMIT_EXCEEDED: i32 = -32029;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AcpError {
     /// The session is not open on this connection (or does not exist).
@@ -32,6 +37,18 @@ pub enum AcpError {
     TurnLost(String),
     #[error("invalid params: {0}")]
     InvalidParams(String),
+    /// The caller may never do this (list every user's sessions without
+    /// being an admin).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A per-user limit refused (docs/security.md, "Limits"): JSON-RPC
+    /// error [`LIMIT_EXCEEDED`] with `data.limit` and `data.retryAfter`.
+    #[error("{message}")]
+    LimitExceeded {
+        limit: String,
+        retry_after: Duration,
+        message: String,
+    },
     /// The agent loop refused or failed the request.
     #[error("{0}")]
     AgentLoop(String),
@@ -46,9 +63,17 @@ pub enum AcpError {
 impl AcpError {
     /// From a failed agent-loop RPC; the code decides the JSON-RPC error.
     pub fn from_status(session_id: &str, status: &tonic::Status) -> Self {
+        if let Some(refusal) = openheim_proto::limit::refusal(status) {
+            return Self::LimitExceeded {
+                limit: refusal.limit,
+                retry_after: refusal.retry_after,
+                message: refusal.message,
+            };
+        }
         let message = status.message().to_owned();
         match status.code() {
             tonic::Code::NotFound => Self::SessionNotFound(session_id.to_owned()),
+            tonic::Code::PermissionDenied => Self::Forbidden(message),
             tonic::Code::InvalidArgument => Self::InvalidParams(message),
             tonic::Code::FailedPrecondition => Self::SessionBusy(session_id.to_owned()),
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => Self::Unavailable(message),
@@ -80,6 +105,11 @@ impl AcpError {
                 Self::InvalidParams(error.message.clone())
             }
             TurnErrorKind::BackendUnavailable => Self::Unavailable(error.message.clone()),
+            TurnErrorKind::LimitExceeded => Self::LimitExceeded {
+                limit: String::new(),
+                retry_after: Duration::from_millis(u64::from(error.retry_after_ms.max(1))),
+                message: error.message.clone(),
+            },
             TurnErrorKind::Llm
             | TurnErrorKind::Store
             | TurnErrorKind::Internal
@@ -124,6 +154,20 @@ impl From<AcpError> for RpcError {
                 rpc
             }
             AcpError::InvalidParams(_) => RpcError::new(ErrorCode::INVALID_PARAMS, message),
+            AcpError::Forbidden(_) => RpcError::new(ErrorCode::INVALID_REQUEST, message),
+            AcpError::LimitExceeded {
+                limit, retry_after, ..
+            } => {
+                let mut rpc = RpcError::new(ErrorCode::new(LIMIT_EXCEEDED), message);
+                let secs = retry_after.as_millis().div_ceil(1000).max(1);
+                rpc.data = Some(serde_json::json!({
+                    "limit": limit,
+                    "retryable": true,
+                    "retryAfter": secs,
+                    "retryAfterMs": millis(retry_after),
+                }));
+                rpc
+            }
             // Another replica (or this one, back) usually answers within
             // the balanced channel's health-check period.
             AcpError::Unavailable(_) => {

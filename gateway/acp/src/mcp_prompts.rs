@@ -23,6 +23,7 @@ pub async fn commands_update(conn: &Connection, session_id: &str) -> SessionUpda
     let mut commands = crate::commands::available();
     let request = ListMcpPromptsRequest {
         session_id: session_id.to_owned(),
+        caller: conn.options.caller.clone(),
     };
     match conn.agent_loop.clone().list_mcp_prompts(request).await {
         Ok(listed) => commands.extend(listed.into_inner().prompts.iter().map(command)),
@@ -85,6 +86,7 @@ pub async fn expand(
         command: command.to_owned(),
         input: input.to_owned(),
         arguments: Default::default(),
+        caller: conn.options.caller.clone(),
     };
     let filled = match conn.agent_loop.clone().get_mcp_prompt(request).await {
         Ok(filled) => filled.into_inner(),

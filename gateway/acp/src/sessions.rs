@@ -256,11 +256,22 @@ pub async fn list_sessions(
     request: ListSessionsRequest,
     _cx: &ConnectionTo<Client>,
 ) -> Result<ListSessionsResponse, AcpError> {
+    // `_meta.allUsers`: every user's sessions (admins only, as REST's
+    // `?all=true`), each with its owner in `_meta.owner`.
+    let all_users = match request.meta.as_ref().and_then(|m| m.get("allUsers")) {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Bool(all)) => *all,
+        Some(_) => {
+            return Err(AcpError::InvalidParams(
+                "_meta.allUsers must be a boolean".into(),
+            ));
+        }
+    };
     let list = wire::ListSessionsRequest {
         page_size: 0,
         cursor: request.cursor.unwrap_or_default(),
         caller: conn.options.caller.clone(),
-        all_users: false,
+        all_users,
     };
     let page = conn
         .agent_loop
@@ -279,13 +290,29 @@ pub async fn list_sessions(
                 .is_none_or(|cwd| std::path::Path::new(&s.work_dir) == cwd)
         })
         .map(|s| {
-            acp::SessionInfo::new(s.id.clone(), PathBuf::from(&s.work_dir))
+            let info = acp::SessionInfo::new(s.id.clone(), PathBuf::from(&s.work_dir))
                 .title(Some(s.title.clone()).filter(|t| !t.is_empty()))
-                .updated_at(iso8601(s.updated_at_ms))
+                .updated_at(iso8601(s.updated_at_ms));
+            match all_users {
+                true => {
+                    let mut meta = acp::Meta::new();
+                    meta.insert("owner".into(), owner_of(s).into());
+                    info.meta(meta)
+                }
+                false => info,
+            }
         })
         .collect();
     let next = Some(page.next_cursor).filter(|c| !c.is_empty());
     Ok(ListSessionsResponse::new(sessions).next_cursor(next))
+}
+
+/// A session's owner as clients see it (`""` stored = the local user).
+fn owner_of(info: &wire::SessionInfo) -> String {
+    match info.owner.as_str() {
+        "" => "default".to_owned(),
+        owner => owner.to_owned(),
+    }
 }
 
 /// Switches the model of an open session; returns the new model.

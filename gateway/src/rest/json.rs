@@ -50,6 +50,7 @@ pub fn session(s: &SessionInfo) -> Value {
         "depth": s.depth,
         "usage": usage(&s.usage.unwrap_or_default()),
         "llm_calls": s.llm_calls,
+        "owner": openheim_access::owner_or_local(&s.owner),
     })
 }
 

@@ -49,6 +49,7 @@ async fn health_needs_no_token_and_everything_else_does() {
         oidc: None,
         allowed_origins: vec!["https://ok.example".to_owned()],
         hosts: crate::auth::HostPolicy::default(),
+        limiter: openheim_limits::Limiter::off(),
     };
     let backends = fakes::backends(fakes::failing(Code::NotFound, "gone"));
     let router = app(backends, options);

@@ -21,6 +21,7 @@ fn guarded_router() -> axum::Router {
         oidc: None,
         allowed_origins: Vec::new(),
         hosts: crate::auth::HostPolicy::default(),
+        limiter: openheim_limits::Limiter::off(),
     };
     app(
         fakes::backends(fakes::failing(Code::Unavailable, "down")),

@@ -153,6 +153,24 @@ openheim.env (dict "root" $ "component" "agent-loop" "values" .Values.agentLoop)
 {{- end }}
 - name: RUST_LOG
   value: {{ $root.Values.logLevel | quote }}
+{{- with $root.Values.limits }}
+{{- if not (kindIs "invalid" .concurrentTurns) }}
+- name: OPENHEIM_SERVER__LIMITS__CONCURRENT_TURNS
+  value: {{ .concurrentTurns | int64 | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" .sessionsPerDay) }}
+- name: OPENHEIM_SERVER__LIMITS__SESSIONS_PER_DAY
+  value: {{ .sessionsPerDay | int64 | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" .requestsPerMinute) }}
+- name: OPENHEIM_SERVER__LIMITS__REQUESTS_PER_MINUTE
+  value: {{ .requestsPerMinute | int64 | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" .tokensPerDay) }}
+- name: OPENHEIM_SERVER__LIMITS__TOKENS_PER_DAY
+  value: {{ .tokensPerDay | int64 | quote }}
+{{- end }}
+{{- end }}
 - name: NO_COLOR
   value: "1"
 {{- with $root.Values.extraEnv }}

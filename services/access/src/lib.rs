@@ -7,6 +7,8 @@
 //! A resource another user owns is answered [`Decision::NotFound`], exactly
 //! as a missing one: a caller learns nothing about what others have.
 
+pub mod audit;
+
 /// The user of a single-user setup: the local CLI, TUI and `openheim acp`
 /// over stdio, `server.auth_tokens`, and every session or note stored
 /// before owners were recorded (an empty owner).

@@ -42,6 +42,9 @@ pub enum AgentError {
     MemoryDisabled,
     #[error("the prompt was blocked by hook {hook:?}: {reason}")]
     HookDenied { hook: String, reason: String },
+    /// A per-user limit refused (docs/security.md, "Limits").
+    #[error(transparent)]
+    Limited(openheim_limits::Refusal),
 }
 
 impl AgentError {
@@ -61,6 +64,7 @@ impl AgentError {
             Self::Memory(_) => TurnErrorKind::Store,
             Self::MemoryDisabled => TurnErrorKind::InvalidInput,
             Self::HookDenied { .. } => TurnErrorKind::HookDenied,
+            Self::Limited(_) => TurnErrorKind::LimitExceeded,
         }
     }
 }

@@ -64,6 +64,9 @@ fn status(error: AgentError) -> Status {
         AgentError::HookDenied { .. } | AgentError::Forbidden(_) => {
             Status::permission_denied(message)
         }
+        AgentError::Limited(refusal) => {
+            openheim_proto::limit::status(refusal.limit.name(), refusal.retry_after_secs(), message)
+        }
         AgentError::Memory(error) => match error {
             MemoryError::Invalid(_) => Status::invalid_argument(message),
             MemoryError::NotFound(_) => Status::not_found(message),
@@ -226,9 +229,10 @@ impl AgentLoop for AgentLoopGrpc {
         &self,
         request: Request<ListMcpPromptsRequest>,
     ) -> Result<Response<ListMcpPromptsResponse>, Status> {
+        let request = request.into_inner();
         let prompts = self
             .service
-            .list_mcp_prompts(&request.into_inner().session_id)
+            .list_mcp_prompts(&request.session_id, &principal_of(request.caller.as_ref()))
             .await
             .map_err(status)?;
         Ok(Response::new(ListMcpPromptsResponse { prompts }))
@@ -287,6 +291,8 @@ impl AgentLoop for AgentLoopGrpc {
                 ));
             }
         };
+        // Limits first: a refused turn is a status, before any LLM call.
+        let slot = self.service.admit_turn(&start).await.map_err(status)?;
         let (tx, rx) = mpsc::channel(TURN_EVENT_BUFFER);
         let cancel = CancellationToken::new();
         let inbox = TurnInbox::default();
@@ -302,6 +308,9 @@ impl AgentLoop for AgentLoopGrpc {
             let result = tracing::Instrument::instrument(run, span.clone()).await;
             spans::turn_ended(&span, &result);
             drop(span);
+            // Given back before the caller hears of the end, so its next
+            // turn finds the slot free.
+            slot.release().await;
             reader.abort();
             inbox.clear();
             let last = match result {
@@ -331,6 +340,9 @@ fn turn_error(error: &AgentError) -> TurnError {
             retry_after: Some(wait),
             ..
         } => u32::try_from(wait.as_millis()).unwrap_or(u32::MAX).max(1),
+        AgentError::Limited(refusal) => u32::try_from(refusal.retry_after.as_millis())
+            .unwrap_or(u32::MAX)
+            .max(1),
         _ => 0,
     };
     TurnError {

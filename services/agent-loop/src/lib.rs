@@ -92,6 +92,9 @@ pub struct AgentLoopConfig {
     /// Commands run at points of each session (docs/automation.md, "Hooks"),
     /// through tool-executor.
     pub hooks: openheim_config::HooksConfig,
+    /// Per-user limits (`[server.limits]`, docs/security.md "Limits"),
+    /// counted in the store's Redis when it is one; empty = none.
+    pub limits: openheim_limits::LimitSettings,
 }
 
 impl AgentLoopConfig {
@@ -128,6 +131,7 @@ impl AgentLoopConfig {
             compaction_model: config.context.compaction_model.clone(),
             agents: config.agents.clone(),
             agents_address: None,
+            limits: openheim_limits::LimitSettings::from_server(&config.server),
         })
     }
 }
@@ -142,6 +146,8 @@ pub enum StartError {
     Memory(#[from] openheim_memory::MemoryError),
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error("cannot set up the limits: {0}")]
+    Limits(#[from] openheim_limits::LimitsError),
 }
 
 /// Opens the configured session store. A Redis store connects on first
@@ -205,6 +211,11 @@ fn server_over(
     backends: Backends,
 ) -> Result<AgentLoopServer<grpc::AgentLoopGrpc>, StartError> {
     let memory = open_memory(&config, &backends)?;
+    let limiter = openheim_limits::Limiter::open(
+        &config.limits,
+        config.store_url.as_deref(),
+        &config.store_prefix,
+    )?;
     let remote_peer = match &config.agents_address {
         Some(address) => Some(
             // Balanced like every caller of the agent loop: a child may run
@@ -237,6 +248,7 @@ fn server_over(
         service::AgentService::new(config, store, backends)
             .with_memory(memory)
             .with_delegation(Some(delegation))
+            .with_limiter(limiter)
     });
     Ok(agent_loop_server(service))
 }

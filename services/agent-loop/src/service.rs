@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use openheim_access::audit::{Event as AuditEvent, Record as Audit};
 use openheim_access::{Action, Decision, Principal, authorize};
+use openheim_limits::{Limiter, Refusal, TurnSlot};
 use openheim_proto::agent_loop::v1::{
     ApprovalMode, ChildSession, ClientCapabilities, Compact, CreateSessionRequest,
     ForgetMemoryRequest, GetMcpPromptRequest, GetMcpPromptResponse, ListMemoryRequest,
@@ -33,6 +35,29 @@ use crate::store::{
 use crate::turn::delegate::{self, Delegation, TurnChildren};
 use crate::turn::{Turn, TurnSettings};
 
+/// The audit record of a request a limit refused.
+fn audit_limit(principal: &Principal, refusal: &Refusal, session: Option<&str>) {
+    let record = Audit::new(&principal.user, AuditEvent::LimitExceeded, "denied")
+        .detail(refusal.limit.name());
+    match session {
+        Some(session) => record.session(session).emit(),
+        None => record.emit(),
+    }
+}
+
+/// An action as audit records name it.
+fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::ListOwnSessions => "list_own_sessions",
+        Action::ListAllSessions => "list_all_sessions",
+        Action::ReadSession => "read_session",
+        Action::UseSession => "use_session",
+        Action::DeleteSession => "delete_session",
+        Action::UseMemoryNote => "use_memory_note",
+        Action::ReadDeployment => "read_deployment",
+    }
+}
+
 const DEFAULT_PAGE_SIZE: usize = 50;
 const MAX_PAGE_SIZE: usize = 500;
 
@@ -60,6 +85,8 @@ pub struct AgentService {
     memory: Option<Arc<AgentMemory>>,
     /// Sub-agents, when turns may start them.
     delegation: Option<Arc<Delegation>>,
+    /// Per-user limits (off unless configured).
+    limiter: Limiter,
 }
 
 impl AgentService {
@@ -71,7 +98,29 @@ impl AgentService {
             backends,
             memory: None,
             delegation: None,
+            limiter: Limiter::off(),
         }
+    }
+
+    /// Applies per-user limits to sessions and turns.
+    pub fn with_limiter(mut self, limiter: Limiter) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
+    /// A turn may start for `start`'s caller: their tokens of today are not
+    /// spent and their running turns are under the limit. The turn holds
+    /// the slot until it ends. Checked before anything else of the turn, so
+    /// a refused turn makes no LLM call.
+    pub async fn admit_turn(&self, start: &StartTurn) -> Result<TurnSlot, AgentError> {
+        let principal = principal_of(start.caller.as_ref());
+        self.limiter
+            .start_turn(&principal.user)
+            .await
+            .map_err(|refusal| {
+                audit_limit(&principal, &refusal, Some(&start.session_id));
+                AgentError::Limited(refusal)
+            })
     }
 
     /// Lets turns start sub-agents through `delegation`'s peer.
@@ -120,7 +169,15 @@ impl AgentService {
                     .meta;
                 (parent.depth.saturating_add(1), parent.owner)
             }
-            None => (0, owner_field(&principal)),
+            None => {
+                // Sub-agents' sessions are their turn's work, not new
+                // sessions of the user.
+                if let Err(refusal) = self.limiter.create_session(&principal.user).await {
+                    audit_limit(&principal, &refusal, None);
+                    return Err(AgentError::Limited(refusal));
+                }
+                (0, owner_field(&principal))
+            }
         };
         let meta = SessionMeta {
             id: uuid::Uuid::new_v4().to_string(),
@@ -136,6 +193,10 @@ impl AgentService {
             owner,
         };
         self.store.create(&meta).await?;
+        Audit::new(&principal.user, AuditEvent::SessionCreate, "ok")
+            .session(&meta.id)
+            .detail(meta.agent.as_ref().map_or("", |a| a.name.as_str()))
+            .emit();
         self.backends
             .attach_mcp_servers(&meta.id, request.mcp_servers)
             .await?;
@@ -163,6 +224,10 @@ impl AgentService {
         match authorize(principal, action, Some(&stored.summary.meta.owner)) {
             Decision::Allow => Ok(stored),
             Decision::NotFound | Decision::Forbidden => {
+                Audit::new(&principal.user, AuditEvent::AccessDenied, "not_found")
+                    .session(session_id)
+                    .detail(action_name(action))
+                    .emit();
                 Err(StoreError::NotFound(session_id.to_owned()).into())
             }
         }
@@ -183,6 +248,9 @@ impl AgentService {
         };
         let stored = self.owned(session_id, principal, action).await?;
         self.check_workspace(Path::new(&stored.summary.meta.work_dir))?;
+        Audit::new(&principal.user, AuditEvent::SessionLoad, "ok")
+            .session(session_id)
+            .emit();
         self.backends
             .attach_mcp_servers(session_id, mcp_servers)
             .await?;
@@ -216,6 +284,9 @@ impl AgentService {
         let deleted = self.store.delete(session_id).await;
         lease.release().await;
         deleted?;
+        Audit::new(&principal.user, AuditEvent::SessionDelete, "ok")
+            .session(session_id)
+            .emit();
         self.close_session(session_id).await
     }
 
@@ -432,21 +503,30 @@ impl AgentService {
         self.backends.list_mcp_servers(session_id).await
     }
 
-    /// The MCP prompts a session can use as slash commands.
-    pub async fn list_mcp_prompts(&self, session_id: &str) -> Result<Vec<McpPrompt>, AgentError> {
+    /// The MCP prompts a session can use as slash commands (another
+    /// user's session: not found).
+    pub async fn list_mcp_prompts(
+        &self,
+        session_id: &str,
+        principal: &Principal,
+    ) -> Result<Vec<McpPrompt>, AgentError> {
         if !session_id.is_empty() {
-            check_session_id(session_id)?;
+            self.owned(session_id, principal, Action::ReadSession)
+                .await?;
         }
         self.backends.list_mcp_prompts(session_id).await
     }
 
     /// Fills in the MCP prompt `request.command` names.
+    /// Filling one in is acting in the session: its owner's only.
     pub async fn get_mcp_prompt(
         &self,
         request: GetMcpPromptRequest,
     ) -> Result<GetMcpPromptResponse, AgentError> {
         if !request.session_id.is_empty() {
-            check_session_id(&request.session_id)?;
+            let principal = principal_of(request.caller.as_ref());
+            self.owned(&request.session_id, &principal, Action::UseSession)
+                .await?;
         }
         let filled = self
             .backends
@@ -528,6 +608,7 @@ impl AgentService {
     ) -> Result<TurnEnded, AgentError> {
         let stored = self.store.load(&start.session_id).await?;
         let meta = stored.summary.meta;
+        let owner = meta.owner.clone();
         let system_prompt = self.system_prompt(&meta).await?;
         let remembered = Arc::new(Remembered::load(Arc::clone(&self.store), &meta.id).await?);
         let session_id = meta.id.clone();
@@ -561,6 +642,7 @@ impl AgentService {
             memory: self.memory.clone(),
             hooks: self.hook_runner(&meta_id, &work_dir),
             session_usage: stored.summary.usage,
+            meter: self.limiter.meter(openheim_access::owner_or_local(&owner)),
             compaction: stored.compaction,
             thinking: start.thinking,
             delegation: self.delegation.clone(),
@@ -745,6 +827,7 @@ mod tests {
             compaction_model: None,
             agents: openheim_config::AgentsConfig::default(),
             agents_address: None,
+            limits: openheim_limits::LimitSettings::default(),
         };
         let store = Arc::new(FileStore::new(data_dir.join("history")).unwrap());
         let unused = || openheim_proto::transport::remote("127.0.0.1:1").unwrap();

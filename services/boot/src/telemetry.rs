@@ -336,7 +336,9 @@ fn exported(meta: &Metadata<'_>) -> bool {
         level <= Level::INFO
             || (level <= Level::DEBUG && meta.target() == openheim_proto::trace::RPC_TARGET)
     } else {
-        level <= Level::WARN
+        // Audit records (`openheim_access::audit`, target `audit`) are span
+        // events on the span they happened in.
+        level <= Level::WARN || (level <= Level::INFO && meta.target() == "audit")
     }
 }
 

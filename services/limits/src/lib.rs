@@ -112,6 +112,36 @@ pub enum LimitsError {
 
 type Clock = Arc<dyn Fn() -> Duration + Send + Sync>;
 
+/// The configured limits: everyone's, and each user's that differ (with
+/// the defaults filled in). No secrets, so a service that only counts can
+/// hold it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LimitSettings {
+    pub defaults: LimitsConfig,
+    pub users: HashMap<String, LimitsConfig>,
+}
+
+impl LimitSettings {
+    /// `[server.limits]` and every `[server.users.NAME.limits]`.
+    pub fn from_server(server: &ServerConfig) -> Self {
+        let users = server
+            .users
+            .iter()
+            .filter(|(_, user)| user.limits != LimitsConfig::default())
+            .map(|(name, user)| (name.clone(), user.limits.over(&server.limits)))
+            .collect();
+        Self {
+            defaults: server.limits,
+            users,
+        }
+    }
+
+    /// Whether no limit is configured for anyone.
+    pub fn is_empty(&self) -> bool {
+        self.defaults == LimitsConfig::default() && self.users.is_empty()
+    }
+}
+
 struct Inner {
     defaults: LimitsConfig,
     users: HashMap<String, LimitsConfig>,
@@ -150,23 +180,16 @@ impl Limiter {
         Self::default()
     }
 
-    /// The limits of `server` (`[server.limits]` and each user's), counted
-    /// in `counters` under keys starting with `prefix`. Off when no limit
-    /// is configured.
-    pub fn new(server: &ServerConfig, counters: Arc<dyn Counters>, prefix: &str) -> Self {
-        let users: HashMap<String, LimitsConfig> = server
-            .users
-            .iter()
-            .filter(|(_, user)| user.limits != LimitsConfig::default())
-            .map(|(name, user)| (name.clone(), user.limits.over(&server.limits)))
-            .collect();
-        if server.limits == LimitsConfig::default() && users.is_empty() {
+    /// `settings`, counted in `counters` under keys starting with
+    /// `prefix`. Off when no limit is configured.
+    pub fn new(settings: &LimitSettings, counters: Arc<dyn Counters>, prefix: &str) -> Self {
+        if settings.is_empty() {
             return Self::off();
         }
         Self {
             inner: Some(Arc::new(Inner {
-                defaults: server.limits,
-                users,
+                defaults: settings.defaults,
+                users: settings.users.clone(),
                 counters,
                 prefix: format!("{prefix}:limits"),
                 now: Arc::new(system_now),
@@ -174,23 +197,24 @@ impl Limiter {
         }
     }
 
-    /// The limits of `server`, counted in the Redis at `store_url` when it
-    /// is one (`redis://`, `rediss://`), else in this process.
-    pub fn from_config(
-        server: &ServerConfig,
+    /// `settings`, counted in the Redis at `store_url` when it is one
+    /// (`redis://`, `rediss://`; under `<prefix>:limits:`), else in this
+    /// process. Must be called inside a Tokio runtime when it is Redis.
+    pub fn open(
+        settings: &LimitSettings,
         store_url: Option<&str>,
         prefix: &str,
     ) -> Result<Self, LimitsError> {
+        if settings.is_empty() {
+            return Ok(Self::off());
+        }
         let counters: Arc<dyn Counters> = match store_url {
             Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                if Self::new(server, Arc::new(MemoryCounters::default()), prefix).is_off() {
-                    return Ok(Self::off());
-                }
                 Arc::new(RedisCounters::new(RedisConnection::open(url)?))
             }
             _ => Arc::new(MemoryCounters::default()),
         };
-        Ok(Self::new(server, counters, prefix))
+        Ok(Self::new(settings, counters, prefix))
     }
 
     /// The same limiter reading time from `now` (tests).
@@ -268,6 +292,14 @@ impl Limiter {
         TurnSlot::take(Arc::clone(inner), user, allowed).await
     }
 
+    /// What a turn of `user` uses its LLM calls' tokens through.
+    pub fn meter(&self, user: &str) -> TokenMeter {
+        TokenMeter {
+            limiter: self.clone(),
+            user: user.to_owned(),
+        }
+    }
+
     /// `tokens` (input plus output) used by an LLM call of `user`.
     pub async fn spend_tokens(&self, user: &str, tokens: u64) {
         let Some(inner) = &self.inner else {
@@ -282,6 +314,22 @@ impl Limiter {
         if let Err(error) = inner.counters.add(&key, by, day.key_ttl(), false).await {
             tracing::warn!(%error, "tokens used were not counted");
         }
+    }
+}
+
+/// Counts the tokens of one user's LLM calls (a turn holds one).
+#[derive(Debug, Clone, Default)]
+pub struct TokenMeter {
+    limiter: Limiter,
+    user: String,
+}
+
+impl TokenMeter {
+    /// One LLM call used `input` plus `output` tokens.
+    pub async fn spend(&self, input: u64, output: u64) {
+        self.limiter
+            .spend_tokens(&self.user, input.saturating_add(output))
+            .await;
     }
 }
 

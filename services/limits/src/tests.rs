@@ -22,7 +22,7 @@ fn server(defaults: LimitsConfig, users: &[(&str, LimitsConfig)]) -> ServerConfi
 /// A limiter over memory counters whose clock the test moves.
 fn limiter(server: &ServerConfig, clock: &Arc<AtomicU64>) -> Limiter {
     let clock = Arc::clone(clock);
-    Limiter::new(server, Arc::new(MemoryCounters::default()), "t")
+    Limiter::new(&LimitSettings::from_server(server), Arc::new(MemoryCounters::default()), "t")
         .with_clock(move || Duration::from_secs(clock.load(Ordering::SeqCst)))
 }
 
@@ -30,7 +30,7 @@ fn limiter(server: &ServerConfig, clock: &Arc<AtomicU64>) -> Limiter {
 fn nothing_configured_is_off_and_users_override_key_by_key() {
     assert!(
         Limiter::new(
-            &ServerConfig::default(),
+            &LimitSettings::default(),
             Arc::new(MemoryCounters::default()),
             "t"
         )
@@ -46,7 +46,7 @@ fn nothing_configured_is_off_and_users_override_key_by_key() {
         ..LimitsConfig::default()
     };
     let limiter = Limiter::new(
-        &server(defaults, &[("alice", alice)]),
+        &LimitSettings::from_server(&server(defaults, &[("alice", alice)])),
         Arc::new(MemoryCounters::default()),
         "t",
     );
@@ -151,9 +151,9 @@ async fn replicas_share_counts_through_redis() {
         tokens_per_day: Some(10),
         ..LimitsConfig::default()
     };
-    let config = server(limits, &[]);
-    let one = Limiter::from_config(&config, Some(redis.url()), redis.prefix()).unwrap();
-    let two = Limiter::from_config(&config, Some(redis.url()), redis.prefix()).unwrap();
+    let settings = LimitSettings::from_server(&server(limits, &[]));
+    let one = Limiter::open(&settings, Some(redis.url()), redis.prefix()).unwrap();
+    let two = Limiter::open(&settings, Some(redis.url()), redis.prefix()).unwrap();
     let slot = one.start_turn("a").await.unwrap();
     assert_eq!(
         two.start_turn("a").await.unwrap_err().limit,

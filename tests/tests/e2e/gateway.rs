@@ -4,6 +4,7 @@
 //! origins, and a socket closed mid-turn cancelling its turn.
 
 mod hooks;
+mod limits;
 mod security;
 pub mod support;
 mod usage;

@@ -29,6 +29,7 @@ use openheim_proto::agent_loop::v1::{
     DecisionSource, Notice, NoticeKind, NoticeLevel, PermissionDecided, PermissionRequest,
     ToolCallStatus, ToolCallUpdate, TurnEnded, TurnEvent, TurnStarted, turn_event::Event,
 };
+use openheim_access::audit::{Event as AuditEvent, Record as Audit};
 use openheim_proto::common::v1::{StopReason, ToolCall, ToolDefinition, ToolKind, Usage};
 use openheim_proto::llm_proxy::v1::{ResolveModelResponse, ThinkingSetting};
 use openheim_proto::tool_executor::v1::Workspace;
@@ -111,6 +112,9 @@ pub struct Turn {
     pub hooks: Option<HookRunner>,
     /// The session's usage totals before this turn (for `TurnStarted`).
     pub session_usage: Usage,
+    /// Counts the tokens of this turn's LLM calls against its user's daily
+    /// budget (docs/security.md, "Limits").
+    pub meter: openheim_limits::TokenMeter,
 }
 
 impl Turn {
@@ -156,6 +160,9 @@ impl Turn {
             let mut reply = self.call_fitting(&definitions, &mut fit).await?;
             llm_calls += 1;
             total.add(&reply.usage);
+            self.meter
+                .spend(reply.usage.input_tokens, reply.usage.output_tokens)
+                .await;
             self.record_usage(&reply).await?;
             let calls = std::mem::take(&mut reply.calls);
             let (cancelled, stop) = (reply.cancelled, reply.stop);
@@ -343,6 +350,9 @@ impl Turn {
             reason: reason.trim().to_owned(),
             hook,
         };
+        if !def.read_only || source == DecisionSource::User {
+            self.audit_decision(&decided, source);
+        }
         self.emit(Event::PermissionDecided(decided)).await;
         Gated {
             verdict,
@@ -452,7 +462,7 @@ impl Turn {
         // A delegation watches the cancellation itself, so its child
         // records the cancellation before the call is answered.
         let traced = crate::spans::traced_tool(call, route, self.execute(call, route, workspace));
-        if route == ToolRoute::Delegate {
+        let outcome = if route == ToolRoute::Delegate {
             let outcome = traced.await;
             self.post_tool_hooks(call, outcome).await
         } else {
@@ -460,7 +470,30 @@ impl Turn {
                 () = self.cancel.cancelled() => Outcome::error(CANCELLED_RESULT),
                 outcome = traced => self.post_tool_hooks(call, outcome).await,
             }
+        };
+        // Calls that change files or run commands leave an audit record
+        // (the tool's name and how it ended; never its arguments).
+        if !def.read_only {
+            let result = if outcome.is_error { "failed" } else { "ok" };
+            let who = openheim_access::owner_or_local(&self.meta.owner);
+            Audit::new(who, AuditEvent::ToolCall, result)
+                .session(&self.meta.id)
+                .detail(&call.name)
+                .emit();
         }
+        outcome
+    }
+
+    /// The audit record of a permission decision: the tool, who decided
+    /// and the answer.
+    fn audit_decision(&self, decided: &PermissionDecided, source: DecisionSource) {
+        let result = if decided.allowed { "allowed" } else { "rejected" };
+        let detail = format!("{} by {}", decided.tool_name, source.as_str_name());
+        let who = openheim_access::owner_or_local(&self.meta.owner);
+        Audit::new(who, AuditEvent::Permission, result)
+            .session(&self.meta.id)
+            .detail(&detail)
+            .emit();
     }
 
     /// Caps a call's outcome, tells the caller how it ended and makes its

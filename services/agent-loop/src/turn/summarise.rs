@@ -196,6 +196,9 @@ impl Turn {
         };
         let before = compaction::tokens(&self.view());
         let (summary, usage, served_by) = self.stream_summary(request).await?;
+        self.meter
+            .spend(usage.input_tokens, usage.output_tokens)
+            .await;
         let mut compaction = Compaction {
             covers: cut as u64,
             text: summary,
