@@ -13,9 +13,9 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, Method, Uri, header};
-use openheim_access::audit::{Event as AuditEvent, Record};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use openheim_access::audit::{Event as AuditEvent, Record};
 use openheim_access::{Principal, Role};
 use openheim_config::{Secret, ServerConfig, UserRole};
 use serde::Deserialize;

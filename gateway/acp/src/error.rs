@@ -225,4 +225,26 @@ mod tests {
             AcpError::SessionNotFound(_)
         ));
     }
+
+    /// A limit's refusal (a status from the agent loop, or a turn error)
+    /// is JSON-RPC error -32029 with the limit and the wait in seconds.
+    #[test]
+    fn a_limit_refusal_is_error_32029_with_the_wait() {
+        let status = openheim_proto::limit::status("tokens_per_day", 3600, "limit reached".into());
+        let rpc: RpcError = AcpError::from_status("s", &status).into();
+        assert_eq!(rpc.code, ErrorCode::new(LIMIT_EXCEEDED));
+        let data = rpc.data.unwrap();
+        assert_eq!(data["limit"], "tokens_per_day");
+        assert_eq!(data["retryAfter"], 3600);
+        assert_eq!(data["retryAfterMs"], 3_600_000);
+        let error = TurnError {
+            kind: TurnErrorKind::LimitExceeded as i32,
+            message: "limit reached".into(),
+            llm_error_kind: 0,
+            retry_after_ms: 1500,
+        };
+        let rpc: RpcError = AcpError::from_turn_error("s", &error).into();
+        assert_eq!(rpc.code, ErrorCode::new(LIMIT_EXCEEDED));
+        assert_eq!(rpc.data.unwrap()["retryAfter"], 2);
+    }
 }

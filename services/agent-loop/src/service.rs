@@ -867,6 +867,83 @@ mod tests {
         assert!(inside.is_ok(), "{inside:?}");
     }
 
+    fn caller(user: &str) -> Option<openheim_proto::common::v1::Caller> {
+        Some(openheim_proto::common::v1::Caller {
+            user: user.to_owned(),
+            admin: false,
+        })
+    }
+
+    /// MCP prompts of another user's session are answered as if the
+    /// session did not exist, before any MCP server is asked.
+    #[tokio::test]
+    async fn mcp_prompts_of_another_users_session_are_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        add_skills(dir.path());
+        let service = new_service(dir.path());
+        let create = CreateSessionRequest {
+            caller: caller("alice"),
+            ..CreateSessionRequest::default()
+        };
+        let id = service.create_session(create).await.unwrap().id;
+        let bob = Principal::new("bob", openheim_access::Role::User);
+        let listed = service.list_mcp_prompts(&id, &bob).await.unwrap_err();
+        assert!(
+            matches!(listed, AgentError::Store(StoreError::NotFound(_))),
+            "{listed:?}"
+        );
+        let get = GetMcpPromptRequest {
+            session_id: id.clone(),
+            command: "server:prompt".into(),
+            caller: caller("bob"),
+            ..GetMcpPromptRequest::default()
+        };
+        let got = service.get_mcp_prompt(get).await.unwrap_err();
+        assert!(
+            matches!(got, AgentError::Store(StoreError::NotFound(_))),
+            "{got:?}"
+        );
+    }
+
+    /// New sessions per day are counted per user; a refusal names the
+    /// limit and its wait, and sub-agents' sessions do not count.
+    #[tokio::test]
+    async fn sessions_per_day_refuse_the_users_next_session() {
+        let dir = tempfile::tempdir().unwrap();
+        add_skills(dir.path());
+        let settings = openheim_limits::LimitSettings {
+            defaults: openheim_config::LimitsConfig {
+                sessions_per_day: Some(1),
+                ..openheim_config::LimitsConfig::default()
+            },
+            ..openheim_limits::LimitSettings::default()
+        };
+        let counters = Arc::new(openheim_limits::MemoryCounters::default());
+        let service = new_service(dir.path()).with_limiter(Limiter::new(&settings, counters, "t"));
+        let create = |user: &str| CreateSessionRequest {
+            caller: caller(user),
+            ..CreateSessionRequest::default()
+        };
+        let first = service.create_session(create("alice")).await.unwrap();
+        let refused = service.create_session(create("alice")).await.unwrap_err();
+        match &refused {
+            AgentError::Limited(refusal) => {
+                assert_eq!(refusal.limit, openheim_limits::Limit::SessionsPerDay);
+                assert!(refusal.retry_after_secs() <= 24 * 3600);
+            }
+            other => panic!("{other:?}"),
+        }
+        service.create_session(create("bob")).await.unwrap();
+        let child = CreateSessionRequest {
+            parent: Some(ParentLink {
+                session_id: first.id,
+                tool_call_id: "call-1".into(),
+            }),
+            ..create("alice")
+        };
+        service.create_session(child).await.unwrap();
+    }
+
     #[tokio::test]
     async fn set_skills_replaces_the_list_and_survives_a_reload() {
         let dir = tempfile::tempdir().unwrap();

@@ -22,8 +22,12 @@ fn server(defaults: LimitsConfig, users: &[(&str, LimitsConfig)]) -> ServerConfi
 /// A limiter over memory counters whose clock the test moves.
 fn limiter(server: &ServerConfig, clock: &Arc<AtomicU64>) -> Limiter {
     let clock = Arc::clone(clock);
-    Limiter::new(&LimitSettings::from_server(server), Arc::new(MemoryCounters::default()), "t")
-        .with_clock(move || Duration::from_secs(clock.load(Ordering::SeqCst)))
+    Limiter::new(
+        &LimitSettings::from_server(server),
+        Arc::new(MemoryCounters::default()),
+        "t",
+    )
+    .with_clock(move || Duration::from_secs(clock.load(Ordering::SeqCst)))
 }
 
 #[test]

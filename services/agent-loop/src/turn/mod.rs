@@ -25,11 +25,11 @@ pub(crate) use llm::ContextFit;
 
 use std::sync::Arc;
 
+use openheim_access::audit::{Event as AuditEvent, Record as Audit};
 use openheim_proto::agent_loop::v1::{
     DecisionSource, Notice, NoticeKind, NoticeLevel, PermissionDecided, PermissionRequest,
     ToolCallStatus, ToolCallUpdate, TurnEnded, TurnEvent, TurnStarted, turn_event::Event,
 };
-use openheim_access::audit::{Event as AuditEvent, Record as Audit};
 use openheim_proto::common::v1::{StopReason, ToolCall, ToolDefinition, ToolKind, Usage};
 use openheim_proto::llm_proxy::v1::{ResolveModelResponse, ThinkingSetting};
 use openheim_proto::tool_executor::v1::Workspace;
@@ -487,7 +487,11 @@ impl Turn {
     /// The audit record of a permission decision: the tool, who decided
     /// and the answer.
     fn audit_decision(&self, decided: &PermissionDecided, source: DecisionSource) {
-        let result = if decided.allowed { "allowed" } else { "rejected" };
+        let result = if decided.allowed {
+            "allowed"
+        } else {
+            "rejected"
+        };
         let detail = format!("{} by {}", decided.tool_name, source.as_str_name());
         let who = openheim_access::owner_or_local(&self.meta.owner);
         Audit::new(who, AuditEvent::Permission, result)

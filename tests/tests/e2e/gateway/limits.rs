@@ -7,8 +7,6 @@
 //! `openheim serve`, once on the distributed deployment (a gateway in
 //! front of two agent-loop replicas counting in one Redis).
 
-use std::time::Duration;
-
 use openheim_e2e::{Install, MockLlm, Reply, ServiceProcess, ToolCallSpec};
 use serde_json::{Value, json};
 
@@ -108,19 +106,36 @@ async fn users_over_their_limits_are_refused_before_any_llm_call() {
     assert_eq!(server.get("/api/sessions", Some(BOB)).await.0, 200);
 
     // A failed login is recorded too, without the token it tried.
-    assert_eq!(server.get("/api/sessions", Some("tok-wrong-1234")).await.0, 401);
+    assert_eq!(
+        server.get("/api/sessions", Some("tok-wrong-1234")).await.0,
+        401
+    );
     let audit = audit_lines(&server.process);
     assert!(
-        audit.iter().any(|l| l.contains("what=\"login\"") && l.contains("result=\"failed\"")),
+        audit
+            .iter()
+            .any(|l| l.contains("what=\"login\"") && l.contains("result=\"failed\"")),
         "{audit:#?}"
     );
     assert!(
-        audit.iter().any(|l| l.contains("requests_per_minute") && l.contains("who=\"carol\"")),
+        audit
+            .iter()
+            .any(|l| l.contains("requests_per_minute") && l.contains("who=\"carol\"")),
         "{audit:#?}"
     );
     let all = server.process.stderr_tail();
-    for secret in [ALICE, BOB, CAROL, "tok-wrong-1234", SECRET_PROMPT, "bob was here"] {
-        assert!(!all.contains(secret), "{secret:?} in the server's output:\n{all}");
+    for secret in [
+        ALICE,
+        BOB,
+        CAROL,
+        "tok-wrong-1234",
+        SECRET_PROMPT,
+        "bob was here",
+    ] {
+        assert!(
+            !all.contains(secret),
+            "{secret:?} in the server's output:\n{all}"
+        );
     }
 }
 
@@ -161,19 +176,30 @@ async fn over_the_limits(server: &Server, agent_loop: &ServiceProcess) {
     let workspace = server.install.workspace();
     let mut alice = connect(server, "/acp", ALICE, Framing::Bare).await;
     let a = alice.open_session(&workspace).await;
-    assert_eq!(alice.prompt(&a, "hi", "allow_once").await.stop_reason, "end_turn");
+    assert_eq!(
+        alice.prompt(&a, "hi", "allow_once").await.stop_reason,
+        "end_turn"
+    );
     assert_eq!(server.mock.requests().len(), 1);
 
     // Over her token budget: refused, and the provider hears nothing.
-    let refused = alice.request("session/prompt", prompt(&a, SECRET_PROMPT)).await;
+    let refused = alice
+        .request("session/prompt", prompt(&a, SECRET_PROMPT))
+        .await;
     let wait = assert_limit_error(&refused, "tokens_per_day");
     assert!(wait <= 24 * 3600, "until the next UTC day: {wait}");
-    assert_eq!(server.mock.requests().len(), 1, "no LLM call for a refused turn");
+    assert_eq!(
+        server.mock.requests().len(),
+        1,
+        "no LLM call for a refused turn"
+    );
 
     // Bob (on /ws) holds a turn open on a permission question.
     let mut bob = connect(server, "/ws", BOB, Framing::Envelope).await;
     let b1 = bob.open_session(&workspace).await;
-    let first = bob.send_request("session/prompt", prompt(&b1, "write it")).await;
+    let first = bob
+        .send_request("session/prompt", prompt(&b1, "write it"))
+        .await;
     let question = loop {
         let message = bob.next_agent().await;
         if message["method"] == "session/request_permission" {
@@ -184,13 +210,18 @@ async fn over_the_limits(server: &Server, agent_loop: &ServiceProcess) {
     let b2 = new_session(&mut bob, &workspace).await;
     let refused = bob.request("session/prompt", prompt(&b2, "and this")).await;
     assert_limit_error(&refused, "concurrent_turns");
-    assert_eq!(server.mock.requests().len(), 2, "no LLM call for a refused turn");
+    assert_eq!(
+        server.mock.requests().len(),
+        2,
+        "no LLM call for a refused turn"
+    );
 
     // Carol is not limited by Alice's budget or Bob's turn.
     let mut carol = connect(server, "/acp", CAROL, Framing::Bare).await;
     let c = carol.open_session(&workspace).await;
     // The mock answers in script order: Bob's two replies come first.
-    bob.send_agent(permission_answer(&question, "allow_once")).await;
+    bob.send_agent(permission_answer(&question, "allow_once"))
+        .await;
     let ended = loop {
         let message = bob.next_agent().await;
         if message["id"] == first {
@@ -199,21 +230,32 @@ async fn over_the_limits(server: &Server, agent_loop: &ServiceProcess) {
     };
     assert_eq!(ended["result"]["stopReason"], "end_turn", "{ended}");
     // His turn ended: the slot is free again.
-    assert_eq!(bob.prompt(&b2, "again", "allow_once").await.stop_reason, "end_turn");
-    assert_eq!(carol.prompt(&c, "hi", "allow_once").await.stop_reason, "end_turn");
+    assert_eq!(
+        bob.prompt(&b2, "again", "allow_once").await.stop_reason,
+        "end_turn"
+    );
+    assert_eq!(
+        carol.prompt(&c, "hi", "allow_once").await.stop_reason,
+        "end_turn"
+    );
     assert_eq!(server.mock.requests().len(), 5);
 
     // The audit trail names who, what and the outcome, never the prompt.
     let audit = audit_lines(agent_loop);
     let has = |what: &str, needle: &str| {
-        audit.iter().any(|l| l.contains(&format!("what=\"{what}\"")) && l.contains(needle))
+        audit
+            .iter()
+            .any(|l| l.contains(&format!("what=\"{what}\"")) && l.contains(needle))
     };
     assert!(has("limit.exceeded", "tokens_per_day"), "{audit:#?}");
     assert!(has("limit.exceeded", "concurrent_turns"), "{audit:#?}");
     assert!(has("session.create", "who=\"bob\""), "{audit:#?}");
     assert!(has("permission", "write_file by"), "{audit:#?}");
     assert!(has("tool.call", "write_file"), "{audit:#?}");
-    assert!(!audit.iter().any(|l| l.contains(SECRET_PROMPT)), "{audit:#?}");
+    assert!(
+        !audit.iter().any(|l| l.contains(SECRET_PROMPT)),
+        "{audit:#?}"
+    );
     alice.close().await;
     bob.close().await;
     carol.close().await;
@@ -270,7 +312,10 @@ async fn replicas_share_the_counts_through_redis() {
 }
 
 /// [`over_the_limits`] with the audit records spread over two replicas.
-async fn over_the_limits_distributed(server: &Server, replicas: &crate::e2e::redis_store::Replicas) {
+async fn over_the_limits_distributed(
+    server: &Server,
+    replicas: &crate::e2e::redis_store::Replicas,
+) {
     let workspace = server.install.workspace();
     let mut alice = connect(server, "/acp", ALICE, Framing::Bare).await;
     let a = alice.open_session(&workspace).await;
@@ -284,11 +329,17 @@ async fn over_the_limits_distributed(server: &Server, replicas: &crate::e2e::red
             assert_limit_error(&answer, "tokens_per_day");
         }
     }
-    assert_eq!(server.mock.requests().len(), 1, "one turn ran, one was refused");
+    assert_eq!(
+        server.mock.requests().len(),
+        1,
+        "one turn ran, one was refused"
+    );
 
     let mut bob = connect(server, "/ws", BOB, Framing::Envelope).await;
     let b1 = bob.open_session(&workspace).await;
-    let first = bob.send_request("session/prompt", prompt(&b1, "write it")).await;
+    let first = bob
+        .send_request("session/prompt", prompt(&b1, "write it"))
+        .await;
     let question = loop {
         let message = bob.next_agent().await;
         if message["method"] == "session/request_permission" {
@@ -300,17 +351,28 @@ async fn over_the_limits_distributed(server: &Server, replicas: &crate::e2e::red
         let refused = bob.request("session/prompt", prompt(&b2, "and this")).await;
         assert_limit_error(&refused, "concurrent_turns");
     }
-    assert_eq!(server.mock.requests().len(), 2, "no LLM call for refused turns");
-    bob.send_agent(permission_answer(&question, "allow_once")).await;
+    assert_eq!(
+        server.mock.requests().len(),
+        2,
+        "no LLM call for refused turns"
+    );
+    bob.send_agent(permission_answer(&question, "allow_once"))
+        .await;
     loop {
         if bob.next_agent().await["id"] == first {
             break;
         }
     }
-    assert_eq!(bob.prompt(&b2, "again", "allow_once").await.stop_reason, "end_turn");
+    assert_eq!(
+        bob.prompt(&b2, "again", "allow_once").await.stop_reason,
+        "end_turn"
+    );
     let mut carol = connect(server, "/acp", CAROL, Framing::Bare).await;
     let c = carol.open_session(&workspace).await;
-    assert_eq!(carol.prompt(&c, "hi", "allow_once").await.stop_reason, "end_turn");
+    assert_eq!(
+        carol.prompt(&c, "hi", "allow_once").await.stop_reason,
+        "end_turn"
+    );
     assert_eq!(server.mock.requests().len(), 5);
     let refusals = [&replicas.a, &replicas.b]
         .iter()

@@ -321,6 +321,15 @@ async fn two_users(server: &Server) {
     let mut both = vec![a.clone(), b.clone()];
     both.sort();
     assert_eq!(ids(&listed), both);
+    // Each session names its owner.
+    for session in listed["sessions"].as_array().unwrap() {
+        let owner = if session["id"] == a.as_str() {
+            "alice"
+        } else {
+            "bob"
+        };
+        assert_eq!(session["owner"], owner, "{session}");
+    }
     let (_, listed) = server
         .get("/api/sessions?q=remember&all=true", Some(ROOT))
         .await;
@@ -374,6 +383,36 @@ async fn two_users(server: &Server) {
     // Alice still loads her own.
     let own = alice.request("session/load", load(&a)).await;
     assert!(own["error"].is_null(), "{own}");
+
+    // ACP session/list: everyone's for an admin who asks (`_meta.allUsers`,
+    // each with its owner); refused for anyone else.
+    let all = json!({"_meta": {"allUsers": true}});
+    let mut root = acp_as(server, ROOT).await;
+    let init = json!({"protocolVersion": 1, "clientCapabilities": {}});
+    assert_eq!(
+        root.request("initialize", init).await["result"]["protocolVersion"],
+        1
+    );
+    let listed = root.request("session/list", all.clone()).await;
+    let mut owners: Vec<(String, String)> = listed["result"]["sessions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{listed}"))
+        .iter()
+        .map(|s| {
+            let id = s["sessionId"].as_str().unwrap().to_owned();
+            (id, s["_meta"]["owner"].as_str().unwrap_or("").to_owned())
+        })
+        .collect();
+    owners.sort();
+    let mut expected = vec![
+        (a.clone(), "alice".to_owned()),
+        (b.clone(), "bob".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(owners, expected);
+    let refused = bob.request("session/list", all).await;
+    assert_eq!(refused["error"]["code"], -32600, "{refused}");
+    root.close().await;
 
     // Memory: Alice's note is hers.
     let (_, notes) = server.get("/api/memory?all=true", Some(ALICE)).await;
