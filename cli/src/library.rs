@@ -561,6 +561,8 @@ impl Session {
     pub async fn mcp_prompts(&self) -> Result<Vec<McpPrompt>, Error> {
         let request = ListMcpPromptsRequest {
             session_id: self.info.id.clone(),
+            // The local user.
+            caller: None,
         };
         let listed = self
             .client
@@ -585,6 +587,7 @@ impl Session {
             command: command.to_owned(),
             input: input.to_owned(),
             arguments: Default::default(),
+            caller: None,
         };
         match self.client.clone().get_mcp_prompt(request).await {
             Ok(filled) => {
