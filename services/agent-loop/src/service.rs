@@ -114,13 +114,32 @@ impl AgentService {
     /// a refused turn makes no LLM call.
     pub async fn admit_turn(&self, start: &StartTurn) -> Result<TurnSlot, AgentError> {
         let principal = principal_of(start.caller.as_ref());
-        self.limiter
-            .start_turn(&principal.user)
-            .await
-            .map_err(|refusal| {
-                audit_limit(&principal, &refusal, Some(&start.session_id));
-                AgentError::Limited(refusal)
-            })
+        let admitted = if self.is_sub_agent_turn(&principal, &start.session_id).await {
+            // Inside its parent's slot: only the token budget applies.
+            self.limiter
+                .start_sub_turn(&principal.user)
+                .await
+                .map(|()| TurnSlot::none())
+        } else {
+            self.limiter.start_turn(&principal.user).await
+        };
+        admitted.map_err(|refusal| {
+            audit_limit(&principal, &refusal, Some(&start.session_id));
+            AgentError::Limited(refusal)
+        })
+    }
+
+    /// Whether a turn of `session_id` is a sub-agent's, when that matters
+    /// (the caller's turns are limited). A session that cannot be read is
+    /// not: its turn fails later anyway.
+    async fn is_sub_agent_turn(&self, principal: &Principal, session_id: &str) -> bool {
+        if !self.limiter.limits_turns(&principal.user) || check_session_id(session_id).is_err() {
+            return false;
+        }
+        match self.store.load(session_id).await {
+            Ok(stored) => stored.summary.meta.parent.is_some(),
+            Err(_) => false,
+        }
     }
 
     /// Lets turns start sub-agents through `delegation`'s peer.

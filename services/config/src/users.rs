@@ -42,7 +42,8 @@ impl UserConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
-    /// Turns of one user running at once (sub-agents' turns count).
+    /// Turns of one user running at once (a sub-agent's turn runs in its
+    /// parent's).
     pub concurrent_turns: Option<u32>,
     /// Sessions one user may create per UTC day (sub-agents' do not count).
     pub sessions_per_day: Option<u32>,

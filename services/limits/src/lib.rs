@@ -273,23 +273,28 @@ impl Limiter {
             return Ok(TurnSlot::none());
         };
         let limits = inner.limits_of(user);
-        if let Some(allowed) = limits.tokens_per_day {
-            let day = Window::new(DAY);
-            let now = (inner.now)();
-            let key = inner.window_key(Limit::TokensPerDay, day.index(now), user);
-            let spent = inner.read(&key).await;
-            if spent >= allowed {
-                return Err(Refusal {
-                    limit: Limit::TokensPerDay,
-                    allowed,
-                    retry_after: day.remaining(now),
-                });
-            }
-        }
+        inner.check_tokens(user, limits.tokens_per_day).await?;
         let Some(allowed) = limits.concurrent_turns.map(u64::from) else {
             return Ok(TurnSlot::none());
         };
         TurnSlot::take(Arc::clone(inner), user, allowed).await
+    }
+
+    /// A sub-agent's turn of `user` starts: it runs inside its parent's
+    /// slot (a parent waiting on its child must not be refused for it), so
+    /// only the token budget is checked.
+    pub async fn start_sub_turn(&self, user: &str) -> Result<(), Refusal> {
+        let Some(inner) = &self.inner else {
+            return Ok(());
+        };
+        inner
+            .check_tokens(user, inner.limits_of(user).tokens_per_day)
+            .await
+    }
+
+    /// Whether `user` has a concurrent-turn limit.
+    pub fn limits_turns(&self, user: &str) -> bool {
+        self.limits_of(user).concurrent_turns.is_some()
     }
 
     /// What a turn of `user` uses its LLM calls' tokens through.
@@ -336,6 +341,24 @@ impl TokenMeter {
 impl Inner {
     fn limits_of(&self, user: &str) -> LimitsConfig {
         self.users.get(user).copied().unwrap_or(self.defaults)
+    }
+
+    /// Refused when `user`'s tokens of today reach `allowed`.
+    async fn check_tokens(&self, user: &str, allowed: Option<u64>) -> Result<(), Refusal> {
+        let Some(allowed) = allowed else {
+            return Ok(());
+        };
+        let day = Window::new(DAY);
+        let now = (self.now)();
+        let key = self.window_key(Limit::TokensPerDay, day.index(now), user);
+        if self.read(&key).await >= allowed {
+            return Err(Refusal {
+                limit: Limit::TokensPerDay,
+                allowed,
+                retry_after: day.remaining(now),
+            });
+        }
+        Ok(())
     }
 
     fn window_key(&self, limit: Limit, index: u64, user: &str) -> String {

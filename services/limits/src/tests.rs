@@ -96,6 +96,8 @@ async fn concurrent_turns_hold_a_slot_until_they_end() {
     assert_eq!(refusal.limit, Limit::ConcurrentTurns);
     assert_eq!(refusal.retry_after, CONCURRENT_RETRY_AFTER);
     let other = limiter.start_turn("b").await.unwrap();
+    // A sub-agent's turn runs in its parent's slot.
+    limiter.start_sub_turn("a").await.unwrap();
     first.release().await;
     let second = limiter.start_turn("a").await.unwrap();
     // Dropped (a turn task that panicked or was aborted): given back too.
@@ -123,6 +125,7 @@ async fn the_token_budget_refuses_turns_until_the_next_utc_day() {
     let refusal = limiter.start_turn("a").await.unwrap_err();
     assert_eq!(refusal.limit, Limit::TokensPerDay);
     assert_eq!(refusal.retry_after_secs(), 6 * 3600);
+    assert_eq!(limiter.start_sub_turn("a").await.unwrap_err(), refusal);
     assert!(
         refusal.to_string().contains("100 tokens per day"),
         "{refusal}"

@@ -28,17 +28,27 @@ const TOKENS: &str = "[server.users.alice]\ntoken_env = \"ALICE_TOKEN\"\n\
     [server.users.carol]\ntoken_env = \"CAROL_TOKEN\"\n";
 
 /// Alice's first turn; Bob's turn that waits on a permission question,
-/// then ends; Bob's turn after it; Carol's turn.
+/// then ends; Bob's turn after it; Carol's turn, which delegates to a
+/// sub-agent (whose turn runs in Carol's one slot).
 fn script() -> Vec<Reply> {
     let write = json!({"path": "bob.txt", "content": "bob was here"});
+    let delegate = json!({"task": "say hello"});
     vec![
         Reply::text("Hello, Alice."),
         Reply::tool_calls(vec![ToolCallSpec::new("write_file", write).with_id("w1")]),
         Reply::text("Written."),
         Reply::text("Bob again."),
+        Reply::tool_calls(vec![
+            ToolCallSpec::new("delegate_task", delegate).with_id("d1"),
+        ]),
+        Reply::text("Hello from the sub-agent."),
         Reply::text("Hello, Carol."),
     ]
 }
+
+/// The mock's requests once every scripted turn ran (a refused one would
+/// leave the script short).
+const ALL_REQUESTS: usize = 7;
 
 fn env() -> Vec<(&'static str, &'static str)> {
     vec![
@@ -238,7 +248,11 @@ async fn over_the_limits(server: &Server, agent_loop: &ServiceProcess) {
         carol.prompt(&c, "hi", "allow_once").await.stop_reason,
         "end_turn"
     );
-    assert_eq!(server.mock.requests().len(), 5);
+    assert_eq!(
+        server.mock.requests().len(),
+        ALL_REQUESTS,
+        "the sub-agent ran"
+    );
 
     // The audit trail names who, what and the outcome, never the prompt.
     let audit = audit_lines(agent_loop);
@@ -373,7 +387,11 @@ async fn over_the_limits_distributed(
         carol.prompt(&c, "hi", "allow_once").await.stop_reason,
         "end_turn"
     );
-    assert_eq!(server.mock.requests().len(), 5);
+    assert_eq!(
+        server.mock.requests().len(),
+        ALL_REQUESTS,
+        "the sub-agent ran"
+    );
     let refusals = [&replicas.a, &replicas.b]
         .iter()
         .flat_map(|r| audit_lines(r))
