@@ -297,6 +297,16 @@ mod tests {
     /// snapshot diff in review.
     #[tokio::test]
     async fn error_bodies_as_clients_see_them() {
+        // A limit's refusal from a service becomes the same 429.
+        let refused = openheim_proto::limit::status("tokens_per_day", 7, "spent".into());
+        let error = ApiError::from_status(Backend::AgentLoop, &refused);
+        assert_eq!(
+            (error.code(), error.retry_after_secs()),
+            ("limit_exceeded", Some(7))
+        );
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
         let errors = [
             ApiError::BadRequest("limit must be a number".into()),
             ApiError::NotFound("session \"x\" not found".into()),
@@ -319,6 +329,11 @@ mod tests {
             ApiError::Backend {
                 service: Backend::AgentLoop,
                 message: "internal".into(),
+            },
+            ApiError::LimitExceeded {
+                limit: "requests_per_minute".into(),
+                retry_after_secs: 42,
+                message: "limit reached: 60 requests per minute (`requests_per_minute`); try again in 42 s".into(),
             },
         ];
         let mut shown = String::new();
