@@ -6,6 +6,7 @@
 //! front ends (`run`, later the REPL, ACP and the gateway) only ever hold an
 //! agent-loop gRPC client.
 
+pub mod bridge;
 pub mod images;
 pub mod init;
 mod library;

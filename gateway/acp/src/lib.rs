@@ -49,7 +49,7 @@ use openheim_proto::agent_loop::v1::agent_loop_client::AgentLoopClient;
 
 pub use error::AcpError;
 pub use gate::lines;
-pub use lines::{MAX_LINE_BYTES, transport as line_transport};
+pub use lines::{MAX_LINE_BYTES, line_stream, transport as line_transport};
 pub use models::ModelCatalog;
 pub use sessions::{SetModelRequest, SetSessionModelResponse};
 pub use thinking::thinking_setting;
