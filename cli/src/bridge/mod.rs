@@ -270,7 +270,7 @@ impl<W: AsyncWrite + Unpin> Bridge<W> {
         input: &mut Lines,
     ) -> Result<Option<String>, BridgeError> {
         if let Some(line) = first
-            && let Err(reason) = self.to_server(&mut socket, &line).await?
+            && let Err(reason) = self.send_to_server(&mut socket, &line).await?
         {
             return Ok(Some(reason));
         }
@@ -282,14 +282,14 @@ impl<W: AsyncWrite + Unpin> Bridge<W> {
                         let _ = socket.close(None).await;
                         return Ok(None);
                     };
-                    if let Err(reason) = self.to_server(&mut socket, &line).await? {
+                    if let Err(reason) = self.send_to_server(&mut socket, &line).await? {
                         return Ok(Some(reason));
                     }
                 }
                 frame = socket.next() => match frame {
-                    Some(Ok(Frame::Text(text))) => self.to_editor(text.as_str()).await?,
+                    Some(Ok(Frame::Text(text))) => self.send_to_editor(text.as_str()).await?,
                     Some(Ok(Frame::Binary(bytes))) => {
-                        self.to_editor(&String::from_utf8_lossy(&bytes)).await?;
+                        self.send_to_editor(&String::from_utf8_lossy(&bytes)).await?;
                     }
                     Some(Ok(Frame::Close(frame))) => {
                         let reason = frame
@@ -313,7 +313,7 @@ impl<W: AsyncWrite + Unpin> Bridge<W> {
 
     /// One line of the editor to the server. The outer error is the
     /// editor's; the inner one is why the socket failed.
-    async fn to_server(
+    async fn send_to_server(
         &mut self,
         socket: &mut Socket,
         line: &str,
@@ -343,7 +343,7 @@ impl<W: AsyncWrite + Unpin> Bridge<W> {
     }
 
     /// One message of the server to the editor.
-    async fn to_editor(&mut self, text: &str) -> Result<(), BridgeError> {
+    async fn send_to_editor(&mut self, text: &str) -> Result<(), BridgeError> {
         match Message::parse(text) {
             Message::Request { id, value, .. } => {
                 let request = self.relay.remote_request(id, value);

@@ -144,7 +144,19 @@ async fn the_bridge_relays_the_typescript_sdk_to_a_server_and_resumes_after_a_dr
 /// Starts the bridge to `url` with `token` in the variable, sends
 /// `initialize`, and returns its answer and (after stdin closes) stderr.
 async fn initialize_through_bridge(url: &str, token: &str) -> (Value, String, i32) {
-    let mut bridge = tokio::process::Command::new(bin_path("openheim"))
+    initialize_through_bridge_with(url, token, &[]).await
+}
+
+async fn initialize_through_bridge_with(
+    url: &str,
+    token: &str,
+    env: &[(&str, &std::path::Path)],
+) -> (Value, String, i32) {
+    let mut command = tokio::process::Command::new(bin_path("openheim"));
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut bridge = command
         .args(["acp", "--connect", url, "--token-env", TOKEN_VAR])
         .env(TOKEN_VAR, token)
         .stdin(Stdio::piped())
@@ -216,4 +228,154 @@ async fn the_bridge_says_when_the_token_is_refused_or_the_server_unreachable() {
     assert!(message.contains("refused"), "{answer}");
     assert_eq!(answer["error"]["data"]["retryable"], true, "{answer}");
     assert!(stderr.contains(&expected), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bridge_refuses_clear_text_to_other_hosts_and_a_missing_token() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(bin_path("openheim"))
+            .args(args)
+            .env_remove(TOKEN_VAR)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let plain = run(&["acp", "--connect", "ws://openheim.example.com/acp"]);
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert_eq!(plain.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("ws:// would send the token and the conversation in clear text to openheim.example.com: use wss://"), "{stderr}");
+    let unset = run(&[
+        "acp",
+        "--connect",
+        "wss://openheim.example.com/acp",
+        "--token-env",
+        TOKEN_VAR,
+    ]);
+    let stderr = String::from_utf8_lossy(&unset.stderr);
+    assert_eq!(unset.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "--token-env {TOKEN_VAR}: ${TOKEN_VAR} is not set or is empty"
+        )),
+        "{stderr}"
+    );
+}
+
+/// Runs `openssl` with `args` in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let output = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl could not be started (apt-get install openssl)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A test CA and a certificate for `localhost`/127.0.0.1 signed by it:
+/// (ca.pem, leaf.pem, leaf.key) in `dir`.
+fn test_certificates(dir: &std::path::Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=openheim test CA",
+    ]);
+    openssl(dir, &ca);
+    let mut leaf = vec!["req"];
+    leaf.extend(ec);
+    leaf.extend([
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    openssl(dir, &leaf);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "leaf.ext",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bridge_speaks_tls_with_the_trusted_roots_and_says_when_a_certificate_is_not() {
+    let server = Server::start(Vec::new(), &auth()).await;
+    let certs = tempfile::tempdir().unwrap();
+    test_certificates(certs.path());
+    let mut terminator = tokio::process::Command::new("node")
+        .arg(script_path().with_file_name("tls-terminator.mjs"))
+        .arg(certs.path().join("leaf.pem"))
+        .arg(certs.path().join("leaf.key"))
+        .arg(server.process.addr())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node could not be started");
+    let mut lines = BufReader::new(terminator.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(TIMEOUT, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let port = ready.strip_prefix("listening on ").unwrap().to_owned();
+    let url = format!("wss://localhost:{port}/acp");
+
+    // The test CA is trusted when it is the system's roots (SSL_CERT_FILE).
+    let ca = certs.path().join("ca.pem");
+    let (answer, stderr, _) =
+        initialize_through_bridge_with(&url, TOKEN, &[("SSL_CERT_FILE", &ca)]).await;
+    assert_eq!(
+        answer["result"]["agentInfo"]["name"], "openheim",
+        "{answer}\n{stderr}"
+    );
+
+    // Another set of roots does not trust it.
+    let leaf_only = certs.path().join("leaf.pem");
+    let (answer, stderr, _) =
+        initialize_through_bridge_with(&url, TOKEN, &[("SSL_CERT_FILE", &leaf_only)]).await;
+    let expected = format!("TLS with {url} failed: ");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with(&expected), "{answer}");
+    assert!(message.contains("certificate"), "{answer}");
+    assert!(stderr.contains(&expected), "{stderr}");
+    let _ = terminator.start_kill();
 }
