@@ -18,7 +18,7 @@ mod texts;
 pub mod tui;
 
 pub use library::{Error, Openheim, OpenheimBuilder, Session, SessionOptions, Turn};
-pub use runtime::{Extensions, Runtime, RuntimeError};
+pub use runtime::{Extensions, Runtime, RuntimeError, Workspaces};
 
 /// What custom tools implement and use.
 pub mod tools {

@@ -323,7 +323,7 @@ fn read_prompt(prompt: Option<String>) -> anyhow::Result<String> {
 async fn acp(boot: openheim_boot::Boot) -> anyhow::Result<u8> {
     let telemetry = boot.init_telemetry(SERVICE_NAME, "warn")?;
     let config = &boot.config;
-    let runtime = openheim::Runtime::start(config)?;
+    let runtime = openheim::Runtime::start_for_clients(config, openheim::Workspaces::Anywhere)?;
     let options = openheim_acp::AcpOptions::from_config(config);
     let served = openheim_acp::serve_stdio(runtime.agent_loop(), options).await;
     telemetry.shutdown().await;

@@ -13,6 +13,7 @@
 
 mod commands;
 mod convert;
+mod elicitation;
 mod error;
 mod gate;
 mod lifecycle;

@@ -4,8 +4,10 @@
 //! results with `is_error`, so the model reads them; only a malformed request
 //! is a gRPC error.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
+use futures::Stream;
 use openheim_proto::mcp_broker::v1::{
     AttachSessionServersRequest, AttachSessionServersResponse, CallToolRequest, CallToolResponse,
     DetachSessionRequest, DetachSessionResponse, GetPromptRequest, GetPromptResponse,
@@ -13,9 +15,14 @@ use openheim_proto::mcp_broker::v1::{
     ListServersRequest, ListServersResponse, ListToolsRequest, ListToolsResponse,
     ReadResourceRequest, ReadResourceResponse, mcp_broker_server::McpBroker,
 };
+use openheim_proto::mcp_broker::v1::{
+    CallToolEvent, CallToolInput, call_tool_event, call_tool_input,
+};
 
 use crate::McpBrokerError;
-use tonic::{Request, Response, Status};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::registry::Registry;
 
@@ -64,30 +71,54 @@ impl McpBroker for McpBrokerGrpc {
         let call = request
             .call
             .ok_or_else(|| Status::invalid_argument("`call` is required"))?;
-        let response = match self
+        let (result, notices) = self
             .registry
             .call_tool(
                 &request.session_id,
                 &call.name,
                 &call.arguments_json,
                 request.timeout_ms,
+                None,
             )
-            .await
-        {
-            Ok(output) => CallToolResponse {
-                output: output.text,
-                is_error: output.is_error,
-                raw_output_json: output.raw_json,
-                images: output.images,
-            },
-            Err(error) => CallToolResponse {
-                output: error.shown(),
-                is_error: true,
-                raw_output_json: String::new(),
-                images: Vec::new(),
-            },
+            .await;
+        Ok(Response::new(call_response(result, notices)))
+    }
+
+    type CallToolInteractiveStream =
+        Pin<Box<dyn Stream<Item = Result<CallToolEvent, Status>> + Send + 'static>>;
+
+    async fn call_tool_interactive(
+        &self,
+        request: Request<Streaming<CallToolInput>>,
+    ) -> Result<Response<Self::CallToolInteractiveStream>, Status> {
+        let mut inputs = request.into_inner();
+        let start = match inputs.message().await? {
+            Some(CallToolInput {
+                input: Some(call_tool_input::Input::Start(start)),
+            }) => start,
+            _ => return Err(Status::invalid_argument("the first input must be `start`")),
         };
-        Ok(Response::new(response))
+        let call = start
+            .call
+            .clone()
+            .ok_or_else(|| Status::invalid_argument("`call` is required"))?;
+        let (events, rx) = mpsc::channel(8);
+        let registry = Arc::clone(&self.registry);
+        tokio::spawn(async move {
+            let (asker, questions) = mpsc::channel(1);
+            let calling = registry.call_tool(
+                &start.session_id,
+                &call.name,
+                &call.arguments_json,
+                start.timeout_ms,
+                Some(asker),
+            );
+            let (result, notices) =
+                crate::interactive::relay(calling, questions, inputs, &events).await;
+            let event = call_tool_event::Event::Result(call_response(result, notices));
+            let _ = events.send(Ok(CallToolEvent { event: Some(event) })).await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn attach_session_servers(
@@ -179,6 +210,29 @@ impl McpBroker for McpBrokerGrpc {
 }
 
 /// The status of a failed `GetPrompt`, with the error in words.
+/// The wire result of a call.
+fn call_response(
+    result: Result<crate::mapping::ToolOutput, McpBrokerError>,
+    notices: Vec<String>,
+) -> CallToolResponse {
+    match result {
+        Ok(output) => CallToolResponse {
+            output: output.text,
+            is_error: output.is_error,
+            raw_output_json: output.raw_json,
+            images: output.images,
+            notices,
+        },
+        Err(error) => CallToolResponse {
+            output: error.shown(),
+            is_error: true,
+            raw_output_json: String::new(),
+            images: Vec::new(),
+            notices,
+        },
+    }
+}
+
 fn prompt_status(error: &McpBrokerError) -> Status {
     let message = error.shown();
     match error {

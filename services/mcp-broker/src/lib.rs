@@ -12,8 +12,10 @@
 mod backoff;
 mod connection;
 mod definition;
+mod elicitation;
 mod extras;
 mod grpc;
+mod interactive;
 mod mapping;
 mod naming;
 mod registry;
