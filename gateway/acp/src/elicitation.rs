@@ -29,10 +29,10 @@ pub fn request(
 /// The client's answer, for the MCP server.
 pub fn answer(response: &CreateElicitationResponse) -> ElicitationAnswer {
     let value = serde_json::to_value(response).unwrap_or(Value::Null);
-    let action = match value["action"].as_str() {
-        Some(action @ ("accept" | "cancel")) => action,
-        _ => "decline",
-    };
+    let action = value["action"]
+        .as_str()
+        .filter(|a| matches!(*a, "accept" | "cancel"))
+        .unwrap_or("decline");
     let content_json = match (&value["content"], action) {
         (content @ Value::Object(_), "accept") => content.to_string(),
         _ => String::new(),

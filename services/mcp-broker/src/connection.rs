@@ -123,12 +123,12 @@ impl ClientHandler for ClientEvents {
         std::future::ready(())
     }
 
-    fn create_elicitation(
+    async fn create_elicitation(
         &self,
         request: ElicitRequestParams,
         _context: RequestContext<RoleClient>,
-    ) -> impl Future<Output = Result<ElicitResult, rmcp::ErrorData>> + MaybeSendFuture + '_ {
-        async move { Ok(self.elicitations.ask(&self.server, request).await) }
+    ) -> Result<ElicitResult, rmcp::ErrorData> {
+        Ok(self.elicitations.ask(&self.server, request).await)
     }
 
     fn get_info(&self) -> ClientConfig {

@@ -32,7 +32,7 @@ type Client = McpBrokerClient<openheim_proto::GrpcChannel>;
 fn available() -> bool {
     let ok = node_available() && everything_entry().is_file();
     if !ok {
-        println!("skipped: node or the reference server is missing; .ci/run installs them");
+        eprintln!("skipped: node or the reference server is missing; .ci/run installs them");
     }
     ok
 }
