@@ -4,26 +4,26 @@
 //! results with `is_error`, so the model reads them; only a malformed request
 //! is a gRPC error.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
+use openheim_proto::common::v1::ElicitationAnswer;
 use openheim_proto::mcp_broker::v1::{
-    AttachSessionServersRequest, AttachSessionServersResponse, CallToolRequest, CallToolResponse,
-    DetachSessionRequest, DetachSessionResponse, GetPromptRequest, GetPromptResponse,
-    ListPromptsRequest, ListPromptsResponse, ListResourcesRequest, ListResourcesResponse,
-    ListServersRequest, ListServersResponse, ListToolsRequest, ListToolsResponse,
-    ReadResourceRequest, ReadResourceResponse, mcp_broker_server::McpBroker,
+    AttachSessionServersRequest, AttachSessionServersResponse, CallToolEvent, CallToolInput,
+    CallToolRequest, CallToolResponse, DetachSessionRequest, DetachSessionResponse,
+    ElicitationQuestion, GetPromptRequest, GetPromptResponse, ListPromptsRequest,
+    ListPromptsResponse, ListResourcesRequest, ListResourcesResponse, ListServersRequest,
+    ListServersResponse, ListToolsRequest, ListToolsResponse, ReadResourceRequest,
+    ReadResourceResponse, call_tool_event, call_tool_input, mcp_broker_server::McpBroker,
 };
-use openheim_proto::mcp_broker::v1::{
-    CallToolEvent, CallToolInput, call_tool_event, call_tool_input,
-};
-
-use crate::McpBrokerError;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::McpBrokerError;
+use crate::elicitation::Ask;
 use crate::registry::Registry;
 
 #[derive(Clone)]
@@ -113,8 +113,7 @@ impl McpBroker for McpBrokerGrpc {
                 start.timeout_ms,
                 Some(asker),
             );
-            let (result, notices) =
-                crate::interactive::relay(calling, questions, inputs, &events).await;
+            let (result, notices) = relay(calling, questions, inputs, &events).await;
             let event = call_tool_event::Event::Result(call_response(result, notices));
             let _ = events.send(Ok(CallToolEvent { event: Some(event) })).await;
         });
@@ -210,6 +209,55 @@ impl McpBroker for McpBrokerGrpc {
 }
 
 /// The status of a failed `GetPrompt`, with the error in words.
+/// `CallToolInteractive`: the server's elicitation requests are put to the
+/// caller on the call's own stream (a `question` each, answered by a
+/// `reply` with its id) while the call runs.
+/// Runs `calling` to its end, relaying the questions it asks to `events`
+/// and the caller's replies from `inputs` back. A caller that closes its
+/// input cancels the questions still open (the server gets `cancel`).
+async fn relay<F: std::future::Future>(
+    calling: F,
+    mut questions: mpsc::Receiver<Ask>,
+    mut inputs: Streaming<CallToolInput>,
+    events: &mpsc::Sender<Result<CallToolEvent, Status>>,
+) -> F::Output {
+    tokio::pin!(calling);
+    let mut waiting: HashMap<String, oneshot::Sender<ElicitationAnswer>> = HashMap::new();
+    let mut next = 0u64;
+    let mut reading = true;
+    loop {
+        tokio::select! {
+            output = &mut calling => return output,
+            Some(ask) = questions.recv() => {
+                next += 1;
+                let id = format!("elicitation-{next}");
+                let question = ElicitationQuestion {
+                    id: id.clone(),
+                    elicitation: Some(ask.elicitation),
+                };
+                let event = call_tool_event::Event::Question(question);
+                if events.send(Ok(CallToolEvent { event: Some(event) })).await.is_ok() {
+                    waiting.insert(id, ask.answer);
+                }
+            }
+            input = inputs.message(), if reading => match input {
+                Ok(Some(CallToolInput {
+                    input: Some(call_tool_input::Input::Reply(reply)),
+                })) => {
+                    if let Some(answer) = waiting.remove(&reply.id) {
+                        let _ = answer.send(reply.answer.unwrap_or_default());
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => {
+                    reading = false;
+                    waiting.clear();
+                }
+            },
+        }
+    }
+}
+
 /// The wire result of a call.
 fn call_response(
     result: Result<crate::mapping::ToolOutput, McpBrokerError>,

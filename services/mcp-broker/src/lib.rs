@@ -15,7 +15,6 @@ mod definition;
 mod elicitation;
 mod extras;
 mod grpc;
-mod interactive;
 mod mapping;
 mod naming;
 mod registry;
