@@ -538,7 +538,7 @@ async fn a_profiles_max_iterations_bounds_its_child() {
                     match (looper(body), results.len()) {
                         (true, n) => Reply::tool_calls(vec![
                             ToolCallSpec::new("list_dir", json!({"path": "."}))
-                                .with_id(&format!("l{n}")),
+                                .with_id(format!("l{n}")),
                         ]),
                         (false, 0) => Reply::tool_calls(vec![
                             ToolCallSpec::new(
