@@ -70,6 +70,14 @@ fn command(prompt: &McpPrompt) -> AvailableCommand {
     if prompt.arguments.is_empty() {
         return command;
     }
+    command.input(Some(AvailableCommandInput::Unstructured(
+        UnstructuredCommandInput::new(argument_hint(prompt)),
+    )))
+}
+
+/// What a prompt command takes, as its input hint: `city=… [state=…]`
+/// (optional arguments in brackets); "" when it takes nothing.
+pub fn argument_hint(prompt: &McpPrompt) -> String {
     let hint: Vec<String> = prompt
         .arguments
         .iter()
@@ -78,9 +86,7 @@ fn command(prompt: &McpPrompt) -> AvailableCommand {
             false => format!("[{}=…]", a.name),
         })
         .collect();
-    command.input(Some(AvailableCommandInput::Unstructured(
-        UnstructuredCommandInput::new(hint.join(" ")),
-    )))
+    hint.join(" ")
 }
 
 /// `/{server}:{prompt} input` as (command, input); `None` for anything

@@ -54,15 +54,7 @@ impl App {
         let rows: Vec<(String, String)> = prompts
             .iter()
             .map(|p| {
-                let args: Vec<String> = p
-                    .arguments
-                    .iter()
-                    .map(|a| match a.required {
-                        true => format!("{}=…", a.name),
-                        false => format!("[{}=…]", a.name),
-                    })
-                    .collect();
-                let left = format!("/{} {}", p.command, args.join(" "));
+                let left = format!("/{} {}", p.command, openheim_acp::mcp_prompt_hint(p));
                 (left.trim_end().to_owned(), p.description.clone())
             })
             .collect();
