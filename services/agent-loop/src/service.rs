@@ -93,8 +93,11 @@ impl AgentService {
         let approval_mode = request.approval_mode();
         let principal = principal_of(request.caller.as_ref());
         let id = uuid::Uuid::new_v4().to_string();
-        let work_dir =
-            workspace::new_session_dir(&self.config, &principal, &request.work_dir, &id)?;
+        let place = workspace::new_session_dir(&self.config, &principal, &request.work_dir, &id)?;
+        if let Some(dir) = &place.to_prepare {
+            self.backends.prepare_workspace(dir).await?;
+        }
+        let work_dir = place.dir;
         let skills = prompt::merge_skills(&self.config.default_skills, &request.skills);
         prompt::check_skills(&self.sources, &skills).await?;
         let agent = request.agent.map(delegate::agent_run);
@@ -757,7 +760,6 @@ mod tests {
     #[tokio::test]
     async fn each_user_of_a_server_works_in_a_directory_of_their_own() {
         use openheim_proto::common::v1::Caller;
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         add_skills(dir.path());
         let root = dir.path().join("workspace");
@@ -779,26 +781,21 @@ mod tests {
             ..CreateSessionRequest::default()
         };
         let root = std::fs::canonicalize(&root).unwrap();
-        // No cwd, or the root: the user's own directory, made 0700.
+        // No cwd, or the root: the user's own directory, which
+        // tool-executor is asked to make, confined to it.
         for asked in ["", root.to_str().unwrap()] {
-            let alice = service
-                .create_session(create("alice", Path::new(asked)))
-                .await;
+            let alice = Principal::new("alice", openheim_access::Role::User);
+            let place = workspace::new_session_dir(&service.config, &alice, asked, "s1").unwrap();
+            let own = root.join("alice").display().to_string();
+            assert_eq!(place.dir.display().to_string(), own);
+            let prepare = place.to_prepare.unwrap();
             assert_eq!(
-                alice.unwrap().work_dir,
-                root.join("alice").display().to_string()
+                (prepare.root.as_str(), prepare.boundary.as_str()),
+                (own.as_str(), own.as_str())
             );
+            assert!(prepare.create);
         }
-        let mode = std::fs::metadata(root.join("alice"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o700);
-        let bob = service
-            .create_session(create("bob", Path::new("")))
-            .await
-            .unwrap();
-        assert_eq!(bob.work_dir, root.join("bob").display().to_string());
+        std::fs::create_dir(root.join("alice")).unwrap();
         // Not in another user's directory, nor a project Bob is no member of.
         for theirs in [root.join("alice"), root.join(".projects/web")] {
             let error = service

@@ -27,17 +27,25 @@ fn workspaces(config: &AgentLoopConfig) -> Option<Workspaces> {
     ))
 }
 
-/// The directory a new session `session_id` of `principal` works in, made
-/// (0700) when it is the user's own and does not exist yet. `requested`
-/// is the client's `cwd` ("" = none); on a server the root itself stands
-/// for the caller's own directory and anything outside their directory
-/// and their projects is refused.
+/// Where a new session works.
+pub(crate) struct NewSessionDir {
+    pub dir: PathBuf,
+    /// On a server: the directory it is confined to, to be made (0700) by
+    /// tool-executor when it does not exist yet; `None` for a local
+    /// session or a directory the client named (which exists).
+    pub to_prepare: Option<Workspace>,
+}
+
+/// The directory a new session `session_id` of `principal` works in.
+/// `requested` is the client's `cwd` ("" = none); on a server the root
+/// itself stands for the caller's own directory and anything outside their
+/// directory and their projects is refused.
 pub(crate) fn new_session_dir(
     config: &AgentLoopConfig,
     principal: &Principal,
     requested: &str,
     session_id: &str,
-) -> Result<PathBuf, AgentError> {
+) -> Result<NewSessionDir, AgentError> {
     let not_a_dir = |dir: &Path| {
         AgentError::InvalidInput(format!(
             "work_dir {} is not an existing absolute directory",
@@ -49,9 +57,13 @@ pub(crate) fn new_session_dir(
             "" => config.default_work_dir.clone(),
             dir => PathBuf::from(dir),
         };
-        return (dir.is_absolute() && dir.is_dir())
-            .then_some(dir.clone())
-            .ok_or_else(|| not_a_dir(&dir));
+        if !(dir.is_absolute() && dir.is_dir()) {
+            return Err(not_a_dir(&dir));
+        }
+        return Ok(NewSessionDir {
+            dir,
+            to_prepare: None,
+        });
     };
     let requested = match requested {
         "" => None,
@@ -69,23 +81,16 @@ pub(crate) fn new_session_dir(
     let place = spaces
         .session_dir(principal, requested.as_deref(), session_id)
         .map_err(|e| AgentError::InvalidInput(e.to_string()))?;
-    if requested.is_none() {
-        make_private_dir(&place.dir)?;
-    }
-    Ok(place.dir)
-}
-
-/// Makes `dir` and its missing parents with mode 0700.
-fn make_private_dir(dir: &Path) -> Result<(), AgentError> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| AgentError::Backend {
-            service: "the workspace volume",
-            message: format!("cannot create {}: {e}", dir.display()),
-        })
+    let to_prepare = requested.is_none().then(|| Workspace {
+        root: place.dir.display().to_string(),
+        allow_shell: config.allow_shell,
+        boundary: place.boundary.display().to_string(),
+        create: true,
+    });
+    Ok(NewSessionDir {
+        dir: place.dir,
+        to_prepare,
+    })
 }
 
 /// The directory the session `meta` is confined to on a server: its
@@ -124,27 +129,28 @@ pub(crate) fn of_session(
 }
 
 /// A session's own stdio MCP servers on a server start in its work_dir
-/// (their `cwd` and their Landlock confinement): a `cwd` the client gives
-/// must lie inside the session's boundary.
+/// (their `cwd` and their Landlock confinement): no `cwd`, or the root
+/// (which stands for the caller's own directory, as for sessions), is the
+/// session's work_dir; any other must lie inside the session's boundary.
 pub(crate) fn confine_servers(
     config: &AgentLoopConfig,
     meta: &SessionMeta,
     mut servers: Vec<ServerSpec>,
 ) -> Result<Vec<ServerSpec>, AgentError> {
-    if config.workspace_root.is_none() {
+    let Some(spaces) = workspaces(config) else {
         return Ok(servers);
-    }
+    };
     let fence = PathBuf::from(boundary(config, meta)?);
     for server in &mut servers {
         let Some(server_spec::Transport::Stdio(stdio)) = &mut server.transport else {
             continue;
         };
-        if stdio.cwd.is_empty() {
+        let real = std::fs::canonicalize(&stdio.cwd).ok();
+        if stdio.cwd.is_empty() || real.as_ref() == Some(&spaces.root) {
             stdio.cwd = meta.work_dir.clone();
             continue;
         }
-        let inside = std::fs::canonicalize(&stdio.cwd)
-            .is_ok_and(|real| openheim_access::workspace::is_within(&real, &fence));
+        let inside = real.is_some_and(|real| openheim_access::workspace::is_within(&real, &fence));
         if !inside {
             return Err(AgentError::InvalidInput(format!(
                 "MCP server {}: cwd {} is outside the session's workspace {}",

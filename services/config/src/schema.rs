@@ -481,6 +481,7 @@ pub struct ServerConfig {
     pub oidc: Option<crate::OidcConfig>,
     /// How `work_dir` is divided between users; unset: `user` when users
     /// are configured, else `shared` ([`ServerConfig::workspace_mode`]).
+    #[serde(deserialize_with = "crate::users::empty_is_unset")]
     pub workspaces: Option<crate::WorkspacesConfig>,
     /// Directories shared on purpose by their members.
     pub projects: BTreeMap<String, crate::ProjectConfig>,

@@ -93,6 +93,21 @@ pub enum WorkspacesConfig {
     Session,
 }
 
+/// `server.workspaces` where an empty value (an unset variable in a
+/// compose file, `OPENHEIM_SERVER__WORKSPACES=`) means "not set".
+pub(crate) fn empty_is_unset<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<WorkspacesConfig>, D::Error> {
+    let text = Option::<String>::deserialize(deserializer)?;
+    match text.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(mode) => {
+            WorkspacesConfig::deserialize(serde::de::value::StrDeserializer::<D::Error>::new(mode))
+                .map(Some)
+        }
+    }
+}
+
 impl From<WorkspacesConfig> for openheim_access::WorkspaceMode {
     fn from(mode: WorkspacesConfig) -> Self {
         match mode {
