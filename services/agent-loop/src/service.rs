@@ -176,7 +176,6 @@ impl AgentService {
         };
         let stored = self.owned(session_id, principal, action).await?;
         let servers = workspace::confine_servers(&self.config, &stored.summary.meta, mcp_servers)?;
-        workspace::boundary(&self.config, &stored.summary.meta)?;
         self.backends
             .attach_mcp_servers(session_id, servers)
             .await?;

@@ -137,7 +137,7 @@ pub(crate) fn confine_servers(
     meta: &SessionMeta,
     mut servers: Vec<ServerSpec>,
 ) -> Result<Vec<ServerSpec>, AgentError> {
-    let Some(spaces) = workspaces(config) else {
+    let Some(spaces) = workspaces(config).filter(|_| !servers.is_empty()) else {
         return Ok(servers);
     };
     let fence = PathBuf::from(boundary(config, meta)?);

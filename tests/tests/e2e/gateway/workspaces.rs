@@ -22,6 +22,7 @@ const BOBS_SECRET: &str = "bob's secret";
 const CONFIG: &str = "[server]\nallow_client_stdio_mcp = true\n\
     [server.users.alice]\ntoken_env = \"ALICE_TOKEN\"\n\
     [server.users.bob]\ntoken_env = \"BOB_TOKEN\"\n\
+    [server.projects.web]\npath = \".projects/web\"\nmembers = [\"alice\"]\n\
     [tools]\nsandbox = \"enforce\"\n";
 
 fn call(id: &str, tool: &str, args: Value) -> ToolCallSpec {
@@ -120,6 +121,41 @@ async fn users_cannot_reach_each_others_files() {
     let server = Server::start_with(mock, install, CONFIG, &user_server_env()).await;
     files_are_kept_apart(&server, &root).await;
     mcp_servers_start_in_the_users_directory(&server, &root).await;
+    only_members_work_in_a_project(&server, &root).await;
+}
+
+/// A project directory: Alice, a member, may work there; Bob may not.
+async fn only_members_work_in_a_project(server: &Server, root: &Path) {
+    let project = root.join(".projects/web");
+    std::fs::create_dir_all(project.join("src")).unwrap();
+    let new_session = |token: &'static str, cwd: PathBuf| async move {
+        let mut acp = acp_as(server, token).await;
+        acp.request("initialize", json!({"protocolVersion": 1}))
+            .await;
+        let answer = acp
+            .request("session/new", json!({"cwd": cwd, "mcpServers": []}))
+            .await;
+        acp.close().await;
+        answer
+    };
+    let alice = new_session(ALICE, project.join("src")).await;
+    let session = alice["result"]["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{alice}"));
+    let (_, info) = server
+        .get(&format!("/api/sessions/{session}"), Some(ALICE))
+        .await;
+    assert_eq!(
+        info["session"]["work_dir"],
+        project.join("src").display().to_string()
+    );
+    let bob = new_session(BOB, project.clone()).await;
+    assert!(
+        bob["error"]
+            .to_string()
+            .contains("outside this server's workspace"),
+        "{bob}"
+    );
 }
 
 /// Bob stores a file through his fs channel; Alice tries every way to it.
