@@ -123,7 +123,7 @@ impl Workspaces {
         }
         self.projects
             .iter()
-            .find(|p| is_within(dir, &p.path) && p.members.iter().any(|m| *m == principal.user))
+            .find(|p| is_within(dir, &p.path) && p.members.contains(&principal.user))
             .map(|p| p.path.clone())
     }
 }
