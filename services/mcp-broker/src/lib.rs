@@ -12,6 +12,7 @@
 mod backoff;
 mod connection;
 mod definition;
+mod elicitation;
 mod extras;
 mod grpc;
 mod mapping;
