@@ -482,6 +482,12 @@ pub struct ServerConfig {
     /// Every user's limits (`[server.limits]`); `[server.users.NAME.limits]`
     /// overrides them key by key.
     pub limits: crate::LimitsConfig,
+    /// How `work_dir` is divided between users; unset: `user` when users
+    /// are configured, else `shared` ([`ServerConfig::workspace_mode`]).
+    #[serde(deserialize_with = "crate::users::empty_is_unset")]
+    pub workspaces: Option<crate::WorkspacesConfig>,
+    /// Directories shared on purpose by their members.
+    pub projects: BTreeMap<String, crate::ProjectConfig>,
 }
 
 impl Default for ServerConfig {
@@ -500,6 +506,8 @@ impl Default for ServerConfig {
             users: BTreeMap::new(),
             oidc: None,
             limits: crate::LimitsConfig::default(),
+            workspaces: None,
+            projects: BTreeMap::new(),
         }
     }
 }
