@@ -19,6 +19,7 @@ mod attach;
 mod commands;
 mod diff;
 mod editor;
+mod elicit;
 mod machine;
 mod markdown;
 mod plan;
