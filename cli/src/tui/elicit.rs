@@ -65,16 +65,14 @@ impl Form {
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         let mut fields = Vec::new();
-        if let Some(properties) = schema["properties"].as_object() {
-            for (name, property) in properties {
-                let required = required.contains(&name.as_str());
-                match kind(property) {
-                    Some(kind) => fields.push(field(name, property, kind, required)),
-                    None if required => {
-                        return Err(format!("its field {name:?} is of a kind not supported"));
-                    }
-                    None => {}
+        for (name, property) in properties(&request.requested_schema_json) {
+            let required = required.contains(&name.as_str());
+            match kind(&property) {
+                Some(kind) => fields.push(field(&name, &property, kind, required)),
+                None if required => {
+                    return Err(format!("its field {name:?} is of a kind not supported"));
                 }
+                None => {}
             }
         }
         Ok(Self {
@@ -143,6 +141,43 @@ impl Form {
     pub(super) fn content(&self) -> String {
         Value::Object(self.content.clone()).to_string()
     }
+}
+
+/// The schema's properties in the order the server wrote them (a JSON
+/// object's order is lost in a `serde_json::Map`).
+fn properties(schema_json: &str) -> Vec<(String, Value)> {
+    #[derive(serde::Deserialize)]
+    struct Schema {
+        #[serde(default)]
+        properties: Ordered,
+    }
+    #[derive(Default)]
+    struct Ordered(Vec<(String, Value)>);
+    impl<'de> serde::Deserialize<'de> for Ordered {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visitor;
+            impl<'de> serde::de::Visitor<'de> for Visitor {
+                type Value = Ordered;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object of properties")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Ordered, A::Error> {
+                    let mut properties = Vec::new();
+                    while let Some(entry) = map.next_entry()? {
+                        properties.push(entry);
+                    }
+                    Ok(Ordered(properties))
+                }
+            }
+            d.deserialize_map(Visitor)
+        }
+    }
+    serde_json::from_str::<Schema>(schema_json)
+        .map(|schema| schema.properties.0)
+        .unwrap_or_default()
 }
 
 fn field(name: &str, property: &Value, kind: Kind, required: bool) -> Field {

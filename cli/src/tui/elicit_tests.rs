@@ -107,3 +107,16 @@ fn forms_that_cannot_be_answered_say_why() {
     let optional = form(json!({"properties": {"note": {"type": "object"}}})).unwrap();
     assert!(optional.done());
 }
+
+#[test]
+fn fields_are_asked_in_the_order_the_server_wrote_them() {
+    let request = Elicitation {
+        requested_schema_json:
+            r#"{"properties": {"zeta": {"type": "string"}, "alpha": {"type": "boolean"}}}"#.into(),
+        ..Elicitation::default()
+    };
+    let mut form = Form::new("r".into(), &request).unwrap();
+    assert_eq!(form.question(), vec!["zeta (text)"]);
+    assert_eq!(form.submit("z"), Ok(Some("z".into())));
+    assert_eq!(form.question(), vec!["alpha (y/n)"]);
+}
