@@ -594,7 +594,7 @@ fn elicitation_script() -> Vec<Reply> {
 /// missing.
 fn everything_install(mock: &MockLlm) -> Option<Install> {
     if !crate::e2e::mcp::node_available() || !crate::e2e::mcp::everything_entry().is_file() {
-        println!("skipped: node or the reference server is missing; .ci/run installs them");
+        eprintln!("skipped: node or the reference server is missing; .ci/run installs them");
         return None;
     }
     let server = format!(
