@@ -199,3 +199,15 @@ fn on_a_terminal_the_typed_answer_is_drawn_live() {
     let (shown, _) = feed(&mut state, inputs);
     assert!(shown.ends_with("  › Al"), "{shown:?}");
 }
+
+#[test]
+fn a_long_typed_answer_stays_on_one_row_showing_its_end() {
+    let view = TurnView::new(Styler::plain(), true, 20);
+    let mut state = TurnState::new(view, Status::default(), TypeAhead::default(), 8);
+    let mut inputs = vec![asked("q1", schema())];
+    inputs.extend(keys("abcdefghijklmnopqrstuvwxyz"));
+    let (shown, _) = feed(&mut state, inputs);
+    let last_row = shown.rsplit("\x1b[2K").next().unwrap_or_default();
+    assert_eq!(last_row, "…jklmnopqrstuvwxyz");
+    assert_eq!(last_row.chars().count(), 18);
+}

@@ -451,7 +451,15 @@ impl TurnView {
             if rows > 0 {
                 out.push('\n');
             }
-            out.push_str(input);
+            // One row: a long answer shows its end, where the cursor is.
+            let room = self.width.saturating_sub(2);
+            let length = input.chars().count();
+            if length > room {
+                out.push('…');
+                out.extend(input.chars().skip(length + 1 - room));
+            } else {
+                out.push_str(input);
+            }
             rows += 1;
         }
         self.live_rows = rows;
