@@ -16,14 +16,14 @@ use openheim_llm_proxy::custom::LlmProvider;
 use openheim_proto::GrpcChannel;
 use openheim_proto::agent_loop::v1::Compact;
 use openheim_proto::agent_loop::v1::{
-    ApprovalMode, CancelTurn, CreateSessionRequest, Decision, ForgetMemoryRequest,
-    GetMcpPromptRequest, ListMcpPromptsRequest, ListMcpServersRequest, ListMemoryRequest,
-    ListMemoryResponse, ListSessionsRequest, ListSkillsRequest, ListToolsRequest,
-    LoadSessionRequest, MemoryNote, PermissionDecision, SessionInfo, SetSessionModeRequest,
-    SetSessionModelRequest, SetSessionSkillsRequest, StartTurn, TurnEvent, TurnInput,
-    agent_loop_client::AgentLoopClient, turn_input::Input,
+    ApprovalMode, CancelTurn, ClientCapabilities, ClientResponse, CreateSessionRequest, Decision,
+    ForgetMemoryRequest, GetMcpPromptRequest, ListMcpPromptsRequest, ListMcpServersRequest,
+    ListMemoryRequest, ListMemoryResponse, ListSessionsRequest, ListSkillsRequest,
+    ListToolsRequest, LoadSessionRequest, MemoryNote, PermissionDecision, SessionInfo,
+    SetSessionModeRequest, SetSessionModelRequest, SetSessionSkillsRequest, StartTurn, TurnEvent,
+    TurnInput, agent_loop_client::AgentLoopClient, client_response, turn_input::Input,
 };
-use openheim_proto::common::v1::{Image, Message, ToolDefinition};
+use openheim_proto::common::v1::{ElicitationAnswer, Image, Message, ToolDefinition};
 use openheim_proto::llm_proxy::v1::{
     ListModelsRequest, ProviderModels, ResolveModelRequest, ResolveModelResponse,
     llm_proxy_client::LlmProxyClient,
@@ -267,6 +267,7 @@ impl Openheim {
             info,
             client: self.client(),
             thinking: None,
+            elicitation: false,
         })
     }
 
@@ -290,6 +291,7 @@ impl Openheim {
             info,
             client: self.client(),
             thinking: None,
+            elicitation: false,
         };
         Ok((session, loaded.messages))
     }
@@ -401,6 +403,9 @@ pub struct Session {
     client: AgentLoopClient<GrpcChannel>,
     /// Reasoning setting sent with every turn; `None` = as configured.
     thinking: Option<openheim_config::Thinking>,
+    /// Turns say their caller answers MCP servers' elicitation requests
+    /// (the terminal UI does; the library and `run` do not).
+    elicitation: bool,
 }
 
 impl Session {
@@ -423,6 +428,15 @@ impl Session {
         self.thinking
     }
 
+    /// Whether this handle's turns answer MCP servers' elicitation requests
+    /// (`client_request` events with `elicit`, answered with
+    /// [`Turn::answer_elicitation`]): only for a front end that puts them
+    /// to a user, over a runtime started with
+    /// [`Runtime::start_for_clients`].
+    pub(crate) fn set_elicitation(&mut self, elicitation: bool) {
+        self.elicitation = elicitation;
+    }
+
     /// Sends a prompt; the returned [`Turn`] streams its events.
     pub async fn prompt(&mut self, text: impl Into<String>) -> Result<Turn, Error> {
         self.prompt_with_images(text, Vec::new()).await
@@ -439,7 +453,10 @@ impl Session {
             caller: None,
             session_id: self.info.id.clone(),
             prompt: crate::images::prompt_blocks(text.into(), images),
-            client_capabilities: None,
+            client_capabilities: self.elicitation.then(|| ClientCapabilities {
+                elicitation: true,
+                ..ClientCapabilities::default()
+            }),
             thinking: self.thinking.map(openheim_acp::thinking_setting),
             compact: None,
             max_iterations: None,
@@ -623,6 +640,27 @@ impl Turn {
                 request_id: request_id.into(),
                 decision: decision as i32,
             })),
+        };
+        let _ = self.inputs.send(answer).await;
+    }
+
+    /// Answers a `client_request` event's `elicit`: `action` is `accept`
+    /// (with the content, a JSON object), `decline` or `cancel`.
+    pub(crate) async fn answer_elicitation(
+        &self,
+        request_id: String,
+        action: &str,
+        content_json: String,
+    ) {
+        let response = ClientResponse {
+            request_id,
+            result: Some(client_response::Result::Elicitation(ElicitationAnswer {
+                action: action.to_owned(),
+                content_json,
+            })),
+        };
+        let answer = TurnInput {
+            input: Some(Input::ClientResponse(response)),
         };
         let _ = self.inputs.send(answer).await;
     }

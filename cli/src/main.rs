@@ -475,7 +475,9 @@ async fn tui(boot: openheim_boot::Boot, options: openheim::tui::TuiOptions) -> a
         None => None,
     };
     boot.log_secured();
-    let runtime = openheim::Runtime::start(&boot.config)?;
+    // The UI puts MCP servers' elicitation requests to the user.
+    let runtime =
+        openheim::Runtime::start_for_clients(&boot.config, openheim::Workspaces::Anywhere)?;
     let ran = openheim::tui::run(runtime, boot.config, options).await;
     if let Some(telemetry) = telemetry {
         telemetry.shutdown().await;

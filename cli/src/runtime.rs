@@ -80,7 +80,8 @@ impl Runtime {
     }
 
     /// Like [`Runtime::start_within`] for front ends whose callers can
-    /// answer MCP servers' elicitation requests (ACP, the gateway): MCP
+    /// answer MCP servers' elicitation requests (ACP, the gateway, the
+    /// terminal UI): MCP
     /// servers are told the client supports elicitation (docs/mcp.md,
     /// "Elicitation"). The other constructors do not tell them.
     pub fn start_for_clients(

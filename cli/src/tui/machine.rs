@@ -11,6 +11,7 @@ use openheim_proto::agent_loop::v1::{Decision, PermissionDecided, turn_event::Ev
 use openheim_proto::common::v1::StopReason;
 
 use super::editor::{TurnKey, join_continuations};
+use super::elicit::Form;
 use super::render::{TurnView, decision_for_answer, decision_for_key};
 use super::status::Status;
 use super::theme::Role;
@@ -41,6 +42,13 @@ pub(super) enum Action {
     Answer {
         request_id: String,
         decision: Decision,
+    },
+    /// Answer an MCP server's elicitation request: `action` is `accept`
+    /// (with `content_json`), `decline` or `cancel`.
+    Elicitation {
+        request_id: String,
+        action: &'static str,
+        content_json: String,
     },
     /// Ask the agent to cancel the turn.
     Cancel,
@@ -110,6 +118,10 @@ pub(super) struct TurnState {
     over: bool,
     finished: bool,
     ended: Option<StopReason>,
+    /// MCP servers' elicitation requests, the first being answered.
+    forms: VecDeque<Form>,
+    /// What is typed for the current form field.
+    typed: String,
 }
 
 impl TurnState {
@@ -131,12 +143,15 @@ impl TurnState {
             over: false,
             finished: false,
             ended: None,
+            forms: VecDeque::new(),
+            typed: String::new(),
         }
     }
 
-    /// A permission question is waiting for an answer.
+    /// A permission question or an elicitation form is waiting for an
+    /// answer.
     pub(super) fn asking(&self) -> bool {
-        self.view.question().is_some()
+        self.view.question().is_some() || !self.forms.is_empty()
     }
 
     /// No more input is taken: the turn ended, or the user is leaving.
@@ -160,8 +175,12 @@ impl TurnState {
                 self.stream_over(message, &mut out);
             }
             Input::Failed(message) => self.stream_over(&message, &mut out),
-            Input::Event(event) => self.event(event, now, &mut out),
+            Input::Event(event) => self.event(event, now, &mut actions, &mut out),
+            Input::Key(key) if !self.forms.is_empty() => self.form_key(key, &mut actions, &mut out),
             Input::Key(key) => self.key(key, &mut actions, &mut out),
+            Input::Answer(line) if !self.forms.is_empty() => {
+                self.form_line(line, &mut actions, &mut out);
+            }
             Input::Answer(line) => self.typed_answer(line, &mut actions, &mut out),
         }
         if !out.is_empty() {
@@ -208,7 +227,11 @@ impl TurnState {
         self.over = true;
     }
 
-    fn event(&mut self, event: Event, now: Instant, out: &mut String) {
+    fn event(&mut self, event: Event, now: Instant, actions: &mut Vec<Action>, out: &mut String) {
+        if let Event::ClientRequest(request) = event {
+            self.client_request(request, actions, out);
+            return;
+        }
         let view = &mut self.view;
         match event {
             Event::TextDelta(text) => view.text(&text, out),
@@ -337,6 +360,9 @@ fn hook_decision(decided: &PermissionDecided) -> Option<String> {
     }
     Some(line)
 }
+
+#[path = "machine_form.rs"]
+mod form;
 
 #[cfg(test)]
 #[path = "machine_tests.rs"]

@@ -1,6 +1,7 @@
 //! The interactive terminal UI, `openheim` with no subcommand: a prompt
 //! with history and completion, turns streamed as they happen, permission
-//! questions answered with one key, slash commands, themes.
+//! questions answered with one key, MCP servers' questions asked field by
+//! field, slash commands, themes.
 //!
 //! It is a front end like `run` and `acp`: everything goes through the
 //! agent loop's gRPC client (the library facade), so it behaves the same
@@ -10,7 +11,8 @@
 //! Inside: `app.rs` is the session loop (read an entry, run it as a slash
 //! command or a turn); `turn.rs` runs one turn by feeding the pure state
 //! machine of `machine.rs` (events, keys, answers in; text to show, answers
-//! and cancels out); `commands/` holds the slash commands, one list
+//! and cancels out; `machine_form.rs` and `elicit.rs` for MCP servers'
+//! questions); `commands/` holds the slash commands, one list
 //! (`COMMANDS`) that help, parsing and completion read; `render.rs` draws a
 //! turn, `editor.rs` reads input.
 
@@ -19,6 +21,7 @@ mod attach;
 mod commands;
 mod diff;
 mod editor;
+mod elicit;
 mod machine;
 mod markdown;
 mod plan;

@@ -54,6 +54,9 @@ pub(super) struct TurnView {
     /// Titles of sub-agents' running tool calls, by (session, call).
     child_titles: HashMap<(String, String), String>,
     questions: VecDeque<PermissionRequest>,
+    /// A line being typed in answer to a form, drawn last in the live
+    /// region.
+    input: Option<String>,
     live_rows: usize,
     frame: usize,
     /// Paths under it are shown relative to it.
@@ -73,6 +76,7 @@ impl TurnView {
             tools: Vec::new(),
             child_titles: HashMap::new(),
             questions: VecDeque::new(),
+            input: None,
             live_rows: 0,
             frame: 0,
             work_dir: None,
@@ -251,7 +255,14 @@ impl TurnView {
         Some(request.request_id)
     }
 
-    /// A notice from the agent (context trimmed, retrying, …).
+    /// The line being typed in answer to a form (`None`: none), redrawn in
+    /// the live region; not shown without a terminal (the typed line is).
+    pub(super) fn set_input(&mut self, input: Option<String>, out: &mut String) {
+        self.input = input;
+        self.clear_live(out);
+        self.draw_live(out);
+    }
+
     /// A sub-agent's finished tool call, as an indented line under its
     /// delegation: `  │ agent ✓ title`.
     pub(super) fn child(&mut self, child: &ChildActivity, out: &mut String) {
@@ -334,6 +345,7 @@ impl TurnView {
         self.newline_if_needed(out);
         self.tools.clear();
         self.questions.clear();
+        self.input = None;
     }
 
     fn commit(&mut self, text: &str, out: &mut String) {
@@ -433,6 +445,21 @@ impl TurnView {
                 out.push('\n');
             }
             out.push_str(&self.question_line(request, false));
+            rows += 1;
+        }
+        if let Some(input) = &self.input {
+            if rows > 0 {
+                out.push('\n');
+            }
+            // One row: a long answer shows its end, where the cursor is.
+            let room = self.width.saturating_sub(2);
+            let length = input.chars().count();
+            if length > room {
+                out.push('…');
+                out.extend(input.chars().skip(length + 1 - room));
+            } else {
+                out.push_str(input);
+            }
             rows += 1;
         }
         self.live_rows = rows;

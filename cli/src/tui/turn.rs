@@ -96,6 +96,8 @@ impl App {
         let thinking = self.options.thinking;
         let session = self.ensure_session().await?;
         session.set_thinking(thinking);
+        // Its MCP servers' questions are put to the user (`machine_form.rs`).
+        session.set_elicitation(true);
         let started = match ask {
             Ask::Prompt(prompt) => session.prompt_with_images(prompt, images).await,
             Ask::Filled { text, images } => session.prompt_with_images(text, images).await,
@@ -148,6 +150,14 @@ impl App {
                         request_id,
                         decision,
                     } => turn.answer(request_id, decision).await,
+                    Action::Elicitation {
+                        request_id,
+                        action,
+                        content_json,
+                    } => {
+                        turn.answer_elicitation(request_id, action, content_json)
+                            .await;
+                    }
                     Action::Cancel => turn.cancel().await,
                 }
             }

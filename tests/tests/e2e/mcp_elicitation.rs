@@ -284,3 +284,44 @@ async fn an_acp_client_without_elicitation_gets_the_request_declined() {
     let said = turn["text"].as_str().unwrap_or_default();
     assert!(said.contains("User declined"), "{turn}");
 }
+
+/// Whether the request `body` (OpenAI chat format) offers tool `name`.
+fn offers(body: &Value, name: &str) -> bool {
+    body["tools"]
+        .as_array()
+        .is_some_and(|tools| tools.iter().any(|t| t["function"]["name"] == name))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openheim_run_does_not_tell_servers_it_supports_elicitation() {
+    if !available() {
+        return;
+    }
+    let mock = MockLlm::start(Vec::new()).await;
+    // Node may take longer than the startup grace: the model works a moment
+    // (a shell command) until the server's tools have joined.
+    for _ in 0..2 {
+        mock.push_reply(Reply::dynamic(|body| {
+            if offers(body, "everything__echo") {
+                Reply::text("The server is there.")
+            } else {
+                Reply::tool_calls(vec![ToolCallSpec::new(
+                    "execute_command",
+                    json!({"command": "sleep 4"}),
+                )])
+            }
+        }));
+    }
+    mock.push_reply(Reply::text("The server is there."));
+    let install = install_with_everything(&mock);
+    let output = install.openheim(&["run", "--yes", "Look around"]).await;
+    assert!(output.status.success(), "{output:?}");
+    let last = mock.request(mock.request_count() - 1).body;
+    assert!(
+        offers(&last, "everything__echo"),
+        "the server's tools never came"
+    );
+    // Nobody can answer at `run`: the tool that asks is not offered.
+    assert!(!offers(&last, TOOL), "{last}");
+    mock.assert_no_violations();
+}

@@ -574,3 +574,157 @@ async fn mcp_prompts_run_as_slash_commands_and_are_listed() {
         Some("What's weather in Paris?")
     );
 }
+
+/// A turn that calls server-everything's elicitation tool, then says what
+/// the tool returned.
+fn elicitation_script() -> Vec<Reply> {
+    vec![
+        Reply::tool_calls(vec![
+            ToolCallSpec::new("everything__trigger-elicitation-request", json!({})).with_id("e1"),
+        ]),
+        Reply::dynamic(|request| {
+            let result = openheim_e2e::last_tool_result(request).unwrap_or_default();
+            Reply::text(format!("The tool said: {result}"))
+        }),
+    ]
+}
+
+/// The TUI with server-everything, which offers its elicitation tool only
+/// to clients that announce elicitation; `None` when node or the package is
+/// missing.
+fn everything_install(mock: &MockLlm) -> Option<Install> {
+    if !crate::e2e::mcp::node_available() || !crate::e2e::mcp::everything_entry().is_file() {
+        eprintln!("skipped: node or the reference server is missing; .ci/run installs them");
+        return None;
+    }
+    let server = format!(
+        "[mcp_servers.everything]\ncommand = \"node\"\nargs = [\"{}\", \"stdio\"]\n",
+        crate::e2e::mcp::everything_entry().display()
+    );
+    Some(Install::new(mock, &server))
+}
+
+/// Starts the elicitation tool's turn and waits for its question.
+fn ask_for_input(pty: &Pty) {
+    pty.expect("/help for commands", WAIT).unwrap();
+    // Its tools join once it is connected (node may start slowly).
+    let connected = (0..40).any(|_| {
+        pty.send_line("/mcp").unwrap();
+        pty.expect("everything connected", Duration::from_millis(500))
+            .is_ok()
+    });
+    assert!(connected, "{}", pty.screen());
+    pty.send_line("ask me something").unwrap();
+    pty.expect("Allow ", WAIT).unwrap();
+    pty.send("y").unwrap();
+    pty.expect(
+        "? MCP server \"everything\" asks: Please provide inputs for the following fields:",
+        WAIT,
+    )
+    .unwrap();
+    pty.expect("String* (text) Your full, legal name", WAIT)
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcp_servers_question_is_answered_field_by_field() {
+    let mock = MockLlm::start(elicitation_script()).await;
+    let Some(install) = everything_install(&mock) else {
+        return;
+    };
+    let pty = start(&install, &[], &[]);
+    ask_for_input(&pty);
+
+    // A required field left empty is asked again, with the reason.
+    pty.key_enter().unwrap();
+    pty.expect("error: String: a value is required", WAIT)
+        .unwrap();
+    pty.send_line("Ada Lovelace").unwrap();
+    pty.expect("String: Ada Lovelace", WAIT).unwrap();
+    pty.expect("Boolean (y/n) Agree to the terms", WAIT)
+        .unwrap();
+    pty.send_line("y").unwrap();
+    // The default is kept with Enter.
+    pty.expect("[It was a dark and stormy night.]", WAIT)
+        .unwrap();
+    pty.key_enter().unwrap();
+    // An invalid email is re-asked.
+    pty.expect("String with email format (text, email)", WAIT)
+        .unwrap();
+    pty.send_line("ada").unwrap();
+    pty.expect("error: String with email format: not a valid email", WAIT)
+        .unwrap();
+    pty.send_line("ada@example.org").unwrap();
+    // Optional fields left out: homepage, birthdate.
+    pty.expect("String with uri format (text, uri)", WAIT)
+        .unwrap();
+    pty.key_enter().unwrap();
+    pty.expect("String with date format (text, date)", WAIT)
+        .unwrap();
+    pty.key_enter().unwrap();
+    // Numbers: out of range, then in range; the default.
+    pty.expect("Integer (integer)", WAIT).unwrap();
+    pty.send_line("500").unwrap();
+    pty.expect("error: Integer: at most 100", WAIT).unwrap();
+    pty.send_line("7").unwrap();
+    pty.expect("Number in range 1-1000 (number)", WAIT).unwrap();
+    pty.key_enter().unwrap();
+    // Enums: chosen by number.
+    pty.expect("Untitled Single Select Enum (choose a number)", WAIT)
+        .unwrap();
+    pty.expect("3. Joey", WAIT).unwrap();
+    pty.send_line("3").unwrap();
+    pty.expect("Untitled Single Select Enum: Joey", WAIT)
+        .unwrap();
+    for _ in 0..4 {
+        pty.expect("(choose", WAIT).unwrap();
+        pty.key_enter().unwrap();
+    }
+    pty.expect("sent to everything", WAIT).unwrap();
+    pty.expect("The tool said:", WAIT).unwrap();
+    pty.send_line("/quit").unwrap();
+    let mut pty = pty;
+    assert!(pty.wait_exit(WAIT).unwrap().success());
+
+    // The answers reached the server: its tool result, as the model got it.
+    let request = mock.request(1);
+    let result = openheim_e2e::last_tool_result(&request.body).unwrap_or_default();
+    for line in [
+        "- Name: Ada Lovelace",
+        "- Agreed to terms: true",
+        "- Email: ada@example.org",
+        "- Favorite Integer: 7",
+        "- Favorite Number: 3.14",
+    ] {
+        assert!(result.contains(line), "{line} missing from {result}");
+    }
+    assert!(!result.contains("Homepage"), "{result}");
+    mock.assert_no_violations();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esc_declines_an_mcp_servers_question() {
+    let mock = MockLlm::start(elicitation_script()).await;
+    let Some(install) = everything_install(&mock) else {
+        return;
+    };
+    let pty = start(&install, &[], &[]);
+    ask_for_input(&pty);
+    pty.send("Ad").unwrap();
+    pty.send_bytes(b"\x1b").unwrap();
+    pty.expect("declined; everything is told so", WAIT).unwrap();
+    pty.expect("The tool said:", WAIT).unwrap();
+    pty.send_line("/quit").unwrap();
+    let mut pty = pty;
+    assert!(pty.wait_exit(WAIT).unwrap().success());
+
+    let request = mock.request(1);
+    let result = openheim_e2e::last_tool_result(&request.body).unwrap_or_default();
+    assert!(
+        result.contains("User declined to provide the requested information"),
+        "{result}"
+    );
+    // Declining answered the question; the turn itself went on.
+    assert_eq!(mock.request_count(), 2);
+    mock.assert_no_violations();
+}
