@@ -108,6 +108,8 @@ pub struct McpServer {
     /// Stops the supervisor, which closes the connection (and kills a child).
     stop: CancellationToken,
     started: AtomicBool,
+    /// Whether the last attempt found that the server wants a sign-in.
+    login_needed: AtomicBool,
     /// When the supervisor started; the start of the startup grace.
     started_at: std::sync::OnceLock<Instant>,
 }
@@ -137,6 +139,7 @@ impl McpServer {
             tools_changed: Arc::default(),
             stop,
             started: AtomicBool::new(false),
+            login_needed: AtomicBool::new(false),
             started_at: std::sync::OnceLock::new(),
         })
     }
@@ -189,6 +192,23 @@ impl McpServer {
             tool_count,
             error,
             session_id: self.session_id.clone(),
+            auth: self.auth(),
+        }
+    }
+
+    /// How the server is signed in to, in words (never a token): empty for
+    /// servers without OAuth.
+    fn auth(&self) -> String {
+        let Some(target) = &self.definition.oauth else {
+            return String::new();
+        };
+        if let Some(words) = crate::oauth::describe(&target.file, self.name()) {
+            return words;
+        }
+        if target.configured || self.login_needed.load(Ordering::Relaxed) {
+            crate::oauth::login_needed(self.name())
+        } else {
+            String::new()
         }
     }
 
@@ -343,6 +363,8 @@ impl McpServer {
                     self.publish_failed(reason, false, false);
                 }
                 Err(error) => {
+                    let wants_login = matches!(error, McpBrokerError::LoginNeeded { .. });
+                    self.login_needed.store(wants_login, Ordering::Relaxed);
                     let permanent = error.is_permanent();
                     let shown = error.shown();
                     if warned.as_deref() == Some(shown.as_str()) {
@@ -514,6 +536,7 @@ mod tests {
                 cwd: None,
             },
             call_timeout: None,
+            oauth: None,
         };
         let timing = Timing {
             initialize_timeout: Duration::from_secs(10),
