@@ -5,6 +5,7 @@
 //! browser), messages to stderr, and the tokens to
 //! `<data_dir>/mcp-auth/NAME.json`, never to the terminal.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -43,7 +44,11 @@ pub async fn login(
     };
     let pending = oauth::prepare_login(options).await?;
     eprintln!("Open this address in a browser to sign in to `{name}`:");
-    println!("{}", pending.authorize_url);
+    // The address alone on stdout, for a script (or a test) to follow.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", pending.authorize_url)?;
+    out.flush()?;
+    drop(out);
     eprintln!(
         "Waiting for the answer on {} (up to {}s)…",
         pending.redirect_uri(),

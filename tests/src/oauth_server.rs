@@ -68,6 +68,8 @@ struct Grants {
     /// refresh token → client id.
     refresh: HashMap<String, String>,
     refreshes: u32,
+    /// Requests to `/mcp` whose token was refused (expired or unknown).
+    rejected: u32,
     counter: u64,
 }
 
@@ -132,6 +134,11 @@ impl OAuthServer {
     /// Refresh grants served so far.
     pub fn refreshes(&self) -> u32 {
         self.state.lock().refreshes
+    }
+
+    /// Requests to the MCP server that presented a refused token.
+    pub fn rejected_tokens(&self) -> u32 {
+        self.state.lock().rejected
     }
 }
 
@@ -375,11 +382,15 @@ async fn require_token(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_owned);
     let valid = presented.is_some_and(|token| {
-        state
-            .lock()
+        let mut grants = state.lock();
+        let valid = grants
             .access
             .get(&token)
-            .is_some_and(|expires| *expires > Instant::now())
+            .is_some_and(|expires| *expires > Instant::now());
+        if !valid {
+            grants.rejected += 1;
+        }
+        valid
     });
     if valid {
         return next.run(request).await;

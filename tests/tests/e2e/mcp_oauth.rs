@@ -130,6 +130,10 @@ async fn login_then_run_calls_the_protected_server_and_refreshes_tokens() {
     let (out, log) = secret_turn(&install).await;
     assert!(out.contains(SECRET_WORD), "stdout: {out}\nstderr: {log}");
     assert_eq!(oauth.refreshes(), 1);
+    assert!(
+        oauth.rejected_tokens() >= 1,
+        "the revoked token was never refused"
+    );
     let rotated = stored(&install);
     assert_ne!(
         rotated["refresh_token"].as_str().unwrap(),
@@ -145,9 +149,10 @@ async fn login_then_run_calls_the_protected_server_and_refreshes_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_about_to_expire_are_refreshed_before_use() {
-    // Access tokens live 5 s, less than the refresh margin: every use
-    // refreshes first, so the server never sees an expired token.
-    let oauth = OAuthServer::start(Duration::from_secs(5)).await;
+    // Access tokens live 20 s, less than the 30 s refresh margin: the
+    // broker refreshes before its first request, so the server is never
+    // shown a token it refuses.
+    let oauth = OAuthServer::start(Duration::from_secs(20)).await;
     let mock = MockLlm::start(secret_script(1)).await;
     let install = Install::new(&mock, &section(&oauth));
     let (child, url) = start_login(&install).await;
@@ -156,6 +161,7 @@ async fn tokens_about_to_expire_are_refreshed_before_use() {
     let (out, log) = secret_turn(&install).await;
     assert!(out.contains(SECRET_WORD), "stdout: {out}\nstderr: {log}");
     assert!(oauth.refreshes() >= 1, "no refresh before expiry");
+    assert_eq!(oauth.rejected_tokens(), 0, "the broker waited for a 401");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,4 +267,55 @@ async fn the_authorization_server_refuses_a_wrong_pkce_verifier() {
     assert_eq!(error["error"], "invalid_grant");
     let right = exchange(code(http.clone()).await, verifier).await.unwrap();
     assert_eq!(right.status(), 200);
+}
+
+/// Polls `/api/mcp-servers` until `secure` is in `state`.
+async fn rest_status(server: &super::gateway::support::Server, state: &str) -> Value {
+    let wait = async {
+        loop {
+            let (_, body) = server.get("/api/mcp-servers", None).await;
+            let found = body["servers"]
+                .as_array()
+                .and_then(|s| s.iter().find(|s| s["name"] == "secure").cloned());
+            if let Some(status) = found.filter(|s| s["state"] == state) {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, wait)
+        .await
+        .unwrap_or_else(|_| panic!("`secure` never became {state}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rest_api_shows_the_sign_in_and_the_server_connects_after_login() {
+    let oauth = OAuthServer::start(Duration::from_secs(3600)).await;
+    let server = super::gateway::support::Server::start(Vec::new(), &section(&oauth)).await;
+    let before = rest_status(&server, "failed").await;
+    assert_eq!(
+        before["auth"],
+        "oauth (login needed: openheim mcp login secure)"
+    );
+    assert_eq!(
+        before["error"],
+        "sign-in needed: run `openheim mcp login secure`"
+    );
+
+    let (child, url) = start_login(&server.install).await;
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
+    assert!(finish(child).await.0);
+    // The running server picks the tokens up at its next attempt.
+    let after = rest_status(&server, "connected").await;
+    let auth = after["auth"].as_str().unwrap_or_default();
+    assert!(auth.starts_with("oauth (signed in, expires "), "{after}");
+    assert_eq!(after["tool_count"], 1);
+    let tokens = stored(&server.install);
+    let (_, body) = server.get("/api/mcp-servers", None).await;
+    let (_, config) = server.get("/api/config", None).await;
+    for secret in ["access_token", "refresh_token"] {
+        let value = tokens[secret].as_str().unwrap();
+        assert!(!body.to_string().contains(value), "{body}");
+        assert!(!config.to_string().contains(value), "{config}");
+    }
 }

@@ -44,9 +44,11 @@ impl OAuthHttpClient {
 }
 
 /// A token that could not be had or refreshed is a sign-in problem: the
-/// broker reports the server as needing `openheim mcp login`.
+/// broker reports the server as needing `openheim mcp login` (and warns
+/// about that once; the reason is logged here at `debug`, since every
+/// reconnect attempt would repeat it).
 fn sign_in_failed(error: OAuthError) -> HttpError {
-    tracing::warn!("MCP OAuth: {error}");
+    tracing::debug!("MCP OAuth: {error}");
     StreamableHttpError::AuthRequired(AuthRequiredError::new(format!(
         "the stored sign-in is no longer usable: {error}"
     )))

@@ -211,14 +211,26 @@ async fn resource_metadata(
             })?;
     // The resource must be this server (or a prefix of its URL): tokens for
     // another audience would be sent to the wrong place.
-    let resource = metadata.resource.trim_end_matches('/');
-    if !mcp_url.as_str().starts_with(resource) || resource.is_empty() {
+    if !covers(&metadata.resource, mcp_url.as_str()) {
         return Err(OAuthError::Metadata {
             what: "the protected resource metadata".into(),
             reason: format!("it is about `{}`, not this server", metadata.resource),
         });
     }
     Ok(metadata)
+}
+
+/// Whether `resource` is `url` or a path prefix of it (at a `/`), so
+/// `https://a.example` covers `https://a.example/mcp` but not
+/// `https://a.example.evil/mcp`.
+fn covers(resource: &str, url: &str) -> bool {
+    let resource = resource.trim_end_matches('/');
+    let url = url.trim_end_matches('/');
+    !resource.is_empty()
+        && (url == resource
+            || url
+                .strip_prefix(resource)
+                .is_some_and(|rest| rest.starts_with('/')))
 }
 
 /// A DCR answer (RFC 7591 3.2.1).
@@ -435,11 +447,20 @@ mod tests {
     fn the_pkce_challenge_is_s256() {
         assert_eq!(
             pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGUhW5CFvo"
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
         let verifier = random_text().unwrap();
         assert_eq!(verifier.len(), 43);
         assert_ne!(verifier, random_text().unwrap());
+    }
+
+    #[test]
+    fn a_resource_covers_its_own_urls_only() {
+        assert!(covers("https://a.example/mcp", "https://a.example/mcp"));
+        assert!(covers("https://a.example/", "https://a.example/mcp"));
+        assert!(!covers("https://a.example", "https://a.example.evil/mcp"));
+        assert!(!covers("https://a.example/mcp", "https://a.example/mcpx"));
+        assert!(!covers("", "https://a.example/mcp"));
     }
 
     #[tokio::test]
