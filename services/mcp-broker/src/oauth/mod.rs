@@ -28,7 +28,7 @@ pub use login::{LoginOptions, PendingLogin, prepare_login};
 pub use tokens::{StoredTokens, TokenSession, remove_tokens, token_file};
 
 /// What the client settings of one server are (`[mcp_servers.NAME.oauth]`).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ClientSettings {
     pub client_id: Option<String>,
     /// Read from the configuration's secret; never printed.
@@ -36,12 +36,26 @@ pub struct ClientSettings {
     pub scopes: Vec<String>,
 }
 
+/// The secret is never printed.
+impl std::fmt::Debug for ClientSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSettings")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
 impl ClientSettings {
     pub fn from_config(config: Option<&openheim_config::McpOAuthConfig>) -> Self {
         config
             .map(|o| Self {
                 client_id: o.client_id.clone(),
-                client_secret: o.client_secret.as_ref().map(|s| s.expose().to_owned()),
+                client_secret: crate::secrets::oauth_client_secret(o),
                 scopes: o.scopes.clone(),
             })
             .unwrap_or_default()
@@ -208,6 +222,22 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00 UTC");
         assert_eq!(utc(1_795_490_000), "2026-11-24 03:13 UTC");
         assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_client_secret() {
+        let config = openheim_config::McpOAuthConfig {
+            client_id: Some("c1".into()),
+            client_secret: Some(openheim_config::Secret::new("cs-s3cr3t")),
+            scopes: vec!["a".into()],
+        };
+        let settings = ClientSettings::from_config(Some(&config));
+        assert_eq!(settings.client_secret.as_deref(), Some("cs-s3cr3t"));
+        let printed = format!("{settings:?}");
+        assert!(
+            printed.contains("c1") && !printed.contains("s3cr3t"),
+            "{printed}"
+        );
     }
 
     #[test]
