@@ -17,17 +17,18 @@ use openheim_proto::GrpcChannel;
 use openheim_proto::agent_loop::v1::Compact;
 use openheim_proto::agent_loop::v1::{
     ApprovalMode, CancelTurn, CreateSessionRequest, Decision, ForgetMemoryRequest,
-    ListMcpServersRequest, ListMemoryRequest, ListMemoryResponse, ListSessionsRequest,
-    ListSkillsRequest, ListToolsRequest, LoadSessionRequest, MemoryNote, PermissionDecision,
-    SessionInfo, SetSessionModeRequest, SetSessionModelRequest, SetSessionSkillsRequest, StartTurn,
-    TurnEvent, TurnInput, agent_loop_client::AgentLoopClient, turn_input::Input,
+    GetMcpPromptRequest, ListMcpPromptsRequest, ListMcpServersRequest, ListMemoryRequest,
+    ListMemoryResponse, ListSessionsRequest, ListSkillsRequest, ListToolsRequest,
+    LoadSessionRequest, MemoryNote, PermissionDecision, SessionInfo, SetSessionModeRequest,
+    SetSessionModelRequest, SetSessionSkillsRequest, StartTurn, TurnEvent, TurnInput,
+    agent_loop_client::AgentLoopClient, turn_input::Input,
 };
 use openheim_proto::common::v1::{Image, Message, ToolDefinition};
 use openheim_proto::llm_proxy::v1::{
     ListModelsRequest, ProviderModels, ResolveModelRequest, ResolveModelResponse,
     llm_proxy_client::LlmProxyClient,
 };
-use openheim_proto::mcp_broker::v1::ServerStatus;
+use openheim_proto::mcp_broker::v1::{McpPrompt, ServerStatus};
 use openheim_proto::transport::MAX_MESSAGE_BYTES;
 use openheim_tool_executor::ToolHandler;
 use tokio::sync::mpsc;
@@ -553,6 +554,46 @@ impl Session {
     /// with their statuses.
     pub async fn mcp_servers(&self) -> Result<Vec<ServerStatus>, Error> {
         list_mcp_servers(self.client.clone(), self.info.id.clone()).await
+    }
+
+    /// The prompts of the session's MCP servers; each is the slash command
+    /// `/{server}:{prompt}` (`docs/mcp.md`).
+    pub async fn mcp_prompts(&self) -> Result<Vec<McpPrompt>, Error> {
+        let request = ListMcpPromptsRequest {
+            session_id: self.info.id.clone(),
+        };
+        let listed = self
+            .client
+            .clone()
+            .list_mcp_prompts(request)
+            .await
+            .map_err(agent)?;
+        Ok(listed.into_inner().prompts)
+    }
+
+    /// An MCP prompt filled in by its server: `command` is
+    /// `{server}:{prompt}`, `input` what the user typed after it
+    /// (`name=value` pairs, or the first argument's value). `None` when no
+    /// server of the session has that prompt.
+    pub async fn mcp_prompt(
+        &self,
+        command: &str,
+        input: &str,
+    ) -> Result<Option<(String, Vec<Image>)>, Error> {
+        let request = GetMcpPromptRequest {
+            session_id: self.info.id.clone(),
+            command: command.to_owned(),
+            input: input.to_owned(),
+            arguments: Default::default(),
+        };
+        match self.client.clone().get_mcp_prompt(request).await {
+            Ok(filled) => {
+                let filled = filled.into_inner();
+                Ok(Some((filled.text, filled.images)))
+            }
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+            Err(status) => Err(agent(status)),
+        }
     }
 }
 

@@ -218,6 +218,8 @@ fn start(mut cli: Cli) -> anyhow::Result<u8> {
     result
 }
 
+/// Runs the subcommand. One match over the subcommands, kept whole so the
+/// command line reads in one place; each arm calls into its module.
 async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
     match cli.command {
         Some(Command::Init { force }) => init(force),

@@ -55,6 +55,8 @@ await app.connectWith(stream, async (ctx) => {
   await ask("model", "/model");
   await ask("tools", "/tools");
   await ask("bad_skills", "/skills frobnicate");
+  await ask("mcp", "/mcp");
+  await ask("memory", "/memory parser");
   const listed = await ctx.request(methods.agent.session.list, {});
   say("listed", { titles: listed.sessions.map((s) => s.title) });
 });

@@ -50,7 +50,8 @@ impl JsonView {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// The events one turn event becomes.
+    /// The events one turn event becomes. One match over every event kind,
+    /// kept whole: it is the mapping docs/run-events.schema.json documents.
     fn translate(&mut self, event: Event) -> Vec<RunEvent> {
         let mut out = Vec::new();
         if ends_message(&event) || matches!(event, Event::TextDelta(_)) {

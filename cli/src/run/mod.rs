@@ -11,6 +11,8 @@ mod text;
 use std::path::PathBuf;
 
 use futures::StreamExt;
+use openheim_proto::GrpcChannel;
+use openheim_proto::agent_loop::v1::agent_loop_client::AgentLoopClient;
 use openheim_proto::agent_loop::v1::{
     ApprovalMode, CancelTurn, CreateSessionRequest, LoadSessionRequest, SessionInfo, StartTurn,
     TurnErrorKind, TurnEvent, TurnInput, turn_event::Event, turn_input::Input,
@@ -140,7 +142,37 @@ async fn run_session(
         .collect::<Result<Vec<_>, _>>()?;
     let mut client = runtime.agent_loop();
     let resumed = options.resume.is_some();
-    let session = match options.resume {
+    let max_iterations = options.max_iterations;
+    let thinking = options.thinking;
+    let session = match open_session(&mut client, options).await {
+        Ok(session) => session,
+        Err(status) => return Ok(render.failed(None, status_kind(&status), status.message())?),
+    };
+    let session_id = session.id.clone();
+    tracing::Span::current().record("gen_ai.conversation.id", session_id.as_str());
+    let shown = SessionInfo {
+        model: resolved_model(runtime, &session.model).await,
+        ..session
+    };
+    render.session(&shown, resumed)?;
+    let start = StartTurn {
+        caller: None,
+        session_id: session_id.clone(),
+        prompt: crate::images::prompt_blocks(prompt, images),
+        client_capabilities: None,
+        max_iterations,
+        thinking: thinking.map(openheim_acp::thinking_setting),
+        compact: None,
+    };
+    follow_turn(&mut client, start, interrupt, render).await
+}
+
+/// The session `run` works in: the one `--resume` names, or a new one.
+async fn open_session(
+    client: &mut AgentLoopClient<GrpcChannel>,
+    options: RunOptions,
+) -> Result<SessionInfo, tonic::Status> {
+    match options.resume {
         Some(id) => client
             .load_session(LoadSessionRequest {
                 caller: None,
@@ -163,37 +195,32 @@ async fn run_session(
             };
             client.create_session(request).await.map(|r| r.into_inner())
         }
-    };
-    let session = match session {
-        Ok(session) => session,
-        Err(status) => {
-            let kind = match status.code() {
-                tonic::Code::NotFound => ErrorKind::SessionNotFound,
-                tonic::Code::InvalidArgument => ErrorKind::InvalidInput,
-                tonic::Code::Unavailable => ErrorKind::Unavailable,
-                _ => ErrorKind::Internal,
-            };
-            return Ok(render.failed(None, kind, status.message())?);
-        }
-    };
-    let session_id = session.id.clone();
-    tracing::Span::current().record("gen_ai.conversation.id", session_id.as_str());
-    let shown = SessionInfo {
-        model: resolved_model(runtime, &session.model).await,
-        ..session
-    };
-    render.session(&shown, resumed)?;
+    }
+}
+
+/// How `run` reports a session that could not be opened (exit code table,
+/// docs/automation.md).
+fn status_kind(status: &tonic::Status) -> ErrorKind {
+    match status.code() {
+        tonic::Code::NotFound => ErrorKind::SessionNotFound,
+        tonic::Code::InvalidArgument => ErrorKind::InvalidInput,
+        tonic::Code::Unavailable => ErrorKind::Unavailable,
+        _ => ErrorKind::Internal,
+    }
+}
+
+/// Starts the turn and renders its events until it ends; `interrupt`
+/// (Ctrl-C) cancels it once, and the turn's own stop reason still decides
+/// the exit code.
+async fn follow_turn(
+    client: &mut AgentLoopClient<GrpcChannel>,
+    start: StartTurn,
+    interrupt: impl std::future::Future<Output = ()>,
+    render: &mut (dyn Render + Send),
+) -> anyhow::Result<u8> {
+    let session_id = start.session_id.clone();
     // Kept open for the whole turn: closing the input stream cancels it.
     let (inputs, input_rx) = mpsc::channel(8);
-    let start = StartTurn {
-        caller: None,
-        session_id: session_id.clone(),
-        prompt: crate::images::prompt_blocks(prompt, images),
-        client_capabilities: None,
-        max_iterations: options.max_iterations,
-        thinking: options.thinking.map(openheim_acp::thinking_setting),
-        compact: None,
-    };
     inputs
         .send(TurnInput {
             input: Some(Input::Start(start)),

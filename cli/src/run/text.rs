@@ -93,6 +93,8 @@ impl View {
         self.write_text(&text)
     }
 
+    /// What one turn event shows. One match over every event kind, kept
+    /// whole so each kind's output is read in one place.
     fn show(&mut self, event: TurnEvent) -> std::io::Result<Option<u8>> {
         let Some(event) = event.event else {
             return Ok(None);

@@ -56,6 +56,7 @@ pub async fn run(runtime: Runtime, config: Config, options: TuiOptions) -> anyho
         models: Vec::new(),
         skills: Vec::new(),
         themes: Theme::ALL.iter().map(|t| t.name().to_owned()).collect(),
+        prompts: Vec::new(),
     }));
     let data_dir = config
         .data_dir
@@ -163,10 +164,15 @@ impl App {
                     self.interrupted_at_prompt = false;
                     match commands::parse(&line) {
                         Some(Ok((command, args))) => (command.run)(self, args).await?,
-                        Some(Err(e)) => {
-                            self.error(&e.to_string())?;
-                            Flow::Continue
-                        }
+                        Some(Err(unknown)) => match openheim_acp::split_mcp_prompt_command(&line) {
+                            Some((command, input)) => {
+                                self.mcp_prompt(command, input, unknown).await?
+                            }
+                            None => {
+                                self.error(&unknown.to_string())?;
+                                Flow::Continue
+                            }
+                        },
                         None if line.trim().is_empty() => Flow::Continue,
                         None => self.turn(Ask::Prompt(line)).await?,
                     }

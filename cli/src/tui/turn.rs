@@ -27,6 +27,11 @@ const QUIT_GRACE: Duration = Duration::from_secs(3);
 /// What a turn is asked to do.
 pub(super) enum Ask {
     Prompt(String),
+    /// An MCP prompt as its server filled it in (`commands/prompts.rs`).
+    Filled {
+        text: String,
+        images: Vec<Image>,
+    },
     /// `/compact [focus]`.
     Compact(String),
 }
@@ -80,7 +85,7 @@ impl App {
                     return Ok(None);
                 }
             },
-            Ask::Compact(_) => Vec::new(),
+            Ask::Filled { .. } | Ask::Compact(_) => Vec::new(),
         };
         if !images.is_empty() {
             self.line(
@@ -93,6 +98,7 @@ impl App {
         session.set_thinking(thinking);
         let started = match ask {
             Ask::Prompt(prompt) => session.prompt_with_images(prompt, images).await,
+            Ask::Filled { text, images } => session.prompt_with_images(text, images).await,
             Ask::Compact(focus) => session.compact(focus).await,
         };
         match started {

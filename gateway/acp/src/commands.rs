@@ -263,7 +263,7 @@ async fn memory_command(
         }
         let request = ForgetMemoryRequest {
             id: id.to_owned(),
-            owner: String::new(),
+            owner: owner(conn),
         };
         return Ok(match conn.agent_loop.clone().forget_memory(request).await {
             Ok(note) => Answer::text(format!("Forgot: {}", note.into_inner().text)),
@@ -273,6 +273,7 @@ async fn memory_command(
     let request = ListMemoryRequest {
         query: arg.to_owned(),
         work_dir: session.work_dir.display().to_string(),
+        owner: owner(conn),
         ..ListMemoryRequest::default()
     };
     let notes = match conn.agent_loop.clone().list_memory(request).await {
@@ -288,6 +289,16 @@ async fn memory_command(
         .map(|n| format!("- `{}` {}", n.id, n.text))
         .collect();
     Ok(Answer::text(lines.join("\n")))
+}
+
+/// Whose notes `/memory` shows and forgets: the connection's user ("" =
+/// the local user).
+fn owner(conn: &Connection) -> String {
+    conn.options
+        .caller
+        .as_ref()
+        .map(|caller| caller.user.clone())
+        .unwrap_or_default()
 }
 
 async fn tools_command(conn: &Connection, session: &SessionView) -> Result<Answer, AcpError> {

@@ -7,13 +7,13 @@ use agent_client_protocol::Client;
 use agent_client_protocol::v1::ConnectionTo;
 use agent_client_protocol::v1::schema::{
     CloseSessionRequest, CloseSessionResponse, DeleteSessionRequest, DeleteSessionResponse,
-    ResumeSessionRequest, ResumeSessionResponse, SessionNotification,
+    ResumeSessionRequest, ResumeSessionResponse,
 };
 use openheim_proto::agent_loop::v1 as wire;
 
 use crate::error::AcpError;
 use crate::modes::mode_state;
-use crate::sessions::{admit_servers, config_options, session_meta, view};
+use crate::sessions::{StoredSession, open_stored};
 use crate::state::Connection;
 
 /// Opens a stored session on this connection without replaying its
@@ -24,39 +24,17 @@ pub async fn resume_session(
     request: ResumeSessionRequest,
     cx: &ConnectionTo<Client>,
 ) -> Result<ResumeSessionResponse, AcpError> {
-    let session_id = request.session_id.0.to_string();
-    let (specs, refused) = admit_servers(conn, &request.mcp_servers, &request.cwd);
-    let attached = !specs.is_empty();
-    let load = wire::LoadSessionRequest {
-        session_id: session_id.clone(),
-        mcp_servers: specs,
-        caller: conn.options.caller.clone(),
+    let stored = StoredSession {
+        session_id: request.session_id.0.to_string(),
+        servers: &request.mcp_servers,
+        cwd: &request.cwd,
+        replay: false,
     };
-    let loaded = conn
-        .agent_loop
-        .clone()
-        .load_session(load)
-        .await
-        .map_err(|s| AcpError::from_status(&session_id, &s))?
-        .into_inner();
-    let info = loaded
-        .session
-        .ok_or_else(|| AcpError::AgentLoop("the agent loop sent no session".into()))?;
-    let view = view(conn, &info);
-    let mut updates = crate::updates::resumed(&loaded.messages);
-    updates.push(crate::mcp_prompts::commands_update(conn, &session_id).await);
-    for update in updates {
-        cx.send_notification(SessionNotification::new(session_id.clone(), update))
-            .map_err(|e| AcpError::Connection(e.message))?;
-    }
-    let options = config_options(conn, &view);
-    conn.open(view);
-    conn.commands_unsent(&session_id);
-    let meta = session_meta(conn, &session_id, attached, refused).await;
+    let opened = open_stored(conn, stored, cx).await?;
     Ok(ResumeSessionResponse::new()
-        .config_options(options)
-        .modes(mode_state(&info))
-        .meta(meta))
+        .config_options(opened.options)
+        .modes(mode_state(&opened.info))
+        .meta(opened.meta))
 }
 
 /// Cancels the session's running prompt, forgets it on this connection and

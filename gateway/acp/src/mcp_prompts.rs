@@ -8,10 +8,12 @@
 use agent_client_protocol::v1::schema::{
     AvailableCommand, AvailableCommandInput, SessionUpdate, UnstructuredCommandInput,
 };
-use openheim_proto::agent_loop::v1::{GetMcpPromptRequest, ListMcpPromptsRequest};
+use openheim_proto::agent_loop::v1::{
+    GetMcpPromptRequest, ListMcpPromptsRequest, ListMcpServersRequest,
+};
 use openheim_proto::common::v1::ContentBlock;
 use openheim_proto::common::v1::content_block::Block;
-use openheim_proto::mcp_broker::v1::McpPrompt;
+use openheim_proto::mcp_broker::v1::{McpPrompt, ServerState};
 
 use crate::error::AcpError;
 use crate::state::Connection;
@@ -33,6 +35,30 @@ pub async fn commands_update(conn: &Connection, session_id: &str) -> SessionUpda
     crate::commands::update(commands)
 }
 
+/// The session's commands again, when an MCP server was still starting
+/// the last time they were sent (a turn said so with an MCP notice): the
+/// prompts of servers that joined since are added. They stay stale while
+/// any server is still starting, so the next turn sends them once more.
+pub async fn refresh(conn: &Connection, session_id: &str) -> Option<SessionUpdate> {
+    if !conn.commands_stale(session_id) {
+        return None;
+    }
+    let request = ListMcpServersRequest {
+        session_id: session_id.to_owned(),
+        caller: conn.options.caller.clone(),
+    };
+    let starting = match conn.agent_loop.clone().list_mcp_servers(request).await {
+        Ok(listed) => listed
+            .into_inner()
+            .servers
+            .iter()
+            .any(|s| s.state() == ServerState::Connecting),
+        Err(_) => true,
+    };
+    conn.set_commands_stale(session_id, starting);
+    Some(commands_update(conn, session_id).await)
+}
+
 /// One prompt as a command; its arguments make the input hint.
 fn command(prompt: &McpPrompt) -> AvailableCommand {
     let description = match prompt.description.as_str() {
@@ -43,6 +69,14 @@ fn command(prompt: &McpPrompt) -> AvailableCommand {
     if prompt.arguments.is_empty() {
         return command;
     }
+    command.input(Some(AvailableCommandInput::Unstructured(
+        UnstructuredCommandInput::new(argument_hint(prompt)),
+    )))
+}
+
+/// What a prompt command takes, as its input hint: `city=… [state=…]`
+/// (optional arguments in brackets); "" when it takes nothing.
+pub fn argument_hint(prompt: &McpPrompt) -> String {
     let hint: Vec<String> = prompt
         .arguments
         .iter()
@@ -51,9 +85,7 @@ fn command(prompt: &McpPrompt) -> AvailableCommand {
             false => format!("[{}=…]", a.name),
         })
         .collect();
-    command.input(Some(AvailableCommandInput::Unstructured(
-        UnstructuredCommandInput::new(hint.join(" ")),
-    )))
+    hint.join(" ")
 }
 
 /// `/{server}:{prompt} input` as (command, input); `None` for anything

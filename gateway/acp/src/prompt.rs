@@ -21,9 +21,9 @@ use agent_client_protocol::v1::schema::{
 use agent_client_protocol::v1::{ConnectionTo, Responder};
 use agent_client_protocol::{Client, Error as RpcError};
 use openheim_proto::agent_loop::v1::{
-    ClientRequest, ClientResponse, Compact, Compacted, PermissionDecision, PermissionRequest,
-    StartTurn, ToolCallStatus, ToolCallUpdate, TurnEvent, TurnInput, client_request::Operation,
-    client_response, turn_event::Event, turn_input::Input,
+    ClientRequest, ClientResponse, Compact, Compacted, NoticeKind, PermissionDecision,
+    PermissionRequest, StartTurn, ToolCallStatus, ToolCallUpdate, TurnEvent, TurnInput,
+    client_request::Operation, client_response, turn_event::Event, turn_input::Input,
 };
 use openheim_proto::common::v1::Usage;
 use tokio::sync::mpsc;
@@ -231,6 +231,10 @@ impl TurnRelay {
         if self.conn.commands_unsent(&self.session.id) {
             let commands = crate::mcp_prompts::commands_update(&self.conn, &self.session.id);
             self.notify(commands.await);
+        } else if let Some(commands) =
+            crate::mcp_prompts::refresh(&self.conn, &self.session.id).await
+        {
+            self.notify(commands);
         }
         let blocks = crate::mcp_prompts::expand(&self.conn, &self.session.id, blocks).await?;
         let start = StartTurn {
@@ -263,6 +267,11 @@ impl TurnRelay {
                 Err(status) => return Err(AcpError::lost_turn(&self.session.id, &status)),
             };
             if let Some(end) = self.relay(event).await {
+                if let Some(commands) =
+                    crate::mcp_prompts::refresh(&self.conn, &self.session.id).await
+                {
+                    self.notify(commands);
+                }
                 return end;
             }
         }
@@ -279,7 +288,14 @@ impl TurnRelay {
             Event::ToolCallUpdate(update) => self.update_tool_call(&update).await,
             Event::PermissionRequest(request) => self.ask_permission(&request).await,
             Event::ClientRequest(request) => self.start_client_op(request),
-            Event::Notice(notice) => self.notice(notice.message),
+            Event::Notice(notice) => {
+                // A server still starting, or joining late: its prompts
+                // are sent as commands once it is up.
+                if notice.kind() == NoticeKind::Mcp {
+                    self.conn.set_commands_stale(&self.session.id, true);
+                }
+                self.notice(notice.message);
+            }
             Event::Compacted(compacted) => self.compacted(compacted),
             // A client cannot take chunks back: the restart is marked in the
             // message itself, and the redone reply follows in full.

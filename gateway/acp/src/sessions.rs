@@ -211,8 +211,47 @@ pub async fn load_session(
     request: LoadSessionRequest,
     cx: &ConnectionTo<Client>,
 ) -> Result<LoadSessionResponse, AcpError> {
-    let session_id = request.session_id.0.to_string();
-    let (specs, refused) = admit_servers(conn, &request.mcp_servers, &request.cwd);
+    let stored = StoredSession {
+        session_id: request.session_id.0.to_string(),
+        servers: &request.mcp_servers,
+        cwd: &request.cwd,
+        replay: true,
+    };
+    let opened = open_stored(conn, stored, cx).await?;
+    Ok(LoadSessionResponse::new()
+        .config_options(opened.options)
+        .modes(mode_state(&opened.info))
+        .meta(opened.meta))
+}
+
+/// A stored session a client asks to open (`session/load`, `session/resume`).
+pub(crate) struct StoredSession<'a> {
+    pub session_id: String,
+    pub servers: &'a [acp::McpServer],
+    pub cwd: &'a std::path::Path,
+    /// Replay the history as updates (`load`), or only the plan (`resume`).
+    pub replay: bool,
+}
+
+/// What the answer to opening a stored session carries.
+pub(crate) struct Opened {
+    pub info: SessionInfo,
+    pub options: Vec<acp::SessionConfigOption>,
+    pub meta: acp::Meta,
+}
+
+/// Opens a stored session on this connection, for `session/load` and
+/// `session/resume` alike: loads it for this caller with the client's MCP
+/// servers attached, sends its updates (the replay or only the plan, then
+/// its slash commands: a loaded conversation can be compacted at once)
+/// before the answer, and opens it on the connection.
+pub(crate) async fn open_stored(
+    conn: &Connection,
+    stored: StoredSession<'_>,
+    cx: &ConnectionTo<Client>,
+) -> Result<Opened, AcpError> {
+    let session_id = stored.session_id;
+    let (specs, refused) = admit_servers(conn, stored.servers, stored.cwd);
     let attached = !specs.is_empty();
     let load = wire::LoadSessionRequest {
         session_id: session_id.clone(),
@@ -230,10 +269,10 @@ pub async fn load_session(
         .session
         .ok_or_else(|| AcpError::AgentLoop("the agent loop sent no session".into()))?;
     let view = view(conn, &info);
-    let mut updates = crate::updates::replay(&loaded.messages, &view.work_dir);
-    // A loaded conversation can be compacted at once: its commands come
-    // with the replay, before the answer (for a new session they come with
-    // its first prompt, when there is something to compact).
+    let mut updates = match stored.replay {
+        true => crate::updates::replay(&loaded.messages, &view.work_dir),
+        false => crate::updates::resumed(&loaded.messages),
+    };
     updates.push(crate::mcp_prompts::commands_update(conn, &session_id).await);
     for update in updates {
         cx.send_notification(SessionNotification::new(session_id.clone(), update))
@@ -243,10 +282,11 @@ pub async fn load_session(
     conn.open(view);
     conn.commands_unsent(&session_id);
     let meta = session_meta(conn, &session_id, attached, refused).await;
-    Ok(LoadSessionResponse::new()
-        .config_options(options)
-        .modes(mode_state(&info))
-        .meta(meta))
+    Ok(Opened {
+        info,
+        options,
+        meta,
+    })
 }
 
 /// Newest first; the agent loop's cursor is passed through. A `cwd` filter

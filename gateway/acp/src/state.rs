@@ -82,6 +82,9 @@ struct OpenSession {
     active: Option<ActiveTurn>,
     /// The client was told the session's slash commands.
     commands_sent: bool,
+    /// An MCP server of the session was still starting when they were
+    /// last sent: its prompts may be missing (`mcp_prompts::refresh`).
+    commands_stale: bool,
 }
 
 /// Handles of the turn running in a session.
@@ -145,6 +148,7 @@ impl Connection {
                     view,
                     active: None,
                     commands_sent: false,
+                    commands_stale: false,
                 };
                 sessions.insert(open.view.id.clone(), open);
             }
@@ -170,6 +174,20 @@ impl Connection {
         locked(&self.sessions)
             .get_mut(id)
             .is_some_and(|open| !std::mem::replace(&mut open.commands_sent, true))
+    }
+
+    /// Marks (or clears) the session's slash commands as possibly
+    /// missing the prompts of a server that was still starting.
+    pub fn set_commands_stale(&self, id: &str, stale: bool) {
+        if let Some(open) = locked(&self.sessions).get_mut(id) {
+            open.commands_stale = stale;
+        }
+    }
+
+    pub fn commands_stale(&self, id: &str) -> bool {
+        locked(&self.sessions)
+            .get(id)
+            .is_some_and(|open| open.commands_stale)
     }
 
     pub fn set_skills(&self, id: &str, skills: Vec<String>) {

@@ -137,7 +137,8 @@ impl LlmError {
         }
     }
 
-    /// Maps an HTTP error answer to the error the caller can act on.
+    /// Maps an HTTP error answer to the error the caller can act on. A
+    /// table of statuses, kept whole so it reads as one.
     pub fn from_http(failure: HttpFailure<'_>) -> Self {
         let provider = failure.provider.to_owned();
         let message = failure.message;

@@ -522,3 +522,49 @@ async fn a_replica_runs_its_sub_agent_on_the_replica_its_agent_loop_address_name
     assert_eq!(info.depth, 1);
     assert_eq!(child.messages.len(), 2);
 }
+
+/// A profile's `max_iterations` bounds its child's turn, not the parent's:
+/// a child that never stops calling tools gets exactly that many model
+/// calls, and the parent hears that it reached its limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profiles_max_iterations_bounds_its_child() {
+    const LOOPER: &str = "+++\ndescription = \"Lists forever\"\nmax_iterations = 2\n+++\n\nYou are Looper: you list the directory again and again.\n";
+    let looper = |body: &Value| system_prompt(body).contains("You are Looper");
+    let mock = MockLlm::start(
+        (0..8)
+            .map(|_| {
+                Reply::dynamic(move |body| {
+                    let results = tool_results(body);
+                    match (looper(body), results.len()) {
+                        (true, n) => Reply::tool_calls(vec![
+                            ToolCallSpec::new("list_dir", json!({"path": "."}))
+                                .with_id(format!("l{n}")),
+                        ]),
+                        (false, 0) => Reply::tool_calls(vec![
+                            ToolCallSpec::new(
+                                "delegate_task",
+                                json!({"task": "list it", "agent": "looper"}),
+                            )
+                            .with_id("d1"),
+                        ]),
+                        (false, _) => Reply::text(format!("Child said: {}", results[0].1)),
+                    }
+                })
+            })
+            .collect(),
+    )
+    .await;
+    let install = install_with_profiles(&mock, "max_iterations = 6\n");
+    std::fs::write(install.home().join("agents/looper.md"), LOOPER).unwrap();
+    let output = install.openheim(&["run", "plan the listing"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    mock.assert_no_violations();
+
+    let child_calls = mock.requests().iter().filter(|r| looper(&r.body)).count();
+    assert_eq!(child_calls, 2, "the profile's limit, not the configured 6");
+    assert!(
+        stdout(&output).contains("(The sub-agent reached its iteration limit before finishing.)"),
+        "{}",
+        stdout(&output)
+    );
+}

@@ -534,3 +534,43 @@ async fn a_sub_agents_question_and_tool_calls_show_under_its_delegation() {
     pty.send_line("/quit").unwrap();
     mock.assert_no_violations();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_prompts_run_as_slash_commands_and_are_listed() {
+    if !crate::e2e::mcp::node_available() || !crate::e2e::mcp::everything_entry().is_file() {
+        println!("skipped: node or the reference server is missing; .ci/run installs them");
+        return;
+    }
+    let mock = MockLlm::start(vec![Reply::text("Sunny in Paris.")]).await;
+    let server = format!(
+        "[mcp_servers.everything]\ncommand = \"node\"\nargs = [\"{}\", \"stdio\"]\n",
+        crate::e2e::mcp::everything_entry().display()
+    );
+    let install = Install::new(&mock, &server);
+    let mut pty = start(&install, &[], &[]);
+    pty.expect("/help for commands", WAIT).unwrap();
+
+    pty.send_line("/everything:args-prompt city=Paris").unwrap();
+    pty.expect("/everything:args-prompt filled in by its server", WAIT)
+        .unwrap();
+    pty.expect("Sunny in Paris.", WAIT).unwrap();
+
+    pty.send_line("/mcp").unwrap();
+    pty.expect("/everything:args-prompt city=… [state=…]", WAIT)
+        .unwrap();
+    pty.send_line("/nosuch:prompt").unwrap();
+    pty.expect("unknown command /nosuch:prompt", WAIT).unwrap();
+    pty.send_line("/quit").unwrap();
+    assert!(pty.wait_exit(WAIT).unwrap().success());
+
+    mock.assert_no_violations();
+    assert_eq!(
+        mock.request_count(),
+        1,
+        "only the filled-in prompt reached the model"
+    );
+    assert_eq!(
+        mock.last_user_text(0).as_deref(),
+        Some("What's weather in Paris?")
+    );
+}

@@ -13,6 +13,9 @@ pub(in crate::tui) struct Vocabulary {
     pub(in crate::tui) models: Vec<String>,
     pub(in crate::tui) skills: Vec<String>,
     pub(in crate::tui) themes: Vec<String>,
+    /// The session's MCP prompt commands (`/{server}:{prompt}`), once
+    /// listed (`/mcp`, or after a turn).
+    pub(in crate::tui) prompts: Vec<String>,
 }
 
 /// Tab completion for slash commands and their arguments.
@@ -32,11 +35,15 @@ impl CommandCompleter {
             return (0, Vec::new());
         }
         let Some((command, arg)) = before.split_once(' ') else {
+            let prompts = match self.vocabulary.lock() {
+                Ok(v) => v.prompts.clone(),
+                Err(_) => Vec::new(),
+            };
             let names = COMMANDS
                 .iter()
-                .map(|spec| spec.name)
+                .map(|spec| spec.name.to_owned())
+                .chain(prompts)
                 .filter(|name| name.starts_with(before))
-                .map(str::to_owned)
                 .collect();
             return (0, names);
         };

@@ -7,6 +7,7 @@
 //! method in one of this module's files, or a new file beside them).
 
 mod complete;
+mod prompts;
 mod session;
 mod settings;
 mod show;

@@ -47,6 +47,7 @@ impl App {
             .collect();
         self.table(&rows)?;
         self.dim("Enter sends · Alt-Enter or a trailing \\ adds a line · Tab completes · Ctrl-R searches history")?;
+        self.dim("/server:prompt runs an MCP server's prompt (/mcp lists them)")?;
         self.dim("Ctrl-C or Esc cancels a running turn · Ctrl-D exits")
     }
 
@@ -168,7 +169,12 @@ impl App {
             out.push('\n');
         }
         self.screen.write(&out)?;
-        Ok(())
+        let prompts = self.prompt_commands().await;
+        if prompts.is_empty() {
+            return Ok(());
+        }
+        self.dim("prompts (send one as a command, e.g. /server:prompt name=value):")?;
+        self.table(&prompts)
     }
 
     pub(super) fn usage(&mut self) -> anyhow::Result<()> {

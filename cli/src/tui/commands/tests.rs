@@ -80,9 +80,14 @@ fn completion_offers_commands_then_arguments() {
         models: vec!["mock/small".into(), "mock/large".into(), "other/x".into()],
         skills: vec!["rust".into(), "review".into()],
         themes: vec!["green".into(), "blue".into()],
+        prompts: vec!["/everything:args-prompt".into(), "/docs:summary".into()],
     }));
     let completer = CommandCompleter::new(vocabulary);
     assert_eq!(completer.candidates("/mo"), (0, vec!["/model".into()]));
+    assert_eq!(
+        completer.candidates("/ev"),
+        (0, vec!["/everything:args-prompt".into()])
+    );
     assert_eq!(
         completer.candidates("/model mock/"),
         (7, vec!["mock/small".into(), "mock/large".into()])

@@ -52,6 +52,9 @@ async fn commands_are_offered_and_answered_and_the_first_prompt_titles_the_sessi
         "{bad}"
     );
 
+    assert_eq!(observed(&seen, "mcp")["text"], "No MCP servers.");
+    assert_eq!(observed(&seen, "memory")["text"], "No memory notes.");
+
     // Commands never reached the model: two prompts, two calls.
     assert_eq!(mock.request_count(), 2);
     let listed = observed(&seen, "listed");

@@ -375,7 +375,11 @@ async fn two_users(server: &Server) {
     let own = alice.request("session/load", load(&a)).await;
     assert!(own["error"].is_null(), "{own}");
 
-    // Memory: Alice's note is hers.
+    // Memory: Alice's note is hers, also through ACP's `/memory`.
+    let mine = alice.prompt(&a, "/memory private", "allow_once").await;
+    assert!(mine.text().contains("alice's private note"), "{mine:?}");
+    let theirs = bob.prompt(&b, "/memory private", "allow_once").await;
+    assert_eq!(theirs.text(), "No memory notes.");
     let (_, notes) = server.get("/api/memory?all=true", Some(ALICE)).await;
     let notes = notes["notes"]
         .as_array()

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use openheim_proto::common::v1::content_block::Block;
-use openheim_proto::common::v1::{Message, Role, ToolCall, ToolDefinition};
+use openheim_proto::common::v1::{Message, Role, ToolCall, ToolDefinition, ToolResult};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -189,20 +189,7 @@ fn push_message<'a>(
     let blocks = content::blocks(message);
     for block in blocks.clone() {
         if let Block::ToolResult(result) = block {
-            out.push(WireMessage::Tool {
-                tool_call_id: &result.tool_call_id,
-                content: &result.content,
-            });
-            if !result.images.is_empty() {
-                attached.push(Part::Text {
-                    text: Cow::Owned(content::tool_images_label(&result.tool_call_id)),
-                });
-                attached.extend(result.images.iter().map(|image| Part::ImageUrl {
-                    image_url: ImageUrl {
-                        url: content::data_url(image),
-                    },
-                }));
-            }
+            push_tool_result(result, out, attached);
         }
     }
     if !is_tool {
@@ -210,32 +197,7 @@ fn push_message<'a>(
     }
     match message.role() {
         Role::Tool => {}
-        Role::Assistant => {
-            let texts: Vec<&str> = blocks
-                .clone()
-                .filter_map(|b| match b {
-                    Block::Text(text) => Some(text.as_str()),
-                    _ => None,
-                })
-                .collect();
-            let tool_calls: Vec<WireToolCall<'a>> = blocks
-                .filter_map(|b| match b {
-                    Block::ToolCall(call) => Some(tool_call(call)),
-                    _ => None,
-                })
-                .collect();
-            let content = match texts.as_slice() {
-                [] => None,
-                [one] => Some(Cow::Borrowed(*one)),
-                many => Some(Cow::Owned(many.concat())),
-            };
-            if content.is_some() || !tool_calls.is_empty() {
-                out.push(WireMessage::Assistant {
-                    content,
-                    tool_calls,
-                });
-            }
-        }
+        Role::Assistant => push_assistant(blocks, out),
         // An unspecified role is treated as the user's, the only author
         // left once assistant and tool are excluded.
         Role::User | Role::Unspecified => {
@@ -254,6 +216,62 @@ fn push_message<'a>(
                 .collect();
             push_user(parts, out);
         }
+    }
+}
+
+/// A tool result as a `tool` message; its images (which a `tool` message
+/// cannot carry) wait in `attached` for the user message that follows.
+fn push_tool_result<'a>(
+    result: &'a ToolResult,
+    out: &mut Vec<WireMessage<'a>>,
+    attached: &mut Vec<Part<'a>>,
+) {
+    out.push(WireMessage::Tool {
+        tool_call_id: &result.tool_call_id,
+        content: &result.content,
+    });
+    if result.images.is_empty() {
+        return;
+    }
+    attached.push(Part::Text {
+        text: Cow::Owned(content::tool_images_label(&result.tool_call_id)),
+    });
+    attached.extend(result.images.iter().map(|image| Part::ImageUrl {
+        image_url: ImageUrl {
+            url: content::data_url(image),
+        },
+    }));
+}
+
+/// An assistant message: its texts joined, and its tool calls; nothing
+/// when it has neither (a reply of thinking only).
+fn push_assistant<'a>(
+    blocks: impl Iterator<Item = &'a Block> + Clone,
+    out: &mut Vec<WireMessage<'a>>,
+) {
+    let texts: Vec<&str> = blocks
+        .clone()
+        .filter_map(|b| match b {
+            Block::Text(text) => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    let tool_calls: Vec<WireToolCall<'a>> = blocks
+        .filter_map(|b| match b {
+            Block::ToolCall(call) => Some(tool_call(call)),
+            _ => None,
+        })
+        .collect();
+    let content = match texts.as_slice() {
+        [] => None,
+        [one] => Some(Cow::Borrowed(*one)),
+        many => Some(Cow::Owned(many.concat())),
+    };
+    if content.is_some() || !tool_calls.is_empty() {
+        out.push(WireMessage::Assistant {
+            content,
+            tool_calls,
+        });
     }
 }
 
