@@ -295,62 +295,17 @@ async fn token(State(state): State<Arc<AuthState>>, body: String) -> Response {
         .collect();
     let field = |name: &str| form.get(name).cloned().unwrap_or_default();
     let mut grants = state.lock();
-    let client_id = match field("grant_type").as_str() {
-        "authorization_code" => {
-            let Some(grant) = grants.codes.remove(&field("code")) else {
-                return refuse(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    "unknown or used code",
-                );
-            };
-            let challenge =
-                URL_SAFE_NO_PAD.encode(Sha256::digest(field("code_verifier").as_bytes()));
-            if challenge != grant.challenge {
-                return refuse(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    "PKCE verification failed",
-                );
-            }
-            if field("client_id") != grant.client_id
-                || field("redirect_uri") != grant.redirect_uri
-                || field("resource") != grant.resource
-            {
-                return refuse(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    "client, redirect_uri or resource differ",
-                );
-            }
-            grant.client_id
-        }
-        "refresh_token" => {
-            // Rotation: a refresh token works once.
-            let Some(client_id) = grants.refresh.remove(&field("refresh_token")) else {
-                return refuse(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    "unknown or used refresh token",
-                );
-            };
-            if field("client_id") != client_id {
-                return refuse(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    "another client's token",
-                );
-            }
-            grants.refreshes += 1;
-            client_id
-        }
+    let granted = match field("grant_type").as_str() {
+        "authorization_code" => redeem_code(&mut grants, &field),
+        "refresh_token" => redeem_refresh_token(&mut grants, &field),
         _ => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
-                "unknown grant",
-            );
+            let reason = "unknown grant";
+            return refuse(StatusCode::BAD_REQUEST, "unsupported_grant_type", reason);
         }
+    };
+    let client_id = match granted {
+        Ok(client_id) => client_id,
+        Err(reason) => return refuse(StatusCode::BAD_REQUEST, "invalid_grant", reason),
     };
     let access = grants.fresh("access");
     let refresh = grants.fresh("refresh");
@@ -366,6 +321,45 @@ async fn token(State(state): State<Arc<AuthState>>, body: String) -> Response {
         "scope": "mcp:tools",
     }))
     .into_response()
+}
+
+/// An authorization code, used once, with its PKCE verifier, client,
+/// redirect URI and resource checked; the client it was issued to.
+fn redeem_code(
+    grants: &mut Grants,
+    field: &dyn Fn(&str) -> String,
+) -> Result<String, &'static str> {
+    let grant = grants
+        .codes
+        .remove(&field("code"))
+        .ok_or("unknown or used code")?;
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(field("code_verifier").as_bytes()));
+    if challenge != grant.challenge {
+        return Err("PKCE verification failed");
+    }
+    if field("client_id") != grant.client_id
+        || field("redirect_uri") != grant.redirect_uri
+        || field("resource") != grant.resource
+    {
+        return Err("client, redirect_uri or resource differ");
+    }
+    Ok(grant.client_id)
+}
+
+/// A refresh token, which works once (rotation); the client it was issued to.
+fn redeem_refresh_token(
+    grants: &mut Grants,
+    field: &dyn Fn(&str) -> String,
+) -> Result<String, &'static str> {
+    let client_id = grants
+        .refresh
+        .remove(&field("refresh_token"))
+        .ok_or("unknown or used refresh token")?;
+    if field("client_id") != client_id {
+        return Err("another client's token");
+    }
+    grants.refreshes += 1;
+    Ok(client_id)
 }
 
 /// The resource server's check: a live access token, else 401 with the
