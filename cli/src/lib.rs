@@ -6,6 +6,7 @@
 //! front ends (`run`, later the REPL, ACP and the gateway) only ever hold an
 //! agent-loop gRPC client.
 
+pub mod bridge;
 pub mod images;
 pub mod init;
 mod library;
@@ -18,7 +19,7 @@ mod texts;
 pub mod tui;
 
 pub use library::{Error, Openheim, OpenheimBuilder, Session, SessionOptions, Turn};
-pub use runtime::{Extensions, Runtime, RuntimeError};
+pub use runtime::{Extensions, Runtime, RuntimeError, Workspaces};
 
 /// What custom tools implement and use.
 pub mod tools {

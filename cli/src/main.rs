@@ -98,7 +98,16 @@ enum Command {
         json: bool,
     },
     /// ACP agent over stdin/stdout (for Zed and other ACP clients); logs go to stderr.
-    Acp,
+    Acp {
+        /// Relay to a remote openheim's ACP endpoint instead of running
+        /// the agent here: wss://HOST/acp (ws:// only to a loopback
+        /// address). Needs no local configuration; see docs/acp.md.
+        #[arg(long, value_name = "URL")]
+        connect: Option<String>,
+        /// The environment variable holding the server's bearer token.
+        #[arg(long, value_name = "VAR", requires = "connect")]
+        token_env: Option<String>,
+    },
     /// Sign in to MCP servers that require OAuth (docs/mcp.md#oauth).
     Mcp {
         #[command(subcommand)]
@@ -204,6 +213,13 @@ fn start(mut cli: Cli) -> anyhow::Result<u8> {
     if let Some(Command::Init { force }) = cli.command {
         return init(force);
     }
+    if let Some(Command::Acp {
+        connect: Some(url),
+        token_env,
+    }) = cli.command
+    {
+        return bridge(url, token_env);
+    }
     let mut overrides = Vec::new();
     if let Some(Command::Serve { host, port, .. }) = &cli.command {
         overrides.extend(host.clone().map(|h| ("server.host".to_owned(), h)));
@@ -300,7 +316,7 @@ async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
         Some(Command::Mcp {
             command: McpCommand::Logout { name },
         }) => openheim::mcp_auth::logout(&boot.config, &name),
-        Some(Command::Acp) => acp(boot).await,
+        Some(Command::Acp { .. }) => acp(boot).await,
         Some(Command::Sessions { limit, json }) => {
             let runtime = openheim::Runtime::start(&boot.config)?;
             openheim::sessions::run(&runtime, limit, json).await
@@ -338,11 +354,38 @@ fn read_prompt(prompt: Option<String>) -> anyhow::Result<String> {
 async fn acp(boot: openheim_boot::Boot) -> anyhow::Result<u8> {
     let telemetry = boot.init_telemetry(SERVICE_NAME, "warn")?;
     let config = &boot.config;
-    let runtime = openheim::Runtime::start(config)?;
+    let runtime = openheim::Runtime::start_for_clients(config, openheim::Workspaces::Anywhere)?;
     let options = openheim_acp::AcpOptions::from_config(config);
     let served = openheim_acp::serve_stdio(runtime.agent_loop(), options).await;
     telemetry.shutdown().await;
     served?;
+    Ok(exit::OK)
+}
+
+/// `openheim acp --connect URL`: relays the editor's stdio to a remote
+/// `/acp` endpoint. No configuration is read; the token is read here, from
+/// the variable `--token-env` names.
+fn bridge(url: String, token_env: Option<String>) -> anyhow::Result<u8> {
+    let env = openheim_boot::Environment::capture();
+    let token = match token_env {
+        Some(var) => match env.get(&var).filter(|t| !t.trim().is_empty()) {
+            Some(value) => Some(openheim::bridge::Token {
+                value: openheim::config::Secret::new(value.trim()),
+                var,
+            }),
+            None => anyhow::bail!("--token-env {var}: ${var} is not set or is empty"),
+        },
+        None => None,
+    };
+    let options = openheim::bridge::BridgeOptions { url, token };
+    let runtime = openheim_boot::runtime()?;
+    let result = runtime.block_on(async {
+        openheim_boot::init_logging("warn");
+        openheim::bridge::run(options, tokio::io::stdin(), tokio::io::stdout()).await
+    });
+    // A read of stdin may still be parked on a blocking thread.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result?;
     Ok(exit::OK)
 }
 

@@ -76,7 +76,18 @@ impl Runtime {
     /// Like [`Runtime::start`] for a server: sessions (their tools, shell
     /// commands and MCP servers) work inside the configured `work_dir` only.
     pub fn start_server(config: &Config) -> Result<Self, RuntimeError> {
-        Self::start_within(config, Extensions::default(), Workspaces::WithinWorkDir)
+        Self::start_for_clients(config, Workspaces::WithinWorkDir)
+    }
+
+    /// Like [`Runtime::start_within`] for front ends whose callers can
+    /// answer MCP servers' elicitation requests (ACP, the gateway): MCP
+    /// servers are told the client supports elicitation (docs/mcp.md,
+    /// "Elicitation"). The other constructors do not tell them.
+    pub fn start_for_clients(
+        config: &Config,
+        workspaces: Workspaces,
+    ) -> Result<Self, RuntimeError> {
+        Self::start_composed(config, Extensions::default(), workspaces, true)
     }
 
     /// Like [`Runtime::start`], with the application's custom tools and LLM
@@ -91,6 +102,15 @@ impl Runtime {
         config: &Config,
         extensions: Extensions,
         workspaces: Workspaces,
+    ) -> Result<Self, RuntimeError> {
+        Self::start_composed(config, extensions, workspaces, false)
+    }
+
+    fn start_composed(
+        config: &Config,
+        extensions: Extensions,
+        workspaces: Workspaces,
+        elicitation: bool,
     ) -> Result<Self, RuntimeError> {
         let root = match workspaces {
             Workspaces::Anywhere => None,
@@ -124,7 +144,11 @@ impl Runtime {
         };
         let mcp = match &services.mcp_broker {
             Some(address) => remote(address)?,
-            None => openheim_mcp_broker::in_process(McpBrokerConfig::from_config(config)),
+            None => {
+                let mut broker = McpBrokerConfig::from_config(config);
+                broker.processes.elicitation = elicitation;
+                openheim_mcp_broker::in_process(broker)
+            }
         };
         let agent_loop = openheim_agent_loop::in_process(
             AgentLoopConfig {

@@ -23,6 +23,7 @@ mod e2e {
     pub mod interrupted;
     pub mod library;
     pub mod mcp;
+    pub mod mcp_elicitation;
     pub mod mcp_oauth;
     pub mod mcp_turns;
     pub mod memory;

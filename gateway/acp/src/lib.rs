@@ -13,6 +13,7 @@
 
 mod commands;
 mod convert;
+mod elicitation;
 mod error;
 mod gate;
 mod lifecycle;
@@ -49,7 +50,7 @@ use openheim_proto::agent_loop::v1::agent_loop_client::AgentLoopClient;
 
 pub use error::AcpError;
 pub use gate::lines;
-pub use lines::{MAX_LINE_BYTES, transport as line_transport};
+pub use lines::{MAX_LINE_BYTES, line_stream, transport as line_transport};
 pub use mcp_prompts::{argument_hint as mcp_prompt_hint, split as split_mcp_prompt_command};
 pub use models::ModelCatalog;
 pub use sessions::{SetModelRequest, SetSessionModelResponse};

@@ -49,15 +49,28 @@ where
         writer.flush().await?;
         Ok::<_, io::Error>(writer)
     });
+    gate::lines(Box::pin(outgoing), Box::pin(line_stream(reader, max_line)))
+}
+
+/// The lines of `reader` under the same caps as [`transport`]'s input (a
+/// line that cannot be a message, or is too long, arrives as a short note
+/// that is not JSON); for relays of the stream such as `openheim acp
+/// --connect`.
+pub fn line_stream<R>(
+    reader: R,
+    max_line: usize,
+) -> impl Stream<Item = io::Result<String>> + Send + 'static
+where
+    R: AsyncRead + Send + Unpin + 'static,
+{
     let reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
-    let incoming = futures::stream::unfold(reader, move |mut reader| async move {
+    futures::stream::unfold(reader, move |mut reader| async move {
         match next_line(&mut reader, max_line).await {
             Ok(Some(line)) => Some((Ok(line), reader)),
             Ok(None) => None,
             Err(error) => Some((Err(error), reader)),
         }
-    });
-    gate::lines(Box::pin(outgoing), Box::pin(incoming))
+    })
 }
 
 /// The next non-blank line without its line ending (and without leading

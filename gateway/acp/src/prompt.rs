@@ -25,7 +25,7 @@ use openheim_proto::agent_loop::v1::{
     PermissionRequest, StartTurn, ToolCallStatus, ToolCallUpdate, TurnEvent, TurnInput,
     client_request::Operation, client_response, turn_event::Event, turn_input::Input,
 };
-use openheim_proto::common::v1::Usage;
+use openheim_proto::common::v1::{Elicitation, ElicitationAnswer, Usage};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -450,6 +450,10 @@ impl TurnRelay {
                 let response = self.cx.send_request(request).block_task();
                 futures::future::Either::Right(async { response.await.map(|_| String::new()) })
             }
+            Operation::Elicit(elicitation) => {
+                let answer = self.elicit(tool_call_id, &elicitation).await;
+                return client_response::Result::Elicitation(answer);
+            }
             Operation::RunCommand(run) => {
                 // Watches the cancellation itself: it must kill the command.
                 let ran = self.shell().run(tool_call_id, run, &self.cancel).await;
@@ -467,6 +471,29 @@ impl TurnRelay {
             client_response::Result::Error,
             client_response::Result::Text,
         )
+    }
+
+    /// Puts an MCP server's elicitation request to the client; a request
+    /// ACP cannot carry is declined, a failed or cancelled one cancelled.
+    async fn elicit(&self, tool_call_id: &str, elicitation: &Elicitation) -> ElicitationAnswer {
+        let request = match crate::elicitation::request(&self.session.id, tool_call_id, elicitation)
+        {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::warn!(%error, server = %elicitation.server, "an elicitation request ACP cannot carry was declined");
+                return ElicitationAnswer {
+                    action: "decline".to_owned(),
+                    content_json: String::new(),
+                };
+            }
+        };
+        let response = tokio::select! {
+            response = self.cx.send_request(request).block_task() => response.ok(),
+            () = self.cancel.cancelled() => None,
+        };
+        response.map_or_else(crate::elicitation::cancelled, |r| {
+            crate::elicitation::answer(&r)
+        })
     }
 
     async fn answer_client(&self, request_id: String, result: client_response::Result) {

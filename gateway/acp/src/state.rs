@@ -37,6 +37,8 @@ pub struct ClientFeatures {
     pub notices: bool,
     /// The client renders `compaction_update` session updates.
     pub compaction: bool,
+    /// The client answers `elicitation/create` in form mode.
+    pub elicitation: bool,
 }
 
 impl ClientFeatures {
@@ -45,6 +47,7 @@ impl ClientFeatures {
             fs_read: caps.fs.read_text_file,
             fs_write: caps.fs.write_text_file,
             terminal: caps.terminal,
+            elicitation: caps.elicitation.as_ref().is_some_and(|e| e.form.is_some()),
             notices: caps.session.as_ref().is_some_and(|s| s.notices.is_some()),
             compaction: caps
                 .session
@@ -53,13 +56,16 @@ impl ClientFeatures {
         }
     }
 
-    /// What a turn may hand back to this client: file tools, and shell
-    /// commands (which the agent loop may still keep for tool-executor).
+    /// What a turn may hand back to this client: file tools, shell
+    /// commands (which the agent loop may still keep for tool-executor),
+    /// MCP servers' elicitation requests.
     pub fn for_turn(self) -> Option<ClientCapabilities> {
-        (self.fs_read || self.fs_write || self.terminal).then_some(ClientCapabilities {
+        let any = self.fs_read || self.fs_write || self.terminal || self.elicitation;
+        any.then_some(ClientCapabilities {
             fs_read: self.fs_read,
             fs_write: self.fs_write,
             terminal: self.terminal,
+            elicitation: self.elicitation,
         })
     }
 }

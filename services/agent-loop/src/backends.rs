@@ -11,7 +11,7 @@ use openheim_proto::GrpcChannel;
 use openheim_proto::agent_loop::v1::{
     CreateSessionRequest, SessionInfo, TurnEvent, TurnInput, agent_loop_client::AgentLoopClient,
 };
-use openheim_proto::common::v1::{ToolCall, ToolDefinition};
+use openheim_proto::common::v1::{Elicitation, ElicitationAnswer, ToolCall, ToolDefinition};
 use openheim_proto::llm_proxy::v1::{
     CompleteRequest, CompletionEvent, EmbedPurpose, EmbedRequest, ResolveModelRequest,
     ResolveModelResponse, llm_proxy_client::LlmProxyClient,
@@ -336,6 +336,61 @@ impl Backends {
             .await
             .map_err(|s| backend("mcp-broker", &s))?
             .into_inner())
+    }
+
+    /// Runs an MCP tool whose server may ask the user for input while it
+    /// runs: each question goes to `ask`, and its answer back.
+    pub async fn call_mcp_asking<F, Fut>(
+        &self,
+        session_id: &str,
+        call: &ToolCall,
+        mut ask: F,
+    ) -> Result<CallToolResponse, AgentError>
+    where
+        F: FnMut(Elicitation) -> Fut,
+        Fut: std::future::Future<Output = ElicitationAnswer>,
+    {
+        use openheim_proto::mcp_broker::v1::{
+            CallToolInput, ElicitationReply, call_tool_event, call_tool_input,
+        };
+        let (inputs, rx) = tokio::sync::mpsc::channel(4);
+        let start = CallToolRequest {
+            session_id: session_id.to_owned(),
+            call: Some(call.clone()),
+            timeout_ms: 0,
+        };
+        let start = CallToolInput {
+            input: Some(call_tool_input::Input::Start(start)),
+        };
+        let _ = inputs.send(start).await;
+        let broker = |s: tonic::Status| backend("mcp-broker", &s);
+        let mut events = self
+            .mcp
+            .clone()
+            .call_tool_interactive(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .map_err(broker)?
+            .into_inner();
+        while let Some(event) = events.message().await.map_err(broker)? {
+            match event.event {
+                Some(call_tool_event::Event::Question(question)) => {
+                    let answer = ask(question.elicitation.unwrap_or_default()).await;
+                    let reply = ElicitationReply {
+                        id: question.id,
+                        answer: Some(answer),
+                    };
+                    let reply = CallToolInput {
+                        input: Some(call_tool_input::Input::Reply(reply)),
+                    };
+                    let _ = inputs.send(reply).await;
+                }
+                Some(call_tool_event::Event::Result(result)) => return Ok(result),
+                None => {}
+            }
+        }
+        Err(broker(tonic::Status::unavailable(
+            "the call ended without a result",
+        )))
     }
 
     /// Statuses of the configured MCP servers, plus `session_id`'s own.

@@ -878,6 +878,7 @@ mod tests {
             fs_read: true,
             fs_write: false,
             terminal: true,
+            elicitation: false,
         };
         assert_eq!(taken_up(offer, true), offer);
         let kept = taken_up(offer, false);

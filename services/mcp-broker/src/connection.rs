@@ -19,8 +19,13 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
-use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
-use rmcp::service::{ClientInitializeError, MaybeSendFuture, NotificationContext, RunningService};
+use rmcp::model::{
+    ClientCapabilities, ClientConfig, ElicitRequestParams, ElicitResult, ElicitationCapability,
+    FormElicitationCapability, Implementation,
+};
+use rmcp::service::{
+    ClientInitializeError, MaybeSendFuture, NotificationContext, RequestContext, RunningService,
+};
 use rmcp::transport::streamable_http_client::{
     AuthRequiredError, StreamableHttpClientTransportConfig, StreamableHttpError,
 };
@@ -32,6 +37,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::McpBrokerError;
 use crate::definition::{ServerDefinition, Transport};
+use crate::elicitation::Elicitations;
 use crate::oauth::{OAuthHttpClient, OAuthTarget, TokenSession};
 
 /// A live, initialized connection.
@@ -51,6 +57,10 @@ pub struct ProcessSettings {
     /// Whether sessions may start stdio servers: not when the shell is
     /// disabled (`allow_shell = false`), since a stdio server is a command.
     pub session_stdio: bool,
+    /// Whether servers are told the broker answers elicitation requests:
+    /// only where callers can put them to a user (ACP, the gateway), not
+    /// for `openheim run` (docs/mcp.md, "Elicitation").
+    pub elicitation: bool,
 }
 
 impl Default for ProcessSettings {
@@ -65,6 +75,7 @@ impl Default for ProcessSettings {
             child_env: BTreeMap::new(),
             default_dir: None,
             session_stdio: true,
+            elicitation: false,
         }
     }
 }
@@ -83,6 +94,7 @@ impl ProcessSettings {
             child_env: config.child_env.clone(),
             default_dir: config.work_dir.clone(),
             session_stdio: config.allow_shell,
+            elicitation: false,
         }
     }
 }
@@ -92,12 +104,19 @@ const STDERR_TAIL_LINES: usize = 5;
 /// How long a failed handshake waits for the child's stderr to end.
 const STDERR_SETTLE: Duration = Duration::from_millis(500);
 
-/// Receives what a server tells the broker unprompted.
+/// Receives what a server tells or asks the broker unprompted.
 #[derive(Clone)]
 pub struct ClientEvents {
     /// Woken by `notifications/tools/list_changed`; the server's supervisor
     /// re-lists the tools.
     pub tools_changed: Arc<Notify>,
+    /// The server's name, in elicitation questions and notices.
+    pub server: String,
+    /// Where the server's elicitation requests go.
+    pub elicitations: Arc<Elicitations>,
+    /// Whether the server is told this client answers elicitation requests
+    /// (`ProcessSettings::elicitation`).
+    pub elicitation: bool,
 }
 
 impl ClientHandler for ClientEvents {
@@ -109,9 +128,22 @@ impl ClientHandler for ClientEvents {
         std::future::ready(())
     }
 
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, rmcp::ErrorData> {
+        Ok(self.elicitations.ask(&self.server, request).await)
+    }
+
     fn get_info(&self) -> ClientConfig {
+        let mut capabilities = ClientCapabilities::default();
+        if self.elicitation {
+            capabilities.elicitation =
+                Some(ElicitationCapability::new().with_form(FormElicitationCapability::new()));
+        }
         ClientConfig::new(
-            ClientCapabilities::default(),
+            capabilities,
             Implementation::new("openheim", env!("CARGO_PKG_VERSION")),
         )
     }

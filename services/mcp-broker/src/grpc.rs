@@ -4,19 +4,26 @@
 //! results with `is_error`, so the model reads them; only a malformed request
 //! is a gRPC error.
 
+use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
 
+use futures::Stream;
+use openheim_proto::common::v1::ElicitationAnswer;
 use openheim_proto::mcp_broker::v1::{
-    AttachSessionServersRequest, AttachSessionServersResponse, CallToolRequest, CallToolResponse,
-    DetachSessionRequest, DetachSessionResponse, GetPromptRequest, GetPromptResponse,
-    ListPromptsRequest, ListPromptsResponse, ListResourcesRequest, ListResourcesResponse,
-    ListServersRequest, ListServersResponse, ListToolsRequest, ListToolsResponse,
-    ReadResourceRequest, ReadResourceResponse, mcp_broker_server::McpBroker,
+    AttachSessionServersRequest, AttachSessionServersResponse, CallToolEvent, CallToolInput,
+    CallToolRequest, CallToolResponse, DetachSessionRequest, DetachSessionResponse,
+    ElicitationQuestion, GetPromptRequest, GetPromptResponse, ListPromptsRequest,
+    ListPromptsResponse, ListResourcesRequest, ListResourcesResponse, ListServersRequest,
+    ListServersResponse, ListToolsRequest, ListToolsResponse, ReadResourceRequest,
+    ReadResourceResponse, call_tool_event, call_tool_input, mcp_broker_server::McpBroker,
 };
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::McpBrokerError;
-use tonic::{Request, Response, Status};
-
+use crate::elicitation::Ask;
 use crate::registry::Registry;
 
 #[derive(Clone)]
@@ -64,30 +71,53 @@ impl McpBroker for McpBrokerGrpc {
         let call = request
             .call
             .ok_or_else(|| Status::invalid_argument("`call` is required"))?;
-        let response = match self
+        let (result, notices) = self
             .registry
             .call_tool(
                 &request.session_id,
                 &call.name,
                 &call.arguments_json,
                 request.timeout_ms,
+                None,
             )
-            .await
-        {
-            Ok(output) => CallToolResponse {
-                output: output.text,
-                is_error: output.is_error,
-                raw_output_json: output.raw_json,
-                images: output.images,
-            },
-            Err(error) => CallToolResponse {
-                output: error.shown(),
-                is_error: true,
-                raw_output_json: String::new(),
-                images: Vec::new(),
-            },
+            .await;
+        Ok(Response::new(call_response(result, notices)))
+    }
+
+    type CallToolInteractiveStream =
+        Pin<Box<dyn Stream<Item = Result<CallToolEvent, Status>> + Send + 'static>>;
+
+    async fn call_tool_interactive(
+        &self,
+        request: Request<Streaming<CallToolInput>>,
+    ) -> Result<Response<Self::CallToolInteractiveStream>, Status> {
+        let mut inputs = request.into_inner();
+        let start = match inputs.message().await? {
+            Some(CallToolInput {
+                input: Some(call_tool_input::Input::Start(start)),
+            }) => start,
+            _ => return Err(Status::invalid_argument("the first input must be `start`")),
         };
-        Ok(Response::new(response))
+        let call = start
+            .call
+            .clone()
+            .ok_or_else(|| Status::invalid_argument("`call` is required"))?;
+        let (events, rx) = mpsc::channel(8);
+        let registry = Arc::clone(&self.registry);
+        tokio::spawn(async move {
+            let (asker, questions) = mpsc::channel(1);
+            let calling = registry.call_tool(
+                &start.session_id,
+                &call.name,
+                &call.arguments_json,
+                start.timeout_ms,
+                Some(asker),
+            );
+            let (result, notices) = relay(calling, questions, inputs, &events).await;
+            let event = call_tool_event::Event::Result(call_response(result, notices));
+            let _ = events.send(Ok(CallToolEvent { event: Some(event) })).await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn attach_session_servers(
@@ -179,6 +209,78 @@ impl McpBroker for McpBrokerGrpc {
 }
 
 /// The status of a failed `GetPrompt`, with the error in words.
+/// `CallToolInteractive`: the server's elicitation requests are put to the
+/// caller on the call's own stream (a `question` each, answered by a
+/// `reply` with its id) while the call runs.
+/// Runs `calling` to its end, relaying the questions it asks to `events`
+/// and the caller's replies from `inputs` back. A caller that closes its
+/// input cancels the questions still open (the server gets `cancel`).
+async fn relay<F: std::future::Future>(
+    calling: F,
+    mut questions: mpsc::Receiver<Ask>,
+    mut inputs: Streaming<CallToolInput>,
+    events: &mpsc::Sender<Result<CallToolEvent, Status>>,
+) -> F::Output {
+    tokio::pin!(calling);
+    let mut waiting: HashMap<String, oneshot::Sender<ElicitationAnswer>> = HashMap::new();
+    let mut next = 0u64;
+    let mut reading = true;
+    loop {
+        tokio::select! {
+            output = &mut calling => return output,
+            Some(ask) = questions.recv() => {
+                next += 1;
+                let id = format!("elicitation-{next}");
+                let question = ElicitationQuestion {
+                    id: id.clone(),
+                    elicitation: Some(ask.elicitation),
+                };
+                let event = call_tool_event::Event::Question(question);
+                if events.send(Ok(CallToolEvent { event: Some(event) })).await.is_ok() {
+                    waiting.insert(id, ask.answer);
+                }
+            }
+            input = inputs.message(), if reading => match input {
+                Ok(Some(CallToolInput {
+                    input: Some(call_tool_input::Input::Reply(reply)),
+                })) => {
+                    if let Some(answer) = waiting.remove(&reply.id) {
+                        let _ = answer.send(reply.answer.unwrap_or_default());
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => {
+                    reading = false;
+                    waiting.clear();
+                }
+            },
+        }
+    }
+}
+
+/// The wire result of a call.
+fn call_response(
+    result: Result<crate::mapping::ToolOutput, McpBrokerError>,
+    notices: Vec<String>,
+) -> CallToolResponse {
+    match result {
+        Ok(output) => CallToolResponse {
+            output: output.text,
+            is_error: output.is_error,
+            raw_output_json: output.raw_json,
+            images: output.images,
+            notices,
+        },
+        Err(error) => CallToolResponse {
+            output: error.shown(),
+            is_error: true,
+            raw_output_json: String::new(),
+            images: Vec::new(),
+            notices,
+        },
+    }
+}
+
 fn prompt_status(error: &McpBrokerError) -> Status {
     let message = error.shown();
     match error {

@@ -14,6 +14,7 @@
 mod backoff;
 mod connection;
 mod definition;
+mod elicitation;
 mod extras;
 mod grpc;
 mod mapping;

@@ -17,12 +17,12 @@ fn main() -> anyhow::Result<()> {
 async fn serve(args: ServiceArgs, boot: Boot) -> anyhow::Result<()> {
     let telemetry = boot.init_telemetry("openheim-mcp-broker", "info")?;
     let listener = openheim_boot::bind(&args.listen).await?;
-    let served = openheim_mcp_broker::serve(
-        McpBrokerConfig::from_config(&boot.config),
-        listener,
-        openheim_boot::shutdown_signal(),
-    )
-    .await;
+    // A deployment's broker serves the gateway, whose clients may answer
+    // elicitation requests; a call whose caller cannot is declined.
+    let mut config = McpBrokerConfig::from_config(&boot.config);
+    config.processes.elicitation = true;
+    let served =
+        openheim_mcp_broker::serve(config, listener, openheim_boot::shutdown_signal()).await;
     telemetry.shutdown().await;
     Ok(served?)
 }

@@ -21,6 +21,9 @@ use crate::definition::{ServerDefinition, Transport};
 use crate::mapping::{self, ToolOutput};
 use crate::naming::{self, ToolKey};
 use crate::server::{McpServer, Phase, Timing};
+use tokio::sync::mpsc;
+
+use crate::elicitation::Ask;
 use crate::{McpBrokerConfig, McpBrokerError};
 
 pub struct Registry {
@@ -176,13 +179,39 @@ impl Registry {
         ToolListing { tools, pending }
     }
 
-    /// Runs the tool offered as `name` to `session_id`.
+    /// Runs the tool offered as `name` to `session_id`; the server's
+    /// elicitation requests meanwhile go to `asker` (else they are
+    /// declined). Also returns the notices of the call.
     pub async fn call_tool(
         &self,
         session_id: &str,
         name: &str,
         arguments_json: &str,
         timeout_ms: u32,
+        asker: Option<mpsc::Sender<Ask>>,
+    ) -> (Result<ToolOutput, McpBrokerError>, Vec<String>) {
+        let mut notices = Vec::new();
+        let result = self
+            .call_tool_noting(
+                session_id,
+                name,
+                arguments_json,
+                timeout_ms,
+                asker,
+                &mut notices,
+            )
+            .await;
+        (result, notices)
+    }
+
+    async fn call_tool_noting(
+        &self,
+        session_id: &str,
+        name: &str,
+        arguments_json: &str,
+        timeout_ms: u32,
+        asker: Option<mpsc::Sender<Ask>>,
+        notices: &mut Vec<String>,
     ) -> Result<ToolOutput, McpBrokerError> {
         let arguments = parse_arguments(name, arguments_json)?;
         if name == crate::extras::READ_RESOURCE_TOOL {
@@ -202,10 +231,12 @@ impl Registry {
                 .unwrap_or(self.default_call_timeout),
             ms => Duration::from_millis(u64::from(ms)),
         };
+        let running = entry.server.elicitations().enter(asker);
         let call = entry.server.call(&entry.tool.name, arguments, timeout);
         let result =
-            crate::telemetry::traced_call(entry.server.name(), &entry.tool.name, call).await?;
-        Ok(mapping::output(&result))
+            crate::telemetry::traced_call(entry.server.name(), &entry.tool.name, call).await;
+        notices.extend(running.notices());
+        Ok(mapping::output(&result?))
     }
 }
 
@@ -362,8 +393,9 @@ mod tests {
     async fn unknown_tools_are_refused() {
         let registry = Registry::new(McpBrokerConfig::default());
         let err = registry
-            .call_tool("", "nope__x", "{}", 0)
+            .call_tool("", "nope__x", "{}", 0, None)
             .await
+            .0
             .unwrap_err();
         assert!(matches!(err, McpBrokerError::UnknownTool(ref n) if n == "nope__x"));
     }

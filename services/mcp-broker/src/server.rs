@@ -20,6 +20,7 @@ use crate::McpBrokerError;
 use crate::backoff::ReconnectPolicy;
 use crate::connection::{self, ClientEvents, McpService, ProcessSettings, StderrTail};
 use crate::definition::ServerDefinition;
+use crate::elicitation::Elicitations;
 
 /// How long a stopping connection may take to close before it is dropped
 /// (which kills a child process outright).
@@ -105,6 +106,8 @@ pub struct McpServer {
     state: watch::Sender<Snapshot>,
     requests: watch::Sender<Requests>,
     tools_changed: Arc<Notify>,
+    /// The calls running, for the server's elicitation requests.
+    elicitations: Arc<Elicitations>,
     /// Stops the supervisor, which closes the connection (and kills a child).
     stop: CancellationToken,
     started: AtomicBool,
@@ -137,6 +140,7 @@ impl McpServer {
             state: watch::Sender::new(snapshot),
             requests: watch::Sender::new(Requests::default()),
             tools_changed: Arc::default(),
+            elicitations: Arc::default(),
             stop,
             started: AtomicBool::new(false),
             login_needed: AtomicBool::new(false),
@@ -146,6 +150,11 @@ impl McpServer {
 
     pub fn name(&self) -> &str {
         &self.definition.name
+    }
+
+    /// The calls of this server that are running (elicitation routing).
+    pub fn elicitations(&self) -> &Arc<Elicitations> {
+        &self.elicitations
     }
 
     pub fn call_timeout(&self) -> Option<Duration> {
@@ -392,6 +401,9 @@ impl McpServer {
         let stderr = StderrTail::default();
         let events = ClientEvents {
             tools_changed: Arc::clone(&self.tools_changed),
+            server: self.name().to_owned(),
+            elicitations: Arc::clone(&self.elicitations),
+            elicitation: self.processes.elicitation,
         };
         let limit = self.timing.initialize_timeout;
         let service =

@@ -5,6 +5,7 @@
 //! `acp/terminals.rs`; session modes and MCP statuses: `acp/modes.rs`.
 //! Malformed input: see `acp/fuzz.rs`.
 
+mod bridge;
 mod client_terminal;
 mod commands;
 mod fuzz;

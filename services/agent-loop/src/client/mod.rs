@@ -28,7 +28,7 @@ use openheim_proto::agent_loop::v1::{
     ClientCapabilities, ClientRequest, CommandResult, client_request::Operation, client_response,
     turn_event::Event,
 };
-use openheim_proto::common::v1::ToolCall;
+use openheim_proto::common::v1::{Elicitation, ElicitationAnswer, ToolCall};
 use openheim_tool_rules::args::{EDIT_FILE, EXECUTE_COMMAND, READ_FILE, ReadArgs, WRITE_FILE};
 use openheim_tool_rules::edit::EditRefused;
 use openheim_tool_rules::path::Outside;
@@ -42,6 +42,7 @@ use crate::outcome::Outcome;
 pub enum ClientReply {
     Text(String),
     Command(CommandResult),
+    Elicitation(ElicitationAnswer),
     Error(String),
 }
 
@@ -52,6 +53,7 @@ impl ClientReply {
             Some(client_response::Result::Text(text)) => Self::Text(text),
             Some(client_response::Result::Command(result)) => Self::Command(result),
             Some(client_response::Result::Error(error)) => Self::Error(error),
+            Some(client_response::Result::Elicitation(answer)) => Self::Elicitation(answer),
             None => Self::Error("the client sent an empty answer".to_owned()),
         }
     }
@@ -181,6 +183,36 @@ impl ClientDelegation {
         delegated(self.caps.as_ref(), &call.name) && !reads_image(call)
     }
 
+    /// Whether the caller answers MCP servers' elicitation requests.
+    pub(crate) fn elicits(&self) -> bool {
+        self.caps.is_some_and(|c| c.elicitation)
+    }
+
+    /// Puts an MCP server's elicitation request, made during `call`, to the
+    /// caller; a failed or mismatched answer declines it.
+    pub(crate) async fn elicit(
+        &self,
+        call: &ToolCall,
+        sink: EventSink<'_>,
+        elicitation: Elicitation,
+    ) -> ElicitationAnswer {
+        let asker = Asker {
+            replies: &self.replies,
+            sink,
+            call,
+        };
+        match asker.ask(Operation::Elicit(elicitation)).await {
+            ClientReply::Elicitation(answer) => answer,
+            other => {
+                tracing::debug!(?other, "an elicitation was not answered; declined");
+                ElicitationAnswer {
+                    action: "decline".to_owned(),
+                    content_json: String::new(),
+                }
+            }
+        }
+    }
+
     /// Runs a delegated tool (file tools, the shell) through the caller.
     pub(crate) async fn run(&self, call: &ToolCall, scope: &Scope<'_>) -> Outcome {
         let asker = Asker {
@@ -234,6 +266,10 @@ impl Asker<'_> {
                 asked: "a file operation",
                 answered: "a command result",
             }),
+            ClientReply::Elicitation(_) => Err(Refused::WrongAnswer {
+                asked: "a file operation",
+                answered: "an elicitation answer",
+            }),
         }
     }
 }
@@ -277,6 +313,7 @@ mod tests {
             fs_read: true,
             fs_write: false,
             terminal: true,
+            elicitation: false,
         };
         assert!(delegated(Some(&caps), "read_file"));
         assert!(!delegated(Some(&caps), "write_file"));

@@ -49,6 +49,10 @@ pub(super) async fn run(asker: &Asker<'_>, scope: &Scope<'_>) -> Result<Outcome,
             asked: "a command",
             answered: "a file operation's result",
         })),
+        ClientReply::Elicitation(_) => Err(ClientToolError::Command(Refused::WrongAnswer {
+            asked: "a command",
+            answered: "an elicitation answer",
+        })),
     }
 }
 

@@ -511,16 +511,7 @@ impl Turn {
                     diffs: r.diffs,
                     images: r.images,
                 }),
-            ToolRoute::Mcp => self
-                .backends
-                .call_mcp(&self.meta.id, call)
-                .await
-                .map(|r| Outcome {
-                    text: r.output,
-                    is_error: r.is_error,
-                    images: r.images,
-                    ..Outcome::default()
-                }),
+            ToolRoute::Mcp => self.call_mcp(call).await,
             ToolRoute::Memory => match &self.memory {
                 Some(memory) => Ok(memory.call(call, &self.meta).await),
                 None => Ok(Outcome::error("long-term memory is off")),
@@ -532,6 +523,35 @@ impl Turn {
             },
         };
         result.unwrap_or_else(|e| Outcome::error(format!("Tool call failed: {e}")))
+    }
+
+    /// An MCP tool; its server's elicitation requests go to the caller
+    /// when it answers them, else the broker declines them and the
+    /// notices say so.
+    async fn call_mcp(&self, call: &ToolCall) -> Result<Outcome, AgentError> {
+        let response = match self.client.elicits() {
+            true => {
+                let ask = |elicitation| self.client.elicit(call, self.sink(), elicitation);
+                self.backends
+                    .call_mcp_asking(&self.meta.id, call, ask)
+                    .await?
+            }
+            false => self.backends.call_mcp(&self.meta.id, call).await?,
+        };
+        for message in response.notices {
+            let notice = Notice {
+                level: NoticeLevel::Info as i32,
+                message,
+                kind: NoticeKind::Mcp as i32,
+            };
+            self.emit(Event::Notice(notice)).await;
+        }
+        Ok(Outcome {
+            text: response.output,
+            is_error: response.is_error,
+            images: response.images,
+            ..Outcome::default()
+        })
     }
 
     async fn update(&self, call: &ToolCall, status: ToolCallStatus, outcome: Option<Outcome>) {
