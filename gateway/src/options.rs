@@ -6,8 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use openheim_access::{Principal, WorkspaceMode, Workspaces};
 use openheim_acp::AcpOptions;
 use openheim_config::Config;
+use openheim_proto::tool_executor::v1::Workspace;
 
 use crate::auth::{AccessPolicy, AuthTokens, HostPolicy};
 use crate::error::GatewayError;
@@ -89,6 +91,9 @@ pub struct GatewayOptions {
     /// Workspace of the fs channel and of `/api/tools` (an absolute path
     /// the tool-executor accepts; `""` = the executor's own root).
     pub work_dir: String,
+    /// How `work_dir` is divided between users (`server.workspaces`): the
+    /// fs channel and `/api/tools` of a user work in their directory.
+    pub workspace_mode: WorkspaceMode,
     pub allow_shell: bool,
     pub access: AccessPolicy,
     pub limits: Limits,
@@ -101,6 +106,38 @@ pub struct GatewayOptions {
 }
 
 impl GatewayOptions {
+    /// The workspace `principal`'s fs channel and `/api/tools` work in:
+    /// `work_dir` when it is shared (or the executor's own root), else the
+    /// user's directory under it, which tool-executor creates (0700) on
+    /// first use and holds every path to. The gateway may not see the
+    /// volume, so the path is made from `work_dir` as configured.
+    pub fn workspace_of(
+        &self,
+        principal: &Principal,
+    ) -> Result<Workspace, openheim_access::WorkspaceError> {
+        let shared = Workspace {
+            root: self.work_dir.clone(),
+            allow_shell: self.allow_shell,
+            boundary: String::new(),
+            create: false,
+        };
+        if self.work_dir.is_empty() || self.workspace_mode == WorkspaceMode::Shared {
+            return Ok(shared);
+        }
+        let spaces = Workspaces::new(
+            self.work_dir.clone().into(),
+            self.workspace_mode,
+            Vec::new(),
+        );
+        let dir = spaces.user_dir(principal)?.display().to_string();
+        Ok(Workspace {
+            root: dir.clone(),
+            boundary: dir,
+            create: true,
+            ..shared
+        })
+    }
+
     /// Options for a deployment configured by `config`, with default limits.
     pub fn from_config(config: &Config) -> Result<Self, GatewayError> {
         let oidc = match &config.server.oidc {
@@ -113,6 +150,7 @@ impl GatewayOptions {
                 .as_ref()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
+            workspace_mode: config.server.workspace_mode(),
             allow_shell: config.allow_shell,
             access: AccessPolicy {
                 tokens: AuthTokens::from_config(&config.server),

@@ -20,7 +20,13 @@ impl Install {
     /// Home with `system.md` and skills `a` and `b`, an empty workspace, and
     /// a config pointing at `mock`; `extra` is appended to the config.
     pub fn new(mock: &MockLlm, extra: &str) -> Self {
-        let root = tempfile::tempdir().unwrap();
+        Self::new_in(tempfile::tempdir().unwrap(), mock, extra)
+    }
+
+    /// Like [`Install::new`], in `root`: e.g. a directory outside the temp
+    /// directories confined commands may always write to, for tests of
+    /// what they may not write.
+    pub fn new_in(root: tempfile::TempDir, mock: &MockLlm, extra: &str) -> Self {
         let install = Self { root };
         std::fs::create_dir_all(install.home().join("skills")).unwrap();
         std::fs::create_dir_all(install.workspace()).unwrap();

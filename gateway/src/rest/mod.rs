@@ -22,7 +22,7 @@ use openheim_proto::agent_loop::v1::{
 use openheim_proto::common::v1::Caller;
 use openheim_proto::llm_proxy::v1::{ListModelsRequest, ResolveModelRequest};
 use openheim_proto::mcp_broker::v1 as mcp;
-use openheim_proto::tool_executor::v1::{GetSandboxInfoRequest, ListToolsRequest, Workspace};
+use openheim_proto::tool_executor::v1::{GetSandboxInfoRequest, ListToolsRequest};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -112,13 +112,17 @@ async fn skills(State(state): State<AppState>) -> ApiResult {
 }
 
 /// Built-in and custom tools of the workspace, then MCP tools.
-async fn tools(State(state): State<AppState>) -> ApiResult {
+async fn tools(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult {
     let mut executor = state.backends.tool_executor()?;
+    let workspace = state
+        .options
+        .workspace_of(&principal)
+        .map_err(|e| ApiError::Forbidden(e.to_string()))?;
     let request = ListToolsRequest {
-        workspace: Some(Workspace {
-            root: state.options.work_dir.clone(),
-            allow_shell: state.options.allow_shell,
-        }),
+        workspace: Some(workspace),
         read_only: false,
     };
     let mut tools = executor

@@ -63,7 +63,13 @@ impl Drop for FsChannel {
 
 impl FsChannel {
     /// Starts the socket's worker; replies go to `outbox`.
-    pub fn start(backends: &Backends, workspace: te::Workspace, outbox: Outbox) -> Self {
+    /// `workspace` is the user's, or why they have none (every request
+    /// then fails with it).
+    pub fn start(
+        backends: &Backends,
+        workspace: Result<te::Workspace, String>,
+        outbox: Outbox,
+    ) -> Self {
         let (requests, rx) = mpsc::channel(REQUEST_QUEUE);
         let worker = Worker {
             executor: backends.tool_executor().ok(),
@@ -127,7 +133,7 @@ impl Drop for WatchTask {
 struct Worker {
     /// `None`: this gateway has no tool-executor; every request fails.
     executor: Option<Executor>,
-    workspace: te::Workspace,
+    workspace: Result<te::Workspace, String>,
     outbox: Outbox,
     watches: HashMap<String, WatchTask>,
 }
@@ -155,7 +161,7 @@ impl Worker {
             .executor
             .clone()
             .ok_or(ApiError::NotConfigured(Backend::ToolExecutor))?;
-        let ws = Some(self.workspace.clone());
+        let ws = Some(self.workspace.clone().map_err(ApiError::Forbidden)?);
         match r.action.as_str() {
             "list" => list(executor, ws, r).await,
             "read" => read(executor, ws, r).await,
@@ -193,7 +199,7 @@ impl Worker {
             )));
         }
         let request = te::WatchRequest {
-            workspace: Some(self.workspace.clone()),
+            workspace: Some(self.workspace.clone().map_err(ApiError::Forbidden)?),
             path: key.clone(),
             recursive: r.recursive.unwrap_or(true),
         };

@@ -17,7 +17,6 @@ use axum::response::Response;
 use axum::routing::get;
 use openheim_access::Principal;
 use openheim_acp::AcpOptions;
-use openheim_proto::tool_executor::v1::Workspace;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::{OwnedSemaphorePermit, watch};
@@ -162,10 +161,10 @@ struct Envelope<'a> {
 
 impl Multiplexed {
     fn new(state: &AppState, principal: &Principal, outbox: Outbox) -> Self {
-        let workspace = Workspace {
-            root: state.options.work_dir.clone(),
-            allow_shell: state.options.allow_shell,
-        };
+        let workspace = state
+            .options
+            .workspace_of(principal)
+            .map_err(|e| e.to_string());
         Self {
             fs: FsChannel::start(&state.backends, workspace, outbox.clone()),
             state: state.clone(),

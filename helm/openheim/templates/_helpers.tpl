@@ -133,6 +133,10 @@ openheim.env (dict "root" $ "component" "agent-loop" "values" .Values.agentLoop)
   value: /data
 - name: OPENHEIM_WORK_DIR
   value: /workspace
+{{- with $root.Values.workspace.division }}
+- name: OPENHEIM_SERVER__WORKSPACES
+  value: {{ . | quote }}
+{{- end }}
 - name: OPENHEIM_SERVICES__AGENT_LOOP
   value: {{ include "openheim.agentLoopAddress" $root }}
 - name: OPENHEIM_SERVICES__LLM_PROXY

@@ -4,8 +4,15 @@
 //! same answer holds in one process and in a distributed deployment
 //! (`docs/security.md`, "Users").
 //!
+//! Where a principal's files are is [`workspace`]'s rule: one directory per
+//! user (or session) under a server's workspace root, and shared projects.
+//!
 //! A resource another user owns is answered [`Decision::NotFound`], exactly
 //! as a missing one: a caller learns nothing about what others have.
+
+pub mod workspace;
+
+pub use workspace::{Project, SessionDir, WorkspaceError, WorkspaceMode, Workspaces};
 
 /// The user of a single-user setup: the local CLI, TUI and `openheim acp`
 /// over stdio, `server.auth_tokens`, and every session or note stored

@@ -22,8 +22,9 @@ use openheim_proto::mcp_broker::v1::{
     ServerSpec, ServerStatus, mcp_broker_client::McpBrokerClient,
 };
 use openheim_proto::tool_executor::v1::{
-    ExecuteRequest, ExecuteResponse, ListToolsRequest, ReadFileRequest, ReadFileResponse,
-    RunHookRequest, RunHookResponse, Workspace, tool_executor_client::ToolExecutorClient,
+    ExecuteRequest, ExecuteResponse, ListDirRequest, ListToolsRequest, ReadFileRequest,
+    ReadFileResponse, RunHookRequest, RunHookResponse, Workspace,
+    tool_executor_client::ToolExecutorClient,
 };
 use openheim_proto::transport::MAX_MESSAGE_BYTES;
 
@@ -245,6 +246,28 @@ impl Backends {
             .tools;
         self.cache.builtin_tools.put(key, tools.clone());
         Ok(tools)
+    }
+
+    /// Makes a session's directory (0700, `workspace.create`) where
+    /// tool-executor keeps the workspace: it owns the volume, which this
+    /// process may see read-only or not at all. Opening the directory with
+    /// a one-entry listing is what creates it.
+    pub async fn prepare_workspace(&self, workspace: &Workspace) -> Result<(), AgentError> {
+        let request = with_deadline(ListDirRequest {
+            workspace: Some(Workspace {
+                create: true,
+                ..workspace.clone()
+            }),
+            path: String::new(),
+            recursive: false,
+            max_entries: 1,
+        });
+        self.tools
+            .clone()
+            .list_dir(request)
+            .await
+            .map_err(|s| backend("tool-executor", &s))?;
+        Ok(())
     }
 
     pub async fn execute(

@@ -27,6 +27,7 @@ mod shown;
 mod spans;
 pub mod store;
 mod turn;
+mod workspace;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -58,6 +59,11 @@ pub struct AgentLoopConfig {
     /// When set, every session's workspace must lie inside it (a server:
     /// remote clients work inside its workspace only).
     pub workspace_root: Option<PathBuf>,
+    /// How `workspace_root` is divided between users (`server.workspaces`).
+    pub workspace_mode: openheim_access::WorkspaceMode,
+    /// Directories shared on purpose (`[server.projects]`), relative to
+    /// `workspace_root`.
+    pub projects: std::collections::BTreeMap<String, openheim_config::ProjectConfig>,
     pub allow_shell: bool,
     /// Default timeout of `execute_command`, also when a turn's caller runs
     /// it (ACP `terminal/*`).
@@ -106,6 +112,8 @@ impl AgentLoopConfig {
             data_dir: config.data_dir.clone().ok_or_else(|| missing("data_dir"))?,
             default_work_dir: config.work_dir.clone().ok_or_else(|| missing("work_dir"))?,
             workspace_root: None,
+            workspace_mode: config.server.workspace_mode(),
+            projects: config.server.projects.clone(),
             allow_shell: config.allow_shell,
             shell_timeout: Duration::from_secs(config.tools.shell_timeout_secs),
             shell_delegation: config.tools.sandbox != openheim_config::SandboxMode::Enforce,

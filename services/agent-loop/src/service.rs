@@ -1,6 +1,5 @@
 //! Session operations and turn start-up, independent of the transport.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use openheim_access::{Action, Decision, Principal, authorize};
@@ -32,6 +31,7 @@ use crate::store::{
 };
 use crate::turn::delegate::{self, Delegation, TurnChildren};
 use crate::turn::{Turn, TurnSettings};
+use crate::workspace;
 
 const DEFAULT_PAGE_SIZE: usize = 50;
 const MAX_PAGE_SIZE: usize = 500;
@@ -91,25 +91,19 @@ impl AgentService {
         request: CreateSessionRequest,
     ) -> Result<SessionInfo, AgentError> {
         let approval_mode = request.approval_mode();
-        let work_dir = if request.work_dir.is_empty() {
-            self.config.default_work_dir.clone()
-        } else {
-            Path::new(&request.work_dir).to_path_buf()
-        };
-        if !work_dir.is_absolute() || !work_dir.is_dir() {
-            return Err(AgentError::InvalidInput(format!(
-                "work_dir {} is not an existing absolute directory",
-                work_dir.display()
-            )));
+        let principal = principal_of(request.caller.as_ref());
+        let id = uuid::Uuid::new_v4().to_string();
+        let place = workspace::new_session_dir(&self.config, &principal, &request.work_dir, &id)?;
+        if let Some(dir) = &place.to_prepare {
+            self.backends.prepare_workspace(dir).await?;
         }
-        self.check_workspace(&work_dir)?;
+        let work_dir = place.dir;
         let skills = prompt::merge_skills(&self.config.default_skills, &request.skills);
         prompt::check_skills(&self.sources, &skills).await?;
         let agent = request.agent.map(delegate::agent_run);
         let identity = agent.as_ref().map(|a| a.identity.as_str());
         // Fail now, not on the first prompt, when the identity is missing.
         prompt::assemble_as(&self.sources, identity, &[], "").await?;
-        let principal = principal_of(request.caller.as_ref());
         // A sub-agent's session belongs to its parent's owner.
         let (depth, owner) = match &request.parent {
             Some(parent) => {
@@ -123,7 +117,7 @@ impl AgentService {
             None => (0, owner_field(&principal)),
         };
         let meta = SessionMeta {
-            id: uuid::Uuid::new_v4().to_string(),
+            id,
             created_at_ms: now_ms(),
             work_dir: work_dir.display().to_string(),
             model: request.model,
@@ -135,10 +129,9 @@ impl AgentService {
             depth,
             owner,
         };
+        let servers = workspace::confine_servers(&self.config, &meta, request.mcp_servers)?;
         self.store.create(&meta).await?;
-        self.backends
-            .attach_mcp_servers(&meta.id, request.mcp_servers)
-            .await?;
+        self.backends.attach_mcp_servers(&meta.id, servers).await?;
         let summary = SessionSummary {
             title: String::new(),
             updated_at_ms: meta.created_at_ms,
@@ -182,9 +175,9 @@ impl AgentService {
             Action::UseSession
         };
         let stored = self.owned(session_id, principal, action).await?;
-        self.check_workspace(Path::new(&stored.summary.meta.work_dir))?;
+        let servers = workspace::confine_servers(&self.config, &stored.summary.meta, mcp_servers)?;
         self.backends
-            .attach_mcp_servers(session_id, mcp_servers)
+            .attach_mcp_servers(session_id, servers)
             .await?;
         Ok(LoadSessionResponse {
             session: Some(session_info(&stored.summary)),
@@ -223,23 +216,6 @@ impl AgentService {
     pub async fn close_session(&self, session_id: &str) -> Result<(), AgentError> {
         check_session_id(session_id)?;
         self.backends.detach_mcp_servers(session_id).await
-    }
-
-    /// A workspace outside the configured root (a server's `work_dir`) is
-    /// refused: remote clients work inside the server's workspace only.
-    fn check_workspace(&self, dir: &Path) -> Result<(), AgentError> {
-        let Some(root) = &self.config.workspace_root else {
-            return Ok(());
-        };
-        let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-        if real(dir).starts_with(real(root)) {
-            return Ok(());
-        }
-        Err(AgentError::InvalidInput(format!(
-            "work_dir {} is outside this server's workspace {}",
-            dir.display(),
-            root.display()
-        )))
     }
 
     pub async fn list_sessions(
@@ -376,10 +352,7 @@ impl AgentService {
             .await?
             .summary
             .meta;
-        let workspace = Workspace {
-            root: meta.work_dir.clone(),
-            allow_shell: self.config.allow_shell,
-        };
+        let workspace = workspace::of_session(&self.config, &meta)?;
         let tools = self
             .backends
             .list_tools(&workspace, &meta.id, meta.read_only)
@@ -528,10 +501,11 @@ impl AgentService {
     ) -> Result<TurnEnded, AgentError> {
         let stored = self.store.load(&start.session_id).await?;
         let meta = stored.summary.meta;
-        let system_prompt = self.system_prompt(&meta).await?;
+        let workspace = workspace::of_session(&self.config, &meta)?;
+        let system_prompt = self.system_prompt(&meta, &workspace).await?;
         let remembered = Arc::new(Remembered::load(Arc::clone(&self.store), &meta.id).await?);
         let session_id = meta.id.clone();
-        let (meta_id, work_dir) = (meta.id.clone(), meta.work_dir.clone());
+        let meta_id = meta.id.clone();
         // The caller's cap, else the sub-agent profile's, else the
         // configured one.
         let max_iterations = start
@@ -545,6 +519,7 @@ impl AgentService {
             system_prompt,
             settings: TurnSettings {
                 max_iterations,
+                boundary: workspace.boundary.clone(),
                 ..self.turn_settings()
             },
             store: Arc::clone(&self.store),
@@ -559,7 +534,7 @@ impl AgentService {
             ),
             cancel: cancel.clone(),
             memory: self.memory.clone(),
-            hooks: self.hook_runner(&meta_id, &work_dir),
+            hooks: self.hook_runner(&meta_id, workspace),
             session_usage: stored.summary.usage,
             compaction: stored.compaction,
             thinking: start.thinking,
@@ -574,34 +549,27 @@ impl AgentService {
     /// The system prompt of a turn of the session `meta`: the agent's
     /// identity (a sub-agent profile's, or the configured one), its skills
     /// and the project instructions read from its workspace.
-    async fn system_prompt(&self, meta: &SessionMeta) -> Result<String, AgentError> {
+    async fn system_prompt(
+        &self,
+        meta: &SessionMeta,
+        workspace: &Workspace,
+    ) -> Result<String, AgentError> {
         let identity = meta.agent.as_ref().map(|a| a.identity.as_str());
         let mut system_prompt =
             prompt::assemble_as(&self.sources, identity, &meta.skills, &meta.work_dir).await?;
-        let workspace = Workspace {
-            root: meta.work_dir.clone(),
-            allow_shell: self.config.allow_shell,
-        };
-        let project = instructions::read(
-            &self.backends,
-            &workspace,
-            &self.config.project_instructions,
-        )
-        .await;
+        let project =
+            instructions::read(&self.backends, workspace, &self.config.project_instructions).await;
         prompt::push_project_instructions(&mut system_prompt, &project);
         Ok(system_prompt)
     }
 
     /// The hooks a turn of session `session_id` runs, in its workspace;
     /// `None` when none are configured.
-    fn hook_runner(&self, session_id: &str, work_dir: &str) -> Option<HookRunner> {
+    fn hook_runner(&self, session_id: &str, workspace: Workspace) -> Option<HookRunner> {
         (!self.config.hooks.is_empty()).then(|| HookRunner {
             config: Arc::new(self.config.hooks.clone()),
             backends: self.backends.clone(),
-            workspace: Workspace {
-                root: work_dir.to_owned(),
-                allow_shell: self.config.allow_shell,
-            },
+            workspace,
             session_id: session_id.to_owned(),
         })
     }
@@ -615,6 +583,7 @@ impl AgentService {
             permissions: self.config.permissions.clone(),
             compact_at: self.config.compact_at,
             compaction_model: self.config.compaction_model.clone(),
+            boundary: String::new(),
         }
     }
 }
@@ -715,6 +684,7 @@ fn child_session(child: &ChildRef) -> ChildSession {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
     use std::time::Duration;
 
     use super::*;
@@ -731,6 +701,8 @@ mod tests {
             data_dir: data_dir.to_path_buf(),
             default_work_dir: data_dir.to_path_buf(),
             workspace_root: None,
+            workspace_mode: openheim_access::WorkspaceMode::Shared,
+            projects: Default::default(),
             allow_shell: false,
             shell_timeout: Duration::from_secs(5),
             shell_delegation: true,
@@ -782,6 +754,73 @@ mod tests {
         }
         let inside = service.create_session(create(&root.join("project"))).await;
         assert!(inside.is_ok(), "{inside:?}");
+    }
+
+    #[tokio::test]
+    async fn each_user_of_a_server_works_in_a_directory_of_their_own() {
+        use openheim_proto::common::v1::Caller;
+        let dir = tempfile::tempdir().unwrap();
+        add_skills(dir.path());
+        let root = dir.path().join("workspace");
+        std::fs::create_dir_all(root.join(".projects/web")).unwrap();
+        let mut service = new_service(dir.path());
+        service.config.workspace_root = Some(root.clone());
+        service.config.workspace_mode = openheim_access::WorkspaceMode::User;
+        let web = openheim_config::ProjectConfig {
+            path: ".projects/web".into(),
+            members: vec!["alice".into()],
+        };
+        service.config.projects.insert("web".into(), web);
+        let create = |user: &str, work_dir: &Path| CreateSessionRequest {
+            work_dir: work_dir.display().to_string(),
+            caller: Some(Caller {
+                user: user.into(),
+                admin: false,
+            }),
+            ..CreateSessionRequest::default()
+        };
+        let root = std::fs::canonicalize(&root).unwrap();
+        // No cwd, or the root: the user's own directory, which
+        // tool-executor is asked to make, confined to it.
+        for asked in ["", root.to_str().unwrap()] {
+            let alice = Principal::new("alice", openheim_access::Role::User);
+            let place = workspace::new_session_dir(&service.config, &alice, asked, "s1").unwrap();
+            let own = root.join("alice").display().to_string();
+            assert_eq!(place.dir.display().to_string(), own);
+            let prepare = place.to_prepare.unwrap();
+            assert_eq!(
+                (prepare.root.as_str(), prepare.boundary.as_str()),
+                (own.as_str(), own.as_str())
+            );
+            assert!(prepare.create);
+        }
+        std::fs::create_dir(root.join("alice")).unwrap();
+        // Not in another user's directory, nor a project Bob is no member of.
+        for theirs in [root.join("alice"), root.join(".projects/web")] {
+            let error = service
+                .create_session(create("bob", &theirs))
+                .await
+                .unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .contains("outside this server's workspace"),
+                "{error}"
+            );
+        }
+        let shared = service
+            .create_session(create("alice", &root.join(".projects/web")))
+            .await;
+        assert!(shared.is_ok(), "{shared:?}");
+        // A user id that is no directory name gets no directory.
+        let error = service
+            .create_session(create("..", Path::new("")))
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("cannot name a directory"),
+            "{error}"
+        );
     }
 
     #[tokio::test]

@@ -777,6 +777,44 @@ wire_api = "responses"
     }
 
     #[test]
+    fn workspaces_default_by_users_and_projects_must_be_hidden_directories() {
+        use openheim_access::WorkspaceMode;
+        let file = write_config("");
+        let mode =
+            |env: &[(&str, &str)]| load(&options(&file, env)).unwrap().server.workspace_mode();
+        assert_eq!(mode(&[]), WorkspaceMode::Shared);
+        assert_eq!(
+            mode(&[("OPENHEIM_SERVER__WORKSPACES", "")]),
+            WorkspaceMode::Shared
+        );
+        assert_eq!(
+            mode(&[("OPENHEIM_SERVER__WORKSPACES", "session")]),
+            WorkspaceMode::Session
+        );
+        let users = write_config(
+            "[server.users.alice]\ntoken = \"t-a\"\n\
+             [server.projects.web]\npath = \".projects/web\"\nmembers = [\"alice\"]\n",
+        );
+        let loaded = load(&options(&users, &[])).unwrap();
+        assert_eq!(loaded.server.workspace_mode(), WorkspaceMode::User);
+        let spaces = loaded.server.workspaces_under("/w".into());
+        assert_eq!(spaces.projects[0].path, PathBuf::from("/w/.projects/web"));
+        for bad in ["web", ".projects/../alice", "/w/.projects/web", ".projects"] {
+            let text = format!("[server.projects.web]\npath = \"{bad}\"\nmembers = [\"a\"]\n");
+            let err = load(&options(&write_config(&text), &[])).expect_err(bad);
+            assert!(
+                err.to_string().contains("server.projects.web.path"),
+                "{bad}: {err}"
+            );
+        }
+        let wrong = load(&options(
+            &file,
+            &[("OPENHEIM_SERVER__WORKSPACES", "everyone")],
+        ));
+        assert!(wrong.is_err());
+    }
+
+    #[test]
     fn a_missing_explicit_file_is_an_error() {
         let opts = LoadOptions {
             file: Some(PathBuf::from("/definitely/not/here.toml")),

@@ -497,6 +497,12 @@ pub struct ServerConfig {
     pub users: BTreeMap<String, crate::UserConfig>,
     /// Users known by JWTs of an OpenID Connect issuer.
     pub oidc: Option<crate::OidcConfig>,
+    /// How `work_dir` is divided between users; unset: `user` when users
+    /// are configured, else `shared` ([`ServerConfig::workspace_mode`]).
+    #[serde(deserialize_with = "crate::users::empty_is_unset")]
+    pub workspaces: Option<crate::WorkspacesConfig>,
+    /// Directories shared on purpose by their members.
+    pub projects: BTreeMap<String, crate::ProjectConfig>,
 }
 
 impl Default for ServerConfig {
@@ -514,6 +520,8 @@ impl Default for ServerConfig {
             max_pending_per_ip: DEFAULT_MAX_PENDING_PER_IP,
             users: BTreeMap::new(),
             oidc: None,
+            workspaces: None,
+            projects: BTreeMap::new(),
         }
     }
 }

@@ -79,3 +79,90 @@ impl Default for OidcConfig {
 pub const OIDC_ALGORITHMS: &[&str] = &[
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
 ];
+
+/// `server.workspaces`: how a server divides its `work_dir` between users
+/// (docs/security.md, "Workspaces").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkspacesConfig {
+    /// Everyone in `work_dir` itself.
+    Shared,
+    /// Each user in `<work_dir>/<user>/`.
+    User,
+    /// Each session in `<work_dir>/<user>/<session id>/`.
+    Session,
+}
+
+/// `server.workspaces` where an empty value (an unset variable in a
+/// compose file, `OPENHEIM_SERVER__WORKSPACES=`) means "not set".
+pub(crate) fn empty_is_unset<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<WorkspacesConfig>, D::Error> {
+    let text = Option::<String>::deserialize(deserializer)?;
+    match text.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(mode) => {
+            WorkspacesConfig::deserialize(serde::de::value::StrDeserializer::<D::Error>::new(mode))
+                .map(Some)
+        }
+    }
+}
+
+impl From<WorkspacesConfig> for openheim_access::WorkspaceMode {
+    fn from(mode: WorkspacesConfig) -> Self {
+        match mode {
+            WorkspacesConfig::Shared => Self::Shared,
+            WorkspacesConfig::User => Self::User,
+            WorkspacesConfig::Session => Self::Session,
+        }
+    }
+}
+
+/// `[server.projects.NAME]`: a directory several users share on purpose.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProjectConfig {
+    /// Relative to `work_dir`; its first component starts with a dot
+    /// (`.projects/web`), which no user's directory can.
+    pub path: std::path::PathBuf,
+    /// User ids that may create sessions in it.
+    pub members: Vec<String>,
+}
+
+impl crate::ServerConfig {
+    /// `server.workspaces`, or its default: one directory per user when
+    /// users are configured (`[server.users]`, `[server.oidc]`), the shared
+    /// `work_dir` otherwise (a single-user server, as before).
+    pub fn workspace_mode(&self) -> openheim_access::WorkspaceMode {
+        match self.workspaces {
+            Some(mode) => mode.into(),
+            None if !self.users.is_empty() || self.oidc.is_some() => {
+                openheim_access::WorkspaceMode::User
+            }
+            None => openheim_access::WorkspaceMode::Shared,
+        }
+    }
+
+    /// The server's workspaces under `root` (the canonical `work_dir`).
+    pub fn workspaces_under(&self, root: std::path::PathBuf) -> openheim_access::Workspaces {
+        workspaces_under(root, self.workspace_mode(), &self.projects)
+    }
+}
+
+/// The workspaces under `root` (the canonical `work_dir`) divided by
+/// `mode`, with `projects` (paths relative to `root`).
+pub fn workspaces_under(
+    root: std::path::PathBuf,
+    mode: openheim_access::WorkspaceMode,
+    projects: &std::collections::BTreeMap<String, ProjectConfig>,
+) -> openheim_access::Workspaces {
+    let projects = projects
+        .iter()
+        .map(|(name, project)| openheim_access::Project {
+            name: name.clone(),
+            path: root.join(&project.path),
+            members: project.members.clone(),
+        })
+        .collect();
+    openheim_access::Workspaces::new(root, mode, projects)
+}

@@ -221,6 +221,7 @@ fn validate_server(server: &crate::ServerConfig, problem: &mut impl FnMut(String
         }
     }
     validate_users(server, problem);
+    validate_projects(server, problem);
     if let Some(oidc) = &server.oidc {
         validate_oidc(oidc, problem);
     }
@@ -263,6 +264,37 @@ fn validate_users(server: &crate::ServerConfig, problem: &mut impl FnMut(String,
             problem(key, "this token is also another user's".into());
         } else {
             seen.push(token);
+        }
+    }
+}
+
+/// A project lies below `work_dir`, under a first directory whose name
+/// starts with a dot (no user id can, so no user's directory is a
+/// project's), and names members that are user ids.
+fn validate_projects(server: &crate::ServerConfig, problem: &mut impl FnMut(String, String)) {
+    use std::path::Component;
+    for (name, project) in &server.projects {
+        let key = format!("server.projects.{name}.path");
+        let mut parts = project.path.components();
+        let first = parts.next();
+        let hidden =
+            matches!(first, Some(Component::Normal(c)) if c.to_string_lossy().starts_with('.'));
+        let plain = project
+            .path
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)));
+        if !hidden || !plain || parts.next().is_none() {
+            problem(
+                key,
+                "must be relative to work_dir, below a directory whose name starts with a dot, \
+                 without `..` (e.g. `.projects/web`)"
+                    .into(),
+            );
+        }
+        for member in &project.members {
+            if let Err(why) = openheim_access::check_user_id(member) {
+                problem(format!("server.projects.{name}.members"), why.to_string());
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 //! handler future, which cancels the call's token and kills whatever process
 //! group the tool started.
 
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -97,7 +98,7 @@ impl ToolExecutorService {
         let workspace = workspace.ok_or_else(|| Status::invalid_argument("missing workspace"))?;
         let allowed = self.config.allowed_root.clone();
         let run = move || {
-            let root = WorkspaceRoot::open_within(&workspace.root, allowed.as_deref())?;
+            let root = open_workspace(&workspace, allowed.as_deref())?;
             op(&root)
         };
         match tokio::task::spawn_blocking(run).await {
@@ -106,6 +107,20 @@ impl ToolExecutorService {
             Err(join) => Err(Status::internal(format!("file operation failed: {join}"))),
         }
     }
+}
+
+/// The root a request's workspace names, created when asked and held to
+/// its boundary.
+fn open_workspace(
+    workspace: &Workspace,
+    allowed: Option<&Path>,
+) -> Result<WorkspaceRoot, ToolError> {
+    WorkspaceRoot::open_bounded(
+        &workspace.root,
+        allowed,
+        &workspace.boundary,
+        workspace.create,
+    )
 }
 
 #[tonic::async_trait]
@@ -131,10 +146,7 @@ impl ToolExecutor for ToolExecutorService {
         let call = request
             .call
             .ok_or_else(|| Status::invalid_argument("missing call"))?;
-        let root = match WorkspaceRoot::open_within(
-            &workspace.root,
-            self.config.allowed_root.as_deref(),
-        ) {
+        let root = match open_workspace(&workspace, self.config.allowed_root.as_deref()) {
             Ok(root) => root,
             Err(error) => {
                 return Ok(Response::new(error_response(
@@ -165,7 +177,7 @@ impl ToolExecutor for ToolExecutorService {
         if request.command.trim().is_empty() {
             return Err(Status::invalid_argument("empty hook command"));
         }
-        let root = WorkspaceRoot::open_within(&workspace.root, self.config.allowed_root.as_deref())
+        let root = open_workspace(&workspace, self.config.allowed_root.as_deref())
             .map_err(|e| status(&e))?;
         let cancel = CancellationToken::new();
         let _cancel_on_drop = cancel.clone().drop_guard();

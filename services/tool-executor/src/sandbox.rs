@@ -103,6 +103,36 @@ impl WorkspaceRoot {
         Ok(workspace)
     }
 
+    /// Like [`open_within`](Self::open_within), for a multi-user server:
+    /// with `create`, a missing `root` inside `allowed` is made first
+    /// (mode 0700); a non-empty `boundary` (a user's or a project's
+    /// directory) must hold the root as it resolves now, so a directory
+    /// swapped for a symlink to someone else's since the session began is
+    /// refused.
+    pub fn open_bounded(
+        root: &str,
+        allowed: Option<&Path>,
+        boundary: &str,
+        create: bool,
+    ) -> Result<Self, ToolError> {
+        if create && !root.is_empty() {
+            create_private_dir(root, allowed)?;
+        }
+        let workspace = Self::open_within(root, allowed)?;
+        if boundary.is_empty() {
+            return Ok(workspace);
+        }
+        let fence = fs::canonicalize(boundary)
+            .map_err(|e| ToolError::outside(root, format!("its boundary is unavailable: {e}")))?;
+        if !workspace.real.starts_with(&fence) {
+            return Err(ToolError::outside(
+                root,
+                format!("it resolves outside {}", fence.display()),
+            ));
+        }
+        Ok(workspace)
+    }
+
     /// The canonical root directory.
     pub fn path(&self) -> &Path {
         &self.real
@@ -206,6 +236,32 @@ fn refuse_hard_linked(user_path: &str, real: &Path) -> Result<(), ToolError> {
         )),
         _ => Ok(()),
     }
+}
+
+/// Makes `dir` (absolute, lexically inside `allowed`, no `..`) and its
+/// missing parents with mode 0700; an existing one is left as it is.
+fn create_private_dir(dir: &str, allowed: Option<&Path>) -> Result<(), ToolError> {
+    use std::os::unix::fs::DirBuilderExt;
+    use std::path::Component;
+    let path = Path::new(dir);
+    let plain = path.is_absolute() && path.components().all(|c| c != Component::ParentDir);
+    // The root as configured, or as it resolves (another service may spell
+    // it through a symlink).
+    let inside = allowed.is_some_and(|allowed| {
+        path.starts_with(allowed)
+            || fs::canonicalize(allowed).is_ok_and(|real| path.starts_with(real))
+    });
+    if !plain || !inside {
+        return Err(ToolError::outside(
+            dir,
+            "only a directory inside the executor's root is created",
+        ));
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| ToolError::io("create", dir, e))
 }
 
 #[cfg(test)]
@@ -420,6 +476,36 @@ mod tests {
             );
         }
         assert!(WorkspaceRoot::open_within(f.outside.to_str().unwrap(), None).is_ok());
+    }
+
+    #[test]
+    fn bounded_roots_are_created_privately_and_must_stay_inside_their_boundary() {
+        use std::os::unix::fs::PermissionsExt;
+        let f = fixture();
+        let allowed = f.ws.path();
+        let alice = allowed.join("alice");
+        let text = |p: &Path| p.to_str().unwrap().to_owned();
+        let ws =
+            WorkspaceRoot::open_bounded(&text(&alice), Some(allowed), &text(&alice), true).unwrap();
+        assert_eq!(ws.path(), alice);
+        let mode = fs::metadata(&alice).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        // Nothing is created outside the executor's root.
+        let elsewhere = f.outside.join("made");
+        assert!(WorkspaceRoot::open_bounded(&text(&elsewhere), Some(allowed), "", true).is_err());
+        assert!(!elsewhere.exists());
+        // A directory of Alice's that became a link to Bob's is refused.
+        fs::create_dir(allowed.join("bob")).unwrap();
+        std::os::unix::fs::symlink(allowed.join("bob"), alice.join("sub")).unwrap();
+        let e = WorkspaceRoot::open_bounded(
+            &text(&alice.join("sub")),
+            Some(allowed),
+            &text(&alice),
+            false,
+        )
+        .err()
+        .map(|e| e.kind());
+        assert_eq!(e, Some(ToolErrorKind::OutsideWorkspace));
     }
 
     #[test]

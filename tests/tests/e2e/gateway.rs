@@ -8,6 +8,7 @@ mod security;
 pub mod support;
 mod usage;
 mod users;
+mod workspaces;
 
 use std::time::Duration;
 

@@ -145,6 +145,13 @@ impl Replicas {
     }
 }
 
+impl Replicas {
+    /// The tool-executor the replicas share.
+    pub(crate) fn tool_executor(&self) -> &ServiceProcess {
+        &self._peers[1]
+    }
+}
+
 pub(crate) fn client(replica: &ServiceProcess) -> AgentLoopClient<GrpcChannel> {
     AgentLoopClient::new(openheim_proto::transport::remote(&replica.addr()).unwrap())
 }

@@ -76,6 +76,9 @@ pub struct TurnSettings {
     pub compact_at: f64,
     /// Who writes summaries; `None` = the session's model.
     pub compaction_model: Option<String>,
+    /// The directory the session's tool calls must stay in on a server
+    /// (its owner's or a project's; "" = only tool-executor's root).
+    pub boundary: String,
 }
 
 /// Everything one running turn needs.
@@ -127,6 +130,8 @@ impl Turn {
         let workspace = Workspace {
             root: self.meta.work_dir.clone(),
             allow_shell: self.settings.allow_shell,
+            boundary: self.settings.boundary.clone(),
+            create: false,
         };
         let (tools, resolved) = tokio::join!(
             self.backends

@@ -87,6 +87,7 @@ impl Harness {
         Workspace {
             root: self.root.display().to_string(),
             allow_shell,
+            ..Workspace::default()
         }
     }
 

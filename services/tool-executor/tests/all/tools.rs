@@ -206,6 +206,7 @@ async fn session_workspaces_are_validated() {
         let ws = Workspace {
             root: root.to_owned(),
             allow_shell: true,
+            ..Workspace::default()
         };
         let resp = client()
             .execute(execute_request(ws, "read_file", &json!({"path": "a"})))
@@ -232,6 +233,7 @@ async fn session_workspaces_are_validated() {
     let inside = Workspace {
         root: h.root.join("project").display().to_string(),
         allow_shell: true,
+        ..Workspace::default()
     };
     let args = json!({"path": "f.txt", "content": "ok"});
     let ok = c
@@ -244,6 +246,7 @@ async fn session_workspaces_are_validated() {
     let elsewhere = Workspace {
         root: h.outside.display().to_string(),
         allow_shell: true,
+        ..Workspace::default()
     };
     let refused = c
         .client

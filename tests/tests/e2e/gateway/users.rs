@@ -184,8 +184,7 @@ const USERS: &str = "[server.users.alice]\ntoken_env = \"ALICE_TOKEN\"\n\
     [server.users.bob]\ntoken_env = \"BOB_TOKEN\"\n\
     [server.users.root]\ntoken_env = \"ROOT_TOKEN\"\nrole = \"admin\"\n\
     [memory]\nenabled = true\n";
-const ALICE: &str = "tok-alice";
-const BOB: &str = "tok-bob";
+use super::workspaces::{ALICE, BOB};
 const ROOT: &str = "tok-root";
 /// A session id no one has.
 const MISSING: &str = "0f3c2a9e-8d1b-4c7a-9e55-2b6f4d1a7c30";
@@ -254,25 +253,32 @@ async fn users_see_and_touch_only_their_own_sessions_and_notes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_are_kept_apart_on_the_distributed_deployment_with_redis() {
     let mock = openheim_e2e::MockLlm::start(script()).await;
-    let install = openheim_e2e::Install::new(&mock, "");
+    let install = super::workspaces::outside_temp(&mock);
     let redis = openheim_e2e::RedisServer::start();
+    let root = std::fs::canonicalize(install.workspace()).unwrap();
+    for reply in super::workspaces::alices_attempts(&root) {
+        mock.push_reply(reply);
+    }
+    // agent-loop does not know the users (the gateway does): it is told to
+    // give each caller a directory of their own.
     let replicas = crate::e2e::redis_store::Replicas::start_with(
         &install,
         &mock,
         &redis,
         10,
-        "[memory]\nenabled = true\n",
+        "[memory]\nenabled = true\n[server]\nworkspaces = \"user\"\n",
     )
     .await;
     let config = install.root.path().join("gateway.toml");
     std::fs::write(
         &config,
         format!(
-            "default_provider = \"mock\"\nwork_dir = \"{}\"\n\n[providers.mock]\nkind = \"openai_compatible\"\napi_base = \"{}\"\ndefault_model = \"mock-model\"\n\n[services]\nagent_loop = \"{}, {}\"\n{USERS}",
+            "default_provider = \"mock\"\nwork_dir = \"{}\"\n\n[providers.mock]\nkind = \"openai_compatible\"\napi_base = \"{}\"\ndefault_model = \"mock-model\"\n\n[services]\nagent_loop = \"{}, {}\"\ntool_executor = \"{}\"\n{USERS}",
             install.workspace().display(),
             mock.base_url(),
             replicas.a.addr(),
-            replicas.b.addr()
+            replicas.b.addr(),
+            replicas.tool_executor().url()
         ),
     )
     .unwrap();
@@ -292,6 +298,9 @@ async fn users_are_kept_apart_on_the_distributed_deployment_with_redis() {
         process,
     };
     two_users(&server).await;
+    // Their files too: the fs channel through the gateway's tool-executor,
+    // the tools and the shell of a turn on an agent-loop replica.
+    super::workspaces::files_are_kept_apart(&server, &root).await;
 }
 
 /// Alice and Bob each open a session and run a turn; then every REST route
