@@ -10,6 +10,7 @@ pub mod bridge;
 pub mod images;
 pub mod init;
 mod library;
+pub mod mcp_auth;
 pub mod memory;
 pub mod run;
 mod runtime;

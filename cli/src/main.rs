@@ -108,6 +108,11 @@ enum Command {
         #[arg(long, value_name = "VAR", requires = "connect")]
         token_env: Option<String>,
     },
+    /// Sign in to MCP servers that require OAuth (docs/mcp.md#oauth).
+    Mcp {
+        #[command(subcommand)]
+        command: McpCommand,
+    },
     /// Long-term memory of this workspace: the project's notes and the user's.
     Memory {
         #[command(subcommand)]
@@ -127,6 +132,21 @@ enum Command {
         #[arg(long, conflicts_with_all = ["host", "port"])]
         listen: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum McpCommand {
+    /// Sign in to configured server NAME: prints the address to open in a
+    /// browser, waits for its answer on a loopback port, stores the tokens
+    /// in <data_dir>/mcp-auth/NAME.json.
+    Login {
+        name: String,
+        /// Seconds to wait for the browser.
+        #[arg(long, default_value_t = openheim::mcp_auth::DEFAULT_LOGIN_TIMEOUT.as_secs())]
+        timeout_secs: u64,
+    },
+    /// Forget the tokens of server NAME.
+    Logout { name: String },
 }
 
 #[derive(Subcommand)]
@@ -287,6 +307,15 @@ async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
             tui(boot, options).await
         }
         Some(Command::Memory { command }) => memory(boot, command.into()).await,
+        Some(Command::Mcp {
+            command: McpCommand::Login { name, timeout_secs },
+        }) => {
+            let timeout = std::time::Duration::from_secs(timeout_secs);
+            openheim::mcp_auth::login(&boot.config, &name, timeout).await
+        }
+        Some(Command::Mcp {
+            command: McpCommand::Logout { name },
+        }) => openheim::mcp_auth::logout(&boot.config, &name),
         Some(Command::Acp { .. }) => acp(boot).await,
         Some(Command::Sessions { limit, json }) => {
             let runtime = openheim::Runtime::start(&boot.config)?;

@@ -12,6 +12,7 @@ pub mod bins;
 pub mod install;
 pub mod json_schema;
 pub mod mock_llm;
+pub mod oauth_server;
 pub mod otlp;
 pub mod process;
 pub mod procs;

@@ -24,6 +24,7 @@ mod e2e {
     pub mod library;
     pub mod mcp;
     pub mod mcp_elicitation;
+    pub mod mcp_oauth;
     pub mod mcp_turns;
     pub mod memory;
     pub mod plans;

@@ -105,6 +105,11 @@ fn mcp_server(s: &McpServerConfig) -> Value {
         "url": s.url.as_deref().map(redact),
         "headers": hidden(s.headers.keys().collect()),
         "call_timeout_secs": s.call_timeout_secs,
+        "oauth": s.oauth.as_ref().map(|o| json!({
+            "client_id": o.client_id,
+            "client_secret": o.client_secret.as_ref().map(|_| REDACTED),
+            "scopes": o.scopes,
+        })),
     })
 }
 

@@ -180,6 +180,7 @@ pub fn mcp_server(s: &ServerStatus) -> Value {
         "tool_count": s.tool_count,
         "error": (!s.error.is_empty()).then_some(&s.error),
         "session_id": (!s.session_id.is_empty()).then_some(&s.session_id),
+        "auth": (!s.auth.is_empty()).then_some(&s.auth),
     })
 }
 

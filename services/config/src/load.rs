@@ -468,6 +468,10 @@ fallbacks = ["ghost/model", "bad"]
 [mcp_servers.both]
 command = "x"
 url = "http://localhost/mcp"
+[mcp_servers.local.oauth]
+client_id = "c"
+[mcp_servers.local]
+command = "x"
 "#,
         );
         let err = load(&options(&file, &[])).expect_err("invalid");
@@ -483,6 +487,7 @@ url = "http://localhost/mcp"
             "providers.remote.fallbacks[0]",
             "providers.remote.fallbacks[1]",
             "mcp_servers.both",
+            "mcp_servers.local.oauth",
         ] {
             assert!(keys.contains(&expected), "missing {expected} in {err}");
         }
@@ -494,6 +499,25 @@ url = "http://localhost/mcp"
         );
         assert!(!bad_type.message.contains(" in "), "{text}");
         assert!(!text.contains("sk-1"), "a key leaked into: {text}");
+    }
+
+    #[test]
+    fn mcp_servers_take_an_oauth_table() {
+        let file = write_config(
+            r#"
+[mcp_servers.tracker]
+url = "https://mcp.example.com/mcp"
+[mcp_servers.tracker.oauth]
+client_id = "openheim"
+client_secret = "cs-1"
+scopes = ["issues:read"]
+"#,
+        );
+        let config = load(&options(&file, &[])).unwrap();
+        let oauth = config.mcp_servers["tracker"].oauth.clone().unwrap();
+        assert_eq!(oauth.client_id.as_deref(), Some("openheim"));
+        assert_eq!(oauth.scopes, ["issues:read"]);
+        assert!(!format!("{oauth:?}").contains("cs-1"));
     }
 
     #[test]

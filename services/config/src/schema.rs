@@ -445,6 +445,24 @@ pub struct McpServerConfig {
     pub url: Option<String>,
     pub headers: BTreeMap<String, Secret>,
     pub call_timeout_secs: Option<u64>,
+    /// OAuth 2.1 sign-in of a Streamable HTTP server (`openheim mcp login
+    /// NAME`); servers that ask for it are found without this table, which
+    /// only adds a registered client or scopes (docs/mcp.md#oauth).
+    pub oauth: Option<McpOAuthConfig>,
+}
+
+/// `[mcp_servers.NAME.oauth]`: how openheim signs in to an MCP server whose
+/// authorization server it cannot register with on its own.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpOAuthConfig {
+    /// A client registered by hand; without it openheim registers itself
+    /// (Dynamic Client Registration) when the authorization server offers it.
+    pub client_id: Option<String>,
+    /// The secret of `client_id`, for a confidential client.
+    pub client_secret: Option<Secret>,
+    /// Scopes to ask for; default: what the server's metadata names.
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -156,14 +156,23 @@ fn validate_endpoints(config: &Config, problem: &mut impl FnMut(String, String))
     for (name, server) in &config.mcp_servers {
         let key = format!("mcp_servers.{name}");
         match (&server.command, &server.url) {
-            (Some(_), Some(_)) => problem(key, "set either `command` or `url`, not both".into()),
-            (None, None) => problem(key, "set `command` (stdio) or `url` (HTTP)".into()),
+            (Some(_), Some(_)) => problem(
+                key.clone(),
+                "set either `command` or `url`, not both".into(),
+            ),
+            (None, None) => problem(key.clone(), "set `command` (stdio) or `url` (HTTP)".into()),
             (None, Some(url)) => {
                 if let Err(reason) = check_http_url(url) {
                     problem(format!("{key}.url"), reason.to_string());
                 }
             }
             (Some(_), None) => {}
+        }
+        if server.oauth.is_some() && server.url.is_none() {
+            problem(
+                format!("{key}.oauth"),
+                "OAuth is for Streamable HTTP servers: set `url`".into(),
+            );
         }
     }
     let services = [

@@ -23,8 +23,12 @@ use rmcp::model::{
     ClientCapabilities, ClientConfig, ElicitRequestParams, ElicitResult, ElicitationCapability,
     FormElicitationCapability, Implementation,
 };
-use rmcp::service::{MaybeSendFuture, NotificationContext, RequestContext, RunningService};
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::service::{
+    ClientInitializeError, MaybeSendFuture, NotificationContext, RequestContext, RunningService,
+};
+use rmcp::transport::streamable_http_client::{
+    AuthRequiredError, StreamableHttpClientTransportConfig, StreamableHttpError,
+};
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -34,6 +38,7 @@ use tokio::sync::{Notify, watch};
 use crate::McpBrokerError;
 use crate::definition::{ServerDefinition, Transport};
 use crate::elicitation::Elicitations;
+use crate::oauth::{OAuthHttpClient, OAuthTarget, TokenSession};
 
 /// A live, initialized connection.
 pub type McpService = RunningService<RoleClient, ClientEvents>;
@@ -213,15 +218,8 @@ pub async fn connect(
                 }
             }
             Transport::Http { url, headers } => {
-                let transport =
-                    StreamableHttpClientTransport::from_config(http_config(url, headers)?);
-                events
-                    .serve(transport)
-                    .await
-                    .map_err(|e| McpBrokerError::Initialize {
-                        reason: crate::wording::initialize(&e),
-                        stderr: None,
-                    })
+                let config = http_config(url, headers)?;
+                connect_http(&definition.name, config, definition.oauth.as_ref(), events).await
             }
             Transport::Invalid(reason) => Err(McpBrokerError::InvalidServer(reason.clone())),
         }
@@ -232,6 +230,87 @@ pub async fn connect(
         .map_err(|_| McpBrokerError::InitializeTimeout {
             after: initialize_timeout,
         })?
+}
+
+/// Connects over Streamable HTTP; with stored OAuth tokens, through the
+/// client that sends and refreshes them. A server that wants a sign-in we
+/// do not have is [`McpBrokerError::LoginNeeded`], not a failure.
+async fn connect_http(
+    server: &str,
+    config: StreamableHttpClientTransportConfig,
+    oauth: Option<&OAuthTarget>,
+    events: ClientEvents,
+) -> Result<McpService, McpBrokerError> {
+    let login_needed = || McpBrokerError::LoginNeeded {
+        server: server.to_owned(),
+    };
+    let tokens = match oauth {
+        Some(target) => TokenSession::load(&target.file, token_http_client()?)?,
+        None => None,
+    };
+    let served = match tokens {
+        Some(tokens) => {
+            crate::oauth::require_secure(&config.uri)?;
+            let client = OAuthHttpClient::new(mcp_http_client()?, Arc::new(tokens));
+            events
+                .serve(StreamableHttpClientTransport::with_client(client, config))
+                .await
+        }
+        None if oauth.is_some_and(|t| t.configured) => return Err(login_needed()),
+        None => {
+            events
+                .serve(StreamableHttpClientTransport::from_config(config))
+                .await
+        }
+    };
+    served.map_err(|e| {
+        if oauth.is_some() && asks_for_sign_in(&e) {
+            login_needed()
+        } else {
+            McpBrokerError::Initialize {
+                reason: crate::wording::initialize(&e),
+                stderr: None,
+            }
+        }
+    })
+}
+
+/// Whether `initialize` failed because the server wants a (new) sign-in:
+/// a 401 with a challenge, or stored tokens that could not be refreshed.
+fn asks_for_sign_in(error: &ClientInitializeError) -> bool {
+    let ClientInitializeError::TransportError { error, .. } = error else {
+        return false;
+    };
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error.error.as_ref());
+    while let Some(e) = current {
+        if e.downcast_ref::<AuthRequiredError>().is_some()
+            || matches!(
+                e.downcast_ref::<StreamableHttpError<reqwest::Error>>(),
+                Some(StreamableHttpError::AuthRequired(_))
+            )
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// The HTTP client of MCP requests: like rmcp's own (no idle pool, which
+/// stalls on delayed ACKs).
+fn mcp_http_client() -> Result<reqwest::Client, McpBrokerError> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .map_err(|e| McpBrokerError::InvalidServer(format!("cannot start an HTTP client: {e}")))
+}
+
+/// The HTTP client of token refreshes.
+fn token_http_client() -> Result<reqwest::Client, McpBrokerError> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| McpBrokerError::InvalidServer(format!("cannot start an HTTP client: {e}")))
 }
 
 /// Starts a stdio server, confined, in `cwd` (else the default workspace),

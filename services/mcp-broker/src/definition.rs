@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use openheim_proto::mcp_broker::v1::{ServerSpec, server_spec};
@@ -66,6 +66,10 @@ pub struct ServerDefinition {
     pub transport: Transport,
     /// Per-call timeout of this server, when configured.
     pub call_timeout: Option<Duration>,
+    /// Where the OAuth sign-in of a configured HTTP server lives; `None`
+    /// for stdio servers, a session's servers and brokers without a data
+    /// directory.
+    pub oauth: Option<crate::oauth::OAuthTarget>,
 }
 
 impl ServerDefinition {
@@ -76,7 +80,11 @@ impl ServerDefinition {
 
     /// A server from `[mcp_servers.NAME]`. The config crate has already
     /// checked that exactly one of `command` / `url` is set.
-    pub fn from_config(name: &str, config: &openheim_config::McpServerConfig) -> Self {
+    pub fn from_config(
+        name: &str,
+        config: &openheim_config::McpServerConfig,
+        auth_dir: Option<&Path>,
+    ) -> Self {
         let transport = match (&config.command, &config.url) {
             (Some(command), None) => Transport::Stdio {
                 command: command.clone(),
@@ -93,10 +101,21 @@ impl ServerDefinition {
             }
             (None, None) => Transport::Invalid("set `command` (stdio) or `url` (HTTP)".into()),
         };
+        let oauth =
+            match (&transport, auth_dir) {
+                (Transport::Http { .. }, Some(dir)) => crate::oauth::token_file(dir, name)
+                    .ok()
+                    .map(|file| crate::oauth::OAuthTarget {
+                        file,
+                        configured: config.oauth.is_some(),
+                    }),
+                _ => None,
+            };
         Self {
             name: name.to_owned(),
             transport,
             call_timeout: config.call_timeout_secs.map(Duration::from_secs),
+            oauth,
         }
     }
 
@@ -122,6 +141,7 @@ impl ServerDefinition {
             name: spec.name,
             transport,
             call_timeout: None,
+            oauth: None,
         }
     }
 }
@@ -143,7 +163,7 @@ mod tests {
         config
             .headers
             .insert("Authorization".into(), Secret::new("Bearer s3cr3t"));
-        let definition = ServerDefinition::from_config("remote", &config);
+        let definition = ServerDefinition::from_config("remote", &config, None);
         let printed = format!("{definition:?}");
         assert!(printed.contains("Authorization"), "{printed}");
         assert!(!printed.contains("s3cr3t"), "{printed}");
@@ -172,7 +192,8 @@ mod tests {
             ..Default::default()
         };
         let config = openheim_config::load(&options).unwrap();
-        let definition = ServerDefinition::from_config("remote", &config.mcp_servers["remote"]);
+        let definition =
+            ServerDefinition::from_config("remote", &config.mcp_servers["remote"], None);
         let Transport::Http { headers, .. } = definition.transport else {
             panic!("expected HTTP: {definition:?}")
         };

@@ -7,7 +7,9 @@
 //! `connection` opens stdio or Streamable HTTP connections with rmcp;
 //! `extras` serves resources (and the `read_mcp_resource` tool) and prompts;
 //! `naming` and `mapping` translate names and results; `secrets` is the only
-//! reader of secret header values; `grpc` is the adapter.
+//! reader of secret header values; `oauth` signs in to servers that require
+//! OAuth 2.1 (`openheim mcp login`) and keeps their tokens fresh; `grpc` is
+//! the adapter.
 
 mod backoff;
 mod connection;
@@ -17,6 +19,7 @@ mod extras;
 mod grpc;
 mod mapping;
 mod naming;
+pub mod oauth;
 mod registry;
 mod secrets;
 mod server;
@@ -25,6 +28,7 @@ mod wording;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use openheim_proto::GrpcChannel;
@@ -57,6 +61,9 @@ pub struct McpBrokerConfig {
     pub default_call_timeout: Duration,
     pub startup_grace: Duration,
     pub reconnect: ReconnectPolicy,
+    /// Where OAuth tokens of configured servers live (`<data_dir>/mcp-auth`);
+    /// `None`: no OAuth sign-in.
+    pub auth_dir: Option<PathBuf>,
 }
 
 impl Default for McpBrokerConfig {
@@ -68,6 +75,7 @@ impl Default for McpBrokerConfig {
             default_call_timeout: DEFAULT_CALL_TIMEOUT,
             startup_grace: DEFAULT_STARTUP_GRACE,
             reconnect: ReconnectPolicy::default(),
+            auth_dir: None,
         }
     }
 }
@@ -77,9 +85,15 @@ impl McpBrokerConfig {
         Self {
             servers: config.mcp_servers.clone(),
             processes: connection::ProcessSettings::from_config(config),
+            auth_dir: config.data_dir.as_deref().map(auth_dir),
             ..Self::default()
         }
     }
+}
+
+/// Where OAuth tokens live under a data directory (docs/security.md).
+pub fn auth_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("mcp-auth")
 }
 
 /// Everything that goes wrong in the broker. Connection and call failures
@@ -124,6 +138,10 @@ pub enum McpBrokerError {
         #[source]
         source: Box<rmcp::ServiceError>,
     },
+    #[error("sign-in needed: run `openheim mcp login {server}`")]
+    LoginNeeded { server: String },
+    #[error("OAuth sign-in: {0}")]
+    OAuth(#[from] oauth::OAuthError),
     #[error("unknown MCP tool `{0}`")]
     UnknownTool(String),
     #[error("{what} failed: {}", wording::service(.source))]
@@ -163,6 +181,8 @@ impl McpBrokerError {
             | Self::CallTimeout { .. }
             | Self::Call { .. }
             | Self::UnknownTool(_)
+            | Self::LoginNeeded { .. }
+            | Self::OAuth(_)
             | Self::Request { .. }
             | Self::RequestTimeout { .. }
             | Self::UnknownServer(_)

@@ -71,7 +71,8 @@ impl Registry {
             .servers
             .iter()
             .map(|(name, server)| {
-                let definition = ServerDefinition::from_config(name, server);
+                let definition =
+                    ServerDefinition::from_config(name, server, config.auth_dir.as_deref());
                 let processes = Arc::clone(&processes);
                 McpServer::new(definition, "", timing, processes, root.child_token())
             })

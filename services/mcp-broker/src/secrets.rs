@@ -1,9 +1,15 @@
 //! The one place mcp-broker reads secret configuration values: the HTTP
 //! header values of configured MCP servers (typically `Authorization`), which
-//! must go on the wire verbatim. Everything downstream keeps them out of
-//! `Debug` output, logs and errors.
+//! must go on the wire verbatim, and the secret of a configured OAuth client
+//! (`[mcp_servers.NAME.oauth] client_secret`), sent to the token endpoint.
+//! Everything downstream keeps them out of `Debug` output, logs and errors.
 
-use openheim_config::McpServerConfig;
+use openheim_config::{McpOAuthConfig, McpServerConfig};
+
+/// The configured OAuth client secret, if any.
+pub fn oauth_client_secret(oauth: &McpOAuthConfig) -> Option<String> {
+    oauth.client_secret.as_ref().map(|s| s.expose().to_owned())
+}
 
 /// The configured headers of `server` as (name, value) pairs.
 pub fn header_values(server: &McpServerConfig) -> Vec<(String, String)> {

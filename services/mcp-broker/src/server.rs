@@ -111,6 +111,8 @@ pub struct McpServer {
     /// Stops the supervisor, which closes the connection (and kills a child).
     stop: CancellationToken,
     started: AtomicBool,
+    /// Whether the last attempt found that the server wants a sign-in.
+    login_needed: AtomicBool,
     /// When the supervisor started; the start of the startup grace.
     started_at: std::sync::OnceLock<Instant>,
 }
@@ -141,6 +143,7 @@ impl McpServer {
             elicitations: Arc::default(),
             stop,
             started: AtomicBool::new(false),
+            login_needed: AtomicBool::new(false),
             started_at: std::sync::OnceLock::new(),
         })
     }
@@ -198,6 +201,23 @@ impl McpServer {
             tool_count,
             error,
             session_id: self.session_id.clone(),
+            auth: self.auth(),
+        }
+    }
+
+    /// How the server is signed in to, in words (never a token): empty for
+    /// servers without OAuth.
+    fn auth(&self) -> String {
+        let Some(target) = &self.definition.oauth else {
+            return String::new();
+        };
+        if let Some(words) = crate::oauth::describe(&target.file, self.name()) {
+            return words;
+        }
+        if target.configured || self.login_needed.load(Ordering::Relaxed) {
+            crate::oauth::login_needed(self.name())
+        } else {
+            String::new()
         }
     }
 
@@ -352,6 +372,8 @@ impl McpServer {
                     self.publish_failed(reason, false, false);
                 }
                 Err(error) => {
+                    let wants_login = matches!(error, McpBrokerError::LoginNeeded { .. });
+                    self.login_needed.store(wants_login, Ordering::Relaxed);
                     let permanent = error.is_permanent();
                     let shown = error.shown();
                     if warned.as_deref() == Some(shown.as_str()) {
@@ -526,6 +548,7 @@ mod tests {
                 cwd: None,
             },
             call_timeout: None,
+            oauth: None,
         };
         let timing = Timing {
             initialize_timeout: Duration::from_secs(10),

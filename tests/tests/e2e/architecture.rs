@@ -226,7 +226,8 @@ fn libraries_never_read_the_environment() {
 }
 
 /// Provider keys are read only by llm-proxy. The one other secret reader is
-/// mcp-broker's `secrets.rs`, for MCP server header values it must send.
+/// mcp-broker's `secrets.rs`, for MCP server header values and OAuth client
+/// secrets it must send.
 #[test]
 fn only_llm_proxy_reads_secrets() {
     let others = ["services/agent-loop", "services/tool-executor", "gateway"];

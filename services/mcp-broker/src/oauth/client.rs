@@ -1,0 +1,190 @@
+//! The HTTP client of an OAuth-signed-in MCP connection: rmcp's reqwest
+//! client with the current access token on every request. A token about to
+//! expire is refreshed before the request; a request the server refuses
+//! with 401 gets a refreshed token and is sent once more. So a connection
+//! outlives its access tokens without reconnecting.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::stream::BoxStream;
+use http::{HeaderName, HeaderValue};
+use rmcp::model::ClientJsonRpcMessage;
+use rmcp::transport::streamable_http_client::{
+    AuthRequiredError, SseError, StreamableHttpClient, StreamableHttpError,
+    StreamableHttpPostResponse, StreamableHttpResponseLimits,
+};
+use sse_stream::Sse;
+
+use super::{OAuthError, TokenSession};
+
+type HttpError = StreamableHttpError<reqwest::Error>;
+
+#[derive(Clone)]
+pub struct OAuthHttpClient {
+    inner: reqwest::Client,
+    tokens: Arc<TokenSession>,
+}
+
+impl OAuthHttpClient {
+    pub fn new(inner: reqwest::Client, tokens: Arc<TokenSession>) -> Self {
+        Self { inner, tokens }
+    }
+
+    async fn bearer(&self) -> Result<String, HttpError> {
+        self.tokens.bearer().await.map_err(sign_in_failed)
+    }
+
+    async fn after_rejection(&self, rejected: &str) -> Result<String, HttpError> {
+        self.tokens
+            .after_rejection(rejected)
+            .await
+            .map_err(sign_in_failed)
+    }
+}
+
+/// A token that could not be had or refreshed is a sign-in problem: the
+/// broker reports the server as needing `openheim mcp login` (and warns
+/// about that once; the reason is logged here at `debug`, since every
+/// reconnect attempt would repeat it).
+fn sign_in_failed(error: OAuthError) -> HttpError {
+    tracing::debug!("MCP OAuth: {error}");
+    StreamableHttpError::AuthRequired(AuthRequiredError::new(format!(
+        "the stored sign-in is no longer usable: {error}"
+    )))
+}
+
+fn refused(result: &Result<impl Sized, HttpError>) -> bool {
+    matches!(result, Err(StreamableHttpError::AuthRequired(_)))
+}
+
+impl StreamableHttpClient for OAuthHttpClient {
+    type Error = reqwest::Error;
+
+    async fn post_message(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<StreamableHttpPostResponse, HttpError> {
+        let limits = StreamableHttpResponseLimits::default();
+        self.post_message_with_response_limits(
+            uri,
+            message,
+            session_id,
+            None,
+            custom_headers,
+            limits,
+        )
+        .await
+    }
+
+    async fn post_message_with_response_limits(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        limits: StreamableHttpResponseLimits,
+    ) -> Result<StreamableHttpPostResponse, HttpError> {
+        let token = self.bearer().await?;
+        let first = self
+            .inner
+            .post_message_with_response_limits(
+                Arc::clone(&uri),
+                message.clone(),
+                session_id.clone(),
+                Some(token.clone()),
+                custom_headers.clone(),
+                limits,
+            )
+            .await;
+        if !refused(&first) {
+            return first;
+        }
+        let token = self.after_rejection(&token).await?;
+        self.inner
+            .post_message_with_response_limits(
+                uri,
+                message,
+                session_id,
+                Some(token),
+                custom_headers,
+                limits,
+            )
+            .await
+    }
+
+    async fn delete_session(
+        &self,
+        uri: Arc<str>,
+        session_id: Arc<str>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<(), HttpError> {
+        let token = self.bearer().await?;
+        self.inner
+            .delete_session(uri, session_id, Some(token), custom_headers)
+            .await
+    }
+
+    async fn get_stream(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<BoxStream<'static, Result<Sse, SseError>>, HttpError> {
+        let size = StreamableHttpResponseLimits::default().max_sse_event_size;
+        self.get_stream_with_max_sse_event_size(
+            uri,
+            session_id,
+            last_event_id,
+            None,
+            custom_headers,
+            size,
+        )
+        .await
+    }
+
+    async fn get_stream_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> Result<BoxStream<'static, Result<Sse, SseError>>, HttpError> {
+        let token = self.bearer().await?;
+        let first = self
+            .inner
+            .get_stream_with_max_sse_event_size(
+                Arc::clone(&uri),
+                session_id.clone(),
+                last_event_id.clone(),
+                Some(token.clone()),
+                custom_headers.clone(),
+                max_sse_event_size,
+            )
+            .await;
+        if !refused(&first) {
+            return first;
+        }
+        let token = self.after_rejection(&token).await?;
+        self.inner
+            .get_stream_with_max_sse_event_size(
+                uri,
+                session_id,
+                last_event_id,
+                Some(token),
+                custom_headers,
+                max_sse_event_size,
+            )
+            .await
+    }
+}
