@@ -122,6 +122,7 @@ pub fn mcp_servers(servers: &[McpServer], work_dir: &Path) -> Vec<ServerSpec> {
                         .map(|v| (v.name.clone(), v.value.clone()))
                         .collect(),
                     cwd: work_dir.display().to_string(),
+                    ..StdioTransport::default()
                 })),
             }),
             McpServer::Http(http) => Some(ServerSpec {

@@ -145,6 +145,9 @@ pub(crate) fn confine_servers(
         let Some(server_spec::Transport::Stdio(stdio)) = &mut server.transport else {
             continue;
         };
+        // The broker hides the other users' directories from the process.
+        stdio.boundary = fence.display().to_string();
+        stdio.workspace_root = spaces.root.display().to_string();
         let real = std::fs::canonicalize(&stdio.cwd).ok();
         if stdio.cwd.is_empty() || real.as_ref() == Some(&spaces.root) {
             stdio.cwd = meta.work_dir.clone();

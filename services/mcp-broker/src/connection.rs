@@ -207,8 +207,14 @@ pub async fn connect(
                 env,
                 cwd,
             } => {
-                let transport =
-                    spawn(&definition.name, command, args, env, cwd, stderr, processes).await?;
+                let process = Process {
+                    command,
+                    args,
+                    env,
+                    cwd,
+                    hidden: &definition.hidden,
+                };
+                let transport = spawn(&definition.name, process, stderr, processes).await?;
                 match events.serve(transport).await {
                     Ok(service) => Ok(service),
                     Err(e) => Err(McpBrokerError::Initialize {
@@ -313,17 +319,31 @@ fn token_http_client() -> Result<reqwest::Client, McpBrokerError> {
         .map_err(|e| McpBrokerError::InvalidServer(format!("cannot start an HTTP client: {e}")))
 }
 
+/// A stdio server's process, as its definition describes it.
+struct Process<'a> {
+    command: &'a str,
+    args: &'a [String],
+    env: &'a BTreeMap<String, String>,
+    cwd: &'a Option<PathBuf>,
+    /// Directories it must not see (other users').
+    hidden: &'a [PathBuf],
+}
+
 /// Starts a stdio server, confined, in `cwd` (else the default workspace),
 /// with the environment that passes the policy plus its own `env`.
 async fn spawn(
     server: &str,
-    command: &str,
-    args: &[String],
-    env: &BTreeMap<String, String>,
-    cwd: &Option<PathBuf>,
+    process: Process<'_>,
     tail: &StderrTail,
     processes: &ProcessSettings,
 ) -> Result<TokioChildProcess, McpBrokerError> {
+    let Process {
+        command,
+        args,
+        env,
+        cwd,
+        hidden,
+    } = process;
     let dir = cwd
         .clone()
         .or_else(|| processes.default_dir.clone())
@@ -336,8 +356,9 @@ async fn spawn(
     };
     let launch = processes
         .confinement
-        .launch(
+        .launch_hiding(
             Path::new(&dir),
+            hidden,
             command,
             args.iter().map(Into::into).collect(),
         )

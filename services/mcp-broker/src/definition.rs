@@ -70,6 +70,9 @@ pub struct ServerDefinition {
     /// for stdio servers, a session's servers and brokers without a data
     /// directory.
     pub oauth: Option<crate::oauth::OAuthTarget>,
+    /// Directories a stdio server's process must not see (other users' on
+    /// a server divided between users), hidden in its mount namespace.
+    pub hidden: Vec<PathBuf>,
 }
 
 impl ServerDefinition {
@@ -116,11 +119,23 @@ impl ServerDefinition {
             transport,
             call_timeout: config.call_timeout_secs.map(Duration::from_secs),
             oauth,
+            hidden: Vec::new(),
         }
     }
 
     /// A per-session server, as an ACP client described it.
     pub fn from_spec(spec: ServerSpec) -> Self {
+        let hidden = match &spec.transport {
+            Some(server_spec::Transport::Stdio(stdio))
+                if !stdio.boundary.is_empty() && !stdio.workspace_root.is_empty() =>
+            {
+                openheim_sandbox::hiding::beside(
+                    Path::new(&stdio.workspace_root),
+                    Path::new(&stdio.boundary),
+                )
+            }
+            _ => Vec::new(),
+        };
         let transport = match spec.transport {
             Some(server_spec::Transport::Stdio(stdio)) if stdio.command.is_empty() => {
                 Transport::Invalid("the stdio transport has an empty `command`".into())
@@ -142,6 +157,7 @@ impl ServerDefinition {
             transport,
             call_timeout: None,
             oauth: None,
+            hidden,
         }
     }
 }
@@ -211,6 +227,7 @@ mod tests {
                 args: vec!["--flag".into()],
                 env: [("K".to_owned(), "V".to_owned())].into(),
                 cwd: String::new(),
+                ..Default::default()
             })),
         });
         assert!(matches!(

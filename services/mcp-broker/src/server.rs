@@ -549,6 +549,7 @@ mod tests {
             },
             call_timeout: None,
             oauth: None,
+            hidden: Vec::new(),
         };
         let timing = Timing {
             initialize_timeout: Duration::from_secs(10),

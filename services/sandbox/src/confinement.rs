@@ -220,6 +220,20 @@ impl Confinement {
         program: impl Into<OsString>,
         args: Vec<OsString>,
     ) -> Result<Launch, SandboxError> {
+        self.launch_hiding(workspace, &[], program, args)
+    }
+
+    /// Like [`launch`](Self::launch), with `hidden` directories (other
+    /// users', [`crate::hiding::beside`]) covered in the command's own
+    /// mount namespace. Hiding needs the launcher and new namespaces; where
+    /// the kernel refuses them the command still runs, and can read them.
+    pub fn launch_hiding(
+        &self,
+        workspace: &Path,
+        hidden: &[PathBuf],
+        program: impl Into<OsString>,
+        args: Vec<OsString>,
+    ) -> Result<Launch, SandboxError> {
         let (program, args) = (program.into(), args);
         let direct = |program, args| Launch {
             program,
@@ -235,7 +249,7 @@ impl Confinement {
             (Level::Off, _) => Ok(direct(program, args)),
             (_, mode) if crate::launcher::enabled() => {
                 let writable = self.writable_for(workspace);
-                let (program, args) = crate::launcher::wrap(mode, &writable, program, args);
+                let (program, args) = crate::launcher::wrap(mode, &writable, hidden, program, args);
                 Ok(direct(program, args))
             }
             (Level::Unavailable { .. }, _) => Ok(direct(program, args)),

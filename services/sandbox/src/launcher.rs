@@ -5,18 +5,19 @@
 //! and [`crate::Confinement`] then starts every command as
 //!
 //! ```text
-//! /proc/self/exe __openheim-sandbox 1 MODE N WRITABLE… PROGRAM ARGS…
+//! /proc/self/exe __openheim-sandbox 2 MODE N WRITABLE… M HIDDEN… PROGRAM ARGS…
 //! ```
 //!
 //! The launcher process (single-threaded: nothing else ran yet) enters new
 //! user, mount and PID namespaces, mapping its own user and group to
 //! themselves, and forks. The child is PID 1 of the new namespace: it makes
 //! the mount tree private, mounts a fresh `/proc` (only its own processes
-//! are visible there), drops every capability, applies the Landlock domain
+//! are visible there), covers each `HIDDEN` directory (other users') with an
+//! empty, unreadable tmpfs ([`crate::hiding`]), drops every capability, applies the Landlock domain
 //! and executes the command. The launcher waits and exits as the command
 //! did. When the kernel or a container refuses new namespaces, the launcher
 //! drops the capabilities that reach other processes, applies Landlock and
-//! executes the command itself.
+//! executes the command itself (nothing is hidden then).
 //!
 //! Killing the process group (timeouts, cancellation) kills the launcher and
 //! the command; when PID 1 of the namespace ends, the kernel ends everything
@@ -31,7 +32,7 @@ use openheim_config::SandboxMode;
 /// The first argument that selects the launcher.
 pub const ARG: &str = "__openheim-sandbox";
 /// Version of the argument layout, so a mismatch fails loudly.
-const PROTOCOL: &str = "1";
+const PROTOCOL: &str = "2";
 /// Exit code of a launcher that could not confine or start the command.
 pub const EXIT_SANDBOX_FAILED: i32 = 126;
 /// Exit code of a launcher whose command could not be executed.
@@ -67,6 +68,7 @@ pub fn enter_if_requested() {
 pub(crate) fn wrap(
     mode: SandboxMode,
     writable: &[PathBuf],
+    hidden: &[PathBuf],
     program: OsString,
     args: Vec<OsString>,
 ) -> (OsString, Vec<OsString>) {
@@ -77,6 +79,8 @@ pub(crate) fn wrap(
         writable.len().to_string().into(),
     ];
     wrapped.extend(writable.iter().map(|p| p.as_os_str().to_owned()));
+    wrapped.push(hidden.len().to_string().into());
+    wrapped.extend(hidden.iter().map(|p| p.as_os_str().to_owned()));
     wrapped.push(program);
     wrapped.extend(args);
     ("/proc/self/exe".into(), wrapped)
@@ -87,6 +91,8 @@ pub(crate) fn wrap(
 struct Spec {
     mode: SandboxMode,
     writable: Vec<PathBuf>,
+    /// Directories covered by an empty tmpfs (other users').
+    hidden: Vec<PathBuf>,
     program: OsString,
     args: Vec<OsString>,
 }
@@ -103,8 +109,8 @@ enum BadSpec {
     Protocol(OsString),
     #[error("unknown sandbox mode {0:?}")]
     Mode(OsString),
-    #[error("bad writable count {0:?}")]
-    Count(OsString),
+    #[error("bad {0} count {1:?}")]
+    Count(&'static str, OsString),
 }
 
 impl Spec {
@@ -118,22 +124,33 @@ impl Spec {
         let Some(mode_name) = mode.to_str().and_then(SandboxMode::from_name) else {
             return Err(BadSpec::Mode(mode));
         };
-        let count = next("writable count")?;
-        let Some(count_value) = count.to_str().and_then(|c| c.parse::<usize>().ok()) else {
-            return Err(BadSpec::Count(count));
-        };
-        let mut writable = Vec::with_capacity(count_value.min(64));
-        for _ in 0..count_value {
-            writable.push(PathBuf::from(next("writable directory")?));
-        }
+        let writable = paths(&mut next, "writable")?;
+        let hidden = paths(&mut next, "hidden")?;
         let program = next("program")?;
         Ok(Self {
             mode: mode_name,
             writable,
+            hidden,
             program,
             args: args.collect(),
         })
     }
+}
+
+/// A counted list of paths of the launcher's command line.
+fn paths(
+    next: &mut impl FnMut(&'static str) -> Result<OsString, BadSpec>,
+    what: &'static str,
+) -> Result<Vec<PathBuf>, BadSpec> {
+    let count = next(what)?;
+    let Some(n) = count.to_str().and_then(|c| c.parse::<usize>().ok()) else {
+        return Err(BadSpec::Count(what, count));
+    };
+    let mut out = Vec::with_capacity(n.min(64));
+    for _ in 0..n {
+        out.push(PathBuf::from(next(what)?));
+    }
+    Ok(out)
 }
 
 #[cfg(target_os = "linux")]
@@ -209,6 +226,12 @@ mod os {
                 // The namespace dies with its launcher, whatever kills it.
                 let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
                 private_proc();
+                if let Err(reason) = hide(&spec.hidden)
+                    && spec.mode == SandboxMode::Enforce
+                {
+                    eprintln!("openheim sandbox: cannot hide other users' files: {reason}");
+                    std::process::exit(EXIT_SANDBOX_FAILED);
+                }
                 crate::caps::drop_everything();
                 std::process::exit(confine_and_exec(spec));
             }
@@ -257,6 +280,25 @@ mod os {
         let _ = mount(Some("proc"), "/proc", Some("proc"), flags, none);
     }
 
+    /// Covers each directory with an empty tmpfs nobody may read or write,
+    /// in this process's own mount namespace (the files stay as they are
+    /// for everyone else).
+    fn hide(dirs: &[std::path::PathBuf]) -> Result<(), String> {
+        let flags =
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        for dir in dirs {
+            mount(
+                Some("tmpfs"),
+                dir,
+                Some("tmpfs"),
+                flags,
+                Some("size=4k,mode=000"),
+            )
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        Ok(())
+    }
+
     /// Applies the Landlock domain and executes the command; returns only
     /// when that failed, with the exit code to end with.
     fn confine_and_exec(spec: &Spec) -> i32 {
@@ -297,9 +339,11 @@ mod tests {
     #[test]
     fn the_command_line_round_trips() {
         let writable = vec![PathBuf::from("/w s"), PathBuf::from("/tmp")];
+        let hidden = vec![PathBuf::from("/w/bob")];
         let (program, args) = wrap(
             SandboxMode::Enforce,
             &writable,
+            &hidden,
             "/bin/sh".into(),
             vec!["-c".into(), "echo 'a b'".into()],
         );
@@ -311,6 +355,7 @@ mod tests {
             Spec {
                 mode: SandboxMode::Enforce,
                 writable,
+                hidden,
                 program: "/bin/sh".into(),
                 args: vec!["-c".into(), "echo 'a b'".into()],
             }
@@ -322,18 +367,23 @@ mod tests {
         let parse =
             |args: &[&str]| Spec::parse(args.iter().map(OsString::from)).map_err(|e| e.to_string());
         assert!(
-            parse(&["2", "enforce", "0", "/bin/sh"])
+            parse(&["1", "enforce", "0", "0", "/bin/sh"])
                 .unwrap_err()
                 .contains("protocol")
         );
         assert!(
-            parse(&["1", "strict", "0", "/bin/sh"])
+            parse(&["2", "strict", "0", "0", "/bin/sh"])
                 .unwrap_err()
                 .contains("mode")
         );
-        assert!(parse(&["1", "enforce", "x"]).unwrap_err().contains("count"));
+        assert!(parse(&["2", "enforce", "x"]).unwrap_err().contains("count"));
         assert!(
-            parse(&["1", "enforce", "2", "/a"])
+            parse(&["2", "enforce", "0", "y"])
+                .unwrap_err()
+                .contains("hidden count")
+        );
+        assert!(
+            parse(&["2", "enforce", "2", "/a"])
                 .unwrap_err()
                 .contains("missing")
         );

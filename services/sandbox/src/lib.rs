@@ -1,14 +1,16 @@
 //! What confines the processes openheim starts for the model — shell
 //! commands and stdio MCP servers — shared by tool-executor and mcp-broker so
 //! the rule lives in one place: environment hygiene ([`env`]), OS
-//! confinement ([`confinement`]: Landlock, capabilities) and the launcher
-//! that gives each command its own process namespace ([`launcher`]). The
+//! confinement ([`confinement`]: Landlock, capabilities), the launcher
+//! that gives each command its own process namespace ([`launcher`]) and
+//! the directories it hides there ([`hiding`]). The
 //! threat model is in `docs/security.md`.
 
 #[cfg(target_os = "linux")]
 mod caps;
 pub mod confinement;
 pub mod env;
+pub mod hiding;
 #[cfg(target_os = "linux")]
 mod landlock;
 pub mod launcher;

@@ -46,6 +46,10 @@ pub struct WorkspaceRoot {
     /// The root as it was given, lexically normalised, so absolute paths
     /// written against a symlinked spelling of the root are recognised too.
     given: PathBuf,
+    /// On a server divided between users: the executor's root and the
+    /// session's boundary (its user's or project's directory), so commands
+    /// can be kept from reading the directories beside it.
+    divided: Option<(PathBuf, PathBuf)>,
 }
 
 impl WorkspaceRoot {
@@ -66,7 +70,11 @@ impl WorkspaceRoot {
             )));
         }
         let given = normalise_absolute(root);
-        Ok(Self { real, given })
+        Ok(Self {
+            real,
+            given,
+            divided: None,
+        })
     }
 
     /// Opens the root of a session workspace as requested by a caller: it
@@ -130,7 +138,22 @@ impl WorkspaceRoot {
                 format!("it resolves outside {}", fence.display()),
             ));
         }
-        Ok(workspace)
+        let divided = allowed.map(|allowed| (allowed.to_path_buf(), fence));
+        Ok(Self {
+            divided,
+            ..workspace
+        })
+    }
+
+    /// The directories a command of this session must not see: on a
+    /// server divided between users, every directory beside the path from
+    /// the executor's root to the session's boundary (other users' and
+    /// other projects'); none otherwise.
+    pub fn hidden_from_commands(&self) -> Vec<PathBuf> {
+        match &self.divided {
+            Some((root, fence)) => openheim_sandbox::hiding::beside(root, fence),
+            None => Vec::new(),
+        }
     }
 
     /// The canonical root directory.

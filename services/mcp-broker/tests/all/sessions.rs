@@ -134,6 +134,7 @@ async fn detaching_kills_the_session_s_processes() {
             args: vec!["-c".to_owned(), script],
             env: Default::default(),
             cwd: String::new(),
+            ..Default::default()
         })),
     };
     attach(&client, "s", vec![spec]).await;

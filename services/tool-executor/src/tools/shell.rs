@@ -166,10 +166,13 @@ async fn spawn_shell(command: &str, ctx: &ToolContext, input: bool) -> Result<Ch
     let builtins = &ctx.builtins;
     let env = builtins.env.child_env(&builtins.child_env);
     let workspace = ctx.workspace.path().to_path_buf();
-    let launch =
-        builtins
-            .confinement
-            .launch(&workspace, "/bin/sh", vec!["-c".into(), command.into()])?;
+    let hidden = ctx.workspace.hidden_from_commands();
+    let launch = builtins.confinement.launch_hiding(
+        &workspace,
+        &hidden,
+        "/bin/sh",
+        vec!["-c".into(), command.into()],
+    )?;
     let child = launch
         .spawn(move |program, args| {
             Command::new(program)

@@ -53,8 +53,8 @@ pub(crate) fn alices_attempts(root: &Path) -> Vec<Reply> {
         Reply::tool_calls(vec![call(
             "sh",
             "execute_command",
-            json!({"command": "echo pwned > ../bob/secret.txt; echo pwned > ../bob/new.txt; \
-                   ln -s ../bob link; pwd"}),
+            json!({"command": format!("echo pwned > ../bob/secret.txt; echo pwned > ../bob/new.txt; \
+                   ln -s ../bob link; cat ../bob/secret.txt {absolute}; ls -a ../bob; pwd")}),
         )]),
         Reply::tool_calls(vec![
             call("r-link", "read_file", json!({"path": "link/secret.txt"})),
@@ -249,6 +249,12 @@ pub(crate) async fn files_are_kept_apart(server: &Server, root: &Path) {
     }
     let shell = &results["sh"];
     assert!(shell.contains("Permission denied"), "{shell}");
+    // Landlock confines writes; Bob's directory is hidden from the shell's
+    // mount namespace, so reads fail too.
+    assert!(
+        !shell.contains(BOBS_SECRET),
+        "the shell read Bob's file: {shell}"
+    );
     assert!(
         shell.contains(&root.join("alice").display().to_string()),
         "the shell runs in Alice's directory: {shell}"
@@ -268,7 +274,7 @@ pub(crate) async fn files_are_kept_apart(server: &Server, root: &Path) {
 /// write nowhere else (Landlock).
 async fn mcp_servers_start_in_the_users_directory(server: &Server, root: &Path) {
     let script = format!(
-        "pwd > where.txt; echo pwned > ../bob/mcp.txt; exec {} stdio",
+        "cat ../bob/secret.txt > seen.txt 2>&1; pwd > where.txt; echo pwned > ../bob/mcp.txt; exec {} stdio",
         openheim_e2e::bin_path("test-mcp-server").display()
     );
     let mut acp = acp_as(server, ALICE).await;
@@ -297,6 +303,11 @@ async fn mcp_servers_start_in_the_users_directory(server: &Server, root: &Path) 
         "it wrote into Bob's directory"
     );
     assert!(!root.join("where.txt").exists());
+    let seen = read(&alice_dir.join("seen.txt"));
+    assert!(
+        !seen.contains(BOBS_SECRET),
+        "the MCP server read Bob's file: {seen}"
+    );
     acp.close().await;
 }
 
