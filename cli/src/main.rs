@@ -315,7 +315,7 @@ async fn dispatch(cli: Cli, boot: openheim_boot::Boot) -> anyhow::Result<u8> {
         }
         Some(Command::Mcp {
             command: McpCommand::Logout { name },
-        }) => openheim::mcp_auth::logout(&boot.config, &name),
+        }) => openheim::mcp_auth::logout(&boot.config, &name).await,
         Some(Command::Acp { .. }) => acp(boot).await,
         Some(Command::Sessions { limit, json }) => {
             let runtime = openheim::Runtime::start(&boot.config)?;

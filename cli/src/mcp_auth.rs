@@ -2,25 +2,22 @@
 //! sign-in of a configured Streamable HTTP MCP server (docs/mcp.md#oauth).
 //! The flow itself lives in `openheim_mcp_broker::oauth`; this is its front:
 //! the authorization URL goes to stdout on a line of its own (open it in a
-//! browser), messages to stderr, and the tokens to
-//! `<data_dir>/mcp-auth/NAME.json`, never to the terminal.
+//! browser), messages to stderr, and the tokens to the store the
+//! configuration selects (`<data_dir>/mcp-auth/NAME.json`, or the Redis of
+//! `[store] url` in a deployment), never to the terminal.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use openheim_mcp_broker::oauth::{self, ClientSettings, LoginOptions};
+use openheim_mcp_broker::oauth::{self, ClientSettings, LoginOptions, TokenStore};
 
 /// How long `login` waits for the browser by default.
 pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(300);
 
-fn auth_dir(config: &openheim_config::Config) -> anyhow::Result<PathBuf> {
-    let data_dir = config
-        .data_dir
-        .as_deref()
-        .context("no data directory is configured")?;
-    Ok(openheim_mcp_broker::auth_dir(data_dir))
+fn token_store(config: &openheim_config::Config) -> anyhow::Result<TokenStore> {
+    TokenStore::from_config(config)
+        .context("no data directory is configured and `[store] url` is not a Redis URL")
 }
 
 /// Signs in to server `name`; exit code 0 when tokens were stored.
@@ -36,11 +33,12 @@ pub async fn login(
     let url = server.url.clone().with_context(|| {
         format!("`{name}` is a stdio server: OAuth sign-in is for Streamable HTTP servers (`url`)")
     })?;
+    let store = token_store(config)?;
     let options = LoginOptions {
         server: name.to_owned(),
         url,
         client: ClientSettings::from_config(server.oauth.as_ref()),
-        auth_dir: auth_dir(config)?,
+        store: store.clone(),
     };
     let pending = oauth::prepare_login(options).await?;
     eprintln!("Open this address in a browser to sign in to `{name}`:");
@@ -55,21 +53,20 @@ pub async fn login(
         timeout.as_secs()
     );
     let tokens = pending.finish(timeout).await?;
-    let file = oauth::token_file(&auth_dir(config)?, name)?;
-    let words = oauth::describe(&file, name).unwrap_or_else(|| "oauth (signed in)".into());
+    let words = oauth::describe(&store, name).unwrap_or_else(|| "oauth (signed in)".into());
     eprintln!(
         "Signed in to `{name}` at {}: {words}. Tokens are in {}.",
         tokens.issuer,
-        file.display()
+        store.location(name)?
     );
     Ok(0)
 }
 
 /// Forgets the tokens of server `name`.
-pub fn logout(config: &openheim_config::Config, name: &str) -> anyhow::Result<u8> {
-    let file = oauth::token_file(&auth_dir(config)?, name)?;
-    if oauth::remove_tokens(&file)? {
-        eprintln!("Signed out of `{name}`: removed {}.", file.display());
+pub async fn logout(config: &openheim_config::Config, name: &str) -> anyhow::Result<u8> {
+    let store = token_store(config)?;
+    if store.remove(name).await? {
+        eprintln!("Signed out of `{name}`: removed {}.", store.location(name)?);
     } else {
         eprintln!("No sign-in stored for `{name}`.");
     }

@@ -153,6 +153,9 @@ def check_compose(root):
           and str(env_of(gateway).get("OPENHEIM_SERVER__AUTH_TOKENS", "")).startswith("${"))
     check("compose gateway: counts per-user limits in agent-loop's Redis",
           env_of(gateway).get("OPENHEIM_STORE__URL") == agent_env.get("OPENHEIM_STORE__URL"))
+    check("compose mcp-broker: keeps OAuth tokens in agent-loop's Redis",
+          env_of(services["mcp-broker"]).get("OPENHEIM_STORE__URL")
+          == agent_env.get("OPENHEIM_STORE__URL"))
     check("compose tool-executor: owns the workspace volume read-write",
           "workspace:/workspace" in services["tool-executor"]["volumes"])
     check("compose: named volumes for workspace, data and redis",
@@ -279,6 +282,9 @@ def check_rendered(path, scenario):
                       limits.get("OPENHEIM_SERVER__LIMITS__CONCURRENT_TURNS") == "4"
                       and limits.get("OPENHEIM_SERVER__LIMITS__TOKENS_PER_DAY") == "2000000"
                       and "OPENHEIM_SERVER__LIMITS__SESSIONS_PER_DAY" not in limits, str(limits))
+        if component == "mcp-broker":
+            check(f"{prefix} mcp-broker: keeps OAuth tokens in the session store's Redis",
+                  "OPENHEIM_STORE__URL" in env)
         if component == "agent-loop":
             store = env.get("OPENHEIM_STORE__URL", {})
             check(f"{prefix} agent-loop: session store is Redis",

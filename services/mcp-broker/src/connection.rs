@@ -251,7 +251,7 @@ async fn connect_http(
         server: server.to_owned(),
     };
     let tokens = match oauth {
-        Some(target) => TokenSession::load(&target.file, token_http_client()?)?,
+        Some(target) => TokenSession::load(&target.store, server, token_http_client()?).await?,
         None => None,
     };
     let served = match tokens {

@@ -67,8 +67,8 @@ pub struct ServerDefinition {
     /// Per-call timeout of this server, when configured.
     pub call_timeout: Option<Duration>,
     /// Where the OAuth sign-in of a configured HTTP server lives; `None`
-    /// for stdio servers, a session's servers and brokers without a data
-    /// directory.
+    /// for stdio servers, a session's servers and brokers with neither a
+    /// data directory nor a Redis store.
     pub oauth: Option<crate::oauth::OAuthTarget>,
     /// Directories a stdio server's process must not see (other users' on
     /// a server divided between users), hidden in its mount namespace.
@@ -86,7 +86,7 @@ impl ServerDefinition {
     pub fn from_config(
         name: &str,
         config: &openheim_config::McpServerConfig,
-        auth_dir: Option<&Path>,
+        tokens: Option<&crate::oauth::TokenStore>,
     ) -> Self {
         let transport = match (&config.command, &config.url) {
             (Some(command), None) => Transport::Stdio {
@@ -104,16 +104,16 @@ impl ServerDefinition {
             }
             (None, None) => Transport::Invalid("set `command` (stdio) or `url` (HTTP)".into()),
         };
-        let oauth =
-            match (&transport, auth_dir) {
-                (Transport::Http { .. }, Some(dir)) => crate::oauth::token_file(dir, name)
-                    .ok()
-                    .map(|file| crate::oauth::OAuthTarget {
-                        file,
-                        configured: config.oauth.is_some(),
-                    }),
-                _ => None,
-            };
+        let oauth = match (&transport, tokens) {
+            // A name that cannot name its tokens has no sign-in.
+            (Transport::Http { .. }, Some(store)) if store.location(name).is_ok() => {
+                Some(crate::oauth::OAuthTarget {
+                    store: store.clone(),
+                    configured: config.oauth.is_some(),
+                })
+            }
+            _ => None,
+        };
         Self {
             name: name.to_owned(),
             transport,

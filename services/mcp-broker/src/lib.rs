@@ -61,9 +61,9 @@ pub struct McpBrokerConfig {
     pub default_call_timeout: Duration,
     pub startup_grace: Duration,
     pub reconnect: ReconnectPolicy,
-    /// Where OAuth tokens of configured servers live (`<data_dir>/mcp-auth`);
-    /// `None`: no OAuth sign-in.
-    pub auth_dir: Option<PathBuf>,
+    /// Where OAuth tokens of configured servers live (`<data_dir>/mcp-auth`,
+    /// or the Redis of `[store] url`); `None`: no OAuth sign-in.
+    pub tokens: Option<oauth::TokenStore>,
 }
 
 impl Default for McpBrokerConfig {
@@ -75,7 +75,7 @@ impl Default for McpBrokerConfig {
             default_call_timeout: DEFAULT_CALL_TIMEOUT,
             startup_grace: DEFAULT_STARTUP_GRACE,
             reconnect: ReconnectPolicy::default(),
-            auth_dir: None,
+            tokens: None,
         }
     }
 }
@@ -85,7 +85,7 @@ impl McpBrokerConfig {
         Self {
             servers: config.mcp_servers.clone(),
             processes: connection::ProcessSettings::from_config(config),
-            auth_dir: config.data_dir.as_deref().map(auth_dir),
+            tokens: oauth::TokenStore::from_config(config),
             ..Self::default()
         }
     }

@@ -72,7 +72,7 @@ impl Registry {
             .iter()
             .map(|(name, server)| {
                 let definition =
-                    ServerDefinition::from_config(name, server, config.auth_dir.as_deref());
+                    ServerDefinition::from_config(name, server, config.tokens.as_ref());
                 let processes = Arc::clone(&processes);
                 McpServer::new(definition, "", timing, processes, root.child_token())
             })

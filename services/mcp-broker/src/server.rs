@@ -211,7 +211,7 @@ impl McpServer {
         let Some(target) = &self.definition.oauth else {
             return String::new();
         };
-        if let Some(words) = crate::oauth::describe(&target.file, self.name()) {
+        if let Some(words) = crate::oauth::describe(&target.store, self.name()) {
             return words;
         }
         if target.configured || self.login_needed.load(Ordering::Relaxed) {

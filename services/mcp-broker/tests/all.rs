@@ -16,5 +16,7 @@ mod sessions;
 mod stdio;
 #[path = "all/support.rs"]
 mod support;
+#[path = "all/token_store.rs"]
+mod token_store;
 #[path = "all/web.rs"]
 mod web;

@@ -4,7 +4,9 @@
 //! address like a browser would), stores the tokens privately, and `openheim
 //! run` calls the protected server's tool; revoked or expiring access tokens
 //! are refreshed by the broker; a foreign `state` is refused by the client
-//! and a wrong PKCE verifier by the server.
+//! and a wrong PKCE verifier by the server. With a Redis `[store]` (a
+//! deployment), login, refresh and the rotated tokens live in Redis, and
+//! brokers refreshing at once use the refresh token once.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -13,7 +15,9 @@ use std::time::Duration;
 
 use openheim_e2e::install::{stderr, stdout};
 use openheim_e2e::oauth_server::{OAuthServer, SECRET_WORD};
-use openheim_e2e::{Install, MockLlm, Reply, ToolCallSpec, bin_path, last_tool_result};
+use openheim_e2e::{
+    Install, MockLlm, RedisServer, Reply, ToolCallSpec, bin_path, last_tool_result,
+};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -267,6 +271,85 @@ async fn the_authorization_server_refuses_a_wrong_pkce_verifier() {
     assert_eq!(error["error"], "invalid_grant");
     let right = exchange(code(http.clone()).await, verifier).await.unwrap();
     assert_eq!(right.status(), 200);
+}
+
+/// Whatever the order of two concurrent runs' requests: without a tool
+/// result yet, call `secure__secret_word`; with one, quote it.
+fn secret_script_any_order(turns: usize) -> Vec<Reply> {
+    (0..turns * 2)
+        .map(|_| {
+            Reply::dynamic(|request| match last_tool_result(request) {
+                Some(result) => Reply::text(format!("The server said: {result}")),
+                None => {
+                    Reply::tool_calls(vec![ToolCallSpec::new("secure__secret_word", json!({}))])
+                }
+            })
+        })
+        .collect()
+}
+
+/// The tokens `openheim mcp login` stored in Redis, `None` when none.
+async fn stored_in_redis(redis: &RedisServer) -> Option<Value> {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let raw: Option<String> = redis::cmd("GET")
+        .arg(format!("{}:mcp-auth:secure", redis.prefix()))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    raw.map(|raw| serde_json::from_str(&raw).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_deployment_tokens_live_in_redis_and_two_brokers_refresh_once() {
+    let redis = RedisServer::start();
+    let oauth = OAuthServer::start(Duration::from_secs(3600)).await;
+    let mock = MockLlm::start(secret_script_any_order(3)).await;
+    let store = format!(
+        "[store]\nurl = \"{}\"\nprefix = \"{}\"\n",
+        redis.url(),
+        redis.prefix()
+    );
+    let install = Install::new(&mock, &format!("{store}\n{}", section(&oauth)));
+
+    let (child, url) = start_login(&install).await;
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
+    let (ok, login_log) = finish(child).await;
+    assert!(ok, "login failed: {login_log}");
+    assert!(login_log.contains(":mcp-auth:secure"), "{login_log}");
+    assert!(!install.home().join("mcp-auth/secure.json").exists());
+    let tokens = stored_in_redis(&redis).await.expect("no tokens in Redis");
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+
+    let (out, log) = secret_turn(&install).await;
+    assert!(out.contains(SECRET_WORD), "stdout: {out}\nstderr: {log}");
+    assert_eq!(oauth.refreshes(), 0);
+
+    // The access token stops working; two brokers (two runs) meet the 401
+    // at once. The test server honours each refresh token once: a second
+    // refresh with the same one would fail that run's sign-in.
+    oauth.revoke_access_tokens();
+    let (first, second) = tokio::join!(secret_turn(&install), secret_turn(&install));
+    for (out, log) in [&first, &second] {
+        assert!(out.contains(SECRET_WORD), "stdout: {out}\nstderr: {log}");
+        for secret in [&access, &refresh] {
+            assert!(!log.contains(secret.as_str()), "a token in the log: {log}");
+        }
+    }
+    assert_eq!(oauth.refreshes(), 1, "the refresh token was used twice");
+    let rotated = stored_in_redis(&redis).await.unwrap();
+    assert_ne!(
+        rotated["refresh_token"].as_str().unwrap(),
+        refresh,
+        "not rotated"
+    );
+    assert_ne!(rotated["access_token"].as_str().unwrap(), access);
+
+    let output = install.openheim(&["mcp", "logout", "secure"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stored_in_redis(&redis).await.is_none());
+    mock.assert_no_violations();
 }
 
 /// Polls `/api/mcp-servers` until `secure` is in `state`.

@@ -184,6 +184,7 @@ pub async fn server_metadata(
         &server_metadata_urls(&parsed),
     )
     .await?;
+    check_issuer(issuer, &metadata)?;
     if !metadata
         .code_challenge_methods_supported
         .iter()
@@ -197,6 +198,20 @@ pub async fn server_metadata(
         require_secure(endpoint)?;
     }
     Ok(metadata)
+}
+
+/// RFC 8414 3.3: the metadata's `issuer` must be the issuer it was fetched
+/// for, or another server could pass its endpoints off as that one's. Only
+/// a trailing `/` may differ (URL parsers add one to a bare origin).
+fn check_issuer(expected: &str, metadata: &ServerMetadata) -> Result<(), OAuthError> {
+    if expected.trim_end_matches('/') == metadata.issuer.trim_end_matches('/') {
+        Ok(())
+    } else {
+        Err(OAuthError::IssuerMismatch {
+            expected: openheim_config::redact_url(expected).into_owned(),
+            found: openheim_config::redact_url(&metadata.issuer).into_owned(),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -219,6 +234,40 @@ mod tests {
         );
         assert_eq!(parse_challenge("bearer"), Some(Challenge::default()));
         assert_eq!(parse_challenge(r#"Basic realm="x""#), None);
+    }
+
+    #[test]
+    fn the_metadata_must_name_the_issuer_it_was_fetched_for() {
+        let metadata = |issuer: &str| ServerMetadata {
+            issuer: issuer.into(),
+            authorization_endpoint: "https://as.example.com/authorize".into(),
+            token_endpoint: "https://as.example.com/token".into(),
+            registration_endpoint: None,
+            code_challenge_methods_supported: vec!["S256".into()],
+            scopes_supported: Vec::new(),
+        };
+        let expected = "https://as.example.com/tenant1";
+        assert!(check_issuer(expected, &metadata(expected)).is_ok());
+        assert!(
+            check_issuer(
+                "https://as.example.com",
+                &metadata("https://as.example.com/")
+            )
+            .is_ok()
+        );
+        for other in [
+            "https://evil.example.com/tenant1",
+            "https://as.example.com/tenant2",
+            "http://as.example.com/tenant1",
+        ] {
+            let error = check_issuer(expected, &metadata(other)).unwrap_err();
+            assert!(
+                matches!(error, OAuthError::IssuerMismatch { .. }),
+                "{other}"
+            );
+            let text = error.to_string();
+            assert!(text.contains(expected) && text.contains(other), "{text}");
+        }
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! loopback redirect (`http://127.0.0.1:PORT/callback`, random port, state
 //! checked), and the code exchanged for tokens, which are stored.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
@@ -16,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use url::Url;
 
 use super::discovery::{self, Challenge, ResourceMetadata, ServerMetadata};
+use super::store::TokenStore;
 use super::tokens::{self, StoredTokens, TokenAnswer};
 use super::{ClientSettings, OAuthError, require_secure};
 
@@ -32,8 +32,8 @@ pub struct LoginOptions {
     /// Its Streamable HTTP URL.
     pub url: String,
     pub client: ClientSettings,
-    /// `<data_dir>/mcp-auth`.
-    pub auth_dir: PathBuf,
+    /// Where the tokens go (files or the deployment's Redis).
+    pub store: TokenStore,
 }
 
 /// A sign-in waiting for the browser: open [`Self::authorize_url`], then
@@ -49,14 +49,16 @@ pub struct PendingLogin {
     resource: String,
     metadata: ServerMetadata,
     http: reqwest::Client,
-    file: PathBuf,
+    store: TokenStore,
+    server: String,
     server_url: String,
 }
 
 /// Discovers where to sign in, registers a client and prepares the
 /// authorization URL; listens on the loopback redirect already.
 pub async fn prepare_login(options: LoginOptions) -> Result<PendingLogin, OAuthError> {
-    let file = tokens::token_file(&options.auth_dir, &options.server)?;
+    // The name must be able to name the tokens before anything is asked.
+    options.store.location(&options.server)?;
     require_secure(&options.url)?;
     let mcp_url = Url::parse(&options.url).map_err(|e| OAuthError::Metadata {
         what: "the server's URL".into(),
@@ -107,7 +109,8 @@ pub async fn prepare_login(options: LoginOptions) -> Result<PendingLogin, OAuthE
         resource: resource.resource,
         metadata,
         http,
-        file,
+        store: options.store,
+        server: options.server,
         server_url: options.url,
     })
 }
@@ -150,7 +153,7 @@ impl PendingLogin {
             scope: None,
         };
         stored.absorb(answer);
-        tokens::write(&self.file, &stored)?;
+        self.store.write(&self.server, &stored).await?;
         Ok(stored)
     }
 }
@@ -338,7 +341,7 @@ fn authorize_url(metadata: &ServerMetadata, p: &AuthorizeParams<'_>) -> Result<S
 }
 
 /// 32 random bytes as base64url: a PKCE verifier (43 characters) or a state.
-fn random_text() -> Result<String, OAuthError> {
+pub(super) fn random_text() -> Result<String, OAuthError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| {
         OAuthError::io("drawing random bytes", std::io::Error::other(e.to_string()))

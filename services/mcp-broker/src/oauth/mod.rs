@@ -5,12 +5,13 @@
 //! authorization code flow with PKCE S256 and the `resource` parameter
 //! (RFC 8707) on a loopback redirect (`login`: `openheim mcp login NAME`),
 //! tokens kept per server with 0600 permissions and refreshed before they
-//! expire or when the server refuses them (`tokens`), and the HTTP client
+//! expire or when the server refuses them (`tokens`), in files or the
+//! deployment's Redis with a lock for each refresh (`store`), and the HTTP client
 //! that puts them on the broker's MCP requests (`client`).
 //!
 //! A small client of our own rather than rmcp's `auth` feature: that one
 //! pulls the `oauth2` crate and its dependencies (not in our lockfile), and
-//! keeps tokens behind its own store trait; this one is four files over the
+//! keeps tokens behind its own store trait; this one is five files over the
 //! reqwest we already build, with the storage rules of docs/security.md.
 //!
 //! Tokens never appear in `Debug` output, logs, errors or statuses.
@@ -18,14 +19,15 @@
 mod client;
 mod discovery;
 mod login;
+mod store;
 mod tokens;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use client::OAuthHttpClient;
 pub use login::{LoginOptions, PendingLogin, prepare_login};
-pub use tokens::{StoredTokens, TokenSession, remove_tokens, token_file};
+pub use store::{LOCK_TTL, LOCK_WAIT, RefreshLock, TokenStore};
+pub use tokens::{StoredTokens, TokenSession, token_file};
 
 /// What the client settings of one server are (`[mcp_servers.NAME.oauth]`).
 #[derive(Clone, Default)]
@@ -65,8 +67,8 @@ impl ClientSettings {
 /// Where a configured HTTP server's sign-in lives, known to the broker.
 #[derive(Debug, Clone)]
 pub struct OAuthTarget {
-    /// `<data_dir>/mcp-auth/NAME.json`.
-    pub file: PathBuf,
+    /// The files of the data directory or the deployment's Redis.
+    pub store: TokenStore,
     /// Whether `[mcp_servers.NAME.oauth]` says the server needs sign-in
     /// (otherwise the server's 401 says so).
     pub configured: bool,
@@ -104,6 +106,10 @@ pub enum OAuthError {
         "the sign-in answer's state does not match this sign-in; refused (start again with `openheim mcp login`)"
     )]
     StateMismatch,
+    #[error(
+        "the authorization server metadata fetched for {expected} names another issuer, {found}; refusing it"
+    )]
+    IssuerMismatch { expected: String, found: String },
     #[error("the authorization server refused: {0}")]
     Denied(String),
     #[error("no sign-in answer arrived within {}s", .0.as_secs())]
@@ -118,6 +124,12 @@ pub enum OAuthError {
     BadName(String),
     #[error("the access token expired and there is no refresh token: sign in again")]
     Expired,
+    #[error("the sign-in was removed (`openheim mcp logout`): sign in again")]
+    SignedOut,
+    #[error("another process kept refreshing the tokens for over {}s; try again", .0.as_secs())]
+    LockTimeout(Duration),
+    #[error("the token store: {0}")]
+    Store(String),
 }
 
 fn oauth_error(error: &Option<String>) -> String {
@@ -174,9 +186,10 @@ fn now_secs() -> u64 {
 }
 
 /// The sign-in of `server` in words, for statuses: `None` when there are
-/// no tokens for it.
-pub fn describe(file: &Path, server: &str) -> Option<String> {
-    let tokens = tokens::read(file).ok().flatten()?;
+/// no tokens for it (as far as this process knows without waiting; see
+/// [`TokenStore::peek`]).
+pub fn describe(store: &TokenStore, server: &str) -> Option<String> {
+    let tokens = store.peek(server)?;
     Some(match tokens.expires_at {
         None => "oauth (signed in)".to_owned(),
         Some(at) if at > now_secs() => format!("oauth (signed in, expires {})", utc(at)),

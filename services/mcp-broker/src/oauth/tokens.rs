@@ -1,7 +1,8 @@
-//! The tokens of one server: stored in `<data_dir>/mcp-auth/NAME.json`
-//! (file 0600, directory 0700, replaced atomically), refreshed at the token
-//! endpoint before they expire and when the server refuses them. Refresh
-//! tokens rotate: a new one replaces the old in the file at once.
+//! The tokens of one server: their file format (`<data_dir>/mcp-auth/NAME.json`,
+//! file 0600, directory 0700, replaced atomically; the same JSON in Redis,
+//! see `store`), refreshed at the token endpoint before they expire and when
+//! the server refuses them. Refresh tokens rotate: a new one replaces the
+//! old in the store at once.
 
 use std::fmt;
 use std::io::Write;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
+use super::store::TokenStore;
 use super::{OAuthError, now_secs};
 
 /// An access token is refreshed when it expires within this.
@@ -213,18 +215,27 @@ pub fn remove_tokens(file: &Path) -> Result<bool, OAuthError> {
     }
 }
 
-/// The tokens of one connection, refreshed as needed and written back.
+/// The tokens of one connection, refreshed as needed and written back to
+/// their store. A refresh holds the store's lock for the server, and first
+/// looks whether another process refreshed meanwhile: rotating refresh
+/// tokens work once, so two processes must not both use one.
 pub struct TokenSession {
-    file: PathBuf,
+    store: TokenStore,
+    server: String,
     http: reqwest::Client,
     tokens: Mutex<StoredTokens>,
 }
 
 impl TokenSession {
     /// The session of the stored tokens; `None` when there are none.
-    pub fn load(file: &Path, http: reqwest::Client) -> Result<Option<Self>, OAuthError> {
-        Ok(read(file)?.map(|tokens| Self {
-            file: file.to_owned(),
+    pub async fn load(
+        store: &TokenStore,
+        server: &str,
+        http: reqwest::Client,
+    ) -> Result<Option<Self>, OAuthError> {
+        Ok(store.read(server).await?.map(|tokens| Self {
+            store: store.clone(),
+            server: server.to_owned(),
             http,
             tokens: Mutex::new(tokens),
         }))
@@ -250,6 +261,26 @@ impl TokenSession {
     }
 
     async fn refresh(&self, tokens: &mut StoredTokens) -> Result<(), OAuthError> {
+        let lock = self.store.lock(&self.server).await?;
+        let refreshed = self.refresh_locked(tokens).await;
+        lock.release().await;
+        refreshed
+    }
+
+    /// Under the lock: takes what another process stored since we read
+    /// (a fresh access token, or at least the newest refresh token), and
+    /// only refreshes when that is not enough.
+    async fn refresh_locked(&self, tokens: &mut StoredTokens) -> Result<(), OAuthError> {
+        let stored = self
+            .store
+            .read(&self.server)
+            .await?
+            .ok_or(OAuthError::SignedOut)?;
+        let ours = std::mem::replace(tokens, stored);
+        if tokens.access_token != ours.access_token && !tokens.due(now_secs()) {
+            tracing::info!(server = %self.server, "MCP OAuth access token taken from another process's refresh");
+            return Ok(());
+        }
         let refresh_token = tokens.refresh_token.clone().ok_or(OAuthError::Expired)?;
         let secret = tokens.client_secret.clone().unwrap_or_default();
         let form = [
@@ -263,8 +294,8 @@ impl TokenSession {
         let answer =
             token_request(&self.http, &endpoint, &form, "refreshing the access token").await?;
         tokens.absorb(answer);
-        write(&self.file, tokens)?;
-        tracing::info!(file = %self.file.display(), "MCP OAuth access token refreshed");
+        self.store.write(&self.server, tokens).await?;
+        tracing::info!(server = %self.server, "MCP OAuth access token refreshed");
         Ok(())
     }
 }
