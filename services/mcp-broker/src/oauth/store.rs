@@ -421,8 +421,10 @@ mod tests {
 
     #[test]
     fn the_store_follows_the_configuration() {
-        let mut config = openheim_config::Config::default();
-        config.data_dir = None;
+        let mut config = openheim_config::Config {
+            data_dir: None,
+            ..openheim_config::Config::default()
+        };
         config.store.url = None;
         assert!(TokenStore::from_config(&config).is_none());
         config.data_dir = Some("/d".into());
