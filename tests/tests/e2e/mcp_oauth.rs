@@ -16,7 +16,7 @@ use std::time::Duration;
 use openheim_e2e::install::{stderr, stdout};
 use openheim_e2e::oauth_server::{OAuthServer, SECRET_WORD};
 use openheim_e2e::{
-    Install, MockLlm, RedisServer, Reply, ToolCallSpec, bin_path, last_tool_result,
+    Install, MockLlm, RedisServer, Reply, ServiceProcess, ToolCallSpec, bin_path, last_tool_result,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -346,10 +346,92 @@ async fn in_a_deployment_tokens_live_in_redis_and_two_brokers_refresh_once() {
     );
     assert_ne!(rotated["access_token"].as_str().unwrap(), access);
 
+    // The standalone broker of a deployment, with a home of its own (no
+    // token files): it reads the tokens from Redis, refreshes them after a
+    // 401 and writes the rotated ones back there.
+    standalone_broker_uses_redis(&install, &oauth, &redis, &rotated).await;
+    assert_eq!(oauth.refreshes(), 2);
+
     let output = install.openheim(&["mcp", "logout", "secure"]).await;
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stored_in_redis(&redis).await.is_none());
     mock.assert_no_violations();
+}
+
+async fn standalone_broker_uses_redis(
+    install: &Install,
+    oauth: &OAuthServer,
+    redis: &RedisServer,
+    before: &Value,
+) {
+    use openheim_proto::common::v1::ToolCall;
+    use openheim_proto::mcp_broker::v1::mcp_broker_client::McpBrokerClient;
+    use openheim_proto::mcp_broker::v1::{CallToolRequest, ListServersRequest, ServerState};
+
+    let home = tempfile::tempdir().unwrap();
+    let config = install.home().join("config.toml");
+    let env = [
+        ("OPENHEIM_CONFIG", config.to_str().unwrap()),
+        ("OPENHEIM_HOME", home.path().to_str().unwrap()),
+    ];
+    let broker = ServiceProcess::spawn("openheim-mcp-broker", &[], &env).await;
+    let client = McpBrokerClient::new(openheim_proto::transport::remote(&broker.addr()).unwrap());
+    let status = || async {
+        let servers = client
+            .clone()
+            .list_servers(ListServersRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .servers;
+        servers.into_iter().find(|s| s.name == "secure").unwrap()
+    };
+    let connected = async {
+        while status().await.state != ServerState::Connected as i32 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, connected)
+        .await
+        .unwrap_or_else(|_| panic!("never connected: {}", broker.stderr_tail()));
+    oauth.revoke_access_tokens();
+    let call = CallToolRequest {
+        session_id: String::new(),
+        call: Some(ToolCall {
+            id: "call-1".into(),
+            name: "secure__secret_word".into(),
+            arguments_json: "{}".into(),
+        }),
+        timeout_ms: 0,
+    };
+    let answer = client.clone().call_tool(call).await.unwrap().into_inner();
+    assert!(
+        answer.output.contains(SECRET_WORD),
+        "{answer:?}\n{}",
+        broker.stderr_tail()
+    );
+    let secure = status().await;
+    assert!(
+        secure.auth.starts_with("oauth (signed in, expires "),
+        "{secure:?}"
+    );
+    let after = stored_in_redis(redis).await.unwrap();
+    assert_ne!(
+        after["refresh_token"], before["refresh_token"],
+        "not rotated"
+    );
+    assert!(!home.path().join("mcp-auth").exists());
+    let log = broker.stderr_tail();
+    for secret in [
+        &before["refresh_token"],
+        &after["refresh_token"],
+        &after["access_token"],
+    ] {
+        assert!(
+            !log.contains(secret.as_str().unwrap()),
+            "a token in the log: {log}"
+        );
+    }
 }
 
 /// Polls `/api/mcp-servers` until `secure` is in `state`.
