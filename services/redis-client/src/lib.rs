@@ -1,6 +1,7 @@
 //! How every Redis-backed store connects to Redis, in one place: the
-//! session store of the agent loop (`openheim-agent-loop`, `store/redis.rs`)
-//! and the long-term memory (`openheim-memory`, `redis.rs`).
+//! session store of the agent loop (`openheim-agent-loop`, `store/redis.rs`),
+//! the long-term memory (`openheim-memory`, `redis.rs`) and the OAuth tokens
+//! of MCP servers (`openheim-mcp-broker`, `oauth/store.rs`).
 //!
 //! - [`RedisConnection::open`] makes one lazily connecting connection
 //!   manager with bounded connect and response timeouts; it reconnects in
