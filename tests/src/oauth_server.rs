@@ -13,9 +13,11 @@
 //! - `/token`: `authorization_code` (one use, verifier, redirect URI and
 //!   resource checked) and `refresh_token` (rotated: each works once);
 //!   access tokens expire after the configured lifetime;
-//! - `/mcp`: an rmcp Streamable HTTP server with one tool, `secret_word`,
+//! - `/mcp`: an rmcp Streamable HTTP server with two tools, `secret_word`,
 //!   answering 401 with `WWW-Authenticate: Bearer resource_metadata=…`
-//!   without a valid access token.
+//!   without a valid access token, and `admin_word`, whose call answers 403
+//!   `insufficient_scope` (scope `mcp:tools mcp:admin`) to a token granted
+//!   without `mcp:admin`. Tokens carry the scope asked for at `/authorize`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -39,6 +41,10 @@ use sha2::{Digest, Sha256};
 
 /// What the protected tool answers.
 pub const SECRET_WORD: &str = "swordfish";
+/// What the tool that needs the `mcp:admin` scope answers.
+pub const ADMIN_WORD: &str = "marlin";
+/// The scope `admin_word` asks for when a token lacks `mcp:admin`.
+pub const ADMIN_SCOPE: &str = "mcp:tools mcp:admin";
 
 /// The running servers; stopped when dropped.
 pub struct OAuthServer {
@@ -65,8 +71,10 @@ struct Grants {
     clients: HashMap<String, Vec<String>>,
     codes: HashMap<String, CodeGrant>,
     access: HashMap<String, Instant>,
-    /// refresh token → client id.
-    refresh: HashMap<String, String>,
+    /// access token → the scope granted with it.
+    scopes: HashMap<String, String>,
+    /// refresh token → client id and scope.
+    refresh: HashMap<String, (String, String)>,
     refreshes: u32,
     /// Requests to `/mcp` whose token was refused (expired or unknown).
     rejected: u32,
@@ -78,6 +86,7 @@ struct CodeGrant {
     redirect_uri: String,
     challenge: String,
     resource: String,
+    scope: String,
 }
 
 impl Grants {
@@ -279,6 +288,7 @@ async fn authorize(
         redirect_uri: redirect_uri.clone(),
         challenge: field("code_challenge"),
         resource: field("resource"),
+        scope: field("scope"),
     };
     grants.codes.insert(code.clone(), grant);
     let mut target = url::Url::parse(&redirect_uri).unwrap();
@@ -303,8 +313,8 @@ async fn token(State(state): State<Arc<AuthState>>, body: String) -> Response {
             return refuse(StatusCode::BAD_REQUEST, "unsupported_grant_type", reason);
         }
     };
-    let client_id = match granted {
-        Ok(client_id) => client_id,
+    let (client_id, scope) = match granted {
+        Ok(granted) => granted,
         Err(reason) => return refuse(StatusCode::BAD_REQUEST, "invalid_grant", reason),
     };
     let access = grants.fresh("access");
@@ -312,23 +322,32 @@ async fn token(State(state): State<Arc<AuthState>>, body: String) -> Response {
     grants
         .access
         .insert(access.clone(), Instant::now() + state.access_lifetime);
-    grants.refresh.insert(refresh.clone(), client_id);
+    let scope = if scope.is_empty() {
+        "mcp:tools".to_owned()
+    } else {
+        scope
+    };
+    grants.scopes.insert(access.clone(), scope.clone());
+    grants
+        .refresh
+        .insert(refresh.clone(), (client_id, scope.clone()));
     Json(json!({
         "access_token": access,
         "token_type": "Bearer",
         "expires_in": state.access_lifetime.as_secs(),
         "refresh_token": refresh,
-        "scope": "mcp:tools",
+        "scope": scope,
     }))
     .into_response()
 }
 
 /// An authorization code, used once, with its PKCE verifier, client,
-/// redirect URI and resource checked; the client it was issued to.
+/// redirect URI and resource checked; the client it was issued to and the
+/// scope asked for.
 fn redeem_code(
     grants: &mut Grants,
     field: &dyn Fn(&str) -> String,
-) -> Result<String, &'static str> {
+) -> Result<(String, String), &'static str> {
     let grant = grants
         .codes
         .remove(&field("code"))
@@ -343,15 +362,16 @@ fn redeem_code(
     {
         return Err("client, redirect_uri or resource differ");
     }
-    Ok(grant.client_id)
+    Ok((grant.client_id, grant.scope))
 }
 
-/// A refresh token, which works once (rotation); the client it was issued to.
+/// A refresh token, which works once (rotation); the client it was issued
+/// to and its scope.
 fn redeem_refresh_token(
     grants: &mut Grants,
     field: &dyn Fn(&str) -> String,
-) -> Result<String, &'static str> {
-    let client_id = grants
+) -> Result<(String, String), &'static str> {
+    let (client_id, scope) = grants
         .refresh
         .remove(&field("refresh_token"))
         .ok_or("unknown or used refresh token")?;
@@ -359,7 +379,7 @@ fn redeem_refresh_token(
         return Err("another client's token");
     }
     grants.refreshes += 1;
-    Ok(client_id)
+    Ok((client_id, scope))
 }
 
 /// The resource server's check: a live access token, else 401 with the
@@ -375,19 +395,19 @@ async fn require_token(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_owned);
-    let valid = presented.is_some_and(|token| {
+    let valid = presented.as_ref().is_some_and(|token| {
         let mut grants = state.lock();
         let valid = grants
             .access
-            .get(&token)
+            .get(token)
             .is_some_and(|expires| *expires > Instant::now());
         if !valid {
             grants.rejected += 1;
         }
         valid
     });
-    if valid {
-        return next.run(request).await;
+    if let Some(token) = presented.filter(|_| valid) {
+        return require_scope(&state, &token, request, next).await;
     }
     let challenge = format!(
         "Bearer error=\"invalid_token\", resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp\", scope=\"mcp:tools\"",
@@ -398,6 +418,31 @@ async fn require_token(
         [(header::WWW_AUTHENTICATE, challenge)],
     )
         .into_response()
+}
+
+/// A call of `admin_word` needs `mcp:admin`: without it, 403
+/// `insufficient_scope` naming the scope to ask for.
+async fn require_scope(state: &AuthState, token: &str, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let admin_call = text.contains("\"tools/call\"") && text.contains("\"admin_word\"");
+    let granted = state.lock().scopes.get(token).cloned().unwrap_or_default();
+    if admin_call && !granted.split_whitespace().any(|s| s == "mcp:admin") {
+        let challenge = format!(
+            "Bearer error=\"insufficient_scope\", scope=\"{ADMIN_SCOPE}\", resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp\"",
+            state.base
+        );
+        return (
+            StatusCode::FORBIDDEN,
+            [(header::WWW_AUTHENTICATE, challenge)],
+        )
+            .into_response();
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }
 
 /// The protected MCP server.
@@ -417,6 +462,11 @@ impl Protected {
     #[tool(description = "Tells the secret word (only to signed-in clients)")]
     fn secret_word(&self) -> String {
         format!("the secret word is {SECRET_WORD}")
+    }
+
+    #[tool(description = "Tells the admin word (needs the mcp:admin scope)")]
+    fn admin_word(&self) -> String {
+        format!("the admin word is {ADMIN_WORD}")
     }
 }
 

@@ -14,7 +14,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use openheim_e2e::install::{stderr, stdout};
-use openheim_e2e::oauth_server::{OAuthServer, SECRET_WORD};
+use openheim_e2e::oauth_server::{ADMIN_SCOPE, ADMIN_WORD, OAuthServer, SECRET_WORD};
 use openheim_e2e::{
     Install, MockLlm, RedisServer, Reply, ServiceProcess, ToolCallSpec, bin_path, last_tool_result,
 };
@@ -434,6 +434,55 @@ async fn standalone_broker_uses_redis(
     }
 }
 
+/// Step-up: a tool the sign-in's scope does not cover answers 403
+/// `insufficient_scope`; the model is told the scope and the command, the
+/// scope is remembered, and the next login asks for it as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_scope_is_named_and_the_next_login_asks_for_it() {
+    let oauth = OAuthServer::start(Duration::from_secs(3600)).await;
+    let mut script = Vec::new();
+    for _ in 0..2 {
+        script.push(Reply::tool_calls(vec![ToolCallSpec::new(
+            "secure__admin_word",
+            json!({}),
+        )]));
+        script.push(Reply::dynamic(|request| {
+            let result = last_tool_result(request).unwrap_or_default();
+            Reply::text(format!("The server said: {result}"))
+        }));
+    }
+    let mock = MockLlm::start(script).await;
+    let install = Install::new(&mock, &section(&oauth));
+    let (child, url) = start_login(&install).await;
+    assert!(!url.contains("mcp%3Aadmin"), "{url}");
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
+    assert!(finish(child).await.0);
+
+    let output = install.openheim(&["run", "What is the admin word?"]).await;
+    let (out, err) = (stdout(&output), stderr(&output));
+    assert!(output.status.success(), "{err}");
+    assert!(!out.contains(ADMIN_WORD), "{out}");
+    let told =
+        format!("the server needs the scope `{ADMIN_SCOPE}`: run `openheim mcp login secure`");
+    assert!(out.contains(&told), "stdout: {out}\nstderr: {err}");
+    assert_eq!(stored(&install)["wanted_scope"], ADMIN_SCOPE);
+
+    let (child, url) = start_login(&install).await;
+    let asked = url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "scope")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    assert!(asked.split(' ').any(|s| s == "mcp:admin"), "{url}");
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
+    assert!(finish(child).await.0);
+    let output = install.openheim(&["run", "What is the admin word?"]).await;
+    let (out, err) = (stdout(&output), stderr(&output));
+    assert!(out.contains(ADMIN_WORD), "stdout: {out}\nstderr: {err}");
+    assert!(stored(&install).get("wanted_scope").is_none());
+}
+
 /// Polls `/api/mcp-servers` until `secure` is in `state`.
 async fn rest_status(server: &super::gateway::support::Server, state: &str) -> Value {
     let wait = async {
@@ -474,7 +523,7 @@ async fn the_rest_api_shows_the_sign_in_and_the_server_connects_after_login() {
     let after = rest_status(&server, "connected").await;
     let auth = after["auth"].as_str().unwrap_or_default();
     assert!(auth.starts_with("oauth (signed in, expires "), "{after}");
-    assert_eq!(after["tool_count"], 1);
+    assert_eq!(after["tool_count"], 2);
     let tokens = stored(&server.install);
     let (_, body) = server.get("/api/mcp-servers", None).await;
     let (_, config) = server.get("/api/config", None).await;

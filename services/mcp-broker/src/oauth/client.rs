@@ -2,7 +2,9 @@
 //! client with the current access token on every request. A token about to
 //! expire is refreshed before the request; a request the server refuses
 //! with 401 gets a refreshed token and is sent once more. So a connection
-//! outlives its access tokens without reconnecting.
+//! outlives its access tokens without reconnecting. A 403
+//! `insufficient_scope` fails the request with the missing scope and the
+//! command that fixes it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use futures::stream::BoxStream;
 use http::{HeaderName, HeaderValue};
 use rmcp::model::ClientJsonRpcMessage;
 use rmcp::transport::streamable_http_client::{
-    AuthRequiredError, SseError, StreamableHttpClient, StreamableHttpError,
+    AuthRequiredError, InsufficientScopeError, SseError, StreamableHttpClient, StreamableHttpError,
     StreamableHttpPostResponse, StreamableHttpResponseLimits,
 };
 use sse_stream::Sse;
@@ -52,6 +54,37 @@ fn sign_in_failed(error: OAuthError) -> HttpError {
     StreamableHttpError::AuthRequired(AuthRequiredError::new(format!(
         "the stored sign-in is no longer usable: {error}"
     )))
+}
+
+impl OAuthHttpClient {
+    /// A `403 insufficient_scope` in words the model and the user can act
+    /// on (the missing scope and the command that fixes it); the scope is
+    /// recorded for the next `openheim mcp login` to ask for.
+    async fn step_up<T>(&self, result: Result<T, HttpError>) -> Result<T, HttpError> {
+        let Err(StreamableHttpError::InsufficientScope(error)) = result else {
+            return result;
+        };
+        let scope = error.get_required_scope().map(str::to_owned).or_else(|| {
+            super::discovery::parse_challenge(&error.www_authenticate_header).and_then(|c| c.scope)
+        });
+        let server = self.tokens.server();
+        let needs = match &scope {
+            Some(scope) => format!("the server needs the scope `{scope}`"),
+            None => "the server needs a wider scope".to_owned(),
+        };
+        let message = format!("{needs}: run `openheim mcp login {server}`");
+        tracing::warn!(server, "MCP OAuth: {message}");
+        if let Some(scope) = &scope
+            && let Err(e) = self.tokens.wants_scope(scope).await
+        {
+            tracing::debug!(server, "MCP OAuth: recording the wanted scope failed: {e}");
+        }
+        // Carried in the error's header field: its text is what the caller
+        // shows (`insufficient scope: …`).
+        Err(StreamableHttpError::InsufficientScope(
+            InsufficientScopeError::new(message, scope),
+        ))
+    }
 }
 
 fn refused(result: &Result<impl Sized, HttpError>) -> bool {
@@ -103,10 +136,11 @@ impl StreamableHttpClient for OAuthHttpClient {
             )
             .await;
         if !refused(&first) {
-            return first;
+            return self.step_up(first).await;
         }
         let token = self.after_rejection(&token).await?;
-        self.inner
+        let second = self
+            .inner
             .post_message_with_response_limits(
                 uri,
                 message,
@@ -115,7 +149,8 @@ impl StreamableHttpClient for OAuthHttpClient {
                 custom_headers,
                 limits,
             )
-            .await
+            .await;
+        self.step_up(second).await
     }
 
     async fn delete_session(
@@ -173,10 +208,11 @@ impl StreamableHttpClient for OAuthHttpClient {
             )
             .await;
         if !refused(&first) {
-            return first;
+            return self.step_up(first).await;
         }
         let token = self.after_rejection(&token).await?;
-        self.inner
+        let second = self
+            .inner
             .get_stream_with_max_sse_event_size(
                 uri,
                 session_id,
@@ -185,6 +221,7 @@ impl StreamableHttpClient for OAuthHttpClient {
                 custom_headers,
                 max_sse_event_size,
             )
-            .await
+            .await;
+        self.step_up(second).await
     }
 }

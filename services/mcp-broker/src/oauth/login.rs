@@ -84,7 +84,14 @@ pub async fn prepare_login(options: LoginOptions) -> Result<PendingLogin, OAuthE
         .port();
     let redirect_uri = format!("http://127.0.0.1:{port}/callback");
     let (client_id, client_secret) = register(&http, &metadata, &options, &redirect_uri).await?;
-    let scope = scope(&options.client, challenge.as_ref(), &resource, &metadata);
+    // Step-up: what was granted before and what a server's 403 asked for
+    // since (`StoredTokens::wanted_scope`) are asked for again.
+    let before = options.store.read(&options.server).await?;
+    let scope = union_of_scopes([
+        scope(&options.client, challenge.as_ref(), &resource, &metadata).as_deref(),
+        before.as_ref().and_then(|t| t.scope.as_deref()),
+        before.as_ref().and_then(|t| t.wanted_scope.as_deref()),
+    ]);
     let verifier = random_text()?;
     let state = random_text()?;
     let authorize_url = authorize_url(
@@ -151,6 +158,7 @@ impl PendingLogin {
             refresh_token: None,
             expires_at: None,
             scope: None,
+            wanted_scope: None,
         };
         stored.absorb(answer);
         self.store.write(&self.server, &stored).await?;
@@ -308,6 +316,20 @@ fn scope(
         .map(|s| s.join(" "))
 }
 
+/// The scopes of all of `scopes` (space-separated lists), each once, in
+/// order of first mention; `None` when there are none.
+pub(super) fn union_of_scopes<'a>(
+    scopes: impl IntoIterator<Item = Option<&'a str>>,
+) -> Option<String> {
+    let mut all: Vec<&str> = Vec::new();
+    for scope in scopes.into_iter().flatten().flat_map(str::split_whitespace) {
+        if !all.contains(&scope) {
+            all.push(scope);
+        }
+    }
+    (!all.is_empty()).then(|| all.join(" "))
+}
+
 struct AuthorizeParams<'a> {
     client_id: &'a str,
     redirect_uri: &'a str,
@@ -446,6 +468,15 @@ mod tests {
     use super::*;
 
     /// RFC 7636 appendix B.
+    #[test]
+    fn a_new_sign_in_asks_for_old_and_wanted_scopes_too() {
+        assert_eq!(
+            union_of_scopes([Some("a b"), Some("b c"), None, Some(" c  d ")]).as_deref(),
+            Some("a b c d")
+        );
+        assert_eq!(union_of_scopes([None, Some("  ")]), None);
+    }
+
     #[test]
     fn the_pkce_challenge_is_s256() {
         assert_eq!(

@@ -38,6 +38,10 @@ pub struct StoredTokens {
     pub expires_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// Scopes a server asked for since (a `403 insufficient_scope`), which
+    /// the next `openheim mcp login` asks for too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wanted_scope: Option<String>,
 }
 
 impl fmt::Debug for StoredTokens {
@@ -260,6 +264,32 @@ impl TokenSession {
         Ok(tokens.access_token.clone())
     }
 
+    /// The server's name (`[mcp_servers.NAME]`).
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Records that the server asked for `scope` (a `403 insufficient_scope`),
+    /// for the next `openheim mcp login` to ask for it too.
+    pub async fn wants_scope(&self, scope: &str) -> Result<(), OAuthError> {
+        let lock = self.store.lock(&self.server).await?;
+        let recorded = async {
+            let Some(mut stored) = self.store.read(&self.server).await? else {
+                return Ok(());
+            };
+            let wanted =
+                super::login::union_of_scopes([stored.wanted_scope.as_deref(), Some(scope)]);
+            if wanted != stored.wanted_scope {
+                stored.wanted_scope = wanted;
+                self.store.write(&self.server, &stored).await?;
+            }
+            Ok(())
+        }
+        .await;
+        lock.release().await;
+        recorded
+    }
+
     async fn refresh(&self, tokens: &mut StoredTokens) -> Result<(), OAuthError> {
         let lock = self.store.lock(&self.server).await?;
         let refreshed = self.refresh_locked(tokens).await;
@@ -318,6 +348,7 @@ mod tests {
             refresh_token: Some("rt-s3cr3t".into()),
             expires_at: Some(1000),
             scope: None,
+            wanted_scope: None,
         }
     }
 

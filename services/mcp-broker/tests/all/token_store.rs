@@ -82,6 +82,7 @@ fn expired(token_endpoint: &str) -> StoredTokens {
         refresh_token: Some("rt-0".into()),
         expires_at: Some(1),
         scope: None,
+        wanted_scope: None,
     }
 }
 
