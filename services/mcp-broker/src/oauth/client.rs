@@ -64,9 +64,15 @@ impl OAuthHttpClient {
         let Err(StreamableHttpError::InsufficientScope(error)) = result else {
             return result;
         };
-        let scope = error.get_required_scope().map(str::to_owned).or_else(|| {
-            super::discovery::parse_challenge(&error.www_authenticate_header).and_then(|c| c.scope)
-        });
+        // The server's words: only a plausible scope list is repeated.
+        let scope = error
+            .get_required_scope()
+            .map(str::to_owned)
+            .or_else(|| {
+                super::discovery::parse_challenge(&error.www_authenticate_header)
+                    .and_then(|c| c.scope)
+            })
+            .filter(|s| plausible_scope(s));
         let server = self.tokens.server();
         let needs = match &scope {
             Some(scope) => format!("the server needs the scope `{scope}`"),
@@ -85,6 +91,19 @@ impl OAuthHttpClient {
             InsufficientScopeError::new(message, scope),
         ))
     }
+}
+
+/// The longest scope list repeated from a server's 403.
+const MAX_SCOPE: usize = 1024;
+
+/// At most [`MAX_SCOPE`] bytes of scope tokens (RFC 6749 3.3: visible ASCII
+/// but `"` and `\`) separated by spaces.
+fn plausible_scope(scope: &str) -> bool {
+    !scope.trim().is_empty()
+        && scope.len() <= MAX_SCOPE
+        && scope
+            .bytes()
+            .all(|b| b == b' ' || (b.is_ascii_graphic() && b != b'"' && b != b'\\'))
 }
 
 fn refused(result: &Result<impl Sized, HttpError>) -> bool {
@@ -223,5 +242,26 @@ impl StreamableHttpClient for OAuthHttpClient {
             )
             .await;
         self.step_up(second).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plausible_scopes_are_repeated() {
+        assert!(plausible_scope("mcp:tools mcp:admin"));
+        assert!(plausible_scope("https://api.example.com/files.write"));
+        for hostile in [
+            "",
+            "  ",
+            "a\nb",
+            "a\"b",
+            "caf\u{e9}",
+            &"x".repeat(MAX_SCOPE + 1),
+        ] {
+            assert!(!plausible_scope(hostile), "{hostile:?}");
+        }
     }
 }

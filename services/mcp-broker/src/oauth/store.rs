@@ -81,7 +81,7 @@ pub struct RefreshLock {
 
 enum Held {
     /// Closing the file releases the advisory lock.
-    File(#[allow(dead_code)] std::fs::File),
+    File { _open: std::fs::File },
     Redis {
         connection: RedisConnection,
         key: String,
@@ -260,7 +260,7 @@ impl TokenStore {
                     match lock.try_lock() {
                         Ok(()) => {
                             return Ok(RefreshLock {
-                                held: Held::File(lock),
+                                held: Held::File { _open: lock },
                             });
                         }
                         Err(std::fs::TryLockError::WouldBlock) => {}
