@@ -258,7 +258,8 @@ fn best_rows(
     fetch: usize,
 ) -> rusqlite::Result<Vec<(String, String, f64)>> {
     // bm25() is lower for better matches; negated, higher is better.
-    let mut statement = connection.prepare(
+    // Cached: parsed once per connection, not on every search.
+    let mut statement = connection.prepare_cached(
         "SELECT n.id, n.scope_key, best.score FROM (
              SELECT rowid, -bm25(notes_fts, 0.0, 1.0) AS score
              FROM notes_fts WHERE notes_fts MATCH ?1
@@ -412,7 +413,7 @@ impl MemoryStore for SqliteMemory {
         self.run(move |connection| {
             let at = |e: rusqlite::Error| sql_error(&path, &e);
             let mut statement = connection
-                .prepare(&format!("SELECT {NOTE_COLUMNS} FROM notes WHERE id = ?1"))
+                .prepare_cached(&format!("SELECT {NOTE_COLUMNS} FROM notes WHERE id = ?1"))
                 .map_err(at)?;
             let mut notes = Vec::with_capacity(ids.len());
             for id in &ids {
