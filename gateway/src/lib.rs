@@ -151,8 +151,9 @@ impl Gateway {
         let drain = &self.state.drain;
         drain.stop();
         let deadline = self.state.options.shutdown_deadline;
-        // The ACP connections' own grace, plus time to send close frames.
-        let grace = self.state.options.acp.shutdown_grace + Duration::from_secs(2);
+        // The ACP connections' own grace, plus time for the sockets' closing
+        // handshakes.
+        let grace = self.state.options.acp.shutdown_grace + ws::CLOSE_HANDSHAKE;
         let (served, drained) = tokio::join!(server, drain.wait(deadline, grace));
         if !drained {
             tracing::warn!("some connections did not finish in time");

@@ -193,3 +193,40 @@ async fn shutdown_closes_idle_sockets_and_stops() {
     finished.expect("serve did not return").unwrap().unwrap();
     assert!(connect(server.addr).await.is_err());
 }
+
+/// A client still sending when the server closes its socket is not reset:
+/// the server reads on until the client answers its close frame, so the
+/// client's frames are taken, the close frame arrives and the connection
+/// ends cleanly.
+#[tokio::test]
+async fn a_client_still_sending_when_the_server_closes_is_not_reset() {
+    let server = start(backends(1), fakes::options()).await;
+    let mut client = connect(server.addr).await.unwrap();
+    lists(&mut client).await;
+    let _ = server.stop.send(());
+    // Not reading yet: the close frame waits while the client sends on.
+    let mut refused = Vec::new();
+    for i in 0..20 {
+        let frame = json!({"channel": "fs", "data": {"action": "list", "id": i}});
+        if let Err(error) = client.send(Message::text(frame.to_string())).await {
+            refused.push(format!("frame {i}: {error}"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused.is_empty(), "{refused:?}");
+    let close = loop {
+        match next(&mut client).await {
+            Ok(_) => continue,
+            Err(close) => break close,
+        }
+    };
+    assert_eq!(close, Some(CloseCode::Away));
+    // The client's answer went out; the server then ends the connection.
+    let end = tokio::time::timeout(PATIENCE, client.next()).await.unwrap();
+    assert!(
+        matches!(end, None | Some(Err(WsError::ConnectionClosed))),
+        "{end:?}"
+    );
+    let finished = tokio::time::timeout(PATIENCE, server.task).await;
+    finished.expect("serve did not return").unwrap().unwrap();
+}

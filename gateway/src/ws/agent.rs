@@ -67,17 +67,7 @@ impl AgentChannel {
     ) -> Self {
         let (incoming, rx) = mpsc::channel::<String>(INCOMING_QUEUE);
         let prompts = PromptCount::default();
-        let outgoing_prompts = prompts.clone();
-        let sink = futures::sink::unfold(outbox, move |outbox, message: String| {
-            outgoing_prompts.observe_outgoing(&message);
-            async move {
-                outbox
-                    .send_text(framing.frame(message))
-                    .await
-                    .map_err(|Closed| io::Error::new(io::ErrorKind::BrokenPipe, "socket closed"))?;
-                Ok::<_, io::Error>(outbox)
-            }
-        });
+        let sink = outgoing(outbox, prompts.clone(), framing);
         let stream = ReceiverStream::new(rx).map(Ok::<_, io::Error>);
         // Gated like stdio: messages pipelined behind `initialize` wait for its answer.
         let transport = openheim_acp::lines(Box::pin(sink), Box::pin(stream));
@@ -101,6 +91,29 @@ impl AgentChannel {
     pub fn prompts(&self) -> watch::Receiver<usize> {
         self.prompts.count.subscribe()
     }
+}
+
+/// The connection's output: every message framed into `outbox`. A prompt
+/// counts as answered once its answer is queued: a draining socket closes
+/// when no prompt is open, and its close frame must follow the answer, not
+/// overtake it.
+fn outgoing(
+    outbox: Outbox,
+    prompts: PromptCount,
+    framing: Framing,
+) -> impl futures::Sink<String, Error = io::Error> + Send + 'static {
+    futures::sink::unfold(outbox, move |outbox, message: String| {
+        let prompts = prompts.clone();
+        async move {
+            let answer = PromptCount::answer_to(&message);
+            let sent = outbox.send_text(framing.frame(message)).await;
+            if let Some(id) = answer {
+                prompts.answered(&id);
+            }
+            sent.map_err(|Closed| io::Error::new(io::ErrorKind::BrokenPipe, "socket closed"))?;
+            Ok::<_, io::Error>(outbox)
+        }
+    })
 }
 
 /// The ids of `session/prompt` requests without a response yet.
@@ -140,14 +153,20 @@ impl PromptCount {
         }
     }
 
-    fn observe_outgoing(&self, message: &str) {
-        if let Ok(Probe {
-            method: None,
-            id: Some(id),
-        }) = serde_json::from_str(message)
-        {
-            self.update(|open| open.remove(&id.to_string()));
+    /// The id `message` answers, if it is a response (it may answer a
+    /// prompt).
+    fn answer_to(message: &str) -> Option<String> {
+        match serde_json::from_str(message) {
+            Ok(Probe {
+                method: None,
+                id: Some(id),
+            }) => Some(id.to_string()),
+            _ => None,
         }
+    }
+
+    fn answered(&self, id: &str) {
+        self.update(|open| open.remove(id));
     }
 
     fn update(&self, change: impl FnOnce(&mut HashSet<String>) -> bool) {
@@ -172,11 +191,38 @@ mod tests {
         count.observe_incoming("not json");
         assert_eq!(*rx.borrow(), 2);
         // A request from the agent with the same id is not an answer.
-        count.observe_outgoing(r#"{"jsonrpc":"2.0","id":7,"method":"session/request_permission"}"#);
+        let request = r#"{"jsonrpc":"2.0","id":7,"method":"session/request_permission"}"#;
+        assert_eq!(PromptCount::answer_to(request), None);
         assert_eq!(*rx.borrow(), 2);
-        count.observe_outgoing(r#"{"jsonrpc":"2.0","id":7,"result":{"stopReason":"end_turn"}}"#);
-        count.observe_outgoing(r#"{"jsonrpc":"2.0","id":"x","error":{"code":-1}}"#);
+        for answer in [
+            r#"{"jsonrpc":"2.0","id":7,"result":{"stopReason":"end_turn"}}"#,
+            r#"{"jsonrpc":"2.0","id":"x","error":{"code":-1}}"#,
+        ] {
+            count.answered(&PromptCount::answer_to(answer).unwrap());
+        }
         assert_eq!(*rx.borrow(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_prompt_stays_open_until_its_answer_is_queued() {
+        use futures::SinkExt;
+
+        let (outbox, mut queue) = Outbox::detached(1);
+        let prompts = PromptCount::default();
+        prompts.observe_incoming(r#"{"jsonrpc":"2.0","id":7,"method":"session/prompt"}"#);
+        let open = prompts.count.subscribe();
+        let mut sink = std::pin::pin!(outgoing(outbox, prompts, Framing::Bare));
+        let update = r#"{"jsonrpc":"2.0","method":"session/update","params":{}}"#;
+        sink.send(update.to_owned()).await.unwrap();
+        // The queue is full: the answer waits for room, the prompt stays open.
+        let answer = r#"{"jsonrpc":"2.0","id":7,"result":{"stopReason":"end_turn"}}"#;
+        let mut sending = std::pin::pin!(sink.send(answer.to_owned()));
+        assert!(futures::poll!(sending.as_mut()).is_pending());
+        assert_eq!(*open.borrow(), 1);
+        assert_eq!(queue.try_next().as_deref(), Some(update));
+        sending.await.unwrap();
+        assert_eq!(*open.borrow(), 0);
+        assert_eq!(queue.try_next().as_deref(), Some(answer));
     }
 
     #[test]

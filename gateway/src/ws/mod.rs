@@ -27,6 +27,8 @@ use crate::ws::agent::{AgentChannel, Framing};
 use crate::ws::fs::FsChannel;
 use crate::ws::socket::{Closed, Frames, Outbox};
 
+pub use socket::CLOSE_HANDSHAKE;
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/ws", get(multiplexed))

@@ -10,7 +10,10 @@
 //! the size limit (1009), when nothing (not even a pong) arrived within the
 //! idle timeout, when the client is stuck (1008), and when the server
 //! drains (1001). Dropping the channels then ends the ACP connection, which
-//! cancels its turns, and stops the fs watches.
+//! cancels its turns, and stops the fs watches. A socket the server closes
+//! stays open (reading and dropping frames) until the client answers the
+//! close frame, for at most [`CLOSE_HANDSHAKE`], so that nothing the client
+//! sent late turns the end of the connection into a reset.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +82,39 @@ impl Outbox {
     }
 }
 
+/// An outbox without a socket, for tests: its frames are taken from the
+/// returned queue.
+#[cfg(test)]
+pub struct Detached(mpsc::Receiver<Queued>);
+
+#[cfg(test)]
+impl Detached {
+    /// The next queued text frame, if any.
+    pub fn try_next(&mut self) -> Option<String> {
+        match self.0.try_recv().ok()?.message {
+            Message::Text(text) => Some(text.as_str().to_owned()),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Outbox {
+    /// An outbox of `frames` slots (and ample bytes) with no socket.
+    pub fn detached(frames: usize) -> (Self, Detached) {
+        let (tx, rx) = mpsc::channel(frames);
+        let max_bytes = 1 << 20;
+        let outbox = Self {
+            tx,
+            bytes: Arc::new(Semaphore::new(max_bytes)),
+            max_bytes,
+            stuck: CancellationToken::new(),
+            patience: Duration::from_secs(10),
+        };
+        (outbox, Detached(rx))
+    }
+}
+
 /// What the reader does with the frames of one kind of socket.
 pub trait Frames: Send {
     /// Handles a text frame; `Err` closes the socket.
@@ -105,7 +141,7 @@ pub async fn run<F: Frames>(
     drain: &Drain,
     channels: impl FnOnce(Outbox) -> F,
 ) {
-    let (sink, stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(limits.socket_queue);
     let stuck = CancellationToken::new();
     let max_bytes = limits.socket_queue_bytes.clamp(1, Semaphore::MAX_PERMITS);
@@ -126,7 +162,7 @@ pub async fn run<F: Frames>(
     };
     let writer = tokio::spawn(writer.run(sink));
     let mut frames = channels(outbox);
-    let end = read(stream, &mut frames, limits.idle_timeout, &stuck, drain).await;
+    let end = read(&mut stream, &mut frames, limits.idle_timeout, &stuck, drain).await;
     let frame = match end {
         End::Gone => None,
         End::Close(code, reason) => Some(CloseFrame {
@@ -134,14 +170,39 @@ pub async fn run<F: Frames>(
             reason: reason.into(),
         }),
     };
+    let ours = frame.is_some();
     let _ = close_tx.send(frame);
     // The channels go first: that ends the ACP connection and the watches.
     drop(frames);
-    let _ = writer.await;
+    if ours {
+        // The connection ends once both halves are gone.
+        let (_, ()) = tokio::join!(writer, await_close(stream));
+    } else {
+        let _ = writer.await;
+    }
+}
+
+/// How long a socket the server closes waits for the client's close frame.
+pub const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
+
+/// After the server's close frame, reads (and drops) what the client still
+/// sends until its close frame answers, the connection ends, or
+/// [`CLOSE_HANDSHAKE`] passes (RFC 6455 section 7.1.1). A connection closed
+/// with unread data in it is reset instead, and a reset can destroy the
+/// close frame (and the last messages) before the client reads them.
+async fn await_close(mut stream: SplitStream<WebSocket>) {
+    let answered = async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_HANDSHAKE, answered).await;
 }
 
 async fn read<F: Frames>(
-    mut stream: SplitStream<WebSocket>,
+    stream: &mut SplitStream<WebSocket>,
     frames: &mut F,
     idle_timeout: Duration,
     stuck: &CancellationToken,

@@ -267,6 +267,21 @@ async function main(browser) {
     await lastAgent(page).getByText("OK.").waitFor();
   });
 
+  await step("the agent's plan shows as a checklist", async () => {
+    await prompt(page, "Make a plan first");
+    await lastAgent(page).getByText("Planned.").waitFor();
+    const plan = page.locator("details.plan");
+    await plan.locator("summary", { hasText: "Plan · 1/3" }).waitFor();
+    assert.deepEqual(
+      await plan.locator("li").evaluateAll((items) => items.map((li) => [li.className, li.textContent])),
+      [["plan-completed", "✓Read the code"], ["plan-in_progress", "▸Write the fix"], ["plan-pending", "○Check the result"]],
+    );
+    // The mock's context window is unknown: a count, no meter.
+    await page.locator(".usage", { hasText: /^\d+ tokens$/ }).waitFor();
+    assert.equal(await page.locator(".usage meter").count(), 0);
+    await shot(page, "plan");
+  });
+
   await step("after a reload the session is found by title and replayed", async () => {
     await page.goto(`${BASE}/`);
     await page.locator('[data-conn="open"]').waitFor();
@@ -278,6 +293,8 @@ async function main(browser) {
     await page.locator(".msg.agent .code-block code[data-lang=rust]").first().waitFor();
     await page.locator('.tool-card[data-tool-id="w1"][data-status="completed"]').waitFor();
     await page.locator('.tool-card[data-tool-id="x1"] .badge', { hasText: "exit 3" }).waitFor();
+    // The plan is part of the history.
+    await page.locator("details.plan summary", { hasText: "Plan · 1/3" }).waitFor();
     // The attached file shows as a file, not as the text the model got.
     await page.locator(".msg.user", { hasText: "Summarise the attached file" }).locator(".chip", { hasText: "@notes.md" }).waitFor();
     assert.equal(await page.locator(".msg.user", { hasText: "<context" }).count(), 0);

@@ -32,6 +32,26 @@ pub trait Counters: Send + Sync + std::fmt::Debug {
 
     /// The value of `key` (0 when it does not exist).
     async fn get(&self, key: &str) -> Result<i64, CounterError>;
+
+    /// Counts one more in `key` (as [`add`](Self::add) does) unless the
+    /// count then passes `allowed`: `Ok(true)` when counted; `Ok(false)`
+    /// when refused, with the one taken back, so a refusal uses up nothing.
+    async fn add_one_within(
+        &self,
+        key: &str,
+        allowed: u64,
+        ttl: Duration,
+        renew: bool,
+    ) -> Result<bool, CounterError> {
+        let count = self.add(key, 1, ttl, renew).await?;
+        if u64::try_from(count).unwrap_or(0) <= allowed {
+            return Ok(true);
+        }
+        if let Err(error) = self.add(key, -1, ttl, renew).await {
+            tracing::debug!(%error, "a refused count was not taken back");
+        }
+        Ok(false)
+    }
 }
 
 /// Counters of this process.
@@ -172,6 +192,25 @@ mod tests {
     #[tokio::test]
     async fn memory_counters_count_and_expire() {
         counts_and_expires(&MemoryCounters::default(), "k").await;
+    }
+
+    #[tokio::test]
+    async fn a_count_past_the_limit_is_refused_and_taken_back() {
+        let counters = MemoryCounters::default();
+        let ttl = Duration::from_secs(60);
+        for _ in 0..2 {
+            assert!(counters.add_one_within("k", 2, ttl, false).await.unwrap());
+        }
+        assert!(!counters.add_one_within("k", 2, ttl, false).await.unwrap());
+        assert!(!counters.add_one_within("k", 2, ttl, false).await.unwrap());
+        assert_eq!(counters.get("k").await.unwrap(), 2);
+        assert!(
+            !counters
+                .add_one_within("none", 0, ttl, false)
+                .await
+                .unwrap()
+        );
+        assert_eq!(counters.get("none").await.unwrap(), 0);
     }
 
     #[tokio::test]

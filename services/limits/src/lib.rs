@@ -391,17 +391,18 @@ impl Inner {
         let now = (self.now)();
         let key = self.window_key(limit, window.index(now), user);
         let ttl = window.key_ttl();
-        match self.counters.add(&key, 1, ttl, false).await {
-            Ok(count) if u64::try_from(count).unwrap_or(0) > allowed => {
-                // A refused request does not use up the window.
-                let _ = self.counters.add(&key, -1, ttl, false).await;
-                Err(Refusal {
-                    limit,
-                    allowed,
-                    retry_after: window.remaining(now),
-                })
-            }
-            Ok(_) => Ok(()),
+        // A refused request does not use up the window.
+        match self
+            .counters
+            .add_one_within(&key, allowed, ttl, false)
+            .await
+        {
+            Ok(false) => Err(Refusal {
+                limit,
+                allowed,
+                retry_after: window.remaining(now),
+            }),
+            Ok(true) => Ok(()),
             Err(error) => {
                 tracing::warn!(%error, limit = limit.name(), "limit not checked");
                 Ok(())
@@ -437,15 +438,18 @@ impl TurnSlot {
 
     async fn take(inner: Arc<Inner>, user: &str, allowed: u64) -> Result<Self, Refusal> {
         let key = format!("{}:{}:{user}", inner.prefix, Limit::ConcurrentTurns.name());
-        let running = match inner.counters.add(&key, 1, TURN_COUNTER_TTL, true).await {
-            Ok(running) => running,
+        let counters = &inner.counters;
+        let taken = match counters
+            .add_one_within(&key, allowed, TURN_COUNTER_TTL, true)
+            .await
+        {
+            Ok(taken) => taken,
             Err(error) => {
                 tracing::warn!(%error, "concurrent turns not checked");
                 return Ok(Self::none());
             }
         };
-        if u64::try_from(running).unwrap_or(0) > allowed {
-            let _ = inner.counters.add(&key, -1, TURN_COUNTER_TTL, true).await;
+        if !taken {
             return Err(Refusal {
                 limit: Limit::ConcurrentTurns,
                 allowed,

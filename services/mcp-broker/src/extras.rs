@@ -91,16 +91,7 @@ impl Registry {
         let what = format!("reading resource `{uri}` of `{}`", server.name());
         let peer = server.peer(limit).await?;
         let request = peer.read_resource(ReadResourceRequestParams::new(uri));
-        let result = tokio::time::timeout(limit, request)
-            .await
-            .map_err(|_| McpBrokerError::RequestTimeout {
-                what: what.clone(),
-                after: limit,
-            })?
-            .map_err(|source| McpBrokerError::Request {
-                what,
-                source: Box::new(source),
-            })?;
+        let result = bounded(what, limit, request).await?;
         Ok(contents_output(&result.contents))
     }
 
@@ -192,16 +183,7 @@ impl Registry {
         let what = format!("getting prompt `{command}`");
         let peer = server.peer(limit).await?;
         let request = peer.get_prompt(GetPromptRequestParams::new(prompt).with_arguments(values));
-        let result = tokio::time::timeout(limit, request)
-            .await
-            .map_err(|_| McpBrokerError::RequestTimeout {
-                what: what.clone(),
-                after: limit,
-            })?
-            .map_err(|source| McpBrokerError::Request {
-                what,
-                source: Box::new(source),
-            })?;
+        let result = bounded(what, limit, request).await?;
         Ok(prompt_text(&result.messages))
     }
 
@@ -220,16 +202,7 @@ async fn resources_of(
 ) -> Result<Vec<McpResource>, McpBrokerError> {
     let what = "listing resources".to_owned();
     let peer = server.peer(limit).await?;
-    let listed = tokio::time::timeout(limit, peer.list_all_resources())
-        .await
-        .map_err(|_| McpBrokerError::RequestTimeout {
-            what: what.clone(),
-            after: limit,
-        })?
-        .map_err(|source| McpBrokerError::Request {
-            what,
-            source: Box::new(source),
-        })?;
+    let listed = bounded(what, limit, peer.list_all_resources()).await?;
     Ok(listed
         .into_iter()
         .map(|r| McpResource {
@@ -245,16 +218,7 @@ async fn resources_of(
 async fn prompts_of(server: &McpServer, limit: Duration) -> Result<Vec<McpPrompt>, McpBrokerError> {
     let what = format!("listing the prompts of `{}`", server.name());
     let peer = server.peer(limit).await?;
-    let listed = tokio::time::timeout(limit, peer.list_all_prompts())
-        .await
-        .map_err(|_| McpBrokerError::RequestTimeout {
-            what: what.clone(),
-            after: limit,
-        })?
-        .map_err(|source| McpBrokerError::Request {
-            what,
-            source: Box::new(source),
-        })?;
+    let listed = bounded(what, limit, peer.list_all_prompts()).await?;
     Ok(listed
         .into_iter()
         .map(|p| McpPrompt {
@@ -274,6 +238,23 @@ async fn prompts_of(server: &McpServer, limit: Duration) -> Result<Vec<McpPrompt
             name: p.name,
         })
         .collect())
+}
+
+/// `request`, given up after `limit`; both failures say what was asked
+/// (`what`).
+async fn bounded<T>(
+    what: String,
+    limit: Duration,
+    request: impl Future<Output = Result<T, rmcp::ServiceError>>,
+) -> Result<T, McpBrokerError> {
+    match tokio::time::timeout(limit, request).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(source)) => Err(McpBrokerError::Request {
+            what,
+            source: Box::new(source),
+        }),
+        Err(_) => Err(McpBrokerError::RequestTimeout { what, after: limit }),
+    }
 }
 
 /// What the user typed after a prompt's command: `name=value` pairs

@@ -109,7 +109,7 @@ fn dependency_rules_hold() {
 #[test]
 fn the_acp_adapter_reaches_the_agent_loop_only_through_the_wire() {
     let deps = workspace_deps();
-    let allowed: BTreeSet<String> = ["openheim-proto", "openheim-config"]
+    let allowed: BTreeSet<String> = ["openheim-proto", "openheim-config", "openheim-time"]
         .into_iter()
         .map(str::to_owned)
         .collect();
@@ -352,25 +352,24 @@ fn the_web_app_never_builds_html_from_strings() {
 }
 
 /// Long-term memory is agent-loop's: the storage crate depends on no other
-/// openheim crate but the Redis connection every Redis store shares (itself
-/// a leaf), no other service or gateway crate uses it (they reach memory
-/// through agent-loop's RPCs), and, a library, it never reads the
-/// environment.
+/// openheim crate but two leaves (the Redis connection every Redis store
+/// shares, and civil dates), no other service or gateway crate uses it
+/// (they reach memory through agent-loop's RPCs), and, a library, it never
+/// reads the environment.
 #[test]
 fn memory_belongs_to_the_agent_loop() {
     let deps = workspace_deps();
+    let leaves = ["openheim-redis-client", "openheim-time"];
     assert!(
         deps["openheim-memory"]
             .iter()
-            .all(|d| d == "openheim-redis-client"),
+            .all(|d| leaves.contains(&d.as_str())),
         "openheim-memory depends on {:?}",
         deps["openheim-memory"]
     );
-    assert!(
-        deps["openheim-redis-client"].is_empty(),
-        "openheim-redis-client depends on {:?}",
-        deps["openheim-redis-client"]
-    );
+    for leaf in leaves {
+        assert!(deps[leaf].is_empty(), "{leaf} depends on {:?}", deps[leaf]);
+    }
     let users: Vec<&String> = deps
         .iter()
         .filter(|(_, uses)| uses.contains("openheim-memory"))
@@ -431,6 +430,37 @@ fn tool_rules_are_shared_and_pure() {
         let hits = files_mentioning(needle, &[], &["services/tool-rules"]);
         assert!(hits.is_empty(), "{needle} in {hits:?}");
     }
+}
+
+/// One rule, one place: the civil date of a timestamp is computed by one
+/// crate without dependencies, and no other crate carries a copy of the
+/// algorithm (its epoch shift, 719,468 days, would show one).
+#[test]
+fn civil_dates_have_one_dependency_free_crate() {
+    let deps = workspace_deps();
+    for user in ["openheim-acp", "openheim-mcp-broker", "openheim-memory"] {
+        assert!(
+            deps[user].contains("openheim-time"),
+            "{user} does not use openheim-time"
+        );
+    }
+    let manifest =
+        std::fs::read_to_string(workspace_root().join("services/time/Cargo.toml")).unwrap();
+    let section = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .and_then(|rest| rest.split("\n[").next())
+        .unwrap();
+    assert!(
+        section.lines().all(|line| line.trim().is_empty()),
+        "openheim-time has dependencies: {section}"
+    );
+    let copies: Vec<String> = workspace_members()
+        .iter()
+        .filter(|m| m.as_str() != "services/time")
+        .flat_map(|m| files_mentioning("719_468", &[], &[m.as_str()]))
+        .collect();
+    assert!(copies.is_empty(), "civil dates computed in {copies:?}");
 }
 
 /// agent-loop's top-level modules and the `crate::` modules each one names.

@@ -121,6 +121,7 @@ fn model(flaky: Arc<AtomicUsize>) -> Reply {
             return match prompt {
                 p if p.contains("notes") => Reply::text("The notes are updated."),
                 p if p.contains("tests") => Reply::text("The tests failed with exit code 3."),
+                p if p.contains("plan") => Reply::text("Planned."),
                 _ => Reply::text("Done."),
             };
         }
@@ -144,6 +145,17 @@ fn model(flaky: Arc<AtomicUsize>) -> Reply {
                 .with_id("x1"),
             ])
             .with_text("Running them. "),
+            p if p.contains("plan") => Reply::tool_calls(vec![
+                ToolCallSpec::new(
+                    "update_plan",
+                    json!({"entries": [
+                        {"content": "Read the code", "status": "completed"},
+                        {"content": "Write the fix", "status": "in_progress", "priority": "high"},
+                        {"content": "Check the result"},
+                    ]}),
+                )
+                .with_id("p1"),
+            ]),
             p if p.contains("html") => Reply::text(HTML),
             p if p.contains("story") => {
                 Reply::text(format!("{}THE END", STORY.repeat(40))).chunk_delay_ms(120)
@@ -344,6 +356,7 @@ async fn the_web_app_chats_edits_and_finds_its_sessions_in_a_browser() {
             "permission",
             "tool-diff",
             "cancelled",
+            "plan",
             "sessions",
             "server",
             "theme-light",

@@ -35,12 +35,22 @@ function Plan({ entries }: { entries: PlanEntry[] }): VNode {
 }
 
 function UsageMeter({ usage }: { usage: Usage }): VNode {
-  const share = usage.size > 0 ? Math.min(100, Math.round((usage.used / usage.size) * 100)) : 0;
+  const cost = usage.cost && <span class="cost">{money(usage.cost.amount, usage.cost.currency)}</span>;
+  // A model whose context window is unknown reports size 0: no meter then.
+  if (usage.size <= 0) {
+    return (
+      <div class="usage" title={`${usage.used.toLocaleString()} tokens in context`}>
+        <span>{tokens(usage.used)} tokens</span>
+        {cost}
+      </div>
+    );
+  }
+  const share = Math.min(100, Math.round((usage.used / usage.size) * 100));
   return (
     <div class="usage" title={`${usage.used.toLocaleString()} of ${usage.size.toLocaleString()} tokens in context`}>
       <meter min={0} max={100} value={share} aria-label="context used" />
       <span>{tokens(usage.used)} / {tokens(usage.size)}</span>
-      {usage.cost && <span class="cost">{money(usage.cost.amount, usage.cost.currency)}</span>}
+      {cost}
     </div>
   );
 }

@@ -43,6 +43,23 @@ impl OAuthHttpClient {
             .await
             .map_err(sign_in_failed)
     }
+
+    /// Sends a request (`send` with a bearer token) with the current token
+    /// and, when the server refuses it, once more with a refreshed one.
+    async fn with_token<T, F, Fut>(&self, send: F) -> Result<T, HttpError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<T, HttpError>>,
+    {
+        let token = self.bearer().await?;
+        let first = send(token.clone()).await;
+        if !refused(&first) {
+            return self.step_up(first).await;
+        }
+        let token = self.after_rejection(&token).await?;
+        let second = send(token).await;
+        self.step_up(second).await
+    }
 }
 
 /// A token that could not be had or refreshed is a sign-in problem: the
@@ -142,34 +159,17 @@ impl StreamableHttpClient for OAuthHttpClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, HttpError> {
-        let token = self.bearer().await?;
-        let first = self
-            .inner
-            .post_message_with_response_limits(
+        self.with_token(|token| {
+            self.inner.post_message_with_response_limits(
                 Arc::clone(&uri),
                 message.clone(),
                 session_id.clone(),
-                Some(token.clone()),
+                Some(token),
                 custom_headers.clone(),
                 limits,
             )
-            .await;
-        if !refused(&first) {
-            return self.step_up(first).await;
-        }
-        let token = self.after_rejection(&token).await?;
-        let second = self
-            .inner
-            .post_message_with_response_limits(
-                uri,
-                message,
-                session_id,
-                Some(token),
-                custom_headers,
-                limits,
-            )
-            .await;
-        self.step_up(second).await
+        })
+        .await
     }
 
     async fn delete_session(
@@ -214,34 +214,17 @@ impl StreamableHttpClient for OAuthHttpClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, HttpError> {
-        let token = self.bearer().await?;
-        let first = self
-            .inner
-            .get_stream_with_max_sse_event_size(
+        self.with_token(|token| {
+            self.inner.get_stream_with_max_sse_event_size(
                 Arc::clone(&uri),
                 session_id.clone(),
                 last_event_id.clone(),
-                Some(token.clone()),
+                Some(token),
                 custom_headers.clone(),
                 max_sse_event_size,
             )
-            .await;
-        if !refused(&first) {
-            return self.step_up(first).await;
-        }
-        let token = self.after_rejection(&token).await?;
-        let second = self
-            .inner
-            .get_stream_with_max_sse_event_size(
-                uri,
-                session_id,
-                last_event_id,
-                Some(token),
-                custom_headers,
-                max_sse_event_size,
-            )
-            .await;
-        self.step_up(second).await
+        })
+        .await
     }
 }
 

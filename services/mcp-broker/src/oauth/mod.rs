@@ -206,24 +206,10 @@ pub fn login_needed(server: &str) -> String {
     format!("oauth (login needed: openheim mcp login {server})")
 }
 
-/// `2026-12-05 19:40 UTC` (civil date from days: H. Hinnant's algorithm).
+/// `2026-12-05 19:40 UTC`.
 fn utc(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rest = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60
-    )
+    let t = openheim_time::UtcTime::from_unix_secs(i64::try_from(secs).unwrap_or(i64::MAX));
+    format!("{} {:02}:{:02} UTC", t.date(), t.hour, t.minute)
 }
 
 #[cfg(test)]

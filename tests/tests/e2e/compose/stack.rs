@@ -31,6 +31,20 @@ pub struct Stack {
     http: reqwest::Client,
 }
 
+/// Runs `podman args…`; its stdout, trimmed. Panics when it fails.
+fn podman<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> String {
+    let output = Command::new("podman")
+        .args(args)
+        .output()
+        .expect("podman runs");
+    assert!(
+        output.status.success(),
+        "podman {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
 fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: these scenarios run under `make compose-e2e`")
@@ -57,34 +71,14 @@ impl Stack {
 
     /// Runs `podman args…`; its stdout, trimmed. Panics when it fails.
     pub fn podman(&self, args: &[&str]) -> String {
-        let output = Command::new("podman")
-            .args(args)
-            .output()
-            .expect("podman runs");
-        assert!(
-            output.status.success(),
-            "podman {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        podman(args)
     }
 
     /// `podman args…` on a blocking thread, for commands that take a while
     /// while the scenario keeps sending requests.
     pub fn podman_in_background(&self, args: &[&str]) -> tokio::task::JoinHandle<String> {
         let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-        tokio::task::spawn_blocking(move || {
-            let output = Command::new("podman")
-                .args(&args)
-                .output()
-                .expect("podman runs");
-            assert!(
-                output.status.success(),
-                "podman {args:?} failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            String::from_utf8_lossy(&output.stdout).trim().to_owned()
-        })
+        tokio::task::spawn_blocking(move || podman(&args))
     }
 
     /// When `service`'s container last started (changes on every restart).

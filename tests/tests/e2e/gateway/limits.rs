@@ -7,6 +7,8 @@
 //! `openheim serve`, once on the distributed deployment (a gateway in
 //! front of two agent-loop replicas counting in one Redis).
 
+use std::path::Path;
+
 use openheim_e2e::{Install, MockLlm, Reply, ServiceProcess, ToolCallSpec};
 use serde_json::{Value, json};
 
@@ -78,6 +80,33 @@ fn assert_limit_error(answer: &Value, limit: &str) -> u64 {
 
 fn prompt(session: &str, text: &str) -> Value {
     json!({"sessionId": session, "prompt": [{"type": "text", "text": text}]})
+}
+
+/// Bob (on `/ws`) starts a turn that waits on a permission question: his
+/// client, the prompt's request id and the question.
+async fn bob_holds_a_turn(server: &Server, workspace: &Path) -> (WsClient, u64, Value) {
+    let mut bob = connect(server, "/ws", BOB, Framing::Envelope).await;
+    let session = bob.open_session(workspace).await;
+    let first = bob
+        .send_request("session/prompt", prompt(&session, "write it"))
+        .await;
+    let question = loop {
+        let message = bob.next_agent().await;
+        if message["method"] == "session/request_permission" {
+            break message;
+        }
+    };
+    (bob, first, question)
+}
+
+/// The response to request `id`, skipping the messages before it.
+async fn answer_to(client: &mut WsClient, id: u64) -> Value {
+    loop {
+        let message = client.next_agent().await;
+        if message["id"] == id {
+            return message;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,17 +234,7 @@ async fn over_the_limits(server: &Server, agent_loop: &ServiceProcess) {
     );
 
     // Bob (on /ws) holds a turn open on a permission question.
-    let mut bob = connect(server, "/ws", BOB, Framing::Envelope).await;
-    let b1 = bob.open_session(&workspace).await;
-    let first = bob
-        .send_request("session/prompt", prompt(&b1, "write it"))
-        .await;
-    let question = loop {
-        let message = bob.next_agent().await;
-        if message["method"] == "session/request_permission" {
-            break message;
-        }
-    };
+    let (mut bob, first, question) = bob_holds_a_turn(server, &workspace).await;
     assert_eq!(server.mock.requests().len(), 2);
     let b2 = new_session(&mut bob, &workspace).await;
     let refused = bob.request("session/prompt", prompt(&b2, "and this")).await;
@@ -232,12 +251,7 @@ async fn over_the_limits(server: &Server, agent_loop: &ServiceProcess) {
     // The mock answers in script order: Bob's two replies come first.
     bob.send_agent(permission_answer(&question, "allow_once"))
         .await;
-    let ended = loop {
-        let message = bob.next_agent().await;
-        if message["id"] == first {
-            break message;
-        }
-    };
+    let ended = answer_to(&mut bob, first).await;
     assert_eq!(ended["result"]["stopReason"], "end_turn", "{ended}");
     // His turn ended: the slot is free again.
     assert_eq!(
@@ -349,17 +363,7 @@ async fn over_the_limits_distributed(
         "one turn ran, one was refused"
     );
 
-    let mut bob = connect(server, "/ws", BOB, Framing::Envelope).await;
-    let b1 = bob.open_session(&workspace).await;
-    let first = bob
-        .send_request("session/prompt", prompt(&b1, "write it"))
-        .await;
-    let question = loop {
-        let message = bob.next_agent().await;
-        if message["method"] == "session/request_permission" {
-            break message;
-        }
-    };
+    let (mut bob, first, question) = bob_holds_a_turn(server, &workspace).await;
     let b2 = new_session(&mut bob, &workspace).await;
     for _ in 0..2 {
         let refused = bob.request("session/prompt", prompt(&b2, "and this")).await;
@@ -372,11 +376,7 @@ async fn over_the_limits_distributed(
     );
     bob.send_agent(permission_answer(&question, "allow_once"))
         .await;
-    loop {
-        if bob.next_agent().await["id"] == first {
-            break;
-        }
-    }
+    answer_to(&mut bob, first).await;
     assert_eq!(
         bob.prompt(&b2, "again", "allow_once").await.stop_reason,
         "end_turn"
