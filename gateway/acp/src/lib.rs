@@ -17,6 +17,7 @@ mod elicitation;
 mod error;
 mod gate;
 mod lifecycle;
+mod line_writer;
 mod lines;
 mod mcp;
 mod mcp_prompts;

@@ -15,9 +15,10 @@ use std::io;
 
 use agent_client_protocol::Lines;
 use futures::{Sink, Stream};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, BufReader};
 
 use crate::gate;
+use crate::line_writer::line_writer;
 
 /// The longest line accepted, the same as a `/acp` WebSocket frame; prompts
 /// carry base64 images, so it is large.
@@ -30,7 +31,8 @@ const QUOTABLE_LINE_BYTES: usize = 64 * 1024;
 /// Read buffer of the input.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 
-/// A transport reading lines from `reader` and writing lines to `writer`.
+/// A transport reading lines from `reader` and writing lines to `writer`
+/// (through a writer task: [`line_writer`]); call within a Tokio runtime.
 pub fn transport<R, W>(
     reader: R,
     writer: W,
@@ -43,13 +45,10 @@ where
     R: AsyncRead + Send + Unpin + 'static,
     W: AsyncWrite + Send + Unpin + 'static,
 {
-    let outgoing = futures::sink::unfold(writer, |mut writer, line: String| async move {
-        writer.write_all(line.as_bytes()).await?;
-        writer.write_all(b"\n").await?;
-        writer.flush().await?;
-        Ok::<_, io::Error>(writer)
-    });
-    gate::lines(Box::pin(outgoing), Box::pin(line_stream(reader, max_line)))
+    gate::lines(
+        Box::pin(line_writer(writer)),
+        Box::pin(line_stream(reader, max_line)),
+    )
 }
 
 /// The lines of `reader` under the same caps as [`transport`]'s input (a
