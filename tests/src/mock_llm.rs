@@ -137,6 +137,12 @@ impl MockLlmBuilder {
             let signal = async move {
                 let _ = shutdown_rx.await;
             };
+            // As real providers' servers do: without it a reply whose
+            // headers go out before its body waits for the client's
+            // delayed ACK (about 40 ms) between the two.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(signal)
                 .await;
