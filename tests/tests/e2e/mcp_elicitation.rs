@@ -7,11 +7,10 @@
 //! notice; where no one can answer at all (`openheim run`'s broker) the
 //! capability is not advertised.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use openheim_config::McpServerConfig;
-use openheim_e2e::{Install, MockLlm, Reply, ToolCallSpec, bin_path, last_tool_result};
+use openheim_e2e::{Install, MockLlm, Reply, ToolCallSpec, last_tool_result};
 use openheim_mcp_broker::McpBrokerConfig;
 use openheim_proto::common::v1::{ElicitationAnswer, ToolCall};
 use openheim_proto::mcp_broker::v1::mcp_broker_client::McpBrokerClient;
@@ -21,7 +20,7 @@ use openheim_proto::mcp_broker::v1::{
 };
 use serde_json::{Value, json};
 
-use crate::e2e::acp::lifecycle::sdk_entry;
+use crate::e2e::acp::lifecycle::run_sdk_script_with;
 use crate::e2e::mcp::{everything_entry, node_available};
 
 const TOOL: &str = "everything__trigger-elicitation-request";
@@ -180,40 +179,13 @@ async fn the_broker_advertises_elicitation_only_when_asked_and_declines_without_
     assert!(result.notices.is_empty(), "{:?}", result.notices);
 }
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// Runs `tests/acp-sdk/elicitation.mjs` in `mode` against `openheim acp`;
 /// its `turn` observation.
 async fn sdk_turn(install: &Install, mode: &str) -> Value {
-    let workspace = install.workspace();
-    let run = tokio::process::Command::new("node")
-        .arg(repo().join("tests/acp-sdk/elicitation.mjs"))
-        .arg(sdk_entry())
-        .arg(bin_path("openheim"))
-        .arg(&workspace)
-        .arg(mode)
-        .current_dir(&workspace)
-        .env("OPENHEIM_HOME", install.home())
-        .env("HOME", install.root.path())
-        .env_remove("OPENHEIM_CONFIG")
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(PATIENCE, run)
-        .await
-        .expect("the SDK script did not finish in time")
-        .expect("node could not be started");
-    let (out, err) = (
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
-    assert!(output.status.success(), "{out}\n{err}");
-    out.lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|v| v["what"] == "turn")
-        .unwrap_or_else(|| panic!("no turn observation: {out}\n{err}"))
+    let seen = run_sdk_script_with(install, "elicitation.mjs", &[mode]).await;
+    seen.into_iter()
+        .find_map(|(what, v)| (what == "turn").then_some(v))
+        .unwrap_or_else(|| panic!("no turn observation from elicitation.mjs ({mode})"))
 }
 
 fn script() -> Vec<Reply> {

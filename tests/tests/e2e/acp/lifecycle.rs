@@ -28,12 +28,22 @@ pub fn sdk_entry() -> PathBuf {
 /// Runs one of `tests/acp-sdk/*.mjs` against `openheim acp` in `install`;
 /// returns its observations by name.
 pub async fn run_sdk_script(install: &Install, script: &str) -> Vec<(String, Value)> {
+    run_sdk_script_with(install, script, &[]).await
+}
+
+/// [`run_sdk_script`] with `extra` arguments after the workspace.
+pub async fn run_sdk_script_with(
+    install: &Install,
+    script: &str,
+    extra: &[&str],
+) -> Vec<(String, Value)> {
     let workspace = install.workspace();
     let run = tokio::process::Command::new("node")
         .arg(repo().join("tests/acp-sdk").join(script))
         .arg(sdk_entry())
         .arg(bin_path("openheim"))
         .arg(&workspace)
+        .args(extra)
         .current_dir(&workspace)
         .env("OPENHEIM_HOME", install.home())
         .env("HOME", install.root.path())
