@@ -32,6 +32,9 @@ use crate::sandbox::WorkspaceRoot;
 use crate::tools::{BuiltinSettings, ToolContext, ToolHandler, ToolRegistry, error_response};
 use crate::web::{AddressPolicy, WebFetcher};
 
+/// What a handler answers: a response, or the status of a malformed request.
+type Answer<T> = Result<Response<T>, Status>;
+
 /// The service behind [`crate::grpc_server`].
 pub struct ToolExecutorService {
     config: ToolExecutorConfig,
@@ -94,7 +97,7 @@ impl ToolExecutorService {
         &self,
         workspace: Option<Workspace>,
         op: impl FnOnce(&WorkspaceRoot) -> Result<T, ToolError> + Send + 'static,
-    ) -> Result<Response<T>, Status> {
+    ) -> Answer<T> {
         let workspace = workspace.ok_or_else(|| Status::invalid_argument("missing workspace"))?;
         let allowed = self.config.allowed_root.clone();
         let run = move || {
@@ -125,20 +128,14 @@ fn open_workspace(
 
 #[tonic::async_trait]
 impl ToolExecutor for ToolExecutorService {
-    async fn list_tools(
-        &self,
-        request: Request<ListToolsRequest>,
-    ) -> Result<Response<ListToolsResponse>, Status> {
+    async fn list_tools(&self, request: Request<ListToolsRequest>) -> Answer<ListToolsResponse> {
         let request = request.into_inner();
         let allow_shell = self.shell_runs(request.workspace.is_some_and(|w| w.allow_shell));
         let tools = self.registry.definitions(allow_shell, request.read_only);
         Ok(Response::new(ListToolsResponse { tools }))
     }
 
-    async fn execute(
-        &self,
-        request: Request<ExecuteRequest>,
-    ) -> Result<Response<ExecuteResponse>, Status> {
+    async fn execute(&self, request: Request<ExecuteRequest>) -> Answer<ExecuteResponse> {
         let request = request.into_inner();
         let workspace = request
             .workspace
@@ -166,10 +163,7 @@ impl ToolExecutor for ToolExecutorService {
         ))
     }
 
-    async fn run_hook(
-        &self,
-        request: Request<RunHookRequest>,
-    ) -> Result<Response<RunHookResponse>, Status> {
+    async fn run_hook(&self, request: Request<RunHookRequest>) -> Answer<RunHookResponse> {
         let request = request.into_inner();
         let workspace = request
             .workspace
@@ -190,7 +184,7 @@ impl ToolExecutor for ToolExecutorService {
     async fn get_sandbox_info(
         &self,
         _request: Request<GetSandboxInfoRequest>,
-    ) -> Result<Response<SandboxInfo>, Status> {
+    ) -> Answer<SandboxInfo> {
         let workspace_root = self
             .config
             .allowed_root
@@ -205,10 +199,7 @@ impl ToolExecutor for ToolExecutorService {
         }))
     }
 
-    async fn list_dir(
-        &self,
-        request: Request<ListDirRequest>,
-    ) -> Result<Response<ListDirResponse>, Status> {
+    async fn list_dir(&self, request: Request<ListDirRequest>) -> Answer<ListDirResponse> {
         let r = request.into_inner();
         self.fs_op(r.workspace, move |ws| {
             fileops::list_dir(ws, &r.path, r.recursive, r.max_entries)
@@ -216,10 +207,7 @@ impl ToolExecutor for ToolExecutorService {
         .await
     }
 
-    async fn read_file(
-        &self,
-        request: Request<ReadFileRequest>,
-    ) -> Result<Response<ReadFileResponse>, Status> {
+    async fn read_file(&self, request: Request<ReadFileRequest>) -> Answer<ReadFileResponse> {
         let r = request.into_inner();
         self.fs_op(r.workspace, move |ws| {
             fileops::read_file(ws, &r.path, r.max_bytes)
@@ -227,10 +215,7 @@ impl ToolExecutor for ToolExecutorService {
         .await
     }
 
-    async fn write_file(
-        &self,
-        request: Request<WriteFileRequest>,
-    ) -> Result<Response<FileOpResponse>, Status> {
+    async fn write_file(&self, request: Request<WriteFileRequest>) -> Answer<FileOpResponse> {
         let r = request.into_inner();
         self.fs_op(r.workspace, move |ws| {
             fileops::write_file(ws, &r.path, &r.content)
@@ -238,19 +223,13 @@ impl ToolExecutor for ToolExecutorService {
         .await
     }
 
-    async fn make_dir(
-        &self,
-        request: Request<MakeDirRequest>,
-    ) -> Result<Response<FileOpResponse>, Status> {
+    async fn make_dir(&self, request: Request<MakeDirRequest>) -> Answer<FileOpResponse> {
         let r = request.into_inner();
         self.fs_op(r.workspace, move |ws| fileops::make_dir(ws, &r.path))
             .await
     }
 
-    async fn delete(
-        &self,
-        request: Request<DeleteRequest>,
-    ) -> Result<Response<FileOpResponse>, Status> {
+    async fn delete(&self, request: Request<DeleteRequest>) -> Answer<FileOpResponse> {
         let r = request.into_inner();
         self.fs_op(r.workspace, move |ws| {
             fileops::delete(ws, &r.path, r.recursive)
@@ -258,10 +237,7 @@ impl ToolExecutor for ToolExecutorService {
         .await
     }
 
-    async fn rename(
-        &self,
-        request: Request<RenameRequest>,
-    ) -> Result<Response<FileOpResponse>, Status> {
+    async fn rename(&self, request: Request<RenameRequest>) -> Answer<FileOpResponse> {
         let r = request.into_inner();
         self.fs_op(r.workspace, move |ws| fileops::rename(ws, &r.from, &r.to))
             .await
@@ -271,10 +247,7 @@ impl ToolExecutor for ToolExecutorService {
 
     /// Streams the changes under the path until the client drops the call,
     /// which drops the stream and with it the OS watcher.
-    async fn watch(
-        &self,
-        request: Request<WatchRequest>,
-    ) -> Result<Response<Self::WatchStream>, Status> {
+    async fn watch(&self, request: Request<WatchRequest>) -> Answer<Self::WatchStream> {
         let r = request.into_inner();
         let watch = self
             .fs_op(r.workspace, move |ws| {
