@@ -5,8 +5,12 @@
 //! and [`crate::Confinement`] then starts every command as
 //!
 //! ```text
-//! /proc/self/exe __openheim-sandbox 2 MODE N WRITABLE… M HIDDEN… PROGRAM ARGS…
+//! LAUNCHER __openheim-sandbox 2 MODE N WRITABLE… M HIDDEN… PROGRAM ARGS…
 //! ```
+//!
+//! where `LAUNCHER` is a sealed copy of the small standalone
+//! `openheim-sandbox` binary when the build put one beside this binary, else
+//! `/proc/self/exe` ([`crate::sealed_launcher`]).
 //!
 //! The launcher process (single-threaded: nothing else ran yet) enters new
 //! user, mount and PID namespaces, mapping its own user and group to
@@ -32,7 +36,7 @@ use openheim_config::SandboxMode;
 /// The first argument that selects the launcher.
 pub const ARG: &str = "__openheim-sandbox";
 /// Version of the argument layout, so a mismatch fails loudly.
-const PROTOCOL: &str = "2";
+pub const PROTOCOL: &str = "2";
 /// Exit code of a launcher that could not confine or start the command.
 pub const EXIT_SANDBOX_FAILED: i32 = 126;
 /// Exit code of a launcher whose command could not be executed.
@@ -83,7 +87,7 @@ pub(crate) fn wrap(
     wrapped.extend(hidden.iter().map(|p| p.as_os_str().to_owned()));
     wrapped.push(program);
     wrapped.extend(args);
-    ("/proc/self/exe".into(), wrapped)
+    (crate::sealed_launcher::program(), wrapped)
 }
 
 /// What the launcher was asked to run.

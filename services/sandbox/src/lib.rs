@@ -3,7 +3,8 @@
 //! the rule lives in one place: environment hygiene ([`env`]), OS
 //! confinement ([`confinement`]: Landlock, capabilities), the launcher
 //! that gives each command its own process namespace ([`launcher`]) and
-//! the directories it hides there ([`hiding`]). The
+//! the directories it hides there ([`hiding`]), and the small standalone
+//! launcher binary it prefers ([`sealed_launcher`]). The
 //! threat model is in `docs/security.md`.
 
 #[cfg(target_os = "linux")]
@@ -14,6 +15,7 @@ pub mod hiding;
 #[cfg(target_os = "linux")]
 mod landlock;
 pub mod launcher;
+pub mod sealed_launcher;
 
 pub use confinement::{Confinement, Launch, Level, SandboxMode};
 pub use env::EnvPolicy;

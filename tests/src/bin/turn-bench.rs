@@ -162,8 +162,20 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+fn main() {
+    // Like `openheim` and `openheim-tool-executor`: shell commands start
+    // through the namespace launcher, so the in-process turn does the same
+    // work as the distributed one and their difference is the transport.
+    openheim_sandbox::launcher::enter_if_requested();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(bench());
+}
+
+async fn bench() {
     let mock = MockLlm::start(Vec::new()).await;
     let install = Install::new(&mock, "");
     println!("| scenario | median | p90 | peak RSS (CLI) |");

@@ -70,3 +70,60 @@ async fn shell_disabled_is_not_offered_and_refused() {
     );
     assert!(!install.workspace().join("pwned").exists());
 }
+
+/// The programs of `parent`'s children, as `/proc/PID/exe` names them.
+fn children_programs(parent: u32) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let dir = entry.ok()?.path();
+            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+            // `PID (COMM) STATE PPID ...`; COMM may hold spaces.
+            let ppid: u32 = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            let exe = std::fs::read_link(dir.join("exe")).ok()?;
+            (ppid == parent).then(|| exe.display().to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployed_tool_executor_starts_commands_through_the_sealed_launcher() {
+    let mock = MockLlm::start(Vec::new()).await;
+    let install = Install::new(&mock, "");
+    let cluster = install.start_cluster(&mock, "").await;
+    let executor = cluster.pid("openheim-tool-executor").unwrap();
+    let command = "touch started && sleep 1";
+    mock.push_reply(Reply::tool_calls(vec![ToolCallSpec::new(
+        "execute_command",
+        json!({ "command": command }),
+    )]));
+    mock.push_reply(Reply::text("done"));
+    let run = install.openheim(&["run", "--yes", "run a command"]);
+    let watch = async {
+        let started = install.workspace().join("started");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !started.exists() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        children_programs(executor)
+    };
+    let (output, programs) = tokio::join!(run, watch);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // Not the 50 MB service binary re-executed (`/proc/self/exe`), and not
+    // the file on disk: the sealed in-memory copy of `openheim-sandbox`.
+    assert!(
+        programs
+            .iter()
+            .any(|p| p.starts_with("/memfd:openheim-sandbox")),
+        "the tool-executor's children ran {programs:?}"
+    );
+    cluster.terminate().await;
+}
