@@ -366,7 +366,11 @@ async fn spawn(
     let (process, stderr) = launch
         .spawn(move |program, args| {
             let mut child = tokio::process::Command::new(program);
-            child.args(args).env_clear().envs(vars).current_dir(dir);
+            child
+                .args(args)
+                .env_clear()
+                .envs(vars.iter().map(|(k, v)| (k, v)))
+                .current_dir(&dir);
             let mut wrapped = CommandWrap::from(child);
             wrapped.wrap(KillOnDrop).wrap(ProcessGroup::leader());
             TokioChildProcess::builder(wrapped)

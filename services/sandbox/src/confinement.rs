@@ -73,8 +73,11 @@ pub struct Launch {
 
 #[derive(Debug)]
 enum How {
-    /// Spawn as given: the launcher confines itself, or nothing confines.
+    /// Spawn as given: nothing confines (or the caller's container does).
     Direct,
+    /// Spawn through the launcher, which confines itself; `program` is the
+    /// sealed standalone launcher or `/proc/self/exe`.
+    Launcher,
     /// Spawn from a thread restricted to these writable directories.
     RestrictedThread {
         writable: Vec<PathBuf>,
@@ -86,25 +89,31 @@ impl Launch {
     /// Spawns through `start`, which receives the program and arguments to
     /// use (the caller sets up stdio, environment, working directory and
     /// process group). `start` runs on the thread that confines the child
-    /// when that is how it is confined.
-    pub async fn spawn<T, F>(self, start: F) -> Result<T, SandboxError>
+    /// when that is how it is confined. It runs a second time, with
+    /// `/proc/self/exe`, when the sealed standalone launcher cannot be
+    /// executed here; the process then stops using it.
+    pub async fn spawn<T, F>(self, mut start: F) -> Result<T, SandboxError>
     where
         T: Send + 'static,
-        F: FnOnce(&OsStr, &[OsString]) -> std::io::Result<T> + Send + 'static,
+        F: FnMut(&OsStr, &[OsString]) -> std::io::Result<T> + Send + 'static,
     {
         let Self { program, args, how } = self;
-        let shown = program.to_string_lossy().into_owned();
+        let failed = |program: &OsStr, source| SandboxError::Start {
+            program: program.to_string_lossy().into_owned(),
+            source,
+        };
         match how {
-            How::Direct => start(&program, &args).map_err(|e| SandboxError::Start {
-                program: shown,
-                source: e,
-            }),
+            How::Direct => start(&program, &args).map_err(|e| failed(&program, e)),
+            How::Launcher => match start(&program, &args) {
+                Err(error) if crate::sealed_launcher::give_up(&program, &error) => {
+                    let program = OsString::from(crate::sealed_launcher::SELF);
+                    start(&program, &args).map_err(|e| failed(&program, e))
+                }
+                started => started.map_err(|e| failed(&program, e)),
+            },
             How::RestrictedThread { writable, mode } => {
                 os::spawn_from_restricted_thread(writable, mode, move || {
-                    start(&program, &args).map_err(|e| SandboxError::Start {
-                        program: shown,
-                        source: e,
-                    })
+                    start(&program, &args).map_err(|e| failed(&program, e))
                 })
                 .await
             }
@@ -250,7 +259,11 @@ impl Confinement {
             (_, mode) if crate::launcher::enabled() => {
                 let writable = self.writable_for(workspace);
                 let (program, args) = crate::launcher::wrap(mode, &writable, hidden, program, args);
-                Ok(direct(program, args))
+                Ok(Launch {
+                    program,
+                    args,
+                    how: How::Launcher,
+                })
             }
             (Level::Unavailable { .. }, _) => Ok(direct(program, args)),
             (Level::Full { .. } | Level::Partial { .. }, mode) => Ok(Launch {
@@ -445,7 +458,7 @@ mod tests {
             .spawn(move |program, args| {
                 tokio::process::Command::new(program)
                     .args(args)
-                    .current_dir(cwd)
+                    .current_dir(&cwd)
                     .kill_on_drop(true)
                     .spawn()
             })
@@ -454,5 +467,30 @@ mod tests {
         let _ = child.wait().await.unwrap();
         assert!(workspace.path().join("inside.txt").exists());
         assert!(!outside.path().join("outside.txt").exists());
+    }
+
+    #[tokio::test]
+    async fn a_launcher_that_cannot_be_executed_is_given_up_for_this_binary() {
+        let launch = Launch {
+            program: "/proc/self/fd/999999".into(),
+            args: vec![crate::launcher::ARG.into()],
+            how: How::Launcher,
+        };
+        let tried = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = tried.clone();
+        let started = launch
+            .spawn(move |program, _args| {
+                let mut tried = record.lock().unwrap();
+                tried.push(program.to_owned());
+                match tried.len() {
+                    1 => Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied)),
+                    _ => Ok(program.to_owned()),
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(started, "/proc/self/exe");
+        assert_eq!(tried.lock().unwrap().len(), 2);
+        assert_eq!(crate::sealed_launcher::program(), "/proc/self/exe");
     }
 }

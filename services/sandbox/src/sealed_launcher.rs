@@ -20,6 +20,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// File name of the standalone launcher, beside the binary that uses it.
 pub const BINARY: &str = "openheim-sandbox";
@@ -30,7 +31,10 @@ pub const MARKER: &str = "openheim-sandbox launcher protocol 2";
 
 /// The fallback: this binary, which then must have called
 /// [`crate::launcher::enter_if_requested`].
-const SELF: &str = "/proc/self/exe";
+pub(crate) const SELF: &str = "/proc/self/exe";
+
+/// Set when the sealed copy could not be executed: from then on, `SELF`.
+static GIVEN_UP: AtomicBool = AtomicBool::new(false);
 
 /// The standalone launcher, copied and sealed, open for the life of the
 /// process.
@@ -89,8 +93,25 @@ impl Sealed {
 /// for the life of the process.
 pub(crate) fn program() -> OsString {
     static CHOSEN: OnceLock<Option<Sealed>> = OnceLock::new();
+    if GIVEN_UP.load(Ordering::Relaxed) {
+        return SELF.into();
+    }
     let sealed = CHOSEN.get_or_init(|| beside(&std::env::current_exe().ok()?));
     sealed.as_ref().map_or_else(|| SELF.into(), Sealed::path)
+}
+
+/// Whether starting `program` failed because it is the sealed copy and
+/// this system will not execute it (a security module, a seccomp policy):
+/// then the process stops using it and the caller retries with
+/// `/proc/self/exe`. Errors of `/proc/self/exe` itself are the caller's.
+pub(crate) fn give_up(program: &std::ffi::OsStr, error: &io::Error) -> bool {
+    if program == SELF {
+        return false;
+    }
+    if !GIVEN_UP.swap(true, Ordering::Relaxed) {
+        tracing::warn!(%error, "cannot execute the sealed launcher; commands start through {SELF} instead");
+    }
+    true
 }
 
 /// The sealed copy of the standalone launcher in the directory of `exe`,

@@ -177,9 +177,9 @@ async fn spawn_shell(command: &str, ctx: &ToolContext, input: bool) -> Result<Ch
         .spawn(move |program, args| {
             Command::new(program)
                 .args(args)
-                .current_dir(workspace)
+                .current_dir(&workspace)
                 .env_clear()
-                .envs(env)
+                .envs(env.iter().map(|(k, v)| (k, v)))
                 .stdin(if input { Stdio::piped() } else { Stdio::null() })
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
