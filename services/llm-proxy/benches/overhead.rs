@@ -230,7 +230,7 @@ impl Domain {
         Ok(Self {
             proxy: Arc::new(openheim_llm_proxy::Proxy::new(
                 config(base),
-                &client,
+                &client.into(),
                 &Default::default(),
             )),
             request: grpc.request,

@@ -345,9 +345,6 @@ fn detail_suffix(message: &str) -> String {
 /// Failures of the service itself (not of one completion).
 #[derive(Debug, thiserror::Error)]
 pub enum LlmProxyError {
-    /// The shared HTTP client could not be built (TLS initialisation).
-    #[error("cannot build the HTTP client: {0}")]
-    HttpClient(#[source] reqwest::Error),
     /// The gRPC server stopped with an error.
     #[error("the gRPC server failed: {0}")]
     Serve(#[source] Box<dyn std::error::Error + Send + Sync>),

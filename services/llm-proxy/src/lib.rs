@@ -25,6 +25,7 @@
 pub mod custom;
 pub mod error;
 mod grpc;
+pub mod http_clients;
 pub mod provider;
 pub mod resolve;
 pub mod retry;
@@ -44,6 +45,7 @@ use tokio::net::TcpListener;
 
 pub use error::{LlmError, LlmProxyError};
 pub use grpc::GrpcProxy;
+pub use http_clients::HttpClients;
 pub use service::Proxy;
 
 /// How long establishing a provider connection may take.
@@ -102,8 +104,7 @@ pub fn grpc_server(
     config: LlmProxyConfig,
     custom: &CustomProviders,
 ) -> Result<LlmProxyServer<GrpcProxy>, LlmProxyError> {
-    let client = http_client()?;
-    let proxy = Arc::new(Proxy::new(config, &client, custom));
+    let proxy = Arc::new(Proxy::new(config, &HttpClients::new(), custom));
     Ok(grpc::server(proxy))
 }
 
@@ -128,14 +129,4 @@ pub async fn serve(
 ) -> Result<(), LlmProxyError> {
     let server = grpc_server(config, &CustomProviders::new())?;
     grpc::serve(server, listener, shutdown).await
-}
-
-fn http_client() -> Result<reqwest::Client, LlmProxyError> {
-    reqwest::Client::builder()
-        .user_agent(concat!("openheim-llm-proxy/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(CONNECT_TIMEOUT)
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .tcp_nodelay(true)
-        .build()
-        .map_err(LlmProxyError::HttpClient)
 }

@@ -42,6 +42,7 @@ use tokio::time::Instant;
 
 use crate::custom::Registered;
 use crate::error::LlmError;
+use crate::http_clients::HttpClients;
 use crate::provider::{self, Conversation, ProviderClient, ProviderEvent, ProviderRequest};
 use crate::resolve::{self, Target};
 use crate::retry::RetryPolicy;
@@ -148,7 +149,7 @@ impl Proxy {
     /// of the same name.
     pub fn new(
         mut config: LlmProxyConfig,
-        client: &reqwest::Client,
+        clients: &HttpClients,
         custom: &CustomProviders,
     ) -> Self {
         for name in custom.keys() {
@@ -165,7 +166,7 @@ impl Proxy {
                             Registered::new(name, Arc::clone(implementation), settings);
                         Ok(Arc::new(registered) as Arc<dyn ProviderClient>)
                     }
-                    None => provider::build(name, settings, client),
+                    None => provider::build(name, settings, clients),
                 };
                 if let Err(error) = &client {
                     tracing::warn!(provider = %name, %error, "provider unusable");

@@ -156,7 +156,11 @@ fn proxy(custom: Vec<(&str, ProviderConfig, Arc<Scripted>)>) -> Arc<Proxy> {
         .into_iter()
         .map(|(name, _, p)| (name.to_owned(), p as Arc<dyn LlmProvider>))
         .collect();
-    Arc::new(Proxy::new(config, &reqwest::Client::new(), &registered))
+    Arc::new(Proxy::new(
+        config,
+        &reqwest::Client::new().into(),
+        &registered,
+    ))
 }
 
 fn request(model: &str) -> CompleteRequest {
@@ -504,7 +508,7 @@ async fn a_custom_provider_nobody_registered_is_a_clear_error() {
     };
     let proxy = Arc::new(Proxy::new(
         config,
-        &reqwest::Client::new(),
+        &reqwest::Client::new().into(),
         &CustomProviders::new(),
     ));
     let events = collect(&proxy, request("")).await;
@@ -533,7 +537,7 @@ fn a_registered_provider_is_listed_and_resolved_as_custom() {
         ("openai".to_owned(), acme as Arc<dyn LlmProvider>),
     ]
     .into();
-    let proxy = Proxy::new(config, &reqwest::Client::new(), &registered);
+    let proxy = Proxy::new(config, &reqwest::Client::new().into(), &registered);
     let kinds: Vec<(String, String)> = proxy
         .list_models()
         .providers

@@ -14,6 +14,7 @@ use self::events::EventDecoder;
 use super::http::{self, Endpoint, KeyHeader};
 use super::{ProviderClient, ProviderEvent, ProviderRequest, ThinkingDefaults};
 use crate::error::LlmError;
+use crate::http_clients::HttpClients;
 
 /// The API version this client speaks.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -40,9 +41,9 @@ impl Anthropic {
     pub fn new(
         name: &str,
         config: &ProviderConfig,
-        client: reqwest::Client,
+        clients: &HttpClients,
     ) -> Result<Self, LlmError> {
-        let endpoint = Endpoint::new(name, config, client, KeyHeader::Named("x-api-key"))?;
+        let endpoint = Endpoint::new(name, config, clients, KeyHeader::Named("x-api-key"))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 url: endpoint.url("/messages"),

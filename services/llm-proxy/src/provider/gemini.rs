@@ -18,6 +18,7 @@ use super::embeddings::{self, EmbedRequest};
 use super::http::{self, Endpoint, KeyHeader};
 use super::{ProviderClient, ProviderEvent, ProviderRequest, ThinkingDefaults};
 use crate::error::LlmError;
+use crate::http_clients::HttpClients;
 
 /// A provider speaking the Gemini API.
 pub struct Gemini {
@@ -35,9 +36,9 @@ impl Gemini {
     pub fn new(
         name: &str,
         config: &ProviderConfig,
-        client: reqwest::Client,
+        clients: &HttpClients,
     ) -> Result<Self, LlmError> {
-        let endpoint = Endpoint::new(name, config, client, KeyHeader::Named("x-goog-api-key"))?;
+        let endpoint = Endpoint::new(name, config, clients, KeyHeader::Named("x-goog-api-key"))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 endpoint: Arc::new(endpoint),

@@ -24,6 +24,7 @@ use tokio::time::timeout;
 use super::ProviderEvent;
 use super::wire_error::{self, ErrorBody};
 use crate::error::{HttpFailure, LlmError};
+use crate::http_clients::HttpClients;
 use crate::retry::{parse_retry_after, parse_retry_after_ms};
 
 /// Error bodies are read up to this size: enough for any real error message,
@@ -69,7 +70,7 @@ impl Endpoint {
     pub(crate) fn new(
         name: &str,
         config: &ProviderConfig,
-        client: reqwest::Client,
+        clients: &HttpClients,
         key_header: KeyHeader,
     ) -> Result<Self, LlmError> {
         let base = config.api_base_for(name).ok_or_else(|| {
@@ -97,6 +98,7 @@ impl Endpoint {
             .as_ref()
             .map(|key| auth_header(key, key_header))
             .transpose()?;
+        let client = clients.for_scheme(parsed.scheme())?;
         Ok(Self {
             name: name.to_owned(),
             base: parsed,
@@ -569,7 +571,12 @@ mod tests {
     use super::*;
 
     fn endpoint(config: ProviderConfig) -> Result<Endpoint, LlmError> {
-        Endpoint::new("p", &config, reqwest::Client::new(), KeyHeader::Bearer)
+        Endpoint::new(
+            "p",
+            &config,
+            &reqwest::Client::new().into(),
+            KeyHeader::Bearer,
+        )
     }
 
     fn endpoint_named(config: ProviderConfig) -> Result<Endpoint, LlmError> {

@@ -30,6 +30,7 @@ use openheim_config::{ProviderConfig, ProviderKind, Thinking, WireApi};
 use openheim_proto::common::v1::{Message, StopReason, ToolDefinition, Usage};
 
 use crate::error::LlmError;
+use crate::http_clients::HttpClients;
 
 pub use anthropic::{ANTHROPIC_DEFAULT_MAX_TOKENS, ANTHROPIC_VERSION, Anthropic};
 pub use embeddings::{EmbedRequest, MAX_INPUTS};
@@ -154,7 +155,7 @@ pub(crate) fn made_up_call_id(index: u32, nonce: u64) -> String {
 pub fn build(
     name: &str,
     config: &ProviderConfig,
-    client: &reqwest::Client,
+    clients: &HttpClients,
 ) -> Result<Arc<dyn ProviderClient>, LlmError> {
     let kind = config.kind_for(name);
     if let Some(default_var) = kind.default_key_var()
@@ -167,7 +168,7 @@ pub fn build(
             kind.as_str()
         )));
     }
-    let client = client.clone();
+    let client = clients;
     Ok(match (kind, config.wire_api) {
         (ProviderKind::Openai | ProviderKind::OpenaiCompatible, WireApi::Chat) => {
             Arc::new(OpenAiChat::new(name, kind, config, client)?)
@@ -188,7 +189,7 @@ mod tests {
     use super::*;
 
     fn build_err(name: &str, config: ProviderConfig) -> String {
-        match build(name, &config, &reqwest::Client::new()) {
+        match build(name, &config, &reqwest::Client::new().into()) {
             Ok(_) => panic!("expected an error"),
             Err(e) => {
                 assert!(matches!(e, LlmError::Config { .. }), "{e:?}");
@@ -212,7 +213,7 @@ mod tests {
                 ..ProviderConfig::default()
             };
             assert!(
-                build(name, &config, &reqwest::Client::new()).is_ok(),
+                build(name, &config, &reqwest::Client::new().into()).is_ok(),
                 "{name} {kind:?} {wire_api:?}"
             );
         }
@@ -238,7 +239,7 @@ mod tests {
             api_base: Some("http://127.0.0.1:1/v1".into()),
             ..ProviderConfig::default()
         };
-        assert!(build("ollama", &local, &reqwest::Client::new()).is_ok());
+        assert!(build("ollama", &local, &reqwest::Client::new().into()).is_ok());
     }
 
     #[test]
@@ -255,13 +256,13 @@ mod tests {
             api_base: Some("http://127.0.0.1:11434/v1".into()),
             ..remote.clone()
         };
-        assert!(build("openai", &local, &reqwest::Client::new()).is_ok());
+        assert!(build("openai", &local, &reqwest::Client::new().into()).is_ok());
         let keyless = ProviderConfig {
             kind: Some(ProviderKind::OpenaiCompatible),
             api_key: None,
             ..remote
         };
-        assert!(build("corp", &keyless, &reqwest::Client::new()).is_ok());
+        assert!(build("corp", &keyless, &reqwest::Client::new().into()).is_ok());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use super::embeddings::{self, EmbedRequest};
 use super::http::{self, Endpoint, KeyHeader};
 use super::{ProviderClient, ProviderEvent, ProviderRequest, ThinkingDefaults};
 use crate::error::LlmError;
+use crate::http_clients::HttpClients;
 
 /// A provider speaking Chat Completions.
 pub struct OpenAiChat {
@@ -43,9 +44,9 @@ impl OpenAiChat {
         name: &str,
         kind: ProviderKind,
         config: &ProviderConfig,
-        client: reqwest::Client,
+        clients: &HttpClients,
     ) -> Result<Self, LlmError> {
-        let endpoint = Endpoint::new(name, config, client, KeyHeader::Bearer)?;
+        let endpoint = Endpoint::new(name, config, clients, KeyHeader::Bearer)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 url: endpoint.url("/chat/completions"),

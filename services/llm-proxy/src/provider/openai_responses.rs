@@ -15,6 +15,7 @@ use super::embeddings::{self, EmbedRequest};
 use super::http::{self, Endpoint, KeyHeader};
 use super::{ProviderClient, ProviderEvent, ProviderRequest, ThinkingDefaults};
 use crate::error::LlmError;
+use crate::http_clients::HttpClients;
 
 /// A provider speaking the Responses API.
 pub struct OpenAiResponses {
@@ -33,9 +34,9 @@ impl OpenAiResponses {
     pub fn new(
         name: &str,
         config: &ProviderConfig,
-        client: reqwest::Client,
+        clients: &HttpClients,
     ) -> Result<Self, LlmError> {
-        let endpoint = Endpoint::new(name, config, client, KeyHeader::Bearer)?;
+        let endpoint = Endpoint::new(name, config, clients, KeyHeader::Bearer)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 url: endpoint.url("/responses"),
