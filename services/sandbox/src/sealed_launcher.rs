@@ -34,7 +34,11 @@ pub const MARKER: &str = "openheim-sandbox launcher protocol 2";
 pub(crate) const SELF: &str = "/proc/self/exe";
 
 /// Set when the sealed copy could not be executed: from then on, `SELF`.
-static GIVEN_UP: AtomicBool = AtomicBool::new(false);
+pub(crate) static GIVEN_UP: AtomicBool = AtomicBool::new(false);
+
+/// A file beside the binary larger than this is no launcher (the real one
+/// is about half a megabyte); it is not read.
+const MAX_BYTES: u64 = 16 << 20;
 
 /// The standalone launcher, copied and sealed, open for the life of the
 /// process.
@@ -66,7 +70,11 @@ impl Sealed {
             path: binary.display().to_string(),
             source,
         };
-        let bytes = std::fs::read(binary).map_err(copy_error)?;
+        let size = std::fs::metadata(binary).map_err(copy_error)?.len();
+        let bytes = match size {
+            0..=MAX_BYTES => std::fs::read(binary).map_err(copy_error)?,
+            _ => Vec::new(),
+        };
         if memchr::memmem::find(&bytes, MARKER.as_bytes()).is_none() {
             return Err(Unusable::Foreign {
                 path: binary.display().to_string(),

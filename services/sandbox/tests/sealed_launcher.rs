@@ -85,3 +85,13 @@ fn the_launcher_is_taken_from_beside_the_binary_when_it_is_one() {
     assert!(path.starts_with("/proc/self/fd/"), "{path}");
     assert_eq!(run_through(sealed.path(), dir.path(), "echo ok"), "ok\n");
 }
+
+#[test]
+fn an_oversized_file_is_not_read_as_a_launcher() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join(BINARY);
+    let mut bytes = std::fs::read(built_launcher()).unwrap();
+    bytes.resize(17 << 20, 0);
+    std::fs::write(&big, bytes).unwrap();
+    assert!(matches!(Sealed::copy(&big), Err(Unusable::Foreign { .. })));
+}
