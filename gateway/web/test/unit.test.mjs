@@ -1,7 +1,7 @@
 // Unit tests of the app's pure logic, run with node's test runner
 // (`npm test`, and tests/tests/e2e/web.rs): the ACP update reducer
 // (every update kind the UI renders, including those the server does not
-// send yet), diffs, the highlighter and the markdown parser. The modules are
+// send yet), diffs, the highlighter, the markdown parser and the store. The modules are
 // TypeScript, so they are bundled with esbuild first.
 
 import assert from "node:assert/strict";
@@ -21,7 +21,8 @@ await build({
       export * from "./src/lib/transcript.ts";
       export { diffLines, hunks, diffStats } from "./src/lib/diff.ts";
       export { highlight, languageOf } from "./src/lib/highlight.ts";
-      export { parseBlocks, inline } from "./src/lib/markdown.tsx";`,
+      export { parseBlocks, inline } from "./src/lib/markdown.tsx";
+      export { Store, follow } from "./src/lib/store.ts";`,
     resolveDir: root,
     loader: "ts",
   },
@@ -206,5 +207,41 @@ describe("markdown", () => {
     const wiki = lib.inline("[w](https://en.wikipedia.org/wiki/Rust_(language)).");
     assert.equal(wiki[0].props.href, "https://en.wikipedia.org/wiki/Rust_(language)");
     assert.equal(wiki[1], ".");
+  });
+});
+
+describe("the store", () => {
+  const settled = () => new Promise((resolve) => setTimeout(resolve, 40));
+
+  test("a change between a render and its subscription is not missed", async () => {
+    const store = new lib.Store({ agent: null, other: 0 });
+    // A component renders the slice, then subscribes later (after paint).
+    const rendered = { select: (s) => s.agent, selected: store.get().agent };
+    store.set({ agent: "ready" });
+    await settled(); // its notification went out before anyone listened
+    let changes = 0;
+    const stop = lib.follow(store, () => rendered, () => { changes += 1; });
+    assert.equal(changes, 1, "the missed change is caught at subscription");
+    rendered.selected = "ready"; // the re-render
+    store.set({ other: 1 });
+    await settled();
+    assert.equal(changes, 1, "a change to another slice does not re-render");
+    store.set({ agent: "gone" });
+    await settled();
+    assert.equal(changes, 2);
+    stop();
+    store.set({ agent: "again" });
+    await settled();
+    assert.equal(changes, 2, "no calls after unsubscribing");
+  });
+
+  test("a burst of changes is announced once", async () => {
+    const store = new lib.Store({ n: 0 });
+    let heard = 0;
+    store.subscribe(() => { heard += 1; });
+    for (let i = 1; i <= 50; i++) store.set((s) => ({ n: s.n + 1 }));
+    assert.equal(store.get().n, 50, "changes apply at once");
+    await settled();
+    assert.equal(heard, 1);
   });
 });

@@ -35,18 +35,33 @@ export class Store<S> {
   }
 }
 
+/**
+ * Subscribes `changed` to `store`, to be called whenever `latest().select`
+ * no longer gives `latest().selected`: the slice a component rendered. It
+ * also checks once at subscription, since a component subscribes after it
+ * rendered, and a change that landed in between was announced to no one
+ * (without this check, a component mounted just before an update would keep
+ * showing the old state until something else changed).
+ */
+export function follow<S, T>(
+  store: Store<S>,
+  latest: () => { select: (state: S) => T; selected: T },
+  changed: () => void,
+): () => void {
+  const check = () => {
+    const { select, selected } = latest();
+    if (!Object.is(select(store.get()), selected)) changed();
+  };
+  const unsubscribe = store.subscribe(check);
+  check();
+  return unsubscribe;
+}
+
 export function useStore<S, T>(store: Store<S>, select: (state: S) => T): T {
   const [, rerender] = useReducer((n: number) => n + 1, 0);
   const selected = select(store.get());
   const latest = useRef({ select, selected });
   latest.current = { select, selected };
-  useEffect(
-    () =>
-      store.subscribe(() => {
-        const { select: current, selected: seen } = latest.current;
-        if (!Object.is(current(store.get()), seen)) rerender(0);
-      }),
-    [store],
-  );
+  useEffect(() => follow(store, () => latest.current, () => rerender(0)), [store]);
   return selected;
 }
