@@ -26,7 +26,7 @@ pub enum RunEvent {
         /// True when an existing session is continued.
         resumed: bool,
         /// The model the session's turns ask for, as `provider/model` when
-        /// this process could resolve it; otherwise as the session names it
+        /// the agent loop resolved it; otherwise as the session names it
         /// ("" = the configured default). `model.selected` says which model
         /// actually serves each call.
         model: String,

@@ -22,6 +22,10 @@ use super::{LastMessage, Render, ends_message, error_kind, exit, exit_code};
 pub(super) struct JsonView {
     started: Instant,
     session_id: Option<String>,
+    /// `session.started`, written before the turn's first line: its model
+    /// is the one the turn's `Started` event names, resolved by the agent
+    /// loop, so `run` asks no service for it.
+    pending_start: Option<RunEvent>,
     /// Tool calls started and not finished: name and start time.
     calls: HashMap<String, (String, Instant)>,
     /// Provider and model of the current model call.
@@ -37,6 +41,7 @@ impl JsonView {
         Self {
             started: Instant::now(),
             session_id: None,
+            pending_start: None,
             calls: HashMap::new(),
             serving: (String::new(), String::new()),
             thinking: String::new(),
@@ -44,6 +49,22 @@ impl JsonView {
             total: common::Usage::zero(),
             usage_reports: 0,
         }
+    }
+
+    /// Writes the held `session.started` once, naming the model as
+    /// `provider/model` when `first` (the turn's first event) is its
+    /// `Started` and the agent loop resolved the model.
+    fn write_session_started(&mut self, first: Option<&Event>) -> std::io::Result<()> {
+        let Some(mut line) = self.pending_start.take() else {
+            return Ok(());
+        };
+        if let (Some(Event::Started(started)), RunEvent::SessionStarted { model, .. }) =
+            (first, &mut line)
+            && !started.provider.is_empty()
+        {
+            *model = format!("{}/{}", started.provider, started.model);
+        }
+        write(&line)
     }
 
     fn elapsed_ms(&self) -> u64 {
@@ -229,20 +250,22 @@ impl JsonView {
 impl Render for JsonView {
     fn session(&mut self, info: &SessionInfo, resumed: bool) -> std::io::Result<()> {
         self.session_id = Some(info.id.clone());
-        write(&RunEvent::SessionStarted {
+        self.pending_start = Some(RunEvent::SessionStarted {
             schema_version: SCHEMA_VERSION,
             session_id: info.id.clone(),
             resumed,
             model: info.model.clone(),
             workspace: info.work_dir.clone(),
             openheim_version: env!("CARGO_PKG_VERSION").into(),
-        })
+        });
+        Ok(())
     }
 
     fn event(&mut self, event: TurnEvent) -> std::io::Result<Option<u8>> {
         let Some(event) = event.event else {
             return Ok(None);
         };
+        self.write_session_started(Some(&event))?;
         let mut code = None;
         for line in self.translate(event) {
             match &line {
@@ -264,6 +287,7 @@ impl Render for JsonView {
         if let Some(id) = session_id {
             self.session_id = Some(id.to_owned());
         }
+        self.write_session_started(None)?;
         write(&self.failure(kind, message.to_owned()))?;
         Ok(exit::FAILED)
     }

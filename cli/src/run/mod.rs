@@ -150,11 +150,7 @@ async fn run_session(
     };
     let session_id = session.id.clone();
     tracing::Span::current().record("gen_ai.conversation.id", session_id.as_str());
-    let shown = SessionInfo {
-        model: resolved_model(runtime, &session.model).await,
-        ..session
-    };
-    render.session(&shown, resumed)?;
+    render.session(&session, resumed)?;
     let start = StartTurn {
         caller: None,
         session_id: session_id.clone(),
@@ -259,25 +255,6 @@ async fn follow_turn(
                 return Ok(render.failed(Some(&session_id), ErrorKind::Internal, message)?);
             }
         }
-    }
-}
-
-/// `provider/model` the session's model resolves to, when this process
-/// runs llm-proxy; otherwise the session's own setting ("" = the default).
-async fn resolved_model(runtime: &Runtime, model: &str) -> String {
-    use openheim_proto::llm_proxy::v1::{ResolveModelRequest, llm_proxy_client::LlmProxyClient};
-    let Some(channel) = runtime.llm_proxy_channel() else {
-        return model.to_owned();
-    };
-    let request = ResolveModelRequest {
-        model: model.to_owned(),
-    };
-    match LlmProxyClient::new(channel).resolve_model(request).await {
-        Ok(resolved) => {
-            let resolved = resolved.into_inner();
-            format!("{}/{}", resolved.provider, resolved.model)
-        }
-        Err(_) => model.to_owned(),
     }
 }
 

@@ -3,7 +3,7 @@
 //! ends, usage and cost add up exactly to the provider's usage times the
 //! configured prices; a failing provider ends with `turn.failed` and exit
 //! code 1; the prompt from stdin, `--output-last-message`,
-//! `--max-iterations`.
+//! `--max-iterations`; the resolved model with services as processes.
 
 use std::path::PathBuf;
 
@@ -183,6 +183,23 @@ async fn a_failing_provider_ends_the_stream_with_turn_failed() {
     );
     assert_eq!(last["exit_code"], 1);
     assert_eq!(last["session_id"], events[0]["session_id"]);
+}
+
+/// With the agent loop in another process, `run` has no llm-proxy of its
+/// own: `session.started` still names the resolved model, the turn's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_started_names_the_resolved_model_when_services_are_processes() {
+    let mock = MockLlm::start(vec![Reply::text("Hi.")]).await;
+    let install = Install::new(&mock, "");
+    let _cluster = install.start_cluster(&mock, "").await;
+    let output = install.openheim(&["run", "hello", "--json"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert_lines_valid(&schema_file(), &out);
+    let events = events(&out);
+    assert_eq!(events[0]["type"], "session.started");
+    assert_eq!(events[0]["model"], "mock/mock-model");
+    assert_eq!(events.last().unwrap()["type"], "turn.completed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
