@@ -13,7 +13,7 @@
     clippy::print_stdout
 )]
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use nix::sys::resource::{UsageWho, getrusage};
@@ -24,10 +24,14 @@ use openheim_proto::agent_loop::v1::{
     ApprovalMode, CreateSessionRequest, StartTurn, TurnInput, turn_event::Event, turn_input::Input,
 };
 use openheim_proto::common::v1::{ContentBlock, content_block::Block};
+use openheim_proto::llm_proxy::v1::{ResolveModelRequest, llm_proxy_client::LlmProxyClient};
+use openheim_proto::transport::GrpcChannel;
 use serde_json::json;
 use tokio_stream::wrappers::ReceiverStream;
 
 const RUNS: usize = 30;
+/// Calls timed for one round-trip figure.
+const ROUND_TRIPS: usize = 2000;
 
 fn task_a() -> Vec<Reply> {
     vec![
@@ -110,7 +114,7 @@ async fn measure_turns(
         for reply in script() {
             mock.push_reply(reply);
         }
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let prompt = vec![ContentBlock {
             block: Some(Block::Text("benchmark task".into())),
@@ -156,6 +160,27 @@ fn runtime_for(install: &Install) -> Runtime {
     config.work_dir = Some(install.workspace());
     config.data_dir = Some(install.home());
     Runtime::start(&config).unwrap()
+}
+
+/// Median time of one `LlmProxy.ResolveModel` call over `channel`: what a
+/// round trip to a service costs, in-process or to another process over
+/// loopback (the call itself is a lookup in memory).
+async fn round_trip(channel: GrpcChannel) -> Duration {
+    let mut client = LlmProxyClient::new(channel);
+    let request = || ResolveModelRequest {
+        model: String::new(),
+    };
+    for _ in 0..100 {
+        client.resolve_model(request()).await.unwrap();
+    }
+    let mut times = Vec::with_capacity(ROUND_TRIPS);
+    for _ in 0..ROUND_TRIPS {
+        let started = Instant::now();
+        client.resolve_model(request()).await.unwrap();
+        times.push(started.elapsed());
+    }
+    times.sort();
+    percentile(&times, 0.5)
 }
 
 fn ms(d: Duration) -> String {
@@ -221,10 +246,18 @@ async fn bench() {
         ms(d50),
         ms(d90)
     );
+    let llm_proxy = cluster.addr("openheim-llm-proxy").unwrap();
+    let remote_trip = round_trip(openheim_proto::transport::remote(&llm_proxy).unwrap()).await;
+    let local_trip = round_trip(local.llm_proxy_channel().unwrap()).await;
     drop(cluster);
     println!(
         "\nDistributed turn minus in-process turn (long-lived client, median): {:+.2} ms",
         (r50.as_secs_f64() - l50.as_secs_f64()) * 1000.0
+    );
+    println!(
+        "One service round trip (LlmProxy.ResolveModel, median): in-process {:.0} µs, to a service process {:.0} µs",
+        local_trip.as_secs_f64() * 1e6,
+        remote_trip.as_secs_f64() * 1e6
     );
     println!(
         "Per-request prompt overhead: system prompt {system} B + tool schemas {tools} B = {} B",
