@@ -183,6 +183,39 @@ async fn round_trip(channel: GrpcChannel) -> Duration {
     percentile(&times, 0.5)
 }
 
+/// Median time of a 40-byte ping-pong over loopback TCP with an echo
+/// thread (blocking sockets, `TCP_NODELAY`): the floor under a gRPC round
+/// trip, what the kernel's loopback and a thread wake-up cost.
+fn tcp_round_trip() -> Duration {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().unwrap();
+        socket.set_nodelay(true).unwrap();
+        let mut buf = [0_u8; 64];
+        while let Ok(n @ 1..) = socket.read(&mut buf) {
+            if socket.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    let mut socket = std::net::TcpStream::connect(addr).unwrap();
+    socket.set_nodelay(true).unwrap();
+    let (ping, mut pong) = ([7_u8; 40], [0_u8; 40]);
+    let mut times = Vec::with_capacity(ROUND_TRIPS);
+    for i in 0..ROUND_TRIPS + 100 {
+        let started = Instant::now();
+        socket.write_all(&ping).unwrap();
+        socket.read_exact(&mut pong).unwrap();
+        if i >= 100 {
+            times.push(started.elapsed());
+        }
+    }
+    times.sort();
+    percentile(&times, 0.5)
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
@@ -250,14 +283,16 @@ async fn bench() {
     let remote_trip = round_trip(openheim_proto::transport::remote(&llm_proxy).unwrap()).await;
     let local_trip = round_trip(local.llm_proxy_channel().unwrap()).await;
     drop(cluster);
+    let tcp_trip = tcp_round_trip();
     println!(
         "\nDistributed turn minus in-process turn (long-lived client, median): {:+.2} ms",
         (r50.as_secs_f64() - l50.as_secs_f64()) * 1000.0
     );
     println!(
-        "One service round trip (LlmProxy.ResolveModel, median): in-process {:.0} µs, to a service process {:.0} µs",
+        "One service round trip (LlmProxy.ResolveModel, median): in-process {:.0} µs, to a service process {:.0} µs; a bare loopback TCP ping-pong {:.0} µs",
         local_trip.as_secs_f64() * 1e6,
-        remote_trip.as_secs_f64() * 1e6
+        remote_trip.as_secs_f64() * 1e6,
+        tcp_trip.as_secs_f64() * 1e6
     );
     println!(
         "Per-request prompt overhead: system prompt {system} B + tool schemas {tools} B = {} B",
